@@ -1,0 +1,32 @@
+# Two entry points for a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_VERSION ?= 2.13.0
+
+.PHONY: install demo test test-fast clean
+
+$(BIN)/drp: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch first, pinned: the CPU wheel here; a looser spec would pull a multi-GB CUDA build.
+	$(BIN)/pip install --quiet torch==$(TORCH_VERSION)
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $(BIN)/drp
+
+install: $(BIN)/drp
+
+demo: install
+	DRP_RUNS_DIR=runs $(BIN)/drp run examples/traces.jsonl --policy rules --run-id demo --overwrite
+	$(BIN)/drp logs list demo
+	$(BIN)/drp diff demo $$($(BIN)/drp logs list demo --status accepted --ids | head -n 1)
+	$(BIN)/drp stats demo
+
+test: install
+	$(BIN)/python -m pytest -q -rs
+
+test-fast: install
+	$(BIN)/python -m pytest -q -rs -m "not slow and not browser"
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

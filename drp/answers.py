@@ -1,0 +1,110 @@
+"""Final-answer extraction and equivalence (math-verify), shared by the verifier, generate and eval."""
+
+from __future__ import annotations
+
+import re
+import threading
+from functools import lru_cache
+
+_NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?(?:/\d+)?")
+_ANSWER_IS = re.compile(
+    r"(?:final answer|answer)\s*(?:is|:|=)\s*[:\s]*\$?\s*([^\n$]+?)\s*\$?(?:\.\s|\.$|$|\n)", re.IGNORECASE
+)
+
+
+def last_boxed(text: str) -> str | None:
+    r"""Content of the last \boxed{...} (or \fbox{...}), braces balanced; None when absent or unclosed."""
+    start = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
+    if start < 0:
+        return None
+    brace = text.find("{", start)
+    if brace < 0:
+        return None
+    depth = 0
+    for pos in range(brace, len(text)):
+        if text[pos] == "{":
+            depth += 1
+        elif text[pos] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[brace + 1 : pos].strip()
+    return None
+
+
+def extract_answer(text: str) -> str | None:
+    r"""The final answer a piece of reasoning commits to: last \boxed{}, else "the answer is X", else last number."""
+    if not text:
+        return None
+    boxed = last_boxed(text)
+    if boxed:
+        return boxed
+    stated = _ANSWER_IS.findall(text)
+    if stated:
+        return stated[-1].strip().rstrip(".")
+    numbers = _NUMBER.findall(text)
+    return numbers[-1].replace(",", "") if numbers else None
+
+
+def gsm8k_gold(answer_field: str) -> str:
+    """GSM8K stores the gold after '####'."""
+    return answer_field.split("####")[-1].strip().replace(",", "")
+
+
+@lru_cache(maxsize=65536)
+def _parsed(answer: str):
+    from math_verify import parse
+
+    in_main = threading.current_thread() is threading.main_thread()
+    # math-verify's timeouts use signals, which only work in the main thread.
+    wrapped = answer if "$" in answer or "\\boxed" in answer else f"${answer}$"
+    kwargs = {} if in_main else {"parsing_timeout": None}
+    parsed = parse(wrapped, **kwargs)
+    if not parsed:
+        parsed = parse(answer, **kwargs)
+    return tuple(parsed)
+
+
+def equivalent(reference: str | None, candidate: str | None) -> bool:
+    """Mathematical equivalence of two final answers (math-verify), falling back to normalised strings."""
+    if reference is None or candidate is None:
+        return False
+    reference, candidate = _strip_currency(str(reference)), _strip_currency(str(candidate))
+    if not reference or not candidate:
+        return False
+    if _normalise(reference) == _normalise(candidate):
+        return True
+    from math_verify import verify
+
+    gold, target = _parsed(reference), _parsed(candidate)
+    if not gold or not target:
+        return False
+    in_main = threading.current_thread() is threading.main_thread()
+    kwargs = {} if in_main else {"timeout_seconds": None}
+    try:
+        return bool(verify(list(gold), list(target), **kwargs))
+    except Exception:  # sympy can fail on exotic input: not equivalent, never a crash
+        return False
+
+
+def _strip_currency(answer: str) -> str:
+    return answer.replace("\\$", "").replace("\\%", "%").strip()
+
+
+def _normalise(answer: str) -> str:
+    answer = answer.strip().strip("$").strip()
+    answer = re.sub(r"\\text\{([^}]*)\}", r"\1", answer)
+    answer = answer.replace(",", "").replace(" ", "").rstrip(".")
+    if re.fullmatch(r"-?\d+\.0+", answer):
+        answer = answer.split(".")[0]
+    return answer.lower()
+
+
+def numbers_in(text: str) -> set[str]:
+    """Numbers written in a text, normalised (no thousands separators, no trailing .0)."""
+    found = set()
+    for raw in _NUMBER.findall(text or ""):
+        value = raw.replace(",", "")
+        if "." in value and "/" not in value:
+            value = value.rstrip("0").rstrip(".")
+        found.add(value.lstrip("-") or "0")
+    return found

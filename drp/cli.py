@@ -1,0 +1,36 @@
+"""The `drp` command line. Each command lives in drp/commands/<name>.py and imports heavy libraries
+inside its function, so `drp --help` stays instant."""
+
+from __future__ import annotations
+
+import typer
+
+from drp.commands import (
+    compare,
+    distill,
+    evaluate,
+    export,
+    generate,
+    inspect,
+    models,
+    prompts,
+    report,
+    run,
+    serve,
+)
+
+app = typer.Typer(
+    name="drp",
+    help="Distilled Reasoning Pruning: prune reasoning traces with a verified teacher graph, "
+    "distill students on them, serve and evaluate the students.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+for module in (run, inspect, prompts, models, export, distill, serve, generate, evaluate, compare, report):
+    module.register(app)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,7 @@
+"""Placeholder: registers nothing yet."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass
