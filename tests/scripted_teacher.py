@@ -1,0 +1,332 @@
+"""A real OpenAI-compatible HTTP server on loopback that answers from a script.
+
+Tests and benchmarks point the teacher client at ``ScriptedTeacher.url`` and decide, per request, what the
+"teacher" replies: text, a tool call, an HTTP error, a hang, or a dropped connection. Everything goes over real
+sockets, so client retries, timeouts and connection pooling are exercised exactly as against a real endpoint.
+
+    with ScriptedTeacher(lambda req: Text('{"ok": true}'), latency=0.1) as teacher:
+        client = OpenAI(base_url=teacher.url, api_key="test")
+        ...
+        assert len(teacher.requests) == 1
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Union
+
+
+# ---------------------------------------------------------------- replies a responder may return
+
+
+@dataclass
+class Text:
+    """A normal assistant message. Token counts default to rough word counts."""
+
+    content: str
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    finish_reason: str = "stop"
+
+
+@dataclass
+class ToolCall:
+    """An assistant message with one function tool call (``arguments`` may be a malformed string on purpose)."""
+
+    name: str
+    arguments: Union[dict, str]
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+@dataclass
+class Error:
+    """An HTTP error with an OpenAI-style body, e.g. ``Error(429, headers={"Retry-After": "0.2"})``."""
+
+    status: int
+    body: dict | None = None
+    headers: dict | None = None
+
+
+@dataclass
+class Hang:
+    """Sleep before answering (to trip client timeouts), then send ``then`` if the client is still there."""
+
+    seconds: float
+    then: Any = field(default_factory=lambda: Text("late reply"))
+
+
+@dataclass
+class Drop:
+    """Close the connection without sending any response."""
+
+
+@dataclass
+class Raw:
+    """Exactly these bytes as the body (for replies that are not valid JSON at the HTTP level)."""
+
+    body: Union[str, bytes]
+    status: int = 200
+    content_type: str = "application/json"
+
+
+Reply = Union[Text, ToolCall, Error, Hang, Drop, Raw]
+Responder = Callable[[dict], Reply]
+
+
+class Sequence:
+    """Responder that returns the given replies in order, then keeps repeating the last one (thread-safe)."""
+
+    def __init__(self, *replies: Reply):
+        if not replies:
+            raise ValueError("Sequence needs at least one reply")
+        self._replies = list(replies)
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, request: dict) -> Reply:
+        with self._lock:
+            reply = self._replies[min(self._next, len(self._replies) - 1)]
+            self._next += 1
+            return reply
+
+
+# ---------------------------------------------------------------- ports
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# Bound but never listening: connecting gets ECONNREFUSED, and holding the socket keeps the port from being
+# reused by another server for the life of the process.
+_refusing_sockets: list[socket.socket] = []
+
+
+def refused_url() -> str:
+    """A base URL where nothing listens, so every request fails with 'connection refused'."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    _refusing_sockets.append(s)
+    return f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+
+
+# ---------------------------------------------------------------- the server
+
+
+def _words(text: Any) -> int:
+    if isinstance(text, list):  # content parts: [{"type": "text", "text": ...}, ...]
+        return sum(_words(part.get("text", "")) for part in text if isinstance(part, dict))
+    return len(str(text or "").split())
+
+
+def _prompt_words(request: dict) -> int:
+    return sum(_words(m.get("content")) for m in request.get("messages") or [] if isinstance(m, dict))
+
+
+_STATUS_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
+                 429: "rate_limit_exceeded", 500: "server_error", 503: "server_error"}
+
+_CLIENT_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True  # a hung handler never blocks stop()
+    request_queue_size = 512  # listen backlog: bursts of 64+ concurrent connects must not be refused
+    allow_reuse_address = True
+    teacher: "ScriptedTeacher"
+
+    def handle_error(self, request, client_address):
+        # A client that timed out and went away is expected here, not a server fault worth a traceback.
+        import sys
+
+        if isinstance(sys.exc_info()[1], _CLIENT_GONE):
+            return
+        super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as the openai/httpx client expects
+    server: _Server
+
+    def log_message(self, format, *args):  # quiet: tests read teacher.requests instead
+        pass
+
+    # --- plumbing
+
+    def _send(self, status: int, payload: Any, headers: dict | None = None,
+              content_type: str = "application/json") -> None:
+        body = payload if isinstance(payload, bytes) else (
+            payload.encode() if isinstance(payload, str) else json.dumps(payload).encode())
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            for key, value in (headers or {}).items():
+                self.send_header(key, str(value))
+            self.end_headers()
+            self.wfile.write(body)
+            self.wfile.flush()
+        except _CLIENT_GONE:
+            self.close_connection = True
+
+    def _error(self, status: int, message: str, headers: dict | None = None, body: dict | None = None) -> None:
+        if body is None:
+            body = {"error": {"message": message, "type": _STATUS_TYPES.get(status, "api_error"),
+                              "param": None, "code": None}}
+        self._send(status, body, headers)
+
+    # --- routes
+
+    def do_GET(self):
+        if self.path.rstrip("/") in ("/v1/models", "/models"):
+            teacher = self.server.teacher
+            self._send(200, {"object": "list", "data": [
+                {"id": name, "object": "model", "created": 0, "owned_by": "scripted-teacher"}
+                for name in teacher.models]})
+        else:
+            self._error(404, f"no route GET {self.path}")
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
+            self._error(404, f"no route POST {self.path}")
+            return
+        try:
+            request = json.loads(raw or b"{}")
+        except ValueError as exc:
+            self._error(400, f"request body is not JSON: {exc}")
+            return
+        teacher = self.server.teacher
+        teacher._record(request)
+        try:
+            reply = teacher.responder(request)
+        except Exception as exc:  # a broken script should show up as a loud 500, not a hung client
+            teacher.errors.append(exc)
+            self._error(500, f"responder raised {type(exc).__name__}: {exc}")
+            return
+        if teacher.latency:
+            teacher._sleep(teacher.latency)
+        self._reply(request, reply)
+
+    def _reply(self, request: dict, reply: Reply) -> None:
+        if isinstance(reply, str):
+            reply = Text(reply)
+        if isinstance(reply, Hang):
+            if self.server.teacher._sleep(reply.seconds):  # stopping: give up on this client
+                self.close_connection = True
+                return
+            self._reply(request, reply.then)
+        elif isinstance(reply, Drop):
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        elif isinstance(reply, Error):
+            self._error(reply.status, f"scripted error {reply.status}", reply.headers, reply.body)
+        elif isinstance(reply, Raw):
+            self._send(reply.status, reply.body, content_type=reply.content_type)
+        elif isinstance(reply, (Text, ToolCall)):
+            self._send(200, self.server.teacher._completion(request, reply))
+        else:
+            self._error(500, f"responder returned an unknown reply: {reply!r}")
+
+
+class ScriptedTeacher:
+    """OpenAI-compatible chat server on 127.0.0.1 whose replies come from ``responder(request_body)``."""
+
+    def __init__(self, responder: Responder, latency: float = 0.0, port: int = 0,
+                 models: tuple[str, ...] = ("scripted-teacher",)):
+        self.responder = responder
+        self.latency = latency
+        self.models = list(models)
+        self.requests: list[dict] = []
+        self.errors: list[Exception] = []  # exceptions the responder raised
+        self._port = port
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle
+
+    def start(self) -> "ScriptedTeacher":
+        self._stopping.clear()
+        self._server = _Server(("127.0.0.1", self._port), _Handler)
+        self._server.teacher = self
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="scripted-teacher", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._stopping.set()  # wakes handlers sleeping in Hang/latency
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+        self._server = None
+
+    def __enter__(self) -> "ScriptedTeacher":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("ScriptedTeacher is not running")
+        return self._server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    # --- used by the handler
+
+    def _record(self, request: dict) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    def _sleep(self, seconds: float) -> bool:
+        """Sleep, but return early (True) when the server is stopping."""
+        return self._stopping.wait(seconds)
+
+    def _completion(self, request: dict, reply: Text | ToolCall) -> dict:
+        n = next(self._ids)
+        if isinstance(reply, Text):
+            message = {"role": "assistant", "content": reply.content, "refusal": None}
+            finish = reply.finish_reason
+            completion_default = _words(reply.content)
+        else:
+            arguments = reply.arguments if isinstance(reply.arguments, str) else json.dumps(reply.arguments)
+            message = {"role": "assistant", "content": None, "refusal": None, "tool_calls": [{
+                "id": f"call_{n}", "type": "function",
+                "function": {"name": reply.name, "arguments": arguments}}]}
+            finish = "tool_calls"
+            completion_default = _words(arguments)
+        prompt = reply.prompt_tokens if reply.prompt_tokens is not None else _prompt_words(request)
+        completion = reply.completion_tokens if reply.completion_tokens is not None else completion_default
+        return {
+            "id": f"chatcmpl-scripted-{n}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": request.get("model") or self.models[0],
+            "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+                      "total_tokens": prompt + completion},
+        }
