@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from functools import lru_cache
+
+# Off the main thread math-verify runs without its signal-based timeout and says so on every call.
+logging.getLogger("math_verify").setLevel(logging.ERROR)
 
 _NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?(?:/\d+)?")
 _ANSWER_IS = re.compile(

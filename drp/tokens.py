@@ -26,7 +26,9 @@ class TokenCounter:
 @lru_cache(maxsize=8)
 def _load(name: str):
     from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.set_verbosity_error()  # a tokenizer-class notice on every load is noise here
     return AutoTokenizer.from_pretrained(name)
 
 

@@ -1,7 +1,69 @@
-"""Placeholder: registers nothing yet."""
+"""`drp run`: the pruning graph over a dataset of traces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
 
+def run(
+    traces: Annotated[str, typer.Argument(help="Trace JSONL file, a `datasets` folder, or a Hugging Face dataset name.")],
+    policy: Annotated[str, typer.Option(help="Policy name (see `drp prompts list`) or policy folder.")] = "skill-aware",
+    run_id: Annotated[Optional[str], typer.Option("--run-id", help="Run folder name under $DRP_RUNS_DIR (default: a timestamp).")] = None,
+    teacher_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1.", envvar="DRP_TEACHER_URL")] = None,
+    teacher_model: Annotated[Optional[str], typer.Option(help="Teacher model name on that endpoint.", envvar="DRP_TEACHER_MODEL")] = None,
+    teacher_api_key_env: Annotated[str, typer.Option(help="Environment variable holding the API key (the key itself is never a flag).")] = "OPENAI_API_KEY",
+    structured_output: Annotated[str, typer.Option(help="json_schema | function_calling | json_mode | prompt (what the server supports).")] = "json_schema",
+    teacher_timeout: Annotated[float, typer.Option(help="Seconds per teacher request.")] = 120.0,
+    teacher_max_retries: Annotated[int, typer.Option(help="HTTP retries per request (429 Retry-After and 5xx are retried).")] = 3,
+    limit: Annotated[Optional[int], typer.Option(help="Only the first N input records.")] = None,
+    concurrency: Annotated[int, typer.Option(help="Traces in flight at once.")] = 8,
+    resume: Annotated[bool, typer.Option(help="Finish an interrupted run; finished traces are not redone.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Delete an existing run with this id first.")] = False,
+    tokenizer: Annotated[Optional[str], typer.Option(help="Tokenizer for token counts (path or hub id; default: the R1-Distill-Qwen one).")] = None,
+    field: Annotated[Optional[list[str]], typer.Option(help="Remap an input field: OURS=THEIRS, e.g. question=problem.")] = None,
+    split: Annotated[str, typer.Option(help="Dataset split, for `datasets` inputs.")] = "train",
+    prompts_dir: Annotated[Optional[list[Path]], typer.Option(help="Extra folder(s) of policies, searched first.")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a policy setting: KEY=YAML, e.g. max_retries=4 or answer_section=keep.")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Prune every trace: segment → classify → prune → verify (with retries), recording every agent call."""
+    import yaml
+
+    from drp.records import parse_field_map
+    from drp.runner import RunError, RunOptions, run as run_graph
+
+    from datetime import datetime
+
+    overrides = {}
+    for item in set_ or []:
+        key, _, value = item.partition("=")
+        overrides[key.strip()] = yaml.safe_load(value)
+    options = RunOptions(
+        source=traces, run_id=run_id or datetime.now().strftime("%Y%m%d-%H%M%S"), policy=policy,
+        teacher_url=teacher_url, teacher_model=teacher_model, teacher_api_key_env=teacher_api_key_env,
+        structured_output=structured_output, teacher_timeout=teacher_timeout, teacher_max_retries=teacher_max_retries,
+        limit=limit, concurrency=concurrency, resume=resume, overwrite=overwrite, tokenizer=tokenizer,
+        field_map=parse_field_map(field or []), split=split, prompts_dirs=[str(p) for p in prompts_dir or []],
+        policy_overrides=overrides,
+    )
+    try:
+        summary = run_graph(options, progress=not quiet)
+    except RunError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.items()))
+    rate = summary.processed / summary.seconds if summary.seconds else 0.0
+    typer.echo(f"run {summary.run_id}: {counts} ({summary.processed} processed in {summary.seconds:.1f}s, {rate:.1f} traces/s)")
+    typer.echo(f"folder: {summary.path}   next: drp stats {summary.run_id} · drp logs list {summary.run_id}")
+    if summary.counts.get("pending"):
+        typer.echo(f"{summary.counts['pending']} traces still pending (--limit): finish with --resume", err=True)
+    if summary.failed:
+        typer.echo(f"{summary.failed} traces failed: drp logs list {summary.run_id} --status failed", err=True)
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("run")(run)

@@ -1,0 +1,64 @@
+"""Segmenter: splits the thinking into steps.
+
+`llm-ranges` (default): the teacher sees numbered units and returns step boundaries as unit ranges, so the
+original text is never re-typed. `echo` (the paper): the teacher re-types the trace as skill-labelled steps.
+`rules`: one step per unit."""
+
+from __future__ import annotations
+
+from drp.agents.asking import ask
+from drp.agents.calls import deterministic
+from drp.schemas import EchoSegmentation, Segmentation
+
+
+def check_ranges(segmentation: Segmentation, unit_count: int) -> str | None:
+    """Consecutive ranges covering 1..unit_count exactly once, or a message saying what is wrong."""
+    expected_start = 1
+    for number, step in enumerate(segmentation.steps, start=1):
+        if step.start > step.end:
+            return f"step {number} has start {step.start} after end {step.end}"
+        if step.start < expected_start:
+            return f"step {number} (units {step.start}-{step.end}) overlaps the previous step"
+        if step.start > expected_start:
+            return f"units {expected_start}-{step.start - 1} belong to no step (gap before step {number})"
+        if step.end > unit_count:
+            return f"step {number} ends at unit {step.end}, but there are only {unit_count} units"
+        expected_start = step.end + 1
+    if expected_start <= unit_count:
+        return f"units {expected_start}-{unit_count} belong to no step"
+    return None
+
+
+async def segment(state: dict, ctx) -> dict:
+    kind = ctx.policy.agents["segmenter"].kind
+    units = state["units"]
+    if kind == "rules":
+        steps = [{"unit_start": i, "unit_end": i, "text": u} for i, u in enumerate(units, start=1)]
+        call = deterministic("segmenter", 1, ctx, {"units": len(units)}, {"steps": len(steps)})
+        return {"steps": steps, "calls": [call]}
+    question = state["trace"]["question"]
+    if kind == "echo":
+        result, calls, error = await ask(
+            ctx, "segmenter", 1, EchoSegmentation,
+            lambda r: None if r.steps else "no steps returned",
+            question=question, thinking=state["thinking"],
+        )
+        if result is None:
+            return _failed(calls, error)
+        steps = [{"unit_start": None, "unit_end": None, "text": s.text, "skill": s.skill} for s in result.steps]
+        return {"steps": steps, "calls": calls}
+    result, calls, error = await ask(
+        ctx, "segmenter", 1, Segmentation, lambda r: check_ranges(r, len(units)),
+        question=question, units=list(enumerate(units, start=1)),
+    )
+    if result is None:
+        return _failed(calls, error)
+    steps = [
+        {"unit_start": s.start, "unit_end": s.end, "text": "\n\n".join(units[s.start - 1 : s.end])}
+        for s in result.steps
+    ]
+    return {"steps": steps, "calls": calls}
+
+
+def _failed(calls: list[dict], error: str | None) -> dict:
+    return {"calls": calls, "status": "failed", "reason": f"segmenter_unusable: {error}"}

@@ -1,0 +1,73 @@
+"""Verifier: deterministic checks that the pruned reasoning is still the same solution.
+
+1. it reaches the original final answer (math-verify equivalence) and commits to no other answer;
+2. it introduces no number that is in neither the question nor the original response;
+3. it is shorter than the original thinking (in tokens of the run's tokenizer).
+(The original answer is checked against gold before any teacher call: see graph/prepare.py.)
+A failure produces a concrete feedback message for the pruner's next attempt."""
+
+from __future__ import annotations
+
+from drp.agents.calls import deterministic
+from drp.answers import equivalent, extract_answer, last_boxed, numbers_in
+from drp.text import paragraphs
+
+
+def reaches_answer(pruned_thinking: str, answer: str) -> tuple[bool, str | None]:
+    """(reaches the answer, the answer it commits to when that differs)."""
+    committed = last_boxed(pruned_thinking)
+    if committed is not None and not equivalent(answer, committed):
+        return False, committed
+    tail = "\n\n".join(paragraphs(pruned_thinking)[-2:])
+    if committed is not None or any(equivalent(answer, number) for number in sorted(numbers_in(tail))):
+        return True, None
+    stated = extract_answer(tail)
+    return equivalent(answer, stated), stated
+
+
+def verify(state: dict, ctx) -> dict:
+    settings = ctx.policy.verify
+    attempt = state.get("attempt", 1)
+    trace, answer = state["trace"], state["original_answer"]
+    pruned = state.get("pruned_thinking", "")
+    checks, failures = {}, []
+
+    if settings.same_answer:
+        reached, other = reaches_answer(pruned, answer)
+        checks["same_answer"] = reached
+        if not reached:
+            seen = f" (it ends at {other})" if other else ""
+            failures.append(
+                f"The pruned reasoning no longer reaches the final answer {answer}{seen}. Keep the steps that compute it."
+            )
+    if settings.no_new_numbers:
+        allowed = numbers_in(trace["question"]) | numbers_in(trace["response"])
+        new = sorted(numbers_in(pruned) - allowed)
+        checks["no_new_numbers"] = not new
+        if new:
+            failures.append(
+                f"The pruned reasoning contains numbers that appear in neither the question nor the original: "
+                f"{', '.join(new[:10])}. Use only numbers from the original steps."
+            )
+    before = ctx.counter.count(state["thinking"])
+    after = ctx.counter.count(pruned)
+    if settings.shorter:
+        checks["shorter"] = after < before
+        if after >= before:
+            failures.append(f"The pruned reasoning is not shorter ({after} tokens vs {before}). Delete or compress more.")
+    if not pruned.strip():
+        checks["not_empty"] = False
+        failures.append("The pruned reasoning is empty.")
+
+    verdict = {
+        "passed": not failures, "checks": checks, "failures": failures, "attempt": attempt,
+        "thinking_tokens_before": before, "thinking_tokens_after": after,
+        "feedback": " ".join(failures) or None,
+    }
+    call = deterministic("verifier", attempt, ctx, {"original_answer": answer}, verdict)
+    update = {"verdict": verdict, "calls": [call]}
+    if verdict["passed"]:
+        update.update(status="accepted", reason="verified", pruned_answer=answer)
+    else:
+        update["feedback"] = verdict["feedback"]
+    return update

@@ -1,0 +1,46 @@
+"""The user message each student family expects (`--prompt-template`: a family name, a file, or a template)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+BOXED_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
+
+# DeepSeek's recommended usage for R1 and its distills: no system prompt, the instruction after the problem.
+FAMILIES: dict[str, str] = {
+    "r1-distill-qwen": "{problem}\n" + BOXED_INSTRUCTION,
+    "qwen-math": "{problem}\n" + BOXED_INSTRUCTION,
+    "plain": "{problem}",
+}
+DEFAULT_FAMILY = "r1-distill-qwen"
+
+
+class TemplateError(ValueError):
+    pass
+
+
+def resolve_template(value: str | None) -> tuple[str, str]:
+    """(label, template). A family name, a path to a text file, or a literal containing {problem}."""
+    value = value or DEFAULT_FAMILY
+    if value in FAMILIES:
+        return value, FAMILIES[value]
+    path = Path(value)
+    if "{problem}" not in value and path.is_file():
+        text = path.read_text(encoding="utf-8")
+        _check(text, f"template file {path}")
+        return str(path), text
+    _check(value, "--prompt-template")
+    return "custom", value
+
+
+def _check(template: str, where: str) -> None:
+    if "{problem}" not in template:
+        raise TemplateError(
+            f"{where} has no {{problem}} placeholder; use one of the families {', '.join(FAMILIES)}, "
+            "a file, or a template such as '{problem}\\nAnswer in \\boxed{}.'"
+        )
+
+
+def render(template: str, problem: str) -> str:
+    # Plain replacement, not str.format: LaTeX in templates and problems is full of braces.
+    return template.replace("{problem}", problem)

@@ -1,0 +1,10 @@
+"""Accepted traces of one or more runs → a chat SFT dataset for the student (`drp export`).
+
+`sources` reads a run's accepted traces, `records` turns one into a prompt–completion example,
+`card` writes the dataset card, `writer` mixes runs and writes JSONL + a `datasets` folder.
+"""
+
+from drp.export.records import DEFAULT_INSTRUCTION
+from drp.export.writer import ExportError, export_dataset
+
+__all__ = ["DEFAULT_INSTRUCTION", "ExportError", "export_dataset"]

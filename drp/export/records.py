@@ -1,0 +1,66 @@
+"""One accepted trace → one prompt–completion example in the student's chat format.
+
+The prompt is a list of chat messages (optional system + user: question and instruction); the completion
+is one assistant message `<think>\\n{thinking}\\n</think>\\n\\n{answer}`. This is TRL's conversational
+prompt–completion format. `drp distill` renders it to strings itself, because R1-style chat templates
+drop everything before `</think>` from an assistant turn.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from drp.export.sources import AcceptedTrace
+
+# What DeepSeek recommends for R1 and its distilled students on math problems.
+DEFAULT_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
+
+AnswerStyle = Literal["full", "short"]
+
+
+def user_message(question: str, instruction: str | None) -> str:
+    question = question.strip()
+    return f"{question}\n{instruction.strip()}" if instruction and instruction.strip() else question
+
+
+def short_answer(answer: str | None) -> str:
+    return f"The final answer is $\\boxed{{{answer or ''}}}$."
+
+
+def completion_text(thinking: str, answer_section: str) -> str:
+    return f"<think>\n{thinking.strip()}\n</think>\n\n{answer_section.strip()}"
+
+
+def build_record(
+    trace: AcceptedTrace,
+    run: str,
+    example_id: str,
+    instruction: str | None,
+    system_prompt: str | None,
+    answer_style: AnswerStyle,
+) -> dict:
+    """The exported row: chat prompt + completion, and the plain fields they were built from."""
+    answer_section = trace.answer_section
+    # An empty answer section would teach the student to stop without committing to an answer.
+    style = "short" if answer_style == "short" or not answer_section.strip() else "full"
+    if style == "short":
+        answer_section = short_answer(trace.answer)
+    prompt = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    prompt.append({"role": "user", "content": user_message(trace.question, instruction)})
+    return {
+        "id": example_id,
+        "run": run,
+        "trace_id": trace.trace_id,
+        "prompt": prompt,
+        "completion": [{"role": "assistant", "content": completion_text(trace.thinking, answer_section)}],
+        "question": trace.question,
+        "thinking": trace.thinking.strip(),
+        "answer_section": answer_section.strip(),
+        "answer": trace.answer or "",
+        "gold_answer": trace.gold_answer or "",
+        "answer_style": style,
+        "thinking_tokens_before": trace.tokens.get("thinking_before"),
+        "thinking_tokens_after": trace.tokens.get("thinking_after"),
+        "response_tokens_before": trace.tokens.get("response_before"),
+        "response_tokens_after": trace.tokens.get("response_after"),
+    }

@@ -1,0 +1,135 @@
+"""Mixing runs into one dataset and writing it: train.jsonl, a `datasets` folder, README.md, drp_export.json."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from drp.export.card import manifest, render_card
+from drp.export.records import DEFAULT_INSTRUCTION, AnswerStyle, build_record
+from drp.export.sources import RunSource, SourceError, load_run
+
+Duplicates = Literal["error", "first", "all"]
+MANIFEST = "drp_export.json"
+
+
+class ExportError(ValueError):
+    """Bad input for an export; the message says what is wrong and how to proceed."""
+
+
+@dataclass
+class ExportSummary:
+    out: Path
+    examples: int
+    per_run: dict[str, int]
+    dropped_duplicates: dict[str, int]
+    info: dict
+
+
+def export_dataset(
+    runs: list[str],
+    out: Path | str,
+    instruction: str | None = DEFAULT_INSTRUCTION,
+    system_prompt: str | None = None,
+    answer: AnswerStyle = "full",
+    duplicates: Duplicates = "error",
+    overwrite: bool = False,
+) -> ExportSummary:
+    """Write the accepted traces of `runs` (ids, folders or pruned.jsonl files) as one SFT dataset in `out`."""
+    if not runs:
+        raise ExportError("no run given: name at least one run id, run folder or pruned.jsonl")
+    out = Path(out)
+    _check_target(out, overwrite)
+    try:
+        sources = [load_run(spec) for spec in runs]
+    except SourceError as error:
+        raise ExportError(str(error)) from None
+    names = Counter(source.name for source in sources)
+    if repeated := [name for name, count in names.items() if count > 1]:
+        raise ExportError(f"run {repeated[0]!r} is given more than once")
+
+    records, dropped = _mix(sources, instruction, system_prompt, answer, duplicates)
+    per_run = Counter(record["run"] for record in records)
+    options = {"answer": answer, "instruction": instruction, "system_prompt": system_prompt,
+               "duplicates": duplicates}
+    info = manifest(sources, records, per_run, options)
+    _write(out, records, info)
+    return ExportSummary(out=out, examples=len(records), per_run=dict(per_run),
+                         dropped_duplicates=dropped, info=info)
+
+
+def _mix(sources: list[RunSource], instruction, system_prompt, answer, duplicates):
+    owners: dict[str, list[str]] = {}
+    for source in sources:
+        for trace in source.traces:
+            owners.setdefault(trace.trace_id, []).append(source.name)
+    shared = {trace_id: where for trace_id, where in owners.items() if len(where) > 1}
+    if shared and duplicates == "error":
+        sample = ", ".join(f"{trace_id} ({' & '.join(where)})" for trace_id, where in list(shared.items())[:5])
+        raise ExportError(
+            f"{len(shared)} trace ids appear in more than one run, e.g. {sample}. Choose how to mix them: "
+            "--duplicates first (keep the first run's version) or --duplicates all (keep every version, "
+            "ids become RUN/ID)"
+        )
+    records, seen, dropped = [], set(), Counter()
+    prefix_ids = duplicates == "all" and len(sources) > 1
+    for source in sources:
+        for trace in source.traces:
+            if duplicates == "first" and trace.trace_id in seen:
+                dropped[source.name] += 1
+                continue
+            seen.add(trace.trace_id)
+            example_id = f"{source.name}/{trace.trace_id}" if prefix_ids else trace.trace_id
+            records.append(build_record(trace, source.name, example_id, instruction, system_prompt, answer))
+    return records, dict(dropped)
+
+
+def _check_target(out: Path, overwrite: bool) -> None:
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return
+    if not overwrite:
+        raise ExportError(f"{out} already exists and is not empty; pass --overwrite to replace an earlier export")
+    if not (out / MANIFEST).exists():
+        raise ExportError(f"refusing to overwrite {out}: it is not a drp export (no {MANIFEST})")
+
+
+def _write(out: Path, records: list[dict], info: dict) -> None:
+    from datasets import Dataset, DatasetDict
+    from datasets.utils.logging import disable_progress_bar, enable_progress_bar
+
+    # Written next to the target first, so an interrupted export never leaves a half-written dataset behind.
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    disable_progress_bar()  # a few hundred rows: the bars would only clutter the command's summary
+    try:
+        DatasetDict({"train": Dataset.from_list(records, features=_features())}).save_to_disk(str(partial))
+    finally:
+        enable_progress_bar()
+    with open(partial / "train.jsonl", "w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    (partial / "README.md").write_text(render_card(info), encoding="utf-8")
+    (partial / MANIFEST).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if out.exists():
+        shutil.rmtree(out)
+    partial.rename(out)
+
+
+def _features():
+    from datasets import Features, List, Value
+
+    message = {"role": Value("string"), "content": Value("string")}
+    columns = {
+        "id": Value("string"), "run": Value("string"), "trace_id": Value("string"),
+        "prompt": List(message), "completion": List(message),
+        "question": Value("string"), "thinking": Value("string"), "answer_section": Value("string"),
+        "answer": Value("string"), "gold_answer": Value("string"), "answer_style": Value("string"),
+    }
+    for part in ("thinking", "response"):
+        for when in ("before", "after"):
+            columns[f"{part}_tokens_{when}"] = Value("int64")
+    return Features(columns)

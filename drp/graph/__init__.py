@@ -1,0 +1,1 @@
+"""The LangGraph pruning graph: one invocation handles one trace."""

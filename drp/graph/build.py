@@ -1,0 +1,95 @@
+"""Graph wiring and routing: prepare → segment → classify → prune → verify, where the verifier accepts,
+sends the pruner back with feedback (up to the policy's max_retries), falls back, or rejects."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+
+from drp.agents import classifier, pruner, rules, segmenter, verifier
+from drp.agents.pruner import apply_plan
+from drp.graph.context import RunContext
+from drp.graph.prepare import prepare
+from drp.graph.state import TraceState
+from drp.llm import TeacherError
+
+
+def _teacher_node(agent_function):
+    """A teacher fault ends the trace as `failed` with its transcript, instead of escaping the graph."""
+
+    async def node(state: TraceState, runtime: Runtime[RunContext]) -> dict:
+        try:
+            return await agent_function(state, runtime.context)
+        except TeacherError as exc:
+            return {"status": "failed", "reason": f"teacher_error: {exc}", "calls": getattr(exc, "calls", [])}
+
+    node.__name__ = agent_function.__name__
+    return node
+
+
+_segment = _teacher_node(segmenter.segment)
+_classify = _teacher_node(classifier.classify)
+_prune = _teacher_node(pruner.prune)
+
+
+def _prepare(state: TraceState, runtime: Runtime[RunContext]) -> dict:
+    return prepare(state, runtime.context)
+
+
+def _verify(state: TraceState, runtime: Runtime[RunContext]) -> dict:
+    return verifier.verify(state, runtime.context)
+
+
+def _fallback(state: TraceState, runtime: Runtime[RunContext]) -> dict:
+    """After the last retry: reject, or (fallback: rules) try the rule-based pruning once."""
+    ctx = runtime.context
+    failures = "; ".join(state["verdict"]["failures"])
+    rejected = {"status": "rejected", "reason": f"verification_failed after {state['attempt']} attempts: {failures}"}
+    if ctx.policy.fallback != "rules":
+        return rejected
+    steps = [{"unit_start": i, "unit_end": i, "text": u} for i, u in enumerate(state["units"], start=1)]
+    for index, step in enumerate(steps):
+        step["skill"] = rules.classify(step["text"], index, len(steps))
+    actions = rules.plan(steps, state["original_answer"], ctx.policy.rules)
+    annotated, thinking = apply_plan(steps, actions)
+    trial = {**state, "pruned_thinking": thinking, "attempt": state["attempt"] + 1}
+    result = verifier.verify(trial, ctx)
+    if result.get("status") != "accepted":
+        return {**rejected, "calls": result["calls"], "verdict": result["verdict"]}
+    return {**result, "reason": "fallback_rules", "steps": annotated, "pruned_thinking": thinking,
+            "attempt": trial["attempt"]}
+
+
+def _continue_unless_done(next_node: str):
+    def route(state: TraceState) -> str:
+        return END if state.get("status") else next_node
+
+    return route
+
+
+def route_after_verify(state: TraceState, runtime: Runtime[RunContext]) -> Literal["prune", "fallback", "__end__"]:
+    if state.get("status") == "accepted":
+        return END
+    if state["attempt"] <= runtime.context.policy.max_retries:
+        return "prune"
+    return "fallback"
+
+
+def build_graph():
+    graph = StateGraph(TraceState, context_schema=RunContext)
+    graph.add_node("prepare", _prepare)
+    graph.add_node("segment", _segment)
+    graph.add_node("classify", _classify)
+    graph.add_node("prune", _prune)
+    graph.add_node("verify", _verify)
+    graph.add_node("fallback", _fallback)
+    graph.add_edge(START, "prepare")
+    graph.add_conditional_edges("prepare", _continue_unless_done("segment"), ["segment", END])
+    graph.add_conditional_edges("segment", _continue_unless_done("classify"), ["classify", END])
+    graph.add_conditional_edges("classify", _continue_unless_done("prune"), ["prune", END])
+    graph.add_conditional_edges("prune", _continue_unless_done("verify"), ["verify", END])
+    graph.add_conditional_edges("verify", route_after_verify, ["prune", "fallback", END])
+    graph.add_edge("fallback", END)
+    return graph.compile()

@@ -1,0 +1,16 @@
+"""Run-wide settings handed to every node (LangGraph runtime context), never stored in the state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from drp.llm import Teacher
+from drp.policy import Policy
+from drp.tokens import TokenCounter
+
+
+@dataclass(frozen=True)
+class RunContext:
+    policy: Policy
+    teacher: Teacher | None
+    counter: TokenCounter

@@ -1,0 +1,44 @@
+"""First node: split the response, find the original answer, check it against gold, cut the units.
+Traces that cannot be pruned honestly end here, before any teacher call is spent on them."""
+
+from __future__ import annotations
+
+from drp.agents.calls import deterministic
+from drp.answers import equivalent, extract_answer
+from drp.text import atomic_units, paragraphs, split_response
+
+
+def short_answer_section(answer: str) -> str:
+    return f"**Final Answer**\n\\[\n\\boxed{{{answer}}}\n\\]"
+
+
+def prepare(state: dict, ctx) -> dict:
+    policy, trace = ctx.policy, state["trace"]
+    split = split_response(trace["response"])
+    update: dict = {"thinking": split.thinking, "answer_section": split.answer_section, "attempt": 0}
+    answer = extract_answer(split.answer_section) or extract_answer("\n\n".join(paragraphs(split.thinking)[-1:]))
+    units = atomic_units(split.thinking, policy.units.max_chars)
+    gold = trace.get("gold_answer")
+    verdict = {"complete": split.complete, "original_answer": answer, "gold_answer": gold, "units": len(units)}
+
+    if not split.complete:
+        update.update(status="rejected", reason="incomplete_trace: the thinking never closes (no </think>)")
+    elif not split.thinking:
+        update.update(status="rejected", reason="empty_thinking: nothing between <think> and </think>")
+    elif answer is None:
+        update.update(status="rejected", reason="no_final_answer: no answer found in the response")
+    elif policy.verify.check_gold and gold not in (None, "") and not equivalent(str(gold), answer):
+        update.update(status="rejected", reason=f"wrong_original: the trace answers {answer}, gold is {gold}")
+    elif policy.uses_llm and len(units) > policy.units.max_units:
+        update.update(
+            status="rejected", reason=f"too_long: {len(units)} units exceed the policy's max_units {policy.units.max_units}"
+        )
+    update["original_answer"] = answer
+    update["units"] = units
+    if answer is not None:
+        keep = policy.answer_section == "keep"
+        update["pruned_answer_section"] = split.answer_section if keep else short_answer_section(answer)
+    verdict["status"] = update.get("status")
+    verdict["reason"] = update.get("reason")
+    update["calls"] = [deterministic("prepare", 0, ctx, {"trace_id": trace["id"]}, verdict)]
+    return update

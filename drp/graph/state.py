@@ -1,0 +1,34 @@
+"""What flows through the graph for one trace. Run settings travel separately, as context."""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, TypedDict
+
+
+class Step(TypedDict, total=False):
+    unit_start: int | None  # 1-based, inclusive; None when the segmentation re-typed the text (paper policy)
+    unit_end: int | None
+    text: str
+    skill: str
+    action: str  # KEEP | DELETE | COMPRESS | MERGE
+    rewritten: str | None
+    merge_group: int | None
+
+
+class TraceState(TypedDict, total=False):
+    trace: dict  # id, question, response, gold_answer
+    thinking: str
+    answer_section: str
+    original_answer: str | None
+    units: list[str]
+    steps: list[Step]
+    pruned_thinking: str
+    pruned_answer_section: str
+    pruned_answer: str | None
+    attempt: int  # pruning attempt, 1-based
+    feedback: str | None  # the verifier's message to the pruner for the next attempt
+    verdict: dict
+    status: str | None  # accepted | rejected | failed once terminal
+    reason: str | None
+    calls: Annotated[list[dict], operator.add]  # every agent call, in order

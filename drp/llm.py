@@ -1,0 +1,170 @@
+"""Teacher access: every LLM call goes through langchain-openai against an OpenAI-compatible endpoint.
+
+Servers differ in how they take structured output, so the method is a per-teacher setting:
+`json_schema` (OpenAI, vLLM), `function_calling`, `json_mode`, or `prompt` (plain reply, JSON parsed here).
+Transport faults (HTTP errors after the client's own retries, timeouts, refused connections) raise
+TeacherError; a reply that does not parse is returned as an error string, for the agent to retry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, ValidationError
+
+from drp.policy import AgentSettings, StructuredMethod
+
+
+class TeacherError(RuntimeError):
+    """The endpoint failed (after retries): the trace fails, the run goes on."""
+
+
+@dataclass(frozen=True)
+class TeacherSettings:
+    url: str
+    model: str
+    api_key_env: str = "OPENAI_API_KEY"
+    structured_output: StructuredMethod = "json_schema"
+    timeout: float = 120.0
+    max_retries: int = 3
+
+    def public(self) -> dict:
+        """What may be written to logs and run configs: the key's variable name, never the key."""
+        return {
+            "url": self.url, "model": self.model, "api_key_env": self.api_key_env,
+            "structured_output": self.structured_output, "timeout": self.timeout, "max_retries": self.max_retries,
+        }
+
+
+@dataclass
+class Reply:
+    parsed: BaseModel | None
+    raw: str
+    error: str | None
+    model: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    latency_ms: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+class Teacher:
+    def __init__(self, settings: TeacherSettings):
+        self.settings = settings
+        self._models: dict[tuple, object] = {}
+
+    def _chat_model(self, agent: AgentSettings):
+        from langchain_openai import ChatOpenAI
+
+        model = agent.model or self.settings.model
+        key = (model, agent.temperature, agent.max_tokens)
+        if key not in self._models:
+            # Local servers (vLLM, transformers serve) need no key, but the client insists on one.
+            api_key = os.environ.get(self.settings.api_key_env) or "not-needed"
+            self._models[key] = ChatOpenAI(
+                base_url=self.settings.url, model=model, api_key=api_key, temperature=agent.temperature,
+                max_tokens=agent.max_tokens, timeout=self.settings.timeout, max_retries=self.settings.max_retries,
+            )
+        return self._models[key]
+
+    async def ask(self, agent: AgentSettings, messages: list[dict], schema: type[BaseModel]) -> Reply:
+        import openai
+
+        chat = self._chat_model(agent)
+        method = agent.structured_output or self.settings.structured_output
+        started = time.perf_counter()
+        try:
+            if method == "function_calling":
+                runnable = chat.with_structured_output(schema, method=method, include_raw=True)
+                result = await runnable.ainvoke(messages)
+                raw_message, parsed = result["raw"], result["parsed"]
+                error = _describe(result.get("parsing_error")) if parsed is None else None
+                if parsed is None and error is None:
+                    error = "the reply held no tool call"
+            else:
+                # The reply is parsed here rather than by the client, so an unparseable one keeps its raw text.
+                bound = chat if method == "prompt" else chat.bind(response_format=_response_format(method, schema))
+                raw_message = await bound.ainvoke(messages)
+                parsed, error = parse_json_reply(_content(raw_message), schema)
+        except openai.APIStatusError as exc:
+            raise TeacherError(f"HTTP {exc.status_code}: {_short(exc.message)}") from exc
+        except openai.APITimeoutError as exc:
+            raise TeacherError(f"timeout after {self.settings.timeout:g}s") from exc
+        except openai.APIConnectionError as exc:
+            raise TeacherError(f"connection failed: {_short(str(exc.__cause__ or exc))}") from exc
+        except (ValidationError, ValueError) as exc:  # langchain raises some parse failures itself
+            return Reply(None, "", _describe(exc), chat.model_name, latency_ms=_ms(started))
+        usage = getattr(raw_message, "usage_metadata", None) or {}
+        return Reply(
+            parsed=parsed, raw=_raw_text(raw_message), error=error, model=chat.model_name,
+            input_tokens=usage.get("input_tokens", 0), output_tokens=usage.get("output_tokens", 0),
+            latency_ms=_ms(started),
+        )
+
+
+def _response_format(method: str, schema: type[BaseModel]) -> dict:
+    if method == "json_mode":
+        return {"type": "json_object"}
+    return {"type": "json_schema", "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema()}}
+
+
+def parse_json_reply(text: str, schema: type[BaseModel]) -> tuple[BaseModel | None, str | None]:
+    """Find the JSON object in a free-text reply (code fences and chatter allowed) and validate it."""
+    candidate = _json_object(text)
+    if candidate is None:
+        return None, "the reply contains no JSON object"
+    try:
+        return schema.model_validate_json(candidate), None
+    except ValidationError as exc:
+        return None, _describe(exc)
+
+
+def _json_object(text: str) -> str | None:
+    fenced = re.search(r"```(?:json)?\s*(\{.*?\})\s*```", text, re.DOTALL)
+    if fenced:
+        return fenced.group(1)
+    start = text.find("{")
+    if start < 0:
+        return None
+    decoder = json.JSONDecoder()
+    try:
+        _, end = decoder.raw_decode(text[start:])
+        return text[start : start + end]
+    except json.JSONDecodeError:
+        return text[start : text.rfind("}") + 1] or None
+
+
+def _content(message) -> str:
+    content = getattr(message, "content", "")
+    return content if isinstance(content, str) else json.dumps(content)
+
+
+def _raw_text(message) -> str:
+    text = _content(message)
+    tool_calls = getattr(message, "tool_calls", None)
+    if tool_calls:
+        text = (text + "\n" if text else "") + json.dumps(
+            [{"name": c["name"], "args": c["args"]} for c in tool_calls], ensure_ascii=False
+        )
+    return text
+
+
+def _describe(exc) -> str | None:
+    if exc is None:
+        return None
+    if isinstance(exc, ValidationError):
+        problems = [f"{'.'.join(map(str, e['loc'])) or 'reply'}: {e['msg']}" for e in exc.errors()[:5]]
+        return "the reply does not match the schema: " + "; ".join(problems)
+    return _short(f"{type(exc).__name__}: {exc}")
+
+
+def _short(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)

@@ -1,0 +1,151 @@
+"""Pruning policies: `prompts/<policy>/policy.yaml` plus one prompt file per agent.
+
+A policy may `inherits:` another and override single settings or single prompt files. Policies are looked
+up in `--prompts-dir` folders, then `DRP_PROMPTS_PATH` (os.pathsep-separated), then the built-in ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from drp.paths import builtin_prompts_dir
+
+AGENTS = ("segmenter", "classifier", "pruner")
+StructuredMethod = Literal["json_schema", "function_calling", "json_mode", "prompt"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AgentSettings(_Strict):
+    kind: str = Field(description="how this agent works, e.g. llm-ranges, echo, rules, none")
+    prompt: str | None = Field(default=None, description="prompt file in the policy folder")
+    model: str | None = Field(default=None, description="overrides --teacher-model for this role")
+    temperature: float = 0.0
+    max_tokens: int = 2048
+    structured_output: StructuredMethod | None = None
+
+
+class UnitSettings(_Strict):
+    max_chars: int = 400
+    max_units: int = 300
+
+
+class VerifySettings(_Strict):
+    check_gold: bool = True
+    same_answer: bool = True
+    no_new_numbers: bool = True
+    shorter: bool = True
+
+
+class RulesSettings(_Strict):
+    drop_restatement: bool = True
+    drop_hesitation: bool = True
+    drop_checks_after_answer: bool = True
+    drop_alternatives_after_answer: bool = True
+    strip_filler: bool = True
+
+
+class Policy(_Strict):
+    name: str
+    description: str = ""
+    inherits: str | None = None
+    agents: dict[str, AgentSettings]
+    taxonomy: list[str] = Field(default_factory=list)
+    max_retries: int = 2
+    parse_retries: int = 2
+    fallback: Literal["reject", "rules"] = "reject"
+    answer_section: Literal["keep", "short"] = "keep"
+    units: UnitSettings = Field(default_factory=UnitSettings)
+    verify: VerifySettings = Field(default_factory=VerifySettings)
+    rules: RulesSettings = Field(default_factory=RulesSettings)
+    folders: list[Path] = Field(default_factory=list, description="own folder first, then ancestors'")
+
+    @property
+    def uses_llm(self) -> bool:
+        return any(agent.kind not in ("rules", "none", "identity") for agent in self.agents.values())
+
+    def prompt_path(self, agent: str) -> Path | None:
+        name = self.agents[agent].prompt
+        if not name:
+            return None
+        for folder in self.folders:
+            if (folder / name).exists():
+                return folder / name
+        raise FileNotFoundError(f"policy {self.name!r}: prompt file {name!r} for {agent} not found in {self.folders}")
+
+    @cached_property
+    def prompt_hashes(self) -> dict[str, str]:
+        """Hash of each agent's prompt file content (or of its settings for prompt-less agents)."""
+        hashes = {}
+        for agent, settings in self.agents.items():
+            path = self.prompt_path(agent)
+            payload = path.read_bytes() if path else settings.model_dump_json().encode()
+            hashes[agent] = hashlib.sha256(payload).hexdigest()[:12]
+        return hashes
+
+    def snapshot(self) -> dict:
+        """The resolved policy, as written into a run's config (prompt texts included)."""
+        data = self.model_dump(mode="json", exclude={"folders"})
+        data["prompt_hashes"] = self.prompt_hashes
+        data["prompts"] = {a: p.read_text() for a in self.agents if (p := self.prompt_path(a))}
+        return data
+
+
+def search_path(extra: list[Path] | None = None) -> list[Path]:
+    env = [Path(p) for p in os.environ.get("DRP_PROMPTS_PATH", "").split(os.pathsep) if p]
+    return [*(extra or []), *env, builtin_prompts_dir()]
+
+
+def available(extra: list[Path] | None = None) -> dict[str, Path]:
+    """Policy name → folder (earlier search-path entries win)."""
+    found: dict[str, Path] = {}
+    for root in search_path(extra):
+        if root.is_dir():
+            for folder in sorted(root.iterdir()):
+                if (folder / "policy.yaml").exists():
+                    found.setdefault(folder.name, folder)
+    return found
+
+
+def load_policy(name: str, extra: list[Path] | None = None) -> Policy:
+    """Resolve a policy by name or folder path, applying inheritance."""
+    raw, folders = _load_raw(name, extra, seen=())
+    raw["folders"] = folders
+    return Policy.model_validate(raw)
+
+
+def _load_raw(name: str, extra, seen: tuple[str, ...]) -> tuple[dict, list[Path]]:
+    if name in seen:
+        raise ValueError(f"policy inheritance loop: {' -> '.join([*seen, name])}")
+    folder = Path(name) if (Path(name) / "policy.yaml").exists() else available(extra).get(name)
+    if folder is None:
+        known = ", ".join(available(extra)) or "none"
+        raise KeyError(f"unknown policy {name!r}; available: {known}")
+    own = yaml.safe_load((folder / "policy.yaml").read_text()) or {}
+    own.setdefault("name", folder.name)
+    parent_name = own.get("inherits")
+    if not parent_name:
+        return own, [folder]
+    parent, parent_folders = _load_raw(parent_name, extra, seen=(*seen, name))
+    merged = _deep_merge(parent, own)
+    merged["name"] = own["name"]
+    return merged, [folder, *parent_folders]
+
+
+def _deep_merge(base: dict, override: dict) -> dict:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

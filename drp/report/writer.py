@@ -1,0 +1,142 @@
+"""Writing the report: one HTML file with inline CSS/JS, an index JSON block and one JSON block per trace.
+
+The page parses only the index at load; a trace's block is parsed when the trace is opened. Every text
+from the run reaches the page inside JSON whose `<` is written as \\u003c, so no trace or model reply can
+close the script element or open a comment, and the page's JS inserts it with textContent only.
+A Content-Security-Policy that allows exactly our script (by hash) and no network is the second fence.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Iterator
+
+import jinja2
+from markupsafe import Markup
+
+from drp.report import data
+from drp.report.summary import summarise
+
+ASSETS = "assets"
+
+
+@dataclass
+class ReportResult:
+    path: Path
+    traces: int
+    bytes: int
+    seconds: float
+
+
+def embed_json(value) -> Markup:
+    """JSON safe inside <script type="application/json">: no `<` at all, so no `</script` or `<!--`."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return Markup(text.replace("<", "\\u003c"))
+
+
+def _asset(name: str) -> str:
+    return resources.files("drp.report").joinpath(ASSETS, name).read_text(encoding="utf-8")
+
+
+def default_out(src: data.RunSource, vs: data.RunSource | None) -> Path:
+    name = f"report-vs-{vs.folder.name}.html" if vs else "report.html"
+    return src.folder / name
+
+
+def write_report(
+    run: str,
+    out: Path | None = None,
+    statuses: list[str] | None = None,
+    limit: int | None = None,
+    vs: str | None = None,
+) -> ReportResult:
+    """Write the report of RUN (optionally side by side with run VS) and return where and how big."""
+    started = time.perf_counter()
+    src = data.open_run(run)
+    other = data.open_run(vs) if vs else None
+    out = Path(out) if out else default_out(src, other)
+    rows = data.list_rows(src, statuses, limit)
+    index = build_index(src, rows, statuses, limit, other)
+
+    js = _asset("report.js")
+    script_hash = base64.b64encode(hashlib.sha256(js.encode("utf-8")).digest()).decode()
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    template = env.from_string(_asset("report.html"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", encoding="utf-8", errors="replace") as handle:
+        for chunk in template.generate(
+            title=index["run"].get("id") or src.folder.name,
+            vs_title=(index["vs"]["run"].get("id") if index["vs"] else None),
+            css=Markup(_asset("report.css")),
+            js=Markup(js),
+            script_hash=script_hash,
+            index=embed_json(index),
+            details=_detail_blocks(src, rows, other),
+        ):
+            handle.write(chunk)
+    return ReportResult(path=out, traces=len(rows), bytes=out.stat().st_size, seconds=time.perf_counter() - started)
+
+
+def build_index(
+    src: data.RunSource, rows: list[dict], statuses, limit, other: data.RunSource | None
+) -> dict:
+    """Header data plus one small row per listed trace (the page's list, filters and sorting use only this)."""
+    summary = summarise(src)
+    steps = data.step_summaries(src)
+    skills = sorted({skill for entry in steps.values() for skill in entry["skills"]})
+    skill_number = {skill: i for i, skill in enumerate(skills)}
+    other_rows = {row["id"]: row for row in data.list_rows(other)} if other else {}
+    listed = []
+    for row in rows:
+        entry = steps.get(row["id"], {"skills": (), "actions": {}})
+        item = {
+            "id": row["id"], "line": row["line"], "status": row["status"] or "unknown", "reason": row["reason"],
+            "attempts": row["attempts"], "question": row["question"], "gold": row["gold_answer"],
+            "original_answer": row["original_answer"], "pruned_answer": row["pruned_answer"],
+            "before": row["thinking_tokens_before"], "after": row["thinking_tokens_after"],
+            "response_before": row["response_tokens_before"], "response_after": row["response_tokens_after"],
+            "teacher_in": row["teacher_input_tokens"], "teacher_out": row["teacher_output_tokens"],
+            "teacher_calls": row["teacher_calls"], "seconds": row["seconds"],
+            "skills": sorted(skill_number[s] for s in entry["skills"]), "actions": entry["actions"],
+        }
+        if other:
+            theirs = other_rows.get(row["id"])
+            item["vs"] = None if theirs is None else {
+                "status": theirs["status"] or "unknown", "reason": theirs["reason"],
+                "before": theirs["thinking_tokens_before"], "after": theirs["thinking_tokens_after"],
+                "pruned_answer": theirs["pruned_answer"], "attempts": theirs["attempts"],
+            }
+        listed.append(item)
+    vs = None
+    if other:
+        mine = data.ids(src)
+        vs = {"run": data.run_info(other), "summary": summarise(other),
+              "only_in_vs": len(set(other_rows) - mine), "missing_in_vs": len(mine - set(other_rows))}
+    return {
+        "format": 1,
+        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "run": data.run_info(src),
+        "summary": summary,
+        "vs": vs,
+        "selection": {"statuses": statuses or [], "limit": limit, "shown": len(rows), "total": summary["traces"]},
+        "skills": skills,
+        "rows": listed,
+    }
+
+
+def _detail_blocks(
+    src: data.RunSource, rows: list[dict], other: data.RunSource | None
+) -> Iterator[tuple[int, Markup]]:
+    """(position in the list, JSON) per trace, read one at a time so memory stays flat for big runs."""
+    for position, row in enumerate(rows):
+        detail = data.trace_detail(src, row["id"]) or {}
+        if other:
+            detail["vs"] = data.comparison(other, row["id"])
+        yield position, embed_json(detail)
