@@ -91,7 +91,7 @@ def equivalent(reference: str | None, candidate: str | None) -> bool:
 
 
 def _strip_currency(answer: str) -> str:
-    return answer.replace("\\$", "").replace("\\%", "%").strip()
+    return answer.replace("\\$", "").replace("\\%", "%").replace("\\!", "").strip()
 
 
 def _normalise(answer: str) -> str:

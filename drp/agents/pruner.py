@@ -62,7 +62,7 @@ async def prune(state: dict, ctx) -> dict:
     steps = state["steps"]
     if kind in ("rules", "identity"):
         if kind == "rules":
-            actions = rules.plan(steps, state.get("original_answer"), ctx.policy.rules)
+            actions = rules.plan(steps, state.get("original_answer"), ctx.policy.rules, state["trace"]["question"])
         else:
             actions = [{"step": n, "action": "KEEP", "text": None} for n in range(1, len(steps) + 1)]
         annotated, thinking = apply_plan(steps, actions)

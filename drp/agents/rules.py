@@ -36,9 +36,11 @@ def classify(text: str, index: int, total: int) -> str:
     return "setup" if index == 0 else "reasoning"
 
 
-def plan(steps: list[dict], original_answer: str | None, settings: RulesSettings) -> list[dict]:
+def plan(steps: list[dict], original_answer: str | None, settings: RulesSettings, question: str = "") -> list[dict]:
     """One action per step: the reasoning up to the first step that reaches the answer is kept (minus
-    restatements, number-free hesitation and filler); after it, only one concluding step survives."""
+    restatements, number-free hesitation and filler); after it, only one concluding step survives.
+    A restatement is only dropped when every number in it comes from the question (it derives nothing)."""
+    given = numbers_in(question)
     reach = _first_answer_step(steps, original_answer)
     conclusion = _concluding_step(steps, reach, original_answer)
     actions = []
@@ -50,7 +52,7 @@ def plan(steps: list[dict], original_answer: str | None, settings: RulesSettings
             if after.get(skill, True):
                 action = "DELETE"
         elif index != reach and index != conclusion:
-            if skill == "restate_problem" and settings.drop_restatement:
+            if skill == "restate_problem" and settings.drop_restatement and numbers_in(text) <= given:
                 action = "DELETE"
             elif skill == "hesitation" and settings.drop_hesitation and not numbers_in(text):
                 action = "DELETE"
@@ -76,7 +78,9 @@ def _first_answer_step(steps: list[dict], answer: str | None) -> int | None:
         return None
     derived = re.compile(
         r"(?:=|\bis|\bare|equals?|gives?|get|gets|makes?|leaves?|total of|answer)\s*(?:\\\(|\$|\\boxed\{)?\s*"
-        + re.escape(answer.replace(",", "")) + r"(?![\d.]\d)",
+        + re.escape(answer.replace(",", ""))
+        # …but not "is 24 minus 4": an operand is not a result.
+        + r"(?!\d)(?!\.\d)(?!\s*(?:[-+*/×÷^]|minus|plus|times|divided|multiplied|over)\b)",
         re.I,
     )
     for index, step in enumerate(steps):

@@ -2,7 +2,7 @@
 
 1. it reaches the original final answer (math-verify equivalence) and commits to no other answer;
 2. it introduces no number that is in neither the question nor the original response;
-3. it is shorter than the original thinking (in tokens of the run's tokenizer).
+3. the pruned response (thinking + answer section) is shorter than the original, in the run's tokenizer.
 (The original answer is checked against gold before any teacher call: see graph/prepare.py.)
 A failure produces a concrete feedback message for the pruner's next attempt."""
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from drp.agents.calls import deterministic
 from drp.answers import equivalent, extract_answer, last_boxed, numbers_in
-from drp.text import paragraphs
+from drp.text import join_response, paragraphs
 
 
 def reaches_answer(pruned_thinking: str, answer: str) -> tuple[bool, str | None]:
@@ -33,7 +33,12 @@ def verify(state: dict, ctx) -> dict:
     checks, failures = {}, []
 
     if settings.same_answer:
-        reached, other = reaches_answer(pruned, answer)
+        # When the original thinking stops short of the answer (it is derived after </think>), the pruned
+        # response as a whole must reach it; otherwise the pruned thinking must.
+        if reaches_answer(state["thinking"], answer)[0]:
+            reached, other = reaches_answer(pruned, answer)
+        else:
+            reached, other = reaches_answer(f"{pruned}\n\n{state.get('pruned_answer_section', '')}", answer)
         checks["same_answer"] = reached
         if not reached:
             seen = f" (it ends at {other})" if other else ""
@@ -49,19 +54,20 @@ def verify(state: dict, ctx) -> dict:
                 f"The pruned reasoning contains numbers that appear in neither the question nor the original: "
                 f"{', '.join(new[:10])}. Use only numbers from the original steps."
             )
-    before = ctx.counter.count(state["thinking"])
-    after = ctx.counter.count(pruned)
+    # "Shorter" is judged on the whole response the student will learn, thinking plus answer section.
+    before = ctx.counter.count(trace["response"])
+    after = ctx.counter.count(join_response(pruned, state.get("pruned_answer_section", "")))
     if settings.shorter:
         checks["shorter"] = after < before
         if after >= before:
-            failures.append(f"The pruned reasoning is not shorter ({after} tokens vs {before}). Delete or compress more.")
+            failures.append(f"The pruned response is not shorter ({after} tokens vs {before}). Delete or compress more.")
     if not pruned.strip():
         checks["not_empty"] = False
         failures.append("The pruned reasoning is empty.")
 
     verdict = {
         "passed": not failures, "checks": checks, "failures": failures, "attempt": attempt,
-        "thinking_tokens_before": before, "thinking_tokens_after": after,
+        "response_tokens_before": before, "response_tokens_after": after,
         "feedback": " ".join(failures) or None,
     }
     call = deterministic("verifier", attempt, ctx, {"original_answer": answer}, verdict)

@@ -1,7 +1,146 @@
-"""Placeholder: registers nothing yet."""
+"""Inspecting a run: `drp logs list|show`, `drp diff`, `drp stats`."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Optional
 
 import typer
 
+logs_app = typer.Typer(help="Per-trace transcripts of a run.", no_args_is_help=True)
+
+RunArg = Annotated[str, typer.Argument(help="Run id (under $DRP_RUNS_DIR) or run folder.")]
+
+
+def _open(run: str):
+    from drp.paths import run_dir
+    from drp.store import open_db
+
+    folder = run_dir(run)
+    if not (folder / "drp.db").exists():
+        typer.echo(f"error: no run {run!r} (looked in {folder})", err=True)
+        raise typer.Exit(2)
+    return open_db(folder)
+
+
+def _trace(db, trace_id: str) -> dict:
+    rows = list(db.query("select * from traces where id = ?", [trace_id]))
+    if not rows:
+        typer.echo(f"error: no trace {trace_id!r} in this run", err=True)
+        raise typer.Exit(2)
+    return rows[0]
+
+
+@logs_app.command("list")
+def logs_list(
+    run: RunArg,
+    status: Annotated[Optional[str], typer.Option(help="accepted | rejected | failed | pending")] = None,
+    ids: Annotated[bool, typer.Option(help="Print trace ids only.")] = False,
+    json_: Annotated[bool, typer.Option("--json", help="JSON lines.")] = False,
+) -> None:
+    """One line per trace: id, status, attempts, tokens before → after, reason."""
+    db = _open(run)
+    where, params = ("where status = ?", [status]) if status else ("", [])
+    columns = "id, status, reason, attempts, response_tokens_before, response_tokens_after, teacher_calls"
+    for row in db.query(f"select {columns} from traces {where} order by line", params):
+        if ids:
+            typer.echo(row["id"])
+        elif json_:
+            typer.echo(json.dumps(row))
+        else:
+            tokens = f"{row['response_tokens_before'] or '-'}→{row['response_tokens_after'] or '-'}"
+            typer.echo(f"{row['id']}\t{row['status']}\tattempts={row['attempts']}\ttokens={tokens}\t{row['reason'] or ''}")
+
+
+@logs_app.command("show")
+def logs_show(
+    run: RunArg,
+    trace_id: Annotated[str, typer.Argument(help="Trace id.")],
+    json_: Annotated[bool, typer.Option("--json", help="The trace and all its calls as JSON.")] = False,
+) -> None:
+    """Every agent call of one trace, in order, retries included: prompt, raw reply, parsed result, verdict."""
+    from drp.store import loads
+
+    db = _open(run)
+    trace = _trace(db, trace_id)
+    calls = list(db.query("select * from calls where trace_id = ? order by seq", [trace_id]))
+    for call in calls:
+        call["messages"], call["parsed"] = loads(call["messages"]), loads(call["parsed"])
+    if json_:
+        typer.echo(json.dumps({"trace": trace, "calls": calls}, indent=2, ensure_ascii=False))
+        return
+    typer.echo(f"trace {trace_id}: {trace['status']} ({trace['reason']}), attempts {trace['attempts']}")
+    for call in calls:
+        tokens = f"{call['input_tokens']}→{call['output_tokens']} tok" if call["model"] not in ("rules", "deterministic") else ""
+        typer.echo(f"\n── #{call['seq']} {call['node']} (attempt {call['attempt']}) · {call['model']} · "
+                   f"{call['prompt_name'] or ''} [{call['prompt_hash'] or ''}] · {call['latency_ms']:.0f} ms {tokens}")
+        for message in call["messages"]:
+            typer.echo(f"   [{message['role']}] {_clip(message['content'])}")
+        typer.echo(f"   reply:  {_clip(call['raw_output'] or '')}")
+        if call["error"]:
+            typer.echo(f"   error:  {call['error']}")
+
+
+def _clip(text: str, limit: int = 600) -> str:
+    text = text.replace("\n", "\n           ")
+    return text if len(text) <= limit else text[:limit] + f" … ({len(text) - limit} more chars; --json for all)"
+
+
+def diff(run: RunArg, trace_id: Annotated[str, typer.Argument(help="Trace id.")]) -> None:
+    """Original vs pruned, step by step, with each step's skill and action."""
+    from rich.console import Console
+    from rich.table import Table
+
+    db = _open(run)
+    trace = _trace(db, trace_id)
+    steps = list(db.query("select * from steps where trace_id = ? order by step", [trace_id]))
+    console = Console()
+    console.print(f"[bold]{trace_id}[/] {trace['status']} ({trace['reason']}) · thinking tokens "
+                  f"{trace['thinking_tokens_before']} → {trace['thinking_tokens_after'] or '-'}")
+    styles = {"KEEP": "green", "DELETE": "red", "COMPRESS": "yellow", "MERGE": "cyan"}
+    table = Table(show_lines=True, expand=True)
+    for column in ("#", "skill", "action", "original", "pruned"):
+        table.add_column(column, overflow="fold", ratio=None if column in ("#", "skill", "action") else 1)
+    for step in steps:
+        action = step["action"] or "-"
+        pruned = {"KEEP": step["text"], "DELETE": ""}.get(action, step["rewritten"] or "")
+        table.add_row(str(step["step"]), step["skill"] or "-", f"[{styles.get(action, 'white')}]{action}[/]",
+                      step["text"] or "", pruned)
+    console.print(table)
+
+
+def stats(
+    run: RunArg,
+    json_: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    tokenizer: Annotated[Optional[str], typer.Option(help="Recount tokens with this tokenizer (path or hub id).")] = None,
+) -> None:
+    """Counts by status and reason, token reduction (mean, median), attempts, teacher tokens, speed."""
+    from drp.run_stats import compute
+    from drp.tokens import TokenCounter
+
+    db = _open(run)
+    result = compute(db, TokenCounter(tokenizer) if tokenizer else None)
+    if json_:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    pct = lambda v: "-" if v is None else f"{v:.1%}"  # noqa: E731
+    num = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
+    typer.echo(f"run {result['run_id']} · policy {result['policy']} · tokenizer {result['tokenizer']}")
+    typer.echo(f"traces {result['traces']}: accepted {result['accepted']}, rejected {result['rejected']}, "
+               f"failed {result['failed']}, pending {result['pending']}")
+    for reason, count in result["reasons"].items():
+        typer.echo(f"  {reason}: {count}")
+    typer.echo(f"thinking tokens  {num(result['thinking_tokens_before_mean'])} → {num(result['thinking_tokens_after_mean'])}"
+               f"  reduction mean {pct(result['thinking_token_reduction_mean'])}, median {pct(result['thinking_token_reduction_median'])}")
+    typer.echo(f"response tokens  {num(result['response_tokens_before_mean'])} → {num(result['response_tokens_after_mean'])}"
+               f"  reduction mean {pct(result['response_token_reduction_mean'])}, median {pct(result['response_token_reduction_median'])}")
+    typer.echo(f"attempts/trace {num(result['attempts_per_trace_mean'])} {result['attempts_histogram']} · teacher calls/trace "
+               f"{num(result['teacher_calls_per_trace'])}, tokens in/out per trace {num(result['teacher_input_tokens_per_trace'])}"
+               f"/{num(result['teacher_output_tokens_per_trace'])}")
+    typer.echo(f"wall {result['wall_seconds']:.1f}s over {result['sessions']} session(s) · {num(result['traces_per_second'])} traces/s")
+
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.add_typer(logs_app, name="logs")
+    app.command("diff")(diff)
+    app.command("stats")(stats)

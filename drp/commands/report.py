@@ -1,7 +1,42 @@
-"""Placeholder: registers nothing yet (see the open issue that owns this command)."""
+"""`drp report RUN`: a self-contained HTML report of a pruning run (optionally side by side with another)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
+STATUSES = ("accepted", "rejected", "failed", "pending")
+
+
+def report(
+    run: Annotated[str, typer.Argument(help="Run id (under $DRP_RUNS_DIR) or run folder.")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="HTML file to write (default: RUN/report.html).")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="List only the first N traces (input order).", min=1)] = None,
+    status: Annotated[
+        Optional[list[str]],
+        typer.Option(help="List only traces with this status (repeat, or comma-separated): " + ", ".join(STATUSES) + "."),
+    ] = None,
+    vs: Annotated[
+        Optional[str], typer.Option("--vs", help="A second run over the same traces, shown side by side (matched by id).")
+    ] = None,
+) -> None:
+    """Write one HTML file (no network, no server) to read what a run did, trace by trace."""
+    from drp.report import write_report
+
+    statuses = [s.strip().lower() for value in status or [] for s in value.split(",") if s.strip()]
+    unknown = sorted(set(statuses) - set(STATUSES))
+    if unknown:
+        typer.echo(f"unknown status {', '.join(unknown)}; use {', '.join(STATUSES)}", err=True)
+        raise typer.Exit(2)
+    try:
+        result = write_report(run, out=out, statuses=statuses or None, limit=limit, vs=vs)
+    except FileNotFoundError as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(2)
+    typer.echo(f"{result.path}  ({result.traces} traces, {result.bytes / 1e6:.1f} MB, {result.seconds:.1f} s)")
+
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("report")(report)

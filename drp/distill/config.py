@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import sys
+import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -104,10 +105,18 @@ def parse(argv: list[str] | None = None):
             argv[at : at + 2] = ["--config", str(recipe)]
     parser = TrlParser(types)
     # Our defaults sit under the recipe, which sits under the command line.
-    parser.set_defaults(**_auto_precision(), include_num_input_tokens_seen="non_padding")
+    # Token counting on by default: it is what makes transformers log train_tokens_per_second.
+    parser.set_defaults(**_auto_precision(), include_num_input_tokens_seen=True)
     try:
-        return parser.parse_args_and_config(argv)
+        with warnings.catch_warnings():
+            # TRL's own default sets the deprecated `gradient_checkpointing` name; the warning is not the user's.
+            warnings.filterwarnings("ignore", message="`gradient_checkpointing", category=FutureWarning)
+            script_args, training_args, model_args, distill_args = parser.parse_args_and_config(argv)
     except ValueError as error:
         if "not used by the HfArgumentParser" in str(error):
             raise DistillError(f"unknown command-line options: {str(error).split(':', 1)[1].strip()}") from None
         raise DistillError(str(error)) from None
+    if training_args.include_num_input_tokens_seen == "all":
+        # The parser can only say yes/no; count real tokens, not padding, so tokens/s means something.
+        training_args.include_num_input_tokens_seen = "non_padding"
+    return script_args, training_args, model_args, distill_args

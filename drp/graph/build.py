@@ -52,7 +52,7 @@ def _fallback(state: TraceState, runtime: Runtime[RunContext]) -> dict:
     steps = [{"unit_start": i, "unit_end": i, "text": u} for i, u in enumerate(state["units"], start=1)]
     for index, step in enumerate(steps):
         step["skill"] = rules.classify(step["text"], index, len(steps))
-    actions = rules.plan(steps, state["original_answer"], ctx.policy.rules)
+    actions = rules.plan(steps, state["original_answer"], ctx.policy.rules, state["trace"]["question"])
     annotated, thinking = apply_plan(steps, actions)
     trial = {**state, "pruned_thinking": thinking, "attempt": state["attempt"] + 1}
     result = verifier.verify(trial, ctx)

@@ -4,6 +4,7 @@ Traces that cannot be pruned honestly end here, before any teacher call is spent
 from __future__ import annotations
 
 from drp.agents.calls import deterministic
+from drp.agents.verifier import reaches_answer
 from drp.answers import equivalent, extract_answer
 from drp.text import atomic_units, paragraphs, split_response
 
@@ -36,8 +37,12 @@ def prepare(state: dict, ctx) -> dict:
     update["original_answer"] = answer
     update["units"] = units
     if answer is not None:
-        keep = policy.answer_section == "keep"
+        # Shortening the answer section is only safe when the thinking itself derives the answer;
+        # otherwise the derivation lives in the answer section and must stay.
+        thinking_reaches = reaches_answer(split.thinking, answer)[0]
+        keep = policy.answer_section == "keep" or not thinking_reaches
         update["pruned_answer_section"] = split.answer_section if keep else short_answer_section(answer)
+        verdict["thinking_reaches_answer"] = thinking_reaches
     verdict["status"] = update.get("status")
     verdict["reason"] = update.get("reason")
     update["calls"] = [deterministic("prepare", 0, ctx, {"trace_id": trace["id"]}, verdict)]

@@ -1,0 +1,263 @@
+"""Sampling from an OpenAI-compatible endpoint: concurrent, append-only, resumable, never crashing on a fault.
+
+Workers only talk HTTP; grading, token counting and writing happen in the calling thread, one result at a
+time, so the JSONL file is written by one thread and flushed per sample (a kill loses only in-flight samples).
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+THINK_CLOSE = "</think>"
+
+
+class EndpointDown(RuntimeError):
+    """The endpoint cannot be reached (or refuses) before anything is sampled."""
+
+
+@dataclass(frozen=True)
+class Decoding:
+    temperature: float
+    top_p: float
+    max_tokens: int
+    extra_body: dict = field(default_factory=dict)
+
+    def public(self) -> dict:
+        return {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens,
+                "extra_body": self.extra_body}
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str | None = None
+    finish_reason: str | None = None
+    completion_tokens: int | None = None  # the server's own count (usage), for the cross-check
+    prompt_tokens: int | None = None
+    latency_s: float = 0.0
+    error: str | None = None
+
+
+class Endpoint:
+    """One model behind an OpenAI-compatible chat API."""
+
+    def __init__(self, url: str, model: str, api_key: str | None = None, timeout: float = 600.0,
+                 retries: int = 2):
+        from openai import OpenAI
+
+        self.url, self.model = url.rstrip("/"), model
+        self.client = OpenAI(base_url=self.url, api_key=api_key or "EMPTY", timeout=timeout, max_retries=retries)
+        self.kind = "unknown"
+
+    def probe(self) -> list[str]:
+        """Served model ids; raises EndpointDown with a message naming the URL when it cannot be reached."""
+        import httpx
+
+        try:
+            served = [m.id for m in self.client.with_options(max_retries=0, timeout=15).models.list()]
+        except Exception as exc:
+            raise EndpointDown(f"endpoint {self.url} is not answering: {describe_error(exc)}") from None
+        self.kind = _server_kind(self.url, httpx)
+        return served
+
+    def sampling_extra(self, decoding: Decoding) -> dict:
+        """`transformers serve` keeps the model's do_sample (often False) unless told: temperature alone is not
+        enough there, and seeds would all give the same greedy text."""
+        extra = dict(decoding.extra_body)
+        if self.kind == "transformers" and decoding.temperature > 0 and "generation_config" not in extra:
+            extra["generation_config"] = json.dumps({"do_sample": True})
+        return extra
+
+    def complete(self, messages: list[dict], decoding: Decoding, seed: int | None) -> Completion:
+        started = time.perf_counter()
+        try:
+            response = self.client.chat.completions.create(
+                model=self.model, messages=messages, temperature=decoding.temperature, top_p=decoding.top_p,
+                max_tokens=decoding.max_tokens, seed=seed, extra_body=self.sampling_extra(decoding) or None,
+            )
+        except Exception as exc:  # every fault becomes a recorded per-sample error
+            return Completion(latency_s=time.perf_counter() - started, error=describe_error(exc))
+        latency = time.perf_counter() - started
+        if not getattr(response, "choices", None):
+            return Completion(latency_s=latency, error="the server returned no choices")
+        choice = response.choices[0]
+        usage = getattr(response, "usage", None)
+        return Completion(
+            text=_full_text(choice.message),
+            finish_reason=choice.finish_reason,
+            completion_tokens=getattr(usage, "completion_tokens", None),
+            prompt_tokens=getattr(usage, "prompt_tokens", None),
+            latency_s=latency,
+        )
+
+
+def _full_text(message: Any) -> str:
+    """Content, with the thinking put back in front when the server split it off (vLLM reasoning parsers)."""
+    content = message.content or ""
+    extra = getattr(message, "model_extra", None) or {}
+    reasoning = extra.get("reasoning_content") or extra.get("reasoning")
+    if reasoning:
+        return f"{str(reasoning).strip()}\n{THINK_CLOSE}\n\n{content.strip()}"
+    return content
+
+
+def _server_kind(url: str, httpx) -> str:
+    """'transformers' when /health answers {"status": "ok"} (transformers serve); else 'other'."""
+    root = url[: -len("/v1")] if url.endswith("/v1") else url
+    try:
+        reply = httpx.get(f"{root}/health", timeout=5)
+        if reply.status_code == 200 and reply.headers.get("content-type", "").startswith("application/json") \
+                and reply.json() == {"status": "ok"}:
+            return "transformers"
+    except Exception:
+        pass
+    return "other"
+
+
+def describe_error(exc: Exception) -> str:
+    import openai
+
+    if isinstance(exc, openai.APITimeoutError):
+        return "timed out"
+    if isinstance(exc, openai.APIConnectionError):
+        cause = exc.__cause__ or exc.__context__
+        return f"connection failed ({cause or exc})"
+    if isinstance(exc, openai.APIStatusError):
+        message = exc.message if isinstance(exc.message, str) else str(exc)
+        return f"HTTP {exc.status_code}: {message[:300]}"
+    return f"{type(exc).__name__}: {str(exc)[:300]}"
+
+
+# ---------------------------------------------------------------- the worker pool
+
+
+@dataclass(frozen=True)
+class Task:
+    key: tuple  # the resume key, e.g. (benchmark, seed, problem_id)
+    messages: list[dict]
+    seed: int | None
+    payload: Any = None
+
+
+@dataclass
+class PoolOutcome:
+    done: int = 0
+    failed: int = 0
+    aborted: str | None = None  # why the run stopped early (too many errors in a row)
+    interrupted: bool = False
+
+
+def run_tasks(tasks: list[Task], endpoint: Endpoint, decoding: Decoding, concurrency: int,
+              on_result: Callable[[Task, Completion], None], max_consecutive_errors: int = 20) -> PoolOutcome:
+    """Sample every task; on_result runs in this thread. Stops submitting after too many errors in a row."""
+    outcome = PoolOutcome()
+    if not tasks:
+        return outcome
+    todo: queue.Queue = queue.Queue()
+    for task in tasks:
+        todo.put(task)
+    results: queue.Queue = queue.Queue()
+    stop = threading.Event()
+
+    def worker() -> None:
+        while not stop.is_set():
+            try:
+                task = todo.get_nowait()
+            except queue.Empty:
+                return
+            results.put((task, endpoint.complete(task.messages, decoding, task.seed)))
+
+    # Daemon threads: on Ctrl-C the process exits at once instead of waiting for in-flight requests.
+    threads = [threading.Thread(target=worker, daemon=True, name=f"sampler-{i}")
+               for i in range(max(1, min(concurrency, len(tasks))))]
+    for thread in threads:
+        thread.start()
+    in_a_row, last_error = 0, None
+    try:
+        while True:
+            try:
+                task, completion = results.get(timeout=0.2)
+            except queue.Empty:
+                if not any(t.is_alive() for t in threads) and results.empty():
+                    break
+                continue
+            on_result(task, completion)
+            if completion.error:
+                outcome.failed += 1
+                in_a_row, last_error = in_a_row + 1, completion.error
+                if max_consecutive_errors and in_a_row >= max_consecutive_errors and not stop.is_set():
+                    stop.set()
+                    outcome.aborted = f"{in_a_row} requests in a row failed (last: {last_error})"
+            else:
+                outcome.done += 1
+                in_a_row = 0
+    except KeyboardInterrupt:
+        stop.set()
+        outcome.interrupted = True
+    return outcome
+
+
+# ---------------------------------------------------------------- the append-only sample file
+
+
+def read_records(path: Path) -> Iterator[dict]:
+    """Records of a JSONL file written by SampleWriter; a line cut short by a kill is skipped."""
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # the last line of a killed run: its sample is redone
+            if isinstance(record, dict):
+                yield record
+
+
+def latest_by_key(records: Iterable[dict], key: Callable[[dict], tuple]) -> dict[tuple, dict]:
+    """The last record per key, except that an error never replaces a success."""
+    latest: dict[tuple, dict] = {}
+    for record in records:
+        k = key(record)
+        if record.get("error") and k in latest and not latest[k].get("error"):
+            continue
+        latest[k] = record
+    return latest
+
+
+class SampleWriter:
+    """Appends one JSON line per sample and flushes it, so what is on disk is always a valid resume point."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._repair_tail(path)
+        self._handle = open(path, "a", encoding="utf-8")
+
+    @staticmethod
+    def _repair_tail(path: Path) -> None:
+        # A kill mid-write leaves a line without its newline: end it, so the next record starts cleanly.
+        if path.exists() and path.stat().st_size:
+            with open(path, "rb+") as handle:
+                handle.seek(-1, 2)
+                if handle.read(1) != b"\n":
+                    handle.write(b"\n")
+
+    def write(self, record: dict) -> None:
+        self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._handle.flush()
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> "SampleWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

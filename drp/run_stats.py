@@ -1,0 +1,64 @@
+"""Run-level numbers: counts by status and reason, token reductions, attempts, teacher usage, speed."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+
+
+def _reduction(before, after) -> float | None:
+    return 1 - after / before if before else None
+
+
+def _mean_median(values: list[float]) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    return statistics.fmean(values), statistics.median(values)
+
+
+def compute(db, counter=None) -> dict:
+    """Stats of a run database. With `counter`, token counts are recomputed with that tokenizer."""
+    run = next(iter(db["runs"].rows), {})
+    rows = list(db.query("select * from traces"))
+    status = Counter(r["status"] for r in rows)
+    reasons = Counter((r["reason"] or "").split(":")[0] for r in rows if r["status"] in ("rejected", "failed"))
+    accepted = [r for r in rows if r["status"] == "accepted"]
+    if counter is not None:
+        for r in accepted:
+            r["thinking_tokens_before"] = counter.count(r["original_thinking"])
+            r["thinking_tokens_after"] = counter.count(r["pruned_thinking"])
+            r["response_tokens_before"] = counter.count(r["response"])
+            r["response_tokens_after"] = counter.count(r["pruned_response"])
+    thinking = [x for r in accepted if (x := _reduction(r["thinking_tokens_before"], r["thinking_tokens_after"])) is not None]
+    response = [x for r in accepted if (x := _reduction(r["response_tokens_before"], r["response_tokens_after"])) is not None]
+    finished = [r for r in rows if r["status"] != "pending"]
+    processed = [r for r in finished if r["seconds"] is not None]
+    attempts = [r["attempts"] for r in processed if r["attempts"]]
+    wall = run.get("wall_seconds") or 0.0
+    t_mean, t_median = _mean_median(thinking)
+    r_mean, r_median = _mean_median(response)
+    return {
+        "run_id": run.get("id"), "policy": run.get("policy"), "teacher_model": run.get("teacher_model"),
+        "tokenizer": getattr(counter, "name", None) or run.get("tokenizer"),
+        "traces": len(rows), "accepted": status.get("accepted", 0), "rejected": status.get("rejected", 0),
+        "failed": status.get("failed", 0), "pending": status.get("pending", 0),
+        "reasons": dict(reasons.most_common()),
+        "thinking_token_reduction_mean": t_mean, "thinking_token_reduction_median": t_median,
+        "response_token_reduction_mean": r_mean, "response_token_reduction_median": r_median,
+        "thinking_tokens_before_mean": _mean([r["thinking_tokens_before"] for r in accepted]),
+        "thinking_tokens_after_mean": _mean([r["thinking_tokens_after"] for r in accepted]),
+        "response_tokens_before_mean": _mean([r["response_tokens_before"] for r in accepted]),
+        "response_tokens_after_mean": _mean([r["response_tokens_after"] for r in accepted]),
+        "attempts_per_trace_mean": _mean(attempts),
+        "attempts_histogram": dict(sorted(Counter(attempts).items())),
+        "teacher_calls_per_trace": _mean([r["teacher_calls"] or 0 for r in processed]),
+        "teacher_input_tokens_per_trace": _mean([r["teacher_input_tokens"] or 0 for r in processed]),
+        "teacher_output_tokens_per_trace": _mean([r["teacher_output_tokens"] or 0 for r in processed]),
+        "wall_seconds": wall, "sessions": run.get("sessions"),
+        "traces_per_second": len(processed) / wall if wall else None,
+    }
+
+
+def _mean(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.fmean(values) if values else None
