@@ -13,7 +13,7 @@ from drp.prompting import render
 
 
 async def ask(
-    ctx, agent: str, attempt: int, schema: type[BaseModel], validate: Callable[[BaseModel], str | None],
+    ctx, agent: str, attempt: int, schema: type[BaseModel], validate: Callable[[BaseModel], str | None], /,
     **variables,
 ) -> tuple[BaseModel | None, list[dict], str | None]:
     """Returns (valid result or None, call records, last error). Raises TeacherError on transport faults."""

@@ -1,0 +1,70 @@
+"""A scripted 'teacher' that answers the skill-aware policy's three agents sensibly, by reading the
+rendered prompts: one step per unit, skills by the rules classifier, hesitation/checks deleted.
+Hooks let a test break one agent on purpose (bad JSON, gaps, answer-changing pruning)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from scripted_teacher import Text
+
+from drp.agents.rules import classify
+
+
+def agent_of(request: dict) -> str:
+    system = request["messages"][0]["content"]
+    if "divide a model's step-by-step reasoning" in system:
+        return "segmenter"
+    if "label each step" in system:
+        return "classifier"
+    return "pruner"
+
+
+def last_user(request: dict) -> str:
+    return [m for m in request["messages"] if m["role"] == "user"][-1]["content"]
+
+
+def first_user(request: dict) -> str:
+    return [m for m in request["messages"] if m["role"] == "user"][0]["content"]
+
+
+def units_in(request: dict) -> list[str]:
+    return re.findall(r"^\[(\d+)\] (.*)$", first_user(request), re.M)
+
+
+def steps_in(request: dict) -> list[tuple[int, str, str]]:
+    """(number, skill or '', text) of each 'Step n [skill]: text' line."""
+    found = re.findall(r"^Step (\d+)(?: \[([^\]]*)\])?: (.*)$", first_user(request), re.M)
+    return [(int(n), skill, text) for n, skill, text in found]
+
+
+def segment(request: dict) -> str:
+    units = units_in(request)
+    return json.dumps({"steps": [{"start": int(n), "end": int(n)} for n, _ in units]})
+
+
+def label(request: dict) -> str:
+    steps = steps_in(request)
+    labels = []
+    for index, (number, _, text) in enumerate(steps):
+        skill = classify(text, index, len(steps))
+        labels.append({"step": number, "skill": "reasoning" if skill == "setup" else skill})
+    return json.dumps({"labels": labels})
+
+
+def prune(request: dict, delete_everything_after: int | None = None) -> str:
+    steps = steps_in(request)
+    actions = []
+    for number, skill, _ in steps:
+        drop = skill in ("hesitation", "alternative", "restate_problem") or (
+            delete_everything_after is not None and number > delete_everything_after
+        )
+        actions.append({"step": number, "action": "DELETE" if drop else "KEEP"})
+    return json.dumps({"actions": actions})
+
+
+def sensible(request: dict) -> Text:
+    agent = agent_of(request)
+    content = {"segmenter": segment, "classifier": label, "pruner": prune}[agent](request)
+    return Text(content)
