@@ -1,0 +1,254 @@
+"""The LLM graph (skill-aware, paper) against a real OpenAI-compatible server on loopback that answers from a
+script: routing, retries with verifier feedback, parse errors, HTTP faults, kill and resume, secrets."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from helpers import EXAMPLES, db_of, drp, pruned_of, traces_of
+from scripted_teacher import Error, Hang, ScriptedTeacher, Text, ToolCall, refused_url
+from skill_aware_responder import agent_of, label, prune, segment, sensible
+
+from drp.paths import run_dir
+
+
+def run_llm(teacher_url: str, run_id: str, *extra: str, policy: str = "skill-aware"):
+    return drp("run", EXAMPLES, "--policy", policy, "--teacher-url", teacher_url, "--teacher-model", "scripted",
+               "--run-id", run_id, "--quiet", "--teacher-max-retries", "0", *extra)
+
+
+def calls_of(run_id: str, trace_id: str) -> list[dict]:
+    return list(db_of(run_id).query("select * from calls where trace_id = ? order by seq", [trace_id]))
+
+
+def test_happy_path_records_every_call():
+    with ScriptedTeacher(sensible) as teacher:
+        result = run_llm(teacher.url, "ok", "--concurrency", "4")
+    assert result.exit_code == 0, result.output
+    traces = traces_of("ok")
+    assert sum(t["status"] == "accepted" for t in traces.values()) == 6
+    assert traces["demo-007"]["teacher_calls"] == 0  # wrong original: no teacher call spent on it
+    assert len(teacher.requests) == 6 * 3
+    calls = calls_of("ok", "demo-002")
+    assert [c["node"] for c in calls] == ["prepare", "segmenter", "classifier", "pruner", "verifier"]
+    for call in calls[1:4]:
+        messages = json.loads(call["messages"])
+        assert messages[0]["role"] == "system" and messages[1]["role"] == "user"
+        assert call["raw_output"] and json.loads(call["parsed"]) and call["error"] is None
+        assert call["model"] == "scripted" and call["input_tokens"] > 0 and call["output_tokens"] > 0
+        assert call["prompt_name"].startswith("skill-aware/") and len(call["prompt_hash"]) == 12
+        assert call["latency_ms"] > 0
+    assert traces["demo-002"]["teacher_output_tokens"] == sum(c["output_tokens"] for c in calls)
+    steps = list(db_of("ok").query("select * from steps where trace_id = 'demo-002' order by step"))
+    assert steps[0]["unit_start"] == 1 and steps[-1]["unit_end"] == len(steps)
+    assert len(pruned_of("ok")) == 6
+
+
+def test_verifier_feedback_drives_a_successful_retry():
+    seen_pruner_prompts = []
+
+    def responder(request):
+        agent = agent_of(request)
+        if agent == "pruner":
+            seen_pruner_prompts.append(request["messages"][-1]["content"])
+            first_try = "rejected by the verifier" not in request["messages"][-1]["content"]
+            return Text(prune(request, delete_everything_after=1 if first_try else None))
+        return sensible(request)
+
+    with ScriptedTeacher(responder) as teacher:
+        assert run_llm(teacher.url, "retry", "--limit", "1").exit_code == 0
+    trace = traces_of("retry")["demo-001"]
+    assert trace["status"] == "accepted" and trace["attempts"] == 2
+    assert "no longer reaches the final answer 10" in seen_pruner_prompts[1]
+    verdicts = [json.loads(c["parsed"]) for c in calls_of("retry", "demo-001") if c["node"] == "verifier"]
+    assert [v["passed"] for v in verdicts] == [False, True]
+    assert [v["attempt"] for v in verdicts] == [1, 2]
+
+
+def test_rejected_after_the_last_retry_with_reasons():
+    def responder(request):
+        if agent_of(request) == "pruner":
+            return Text(prune(request, delete_everything_after=1))
+        return sensible(request)
+
+    with ScriptedTeacher(responder) as teacher:
+        assert run_llm(teacher.url, "rej", "--limit", "1", "--set", "max_retries=1").exit_code == 0
+    trace = traces_of("rej")["demo-001"]
+    assert trace["status"] == "rejected" and trace["attempts"] == 2
+    assert trace["reason"].startswith("verification_failed after 2 attempts") and "final answer 10" in trace["reason"]
+
+
+def test_fallback_to_rules_after_the_last_retry():
+    def responder(request):
+        if agent_of(request) == "pruner":
+            return Text(prune(request, delete_everything_after=1))
+        return sensible(request)
+
+    with ScriptedTeacher(responder) as teacher:
+        assert run_llm(teacher.url, "fb", "--limit", "1", "--set", "max_retries=0", "--set", "fallback=rules").exit_code == 0
+    trace = traces_of("fb")["demo-001"]
+    assert (trace["status"], trace["reason"]) == ("accepted", "fallback_rules")
+
+
+def test_unparseable_and_invalid_ranges_are_retried_with_the_error():
+    replies = {"segmenter": iter(["not json at all", json.dumps({"steps": [{"start": 1, "end": 1}, {"start": 3, "end": 99}]})])}
+
+    def responder(request):
+        agent = agent_of(request)
+        if agent == "segmenter":
+            scripted = next(replies["segmenter"], None)
+            if scripted is not None:
+                return Text(scripted)
+        return sensible(request)
+
+    with ScriptedTeacher(responder) as teacher:
+        assert run_llm(teacher.url, "parse", "--limit", "1", "--concurrency", "1").exit_code == 0
+    calls = [c for c in calls_of("parse", "demo-001") if c["node"] == "segmenter"]
+    assert len(calls) == 3
+    assert "no JSON object" in calls[0]["error"]
+    assert "belong to no step" in calls[1]["error"] and calls[1]["raw_output"].startswith('{"steps"')
+    assert calls[2]["error"] is None
+    retry_messages = json.loads(calls[2]["messages"])
+    assert "belong to no step" in retry_messages[-1]["content"]
+    assert traces_of("parse")["demo-001"]["status"] == "accepted"
+
+
+def test_a_teacher_that_never_parses_fails_the_trace_not_the_run():
+    with ScriptedTeacher(lambda request: Text("I am not able to do that.")) as teacher:
+        result = run_llm(teacher.url, "junk", "--limit", "2")
+    assert result.exit_code == 1
+    for trace in traces_of("junk").values():
+        if trace["status"] != "pending":
+            assert trace["status"] == "failed" and trace["reason"].startswith("segmenter_unusable")
+    assert len(calls_of("junk", "demo-001")) == 1 + 3  # prepare + first try + 2 parse retries
+
+
+@pytest.mark.parametrize(
+    "reply, reason",
+    [
+        (Error(500, {"error": {"message": "boom"}}), "teacher_error: HTTP 500"),
+        (Error(503), "teacher_error: HTTP 503"),
+        (Hang(2.0), "teacher_error: timeout"),
+    ],
+)
+def test_http_faults_end_as_failed_traces(reply, reason):
+    with ScriptedTeacher(lambda request: reply) as teacher:
+        result = run_llm(teacher.url, "fault", "--limit", "2", "--teacher-timeout", "0.3")
+    assert result.exit_code == 1
+    traces = traces_of("fault")
+    assert traces["demo-001"]["status"] == "failed" and traces["demo-001"]["reason"].startswith(reason)
+    assert traces["demo-002"]["status"] == "failed"  # the run went on to the next trace
+    call = calls_of("fault", "demo-001")[-1]
+    assert call["node"] == "segmenter" and call["error"].startswith("teacher_error")
+
+
+def test_connection_refused_is_a_failed_trace():
+    result = run_llm(refused_url(), "refused", "--limit", "1")
+    assert result.exit_code == 1
+    assert traces_of("refused")["demo-001"]["reason"].startswith("teacher_error: connection failed")
+
+
+def test_rate_limit_with_retry_after_is_retried_by_the_client():
+    state = {"limited": 0}
+
+    def responder(request):
+        if state["limited"] < 2:
+            state["limited"] += 1
+            return Error(429, headers={"Retry-After": "0.2"})
+        return sensible(request)
+
+    with ScriptedTeacher(responder) as teacher:
+        result = drp("run", EXAMPLES, "--policy", "skill-aware", "--teacher-url", teacher.url, "--teacher-model", "m",
+                     "--run-id", "429", "--limit", "1", "--quiet", "--teacher-max-retries", "3")
+    assert result.exit_code == 0
+    assert traces_of("429")["demo-001"]["status"] == "accepted"
+    assert len(teacher.requests) == 3 + 2
+
+
+def test_function_calling_method():
+    def responder(request):
+        assert request.get("tools"), "function calling sends a tool"
+        name = request["tools"][0]["function"]["name"]
+        content = {"segmenter": segment, "classifier": label, "pruner": prune}[agent_of(request)](request)
+        return ToolCall(name, json.loads(content))
+
+    with ScriptedTeacher(responder) as teacher:
+        assert run_llm(teacher.url, "tools", "--limit", "2", "--structured-output", "function_calling").exit_code == 0
+    assert traces_of("tools")["demo-001"]["status"] == "accepted"
+
+
+def test_paper_policy_two_calls():
+    def responder(request):
+        system = request["messages"][0]["content"]
+        user = request["messages"][1]["content"]
+        if "Copy the text of each step" in system:
+            thinking = user.split("Reasoning:\n", 1)[1]
+            paragraphs = [p for p in thinking.split("\n\n") if p.strip()]
+            return Text(json.dumps({"steps": [{"skill": "reasoning", "text": p} for p in paragraphs]}))
+        steps = [line for line in user.splitlines() if line.startswith("Step ")]
+        keep = [s.split(": ", 1)[1] for s in steps if not s.split(": ", 1)[1].startswith(("Wait", "Hmm", "Alternatively"))]
+        actions = [{"step": i + 1, "action": "KEEP"} for i in range(len(steps))]
+        return Text(json.dumps({"actions": actions, "pruned_reasoning": "\n\n".join(keep)}))
+
+    with ScriptedTeacher(responder) as teacher:
+        assert run_llm(teacher.url, "paper", "--limit", "3", policy="paper").exit_code == 0
+    traces = traces_of("paper")
+    assert traces["demo-001"]["status"] == "accepted" and traces["demo-001"]["teacher_calls"] == 2
+    assert [c["node"] for c in calls_of("paper", "demo-001")] == ["prepare", "segmenter", "pruner", "verifier"]
+
+
+def test_api_key_never_lands_on_disk(monkeypatch):
+    secret = "sk-test-SECRET-0123456789"
+    monkeypatch.setenv("MY_TEACHER_KEY", secret)
+    with ScriptedTeacher(sensible) as teacher:
+        result = run_llm(teacher.url, "secret", "--limit", "2", "--teacher-api-key-env", "MY_TEACHER_KEY")
+    assert result.exit_code == 0 and secret not in result.output
+    folder = run_dir("secret")
+    for path in folder.iterdir():
+        assert secret.encode() not in path.read_bytes(), path
+    config = json.loads((folder / "config.json").read_text())
+    assert config["teacher"]["api_key_env"] == "MY_TEACHER_KEY"
+
+
+def test_sigkill_then_resume_finishes_every_trace_exactly_once(tmp_path):
+    records = [json.loads(line) for line in EXAMPLES.read_text().splitlines()]
+    many = [{**r, "id": f"{r['id']}-{copy}"} for copy in range(4) for r in records]  # 32 traces
+    source = tmp_path / "many.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in many))
+    with ScriptedTeacher(sensible, latency=0.15) as teacher:
+        command = [sys.executable, "-m", "drp.cli", "run", str(source), "--policy", "skill-aware",
+                   "--teacher-url", teacher.url, "--teacher-model", "m", "--run-id", "killed", "--concurrency", "2", "--quiet"]
+        process = subprocess.Popen(command, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        db_path = run_dir("killed") / "drp.db"
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if db_path.exists():
+                try:
+                    done = db_of("killed").execute("select count(*) from traces where status != 'pending'").fetchone()[0]
+                except Exception:
+                    done = 0
+                if done >= 10:
+                    break
+            time.sleep(0.1)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        before = {r["id"]: r["status"] for r in db_of("killed").query("select id, status from traces")}
+        assert 0 < sum(s == "pending" for s in before.values()) < len(many)
+        resumed = subprocess.run([*command, "--resume"], env=os.environ.copy(), capture_output=True, text=True)
+        assert resumed.returncode == 0, resumed.stderr
+    db = db_of("killed")
+    rows = list(db.query("select id, status from traces"))
+    assert len(rows) == len(many) and all(r["status"] in ("accepted", "rejected") for r in rows)
+    for trace_id, status in before.items():  # finished before the kill: untouched by the resume
+        if status != "pending":
+            assert next(db.query("select status from traces where id = ?", [trace_id]))["status"] == status
+    per_trace = list(db.query("select trace_id, count(*) n from calls where node = 'prepare' group by trace_id"))
+    assert len(per_trace) == len(many) and all(r["n"] == 1 for r in per_trace)
+    assert db.execute("select count(*) from (select trace_id, seq from calls group by trace_id, seq having count(*) > 1)").fetchone()[0] == 0
+    assert len(pruned_of("killed")) == sum(r["status"] == "accepted" for r in rows)
