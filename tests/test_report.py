@@ -38,8 +38,17 @@ def drp(*args: str) -> str:
 def embedded(html: str) -> tuple[dict, dict[int, dict]]:
     """The index block and every per-trace block, parsed back the way the browser's JSON.parse would."""
     index = json.loads(re.search(r'<script type="application/json" id="drp-index">(.*?)</script>', html, re.S)[1])
-    blocks = re.findall(r'<script type="application/json" id="drp-t(\d+)">(.*?)</script>', html, re.S)
-    return index, {int(pos): json.loads(text) for pos, text in blocks}
+    blocks = {int(pos): json.loads(text) for pos, text in
+              re.findall(r'<script type="application/json" id="drp-t(\d+)">(.*?)</script>', html, re.S)}
+    # Steps and calls are embedded as rows of values under the index's column names.
+    def objects(rows, kind):
+        return [dict(zip(index["columns"][kind], values)) for values in rows]
+    for detail in blocks.values():
+        detail["steps"] = objects(detail["steps"], "steps")
+        detail["calls"] = objects(detail["calls"], "calls")
+        if detail.get("vs"):
+            detail["vs"]["steps"] = objects(detail["vs"]["steps"], "steps")
+    return index, blocks
 
 
 def db_rows(run: Path, sql: str, params=()) -> list[tuple]:
@@ -110,6 +119,20 @@ def test_status_and_limit_select_traces(rules_run):
     index, blocks = embedded((rules_run / "three.html").read_text())
     first = [r[0] for r in db_rows(rules_run, "SELECT id FROM traces ORDER BY line LIMIT 3")]
     assert [r["id"] for r in index["rows"]] == first and len(blocks) == 3
+
+
+def test_a_damaged_run_still_gets_a_report(rules_run):
+    # A run db without its runs row and calls table (older or interrupted runs): the report falls back to
+    # config.json and shows what is there instead of failing.
+    with sqlite3.connect(rules_run / "drp.db") as conn:
+        conn.execute("DELETE FROM runs")
+        conn.execute("DROP TABLE calls")
+    drp("report", "ex")
+    index, blocks = embedded((rules_run / "report.html").read_text())
+    assert index["run"]["config"]["policy"]["name"] == "rules"
+    assert index["run"]["prompt_hashes"] == index["run"]["config"]["policy"]["prompt_hashes"]
+    assert index["summary"]["nodes"] == [] and all(b["calls"] == [] and b["verdicts"] == [] for b in blocks.values())
+    assert len(blocks) == len(db_rows(rules_run, "SELECT id FROM traces"))
 
 
 def test_bad_arguments_fail_with_a_message(rules_run):

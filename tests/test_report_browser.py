@@ -17,6 +17,8 @@ import sqlite_utils
 from typer.testing import CliRunner
 
 from drp.cli import app
+from scripted_teacher import ScriptedTeacher, Text
+from skill_aware_responder import agent_of, prune, sensible
 
 pytestmark = pytest.mark.browser
 
@@ -51,7 +53,8 @@ def db_rows(run: Path, sql: str, params=()) -> list[tuple]:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> Path:
     """Real runs made once for the module: the example traces under two policies (a: rules,
-    b: rules-keep-answer) and the injection trace (inj)."""
+    b: rules-keep-answer), the injection trace (inj), and the LLM skill-aware policy against a scripted
+    loopback teacher whose first pruning drops the answer, so the verifier fails it once (llm)."""
     folder = tmp_path_factory.mktemp("report-runs")
     injection = folder / "inject.jsonl"
     injection.write_text(json.dumps(INJECTION) + "\n")
@@ -60,6 +63,16 @@ def runs(tmp_path_factory) -> Path:
         drp("run", EXAMPLES, "--policy", "rules", "--run-id", "a")
         drp("run", EXAMPLES, "--policy", "rules-keep-answer", "--run-id", "b")
         drp("run", injection, "--policy", "rules", "--run-id", "inj")
+
+        def responder(request):
+            if agent_of(request) == "pruner":
+                first_try = "rejected by the verifier" not in request["messages"][-1]["content"]
+                return Text(prune(request, delete_everything_after=1 if first_try else None))
+            return sensible(request)
+
+        with ScriptedTeacher(responder) as teacher:
+            drp("run", EXAMPLES, "--policy", "skill-aware", "--teacher-url", teacher.url, "--teacher-model", "scripted",
+                "--run-id", "llm", "--limit", "2", "--quiet", "--teacher-max-retries", "0")
     return folder
 
 
@@ -268,4 +281,41 @@ def test_large_run_renders_only_visible_rows(runs, view, tmp_path):
     page.locator("#list .row", has_text=last).click()
     page.wait_for_function("id => document.querySelector('#detail h2')?.textContent === id", arg=last)
     assert page.locator("#list .row").count() < 40
+    assert view.errors == []
+
+
+def test_verdict_per_attempt_and_transcript_of_an_llm_run(runs, view, tmp_path):
+    run = runs / "llm"
+    drp("report", run, "--out", tmp_path / "llm.html")
+    trace, attempts = db_rows(run, "SELECT id, attempts FROM traces WHERE status = 'accepted' ORDER BY line LIMIT 1")[0]
+    page = view.open(tmp_path / "llm.html", trace=trace)
+    page.wait_for_selector("#detail table.verdicts")
+
+    # One verdict row per verifier call: the failed first attempt shows its failure and feedback.
+    recorded = [json.loads(p) for (p,) in db_rows(run, "SELECT parsed FROM calls WHERE trace_id = ? AND node = 'verifier' "
+                                                       "ORDER BY seq", (trace,))]
+    assert attempts == 2 and [v["passed"] for v in recorded] == [False, True]
+    rows = page.eval_on_selector_all("#detail table.verdicts tbody tr", "rs => rs.map(r => r.innerText)")
+    assert len(rows) == 2
+    assert "failed" in rows[0] and recorded[0]["failures"][0] in rows[0] and recorded[0]["feedback"] in rows[0]
+    assert "passed" in rows[1]
+
+    # The transcript renders each call's messages with their roles, the raw reply and the token counts.
+    page.click("#detail details.transcript > summary")
+    calls = db_rows(run, "SELECT node, messages, raw_output, input_tokens, output_tokens FROM calls WHERE trace_id = ? "
+                         "ORDER BY seq", (trace,))
+    page.locator("#detail details.call").first.wait_for()
+    assert page.locator("#detail details.call").count() == len(calls)
+    pruners = [c for c in calls if c[0] == "pruner"]
+    assert len(pruners) == 2
+    second = page.locator("#detail details.call", has_text="pruner").nth(1)
+    assert f"{pruners[1][3]} in / {pruners[1][4]} out" in second.locator("summary").inner_text()
+    second.locator("summary").click()
+    second.locator(".msg").first.wait_for()
+    messages = json.loads(pruners[1][1])
+    assert second.locator(".msg-role").all_text_contents() == [m["role"] for m in messages]
+    assert second.locator(".msg pre").all_text_contents() == [m["content"] for m in messages]
+    assert "rejected by the verifier" in messages[-1]["content"]
+    assert pruners[1][2] in second.text_content()
+    view.screenshot("report-llm-run")
     assert view.errors == []

@@ -7,7 +7,7 @@ went wrong.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlite_utils
@@ -22,14 +22,14 @@ LIST_COLUMNS = (
     "response_tokens_after", "teacher_input_tokens", "teacher_output_tokens", "teacher_calls", "seconds",
 )
 DETAIL_COLUMNS = (
-    "id", "question", "gold_answer", "extra", "original_answer", "pruned_answer", "original_thinking",
-    "original_answer_section", "pruned_thinking", "pruned_response", "response",
+    "id", "extra", "original_thinking", "original_answer_section", "pruned_thinking", "pruned_response", "response",
 )
 STEP_COLUMNS = ("step", "attempt", "unit_start", "unit_end", "skill", "action", "merge_group", "text", "rewritten")
 CALL_COLUMNS = (
     "seq", "node", "attempt", "policy", "prompt_name", "prompt_hash", "messages", "raw_output", "parsed",
     "error", "model", "input_tokens", "output_tokens", "latency_ms", "started_at",
 )
+EMBEDDED_CALL_COLUMNS = (*CALL_COLUMNS, "parsed_is_raw")
 THINK_CLOSE = "</think>"
 
 
@@ -40,9 +40,16 @@ class RunSource:
     name: str
     folder: Path
     db: sqlite_utils.Database
+    _columns: dict[str, set[str]] = field(default_factory=dict)  # schema looked up once, not per trace
+
+    def has(self, table: str) -> bool:
+        return bool(self.columns(table))
 
     def columns(self, table: str) -> set[str]:
-        return {c.name for c in self.db[table].columns} if table in self.db.table_names() else set()
+        if table not in self._columns:
+            known = table in self.db.table_names()
+            self._columns[table] = {c.name for c in self.db[table].columns} if known else set()
+        return self._columns[table]
 
     def select(self, table: str, wanted: tuple[str, ...]) -> str:
         """A SELECT list of the wanted columns, NULL for the ones this database lacks."""
@@ -63,7 +70,7 @@ def open_run(run: str) -> RunSource:
 def run_info(src: RunSource) -> dict:
     """The `runs` row with its JSON columns decoded, plus config.json when the row lacks a config."""
     row: dict = {}
-    if "runs" in src.db.table_names():
+    if src.has("runs"):
         row = next(iter(src.db.query("SELECT * FROM runs ORDER BY created_at DESC LIMIT 1")), {}) or {}
     info = dict(row)
     for key in ("config", "prompt_hashes"):
@@ -80,7 +87,7 @@ def run_info(src: RunSource) -> dict:
 
 def list_rows(src: RunSource, statuses: list[str] | None = None, limit: int | None = None) -> list[dict]:
     """The traces to show, in input order, with their small columns."""
-    if "traces" not in src.db.table_names():
+    if not src.has("traces"):
         return []
     sql = f"SELECT {src.select('traces', LIST_COLUMNS)} FROM traces"
     params: list = []
@@ -97,7 +104,7 @@ def list_rows(src: RunSource, statuses: list[str] | None = None, limit: int | No
 def step_summaries(src: RunSource) -> dict[str, dict]:
     """Per trace: its distinct skills and how many steps got each action (for list filters and bars)."""
     found: dict[str, dict] = {}
-    if "steps" not in src.db.table_names():
+    if not src.has("steps"):
         return found
     sql = "SELECT trace_id, skill, action, COUNT(*) AS n FROM steps GROUP BY trace_id, skill, action"
     for row in src.db.query(sql):
@@ -111,7 +118,7 @@ def step_summaries(src: RunSource) -> dict[str, dict]:
 
 def trace_detail(src: RunSource, trace_id: str) -> dict | None:
     """Everything the detail view of one trace needs: texts, steps, verdicts and the agent transcript."""
-    if "traces" not in src.db.table_names():
+    if not src.has("traces"):
         return None
     rows = list(src.db.query(f"SELECT {src.select('traces', DETAIL_COLUMNS)} FROM traces WHERE id = ?", [trace_id]))
     if not rows:
@@ -119,23 +126,19 @@ def trace_detail(src: RunSource, trace_id: str) -> dict | None:
     row = rows[0]
     steps = _steps(src, trace_id)
     calls = _calls(src, trace_id)
-    detail = {
-        "question": row["question"],
-        "gold_answer": row["gold_answer"],
-        "original_answer": row["original_answer"],
-        "pruned_answer": row["pruned_answer"],
+    detail = {  # question, answers and token counts travel in the index row, not here
         "extra": _json_or_text(row["extra"]),
         "original_answer_section": row["original_answer_section"],
         "pruned_thinking": row["pruned_thinking"],
         "pruned_answer_section": None,
         "pruned_response": None,
         "original_thinking": None,
-        "steps": steps,
-        "calls": calls,
+        "steps": as_rows(steps, STEP_COLUMNS),
+        "calls": as_rows([_embeddable(c) for c in calls], EMBEDDED_CALL_COLUMNS),
         "verdicts": verdicts(calls),
     }
     # The steps already hold the original thinking, and the pruned response is thinking + answer section:
-    # keep only what cannot be rebuilt, which roughly halves the file for big runs.
+    # keep only what cannot be rebuilt, so big reports stay small.
     if not steps:
         detail["original_thinking"] = row["original_thinking"] or row["response"]
     section = pruned_answer_section(row["pruned_thinking"], row["pruned_response"])
@@ -148,7 +151,7 @@ def trace_detail(src: RunSource, trace_id: str) -> dict | None:
 
 def comparison(src: RunSource, trace_id: str) -> dict | None:
     """The other run's result for the same trace id, for `--vs` (None when that run lacks the trace)."""
-    if "traces" not in src.db.table_names():
+    if not src.has("traces"):
         return None
     rows = list(src.db.query(f"SELECT {src.select('traces', LIST_COLUMNS)}, "
                              f"{src.select('traces', ('pruned_thinking', 'pruned_response'))} "
@@ -170,26 +173,32 @@ def comparison(src: RunSource, trace_id: str) -> dict | None:
         "pruned_thinking": row["pruned_thinking"],
         "pruned_answer_section": section,
         "pruned_response": row["pruned_response"] if section is None else None,
-        "steps": steps,
+        "steps": as_rows(steps, STEP_COLUMNS),
         "verdicts": verdicts(_calls(src, trace_id, nodes=("verifier",))),
     }
 
 
 def ids(src: RunSource) -> set[str]:
-    if "traces" not in src.db.table_names():
+    if not src.has("traces"):
         return set()
     return {row["id"] for row in src.db.query("SELECT id FROM traces")}
 
 
 def _steps(src: RunSource, trace_id: str) -> list[dict]:
-    if "steps" not in src.db.table_names():
+    if not src.has("steps"):
         return []
     sql = f"SELECT {src.select('steps', STEP_COLUMNS)} FROM steps WHERE trace_id = ? ORDER BY step"
     return [dict(row) for row in src.db.query(sql, [trace_id])]
 
 
+def as_rows(items: list[dict], columns: tuple[str, ...]) -> list[list]:
+    """Dicts → lists of values in `columns` order: the page's JSON then names each key once, not per step
+    (a third of a big report's size otherwise)."""
+    return [[item.get(c) for c in columns] for item in items]
+
+
 def _calls(src: RunSource, trace_id: str, nodes: tuple[str, ...] | None = None) -> list[dict]:
-    if "calls" not in src.db.table_names():
+    if not src.has("calls"):
         return []
     sql = f"SELECT {src.select('calls', CALL_COLUMNS)} FROM calls WHERE trace_id = ?"
     params: list = [trace_id]
@@ -201,6 +210,8 @@ def _calls(src: RunSource, trace_id: str, nodes: tuple[str, ...] | None = None) 
         call = dict(row)
         call["messages"] = _json_or_text(call["messages"])
         call["parsed"] = _json_or_text(call["parsed"])
+        # Deterministic nodes record the same JSON as raw output and parsed result: embed it once.
+        call["parsed_is_raw"] = call["parsed"] is not None and _json_or_text(call["raw_output"]) == call["parsed"]
         calls.append(call)
     return calls
 
@@ -238,6 +249,18 @@ def verdicts(calls: list[dict]) -> list[dict]:
             verdict["passed"] = False
         found.append(verdict)
     return found
+
+
+def _embeddable(call: dict) -> dict:
+    return {**call, "parsed": None} if call["parsed_is_raw"] else call
+
+
+def reason_kind(reason: str | None) -> str | None:
+    """The reason without its particulars ("wrong_original: the trace answers 4, gold is 3" →
+    "wrong_original"), so reasons can be counted and filtered by kind."""
+    if not reason:
+        return None
+    return reason.split(":", 1)[0].strip() or reason
 
 
 def pruned_answer_section(thinking: str | None, response: str | None) -> str | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import statistics
 
-from drp.report.data import RunSource
+from drp.report.data import RunSource, reason_kind
 
 TOKEN_COLUMNS = ("thinking_tokens_before", "thinking_tokens_after", "response_tokens_before", "response_tokens_after")
 HISTOGRAM_BINS = 20  # 5-point bins of reduction from 0% to 100%; negative reductions go to their own bin
@@ -30,9 +30,9 @@ def summarise(src: RunSource) -> dict:
         summary["status"] = {r["status"] or "unknown": r["n"] for r in
                              query("SELECT status, COUNT(*) AS n FROM traces GROUP BY status ORDER BY n DESC")}
     if {"status", "reason"} <= has:
-        summary["reasons"] = query(
+        summary["reasons"] = reasons(query(
             "SELECT status, reason, COUNT(*) AS n FROM traces WHERE reason IS NOT NULL AND reason != '' "
-            "GROUP BY status, reason ORDER BY n DESC, reason LIMIT 200")
+            "GROUP BY status, reason"))
     if {"thinking_tokens_before", "thinking_tokens_after", "status"} <= has:
         tokens = src.select("traces", TOKEN_COLUMNS)
         summary["reduction"] = reduction(query(
@@ -63,6 +63,16 @@ def summarise(src: RunSource) -> dict:
             "AVG(latency_ms) AS mean_latency_ms, SUM(error IS NOT NULL AND error != '') AS errors, "
             "COUNT(DISTINCT model) AS models FROM calls GROUP BY node ORDER BY MIN(seq), node")
     return summary
+
+
+def reasons(rows: list[dict]) -> list[dict]:
+    """Counts per (status, reason kind), most common first, each with one full reason as an example."""
+    kinds: dict[tuple, dict] = {}
+    for row in rows:
+        key = (row["status"], reason_kind(row["reason"]))
+        entry = kinds.setdefault(key, {"status": key[0], "kind": key[1], "n": 0, "example": row["reason"]})
+        entry["n"] += row["n"]
+    return sorted(kinds.values(), key=lambda e: (-e["n"], str(e["status"]), e["kind"]))
 
 
 def reduction(rows: list[dict]) -> dict | None:

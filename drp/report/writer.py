@@ -98,6 +98,7 @@ def build_index(
         entry = steps.get(row["id"], {"skills": (), "actions": {}})
         item = {
             "id": row["id"], "line": row["line"], "status": row["status"] or "unknown", "reason": row["reason"],
+            "reason_kind": data.reason_kind(row["reason"]),
             "attempts": row["attempts"], "question": row["question"], "gold": row["gold_answer"],
             "original_answer": row["original_answer"], "pruned_answer": row["pruned_answer"],
             "before": row["thinking_tokens_before"], "after": row["thinking_tokens_after"],
@@ -127,6 +128,7 @@ def build_index(
         "vs": vs,
         "selection": {"statuses": statuses or [], "limit": limit, "shown": len(rows), "total": summary["traces"]},
         "skills": skills,
+        "columns": {"steps": data.STEP_COLUMNS, "calls": data.EMBEDDED_CALL_COLUMNS},
         "rows": listed,
     }
 

@@ -123,7 +123,7 @@
       if (m[1] === null || m[1] === undefined || m[1] < 0) return;
       var x = x0(1) + Math.min(m[1], 1) * (counts.length - 1) * bw;
       box.appendChild(svg('line', { x1: x, x2: x, y1: 2, y2: H, class: 'marker m' + k }));
-      var t = svg('text', { x: x + m[3], y: 9, class: 'axis m' + k, 'text-anchor': m[2] });
+      var t = svg('text', { x: x + m[3], y: 9 + 10 * k, class: 'axis m' + k, 'text-anchor': m[2] });
       t.textContent = m[0] + ' ' + pct(m[1], 0);
       box.appendChild(t);
     });
@@ -189,8 +189,8 @@
         return [k].concat(ACTIONS.map(function (a) { return per[a] ? num(per[a]) : ''; })).concat([num(total)]);
       })) : el('p', 'muted', 'no steps recorded'));
       parts.push(el('h4', null, 'Reasons'));
-      parts.push((s.reasons || []).length ? table(['status', 'reason', 'traces'], s.reasons.map(function (r) {
-        return [statusBadge(r.status), txt(r.reason), num(r.n)];
+      parts.push((s.reasons || []).length ? table(['status', 'reason', 'traces', 'example'], s.reasons.map(function (r) {
+        return [statusBadge(r.status), txt(r.kind), num(r.n), el('span', 'small', txt(r.example))];
       })) : el('p', 'muted', 'none'));
       parts.push(el('h4', null, 'Config'));
       parts.push(pre(pretty(info.config === undefined ? null : info.config), 'text json'));
@@ -232,7 +232,7 @@
     option(F.status, '', 'all statuses');
     countBy('status').forEach(function (e) { option(F.status, e[0], e[0] + ' (' + e[1] + ')'); });
     option(F.reason, '', 'all reasons');
-    countBy('reason').slice(0, 300).forEach(function (e) {
+    countBy('reason_kind').slice(0, 300).forEach(function (e) {
       var label = e[0].length > 70 ? e[0].slice(0, 69) + '…' : e[0];
       option(F.reason, e[0], label + ' (' + e[1] + ')');
     });
@@ -263,7 +263,7 @@
     for (var i = 0; i < ROWS.length; i++) {
       var r = ROWS[i];
       if (status && r.status !== status) continue;
-      if (reason && r.reason !== reason) continue;
+      if (reason && r.reason_kind !== reason) continue;
       if (skill >= 0 && r.skills.indexOf(skill) < 0) continue;
       if (min !== null || max !== null) {
         var red = reduction(r.before, r.after);
@@ -343,11 +343,25 @@
   }
 
   // ---------- trace detail ----------
+  function objects(rows, columns) {
+    return (rows || []).map(function (values) {
+      var o = {};
+      columns.forEach(function (c, i) { o[c] = values[i]; });
+      return o;
+    });
+  }
   function detailData(pos) {
     if (cache.has(pos)) return cache.get(pos);
     var block = document.getElementById('drp-t' + pos);
     if (!block) return null;
     var d = JSON.parse(block.textContent);
+    // Steps and calls travel as rows of values (see INDEX.columns); turn them back into objects.
+    d.steps = objects(d.steps, INDEX.columns.steps);
+    d.calls = objects(d.calls, INDEX.columns.calls).map(function (c) {
+      if (c.parsed_is_raw) { try { c.parsed = JSON.parse(c.raw_output); } catch (e) { c.parsed = c.raw_output; } }
+      return c;
+    });
+    if (d.vs) d.vs.steps = objects(d.vs.steps, INDEX.columns.steps);
     cache.set(pos, d);
     if (cache.size > 40) cache.delete(cache.keys().next().value);
     return d;
@@ -383,14 +397,33 @@
     return box;
   }
 
+  function otherView(other) {
+    // Whatever else the verifier recorded: boolean maps (its checks) as pass/fail chips, scalars as
+    // "key: value", anything else as JSON.
+    if (typeof other !== 'object' || other === null || Array.isArray(other)) return pre(pretty(other), 'text json');
+    var box = el('div', 'other');
+    Object.keys(other).forEach(function (k) {
+      var v = other[k];
+      var flags = v && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).every(function (c) { return typeof v[c] === 'boolean'; });
+      if (flags && Object.keys(v).length) {
+        add(box, el('div', 'chips', Object.keys(v).map(function (c) { return badge((v[c] ? '✓ ' : '✗ ') + c, v[c] ? 'st-accepted' : 'st-rejected'); })));
+      } else if (v === null || typeof v !== 'object') {
+        add(box, el('div', 'small', k + ': ' + txt(v)));
+      } else {
+        add(box, el('div', 'small', k + ':'), pre(pretty(v), 'text json'));
+      }
+    });
+    return box;
+  }
+
   function verdictView(verdicts) {
     if (!verdicts || !verdicts.length) return el('p', 'muted', 'no verifier call recorded');
-    return table(['attempt', 'verdict', 'failures', 'feedback', 'other'], verdicts.map(function (v) {
+    return table(['attempt', 'verdict', 'failures', 'feedback', 'checks and details'], verdicts.map(function (v) {
       var verdict = v.passed === true ? badge('passed', 'st-accepted') : v.passed === false ? badge('failed', 'st-rejected') : badge('unknown', 'st-unknown');
       var failures = el('ul', 'failures');
       (v.failures || []).forEach(function (f) { failures.appendChild(el('li', null, pretty(f))); });
       return [txt(v.attempt), verdict, (v.failures || []).length ? failures : '–', v.feedback ? pre(v.feedback) : '–',
-        [v.other ? pre(pretty(v.other), 'text json') : null, v.error ? pre('error: ' + v.error, 'text err') : null]];
+        [v.other ? otherView(v.other) : null, v.error ? pre('error: ' + v.error, 'text err') : null]];
     }), 'grid verdicts');
   }
 
@@ -450,7 +483,7 @@
     prev.addEventListener('click', function () { step(-1); });
     next.addEventListener('click', function () { step(1); });
     var parts = [];
-    parts.push(el('div', 'detail-head', el('h2', null, txt(r.id)), statusBadge(r.status), r.reason ? el('span', 'reason', txt(r.reason)) : null,
+    parts.push(el('div', 'detail-head', el('h2', null, txt(r.id)), statusBadge(r.status), r.reason ? el('span', 'reason' + (r.status === 'accepted' ? ' muted' : ''), txt(r.reason)) : null,
       el('span', 'nav', prev, next)));
     var red = reduction(r.before, r.after), rred = reduction(r.response_before, r.response_after);
     parts.push(kv([
@@ -462,7 +495,7 @@
       r.line !== null && r.line !== undefined ? ['input line', txt(r.line)] : null,
     ]));
     parts.push(el('h3', null, 'Question'));
-    parts.push(pre(d.question, 'text question'));
+    parts.push(pre(r.question, 'text question'));
 
     if (VS) {
       var v = d.vs;
@@ -484,10 +517,14 @@
     }
 
     var steps = d.steps || [];
-    parts.push(el('h3', null, 'Steps' + (steps.length ? ' (' + steps.length + ', final attempt)' : '')));
-    parts.push(el('div', 'legend', ACTIONS.map(function (a) { return badge(a, 'action ' + actionClass(a)); })));
-    if (steps.length) parts.push(stepsView(steps, VS ? 'A' : null));
-    else parts.push(sideBySide('Original thinking', d.original_thinking, 'Pruned thinking', d.pruned_thinking));
+    if (steps.length) {
+      parts.push(el('h3', null, 'Steps (' + steps.length + ', final attempt)'));
+      parts.push(el('div', 'legend', ACTIONS.map(function (a) { return badge(a, 'action ' + actionClass(a)); })));
+      parts.push(stepsView(steps, VS ? 'A' : null));
+    } else {
+      parts.push(el('h3', null, 'Reasoning ', el('span', 'small', '(no steps recorded for this trace)')));
+      parts.push(sideBySide('Original thinking', d.original_thinking, 'Pruned thinking', d.pruned_thinking));
+    }
     parts.push(el('h3', null, 'Answer section'));
     parts.push(sideBySide('Original', d.original_answer_section, 'Pruned', d.pruned_answer_section !== null && d.pruned_answer_section !== undefined ? d.pruned_answer_section : null));
     parts.push(el('h3', null, 'Verifier verdict per attempt'));

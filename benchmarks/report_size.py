@@ -1,0 +1,160 @@
+"""`drp report` at scale: generation time and file size for 1,000 and 10,000 traces, and how fast the page
+first renders, filters and opens a trace in headless Chromium.
+
+    python benchmarks/report_size.py [--sizes 1000,10000] [--workdir DIR] [--no-browser]
+
+The 1,000 real R1-Distill-Qwen-1.5B traces in ../shared/data/traces/ go through the `rules` policy once;
+bigger runs are that run's rows (traces, steps, calls) copied under new ids.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from drp.paths import shared_dir
+from drp.report import write_report
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+TRACES = "data/traces/r1-distill-qwen-1.5b.e2h-gsm8k.jsonl"
+
+
+def base_run(runs: Path) -> Path:
+    """The real rules run over the shared traces (made once per workdir)."""
+    folder = runs / "real-1000"
+    if not (folder / "drp.db").exists():
+        shared = shared_dir()
+        if shared is None:
+            sys.exit("../shared is absent: this benchmark needs the real traces")
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "drp.cli", "run", str(shared / TRACES), "--policy", "rules",
+                        "--run-id", folder.name, "--overwrite"], check=True, env={**os.environ, "DRP_RUNS_DIR": str(runs)},
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        print(f"rules run over the 1000 shared traces: {time.perf_counter() - started:.1f} s")
+    return folder
+
+
+def scaled_run(base: Path, runs: Path, size: int) -> Path:
+    """A copy of `base` holding `size` traces: its rows repeated under ids suffixed -c1, -c2, …"""
+    folder = runs / f"scaled-{size}"
+    if (folder / "drp.db").exists():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(base / "drp.db") as source, sqlite3.connect(folder / "drp.db") as target:
+        source.backup(target)
+    with sqlite3.connect(folder / "drp.db") as db:
+        n = db.execute("SELECT COUNT(*) FROM traces").fetchone()[0]
+        trace_cols = [r[1] for r in db.execute("PRAGMA table_info(traces)")]
+        step_cols = [r[1] for r in db.execute("PRAGMA table_info(steps)")]
+        call_cols = [r[1] for r in db.execute("PRAGMA table_info(calls)") if r[1] != "id"]
+        copies = -(-size // n)
+        for copy in range(1, copies):
+            suffix = f"-c{copy}"
+
+            def renamed(cols, key):
+                return ", ".join(f"{c} || ?" if c == key else ("line + ?" if c == "line" else c) for c in cols)
+
+            db.execute(f"INSERT INTO traces ({', '.join(trace_cols)}) SELECT {renamed(trace_cols, 'id')} FROM traces "
+                       "WHERE id NOT LIKE '%-c%'", [suffix if c == "id" else copy * n for c in trace_cols if c in ("id", "line")])
+            db.execute(f"INSERT INTO steps ({', '.join(step_cols)}) SELECT {renamed(step_cols, 'trace_id')} FROM steps "
+                       "WHERE trace_id NOT LIKE '%-c%'", [suffix])
+            db.execute(f"INSERT INTO calls ({', '.join(call_cols)}) SELECT {renamed(call_cols, 'trace_id')} FROM calls "
+                       "WHERE trace_id NOT LIKE '%-c%'", [suffix])
+        extra = copies * n - size
+        if extra:
+            doomed = [r[0] for r in db.execute("SELECT id FROM traces ORDER BY line DESC LIMIT ?", [extra])]
+            for table, key in (("steps", "trace_id"), ("calls", "trace_id"), ("traces", "id")):
+                db.executemany(f"DELETE FROM {table} WHERE {key} = ?", [(i,) for i in doomed])
+    return folder
+
+
+def browser_figures(page, report: Path) -> dict:
+    """Load the report and time, inside the page, what a reader does first."""
+    started = time.perf_counter()
+    page.goto(report.resolve().as_uri(), wait_until="commit")
+    page.wait_for_selector('body[data-ready="1"]', timeout=120_000)
+    to_ready = time.perf_counter() - started
+    page.wait_for_load_state("load", timeout=120_000)
+    timing = page.evaluate("""() => {
+        const nav = performance.getEntriesByType('navigation')[0];
+        return {rendered: window.drpRendered, painted: window.drpPainted,
+                dom_content_loaded: nav.domContentLoadedEventEnd, load: nav.loadEventEnd,
+                heap_mb: performance.memory ? performance.memory.usedJSHeapSize / 1e6 : null};
+    }""")
+    # Synchronous handlers, so performance.now() around each dispatch measures the whole update.
+    timing["filter_ms"] = page.evaluate("""() => {
+        const s = document.getElementById('f-status'); const t = performance.now();
+        s.value = 'accepted'; s.dispatchEvent(new Event('change')); return performance.now() - t; }""")
+    timing["open_trace_ms"] = statistics.median(page.evaluate("""() => {
+        const out = [];
+        for (let i = 0; i < 5; i++) {  // re-query: opening a trace re-renders the visible rows
+            const row = document.querySelectorAll('#list .row')[i]; if (!row) break;
+            const t = performance.now(); row.click(); out.push(performance.now() - t); }
+        return out; }"""))
+    timing["deep_search_ms"] = page.evaluate("""() => {
+        const q = document.getElementById('f-text'), d = document.getElementById('f-deep');
+        q.value = 'let me double-check'; d.checked = true; const t = performance.now();
+        d.dispatchEvent(new Event('change')); return performance.now() - t; }""")
+    timing["wall_to_ready_s"] = to_ready
+    return timing
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000")
+    parser.add_argument("--workdir", type=Path, default=None, help="keep runs and reports here (default: a temp dir)")
+    parser.add_argument("--no-browser", action="store_true")
+    args = parser.parse_args()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="drp-report-bench-"))
+    runs = workdir / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    base = base_run(runs)
+    sizes = [int(s) for s in args.sizes.split(",")]
+
+    results = []
+    for size in sizes:
+        run = base if size == 1000 else scaled_run(base, runs, size)
+        out = workdir / f"report-{size}.html"
+        seconds = []
+        for _ in range(2):
+            result = write_report(str(run), out=out)
+            seconds.append(result.seconds)
+        results.append((size, result, min(seconds)))
+        print(f"{result.traces:>6} traces: generation {min(seconds):.2f} s (best of 2), file {result.bytes / 1e6:.1f} MB")
+
+    if args.no_browser:
+        return
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=os.environ.get("DRP_CHROMIUM", "/usr/bin/chromium"), args=CHROMIUM_ARGS
+        )
+        for size, result, _ in results:
+            figures = []
+            for _ in range(2):
+                context = browser.new_context(viewport={"width": 1400, "height": 900})
+                figures.append(browser_figures(context.new_page(), result.path))
+                context.close()
+            best = {k: min(f[k] for f in figures) for k in figures[0] if figures[0][k] is not None}
+            print(f"{result.traces:>6} traces in Chromium (best of 2): first render {best['rendered']:.0f} ms, "
+                  f"painted {best['painted']:.0f} ms, DOMContentLoaded {best['dom_content_loaded']:.0f} ms, "
+                  f"load {best['load']:.0f} ms; status filter {best['filter_ms']:.1f} ms, open trace "
+                  f"{best['open_trace_ms']:.1f} ms, full-text search {best['deep_search_ms']:.0f} ms"
+                  + (f", JS heap {best['heap_mb']:.0f} MB" if "heap_mb" in best else ""))
+        browser.close()
+    if args.workdir is None:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
