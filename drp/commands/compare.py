@@ -1,7 +1,33 @@
-"""Placeholder: registers nothing yet (see the open issue that owns this command)."""
+"""`drp compare`: eval folders side by side with paired significance tests (Markdown, HTML, PNG)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
 
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="Eval folders (from `drp eval --out`); the first is the baseline.")],
+    out: Annotated[Path, typer.Option("--out", help="Report folder: report.md, report.html, PNG, comparison.json.")],
+) -> None:
+    """Accuracy, tokens and token reduction per benchmark; exact McNemar and Wilcoxon signed-rank vs the baseline.
+
+    Runs on different problem sets are refused (exit status 2), naming the difference.
+    """
+    from drp.evals.compare import CompareError, compare as compare_runs
+    from drp.evals.report import markdown, write_report
+
+    try:
+        comparison = compare_runs(runs)
+    except CompareError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
+    paths = write_report(comparison, out)
+    typer.echo(markdown(comparison))
+    typer.echo(f"report: {paths['markdown']}, {paths['html']}, {paths['png']}", err=True)
+
+
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("compare")(compare)

@@ -127,7 +127,10 @@ def print_metrics(metrics: dict) -> None:
             f"{m['length_capped']['count']} (cap {m['max_tokens']})", str(len(m["no_answer"])), mismatch,
             str(len(m["errors"])),
         )
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:  # piped or captured: do not squeeze the table into 80 columns
+        console.width = 160
+    console.print(table)
 
 
 def _fail(message: str, code: int) -> None:

@@ -1,7 +1,69 @@
-"""Placeholder: registers nothing yet (see the open issue that owns this command)."""
+"""`drp serve`: an OpenAI-compatible server for a student (vLLM on GPU, transformers on CPU)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
 
+def serve(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="Model folder, hub id, or a pulled model's short name.")],
+    backend: Annotated[str, typer.Option(help="auto (vLLM when installed, else transformers), vllm, transformers.")
+                       ] = "auto",
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8000,
+    vllm_bin: Annotated[Optional[str], typer.Option(help="The `vllm` program, e.g. from its own virtualenv.")
+                        ] = None,
+    log: Annotated[Optional[Path], typer.Option(help="Write the server's output here instead of the terminal.")
+                   ] = None,
+    ready_timeout: Annotated[float, typer.Option(help="Seconds to wait for the model to load.")] = 900.0,
+) -> None:
+    """Start the server, wait until it answers, print its base URL; Ctrl-C stops it cleanly.
+
+    Arguments after `--` go to the backend as they are, e.g. `drp serve M -- --tensor-parallel-size 2`.
+    """
+    import signal
+
+    from drp.models import resolve
+    from drp.serving import ManagedServer, ServeError, build_command, free_port
+
+    try:
+        command = build_command(resolve(model), backend, host, port or free_port(host), vllm_bin, ctx.args)
+    except ServeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
+    server = ManagedServer(command, log)
+
+    def terminate(signum, frame):  # `kill PID` shuts down as politely as Ctrl-C
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
+    # Started with `&` from a script, SIGINT arrives ignored; Ctrl-C / kill -INT must still stop us cleanly.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    typer.echo(f"starting {command.backend}: {' '.join(command.argv)}", err=True)
+    try:
+        server.start()
+        server.wait_ready(ready_timeout)
+        typer.echo(f"ready: {command.base_url}")
+        typer.echo(f"model: {command.model_name}")
+        typer.echo(f"  export DRP_MODEL_URL={command.base_url} DRP_MODEL={command.model_name}")
+        typer.echo("Ctrl-C to stop", err=True)
+        code = server.process.wait()
+    except ServeError as exc:
+        server.stop()
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1)
+    except KeyboardInterrupt:
+        typer.echo("stopping the server...", err=True)
+        code = server.stop()
+        typer.echo(f"stopped (server exit status {code})", err=True)
+        return
+    typer.echo(f"error: the server exited on its own with status {code}", err=True)
+    raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("serve", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(serve)

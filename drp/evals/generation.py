@@ -1,0 +1,181 @@
+"""`drp generate`: the student's own long chains of thought on training problems (the first stage of DRP).
+
+Every sample goes to OUT's side file `<stem>.samples.jsonl` (append-only: the resume point); OUT itself is
+then rewritten with the kept samples, in the trace format `drp run` reads (id, question, response,
+gold_answer, plus the model and decoding that produced it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from drp.evals.benchmarks import Fields, load_benchmark
+from drp.evals.evaluation import EvalError, tokenizer_for
+from drp.evals.sampling import (Decoding, Endpoint, SampleWriter, Task, latest_by_key, read_records,
+                                run_tasks)
+from drp.evals.scoring import grade
+from drp.evals.templates import FAMILIES, render, resolve_template
+
+KEEP = ("correct", "all")
+THINK_CLOSE = "</think>"
+
+
+@dataclass
+class GenerateSettings:
+    problems: str
+    out: Path
+    model_url: str
+    model: str
+    n: int = 4
+    keep: str = "correct"
+    require_think: bool = False
+    data_dir: Path | None = None
+    source: str = "auto"
+    limit: int | None = None
+    fields: Fields = field(default_factory=Fields)
+    prompt_template: str | None = None
+    tokenizer: str | None = None
+    decoding: Decoding = field(default_factory=lambda: Decoding(0.6, 0.95, 16384))
+    seed: int = 0
+    concurrency: int = 8
+    timeout: float = 1800.0
+    retries: int = 2
+    api_key: str | None = None
+    max_consecutive_errors: int = 20
+    progress: bool = True
+
+
+@dataclass
+class GenerateOutcome:
+    out: Path
+    samples_path: Path
+    samples: int
+    correct: int
+    kept: int
+    length_capped: int
+    no_answer: int
+    failed: int
+    todo: int
+    aborted: str | None
+    interrupted: bool
+    wall_s: float
+
+
+def samples_path_for(out: Path) -> Path:
+    return out.with_name(out.name.removesuffix(".jsonl") + ".samples.jsonl")
+
+
+def _key(record: dict) -> tuple:
+    return (str(record.get("problem_id")), record.get("sample"))
+
+
+def run_generate(settings: GenerateSettings, echo: Callable[[str], None] = print) -> GenerateOutcome:
+    from drp.tokens import TokenCounter
+
+    started = time.perf_counter()
+    if settings.keep not in KEEP:
+        raise EvalError(f"--keep must be one of {', '.join(KEEP)}, not {settings.keep!r}")
+    label, template = resolve_template(settings.prompt_template)
+    benchmark = load_benchmark(settings.problems, settings.data_dir, settings.source, settings.limit,
+                               settings.fields)
+    if settings.keep == "correct":
+        no_gold = [p.id for p in benchmark.problems if p.gold is None]
+        if no_gold:
+            raise EvalError(f"{len(no_gold)} problems have no gold answer (e.g. {no_gold[0]}) to grade against: "
+                            "map the answer field (--answer-field) or use --keep all")
+    tokenizer_name = tokenizer_for(settings.model, settings.tokenizer)
+    # A custom template is recorded in full: resuming with an edited template must be refused.
+    settings_record = {"model": settings.model, "prompt_template": label if label in FAMILIES else template,
+                       "temperature": settings.decoding.temperature,
+                       "top_p": settings.decoding.top_p, "max_tokens": settings.decoding.max_tokens}
+    samples_path = samples_path_for(settings.out)
+    existing = list(read_records(samples_path))
+    _check_same_settings(samples_path, existing, settings_record)
+
+    endpoint = Endpoint(settings.model_url, settings.model, settings.api_key, settings.timeout, settings.retries)
+    endpoint.probe()
+    latest = latest_by_key(existing, _key)
+    finished = {k for k, r in latest.items() if not r.get("error")}
+    tasks = [
+        Task((p.id, k), [{"role": "user", "content": render(template, p.question)}], settings.seed + k, p)
+        for p in benchmark.problems for k in range(settings.n) if (p.id, k) not in finished
+    ]
+    echo(f"{len(tasks)} samples to draw ({len(finished)} already done) for {len(benchmark.problems)} problems "
+         f"from {benchmark.source}")
+    counter = TokenCounter(tokenizer_name)
+    from tqdm import tqdm
+
+    progress = tqdm(total=len(tasks), desc="generate", unit="sample", disable=not settings.progress or not tasks,
+                    dynamic_ncols=True)
+
+    with SampleWriter(samples_path) as writer:
+        def on_result(task: Task, completion) -> None:
+            problem, k = task.payload, task.key[1]
+            record = {
+                "id": problem.id if settings.n == 1 else f"{problem.id}_s{k}",
+                "question": problem.question, "gold_answer": problem.gold, "problem_id": problem.id,
+                "sample": k, "seed": task.seed, "source": benchmark.name, **settings_record,
+                "prompt": task.messages[-1]["content"],
+            }
+            if completion.error:
+                record.update(error=completion.error)
+            else:
+                verdict = grade(completion.text, problem.gold)
+                record.update(
+                    response=completion.text, finish_reason=completion.finish_reason,
+                    extracted_answer=verdict.extracted, correct=verdict.correct,
+                    tokens=counter.count(completion.text), server_completion_tokens=completion.completion_tokens,
+                    error=None,
+                )
+            for name, value in problem.extra.items():  # the problem file's own fields travel along
+                record.setdefault(name, value)
+            writer.write(record)
+            progress.update(1)
+
+        outcome = run_tasks(tasks, endpoint, settings.decoding, settings.concurrency, on_result,
+                            settings.max_consecutive_errors)
+    progress.close()
+
+    order = {(p.id, k): i for i, (p, k) in enumerate((p, k) for p in benchmark.problems for k in range(settings.n))}
+    done = [r for r in latest_by_key(read_records(samples_path), _key).values()
+            if not r.get("error") and _key(r) in order]
+    done.sort(key=lambda r: order[_key(r)])
+    kept = [r for r in done if _keep(r, settings)]
+    _write_atomic(settings.out, kept)
+    failed = sum(1 for r in latest_by_key(read_records(samples_path), _key).values()
+                 if r.get("error") and _key(r) in order)
+    return GenerateOutcome(
+        settings.out, samples_path, len(done), sum(bool(r["correct"]) for r in done), len(kept),
+        sum(r.get("finish_reason") == "length" for r in done), sum(r.get("extracted_answer") is None for r in done),
+        failed, len(tasks), outcome.aborted, outcome.interrupted, time.perf_counter() - started,
+    )
+
+
+def _keep(record: dict, settings: GenerateSettings) -> bool:
+    if settings.keep == "all":
+        return True
+    complete = record.get("finish_reason") != "length"
+    thinks = not settings.require_think or THINK_CLOSE in (record.get("response") or "")
+    return bool(record.get("correct")) and complete and thinks
+
+
+def _check_same_settings(path: Path, existing: list[dict], current: dict) -> None:
+    for record in existing[:1]:
+        for name, value in current.items():
+            if record.get(name) != value:
+                raise EvalError(f"{path} holds samples made with {name}={record.get(name)!r}, not {value!r}: "
+                                "use another --out, or the same settings to resume")
+
+
+def _write_atomic(path: Path, records: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    os.replace(partial, path)

@@ -1,0 +1,128 @@
+"""Rendering a comparison: Markdown, a self-contained HTML page (jinja2) and an accuracy-vs-tokens PNG."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+TEMPLATE = Path(__file__).with_name("compare_report.html.j2")
+PLOT = "accuracy_vs_tokens.png"
+
+NOTES = [
+    "accuracy and tokens: mean ± sample sd over seeds; 95% CI: percentile bootstrap over problems "
+    "(per-problem mean over seeds).",
+    "token reduction: 1 − mean tokens / baseline mean tokens (tokens counted with each run's tokenizer).",
+    "McNemar: exact two-sided binomial test on discordant problems (a problem counts as solved when it is "
+    "solved in more than half of its seeds); base✓/this✓ = problems only the baseline / only this run solves.",
+    "Wilcoxon: two-sided signed-rank test on per-problem mean tokens (zero differences dropped).",
+]
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1%}"
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def table_rows(benchmark: dict) -> list[dict]:
+    """Display strings per run, shared by the Markdown and HTML renderings."""
+    rows = []
+    for row in benchmark["rows"]:
+        acc, tok = row["accuracy"], row["tokens"]
+        mcnemar, wilcoxon = row.get("mcnemar"), row.get("wilcoxon_tokens")
+        rows.append({
+            "label": row["label"],
+            "size": f"{row['n_problems']} × {row['seeds']}",
+            "accuracy": f"{acc['mean']:.1%} ± {acc['std']:.1%}",
+            "accuracy_ci": f"[{acc['ci95'][0]:.1%}, {acc['ci95'][1]:.1%}]",
+            "accuracy_delta": "baseline" if "accuracy_delta" not in row else f"{row['accuracy_delta'] * 100:+.1f} pp",
+            "tokens": f"{tok['mean']:.0f} ± {tok['std']:.0f}",
+            "tokens_ci": f"[{tok['ci95'][0]:.0f}, {tok['ci95'][1]:.0f}]",
+            "token_reduction": "baseline" if "accuracy_delta" not in row else _pct(row["token_reduction"]),
+            "mcnemar": "–" if not mcnemar else
+            f"{mcnemar['only_baseline']}/{mcnemar['only_this']}, p={_p(mcnemar['pvalue'])}",
+            "wilcoxon": "–" if not wilcoxon else f"p={_p(wilcoxon['pvalue'])}",
+            "capped": _pct(row["length_capped_rate"]),
+        })
+    return rows
+
+
+COLUMNS = [("label", "run"), ("size", "problems × seeds"), ("accuracy", "accuracy"), ("accuracy_ci", "95% CI"),
+           ("accuracy_delta", "Δ accuracy"), ("tokens", "tokens"), ("tokens_ci", "95% CI"),
+           ("token_reduction", "token reduction"), ("mcnemar", "McNemar base✓/this✓"),
+           ("wilcoxon", "Wilcoxon (tokens)"), ("capped", "hit cap")]
+
+
+def markdown(comparison: dict) -> str:
+    lines = ["# drp compare", "", f"Baseline: **{comparison['baseline']}**", ""]
+    for run in comparison["runs"]:
+        decoding = run.get("decoding") or {}
+        lines.append(f"- **{run['label']}**: `{run['path']}`, model `{run.get('model')}`, "
+                     f"T={decoding.get('temperature')}, top_p={decoding.get('top_p')}, "
+                     f"max_tokens={decoding.get('max_tokens')}, prompt {run.get('prompt_template')}")
+    for name, benchmark in comparison["benchmarks"].items():
+        lines += ["", f"## {name} ({benchmark['n_problems']} problems)", "",
+                  "| " + " | ".join(title for _, title in COLUMNS) + " |",
+                  "|" + "---|" * len(COLUMNS)]
+        for row in table_rows(benchmark):
+            lines.append("| " + " | ".join(row[key] for key, _ in COLUMNS) + " |")
+    if comparison["skipped_benchmarks"]:
+        lines += ["", "Not in every run (left out): " + "; ".join(
+            f"{b} ({', '.join(labels)})" for b, labels in comparison["skipped_benchmarks"].items())]
+    lines += ["", f"![accuracy vs tokens]({PLOT})", "", "Notes:", ""] + [f"- {note}" for note in NOTES]
+    return "\n".join(lines) + "\n"
+
+
+def plot(comparison: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(comparison["benchmarks"])
+    fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 4), squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for axis, name in zip(axes[0], names):
+        for index, row in enumerate(comparison["benchmarks"][name]["rows"]):
+            acc, tok = row["accuracy"], row["tokens"]
+            x, y = tok["mean"], acc["mean"] * 100
+            axis.errorbar(x, y, xerr=[[x - tok["ci95"][0]], [tok["ci95"][1] - x]],
+                          yerr=[[y - acc["ci95"][0] * 100], [acc["ci95"][1] * 100 - y]],
+                          fmt="o", capsize=3, color=colours[index % len(colours)], label=row["label"])
+        axis.set_title(name)
+        axis.set_xlabel("mean response tokens")
+        axis.set_ylabel("accuracy (%)")
+        axis.grid(alpha=0.3)
+    axes[0][0].legend(fontsize="small")
+    fig.suptitle("accuracy vs tokens (95% bootstrap CI)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def html(comparison: dict, png: Path) -> str:
+    from jinja2 import Environment, select_autoescape
+
+    env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
+    template = env.from_string(TEMPLATE.read_text(encoding="utf-8"))
+    image = base64.b64encode(png.read_bytes()).decode() if png.exists() else None
+    return template.render(
+        comparison=comparison, columns=COLUMNS, notes=NOTES, image=image,
+        tables={name: table_rows(b) for name, b in comparison["benchmarks"].items()},
+    )
+
+
+def write_report(comparison: dict, out: Path) -> dict[str, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "comparison.json", "markdown": out / "report.md", "png": out / PLOT,
+             "html": out / "report.html"}
+    paths["json"].write_text(json.dumps(comparison, indent=2) + "\n")
+    paths["markdown"].write_text(markdown(comparison))
+    plot(comparison, paths["png"])
+    paths["html"].write_text(html(comparison, paths["png"]))
+    return paths

@@ -1,0 +1,179 @@
+"""Serving a student behind an OpenAI-compatible API: `vllm serve` on GPU, `transformers serve` otherwise.
+
+vLLM is never imported: it pins its own torch and transformers, so it usually lives in another environment
+and is only ever run as a program (`--vllm-bin`). The server runs in its own process group, so a Ctrl-C in
+the terminal reaches `drp serve` first, which then shuts the server down in order (SIGINT, SIGTERM, SIGKILL).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+BACKENDS = ("auto", "vllm", "transformers")
+
+
+class ServeError(RuntimeError):
+    pass
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def find_vllm(vllm_bin: str | None) -> str | None:
+    if vllm_bin:
+        path = shutil.which(vllm_bin) or (vllm_bin if Path(vllm_bin).is_file() else None)
+        if path is None:
+            raise ServeError(f"--vllm-bin {vllm_bin} is not an executable")
+        return path
+    return shutil.which("vllm")
+
+
+def choose_backend(backend: str, vllm_bin: str | None) -> str:
+    if backend not in BACKENDS:
+        raise ServeError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "auto":
+        return "vllm" if find_vllm(vllm_bin) else "transformers"
+    return backend
+
+
+def _transformers_cli() -> list[str]:
+    # The one installed next to this Python, so the server runs in drp's own environment.
+    beside = Path(sys.executable).parent / "transformers"
+    if beside.is_file():
+        return [str(beside)]
+    return [sys.executable, "-m", "transformers.cli.transformers"]
+
+
+@dataclass(frozen=True)
+class ServerCommand:
+    backend: str
+    argv: list[str]
+    base_url: str
+    model_name: str  # what requests must put in `model`
+
+
+def build_command(model: str, backend: str, host: str, port: int, vllm_bin: str | None = None,
+                  extra_args: list[str] | None = None) -> ServerCommand:
+    backend = choose_backend(backend, vllm_bin)
+    extra = list(extra_args or [])
+    client_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    base_url = f"http://{client_host}:{port}/v1"
+    if backend == "vllm":
+        binary = find_vllm(vllm_bin)
+        if binary is None:
+            raise ServeError("vllm is not installed here: install it (pip install 'drp[vllm]', best in its own "
+                             "environment) and pass --vllm-bin PATH/TO/vllm, or use --backend transformers")
+        name = _option_value(extra, "--served-model-name") or model
+        argv = [binary, "serve", model, "--host", host, "--port", str(port), *extra]
+        return ServerCommand("vllm", argv, base_url, name)
+    # The model given on the command line is pinned: it is loaded before the server answers, and requests
+    # must name it exactly.
+    argv = [*_transformers_cli(), "serve", model, "--host", host, "--port", str(port), *extra]
+    return ServerCommand("transformers", argv, base_url, model)
+
+
+def _option_value(args: list[str], option: str) -> str | None:
+    for index, arg in enumerate(args):
+        if arg == option and index + 1 < len(args):
+            return args[index + 1]
+        if arg.startswith(option + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+class ManagedServer:
+    """A server process: start it, wait until it lists its model, stop it in order."""
+
+    def __init__(self, command: ServerCommand, log_path: Path | None = None):
+        self.command = command
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+        self._log = None
+
+    def start(self) -> "ManagedServer":
+        if self.log_path is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._log = open(self.log_path, "ab")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.process = subprocess.Popen(
+            self.command.argv, stdout=self._log, stderr=subprocess.STDOUT if self._log else None,
+            stdin=subprocess.DEVNULL, start_new_session=True, env=env,
+        )
+        return self
+
+    def wait_ready(self, timeout: float = 900.0, poll: float = 0.5) -> None:
+        """Until GET /v1/models lists the model; raises ServeError when the process dies or time runs out."""
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        last = "no answer yet"
+        while time.monotonic() < deadline:
+            code = self.process.poll()
+            if code is not None:
+                raise ServeError(f"{self.command.backend} server exited with status {code} before it was ready"
+                                 f"{self._log_tail()}")
+            try:
+                reply = httpx.get(f"{self.command.base_url}/models", timeout=5)
+                if reply.status_code == 200:
+                    served = [m.get("id") for m in reply.json().get("data", [])]
+                    if self.command.model_name in served or not served:
+                        return
+                    last = f"serving {served}, not yet {self.command.model_name}"
+                else:
+                    last = f"HTTP {reply.status_code}"
+            except (httpx.HTTPError, ValueError) as exc:
+                last = type(exc).__name__
+            time.sleep(poll)
+        self.stop()
+        raise ServeError(f"server not ready after {timeout:.0f} s ({last}){self._log_tail()}")
+
+    def stop(self, grace: float = 20.0) -> int | None:
+        """SIGINT to the server's process group, then SIGTERM, then SIGKILL; returns its exit status."""
+        if self.process is None:
+            return None
+        for sig, wait in ((signal.SIGINT, grace), (signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
+            if self.process.poll() is not None:
+                break
+            try:
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                self.process.wait(timeout=wait)
+            except subprocess.TimeoutExpired:
+                continue
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        return self.process.poll()
+
+    def _log_tail(self, lines: int = 20) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        if self._log is not None:
+            self._log.flush()
+        tail = self.log_path.read_text(errors="replace").splitlines()[-lines:]
+        return "\n--- server log (last lines) ---\n" + "\n".join(tail) if tail else ""
+
+    def __enter__(self) -> "ManagedServer":
+        self.start()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
