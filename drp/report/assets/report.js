@@ -559,7 +559,8 @@
   function fromHash() {
     var m = /^#trace=(.*)$/.exec(location.hash);
     if (!m) return;
-    var id = decodeURIComponent(m[1]);
+    var id;
+    try { id = decodeURIComponent(m[1]); } catch (e) { return; }  // a hand-edited, malformed link
     for (var i = 0; i < ROWS.length; i++) if (ROWS[i].id === id) { openTrace(i, true); return; }
   }
 
