@@ -86,17 +86,21 @@ class Teacher:
                 if parsed is None and error is None:
                     error = "the reply held no tool call"
             else:
-                # The reply is parsed here rather than by the client, so an unparseable one keeps its raw text.
-                bound = chat if method == "prompt" else chat.bind(response_format=_response_format(method, schema))
+                # Sent as extra body so the client does not parse (and raise on) the reply itself: an unparseable
+                # or length-cut reply must keep its raw text and become a retry with feedback.
+                bound = chat if method == "prompt" else chat.bind(extra_body={"response_format": _response_format(method, schema)})
                 raw_message = await bound.ainvoke(messages)
                 parsed, error = parse_json_reply(_content(raw_message), schema)
+                if error and (getattr(raw_message, "response_metadata", None) or {}).get("finish_reason") == "length":
+                    error += f" (the reply was cut at max_tokens={agent.max_tokens})"
         except openai.APIStatusError as exc:
             raise TeacherError(f"HTTP {exc.status_code}: {_short(exc.message)}") from exc
         except openai.APITimeoutError as exc:
             raise TeacherError(f"timeout after {self.settings.timeout:g}s") from exc
         except openai.APIConnectionError as exc:
             raise TeacherError(f"connection failed: {_short(str(exc.__cause__ or exc))}") from exc
-        except (ValidationError, ValueError) as exc:  # langchain raises some parse failures itself
+        except (ValidationError, ValueError, openai.LengthFinishReasonError, openai.ContentFilterFinishReasonError) as exc:
+            # the client library raises some parse failures itself (function calling): a retry, not a crash
             return Reply(None, "", _describe(exc), chat.model_name, latency_ms=_ms(started))
         usage = getattr(raw_message, "usage_metadata", None) or {}
         return Reply(

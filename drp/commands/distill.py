@@ -6,8 +6,12 @@ from typing import Annotated, Optional
 
 import typer
 
+# Only --recipe and --list-recipes belong to typer; every other option goes to the recipe parser untouched,
+# so `--merge`, `--merge false` and `--resume` behave exactly as under `accelerate launch -m drp.distill.sft`.
 EPILOG = (
-    "Any field of TRL's SFTConfig, ModelConfig or ScriptArguments is accepted as an override, e.g. "
+    "drp's own options: --resume (continue from the last checkpoint in output_dir), --merge (after LoRA, save a "
+    "standalone model in OUTPUT_DIR/merged), --drop_long_examples (leave out examples longer than max_length), "
+    "--overwrite_output_dir. Any field of TRL's SFTConfig, ModelConfig or ScriptArguments overrides the recipe, e.g. "
     "--dataset_name exports/demo --output_dir students/demo --max_steps 100 --learning_rate 1e-4 "
     "(`python -m drp.distill.sft --help` lists them all). Multi-GPU: accelerate launch --config_file "
     "distill/accelerate/multi_gpu.yaml -m drp.distill.sft --recipe RECIPE ..."
@@ -19,13 +23,6 @@ def distill(
     recipe: Annotated[
         Optional[str], typer.Option(help="A recipe file, or the name of a built-in one (see --list-recipes).")
     ] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in output_dir.")] = False,
-    merge: Annotated[
-        bool, typer.Option("--merge", help="After LoRA training, save a standalone model in OUTPUT_DIR/merged.")
-    ] = False,
-    drop_long_examples: Annotated[
-        bool, typer.Option("--drop_long_examples", help="Leave out examples longer than max_length.")
-    ] = False,
     list_recipes: Annotated[bool, typer.Option("--list-recipes", help="Print the built-in recipes and exit.")] = False,
 ) -> None:
     """Fine-tune a student on pruned traces with TRL's SFTTrainer (LoRA or full), from a YAML recipe."""
@@ -35,11 +32,7 @@ def distill(
         for name in names():
             typer.echo(name)
         return
-    argv = list(ctx.args)
-    if recipe:
-        argv = ["--recipe", recipe, *argv]
-    argv += [flag for flag, on in (("--resume", resume), ("--merge", merge),
-                                    ("--drop_long_examples", drop_long_examples)) if on]
+    argv = (["--recipe", recipe] if recipe else []) + list(ctx.args)
     from drp.distill.sft import cli
 
     code = cli(argv)

@@ -46,7 +46,9 @@ def eval_command(
     extra_body: Annotated[Optional[str], typer.Option(help="JSON merged into every request body.")] = None,
     max_consecutive_errors: Annotated[int, typer.Option(help="Stop after this many failures in a row (0: never).")
                                       ] = 20,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    overwrite: Annotated[bool, typer.Option(help="Delete earlier samples at --out first (default: resume).")
+                         ] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Sample, grade with math-verify, count tokens with the student's tokenizer, write samples and metrics.
 
@@ -69,7 +71,7 @@ def eval_command(
         source=source, prompt_template=prompt_template, tokenizer=tokenizer,
         decoding=Decoding(temperature, top_p, max_tokens, parse_extra_body(extra_body)),
         concurrency=concurrency, timeout=timeout, retries=retries, api_key=api_key,
-        max_consecutive_errors=max_consecutive_errors, progress=progress,
+        max_consecutive_errors=max_consecutive_errors, progress=not quiet, overwrite=overwrite,
     )
     try:
         outcome = run_eval(settings, echo=lambda line: typer.echo(line, err=True))

@@ -8,6 +8,7 @@ template (generation prompt included, e.g. ending in `<think>\\n`); the completi
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from drp.distill.config import DistillError
@@ -24,17 +25,18 @@ def load_split(name: str | None, split: str, config: str | None = None):
             "no dataset: set dataset_name in the recipe or pass --dataset_name DIR (a folder written by drp export)"
         )
     path = Path(name).expanduser()
-    if path.is_dir() and ((path / "dataset_dict.json").exists() or (path / "state.json").exists()):
-        loaded = load_from_disk(str(path))
-    elif path.is_file():
-        loaded = load_dataset("json", data_files=str(path))
-    elif path.is_dir():
-        loaded = load_dataset(str(path), name=config)
-    else:
-        try:
-            loaded = load_dataset(name, name=config)
-        except Exception as error:  # the Hub is one of several places it could have been
-            raise DistillError(f"dataset {name!r} not found: no such folder or file, and the Hub said: {error}") from None
+    if _empty_on_disk(path, split):
+        raise DistillError(f"dataset {name!r} (split {split!r}) is empty: nothing to train on")
+    try:
+        if path.is_dir() and ((path / "dataset_dict.json").exists() or (path / "state.json").exists()):
+            loaded = load_from_disk(str(path))
+        elif path.is_file():
+            loaded = load_dataset("json", data_files=str(path))
+        else:
+            loaded = load_dataset(str(path) if path.is_dir() else name, name=config)
+    except Exception as error:  # a folder, a file, or the Hub: say which name failed and why
+        where = "" if path.exists() else " (no such folder or file; tried the Hub)"
+        raise DistillError(f"cannot load dataset {name!r}{where}: {type(error).__name__}: {error}") from None
     if isinstance(loaded, DatasetDict):
         if split not in loaded:
             raise DistillError(f"dataset {name!r} has no split {split!r} (it has: {', '.join(loaded)})")
@@ -49,6 +51,17 @@ def load_split(name: str | None, split: str, config: str | None = None):
             f"dataset as written by drp export (it has: {', '.join(loaded.column_names)})"
         )
     return loaded
+
+
+def _empty_on_disk(path: Path, split: str) -> bool:
+    """datasets cannot even open an empty JSONL file or an empty saved split; spot those first."""
+    if path.is_file():
+        with open(path, encoding="utf-8") as handle:
+            return not any(line.strip() for line in handle)
+    for state in (path / split / "state.json", path / "state.json"):
+        if state.is_file():
+            return not json.loads(state.read_text(encoding="utf-8")).get("_data_files")
+    return False
 
 
 def _adds_bos(tokenizer) -> bool:

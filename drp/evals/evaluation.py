@@ -48,6 +48,7 @@ class EvalSettings:
     api_key: str | None = None
     max_consecutive_errors: int = 20
     progress: bool = True
+    overwrite: bool = False
 
 
 @dataclass
@@ -95,11 +96,14 @@ def run_eval(settings: EvalSettings, echo: Callable[[str], None] = print) -> Eva
         "benchmarks": {b.name: {"source": b.source, "n_problems": len(b.problems)} for b in benchmarks},
     }
     out = settings.out
-    _check_resumable(out, config)
+    if not settings.overwrite:
+        _check_resumable(out, config)
 
     endpoint = Endpoint(settings.model_url, settings.model, settings.api_key, settings.timeout, settings.retries)
-    endpoint.probe()  # EndpointDown before anything is written
+    endpoint.probe()  # EndpointDown before anything is written (or deleted)
     config["server_kind"] = endpoint.kind
+    if settings.overwrite:
+        _remove_outputs(out)
     out.mkdir(parents=True, exist_ok=True)
     _write_config(out, config)
 
@@ -189,6 +193,15 @@ def _check_resumable(out: Path, config: dict) -> None:
             raise EvalError(f"{out} holds samples made with a different {name} "
                             f"({json.dumps(previous.get(name))} vs {json.dumps(config.get(name))}); "
                             "use another --out, or the same settings to resume")
+
+
+def _remove_outputs(out: Path) -> None:
+    """Only the files eval writes: --out may be a folder that holds other things too."""
+    import shutil
+
+    for name in (SAMPLES, CONFIG, "metrics.json"):
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / "metrics", ignore_errors=True)
 
 
 def _write_config(out: Path, config: dict) -> None:

@@ -48,6 +48,7 @@ class GenerateSettings:
     api_key: str | None = None
     max_consecutive_errors: int = 20
     progress: bool = True
+    overwrite: bool = False
 
 
 @dataclass
@@ -94,11 +95,14 @@ def run_generate(settings: GenerateSettings, echo: Callable[[str], None] = print
                        "temperature": settings.decoding.temperature,
                        "top_p": settings.decoding.top_p, "max_tokens": settings.decoding.max_tokens}
     samples_path = samples_path_for(settings.out)
-    existing = list(read_records(samples_path))
+    existing = [] if settings.overwrite else list(read_records(samples_path))
     _check_same_settings(samples_path, existing, settings_record)
 
     endpoint = Endpoint(settings.model_url, settings.model, settings.api_key, settings.timeout, settings.retries)
     endpoint.probe()
+    if settings.overwrite:
+        samples_path.unlink(missing_ok=True)
+        settings.out.unlink(missing_ok=True)
     latest = latest_by_key(existing, _key)
     finished = {k for k, r in latest.items() if not r.get("error")}
     tasks = [
