@@ -39,7 +39,7 @@ def solver(request: dict) -> Text:
 
 def run_eval(url, out, data_dir, tokenizer, *extra):
     args = ["eval", "--model-url", url, "--model", "student", "--benchmarks", "gsm8k", "--data-dir",
-            str(data_dir), "--out", str(out), "--tokenizer", str(tokenizer), "--no-progress", "--retries", "0",
+            str(data_dir), "--out", str(out), "--tokenizer", str(tokenizer), "--quiet", "--retries", "0",
             "--max-tokens", "50", *extra]
     return CliRunner().invoke(app, args)
 
@@ -146,7 +146,7 @@ def test_killed_run_resumes_without_redoing_finished_samples(tmp_path, data_dir,
     with ScriptedTeacher(solver, latency=0.3, models=("student",)) as teacher:
         command = [sys.executable, "-m", "drp.cli", "eval", "--model-url", teacher.url, "--model", "student",
                    "--benchmarks", "gsm8k", "--data-dir", str(data_dir), "--out", str(out), "--tokenizer",
-                   str(smollm2), "--seeds", "5", "--concurrency", "2", "--no-progress", "--max-tokens", "50"]
+                   str(smollm2), "--seeds", "5", "--concurrency", "2", "--quiet", "--max-tokens", "50"]
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         samples = out / "samples.jsonl"
         deadline = time.monotonic() + 120

@@ -1,0 +1,125 @@
+"""`drp compare` on eval folders made by `drp eval` against scripted students with known outcomes."""
+
+import json
+from pathlib import Path
+
+import pytest
+from scipy.stats import binomtest, wilcoxon
+from typer.testing import CliRunner
+
+from drp.cli import app
+from scripted_teacher import ScriptedTeacher, Text
+
+GOLDS = [str(10 + i) for i in range(8)]
+
+
+@pytest.fixture
+def data_dir(tmp_path) -> Path:
+    root = tmp_path / "data"
+    for name, field in (("gsm8k", "question"), ("math500", "problem")):
+        (root / name).mkdir(parents=True)
+        with open(root / name / "test.jsonl", "w") as handle:
+            for i, gold in enumerate(GOLDS):
+                answer = f"#### {gold}" if name == "gsm8k" else gold
+                handle.write(json.dumps({field: f"Problem {i}: what is {gold}?", "answer": answer}) + "\n")
+    return root
+
+
+def student(solves: set[int], words: int):
+    """Solves the given problems; its reasoning is `words` words long (plus the problem index, so that
+    per-problem token counts differ)."""
+    def reply(request):
+        index = int(request["messages"][-1]["content"].split(":")[0].split()[1])
+        answer = GOLDS[index] if index in solves else "0"
+        padding = " ".join(["step"] * (words + index))
+        return Text(f"{padding}\n</think>\n\n\\boxed{{{answer}}}")
+    return reply
+
+
+def make_eval(out, data_dir, tokenizer, responder, benchmarks="gsm8k", limit=None, seeds=2):
+    args = ["eval", "--model-url", "", "--model", "student", "--benchmarks", benchmarks, "--data-dir",
+            str(data_dir), "--out", str(out), "--tokenizer", str(tokenizer), "--seeds", str(seeds),
+            "--quiet", "--retries", "0"]
+    if limit:
+        args += ["--limit", str(limit)]
+    with ScriptedTeacher(responder, models=("student",)) as teacher:
+        args[2] = teacher.url
+        result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def per_problem_tokens(out: Path) -> list[float]:
+    rows = [json.loads(line) for line in open(out / "samples.jsonl")]
+    by_problem = {}
+    for row in rows:
+        if row["benchmark"] == "gsm8k":
+            by_problem.setdefault(row["problem_id"], []).append(row["tokens"])
+    return [sum(v) / len(v) for _, v in sorted(by_problem.items())]
+
+
+def test_compare_two_runs(tmp_path, data_dir, smollm2):
+    base = make_eval(tmp_path / "long", data_dir, smollm2, student(set(range(6)), 60), benchmarks="gsm8k,math500")
+    pruned = make_eval(tmp_path / "short", data_dir, smollm2, student(set(range(8)) - {5}, 20))
+    report = tmp_path / "report"
+    result = CliRunner().invoke(app, ["compare", str(base), str(pruned), "--out", str(report)])
+    assert result.exit_code == 0, result.output
+
+    comparison = json.loads((report / "comparison.json").read_text())
+    assert comparison["baseline"] == "long"
+    assert comparison["skipped_benchmarks"] == {"math500": ["long"]}
+    rows = comparison["benchmarks"]["gsm8k"]["rows"]
+    assert [r["label"] for r in rows] == ["long", "short"]
+    assert rows[0]["accuracy"]["mean"] == pytest.approx(6 / 8) and rows[1]["accuracy"]["mean"] == pytest.approx(7 / 8)
+    assert rows[1]["accuracy_delta"] == pytest.approx(1 / 8)
+    # Problem 5: only the baseline; problems 6 and 7: only the pruned run.
+    mcnemar = rows[1]["mcnemar"]
+    assert (mcnemar["only_baseline"], mcnemar["only_this"]) == (1, 2)
+    assert mcnemar["pvalue"] == pytest.approx(binomtest(1, 3, 0.5).pvalue)
+    long_tokens, short_tokens = per_problem_tokens(base), per_problem_tokens(pruned)
+    assert rows[1]["token_reduction"] == pytest.approx(1 - sum(short_tokens) / sum(long_tokens))
+    assert rows[1]["token_reduction"] > 0.4
+    assert rows[1]["wilcoxon_tokens"]["pvalue"] == pytest.approx(wilcoxon(long_tokens, short_tokens).pvalue)
+    assert rows[1]["wilcoxon_tokens"]["pvalue"] == pytest.approx(2 / 2 ** 8)  # all 8 shorter: exact
+
+    markdown = (report / "report.md").read_text()
+    assert "| short | 8 × 2 | 87.5% ± 0.0% |" in markdown and "+12.5 pp" in markdown
+    assert "1/2, p=1.000" in markdown and "p=0.008" in markdown
+    assert markdown in result.output
+    html = (report / "report.html").read_text()
+    assert html.count("<tr") == 3 and "<td>short</td>" in html and "data:image/png;base64," in html
+    png = (report / "accuracy_vs_tokens.png").read_bytes()
+    assert png.startswith(b"\x89PNG")
+    import matplotlib.image
+
+    height, width, _ = matplotlib.image.imread(str(report / "accuracy_vs_tokens.png")).shape
+    assert width > 300 and height > 300
+
+
+def test_different_problem_sets_are_refused(tmp_path, data_dir, smollm2):
+    full = make_eval(tmp_path / "full", data_dir, smollm2, student({0}, 5), seeds=1)
+    part = make_eval(tmp_path / "part", data_dir, smollm2, student({0}, 5), seeds=1, limit=6)
+    result = CliRunner().invoke(app, ["compare", str(full), str(part), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2
+    assert "gsm8k: full and part are on different problems: 2 only in full (gsm8k_0006, gsm8k_0007)" \
+        in result.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_same_ids_with_other_questions_are_refused(tmp_path, data_dir, smollm2):
+    first = make_eval(tmp_path / "a", data_dir, smollm2, student({0}, 5), seeds=1, limit=2)
+    lines = (data_dir / "gsm8k" / "test.jsonl").read_text().splitlines()
+    lines[1] = json.dumps({"question": "Problem 1: what is 11, really?", "answer": "#### 11"})
+    (data_dir / "gsm8k" / "test.jsonl").write_text("\n".join(lines) + "\n")
+    second = make_eval(tmp_path / "b", data_dir, smollm2, student({0}, 5), seeds=1, limit=2)
+    result = CliRunner().invoke(app, ["compare", str(first), str(second), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2
+    assert "asked different questions under the same ids (1: gsm8k_0001)" in result.output
+
+
+def test_not_eval_folders(tmp_path, data_dir, smollm2):
+    run = make_eval(tmp_path / "a", data_dir, smollm2, student({0}, 5), seeds=1, limit=1)
+    result = CliRunner().invoke(app, ["compare", str(run), str(tmp_path), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "is not an eval folder" in result.output
+    result = CliRunner().invoke(app, ["compare", str(run), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "at least two" in result.output
