@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from fractions import Fraction
 from functools import lru_cache
 
 # Off the main thread math-verify runs without its signal-based timeout and says so on every call.
 logging.getLogger("math_verify").setLevel(logging.ERROR)
 
+_PLAIN_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?(?:/\d+)?")
 _ANSWER_IS = re.compile(
     r"(?:final answer|answer)\s*(?:is|:|=)\s*[:\s]*\$?\s*([^\n$]+?)\s*\$?(?:\.\s|\.$|$|\n)", re.IGNORECASE
@@ -75,8 +77,12 @@ def equivalent(reference: str | None, candidate: str | None) -> bool:
     reference, candidate = _strip_currency(str(reference)), _strip_currency(str(candidate))
     if not reference or not candidate:
         return False
-    if _normalise(reference) == _normalise(candidate):
+    plain_ref, plain_cand = _normalise(reference), _normalise(candidate)
+    if plain_ref == plain_cand:
         return True
+    if _PLAIN_NUMBER.fullmatch(plain_ref) and _PLAIN_NUMBER.fullmatch(plain_cand):
+        # Two plain numbers: exact rational comparison, no need for a sympy round trip.
+        return Fraction(plain_ref) == Fraction(plain_cand)
     from math_verify import verify
 
     gold, target = _parsed(reference), _parsed(candidate)

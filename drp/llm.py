@@ -13,6 +13,7 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from pydantic import BaseModel, ValidationError
 
@@ -110,6 +111,7 @@ class Teacher:
         )
 
 
+@lru_cache(maxsize=64)
 def _response_format(method: str, schema: type[BaseModel]) -> dict:
     if method == "json_mode":
         return {"type": "json_object"}

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from drp.paths import builtin_prompts_dir
 
@@ -73,12 +73,17 @@ class Policy(_Strict):
     def uses_llm(self) -> bool:
         return any(agent.kind not in ("rules", "none", "identity") for agent in self.agents.values())
 
+    _paths: dict = PrivateAttr(default_factory=dict)  # agent → resolved prompt file (looked up once)
+
     def prompt_path(self, agent: str) -> Path | None:
+        if agent in self._paths:
+            return self._paths[agent]
         name = self.agents[agent].prompt
         if not name:
             return None
         for folder in self.folders:
             if (folder / name).exists():
+                self._paths[agent] = folder / name
                 return folder / name
         raise FileNotFoundError(f"policy {self.name!r}: prompt file {name!r} for {agent} not found in {self.folders}")
 

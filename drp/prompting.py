@@ -11,7 +11,7 @@ from drp.policy import Policy
 
 
 @lru_cache(maxsize=64)
-def _templates(path: Path, mtime: float):
+def _templates(path: Path):
     from jinja2 import Environment, StrictUndefined
 
     env = Environment(undefined=StrictUndefined, keep_trailing_newline=False, autoescape=False)
@@ -27,7 +27,7 @@ def render(policy: Policy, agent: str, **variables) -> list[dict]:
     path = policy.prompt_path(agent)
     if path is None:
         raise ValueError(f"policy {policy.name!r}: agent {agent} has no prompt file")
-    system, user = _templates(path, path.stat().st_mtime)
+    system, user = _templates(path)
     variables.setdefault("taxonomy", policy.taxonomy)
     return [
         {"role": "system", "content": system.render(**variables).strip()},

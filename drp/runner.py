@@ -131,8 +131,8 @@ def _store_result(db, row: dict, state: dict, counter, policy) -> None:
         "pruned_thinking": pruned_thinking, "pruned_response": pruned_response,
         "thinking_tokens_before": counter.count(thinking) if thinking else None,
         "thinking_tokens_after": counter.count(pruned_thinking) if accepted else None,
-        "response_tokens_before": counter.count(row["response"]),
-        "response_tokens_after": counter.count(pruned_response) if accepted else None,
+        "response_tokens_before": state.get("response_tokens_before") or counter.count(row["response"]),
+        "response_tokens_after": _response_tokens_after(state, counter, pruned_response) if accepted else None,
         "teacher_input_tokens": sum(c["input_tokens"] or 0 for c in calls),
         "teacher_output_tokens": sum(c["output_tokens"] or 0 for c in calls),
         "teacher_calls": sum(1 for c in calls if c["model"] not in ("rules", "deterministic")),
@@ -159,6 +159,13 @@ def _store_result(db, row: dict, state: dict, counter, policy) -> None:
         if call_rows:
             db["calls"].insert_all(call_rows)
         db["traces"].update(row["id"], update)
+
+
+def _response_tokens_after(state: dict, counter, pruned_response: str) -> int:
+    """The verifier already counted the accepted response; count again only if it did not."""
+    verdict = state.get("verdict") or {}
+    counted = verdict.get("response_tokens_after") if verdict.get("passed") else None
+    return counted if counted is not None else counter.count(pruned_response)
 
 
 def _ingest(db, options: RunOptions) -> None:
@@ -283,7 +290,7 @@ def write_pruned_jsonl(db, folder: Path, policy) -> Path:
     partial = folder / "pruned.jsonl.partial"
     with partial.open("w", encoding="utf-8") as out:
         for row in db.query("select * from traces where status = 'accepted' order by line"):
-            thinking, _, answer_section = row["pruned_response"].partition("\n</think>\n\n")
+            answer_section = row["pruned_response"].partition("\n</think>\n\n")[2]
             record = {
                 "id": row["id"], "question": row["question"], "gold_answer": row["gold_answer"],
                 "original_answer": row["original_answer"], "pruned_answer": row["pruned_answer"],

@@ -35,7 +35,7 @@ def verify(state: dict, ctx) -> dict:
     if settings.same_answer:
         # When the original thinking stops short of the answer (it is derived after </think>), the pruned
         # response as a whole must reach it; otherwise the pruned thinking must.
-        if reaches_answer(state["thinking"], answer)[0]:
+        if state.get("thinking_reaches_answer", True):
             reached, other = reaches_answer(pruned, answer)
         else:
             reached, other = reaches_answer(f"{pruned}\n\n{state.get('pruned_answer_section', '')}", answer)
@@ -55,7 +55,7 @@ def verify(state: dict, ctx) -> dict:
                 f"{', '.join(new[:10])}. Use only numbers from the original steps."
             )
     # "Shorter" is judged on the whole response the student will learn, thinking plus answer section.
-    before = ctx.counter.count(trace["response"])
+    before = state.get("response_tokens_before") or ctx.counter.count(trace["response"])
     after = ctx.counter.count(join_response(pruned, state.get("pruned_answer_section", "")))
     if settings.shorter:
         checks["shorter"] = after < before

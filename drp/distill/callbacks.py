@@ -15,16 +15,22 @@ def plot_loss(log_history: list[dict], path: Path, title: str = "") -> Path | No
     evals = [(entry["step"], entry["eval_loss"]) for entry in log_history if "eval_loss" in entry]
     if not train and not evals:
         return None
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:  # a bare training machine: never lose a finished run over a plot
+        print(f"[drp distill] matplotlib is not installed: {path.name} not written", flush=True)
+        return None
 
     matplotlib.use("Agg")  # no display on training machines
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     figure, axes = plt.subplots(figsize=(7, 4))
     if train:
         axes.plot(*zip(*train), label="train loss", marker="." if len(train) < 50 else None)
     if evals:
         axes.plot(*zip(*evals), label="eval loss", marker="o")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel("step")
     axes.set_ylabel("loss")
     axes.set_title(title)

@@ -85,6 +85,8 @@ def load_benchmark(
     if name.endswith(".jsonl") or (path.is_file() and name not in KNOWN):
         return _limited(load_jsonl(path, path.stem, fields or Fields()), limit)
     spec, split = _spec_for(name)
+    if source == "auto" and "/" in name.partition(":")[0]:
+        source = "hub"  # a hub id was asked for by name: do not quietly read a local copy instead
     local = spec.local_file(data_dir, split) if data_dir is not None else None
     if source == "local" or (source == "auto" and local is not None and local.is_file()):
         if local is None:

@@ -100,7 +100,9 @@ def run_eval(settings: EvalSettings, echo: Callable[[str], None] = print) -> Eva
         _check_resumable(out, config)
 
     endpoint = Endpoint(settings.model_url, settings.model, settings.api_key, settings.timeout, settings.retries)
-    endpoint.probe()  # EndpointDown before anything is written (or deleted)
+    served = endpoint.probe()  # EndpointDown before anything is written (or deleted)
+    if served and settings.model not in served:
+        echo(f"warning: {settings.model_url} lists {', '.join(served[:5])} but not {settings.model}")
     config["server_kind"] = endpoint.kind
     if settings.overwrite:
         _remove_outputs(out)

@@ -99,7 +99,9 @@ def run_generate(settings: GenerateSettings, echo: Callable[[str], None] = print
     _check_same_settings(samples_path, existing, settings_record)
 
     endpoint = Endpoint(settings.model_url, settings.model, settings.api_key, settings.timeout, settings.retries)
-    endpoint.probe()
+    served = endpoint.probe()
+    if served and settings.model not in served:
+        echo(f"warning: {settings.model_url} lists {', '.join(served[:5])} but not {settings.model}")
     if settings.overwrite:
         samples_path.unlink(missing_ok=True)
         settings.out.unlink(missing_ok=True)

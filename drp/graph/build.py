@@ -34,15 +34,17 @@ _classify = _teacher_node(classifier.classify)
 _prune = _teacher_node(pruner.prune)
 
 
-def _prepare(state: TraceState, runtime: Runtime[RunContext]) -> dict:
+# Deterministic nodes are declared async so LangGraph runs them inline on the event loop: they are short,
+# and a hop through its thread pool per node costs more than the work itself.
+async def _prepare(state: TraceState, runtime: Runtime[RunContext]) -> dict:
     return prepare(state, runtime.context)
 
 
-def _verify(state: TraceState, runtime: Runtime[RunContext]) -> dict:
+async def _verify(state: TraceState, runtime: Runtime[RunContext]) -> dict:
     return verifier.verify(state, runtime.context)
 
 
-def _fallback(state: TraceState, runtime: Runtime[RunContext]) -> dict:
+async def _fallback(state: TraceState, runtime: Runtime[RunContext]) -> dict:
     """After the last retry: reject, or (fallback: rules) try the rule-based pruning once."""
     ctx = runtime.context
     failures = "; ".join(state["verdict"]["failures"])

@@ -42,7 +42,8 @@ def prepare(state: dict, ctx) -> dict:
         thinking_reaches = reaches_answer(split.thinking, answer)[0]
         keep = policy.answer_section == "keep" or not thinking_reaches
         update["pruned_answer_section"] = split.answer_section if keep else short_answer_section(answer)
-        verdict["thinking_reaches_answer"] = thinking_reaches
+        verdict["thinking_reaches_answer"] = update["thinking_reaches_answer"] = thinking_reaches
+        update["response_tokens_before"] = ctx.counter.count(trace["response"])
     verdict["status"] = update.get("status")
     verdict["reason"] = update.get("reason")
     update["calls"] = [deterministic("prepare", 0, ctx, {"trace_id": trace["id"]}, verdict)]

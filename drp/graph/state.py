@@ -22,6 +22,8 @@ class TraceState(TypedDict, total=False):
     answer_section: str
     original_answer: str | None
     units: list[str]
+    thinking_reaches_answer: bool  # False when the answer is only derived after </think>
+    response_tokens_before: int
     steps: list[Step]
     pruned_thinking: str
     pruned_answer_section: str

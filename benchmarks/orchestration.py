@@ -1,0 +1,80 @@
+"""Orchestration efficiency of the LLM graph: 200 traces through `skill-aware` against the scripted loopback
+teacher with a fixed latency per call. Efficiency = achieved traces/s ÷ ideal (C / (calls per trace × latency)).
+
+    python benchmarks/orchestration.py [--traces 200] [--concurrency 32] [--latency 0.1]
+
+Target (issue 2): efficiency ≥ 0.85 at concurrency 32 and 100 ms per call. Also prints peak memory."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+from scripted_teacher import ScriptedTeacher  # noqa: E402
+from skill_aware_responder import sensible  # noqa: E402
+
+from drp.runner import RunOptions, run  # noqa: E402
+from drp.store import open_db  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--traces", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--latency", type=float, default=0.1)
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="drp-orch-"))
+    os.environ["DRP_RUNS_DIR"] = str(workdir / "runs")
+    # The handwritten examples that reach the pruner (correct and complete), repeated under new ids.
+    examples = [json.loads(line) for line in (REPO / "examples" / "traces.jsonl").read_text().splitlines()]
+    usable = [r for r in examples if r["id"] not in ("demo-007", "demo-008")]
+    source = workdir / "traces.jsonl"
+    source.write_text("".join(
+        json.dumps({**usable[i % len(usable)], "id": f"t{i:05d}"}) + "\n" for i in range(args.traces)
+    ))
+    # The teacher lives in its own process, as a real endpoint would: it must not share our interpreter lock.
+    ready, stop = multiprocessing.Queue(), multiprocessing.Event()
+    server = multiprocessing.Process(target=_serve, args=(args.latency, ready, stop), daemon=True)
+    server.start()
+    url = ready.get(timeout=60)
+    cpu_started = time.process_time()
+    summary = run(RunOptions(source=str(source), run_id="orch", policy="skill-aware", teacher_url=url,
+                             teacher_model="scripted", concurrency=args.concurrency), progress=False)
+    cpu_seconds = time.process_time() - cpu_started
+    stop.set()
+    requests = ready.get(timeout=60)
+    server.join(timeout=10)
+    db = open_db(summary.path)
+    accepted = db.execute("select count(*) from traces where status = 'accepted'").fetchone()[0]
+    calls_per_trace = requests / args.traces
+    achieved = args.traces / summary.seconds
+    ideal = args.concurrency / (calls_per_trace * args.latency) if args.latency else float("inf")
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{args.traces} traces, {accepted} accepted, {requests} teacher calls ({calls_per_trace:.2f}/trace), "
+          f"latency {args.latency * 1000:.0f} ms, concurrency {args.concurrency}")
+    print(f"achieved {achieved:.1f} traces/s; ideal {ideal:.1f} traces/s; efficiency {achieved / ideal:.3f} (target >= 0.85)")
+    print(f"peak RSS {peak_mib:.0f} MiB (orchestrating process; the teacher runs in its own process)")
+    print(f"orchestrator CPU {cpu_seconds * 1000 / args.traces:.1f} ms per trace "
+          f"(the ideal rate needs under {1000 / ideal:.1f} ms per trace of wall time on this process)")
+    print(f"wall {summary.seconds:.2f}s")
+
+
+def _serve(latency: float, ready, stop) -> None:
+    with ScriptedTeacher(sensible, latency=latency) as teacher:
+        ready.put(teacher.url)
+        stop.wait()
+        ready.put(len(teacher.requests))
+
+
+if __name__ == "__main__":
+    main()
