@@ -17,9 +17,10 @@ $(BIN)/drp: pyproject.toml
 install: $(BIN)/drp
 
 demo: install
-	DRP_RUNS_DIR=runs $(BIN)/drp run examples/traces.jsonl --policy rules --run-id demo --overwrite
+	$(BIN)/drp run examples/traces.jsonl --policy rules --run-id demo --overwrite
 	$(BIN)/drp logs list demo
-	$(BIN)/drp diff demo $$($(BIN)/drp logs list demo --status accepted --ids | head -n 1)
+	$(BIN)/drp logs show demo demo-001
+	$(BIN)/drp diff demo demo-001
 	$(BIN)/drp stats demo
 
 test: install
