@@ -214,3 +214,16 @@ def test_malformed_data_file_exit_2(tmp_path, data_dir, smollm2):
 def test_template_without_placeholder_exit_2(tmp_path, data_dir, smollm2):
     result = run_eval(refused_url(), tmp_path / "eval", data_dir, smollm2, "--prompt-template", "Solve it.")
     assert result.exit_code == 2 and "{problem}" in result.output
+
+
+def test_api_key_comes_from_the_environment_and_is_never_written(tmp_path, data_dir, smollm2, monkeypatch):
+    monkeypatch.setenv("STUDENT_KEY", "sk-test-do-not-store-4242")
+    out = tmp_path / "eval"
+    with ScriptedTeacher(solver, models=("student",)) as teacher:
+        result = run_eval(teacher.url, out, data_dir, smollm2, "--seeds", "1", "--api-key-env", "STUDENT_KEY")
+    assert result.exit_code == 0, result.output
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert "sk-test-do-not-store-4242" not in path.read_text()
+    assert "sk-test-do-not-store-4242" not in result.output
+    assert CliRunner().invoke(app, ["eval", "--api-key", "x"]).exit_code == 2  # no such flag

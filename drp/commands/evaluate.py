@@ -42,7 +42,8 @@ def eval_command(
     timeout: Annotated[float, typer.Option(help="Seconds per request.")] = 1800.0,
     retries: Annotated[int, typer.Option(min=0, help="Client retries per request on 429/5xx/connection errors.")
                        ] = 2,
-    api_key: Annotated[Optional[str], typer.Option(envvar="OPENAI_API_KEY", show_envvar=False)] = None,
+    api_key_env: Annotated[str, typer.Option(
+        help="Environment variable holding the API key (the key itself is never a flag).")] = "OPENAI_API_KEY",
     extra_body: Annotated[Optional[str], typer.Option(help="JSON merged into every request body.")] = None,
     max_consecutive_errors: Annotated[int, typer.Option(help="Stop after this many failures in a row (0: never).")
                                       ] = 20,
@@ -59,6 +60,8 @@ def eval_command(
     from drp.evals.evaluation import EvalError, EvalSettings, run_eval
     from drp.evals.sampling import Decoding, EndpointDown
     from drp.evals.templates import TemplateError
+    import os
+
     from drp.paths import shared_dir
 
     names = [name.strip() for name in benchmarks.split(",") if name.strip()]
@@ -70,7 +73,7 @@ def eval_command(
         model_url=model_url, model=model, benchmarks=names, out=out, seeds=seeds, limit=limit, data_dir=data_dir,
         source=source, prompt_template=prompt_template, tokenizer=tokenizer,
         decoding=Decoding(temperature, top_p, max_tokens, parse_extra_body(extra_body)),
-        concurrency=concurrency, timeout=timeout, retries=retries, api_key=api_key,
+        concurrency=concurrency, timeout=timeout, retries=retries, api_key=os.environ.get(api_key_env),
         max_consecutive_errors=max_consecutive_errors, progress=not quiet, overwrite=overwrite,
     )
     try:

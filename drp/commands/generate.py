@@ -38,7 +38,8 @@ def generate(
     concurrency: Annotated[int, typer.Option(min=1)] = 8,
     timeout: Annotated[float, typer.Option(help="Seconds per request.")] = 1800.0,
     retries: Annotated[int, typer.Option(min=0)] = 2,
-    api_key: Annotated[Optional[str], typer.Option(envvar="OPENAI_API_KEY", show_envvar=False)] = None,
+    api_key_env: Annotated[str, typer.Option(
+        help="Environment variable holding the API key (the key itself is never a flag).")] = "OPENAI_API_KEY",
     extra_body: Annotated[Optional[str], typer.Option(help="JSON merged into every request body.")] = None,
     max_consecutive_errors: Annotated[int, typer.Option(help="Stop after this many failures in a row (0: never).")
                                       ] = 20,
@@ -56,6 +57,8 @@ def generate(
     from drp.evals.generation import GenerateSettings, run_generate
     from drp.evals.sampling import Decoding, EndpointDown
     from drp.evals.templates import TemplateError
+    import os
+
     from drp.paths import shared_dir
 
     defaults = Fields()
@@ -70,7 +73,7 @@ def generate(
         problems=problems, out=out, model_url=model_url, model=model, n=n, keep=keep, require_think=require_think,
         data_dir=data_dir, source=source, limit=limit, fields=fields, prompt_template=prompt_template,
         tokenizer=tokenizer, decoding=Decoding(temperature, top_p, max_tokens, parse_extra_body(extra_body)),
-        seed=seed, concurrency=concurrency, timeout=timeout, retries=retries, api_key=api_key,
+        seed=seed, concurrency=concurrency, timeout=timeout, retries=retries, api_key=os.environ.get(api_key_env),
         max_consecutive_errors=max_consecutive_errors, progress=not quiet, overwrite=overwrite,
     )
     try:
