@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import warnings
 from functools import lru_cache
 
 from drp.paths import default_tokenizer
 
 _APPROX = re.compile(r"\w+|[^\w\s]")
+APPROXIMATE = "approximate:words+punctuation"
 
 
 class TokenCounter:
@@ -15,11 +17,22 @@ class TokenCounter:
 
     def __init__(self, name: str | None = None):
         self.name = name or default_tokenizer()
-        self._tokenizer = _load(self.name)
+        try:
+            self._tokenizer = _load(self.name)
+        except Exception as exc:  # noqa: BLE001 - offline hub, missing folder: say so, and say what we do
+            if name is not None:
+                raise ValueError(f"cannot load tokenizer {name!r}: {exc}") from exc
+            # No explicit choice and the default is out of reach (no ../shared, no hub): an approximate
+            # count keeps the run going, and its name says it is approximate wherever it is recorded.
+            warnings.warn(f"default tokenizer {self.name!r} unavailable ({type(exc).__name__}); "
+                          "token counts are approximate (words and punctuation): pass --tokenizer", stacklevel=2)
+            self.name, self._tokenizer = APPROXIMATE, None
 
     def count(self, text: str | None) -> int:
         if not text:
             return 0
+        if self._tokenizer is None:
+            return approximate_count(text)
         return len(self._tokenizer.encode(text, add_special_tokens=False))
 
 

@@ -1,0 +1,62 @@
+"""Units, response splitting, answer extraction and equivalence, token counting fallbacks."""
+
+from __future__ import annotations
+
+import pytest
+
+from drp.answers import equivalent, extract_answer, last_boxed, numbers_in
+from drp.tokens import APPROXIMATE, TokenCounter
+from drp.text import atomic_units, join_response, split_response
+
+
+def test_split_response_forms():
+    assert split_response("<think>a\n\nb</think>\n\nans").thinking == "a\n\nb"
+    only_close = split_response("a b</think>ans")
+    assert (only_close.thinking, only_close.answer_section, only_close.complete) == ("a b", "ans", True)
+    assert split_response("<think>never closes").complete is False
+    assert join_response("t", "a") == "t\n</think>\n\na"
+
+
+def test_units_are_lossless_and_bounded():
+    long_paragraph = " ".join(f"Sentence number {i} says something." for i in range(60))
+    text = f"Short one.\n\n{long_paragraph}\n\nLast."
+    units = atomic_units(text, max_chars=200)
+    assert units[0] == "Short one." and units[-1] == "Last."
+    assert all(len(u) <= 200 for u in units[1:-1])
+    assert " ".join(units).split() == text.split()
+
+
+@pytest.mark.parametrize(
+    "text, answer",
+    [("so \\boxed{\\frac{3}{4}} done", "\\frac{3}{4}"), ("The final answer is 42.", "42"),
+     ("we get 1,234 apples", "1234"), ("nested \\boxed{\\sqrt{x^{2}}}", "\\sqrt{x^{2}}"), ("", None)],
+)
+def test_extract_answer(text, answer):
+    assert extract_answer(text) == answer
+
+
+@pytest.mark.parametrize(
+    "a, b, same",
+    [("0.5", "\\frac{1}{2}", True), ("39", "39.0", True), ("\\$18", "18", True), ("1,000", "1000", True),
+     ("\\$140,\\!000", "140000", True), ("10%", "10\\%", True), ("\\dfrac{2}{3}", "\\frac{2}{3}", True),
+     ("3\\sqrt{2}", "\\sqrt{18}", True), ("39", "40", False), ("x+1", "1+x", True), (None, "1", False)],
+)
+def test_equivalence_uses_math(a, b, same):
+    assert equivalent(a, b) is same
+
+
+def test_numbers_in_normalises():
+    assert numbers_in("costs $1,200.50 and 3 items, 4.0 and -7") == {"1200.5", "3", "4", "7"}
+    assert last_boxed("\\boxed{unclosed") is None
+
+
+def test_token_counter_real_and_fallback(shared_tokenizer, monkeypatch, tmp_path):
+    counter = TokenCounter(shared_tokenizer)
+    assert counter.count("Hello world, 12 + 30 = 42.") > 5 and counter.count("") == 0
+    # the default out of reach (no ../shared, no hub): a missing local folder stands for both, without network
+    monkeypatch.setattr("drp.tokens.default_tokenizer", lambda: str(tmp_path / "absent" / "tokenizer"))
+    with pytest.warns(UserWarning, match="approximate"):
+        fallback = TokenCounter()
+    assert fallback.name == APPROXIMATE and fallback.count("two words") == 2
+    with pytest.raises(ValueError, match="cannot load tokenizer"):
+        TokenCounter(str(tmp_path / "no-such-tokenizer"))
