@@ -107,3 +107,24 @@ def _mentions(text: str, answer: str) -> bool:
     if answer.replace(",", "") in found:
         return True
     return any(equivalent(answer, number) for number in found) if len(found) < 40 else False
+
+
+_INTRO = re.compile(
+    r"^(?:\*\*solution:?\*\*:?|(?:let'?s (?:solve|calculate|break|determine|find|work)|to (?:solve|find|determine|calculate))\b[^0-9=]*)$",
+    re.I,
+)
+
+
+def shorten_answer_section(text: str, question: str) -> str:
+    """When the derivation lives after </think>, keep it but drop what only restates: introductory lines
+    and lines whose every number is given in the question and that compute nothing."""
+    given = numbers_in(question)
+    kept = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        numbers = numbers_in(stripped)
+        restates = numbers and numbers <= given and "=" not in stripped and "\\boxed" not in stripped
+        if _INTRO.match(stripped) or restates:
+            continue
+        kept.append(line)
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip()

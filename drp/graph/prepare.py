@@ -3,6 +3,7 @@ Traces that cannot be pruned honestly end here, before any teacher call is spent
 
 from __future__ import annotations
 
+from drp.agents import rules
 from drp.agents.calls import deterministic
 from drp.agents.verifier import reaches_answer
 from drp.answers import equivalent, extract_answer
@@ -37,11 +38,15 @@ def prepare(state: dict, ctx) -> dict:
     update["original_answer"] = answer
     update["units"] = units
     if answer is not None:
-        # Shortening the answer section is only safe when the thinking itself derives the answer;
-        # otherwise the derivation lives in the answer section and must stay.
+        # `short`: the boxed answer alone when the thinking derives it; otherwise the derivation lives in the
+        # answer section and stays, minus lines that only restate the question.
         thinking_reaches = reaches_answer(split.thinking, answer)[0]
-        keep = policy.answer_section == "keep" or not thinking_reaches
-        update["pruned_answer_section"] = split.answer_section if keep else short_answer_section(answer)
+        if policy.answer_section == "keep":
+            update["pruned_answer_section"] = split.answer_section
+        elif thinking_reaches:
+            update["pruned_answer_section"] = short_answer_section(answer)
+        else:
+            update["pruned_answer_section"] = rules.shorten_answer_section(split.answer_section, trace["question"])
         verdict["thinking_reaches_answer"] = update["thinking_reaches_answer"] = thinking_reaches
         update["response_tokens_before"] = ctx.counter.count(trace["response"])
     verdict["status"] = update.get("status")
