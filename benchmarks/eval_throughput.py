@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("--benchmark", default="gsm8k")
     parser.add_argument("--problems", type=int, default=8)
     parser.add_argument("--max-tokens", type=int, default=64)
-    parser.add_argument("--concurrency", default="1,4", help="comma-separated levels")
+    parser.add_argument("--concurrency", default="1,4", help="comma-separated levels, repeats allowed")
     parser.add_argument("--server-arg", action="append", default=[], help="extra argument for the server")
     parser.add_argument("--prompt-template", default="r1-distill-qwen")
     parser.add_argument("--data-dir", type=Path, default=None, help="local benchmark files (default ../shared/data)")
@@ -53,9 +53,10 @@ def main() -> None:
             # Warm-up request, so the first level does not pay for lazy initialisation.
             _measure(url, model, args, 1, Path(tmp) / "warmup", EvalSettings, Decoding, run_eval, shared_dir(),
                      problems=1)
-            rows = [_measure(url, model, args, level, Path(tmp) / f"c{level}", EvalSettings, Decoding, run_eval,
-                             shared_dir())
-                    for level in (int(c) for c in args.concurrency.split(","))]
+            # A level may be listed twice (e.g. 1,4,1) to see how much the machine's load drifted meanwhile.
+            rows = [_measure(url, model, args, level, Path(tmp) / f"run{index}-c{level}", EvalSettings, Decoding,
+                             run_eval, shared_dir())
+                    for index, level in enumerate(int(c) for c in args.concurrency.split(","))]
         finally:
             if server is not None:
                 server.stop()
