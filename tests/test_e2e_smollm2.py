@@ -51,8 +51,8 @@ def test_skill_aware_with_a_real_tiny_teacher(served_smollm2):
         "run", EXAMPLES, "--policy", "skill-aware", "--teacher-url", url, "--teacher-model", model,
         "--run-id", "smol", "--limit", "2", "--concurrency", "1", "--quiet", "--teacher-timeout", "300",
         "--set", "parse_retries=1", "--set", "max_retries=0",
-        "--set", "agents.segmenter.max_tokens=160", "--set", "agents.classifier.max_tokens=160",
-        "--set", "agents.pruner.max_tokens=200",
+        "--set", "agents.segmenter.max_tokens=128", "--set", "agents.classifier.max_tokens=128",
+        "--set", "agents.pruner.max_tokens=160",
     )
     assert result.exit_code in (0, 1), result.output  # 1 when the tiny model's replies never parse
     traces = traces_of("smol")
