@@ -142,6 +142,9 @@ def _load_tokenizer(model_path: str, model_args, training_args):
         )
     except (OSError, ValueError) as error:
         raise DistillError(f"cannot load a tokenizer for {model_path!r}: {error}") from None
+    if training_args.eos_token and training_args.eos_token in tokenizer.get_vocab():
+        # TRL switches the eos token inside the trainer; the completions are rendered before, with the same one.
+        tokenizer.eos_token = training_args.eos_token
     template_source = training_args.chat_template_path
     if template_source:
         source = Path(template_source)
