@@ -16,6 +16,9 @@ from drp.store import TERMINAL, dumps, now, open_db
 from drp.text import join_response
 
 
+DEFAULT_POLICY = "skill-aware"
+
+
 class RunError(Exception):
     """A problem with the run as a whole (bad options, existing run): reported before any trace is touched."""
 
@@ -24,7 +27,7 @@ class RunError(Exception):
 class RunOptions:
     source: str
     run_id: str
-    policy: str = "skill-aware"
+    policy: str | None = None  # None: skill-aware for a new run, the run's own policy on --resume
     teacher_url: str | None = None
     teacher_model: str | None = None
     teacher_api_key_env: str = "OPENAI_API_KEY"
@@ -73,9 +76,7 @@ async def run_async(options: RunOptions, progress: bool = True) -> RunSummary:
     _write_config(folder, db, options, policy, teacher, counter)
     _ingest(db, options)
 
-    pending = [
-        row for row in db.query("select * from traces where status = 'pending' order by line")
-    ]
+    pending = list(db.query("select * from traces where status = 'pending' order by line"))
     if options.limit is not None:
         pending = [row for row in pending if row["line"] <= _limit_line(db, options.limit)]
     ctx = RunContext(policy=policy, teacher=teacher, counter=counter)
@@ -90,7 +91,7 @@ async def run_async(options: RunOptions, progress: bool = True) -> RunSummary:
         while not queue.empty():
             row = queue.get_nowait()
             result = await _process(graph, ctx, row)
-            _store_result(db, row, result, counter, policy)
+            _store_result(db, row, result, counter)
             bar.update(1)
             bar.set_postfix_str(result.get("status") or "")
 
@@ -117,7 +118,7 @@ async def _process(graph, ctx, row: dict) -> dict:
     return state
 
 
-def _store_result(db, row: dict, state: dict, counter, policy) -> None:
+def _store_result(db, row: dict, state: dict, counter) -> None:
     """One transaction per trace: its calls, its steps and its terminal status land together or not at all."""
     calls = state.get("calls") or []
     accepted = state["status"] == "accepted"
@@ -205,7 +206,7 @@ def _settle_existing_run(folder: Path, options: RunOptions) -> RunOptions:
         raise RunError(f"run {options.run_id!r} already exists at {folder}: pass --resume to finish it or --overwrite")
     elif exists and options.resume:
         saved = json.loads((folder / "config.json").read_text())["options"]
-        if saved["policy"] != options.policy and options.policy is not None:
+        if options.policy is not None and saved["policy"] != options.policy:
             raise RunError(f"run {options.run_id!r} used policy {saved['policy']!r}; cannot resume with {options.policy!r}")
         # Resume with the run's own settings; only the concurrency, limit and teacher endpoint may change.
         keep = {"concurrency": options.concurrency, "limit": options.limit, "resume": True, "overwrite": False}
@@ -215,6 +216,8 @@ def _settle_existing_run(folder: Path, options: RunOptions) -> RunOptions:
         return RunOptions(**merged)
     elif options.resume:
         raise RunError(f"nothing to resume: no run {options.run_id!r} at {folder}")
+    if options.policy is None:
+        options.policy = DEFAULT_POLICY
     return options
 
 

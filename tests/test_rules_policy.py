@@ -101,7 +101,7 @@ def test_limit_then_resume_finishes_the_rest_once():
     first_calls = {r["id"]: r["started_at"] for r in db_of("lim").query("select id, started_at from calls")}
     again = drp("run", EXAMPLES, "--policy", "rules", "--run-id", "lim")
     assert again.exit_code == 2 and "--resume" in again.output
-    assert drp("run", EXAMPLES, "--policy", "rules", "--run-id", "lim", "--resume", "--quiet").exit_code == 0
+    assert drp("run", EXAMPLES, "--run-id", "lim", "--resume", "--quiet").exit_code == 0  # the run's own policy
     traces = traces_of("lim")
     assert all(t["status"] in ("accepted", "rejected") for t in traces.values())
     later_calls = {r["id"]: r["started_at"] for r in db_of("lim").query("select id, started_at from calls")}

@@ -10,7 +10,7 @@ import typer
 
 def run(
     traces: Annotated[str, typer.Argument(help="Trace JSONL file, a `datasets` folder, or a Hugging Face dataset name.")],
-    policy: Annotated[str, typer.Option(help="Policy name (see `drp prompts list`) or policy folder.")] = "skill-aware",
+    policy: Annotated[Optional[str], typer.Option(help="Policy name (see `drp prompts list`) or folder. Default: skill-aware; on --resume, the run's own.")] = None,
     run_id: Annotated[Optional[str], typer.Option("--run-id", help="Run folder name under $DRP_RUNS_DIR (default: a timestamp).")] = None,
     teacher_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1.", envvar="DRP_TEACHER_URL")] = None,
     teacher_model: Annotated[Optional[str], typer.Option(help="Teacher model name on that endpoint.", envvar="DRP_TEACHER_MODEL")] = None,
@@ -32,10 +32,10 @@ def run(
     """Prune every trace: segment → classify → prune → verify (with retries), recording every agent call."""
     import yaml
 
+    from datetime import datetime
+
     from drp.records import parse_field_map
     from drp.runner import RunError, RunOptions, run as run_graph
-
-    from datetime import datetime
 
     overrides = {}
     for item in set_ or []:
@@ -54,6 +54,10 @@ def run(
     except RunError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)
+    except KeyboardInterrupt:
+        # Finished traces are already stored; the ones in flight were not, and will be redone.
+        typer.echo(f"\ninterrupted: finish with `drp run {traces} --run-id {options.run_id} --resume`", err=True)
+        raise typer.Exit(130)
     counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.items()))
     rate = summary.processed / summary.seconds if summary.seconds else 0.0
     typer.echo(f"run {summary.run_id}: {counts} ({summary.processed} processed in {summary.seconds:.1f}s, {rate:.1f} traces/s)")
