@@ -153,3 +153,14 @@ def test_identity_policy_keeps_everything():
     for record in pruned_of("idn"):
         original = next(r for r in example_records() if r["id"] == record["id"])
         assert record["thinking"].split() == original["response"].split("</think>")[0].split()
+
+
+def test_a_datasets_folder_is_a_trace_source(tmp_path):
+    import datasets
+
+    records = example_records()
+    datasets.Dataset.from_list([{**r, "gold": r.pop("gold_answer")} for r in records]).save_to_disk(str(tmp_path / "ds"))
+    result = drp("run", tmp_path / "ds", "--policy", "rules", "--run-id", "ds", "--field", "gold_answer=gold", "--quiet")
+    assert result.exit_code == 0, result.output
+    traces = traces_of("ds")
+    assert len(traces) == 8 and traces["demo-007"]["reason"].startswith("wrong_original")  # gold was remapped
