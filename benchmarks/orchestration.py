@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("--traces", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--latency", type=float, default=0.1)
+    parser.add_argument("--workers", type=int, default=1, help="orchestrator processes (drp run --workers)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="drp-orch-"))
     os.environ["DRP_RUNS_DIR"] = str(workdir / "runs")
@@ -55,7 +56,8 @@ def main() -> None:
     TokenCounter()
     cpu_started = time.process_time()
     summary = run(RunOptions(source=str(source), run_id="orch", policy="skill-aware", teacher_url=url,
-                             teacher_model="scripted", concurrency=args.concurrency), progress=False)
+                             teacher_model="scripted", concurrency=args.concurrency, workers=args.workers),
+                  progress=False)
     cpu_seconds = time.process_time() - cpu_started
     stop.set()
     requests, teacher_cpu = ready.get(timeout=60)
@@ -67,7 +69,7 @@ def main() -> None:
     ideal = args.concurrency / (calls_per_trace * args.latency) if args.latency else float("inf")
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{args.traces} traces, {accepted} accepted, {requests} teacher calls ({calls_per_trace:.2f}/trace), "
-          f"latency {args.latency * 1000:.0f} ms, concurrency {args.concurrency}")
+          f"latency {args.latency * 1000:.0f} ms, concurrency {args.concurrency}, workers {args.workers}")
     print(f"achieved {achieved:.1f} traces/s; ideal {ideal:.1f} traces/s; efficiency {achieved / ideal:.3f} (target >= 0.85)")
     print(f"peak RSS {peak_mib:.0f} MiB (orchestrating process; the teacher runs in its own process)")
     print(f"orchestrator CPU {cpu_seconds * 1000 / args.traces:.1f} ms per trace "

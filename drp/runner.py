@@ -36,6 +36,7 @@ class RunOptions:
     teacher_max_retries: int = 3
     limit: int | None = None
     concurrency: int = 8
+    workers: int = 1
     resume: bool = False
     overwrite: bool = False
     tokenizer: str | None = None
@@ -59,43 +60,26 @@ class RunSummary:
 
 
 def run(options: RunOptions, progress: bool = True) -> RunSummary:
-    return asyncio.run(run_async(options, progress))
-
-
-async def run_async(options: RunOptions, progress: bool = True) -> RunSummary:
-    from drp.graph.build import build_graph
-    from drp.graph.context import RunContext
-    from drp.tokens import TokenCounter
-
+    """Prune every pending trace of a run. With `workers` > 1 the pending traces are shared among forked
+    worker processes (each with its own event loop and database connection): one Python process saturates
+    one core long before a fast teacher does."""
     folder = run_dir(options.run_id)
     options = _settle_existing_run(folder, options)
     policy = _load_policy(options)
-    teacher = _teacher(options, policy)
-    counter = TokenCounter(options.tokenizer)
+    _teacher(options, policy)  # refuse an LLM policy without a teacher before touching anything
     db = open_db(folder)
-    _write_config(folder, db, options, policy, teacher, counter)
+    counter = _counter(options)
+    _write_config(folder, db, options, policy, counter)
     _ingest(db, options)
-
-    pending = list(db.query("select * from traces where status = 'pending' order by line"))
-    if options.limit is not None:
-        pending = [row for row in pending if row["line"] <= _limit_line(db, options.limit)]
-    ctx = RunContext(policy=policy, teacher=teacher, counter=counter)
-    graph = build_graph()
+    last_line = _limit_line(db, options.limit) if options.limit is not None else None
+    pending = [row["id"] for row in db.query("select id, line from traces where status = 'pending' order by line")
+               if last_line is None or row["line"] <= last_line]
     started = time.perf_counter()
     bar = _progress_bar(len(pending), progress)
-    queue: asyncio.Queue = asyncio.Queue()
-    for row in pending:
-        queue.put_nowait(row)
-
-    async def worker():
-        while not queue.empty():
-            row = queue.get_nowait()
-            result = await _process(graph, ctx, row)
-            _store_result(db, row, result, counter)
-            bar.update(1)
-            bar.set_postfix_str(result.get("status") or "")
-
-    await asyncio.gather(*(worker() for _ in range(max(1, options.concurrency))))
+    if options.workers <= 1 or len(pending) < 2:
+        asyncio.run(_process_ids(options, folder, policy, pending, options.concurrency, bar))
+    else:
+        _process_in_workers(options, folder, policy, pending, db, bar)
     bar.close()
     seconds = time.perf_counter() - started
     _finish_run(db, options.run_id, seconds)
@@ -103,6 +87,77 @@ async def run_async(options: RunOptions, progress: bool = True) -> RunSummary:
     counts = {r["status"]: r["n"] for r in db.query("select status, count(*) n from traces group by status")}
     db.close()
     return RunSummary(options.run_id, folder, len(pending), counts, seconds)
+
+
+async def _process_ids(options: RunOptions, folder: Path, policy, ids: list[str], concurrency: int, bar=None) -> None:
+    """Run the graph over these traces, `concurrency` at a time, storing each as soon as it ends."""
+    from drp.graph.build import build_graph
+    from drp.graph.context import RunContext
+
+    db = open_db(folder)
+    counter = _counter(options)
+    ctx = RunContext(policy=policy, teacher=_teacher(options, policy), counter=counter)
+    graph = build_graph()
+    queue: asyncio.Queue = asyncio.Queue()
+    for trace_id in ids:
+        queue.put_nowait(trace_id)
+
+    async def worker():
+        while not queue.empty():
+            row = db["traces"].get(queue.get_nowait())
+            result = await _process(graph, ctx, row)
+            _store_result(db, row, result, counter)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix_str(result.get("status") or "")
+
+    await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
+    db.close()
+
+
+def _process_in_workers(options: RunOptions, folder: Path, policy, ids: list[str], db, bar) -> None:
+    """Fork workers over interleaved shares of the pending traces; follow their progress in the database."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")  # the parent has imported everything: forking is cheap
+    workers = min(options.workers, len(ids))
+    per_worker = max(1, -(-options.concurrency // workers))
+    processes = [
+        context.Process(target=_worker_main, args=(options, folder, policy, ids[index::workers], per_worker))
+        for index in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    done_before = _terminal_count(db)
+    try:
+        while any(process.is_alive() for process in processes):
+            time.sleep(0.2)
+            bar.n = _terminal_count(db) - done_before
+            bar.refresh()
+    except KeyboardInterrupt:
+        for process in processes:
+            process.terminate()
+        raise
+    for process in processes:
+        process.join()
+    bar.n = _terminal_count(db) - done_before
+    failed = [p.exitcode for p in processes if p.exitcode]
+    if failed:
+        raise RunError(f"{len(failed)} worker process(es) died (exit codes {failed}); finish with --resume")
+
+
+def _worker_main(options: RunOptions, folder: Path, policy, ids: list[str], concurrency: int) -> None:
+    asyncio.run(_process_ids(options, folder, policy, ids, concurrency))
+
+
+def _terminal_count(db) -> int:
+    return db.execute("select count(*) from traces where status != 'pending'").fetchone()[0]
+
+
+def _counter(options: RunOptions):
+    from drp.tokens import TokenCounter
+
+    return TokenCounter(options.tokenizer)
 
 
 async def _process(graph, ctx, row: dict) -> dict:
@@ -209,7 +264,8 @@ def _settle_existing_run(folder: Path, options: RunOptions) -> RunOptions:
         if options.policy is not None and saved["policy"] != options.policy:
             raise RunError(f"run {options.run_id!r} used policy {saved['policy']!r}; cannot resume with {options.policy!r}")
         # Resume with the run's own settings; only the concurrency, limit and teacher endpoint may change.
-        keep = {"concurrency": options.concurrency, "limit": options.limit, "resume": True, "overwrite": False}
+        keep = {"concurrency": options.concurrency, "workers": options.workers, "limit": options.limit,
+                "resume": True, "overwrite": False}
         if options.teacher_url:
             keep["teacher_url"] = options.teacher_url
         merged = {**saved, **keep}
@@ -260,7 +316,8 @@ def _teacher(options: RunOptions, policy):
     )
 
 
-def _write_config(folder: Path, db, options: RunOptions, policy, teacher, counter) -> None:
+def _write_config(folder: Path, db, options: RunOptions, policy, counter) -> None:
+    teacher = _teacher(options, policy)
     config = {
         "run_id": options.run_id, "options": asdict(options), "policy": policy.snapshot(),
         "teacher": teacher.settings.public() if teacher else None, "tokenizer": counter.name,

@@ -78,6 +78,7 @@ def open_db(path: Path | str) -> sqlite_utils.Database:
     db = sqlite_utils.Database(path)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA busy_timeout=60000")  # worker processes write to the same run: wait, never fail
     applied = set()
     if "_migrations" in db.table_names():
         applied = {row["name"] for row in db["_migrations"].rows}

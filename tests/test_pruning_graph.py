@@ -252,3 +252,20 @@ def test_sigkill_then_resume_finishes_every_trace_exactly_once(tmp_path):
     assert len(per_trace) == len(many) and all(r["n"] == 1 for r in per_trace)
     assert db.execute("select count(*) from (select trace_id, seq from calls group by trace_id, seq having count(*) > 1)").fetchone()[0] == 0
     assert len(pruned_of("killed")) == sum(r["status"] == "accepted" for r in rows)
+
+
+def test_worker_processes_share_the_traces_exactly_once(tmp_path):
+    records = [json.loads(line) for line in EXAMPLES.read_text().splitlines()]
+    many = [{**r, "id": f"{r['id']}-{copy}"} for copy in range(3) for r in records]  # 24 traces
+    source = tmp_path / "many.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in many))
+    with ScriptedTeacher(sensible) as teacher:
+        result = drp("run", source, "--policy", "skill-aware", "--teacher-url", teacher.url, "--teacher-model", "m",
+                     "--run-id", "workers", "--workers", "2", "--concurrency", "4", "--quiet")
+    assert result.exit_code == 0, result.output
+    traces = traces_of("workers")
+    assert len(traces) == 24 and sum(t["status"] == "accepted" for t in traces.values()) == 18
+    assert len(teacher.requests) == 18 * 3  # no trace was processed twice
+    per_trace = list(db_of("workers").query("select trace_id, count(*) n from calls where node = 'prepare' group by trace_id"))
+    assert len(per_trace) == 24 and all(r["n"] == 1 for r in per_trace)
+    assert len(pruned_of("workers")) == 18

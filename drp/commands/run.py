@@ -20,6 +20,7 @@ def run(
     teacher_max_retries: Annotated[int, typer.Option(help="HTTP retries per request (429 Retry-After and 5xx are retried).")] = 3,
     limit: Annotated[Optional[int], typer.Option(help="Only the first N input records.")] = None,
     concurrency: Annotated[int, typer.Option(help="Traces in flight at once.")] = 8,
+    workers: Annotated[int, typer.Option(help="Processes sharing the traces (one core each); concurrency is split among them.")] = 1,
     resume: Annotated[bool, typer.Option(help="Finish an interrupted run; finished traces are not redone.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Delete an existing run with this id first.")] = False,
     tokenizer: Annotated[Optional[str], typer.Option(help="Tokenizer for token counts (path or hub id; default: the R1-Distill-Qwen one).")] = None,
@@ -45,7 +46,7 @@ def run(
         source=traces, run_id=run_id or datetime.now().strftime("%Y%m%d-%H%M%S"), policy=policy,
         teacher_url=teacher_url, teacher_model=teacher_model, teacher_api_key_env=teacher_api_key_env,
         structured_output=structured_output, teacher_timeout=teacher_timeout, teacher_max_retries=teacher_max_retries,
-        limit=limit, concurrency=concurrency, resume=resume, overwrite=overwrite, tokenizer=tokenizer,
+        limit=limit, concurrency=concurrency, workers=workers, resume=resume, overwrite=overwrite, tokenizer=tokenizer,
         field_map=parse_field_map(field or []), split=split, prompts_dirs=[str(p) for p in prompts_dir or []],
         policy_overrides=overrides,
     )
