@@ -81,7 +81,7 @@ def test_rejected_after_the_last_retry_with_reasons():
         assert run_llm(teacher.url, "rej", "--limit", "1", "--set", "max_retries=1").exit_code == 0
     trace = traces_of("rej")["demo-001"]
     assert trace["status"] == "rejected" and trace["attempts"] == 2
-    assert trace["reason"].startswith("verification_failed after 2 attempts") and "final answer 10" in trace["reason"]
+    assert trace["reason"].startswith("verification_failed: after 2 attempts") and "final answer 10" in trace["reason"]
 
 
 def test_fallback_to_rules_after_the_last_retry():

@@ -48,7 +48,8 @@ async def _fallback(state: TraceState, runtime: Runtime[RunContext]) -> dict:
     """After the last retry: reject, or (fallback: rules) try the rule-based pruning once."""
     ctx = runtime.context
     failures = "; ".join(state["verdict"]["failures"])
-    rejected = {"status": "rejected", "reason": f"verification_failed after {state['attempt']} attempts: {failures}"}
+    # The kind comes first and alone before the colon, so reports and stats group all such rejections together.
+    rejected = {"status": "rejected", "reason": f"verification_failed: after {state['attempt']} attempts: {failures}"}
     if ctx.policy.fallback != "rules":
         return rejected
     steps = [{"unit_start": i, "unit_end": i, "text": u} for i, u in enumerate(state["units"], start=1)]
