@@ -27,8 +27,7 @@ async def classify(state: dict, ctx) -> dict:
             step.setdefault("skill", "unlabelled")
         return {"steps": steps}
     if kind == "rules":
-        for index, step in enumerate(steps):
-            step["skill"] = rules.classify(step["text"], index, len(steps))
+        steps = rules.label_steps(steps)
         skills = [step["skill"] for step in steps]
         return {"steps": steps, "calls": [deterministic("classifier", 1, ctx, {"steps": len(steps)}, {"skills": skills})]}
     taxonomy = ctx.policy.taxonomy

@@ -36,6 +36,16 @@ def classify(text: str, index: int, total: int) -> str:
     return "setup" if index == 0 else "reasoning"
 
 
+def unit_steps(units: list[str]) -> list[dict]:
+    """One step per unit: the rule-based segmentation."""
+    return [{"unit_start": i, "unit_end": i, "text": unit} for i, unit in enumerate(units, start=1)]
+
+
+def label_steps(steps: list[dict]) -> list[dict]:
+    """The steps, each with its rule-based skill."""
+    return [{**step, "skill": classify(step["text"], index, len(steps))} for index, step in enumerate(steps)]
+
+
 def plan(steps: list[dict], original_answer: str | None, settings: RulesSettings, question: str = "") -> list[dict]:
     """One action per step: the reasoning up to the first step that reaches the answer is kept (minus
     restatements, number-free hesitation and filler); after it, only one concluding step survives.

@@ -6,6 +6,7 @@ original text is never re-typed. `echo` (the paper): the teacher re-types the tr
 
 from __future__ import annotations
 
+from drp.agents import rules
 from drp.agents.asking import ask
 from drp.agents.calls import deterministic
 from drp.schemas import EchoSegmentation, Segmentation
@@ -33,7 +34,7 @@ async def segment(state: dict, ctx) -> dict:
     kind = ctx.policy.agents["segmenter"].kind
     units = state["units"]
     if kind == "rules":
-        steps = [{"unit_start": i, "unit_end": i, "text": u} for i, u in enumerate(units, start=1)]
+        steps = rules.unit_steps(units)
         call = deterministic("segmenter", 1, ctx, {"units": len(units)}, {"steps": len(steps)})
         return {"steps": steps, "calls": [call]}
     question = state["trace"]["question"]

@@ -83,7 +83,7 @@ def render_prompt(
         raise typer.Exit(2)
     split = split_response(record["response"])
     units = atomic_units(split.thinking, resolved.units.max_chars)
-    steps = [{"text": u, "skill": rules.classify(u, i, len(units))} for i, u in enumerate(units)]
+    steps = rules.label_steps(rules.unit_steps(units))
     messages = render(
         resolved, agent, question=record["question"], units=list(enumerate(units, start=1)),
         steps=list(enumerate(steps, start=1)), thinking=split.thinking, feedback=None, attempt=1,

@@ -52,9 +52,7 @@ async def _fallback(state: TraceState, runtime: Runtime[RunContext]) -> dict:
     rejected = {"status": "rejected", "reason": f"verification_failed: after {state['attempt']} attempts: {failures}"}
     if ctx.policy.fallback != "rules":
         return rejected
-    steps = [{"unit_start": i, "unit_end": i, "text": u} for i, u in enumerate(state["units"], start=1)]
-    for index, step in enumerate(steps):
-        step["skill"] = rules.classify(step["text"], index, len(steps))
+    steps = rules.label_steps(rules.unit_steps(state["units"]))
     actions = rules.plan(steps, state["original_answer"], ctx.policy.rules, state["trace"]["question"])
     annotated, thinking = apply_plan(steps, actions)
     trial = {**state, "pruned_thinking": thinking, "attempt": state["attempt"] + 1}
