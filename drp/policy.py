@@ -17,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from drp.paths import builtin_prompts_dir
 
-AGENTS = ("segmenter", "classifier", "pruner")
 StructuredMethod = Literal["json_schema", "function_calling", "json_mode", "prompt"]
 
 

@@ -151,7 +151,8 @@ def _worker_main(options: RunOptions, folder: Path, policy, ids: list[str], conc
 
 
 def _terminal_count(db) -> int:
-    return db.execute("select count(*) from traces where status != 'pending'").fetchone()[0]
+    marks = ", ".join("?" for _ in TERMINAL)
+    return db.execute(f"select count(*) from traces where status in ({marks})", TERMINAL).fetchone()[0]
 
 
 def _counter(options: RunOptions):
