@@ -35,7 +35,8 @@ class AgentSettings(_Strict):
 
 class UnitSettings(_Strict):
     max_chars: int = 400
-    max_units: int = 300
+    max_units: int = 2000
+    per_call: int = Field(default=60, ge=1, description="units shown to the segmenter in one call")
 
 
 class VerifySettings(_Strict):

@@ -269,3 +269,16 @@ def test_worker_processes_share_the_traces_exactly_once(tmp_path):
     per_trace = list(db_of("workers").query("select trace_id, count(*) n from calls where node = 'prepare' group by trace_id"))
     assert len(per_trace) == 24 and all(r["n"] == 1 for r in per_trace)
     assert len(pruned_of("workers")) == 18
+
+
+def test_long_traces_are_segmented_in_windows_of_units():
+    with ScriptedTeacher(sensible) as teacher:
+        assert run_llm(teacher.url, "windows", "--limit", "1", "--set", "units.per_call=4").exit_code == 0
+    segmenter_calls = [c for c in calls_of("windows", "demo-001") if c["node"] == "segmenter"]
+    units = json.loads(calls_of("windows", "demo-001")[0]["parsed"])["units"]  # the prepare node counted them
+    assert len(segmenter_calls) == -(-units // 4) > 1  # one call per window of 4 units
+    second = json.loads(segmenter_calls[1]["messages"])[1]["content"]
+    assert "[5] " in second and "[1] " not in second and "units 5 to 8 of" in second
+    steps = list(db_of("windows").query("select unit_start, unit_end from steps where trace_id = 'demo-001' order by step"))
+    assert [s["unit_start"] for s in steps] == [1] + [s["unit_end"] + 1 for s in steps[:-1]]  # contiguous across windows
+    assert traces_of("windows")["demo-001"]["status"] == "accepted"

@@ -12,21 +12,21 @@ from drp.agents.calls import deterministic
 from drp.schemas import EchoSegmentation, Segmentation
 
 
-def check_ranges(segmentation: Segmentation, unit_count: int) -> str | None:
-    """Consecutive ranges covering 1..unit_count exactly once, or a message saying what is wrong."""
-    expected_start = 1
+def check_ranges(segmentation: Segmentation, last: int, first: int = 1) -> str | None:
+    """Consecutive ranges covering units first..last exactly once, or a message saying what is wrong."""
+    expected_start = first
     for number, step in enumerate(segmentation.steps, start=1):
         if step.start > step.end:
             return f"step {number} has start {step.start} after end {step.end}"
         if step.start < expected_start:
-            return f"step {number} (units {step.start}-{step.end}) overlaps the previous step"
+            return f"step {number} (units {step.start}-{step.end}) overlaps the previous step or starts before unit {first}"
         if step.start > expected_start:
             return f"units {expected_start}-{step.start - 1} belong to no step (gap before step {number})"
-        if step.end > unit_count:
-            return f"step {number} ends at unit {step.end}, but there are only {unit_count} units"
+        if step.end > last:
+            return f"step {number} ends at unit {step.end}, but the last unit is {last}"
         expected_start = step.end + 1
-    if expected_start <= unit_count:
-        return f"units {expected_start}-{unit_count} belong to no step"
+    if expected_start <= last:
+        return f"units {expected_start}-{last} belong to no step"
     return None
 
 
@@ -48,16 +48,23 @@ async def segment(state: dict, ctx) -> dict:
             return _failed(calls, error)
         steps = [{"unit_start": None, "unit_end": None, "text": s.text, "skill": s.skill} for s in result.steps]
         return {"steps": steps, "calls": calls}
-    result, calls, error = await ask(
-        ctx, "segmenter", 1, Segmentation, lambda r: check_ranges(r, len(units)),
-        question=question, units=list(enumerate(units, start=1)),
-    )
-    if result is None:
-        return _failed(calls, error)
-    steps = [
-        {"unit_start": s.start, "unit_end": s.end, "text": "\n\n".join(units[s.start - 1 : s.end])}
-        for s in result.steps
-    ]
+    # Long traces are segmented a window of units at a time, so every list stays short enough for small
+    # teachers; units keep their global numbers, and no step crosses a window boundary.
+    window = ctx.policy.units.per_call
+    steps, calls = [], []
+    for first in range(1, len(units) + 1, window):
+        last = min(first + window - 1, len(units))
+        result, window_calls, error = await ask(
+            ctx, "segmenter", 1, Segmentation, lambda r, first=first, last=last: check_ranges(r, last, first),
+            question=question, units=[(n, units[n - 1]) for n in range(first, last + 1)], total_units=len(units),
+        )
+        calls.extend(window_calls)
+        if result is None:
+            return _failed(calls, error)
+        steps.extend(
+            {"unit_start": s.start, "unit_end": s.end, "text": "\n\n".join(units[s.start - 1 : s.end])}
+            for s in result.steps
+        )
     return {"steps": steps, "calls": calls}
 
 

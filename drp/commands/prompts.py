@@ -85,7 +85,8 @@ def render_prompt(
     units = atomic_units(split.thinking, resolved.units.max_chars)
     steps = rules.label_steps(rules.unit_steps(units))
     messages = render(
-        resolved, agent, question=record["question"], units=list(enumerate(units, start=1)),
+        resolved, agent, question=record["question"], total_units=len(units),
+        units=list(enumerate(units[: resolved.units.per_call], start=1)),
         steps=list(enumerate(steps, start=1)), thinking=split.thinking, feedback=None, attempt=1,
         original_answer=extract_answer(split.answer_section),
     )
