@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from drp.evals.benchmarks import Fields, load_benchmark
 from drp.evals.metrics import benchmark_metrics
 from drp.evals.problems import Benchmark
-from drp.evals.sampling import (Decoding, Endpoint, SampleWriter, Task, latest_by_key, read_records,
-                                run_tasks)
+from drp.evals.sampling import SampleWriter, SamplingSettings, Task, latest_by_key, read_records, run_tasks
 from drp.evals.scoring import grade
 from drp.evals.templates import render, resolve_template
 
@@ -29,26 +28,10 @@ class EvalError(ValueError):
     """Bad settings or input: reported to the user as is (exit status 2)."""
 
 
-@dataclass
-class EvalSettings:
-    model_url: str
-    model: str
+@dataclass(kw_only=True)
+class EvalSettings(SamplingSettings):
     benchmarks: list[str]
-    out: Path
     seeds: int = 3
-    limit: int | None = None
-    data_dir: Path | None = None
-    source: str = "auto"
-    prompt_template: str | None = None
-    tokenizer: str | None = None
-    decoding: Decoding = field(default_factory=lambda: Decoding(0.6, 0.95, 16384))
-    concurrency: int = 8
-    timeout: float = 1800.0
-    retries: int = 2
-    api_key: str | None = None
-    max_consecutive_errors: int = 20
-    progress: bool = True
-    overwrite: bool = False
 
 
 @dataclass
@@ -99,10 +82,7 @@ def run_eval(settings: EvalSettings, echo: Callable[[str], None] = print) -> Eva
     if not settings.overwrite:
         _check_resumable(out, config)
 
-    endpoint = Endpoint(settings.model_url, settings.model, settings.api_key, settings.timeout, settings.retries)
-    served = endpoint.probe()  # EndpointDown before anything is written (or deleted)
-    if served and settings.model not in served:
-        echo(f"warning: {settings.model_url} lists {', '.join(served[:5])} but not {settings.model}")
+    endpoint = settings.open_endpoint(echo)
     config["server_kind"] = endpoint.kind
     if settings.overwrite:
         _remove_outputs(out)

@@ -16,8 +16,7 @@ from typing import Callable
 
 from drp.evals.benchmarks import Fields, load_benchmark
 from drp.evals.evaluation import EvalError, tokenizer_for
-from drp.evals.sampling import (Decoding, Endpoint, SampleWriter, Task, latest_by_key, read_records,
-                                run_tasks)
+from drp.evals.sampling import SampleWriter, SamplingSettings, Task, latest_by_key, read_records, run_tasks
 from drp.evals.scoring import grade
 from drp.evals.templates import FAMILIES, render, resolve_template
 
@@ -25,30 +24,14 @@ KEEP = ("correct", "all")
 THINK_CLOSE = "</think>"
 
 
-@dataclass
-class GenerateSettings:
+@dataclass(kw_only=True)
+class GenerateSettings(SamplingSettings):
     problems: str
-    out: Path
-    model_url: str
-    model: str
     n: int = 4
     keep: str = "correct"
     require_think: bool = False
-    data_dir: Path | None = None
-    source: str = "auto"
-    limit: int | None = None
     fields: Fields = field(default_factory=Fields)
-    prompt_template: str | None = None
-    tokenizer: str | None = None
-    decoding: Decoding = field(default_factory=lambda: Decoding(0.6, 0.95, 16384))
     seed: int = 0
-    concurrency: int = 8
-    timeout: float = 1800.0
-    retries: int = 2
-    api_key: str | None = None
-    max_consecutive_errors: int = 20
-    progress: bool = True
-    overwrite: bool = False
 
 
 @dataclass
@@ -98,10 +81,7 @@ def run_generate(settings: GenerateSettings, echo: Callable[[str], None] = print
     existing = [] if settings.overwrite else list(read_records(samples_path))
     _check_same_settings(samples_path, existing, settings_record)
 
-    endpoint = Endpoint(settings.model_url, settings.model, settings.api_key, settings.timeout, settings.retries)
-    served = endpoint.probe()
-    if served and settings.model not in served:
-        echo(f"warning: {settings.model_url} lists {', '.join(served[:5])} but not {settings.model}")
+    endpoint = settings.open_endpoint(echo)
     if settings.overwrite:
         samples_path.unlink(missing_ok=True)
         settings.out.unlink(missing_ok=True)

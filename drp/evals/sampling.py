@@ -43,6 +43,37 @@ class Completion:
     error: str | None = None
 
 
+@dataclass(kw_only=True)
+class SamplingSettings:
+    """What `eval` and `generate` share: the endpoint, the problems' source, decoding, how requests run."""
+
+    model_url: str
+    model: str
+    out: Path
+    limit: int | None = None
+    data_dir: Path | None = None
+    source: str = "auto"
+    prompt_template: str | None = None
+    tokenizer: str | None = None
+    decoding: Decoding = field(default_factory=lambda: Decoding(0.6, 0.95, 16384))
+    concurrency: int = 8
+    timeout: float = 1800.0
+    retries: int = 2
+    api_key: str | None = None
+    max_consecutive_errors: int = 20
+    progress: bool = True
+    overwrite: bool = False
+
+    def open_endpoint(self, echo: Callable[[str], None]) -> "Endpoint":
+        """The endpoint, probed (EndpointDown before anything is written or deleted); warns when the server
+        does not list the model."""
+        endpoint = Endpoint(self.model_url, self.model, self.api_key, self.timeout, self.retries)
+        served = endpoint.probe()
+        if served and self.model not in served:
+            echo(f"warning: {self.model_url} lists {', '.join(served[:5])} but not {self.model}")
+        return endpoint
+
+
 class Endpoint:
     """One model behind an OpenAI-compatible chat API."""
 
