@@ -68,3 +68,10 @@ def sensible(request: dict) -> Text:
     agent = agent_of(request)
     content = {"segmenter": segment, "classifier": label, "pruner": prune}[agent](request)
     return Text(content)
+
+
+def answer_losing(request: dict) -> Text:
+    """Sensible, except that the pruner deletes everything after step 1 (so the answer is lost)."""
+    if agent_of(request) == "pruner":
+        return Text(prune(request, delete_everything_after=1))
+    return sensible(request)

@@ -13,7 +13,7 @@ import time
 import pytest
 from helpers import EXAMPLES, db_of, drp, pruned_of, traces_of
 from scripted_teacher import Error, Hang, ScriptedTeacher, Text, ToolCall, refused_url
-from skill_aware_responder import agent_of, label, prune, segment, sensible
+from skill_aware_responder import agent_of, answer_losing, label, prune, segment, sensible
 
 from drp.paths import run_dir
 
@@ -72,12 +72,7 @@ def test_verifier_feedback_drives_a_successful_retry():
 
 
 def test_rejected_after_the_last_retry_with_reasons():
-    def responder(request):
-        if agent_of(request) == "pruner":
-            return Text(prune(request, delete_everything_after=1))
-        return sensible(request)
-
-    with ScriptedTeacher(responder) as teacher:
+    with ScriptedTeacher(answer_losing) as teacher:
         assert run_llm(teacher.url, "rej", "--limit", "1", "--set", "max_retries=1").exit_code == 0
     trace = traces_of("rej")["demo-001"]
     assert trace["status"] == "rejected" and trace["attempts"] == 2
@@ -85,12 +80,7 @@ def test_rejected_after_the_last_retry_with_reasons():
 
 
 def test_fallback_to_rules_after_the_last_retry():
-    def responder(request):
-        if agent_of(request) == "pruner":
-            return Text(prune(request, delete_everything_after=1))
-        return sensible(request)
-
-    with ScriptedTeacher(responder) as teacher:
+    with ScriptedTeacher(answer_losing) as teacher:
         assert run_llm(teacher.url, "fb", "--limit", "1", "--set", "max_retries=0", "--set", "fallback=rules").exit_code == 0
     trace = traces_of("fb")["demo-001"]
     assert (trace["status"], trace["reason"]) == ("accepted", "fallback_rules")
