@@ -12,7 +12,7 @@ import json
 import os
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 from pydantic import BaseModel, ValidationError
@@ -50,7 +50,6 @@ class Reply:
     input_tokens: int = 0
     output_tokens: int = 0
     latency_ms: float = 0.0
-    extra: dict = field(default_factory=dict)
 
 
 class Teacher:
