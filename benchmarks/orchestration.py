@@ -23,7 +23,6 @@ from scripted_teacher import ScriptedTeacher  # noqa: E402
 from skill_aware_responder import sensible  # noqa: E402
 
 from drp.runner import RunOptions, run  # noqa: E402
-from drp.store import open_db  # noqa: E402
 
 
 def main() -> None:
@@ -61,8 +60,7 @@ def main() -> None:
     stop.set()
     requests, teacher_cpu = ready.get(timeout=60)
     server.join(timeout=10)
-    db = open_db(summary.path)
-    accepted = db.execute("select count(*) from traces where status = 'accepted'").fetchone()[0]
+    accepted = summary.counts.get("accepted", 0)
     calls_per_trace = requests / args.traces
     achieved = args.traces / summary.seconds
     ideal = args.concurrency / (calls_per_trace * args.latency) if args.latency else float("inf")

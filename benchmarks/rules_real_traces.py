@@ -16,7 +16,7 @@ import time
 from drp.paths import shared_dir
 from drp.run_stats import compute
 from drp.runner import RunOptions, run
-from drp.store import open_db
+from drp.store import open_run
 
 # Reasons that mean "not a complete, correct trace": these are outside the acceptance denominator.
 NOT_ELIGIBLE = ("incomplete_trace", "wrong_original", "no_final_answer", "empty_thinking")
@@ -38,9 +38,9 @@ def main() -> None:
     started = time.perf_counter()
     summary = run(options, progress=False)
     total = time.perf_counter() - started
-    db = open_db(summary.path)
-    stats = compute(db)
-    rows = list(db.query("select status, reason from traces"))
+    store = open_run(summary.path)
+    stats = compute(store)
+    rows = store.traces(("status", "reason"))
     eligible = [r for r in rows if not (r["reason"] or "").startswith(NOT_ELIGIBLE)]
     accepted = sum(r["status"] == "accepted" for r in eligible)
     print(f"policy {args.policy}: {len(rows)} traces, graph time {summary.seconds:.1f}s "

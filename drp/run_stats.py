@@ -16,10 +16,10 @@ def _mean_median(values: list[float]) -> tuple[float | None, float | None]:
     return statistics.fmean(values), statistics.median(values)
 
 
-def compute(db, counter=None) -> dict:
-    """Stats of a run database. With `counter`, token counts are recomputed with that tokenizer."""
-    run = next(iter(db["runs"].rows), {})
-    rows = list(db.query("select * from traces"))
+def compute(store, counter=None) -> dict:
+    """Stats of a run (a drp.store.RunStore). With `counter`, token counts are recomputed with that tokenizer."""
+    run = store.run_row()
+    rows = store.traces()
     status = Counter(r["status"] for r in rows)
     reasons = Counter((r["reason"] or "").split(":")[0] for r in rows if r["status"] in ("rejected", "failed"))
     accepted = [r for r in rows if r["status"] == "accepted"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from drp import records as records_module
 from drp.paths import run_dir
-from drp.store import TERMINAL, dumps, now, open_db
+from drp.store import RunStore, db_path, dumps, now, open_run
 from drp.text import join_response
 
 
@@ -67,25 +67,23 @@ def run(options: RunOptions, progress: bool = True) -> RunSummary:
     options = _settle_existing_run(folder, options)
     policy = _load_policy(options)
     _teacher(options, policy)  # refuse an LLM policy without a teacher before touching anything
-    db = open_db(folder)
+    store = open_run(folder, write=True)
     counter = _counter(options)
-    _write_config(folder, db, options, policy, counter)
-    _ingest(db, options)
-    last_line = _limit_line(db, options.limit) if options.limit is not None else None
-    pending = [row["id"] for row in db.query("select id, line from traces where status = 'pending' order by line")
-               if last_line is None or row["line"] <= last_line]
+    _write_config(folder, store, options, policy, counter)
+    store.ingest(records_module.load(options.source, options.field_map, options.split))
+    pending = store.pending_ids(options.limit)
     started = time.perf_counter()
     bar = _progress_bar(len(pending), progress)
     if options.workers <= 1 or len(pending) < 2:
         asyncio.run(_process_ids(options, folder, policy, pending, options.concurrency, bar))
     else:
-        _process_in_workers(options, folder, policy, pending, db, bar)
+        _process_in_workers(options, folder, policy, pending, store, bar)
     bar.close()
     seconds = time.perf_counter() - started
-    _finish_run(db, options.run_id, seconds)
-    write_pruned_jsonl(db, folder, policy)
-    counts = {r["status"]: r["n"] for r in db.query("select status, count(*) n from traces group by status")}
-    db.close()
+    store.add_session(options.run_id, seconds)
+    write_pruned_jsonl(store, folder, policy)
+    counts = store.status_counts()
+    store.close()
     return RunSummary(options.run_id, folder, len(pending), counts, seconds)
 
 
@@ -94,7 +92,7 @@ async def _process_ids(options: RunOptions, folder: Path, policy, ids: list[str]
     from drp.graph.build import build_graph
     from drp.graph.context import RunContext
 
-    db = open_db(folder)
+    store = open_run(folder, write=True)
     counter = _counter(options)
     ctx = RunContext(policy=policy, teacher=_teacher(options, policy), counter=counter)
     graph = build_graph()
@@ -104,18 +102,18 @@ async def _process_ids(options: RunOptions, folder: Path, policy, ids: list[str]
 
     async def worker():
         while not queue.empty():
-            row = db["traces"].get(queue.get_nowait())
-            result = await _process(graph, ctx, row)
-            _store_result(db, row, result, counter)
+            trace = store.trace_input(queue.get_nowait())
+            result = await _process(graph, ctx, trace)
+            store.save_result(trace["id"], *_result_rows(trace, result, counter))
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix_str(result.get("status") or "")
 
     await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
-    db.close()
+    store.close()
 
 
-def _process_in_workers(options: RunOptions, folder: Path, policy, ids: list[str], db, bar) -> None:
+def _process_in_workers(options: RunOptions, folder: Path, policy, ids: list[str], store: RunStore, bar) -> None:
     """Fork workers over interleaved shares of the pending traces; follow their progress in the database."""
     import multiprocessing
 
@@ -128,11 +126,11 @@ def _process_in_workers(options: RunOptions, folder: Path, policy, ids: list[str
     ]
     for process in processes:
         process.start()
-    done_before = _terminal_count(db)
+    done_before = store.terminal_count()
     try:
         while any(process.is_alive() for process in processes):
             time.sleep(0.2)
-            bar.n = _terminal_count(db) - done_before
+            bar.n = store.terminal_count() - done_before
             bar.refresh()
     except KeyboardInterrupt:
         for process in processes:
@@ -140,7 +138,7 @@ def _process_in_workers(options: RunOptions, folder: Path, policy, ids: list[str
         raise
     for process in processes:
         process.join()
-    bar.n = _terminal_count(db) - done_before
+    bar.n = store.terminal_count() - done_before
     failed = [p.exitcode for p in processes if p.exitcode]
     if failed:
         raise RunError(f"{len(failed)} worker process(es) died (exit codes {failed}); finish with --resume")
@@ -150,19 +148,13 @@ def _worker_main(options: RunOptions, folder: Path, policy, ids: list[str], conc
     asyncio.run(_process_ids(options, folder, policy, ids, concurrency))
 
 
-def _terminal_count(db) -> int:
-    marks = ", ".join("?" for _ in TERMINAL)
-    return db.execute(f"select count(*) from traces where status in ({marks})", TERMINAL).fetchone()[0]
-
-
 def _counter(options: RunOptions):
     from drp.tokens import TokenCounter
 
     return TokenCounter(options.tokenizer)
 
 
-async def _process(graph, ctx, row: dict) -> dict:
-    trace = {k: row[k] for k in ("id", "question", "response", "gold_answer")}
+async def _process(graph, ctx, trace: dict) -> dict:
     started = time.perf_counter()
     try:
         state = await graph.ainvoke({"trace": trace, "calls": []}, context=ctx)
@@ -174,48 +166,38 @@ async def _process(graph, ctx, row: dict) -> dict:
     return state
 
 
-def _store_result(db, row: dict, state: dict, counter) -> None:
-    """One transaction per trace: its calls, its steps and its terminal status land together or not at all."""
+def _result_rows(trace: dict, state: dict, counter) -> tuple[dict, list[dict], list[dict]]:
+    """The graph's final state → the trace's result columns, its steps and its calls, for the store."""
     calls = state.get("calls") or []
     accepted = state["status"] == "accepted"
     thinking = state.get("thinking")
     pruned_thinking = state.get("pruned_thinking") if accepted else None
-    pruned_response = join_response(pruned_thinking, state.get("pruned_answer_section", "")) if accepted else None
-    update = {
+    pruned_answer_section = state.get("pruned_answer_section", "").strip() if accepted else None
+    pruned_response = join_response(pruned_thinking, pruned_answer_section) if accepted else None
+    result = {
         "status": state["status"], "reason": state.get("reason"), "attempts": state.get("attempt") or 0,
         "original_answer": state.get("original_answer"), "pruned_answer": state.get("pruned_answer"),
         "original_thinking": thinking, "original_answer_section": state.get("answer_section"),
-        "pruned_thinking": pruned_thinking, "pruned_response": pruned_response,
+        "pruned_thinking": pruned_thinking, "pruned_answer_section": pruned_answer_section,
+        "pruned_response": pruned_response,
         "thinking_tokens_before": counter.count(thinking) if thinking else None,
         "thinking_tokens_after": counter.count(pruned_thinking) if accepted else None,
-        "response_tokens_before": state.get("response_tokens_before") or counter.count(row["response"]),
+        "response_tokens_before": state.get("response_tokens_before") or counter.count(trace["response"]),
         "response_tokens_after": _response_tokens_after(state, counter, pruned_response) if accepted else None,
         "teacher_input_tokens": sum(c["input_tokens"] or 0 for c in calls),
         "teacher_output_tokens": sum(c["output_tokens"] or 0 for c in calls),
         "teacher_calls": sum(1 for c in calls if c["model"] not in ("rules", "deterministic")),
-        "seconds": round(state.get("seconds", 0.0), 4), "finished_at": now(),
+        "seconds": round(state.get("seconds", 0.0), 4),
     }
-    step_rows = [
+    steps = [
         {
-            "trace_id": row["id"], "step": number, "attempt": state.get("attempt") or 0,
-            "unit_start": step.get("unit_start"), "unit_end": step.get("unit_end"), "skill": step.get("skill"),
-            "action": step.get("action"), "merge_group": step.get("merge_group"), "text": step.get("text"),
-            "rewritten": step.get("rewritten"),
+            "attempt": state.get("attempt") or 0, "unit_start": step.get("unit_start"), "unit_end": step.get("unit_end"),
+            "skill": step.get("skill"), "action": step.get("action"), "merge_group": step.get("merge_group"),
+            "text": step.get("text"), "rewritten": step.get("rewritten"),
         }
-        for number, step in enumerate(state.get("steps") or [], start=1)
+        for step in state.get("steps") or []
     ]
-    call_rows = [
-        {**call, "trace_id": row["id"], "seq": seq, "messages": dumps(call["messages"]), "parsed": dumps(call["parsed"])}
-        for seq, call in enumerate(calls, start=1)
-    ]
-    with db.conn:
-        db.execute("delete from steps where trace_id = ?", [row["id"]])
-        db.execute("delete from calls where trace_id = ?", [row["id"]])
-        if step_rows:
-            db["steps"].insert_all(step_rows)
-        if call_rows:
-            db["calls"].insert_all(call_rows)
-        db["traces"].update(row["id"], update)
+    return result, steps, calls
 
 
 def _response_tokens_after(state: dict, counter, pruned_response: str) -> int:
@@ -225,37 +207,8 @@ def _response_tokens_after(state: dict, counter, pruned_response: str) -> int:
     return counted if counted is not None else counter.count(pruned_response)
 
 
-def _ingest(db, options: RunOptions) -> None:
-    """Every input record gets exactly one row; a resumed run adds only rows it has not seen."""
-    known = {r["id"] for r in db.query("select id from traces")}
-    batch = []
-    for loaded in records_module.load(options.source, options.field_map, options.split):
-        if loaded.id in known:
-            continue
-        known.add(loaded.id)
-        if loaded.record is None:
-            batch.append({"id": loaded.id, "line": loaded.line, "status": "failed", "reason": loaded.error,
-                          "attempts": 0, "finished_at": now()})
-        else:
-            rec = loaded.record
-            batch.append({"id": rec["id"], "line": loaded.line, "question": rec["question"], "response": rec["response"],
-                          "gold_answer": rec["gold_answer"], "extra": dumps(rec["extra"]), "status": "pending",
-                          "attempts": 0})
-        if len(batch) >= 500:
-            db["traces"].insert_all(batch)
-            batch = []
-    if batch:
-        db["traces"].insert_all(batch)
-
-
-def _limit_line(db, limit: int) -> int:
-    """`--limit N` means the first N input records (by line), terminal or not."""
-    rows = list(db.query("select line from traces order by line limit 1 offset ?", [max(limit - 1, 0)]))
-    return rows[0]["line"] if rows and limit > 0 else 0
-
-
 def _settle_existing_run(folder: Path, options: RunOptions) -> RunOptions:
-    exists = (folder / "drp.db").exists()
+    exists = db_path(folder).is_file()
     if exists and options.overwrite:
         shutil.rmtree(folder)
     elif exists and not options.resume:
@@ -317,53 +270,28 @@ def _teacher(options: RunOptions, policy):
     )
 
 
-def _write_config(folder: Path, db, options: RunOptions, policy, counter) -> None:
+def _write_config(folder: Path, store: RunStore, options: RunOptions, policy, counter) -> None:
     teacher = _teacher(options, policy)
     config = {
         "run_id": options.run_id, "options": asdict(options), "policy": policy.snapshot(),
         "teacher": teacher.settings.public() if teacher else None, "tokenizer": counter.name,
     }
     (folder / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False))
-    existing = db["runs"].count_where("id = ?", [options.run_id]) if "runs" in db.table_names() else 0
-    row = {
-        "id": options.run_id, "policy": policy.name, "input": options.source,
+    store.save_run(options.run_id, {
+        "policy": policy.name, "input": options.source,
         "teacher_url": options.teacher_url if teacher else None,
         "teacher_model": options.teacher_model if teacher else None, "tokenizer": counter.name,
         "config": dumps(config), "prompt_hashes": dumps(policy.prompt_hashes), "updated_at": now(),
-    }
-    if existing:
-        db["runs"].update(options.run_id, row)
-    else:
-        db["runs"].insert({**row, "created_at": now(), "wall_seconds": 0.0, "sessions": 0})
-
-
-def _finish_run(db, run_id: str, seconds: float) -> None:
-    current = db["runs"].get(run_id)
-    db["runs"].update(run_id, {
-        "wall_seconds": (current["wall_seconds"] or 0) + seconds, "sessions": (current["sessions"] or 0) + 1,
-        "updated_at": now(),
     })
 
 
-def write_pruned_jsonl(db, folder: Path, policy) -> Path:
+def write_pruned_jsonl(store: RunStore, folder: Path, policy) -> Path:
     """Accepted results, rebuilt from the database each time (atomic replace: never half-written)."""
     target = folder / "pruned.jsonl"
     partial = folder / "pruned.jsonl.partial"
     with partial.open("w", encoding="utf-8") as out:
-        for row in db.query("select * from traces where status = 'accepted' order by line"):
-            answer_section = row["pruned_response"].partition("\n</think>\n\n")[2]
-            record = {
-                "id": row["id"], "question": row["question"], "gold_answer": row["gold_answer"],
-                "original_answer": row["original_answer"], "pruned_answer": row["pruned_answer"],
-                "thinking": row["pruned_thinking"], "answer_section": answer_section,
-                "response": row["pruned_response"], "original_response": row["response"], "policy": policy.name,
-                "prompt_hashes": policy.prompt_hashes,
-                "tokens": {
-                    "thinking_before": row["thinking_tokens_before"], "thinking_after": row["thinking_tokens_after"],
-                    "response_before": row["response_tokens_before"], "response_after": row["response_tokens_after"],
-                },
-                "attempts": row["attempts"], "extra": json.loads(row["extra"] or "{}"),
-            }
+        for record in store.accepted():
+            record.update(policy=policy.name, prompt_hashes=policy.prompt_hashes)
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
     partial.replace(target)
     return target

@@ -1,25 +1,49 @@
-"""The run database (one SQLite file per run, written with sqlite-utils), with numbered migrations.
+"""The run database: the one module that reads or writes a run's `drp.db` (SQLite, via sqlite-utils).
 
 Tables: `runs` (one row per run), `traces` (one row per input record, its status and results),
 `steps` (the final attempt's steps per trace), `calls` (every agent call, LLM or deterministic).
 A trace's steps, calls and terminal status are written in one transaction, so a killed run leaves
 each trace either finished or untouched, and `--resume` redoes exactly the untouched ones.
+
+`open_run(folder, write=True)` creates and migrates (numbered migrations); `open_run(folder)` opens with
+SQLite read-only, so inspecting a run never changes it, and a run written before a migration is read
+as it is: what a later migration adds is computed on the fly. Everything returned is plain data.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 
 import sqlite_utils
 
+from drp.text import answer_section_after
+
 TERMINAL = ("accepted", "rejected", "failed")
 DB_NAME = "drp.db"
 
 
+class RunNotFound(FileNotFoundError):
+    """No run database where one was asked for."""
+
+
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def loads(value: str | None):
+    """JSON columns back to Python (None stays None)."""
+    return None if value in (None, "") else json.loads(value)
+
+
+def dumps(value) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False, default=str)
+
+
+# ---------------------------------------------------------------- schema
 
 
 def _m001_initial(db: sqlite_utils.Database) -> None:
@@ -66,34 +90,304 @@ def _m001_initial(db: sqlite_utils.Database) -> None:
     db["calls"].create_index(["trace_id", "seq"], unique=True)
 
 
-MIGRATIONS = [("m001_initial", _m001_initial)]
+def _m002_pruned_answer_section(db: sqlite_utils.Database) -> None:
+    """The pruned answer section in its own column (it was only inside `pruned_response`)."""
+    db["traces"].add_column("pruned_answer_section", str)
+    rows = db.query("select id, pruned_thinking, pruned_response from traces where pruned_response is not null")
+    for row in list(rows):
+        section = answer_section_after(row["pruned_thinking"], row["pruned_response"])
+        db.execute("update traces set pruned_answer_section = ? where id = ?", [section, row["id"]])
 
 
-def open_db(path: Path | str) -> sqlite_utils.Database:
-    """Open (creating and migrating as needed) a run database; `path` is the db file or the run folder."""
+MIGRATIONS = [("m001_initial", _m001_initial), ("m002_pruned_answer_section", _m002_pruned_answer_section)]
+
+
+def _legacy_trace_columns(row: dict) -> dict:
+    """What later migrations add to a trace row, computed for a run read before them (read-only)."""
+    if "pruned_answer_section" not in row:
+        row["pruned_answer_section"] = answer_section_after(row.get("pruned_thinking"), row.get("pruned_response"))
+    return row
+
+
+# ---------------------------------------------------------------- opening
+
+
+def db_path(path: Path | str) -> Path:
+    """The database file of a run folder (or the file itself)."""
     path = Path(path)
-    if path.is_dir() or path.suffix != ".db":
-        path.mkdir(parents=True, exist_ok=True)
-        path = path / DB_NAME
-    db = sqlite_utils.Database(path)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
+    return path if path.suffix == ".db" and not path.is_dir() else path / DB_NAME
+
+
+def open_run(path: Path | str, write: bool = False) -> RunStore:
+    """A run's database. `write`: create and migrate it as needed; else read-only (RunNotFound when absent)."""
+    file = db_path(path)
+    if write:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite_utils.Database(file)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+    else:
+        if not file.is_file():
+            raise RunNotFound(f"no run database at {file}")
+        db = sqlite_utils.Database(sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True))
     db.execute("PRAGMA busy_timeout=60000")  # worker processes write to the same run: wait, never fail
-    applied = set()
-    if "_migrations" in db.table_names():
-        applied = {row["name"] for row in db["_migrations"].rows}
-    for name, migrate in MIGRATIONS:
-        if name not in applied:
-            with db.conn:
-                migrate(db)
-                db["_migrations"].insert({"name": name, "applied_at": now()}, pk="name")
-    return db
+    store = RunStore(db, file.parent, write)
+    if write:
+        store._migrate()
+    return store
 
 
-def loads(value: str | None):
-    """JSON columns back to Python (None stays None)."""
-    return None if value in (None, "") else json.loads(value)
+class RunStore:
+    """One run's database. Readers get dicts and lists; writers hand in dicts keyed by column name."""
+
+    def __init__(self, db: sqlite_utils.Database, folder: Path, writable: bool):
+        self.db, self.folder, self.writable = db, folder, writable
+        self._columns: dict[str, set[str]] = {}  # the schema, looked up once
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _migrate(self) -> None:
+        applied = set()
+        if "_migrations" in self.db.table_names():
+            applied = {row["name"] for row in self.db["_migrations"].rows}
+        for name, migrate in MIGRATIONS:
+            if name not in applied:
+                with self.db.conn:
+                    migrate(self.db)
+                    self.db["_migrations"].insert({"name": name, "applied_at": now()}, pk="name")
+        self._columns.clear()
+
+    def columns(self, table: str) -> set[str]:
+        """The table's columns; empty when this database lacks the table (older or damaged runs)."""
+        if table not in self._columns:
+            known = table in self.db.table_names()
+            self._columns[table] = {c.name for c in self.db[table].columns} if known else set()
+        return self._columns[table]
+
+    def _select(self, table: str, wanted: Iterable[str]) -> str:
+        """A SELECT list of the wanted columns, NULL for the ones this database lacks."""
+        have = self.columns(table)
+        return ", ".join(f"[{c}]" if c in have else f"NULL AS [{c}]" for c in wanted)
+
+    def _rows(self, sql: str, params=()) -> list[dict]:
+        return [dict(row) for row in self.db.query(sql, params)]
+
+    # ------------------------------------------------------------ the runner's writes
+
+    def save_run(self, run_id: str, row: dict) -> None:
+        """Insert or update the run's row (a resumed run keeps its creation time and its sessions)."""
+        if self.db["runs"].count_where("id = ?", [run_id]):
+            self.db["runs"].update(run_id, row)
+        else:
+            self.db["runs"].insert({**row, "id": run_id, "created_at": now(), "wall_seconds": 0.0, "sessions": 0})
+
+    def add_session(self, run_id: str, seconds: float) -> None:
+        current = self.db["runs"].get(run_id)
+        self.db["runs"].update(run_id, {
+            "wall_seconds": (current["wall_seconds"] or 0) + seconds, "sessions": (current["sessions"] or 0) + 1,
+            "updated_at": now(),
+        })
+
+    def ingest(self, loaded: Iterable) -> None:
+        """One row per input record (drp.records.LoadedRecord): pending, or failed with its reason.
+        Records seen before (a resumed run) are skipped."""
+        known = {row["id"] for row in self.db.query("select id from traces")}
+        batch = []
+        for item in loaded:
+            if item.id in known:
+                continue
+            known.add(item.id)
+            if item.record is None:
+                batch.append({"id": item.id, "line": item.line, "status": "failed", "reason": item.error,
+                              "attempts": 0, "finished_at": now()})
+            else:
+                rec = item.record
+                batch.append({"id": rec["id"], "line": item.line, "question": rec["question"],
+                              "response": rec["response"], "gold_answer": rec["gold_answer"],
+                              "extra": dumps(rec["extra"]), "status": "pending", "attempts": 0})
+            if len(batch) >= 500:
+                self.db["traces"].insert_all(batch)
+                batch = []
+        if batch:
+            self.db["traces"].insert_all(batch)
+
+    def pending_ids(self, limit: int | None = None) -> list[str]:
+        """Pending traces in input order; with `limit`, only among the first `limit` records (terminal or not)."""
+        last_line = None
+        if limit is not None:
+            rows = self._rows("select line from traces order by line limit 1 offset ?", [max(limit - 1, 0)])
+            last_line = rows[0]["line"] if rows and limit > 0 else 0
+        rows = self._rows("select id, line from traces where status = 'pending' order by line")
+        return [row["id"] for row in rows if last_line is None or row["line"] <= last_line]
+
+    def trace_input(self, trace_id: str) -> dict:
+        """What the graph needs of one trace: id, question, response, gold_answer."""
+        row = self.db["traces"].get(trace_id)
+        return {key: row[key] for key in ("id", "question", "response", "gold_answer")}
+
+    def save_result(self, trace_id: str, result: dict, steps: list[dict], calls: list[dict]) -> None:
+        """One transaction per trace: its calls, its steps and its terminal status land together or not at all."""
+        step_rows = [{**step, "trace_id": trace_id, "step": number} for number, step in enumerate(steps, start=1)]
+        call_rows = [
+            {**call, "trace_id": trace_id, "seq": seq, "messages": dumps(call["messages"]),
+             "parsed": dumps(call["parsed"])}
+            for seq, call in enumerate(calls, start=1)
+        ]
+        with self.db.conn:
+            self.db.execute("delete from steps where trace_id = ?", [trace_id])
+            self.db.execute("delete from calls where trace_id = ?", [trace_id])
+            if step_rows:
+                self.db["steps"].insert_all(step_rows)
+            if call_rows:
+                self.db["calls"].insert_all(call_rows)
+            self.db["traces"].update(trace_id, {**result, "finished_at": now()})
+
+    # ------------------------------------------------------------ reading
+
+    def run_row(self) -> dict:
+        """The `runs` row as stored (JSON columns still text); {} when there is none."""
+        if not self.columns("runs"):
+            return {}
+        rows = self._rows("select * from runs order by created_at desc limit 1")
+        return rows[0] if rows else {}
+
+    def status_counts(self) -> dict[str, int]:
+        if not self.columns("traces"):
+            return {}
+        return {row["status"]: row["n"] for row in
+                self.db.query("select status, count(*) n from traces group by status order by n desc")}
+
+    def terminal_count(self) -> int:
+        marks = ", ".join("?" for _ in TERMINAL)
+        return self.db.execute(f"select count(*) from traces where status in ({marks})", TERMINAL).fetchone()[0]
+
+    def trace_ids(self) -> set[str]:
+        if not self.columns("traces"):
+            return set()
+        return {row["id"] for row in self.db.query("select id from traces")}
+
+    def traces(self, columns: Iterable[str] | None = None, statuses: list[str] | None = None,
+               limit: int | None = None) -> list[dict]:
+        """Trace rows in input order: all columns, or only `columns` (NULL where this run lacks one)."""
+        if not self.columns("traces"):
+            return []
+        wanted = None if columns is None else tuple(columns)
+        sql = f"select {'*' if wanted is None else self._select('traces', wanted)} from traces"
+        params: list = []
+        if statuses:
+            sql += f" where status in ({', '.join('?' for _ in statuses)})"
+            params += statuses
+        sql += " order by line is null, line, id"
+        if limit is not None:
+            sql += " limit ?"
+            params.append(limit)
+        rows = self._rows(sql, params)
+        return [_legacy_trace_columns(row) for row in rows] if wanted is None else rows
+
+    def accepted(self) -> list[dict]:
+        """The accepted traces in input order, as records: the shape of pruned.jsonl (less the policy)."""
+        return [_accepted_record(row) for row in self.traces(statuses=["accepted"])]
+
+    def trace(self, trace_id: str) -> dict | None:
+        """One trace's row, every column; None when the run has no such trace."""
+        if not self.columns("traces"):
+            return None
+        rows = self._rows("select * from traces where id = ?", [trace_id])
+        return _legacy_trace_columns(rows[0]) if rows else None
+
+    def steps(self, trace_id: str) -> list[dict]:
+        if not self.columns("steps"):
+            return []
+        return self._rows("select * from steps where trace_id = ? order by step", [trace_id])
+
+    def calls(self, trace_id: str, nodes: tuple[str, ...] | None = None) -> list[dict]:
+        """One trace's calls in order, `messages` and `parsed` decoded (left as text when not JSON)."""
+        if not self.columns("calls"):
+            return []
+        sql = "select * from calls where trace_id = ?"
+        params: list = [trace_id]
+        if nodes:
+            sql += f" and node in ({', '.join('?' for _ in nodes)})"
+            params += nodes
+        calls = self._rows(sql + " order by seq", params)
+        for call in calls:
+            call["messages"], call["parsed"] = json_or_text(call.get("messages")), json_or_text(call.get("parsed"))
+        return calls
+
+    # ------------------------------------------------------------ run-level tallies (report header)
+
+    def step_tallies(self, per_trace: bool = False) -> list[dict]:
+        """Step counts by (skill, action), or by (trace_id, skill, action)."""
+        if not self.columns("steps"):
+            return []
+        keys = "trace_id, skill, action" if per_trace else "skill, action"
+        return self._rows(f"select {keys}, count(*) as n from steps group by {keys}")
+
+    def reason_counts(self) -> list[dict]:
+        """(status, reason, n) for every trace that has a reason."""
+        if not {"status", "reason"} <= self.columns("traces"):
+            return []
+        return self._rows("select status, reason, count(*) as n from traces where reason is not null "
+                          "and reason != '' group by status, reason")
+
+    def accepted_token_counts(self) -> list[dict]:
+        """Token counts before and after of the accepted traces that have a thinking count."""
+        if not {"thinking_tokens_before", "thinking_tokens_after", "status"} <= self.columns("traces"):
+            return []
+        tokens = self._select("traces", ("thinking_tokens_before", "thinking_tokens_after",
+                                         "response_tokens_before", "response_tokens_after"))
+        return self._rows(f"select {tokens} from traces where status = 'accepted' and thinking_tokens_before > 0 "
+                          "and thinking_tokens_after is not null")
+
+    def attempt_counts(self) -> dict[int, int]:
+        if "attempts" not in self.columns("traces"):
+            return {}
+        return {row["attempts"]: row["n"] for row in self.db.query(
+            "select attempts, count(*) as n from traces where attempts is not null group by attempts order by attempts")}
+
+    def teacher_totals(self) -> dict[str, int] | None:
+        if not {"teacher_input_tokens", "teacher_output_tokens", "teacher_calls"} <= self.columns("traces"):
+            return None
+        row = self._rows("select sum(teacher_input_tokens) as input, sum(teacher_output_tokens) as output, "
+                         "sum(teacher_calls) as calls from traces")[0]
+        return {key: row[key] or 0 for key in ("input", "output", "calls")}
+
+    def seconds_stats(self) -> dict | None:
+        if "seconds" not in self.columns("traces"):
+            return None
+        return self._rows("select sum(seconds) as total, avg(seconds) as mean, max(seconds) as max from traces "
+                          "where seconds is not null")[0]
+
+    def node_stats(self) -> list[dict]:
+        """Per graph node: calls, tokens, mean latency, errors, distinct models (in graph order)."""
+        if not self.columns("calls"):
+            return []
+        return self._rows(
+            "select node, count(*) as calls, sum(input_tokens) as input_tokens, sum(output_tokens) as output_tokens, "
+            "avg(latency_ms) as mean_latency_ms, sum(error is not null and error != '') as errors, "
+            "count(distinct model) as models from calls group by node order by min(seq), node")
 
 
-def dumps(value) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False, default=str)
+def _accepted_record(row: dict) -> dict:
+    return {
+        "id": row["id"], "question": row["question"], "gold_answer": row["gold_answer"],
+        "original_answer": row["original_answer"], "pruned_answer": row["pruned_answer"],
+        "thinking": row["pruned_thinking"], "answer_section": row["pruned_answer_section"],
+        "response": row["pruned_response"], "original_response": row["response"],
+        "tokens": {
+            "thinking_before": row["thinking_tokens_before"], "thinking_after": row["thinking_tokens_after"],
+            "response_before": row["response_tokens_before"], "response_after": row["response_tokens_after"],
+        },
+        "attempts": row["attempts"], "extra": loads(row["extra"]) or {},
+    }
+
+
+def json_or_text(value):
+    """A JSON column decoded, or the raw text when it is not JSON (older runs, hand edits)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return loads(value)
+    except ValueError:
+        return value

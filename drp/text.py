@@ -39,6 +39,17 @@ def join_response(thinking: str, answer_section: str) -> str:
     return f"{thinking.strip()}\n{THINK_CLOSE}\n\n{answer_section.strip()}"
 
 
+def answer_section_after(thinking: str | None, response: str | None) -> str | None:
+    """What follows `thinking` and its closing tag in `response`; None when the response does not start with
+    that thinking (for runs stored before the pruned answer section had its own column)."""
+    if not response or not thinking or not response.startswith(thinking):
+        return None
+    rest = response[len(thinking):].lstrip()
+    if not rest.startswith(THINK_CLOSE):
+        return None
+    return rest[len(THINK_CLOSE):].strip()
+
+
 def paragraphs(text: str) -> list[str]:
     return [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from drp.cli import app
 from drp.export import DEFAULT_INSTRUCTION, ExportError, export_dataset
-from drp.store import open_db
+from drp.store import open_run
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples" / "traces.jsonl"
@@ -145,7 +145,7 @@ def test_bad_inputs_name_the_run(hermetic_runs, tmp_path):
     traces = tmp_path / "wrong.jsonl"
     traces.write_text("".join(json.dumps(r) + "\n" for r in wrong))
     make_run(hermetic_runs, "all-rejected", traces)
-    open_db(hermetic_runs / "empty-run")  # a run folder whose database holds no traces
+    open_run(hermetic_runs / "empty-run", write=True)  # a run folder whose database holds no traces
 
     for run, message in [
         ("all-rejected", r"run 'all-rejected' has no accepted traces \(2 rejected\)"),

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from drp.cli import app
-from drp.report.data import pruned_answer_section, verdicts
+from drp.report.data import verdicts
 from drp.report.writer import embed_json
 
 REPO = Path(__file__).resolve().parents[1]
@@ -205,10 +205,3 @@ def test_verdicts_accept_the_shapes_a_verifier_may_record():
     assert found[0]["other"] == {"checks": {"shorter": True}}
     assert found[3]["error"] == "judge timed out"
     assert found[4]["failures"] == ["too long"]
-
-
-def test_pruned_answer_section_only_when_the_response_is_thinking_first():
-    assert pruned_answer_section("think", "think\n</think>\n\nanswer") == "answer"
-    assert pruned_answer_section("think", "other\n</think>\n\nanswer") is None
-    assert pruned_answer_section("think", "think and more") is None
-    assert pruned_answer_section(None, "x") is None and pruned_answer_section("x", None) is None

@@ -6,7 +6,7 @@ import pytest
 
 from drp.answers import equivalent, extract_answer, last_boxed, numbers_in
 from drp.tokens import APPROXIMATE, TokenCounter
-from drp.text import atomic_units, join_response, split_response
+from drp.text import answer_section_after, atomic_units, join_response, split_response
 
 
 def test_split_response_forms():
@@ -60,3 +60,10 @@ def test_token_counter_real_and_fallback(shared_tokenizer, monkeypatch, tmp_path
     assert fallback.name == APPROXIMATE and fallback.count("two words") == 2
     with pytest.raises(ValueError, match="cannot load tokenizer"):
         TokenCounter(str(tmp_path / "no-such-tokenizer"))
+
+
+def test_answer_section_after_only_when_the_response_is_thinking_first():
+    assert answer_section_after("think", "think\n</think>\n\nanswer") == "answer"
+    assert answer_section_after("think", "other\n</think>\n\nanswer") is None
+    assert answer_section_after("think", "think and more") is None
+    assert answer_section_after(None, "x") is None and answer_section_after("x", None) is None

@@ -14,21 +14,22 @@ RunArg = Annotated[str, typer.Argument(help="Run id (under $DRP_RUNS_DIR) or run
 
 def _open(run: str):
     from drp.paths import run_dir
-    from drp.store import open_db
+    from drp.store import RunNotFound, open_run
 
     folder = run_dir(run)
-    if not (folder / "drp.db").exists():
+    try:
+        return open_run(folder)
+    except RunNotFound:
         typer.echo(f"error: no run {run!r} (looked in {folder})", err=True)
         raise typer.Exit(2)
-    return open_db(folder)
 
 
-def _trace(db, trace_id: str) -> dict:
-    rows = list(db.query("select * from traces where id = ?", [trace_id]))
-    if not rows:
+def _trace(store, trace_id: str) -> dict:
+    trace = store.trace(trace_id)
+    if trace is None:
         typer.echo(f"error: no trace {trace_id!r} in this run", err=True)
         raise typer.Exit(2)
-    return rows[0]
+    return trace
 
 
 @logs_app.command("list")
@@ -39,10 +40,8 @@ def logs_list(
     json_: Annotated[bool, typer.Option("--json", help="JSON lines.")] = False,
 ) -> None:
     """One line per trace: id, status, attempts, tokens before → after, reason."""
-    db = _open(run)
-    where, params = ("where status = ?", [status]) if status else ("", [])
-    columns = "id, status, reason, attempts, response_tokens_before, response_tokens_after, teacher_calls"
-    for row in db.query(f"select {columns} from traces {where} order by line", params):
+    columns = ("id", "status", "reason", "attempts", "response_tokens_before", "response_tokens_after", "teacher_calls")
+    for row in _open(run).traces(columns, statuses=[status] if status else None):
         if ids:
             typer.echo(row["id"])
         elif json_:
@@ -59,13 +58,9 @@ def logs_show(
     json_: Annotated[bool, typer.Option("--json", help="The trace and all its calls as JSON.")] = False,
 ) -> None:
     """Every agent call of one trace, in order, retries included: prompt, raw reply, parsed result, verdict."""
-    from drp.store import loads
-
-    db = _open(run)
-    trace = _trace(db, trace_id)
-    calls = list(db.query("select * from calls where trace_id = ? order by seq", [trace_id]))
-    for call in calls:
-        call["messages"], call["parsed"] = loads(call["messages"]), loads(call["parsed"])
+    store = _open(run)
+    trace = _trace(store, trace_id)
+    calls = store.calls(trace_id)
     if json_:
         typer.echo(json.dumps({"trace": trace, "calls": calls}, indent=2, ensure_ascii=False))
         return
@@ -91,9 +86,9 @@ def diff(run: RunArg, trace_id: Annotated[str, typer.Argument(help="Trace id.")]
     from rich.console import Console
     from rich.table import Table
 
-    db = _open(run)
-    trace = _trace(db, trace_id)
-    steps = list(db.query("select * from steps where trace_id = ? order by step", [trace_id]))
+    store = _open(run)
+    trace = _trace(store, trace_id)
+    steps = store.steps(trace_id)
     console = Console()
     console.print(f"[bold]{trace_id}[/] {trace['status']} ({trace['reason']}) · thinking tokens "
                   f"{trace['thinking_tokens_before']} → {trace['thinking_tokens_after'] or '-'}")
@@ -118,8 +113,7 @@ def stats(
     from drp.run_stats import compute
     from drp.tokens import TokenCounter
 
-    db = _open(run)
-    result = compute(db, TokenCounter(tokenizer) if tokenizer else None)
+    result = compute(_open(run), TokenCounter(tokenizer) if tokenizer else None)
     if json_:
         typer.echo(json.dumps(result, indent=2))
         return

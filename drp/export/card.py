@@ -5,17 +5,14 @@ from __future__ import annotations
 import statistics
 from datetime import datetime, timezone
 
-from drp.export.sources import RunSource
-
-TOKEN_KEYS = ("thinking_before", "thinking_after", "response_before", "response_after")
+from drp.export.sources import TOKEN_KEYS, RunSource, token_column
 
 
 def token_stats(records: list[dict]) -> dict[str, dict]:
     """Mean / median / total per token column, over the records that have a count."""
     stats = {}
     for key in TOKEN_KEYS:
-        column = key.replace("_", "_tokens_", 1)  # thinking_before → thinking_tokens_before
-        values = [r[column] for r in records]
+        values = [r[token_column(key)] for r in records]
         values = [v for v in values if v is not None]
         if values:
             stats[key] = {

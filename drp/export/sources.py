@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from drp.paths import run_dir, runs_dir
-from drp.store import DB_NAME, loads, open_db
+from drp.store import DB_NAME, loads, open_run
+
+
+TOKEN_KEYS = ("thinking_before", "thinking_after", "response_before", "response_after")
+
+
+def token_column(key: str) -> str:
+    """A token count's column in the run database: thinking_before → thinking_tokens_before."""
+    return key.replace("_", "_tokens_", 1)
 
 
 class SourceError(ValueError):
@@ -60,13 +67,12 @@ def load_run(spec: str) -> RunSource:
 
 
 def _from_db(folder: Path, name: str) -> RunSource:
-    db = open_db(folder / DB_NAME)
-    meta = next(iter(db["runs"].rows), {}) if "runs" in db.table_names() else {}
-    counts = Counter(row["status"] for row in db.query("select status from traces"))
+    store = open_run(folder)
+    meta = store.run_row()
+    counts = store.status_counts()
     if not counts:
         raise SourceError(f"run {name!r} is empty: its database {folder / DB_NAME} holds no traces")
-    rows = db.query("select * from traces where status = 'accepted' order by line, id")
-    traces = [_trace_from_row(row) for row in rows]
+    traces = [_trace_from_record(record) for record in store.accepted()]
     _require_accepted(name, traces, counts)
     return RunSource(
         name=name,
@@ -76,32 +82,22 @@ def _from_db(folder: Path, name: str) -> RunSource:
         input=meta.get("input"),
         teacher_model=meta.get("teacher_model"),
         tokenizer=meta.get("tokenizer"),
-        status_counts=dict(counts),
+        status_counts=counts,
         traces=traces,
     )
 
 
-def _trace_from_row(row: dict) -> AcceptedTrace:
-    pruned_response = row.get("pruned_response") or ""
-    # The pruned response is thinking + "</think>" + answer section; the db keeps no separate pruned answer section.
-    before, tag, after = pruned_response.partition("</think>")
-    answer_section = after if tag else (row.get("original_answer_section") or "")
-    thinking = row.get("pruned_thinking")
-    if thinking is None:
-        thinking = before if tag else ""
+def _trace_from_record(record: dict) -> AcceptedTrace:
+    """A record of pruned.jsonl (or the store's same-shaped one) → what export needs."""
+    tokens = record.get("tokens") or {}
     return AcceptedTrace(
-        trace_id=str(row["id"]),
-        question=row.get("question") or "",
-        thinking=thinking.strip(),
-        answer_section=answer_section.strip(),
-        answer=row.get("pruned_answer") or row.get("original_answer"),
-        gold_answer=row.get("gold_answer"),
-        tokens={
-            "thinking_before": row.get("thinking_tokens_before"),
-            "thinking_after": row.get("thinking_tokens_after"),
-            "response_before": row.get("response_tokens_before"),
-            "response_after": row.get("response_tokens_after"),
-        },
+        trace_id=str(record["id"]),
+        question=record.get("question") or "",
+        thinking=(record.get("thinking") or "").strip(),
+        answer_section=(record.get("answer_section") or "").strip(),
+        answer=record.get("pruned_answer") or record.get("original_answer"),
+        gold_answer=record.get("gold_answer"),
+        tokens={key: tokens.get(key) for key in TOKEN_KEYS},
     )
 
 
@@ -117,19 +113,7 @@ def _from_pruned_jsonl(path: Path, name: str) -> RunSource:
             raise SourceError(f"run {name!r}: {path} line {number} is not JSON ({error})") from None
         policies.add(record.get("policy"))
         hashes.update(record.get("prompt_hashes") or {})
-        tokens = record.get("tokens") or {}
-        traces.append(
-            AcceptedTrace(
-                trace_id=str(record["id"]),
-                question=record.get("question") or "",
-                thinking=(record.get("thinking") or "").strip(),
-                answer_section=(record.get("answer_section") or "").strip(),
-                answer=record.get("pruned_answer") or record.get("original_answer"),
-                gold_answer=record.get("gold_answer"),
-                tokens={key: tokens.get(key) for key in
-                        ("thinking_before", "thinking_after", "response_before", "response_after")},
-            )
-        )
+        traces.append(_trace_from_record(record))
     policies.discard(None)
     return RunSource(
         name=name,
@@ -144,7 +128,7 @@ def _from_pruned_jsonl(path: Path, name: str) -> RunSource:
     )
 
 
-def _require_accepted(name: str, traces: list[AcceptedTrace], counts: Counter) -> None:
+def _require_accepted(name: str, traces: list[AcceptedTrace], counts: dict[str, int]) -> None:
     if traces:
         return
     others = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))

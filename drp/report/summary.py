@@ -8,60 +8,35 @@ from __future__ import annotations
 
 import statistics
 
-from drp.report.data import RunSource, reason_kind
+from drp.report.data import reason_kind
+from drp.store import RunStore
 
-TOKEN_COLUMNS = ("thinking_tokens_before", "thinking_tokens_after", "response_tokens_before", "response_tokens_after")
 HISTOGRAM_BINS = 20  # 5-point bins of reduction from 0% to 100%; negative reductions go to their own bin
 
 
-def summarise(src: RunSource) -> dict:
-    tables = set(src.db.table_names())
-    has = src.columns("traces")
-    summary: dict = {"traces": 0, "status": {}, "reasons": [], "reduction": None, "attempts": {},
-                     "teacher": {}, "seconds": {}, "actions": {}, "skills": {}, "nodes": []}
-    if "traces" not in tables:
+def summarise(src: RunStore) -> dict:
+    status = src.status_counts()
+    summary: dict = {"traces": sum(status.values()), "status": {}, "reasons": [], "reduction": None,
+                     "attempts": {}, "teacher": {}, "seconds": {}, "actions": {}, "skills": {}, "nodes": []}
+    if not src.columns("traces"):
         return summary
-
-    def query(sql: str, params=()):
-        return list(src.db.query(sql, params))
-
-    summary["traces"] = query("SELECT COUNT(*) AS n FROM traces")[0]["n"]
-    if "status" in has:
-        summary["status"] = {r["status"] or "unknown": r["n"] for r in
-                             query("SELECT status, COUNT(*) AS n FROM traces GROUP BY status ORDER BY n DESC")}
-    if {"status", "reason"} <= has:
-        summary["reasons"] = reasons(query(
-            "SELECT status, reason, COUNT(*) AS n FROM traces WHERE reason IS NOT NULL AND reason != '' "
-            "GROUP BY status, reason"))
-    if {"thinking_tokens_before", "thinking_tokens_after", "status"} <= has:
-        tokens = src.select("traces", TOKEN_COLUMNS)
-        summary["reduction"] = reduction(query(
-            f"SELECT {tokens} FROM traces WHERE status = 'accepted' AND thinking_tokens_before > 0 "
-            "AND thinking_tokens_after IS NOT NULL"))
-    if "attempts" in has:
-        summary["attempts"] = {str(r["attempts"]): r["n"] for r in query(
-            "SELECT attempts, COUNT(*) AS n FROM traces WHERE attempts IS NOT NULL GROUP BY attempts ORDER BY attempts")}
-    if {"teacher_input_tokens", "teacher_output_tokens", "teacher_calls"} <= has:
-        row = query("SELECT SUM(teacher_input_tokens) AS input, SUM(teacher_output_tokens) AS output, "
-                    "SUM(teacher_calls) AS calls FROM traces")[0]
-        summary["teacher"] = {k: row[k] or 0 for k in ("input", "output", "calls")}
-    if "seconds" in has:
-        row = query("SELECT SUM(seconds) AS total, AVG(seconds) AS mean, MAX(seconds) AS max FROM traces "
-                    "WHERE seconds IS NOT NULL")[0]
-        summary["seconds"] = dict(row)
-    if "steps" in tables:
-        summary["actions"] = {(r["action"] or "?").upper(): r["n"] for r in
-                              query("SELECT action, COUNT(*) AS n FROM steps GROUP BY action ORDER BY n DESC")}
-        skills: dict[str, dict[str, int]] = {}
-        for r in query("SELECT skill, action, COUNT(*) AS n FROM steps GROUP BY skill, action"):
-            per = skills.setdefault(r["skill"] or "(none)", {})
-            per[(r["action"] or "?").upper()] = r["n"]
-        summary["skills"] = dict(sorted(skills.items(), key=lambda kv: -sum(kv[1].values())))
-    if "calls" in tables:
-        summary["nodes"] = query(
-            "SELECT node, COUNT(*) AS calls, SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens, "
-            "AVG(latency_ms) AS mean_latency_ms, SUM(error IS NOT NULL AND error != '') AS errors, "
-            "COUNT(DISTINCT model) AS models FROM calls GROUP BY node ORDER BY MIN(seq), node")
+    summary["status"] = {key or "unknown": n for key, n in status.items()}
+    summary["reasons"] = reasons(src.reason_counts())
+    summary["reduction"] = reduction(src.accepted_token_counts())
+    summary["attempts"] = {str(attempts): n for attempts, n in src.attempt_counts().items()}
+    summary["teacher"] = src.teacher_totals() or {}
+    summary["seconds"] = src.seconds_stats() or {}
+    tallies = src.step_tallies()
+    actions: dict[str, int] = {}
+    skills: dict[str, dict[str, int]] = {}
+    for r in tallies:
+        action = (r["action"] or "?").upper()
+        actions[action] = actions.get(action, 0) + r["n"]
+        per = skills.setdefault(r["skill"] or "(none)", {})
+        per[action] = per.get(action, 0) + r["n"]
+    summary["actions"] = dict(sorted(actions.items(), key=lambda kv: -kv[1]))
+    summary["skills"] = dict(sorted(skills.items(), key=lambda kv: -sum(kv[1].values())))
+    summary["nodes"] = src.node_stats()
     return summary
 
 

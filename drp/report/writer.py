@@ -23,6 +23,7 @@ from markupsafe import Markup
 
 from drp.report import data
 from drp.report.summary import summarise
+from drp.store import RunStore
 
 ASSETS = "assets"
 
@@ -45,7 +46,7 @@ def _asset(name: str) -> str:
     return resources.files("drp.report").joinpath(ASSETS, name).read_text(encoding="utf-8")
 
 
-def default_out(src: data.RunSource, vs: data.RunSource | None) -> Path:
+def default_out(src: RunStore, vs: RunStore | None) -> Path:
     name = f"report-vs-{vs.folder.name}.html" if vs else "report.html"
     return src.folder / name
 
@@ -59,8 +60,8 @@ def write_report(
 ) -> ReportResult:
     """Write the report of RUN (optionally side by side with run VS) and return where and how big."""
     started = time.perf_counter()
-    src = data.open_run(run)
-    other = data.open_run(vs) if vs else None
+    src = data.open_report_run(run)
+    other = data.open_report_run(vs) if vs else None
     out = Path(out) if out else default_out(src, other)
     rows = data.list_rows(src, statuses, limit)
     index = build_index(src, rows, statuses, limit, other)
@@ -85,7 +86,7 @@ def write_report(
 
 
 def build_index(
-    src: data.RunSource, rows: list[dict], statuses, limit, other: data.RunSource | None
+    src: RunStore, rows: list[dict], statuses, limit, other: RunStore | None
 ) -> dict:
     """Header data plus one small row per listed trace (the page's list, filters and sorting use only this)."""
     summary = summarise(src)
@@ -117,7 +118,7 @@ def build_index(
         listed.append(item)
     vs = None
     if other:
-        mine = data.ids(src)
+        mine = src.trace_ids()
         vs = {"run": data.run_info(other), "summary": summarise(other),
               "only_in_vs": len(set(other_rows) - mine), "missing_in_vs": len(mine - set(other_rows))}
     return {
@@ -134,7 +135,7 @@ def build_index(
 
 
 def _detail_blocks(
-    src: data.RunSource, rows: list[dict], other: data.RunSource | None
+    src: RunStore, rows: list[dict], other: RunStore | None
 ) -> Iterator[tuple[int, Markup]]:
     """(position in the list, JSON) per trace, read one at a time so memory stays flat for big runs."""
     for position, row in enumerate(rows):

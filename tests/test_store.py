@@ -1,0 +1,74 @@
+"""The run store: read-only commands never change a run, old runs are read as they are, and a read-write
+open migrates them (back-filling what the migrations add) to the same values a new run stores."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+
+import pytest
+
+from drp.store import open_run
+from helpers import EXAMPLES, drp, pruned_of
+
+
+def _downgrade_to_m001(db_file) -> None:
+    """Make a run look as if written before every later migration (the columns they add dropped)."""
+    conn = sqlite3.connect(db_file)
+    with conn:
+        conn.execute("alter table traces drop column pruned_answer_section")
+        conn.execute("delete from _migrations where name != 'm001_initial'")
+    conn.execute("vacuum")
+    conn.close()  # the last connection: SQLite folds the write-ahead log into the file
+
+
+def _sections(folder) -> dict[str, str | None]:
+    conn = sqlite3.connect(folder / "drp.db")  # closed at once: a lingering connection would checkpoint later
+    sections = dict(conn.execute("select id, pruned_answer_section from traces"))
+    conn.close()
+    return sections
+
+
+def _digest(folder) -> str:
+    return hashlib.sha256((folder / "drp.db").read_bytes()).hexdigest()
+
+
+def test_read_only_commands_read_an_old_run_without_migrating_it(hermetic_runs, tmp_path):
+    assert drp("run", EXAMPLES, "--policy", "rules", "--run-id", "old").exit_code == 0
+    folder = hermetic_runs / "old"
+    stored = _sections(folder)
+    assert any(stored.values())
+    _downgrade_to_m001(folder / "drp.db")
+    before = _digest(folder)
+
+    accepted = next(trace_id for trace_id, section in stored.items() if section)
+    for args in (("stats", "old", "--json"), ("logs", "list", "old"), ("logs", "show", "old", accepted),
+                 ("diff", "old", accepted), ("report", "old", "--out", tmp_path / "r.html"),
+                 ("export", "old", "--out", tmp_path / "sft")):
+        result = drp(*args)
+        assert result.exit_code == 0, (args, result.output)
+        assert _digest(folder) == before, f"{args[0]} changed the run's database"
+
+    # The answer sections computed for the old run are the ones a new run stores in its column.
+    shown = json.loads(drp("logs", "show", "old", accepted, "--json").output)["trace"]
+    assert shown["pruned_answer_section"] == stored[accepted]
+    exported = {json.loads(line)["trace_id"]: json.loads(line)["answer_section"]
+                for line in (tmp_path / "sft" / "train.jsonl").read_text().splitlines()}
+    assert exported == {trace_id: stored[trace_id] for trace_id in exported}
+    conn = sqlite3.connect(folder / "drp.db")
+    assert [r[0] for r in conn.execute("select name from _migrations")] == ["m001_initial"]
+    conn.close()
+
+    # Opened for writing (as `drp run --resume` does), the run is migrated and back-filled.
+    open_run(folder, write=True).close()
+    assert _sections(folder) == stored
+    assert [r["answer_section"] for r in pruned_of("old")] == [stored[r["id"]] for r in pruned_of("old")]
+
+
+def test_a_read_only_store_refuses_to_write(hermetic_runs):
+    assert drp("run", EXAMPLES, "--policy", "rules", "--run-id", "ro").exit_code == 0
+    store = open_run(hermetic_runs / "ro")
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        store.db.execute("update traces set status = 'pending'")
+    assert store.status_counts() == open_run(hermetic_runs / "ro", write=True).status_counts()
