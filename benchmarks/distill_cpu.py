@@ -38,12 +38,13 @@ def _traces() -> list[dict]:
 def _examples(tokenizer, max_length: int, count: int) -> list[dict]:
     """Exported-format examples whose rendered length is just under max_length."""
     from drp.distill.data import render_example
-    from drp.export.records import DEFAULT_INSTRUCTION
+    from drp.layout import DEFAULT_INSTRUCTION, sft_completion, split_response, user_message
 
     rows = []
     for trace in _traces():
-        thinking, _, answer = trace["response"].partition("</think>")
-        prompt = [{"role": "user", "content": f"{trace['question']}\n{DEFAULT_INSTRUCTION}"}]
+        split = split_response(trace["response"])
+        thinking, answer = split.thinking, split.answer_section
+        prompt = [{"role": "user", "content": user_message(trace["question"], DEFAULT_INSTRUCTION)}]
         row = {"id": trace["id"], "prompt": prompt, "thinking": thinking.strip(),
                "completion": [{"role": "assistant", "content": ""}]}
         words = thinking.split(" ")
@@ -51,14 +52,14 @@ def _examples(tokenizer, max_length: int, count: int) -> list[dict]:
         while low < high:  # the longest prefix of the thinking that fits
             middle = (low + high + 1) // 2
             row["thinking"] = " ".join(words[:middle]).strip()
-            row["completion"][0]["content"] = f"<think>\n{row['thinking']}\n</think>\n\n{answer.strip()}"
+            row["completion"][0]["content"] = sft_completion(row["thinking"], answer)
             rendered = render_example(row, tokenizer, strip_bos=False)
             if len(tokenizer(rendered["prompt"] + rendered["completion"])["input_ids"]) <= max_length:
                 low = middle
             else:
                 high = middle - 1
         row["thinking"] = " ".join(words[:low]).strip()
-        row["completion"][0]["content"] = f"<think>\n{row['thinking']}\n</think>\n\n{answer.strip()}"
+        row["completion"][0]["content"] = sft_completion(row["thinking"], answer)
         rendered = render_example(row, tokenizer, strip_bos=False)
         if len(tokenizer(rendered["prompt"] + rendered["completion"])["input_ids"]) >= 0.9 * max_length:
             rows.append(row)

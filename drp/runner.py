@@ -13,7 +13,7 @@ from pathlib import Path
 from drp import records as records_module
 from drp.paths import run_dir
 from drp.store import RunStore, db_path, dumps, now, open_run
-from drp.text import join_response
+from drp.layout import join_response
 
 
 DEFAULT_POLICY = "skill-aware"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from drp.text import answer_section_after
+from drp.layout import answer_section_after
 
 TERMINAL = ("accepted", "rejected", "failed")
 DB_NAME = "drp.db"

@@ -196,3 +196,13 @@ def test_rendered_for_the_r1_student_keeps_thinking_and_answer(runs, tmp_path, s
         assert row["completion"] == (f"{source['thinking']}\n</think>\n\n{source['answer_section']}"
                                      f"{tokenizer.eos_token}")
         assert row["n_tokens"] == len(tokenizer(row["prompt"] + row["completion"])["input_ids"])
+
+
+def test_export_prompts_the_student_as_eval_does(runs, tmp_path):
+    """Train-time and eval-time prompts come from one place: the default family's user message."""
+    from drp.evals.templates import render, resolve_template
+
+    _, template = resolve_template(None)
+    summary = export_dataset([str(runs / "rules-a")], tmp_path / "sft")
+    rows = read_jsonl(summary.out / "train.jsonl")
+    assert rows and all(row["prompt"][-1]["content"] == render(template, row["question"].strip()) for row in rows)

@@ -6,7 +6,8 @@ import pytest
 
 from drp.answers import equivalent, extract_answer, last_boxed, numbers_in
 from drp.tokens import APPROXIMATE, TokenCounter
-from drp.text import answer_section_after, atomic_units, join_response, split_response
+from drp.layout import answer_section_after, join_response, split_response
+from drp.text import atomic_units
 
 
 def test_split_response_forms():

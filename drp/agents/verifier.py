@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from drp.agents.calls import deterministic
 from drp.answers import equivalent, extract_answer, last_boxed, numbers_in
-from drp.text import join_response, paragraphs
+from drp.layout import join_response
+from drp.text import paragraphs
 
 
 def reaches_answer(pruned_thinking: str, answer: str) -> tuple[bool, str | None]:

@@ -8,8 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-# Kept here as well as in drp.export.records so `drp --help` does not import the export package.
-DEFAULT_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
+from drp.layout import DEFAULT_INSTRUCTION
 
 
 class Format(str, Enum):

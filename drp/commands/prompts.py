@@ -70,7 +70,8 @@ def render_prompt(
     from drp.answers import extract_answer
     from drp.prompting import render
     from drp.records import load
-    from drp.text import atomic_units, split_response
+    from drp.layout import split_response
+    from drp.text import atomic_units
 
     resolved = _policy(policy, prompts_dir)
     if agent not in resolved.agents or resolved.prompt_path(agent) is None:

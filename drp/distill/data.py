@@ -12,8 +12,7 @@ import json
 from pathlib import Path
 
 from drp.distill.config import DistillError
-
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+from drp.layout import THINK_OPEN, completion_thinking
 
 
 def load_split(name: str | None, split: str, config: str | None = None):
@@ -75,11 +74,6 @@ def _assistant_text(completion) -> str:
     return "".join(message["content"] for message in completion if message.get("role", "assistant") == "assistant")
 
 
-def _thinking_of(completion: str) -> str:
-    inside = completion.split(THINK_CLOSE, 1)[0] if THINK_CLOSE in completion else ""
-    return inside.replace(THINK_OPEN, "", 1).strip()
-
-
 def render_example(example: dict, tokenizer, strip_bos: bool) -> dict:
     """One exported example → {"prompt", "completion", "thinking"} strings in the student's exact format."""
     messages = example["prompt"]
@@ -89,7 +83,7 @@ def render_example(example: dict, tokenizer, strip_bos: bool) -> dict:
     if strip_bos and tokenizer.bos_token and prompt.startswith(tokenizer.bos_token):
         prompt = prompt[len(tokenizer.bos_token):]  # the tokenizer adds it again when encoding
     completion = _assistant_text(example["completion"])
-    thinking = (example.get("thinking") or _thinking_of(completion)).strip()
+    thinking = (example.get("thinking") or completion_thinking(completion)).strip()
     if prompt.rstrip().endswith(THINK_OPEN) and completion.lstrip().startswith(THINK_OPEN):
         # The template already opened the thinking (R1 style): continue right after it, as at inference.
         completion = completion.lstrip()[len(THINK_OPEN):].lstrip("\n")

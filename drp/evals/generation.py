@@ -19,9 +19,9 @@ from drp.evals.evaluation import EvalError, tokenizer_for
 from drp.evals.sampling import SampleWriter, SamplingSettings, Task, latest_by_key, read_records, run_tasks
 from drp.evals.scoring import grade
 from drp.evals.templates import FAMILIES, render, resolve_template
+from drp.layout import THINK_CLOSE
 
 KEEP = ("correct", "all")
-THINK_CLOSE = "</think>"
 
 
 @dataclass(kw_only=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-THINK_CLOSE = "</think>"
+from drp.layout import join_response
 
 
 class EndpointDown(RuntimeError):
@@ -133,7 +133,7 @@ def _full_text(message: Any) -> str:
     extra = getattr(message, "model_extra", None) or {}
     reasoning = extra.get("reasoning_content") or extra.get("reasoning")
     if reasoning:
-        return f"{str(reasoning).strip()}\n{THINK_CLOSE}\n\n{content.strip()}"
+        return join_response(str(reasoning), content)
     return content
 
 

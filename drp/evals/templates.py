@@ -4,15 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-BOXED_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
+from drp.layout import DEFAULT_FAMILY, FAMILY_INSTRUCTIONS, family_template
 
-# DeepSeek's recommended usage for R1 and its distills: no system prompt, the instruction after the problem.
-FAMILIES: dict[str, str] = {
-    "r1-distill-qwen": "{problem}\n" + BOXED_INSTRUCTION,
-    "qwen-math": "{problem}\n" + BOXED_INSTRUCTION,
-    "plain": "{problem}",
-}
-DEFAULT_FAMILY = "r1-distill-qwen"
+# The families' instructions live in drp.layout, shared with `drp export`: train and eval prompts match.
+FAMILIES: dict[str, str] = {family: family_template(family) for family in FAMILY_INSTRUCTIONS}
 
 
 class TemplateError(ValueError):

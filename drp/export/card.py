@@ -6,6 +6,7 @@ import statistics
 from datetime import datetime, timezone
 
 from drp.export.sources import TOKEN_KEYS, RunSource, token_column
+from drp.layout import sft_completion
 
 
 def token_stats(records: list[dict]) -> dict[str, dict]:
@@ -84,7 +85,7 @@ def render_card(info: dict) -> str:
         "## Format",
         "",
         "- `prompt`: chat messages (optional system, then user: question + instruction).",
-        "- `completion`: one assistant message, `<think>\\n{pruned thinking}\\n</think>\\n\\n{answer}`.",
+        f"- `completion`: one assistant message, `{_escaped(sft_completion('{pruned thinking}', '{answer}'))}`.",
         "- Also: `id`, `run`, `trace_id`, `question`, `thinking`, `answer_section`, `answer`, `gold_answer`, "
         "`answer_style`, token counts before/after pruning.",
         "",
@@ -118,3 +119,7 @@ def render_card(info: dict) -> str:
                     f"| {before['total']} | {after['total']} | {shown} |"
                 )
     return "\n".join(lines) + "\n"
+
+
+def _escaped(text: str) -> str:
+    return text.replace("\n", "\\n")

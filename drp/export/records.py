@@ -1,7 +1,7 @@
 """One accepted trace → one prompt–completion example in the student's chat format.
 
 The prompt is a list of chat messages (optional system + user: question and instruction); the completion
-is one assistant message `<think>\\n{thinking}\\n</think>\\n\\n{answer}`. This is TRL's conversational
+is one assistant message laid out by drp.layout.sft_completion. This is TRL's conversational
 prompt–completion format. `drp distill` renders it to strings itself, because R1-style chat templates
 drop everything before `</think>` from an assistant turn.
 """
@@ -11,24 +11,9 @@ from __future__ import annotations
 from typing import Literal
 
 from drp.export.sources import AcceptedTrace
-
-# What DeepSeek recommends for R1 and its distilled students on math problems.
-DEFAULT_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
+from drp.layout import sft_completion, short_answer, user_message
 
 AnswerStyle = Literal["full", "short"]
-
-
-def user_message(question: str, instruction: str | None) -> str:
-    question = question.strip()
-    return f"{question}\n{instruction.strip()}" if instruction and instruction.strip() else question
-
-
-def short_answer(answer: str | None) -> str:
-    return f"The final answer is $\\boxed{{{answer or ''}}}$."
-
-
-def completion_text(thinking: str, answer_section: str) -> str:
-    return f"<think>\n{thinking.strip()}\n</think>\n\n{answer_section.strip()}"
 
 
 def build_record(
@@ -52,7 +37,7 @@ def build_record(
         "run": run,
         "trace_id": trace.trace_id,
         "prompt": prompt,
-        "completion": [{"role": "assistant", "content": completion_text(trace.thinking, answer_section)}],
+        "completion": [{"role": "assistant", "content": sft_completion(trace.thinking, answer_section)}],
         "question": trace.question,
         "thinking": trace.thinking.strip(),
         "answer_section": answer_section.strip(),

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Literal
 
 from drp.export.card import manifest, render_card
-from drp.export.records import DEFAULT_INSTRUCTION, AnswerStyle, build_record
+from drp.export.records import AnswerStyle, build_record
 from drp.export.sources import RunSource, SourceError, load_run
+from drp.layout import DEFAULT_INSTRUCTION
 
 Duplicates = Literal["error", "first", "all"]
 MANIFEST = "drp_export.json"

@@ -7,11 +7,8 @@ from drp.agents import rules
 from drp.agents.calls import deterministic
 from drp.agents.verifier import reaches_answer
 from drp.answers import equivalent, extract_answer
-from drp.text import atomic_units, paragraphs, split_response
-
-
-def short_answer_section(answer: str) -> str:
-    return f"**Final Answer**\n\\[\n\\boxed{{{answer}}}\n\\]"
+from drp.layout import short_answer, split_response
+from drp.text import atomic_units, paragraphs
 
 
 def prepare(state: dict, ctx) -> dict:
@@ -44,7 +41,7 @@ def prepare(state: dict, ctx) -> dict:
         if policy.answer_section == "keep":
             update["pruned_answer_section"] = split.answer_section
         elif thinking_reaches:
-            update["pruned_answer_section"] = short_answer_section(answer)
+            update["pruned_answer_section"] = short_answer(answer)
         else:
             update["pruned_answer_section"] = rules.shorten_answer_section(split.answer_section, trace["question"])
         verdict["thinking_reaches_answer"] = update["thinking_reaches_answer"] = thinking_reaches
