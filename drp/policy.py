@@ -13,11 +13,16 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
+from drp.agents.kinds import AGENT_KINDS, kind_problem, uses_llm
 from drp.paths import builtin_prompts_dir
 
 StructuredMethod = Literal["json_schema", "function_calling", "json_mode", "prompt"]
+
+
+class PolicyError(ValueError):
+    """A policy that cannot be used (unknown name, bad file, unknown agent kind): the message says why."""
 
 
 class _Strict(BaseModel):
@@ -25,7 +30,7 @@ class _Strict(BaseModel):
 
 
 class AgentSettings(_Strict):
-    kind: str = Field(description="how this agent works, e.g. llm-ranges, echo, rules, none")
+    kind: str = Field(description="how this agent works: one of its role's kinds in drp/agents/kinds.py")
     prompt: str | None = Field(default=None, description="prompt file in the policy folder")
     model: str | None = Field(default=None, description="overrides --teacher-model for this role")
     temperature: float = 0.0
@@ -69,9 +74,31 @@ class Policy(_Strict):
     rules: RulesSettings = Field(default_factory=RulesSettings)
     folders: list[Path] = Field(default_factory=list, description="own folder first, then ancestors'")
 
+    @field_validator("agents")
+    @classmethod
+    def _known_kinds(cls, agents: dict[str, AgentSettings]) -> dict[str, AgentSettings]:
+        problems = [problem for role, settings in agents.items() if (problem := kind_problem(role, settings.kind))]
+        problems += [f"no {role} (one of: {', '.join(AGENT_KINDS[role])})" for role in AGENT_KINDS if role not in agents]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return agents
+
     @property
     def uses_llm(self) -> bool:
-        return any(agent.kind not in ("rules", "none", "identity") for agent in self.agents.values())
+        return any(uses_llm(role, agent.kind) for role, agent in self.agents.items())
+
+    def with_overrides(self, overrides: dict[str, object]) -> Policy:
+        """This policy with settings replaced by dotted key (`agents.pruner.temperature`), validated again."""
+        data = self.model_dump()
+        for dotted, value in overrides.items():
+            target = data
+            *parents, last = dotted.split(".")
+            for key in parents:
+                if not isinstance(target.get(key), dict):
+                    raise PolicyError(f"policy {self.name!r} has no setting {dotted!r}")
+                target = target[key]
+            target[last] = value
+        return _validated(data)
 
     _paths: dict = PrivateAttr(default_factory=dict)  # agent → resolved prompt file (looked up once)
 
@@ -122,19 +149,28 @@ def available(extra: list[Path] | None = None) -> dict[str, Path]:
 
 
 def load_policy(name: str, extra: list[Path] | None = None) -> Policy:
-    """Resolve a policy by name or folder path, applying inheritance."""
+    """Resolve a policy by name or folder path, applying inheritance (PolicyError when it cannot be used)."""
     raw, folders = _load_raw(name, extra, seen=())
     raw["folders"] = folders
-    return Policy.model_validate(raw)
+    return _validated(raw)
+
+
+def _validated(data: dict) -> Policy:
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        problems = [f"{'.'.join(map(str, e['loc'])) or 'policy'}: {e['msg'].removeprefix('Value error, ')}"
+                    for e in exc.errors()]
+        raise PolicyError(f"policy {data.get('name')!r}: {'; '.join(problems)}") from None
 
 
 def _load_raw(name: str, extra, seen: tuple[str, ...]) -> tuple[dict, list[Path]]:
     if name in seen:
-        raise ValueError(f"policy inheritance loop: {' -> '.join([*seen, name])}")
+        raise PolicyError(f"policy inheritance loop: {' -> '.join([*seen, name])}")
     folder = Path(name) if (Path(name) / "policy.yaml").exists() else available(extra).get(name)
     if folder is None:
         known = ", ".join(available(extra)) or "none"
-        raise KeyError(f"unknown policy {name!r}; available: {known}")
+        raise PolicyError(f"unknown policy {name!r}; available: {known}")
     own = yaml.safe_load((folder / "policy.yaml").read_text()) or {}
     own.setdefault("name", folder.name)
     parent_name = own.get("inherits")

@@ -90,7 +90,7 @@ def run(options: RunOptions, progress: bool = True) -> RunSummary:
 async def _process_ids(options: RunOptions, folder: Path, policy, ids: list[str], concurrency: int, bar=None) -> None:
     """Run the graph over these traces, `concurrency` at a time, storing each as soon as it ends."""
     from drp.graph.build import build_graph
-    from drp.graph.context import RunContext
+    from drp.agents.context import RunContext
 
     store = open_run(folder, write=True)
     counter = _counter(options)
@@ -186,7 +186,7 @@ def _result_rows(trace: dict, state: dict, counter) -> tuple[dict, list[dict], l
         "response_tokens_after": _response_tokens_after(state, counter, pruned_response) if accepted else None,
         "teacher_input_tokens": sum(c["input_tokens"] or 0 for c in calls),
         "teacher_output_tokens": sum(c["output_tokens"] or 0 for c in calls),
-        "teacher_calls": sum(1 for c in calls if c["model"] not in ("rules", "deterministic")),
+        "teacher_calls": sum(1 for c in calls if c["llm"]),
         "seconds": round(state.get("seconds", 0.0), 4),
     }
     steps = [
@@ -236,18 +236,9 @@ def _load_policy(options: RunOptions):
 
     try:
         policy = load_policy(options.policy, [Path(p) for p in options.prompts_dirs])
-    except (KeyError, FileNotFoundError, ValueError) as exc:
-        raise RunError(str(exc).strip('"')) from exc
-    if options.policy_overrides:
-        data = policy.model_dump()
-        for dotted, value in options.policy_overrides.items():
-            target = data
-            *parents, last = dotted.split(".")
-            for key in parents:
-                target = target[key]
-            target[last] = value
-        policy = type(policy).model_validate(data)
-    return policy
+        return policy.with_overrides(options.policy_overrides) if options.policy_overrides else policy
+    except (FileNotFoundError, ValueError) as exc:
+        raise RunError(str(exc)) from exc
 
 
 def _teacher(options: RunOptions, policy):

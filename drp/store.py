@@ -99,13 +99,35 @@ def _m002_pruned_answer_section(db: sqlite_utils.Database) -> None:
         db.execute("update traces set pruned_answer_section = ? where id = ?", [section, row["id"]])
 
 
-MIGRATIONS = [("m001_initial", _m001_initial), ("m002_pruned_answer_section", _m002_pruned_answer_section)]
+# Before m003 a call's model name told deterministic calls apart: these two names were never LLMs.
+_PRE_M003_DETERMINISTIC = ("rules", "deterministic")
+
+
+def _m003_call_llm(db: sqlite_utils.Database) -> None:
+    """Whether each call used the teacher LLM, in its own column."""
+    db["calls"].add_column("llm", int)
+    marks = ", ".join("?" for _ in _PRE_M003_DETERMINISTIC)
+    db.execute(f"update calls set llm = model not in ({marks})", _PRE_M003_DETERMINISTIC)
+
+
+MIGRATIONS = [
+    ("m001_initial", _m001_initial),
+    ("m002_pruned_answer_section", _m002_pruned_answer_section),
+    ("m003_call_llm", _m003_call_llm),
+]
 
 
 def _legacy_trace_columns(row: dict) -> dict:
     """What later migrations add to a trace row, computed for a run read before them (read-only)."""
     if "pruned_answer_section" not in row:
         row["pruned_answer_section"] = answer_section_after(row.get("pruned_thinking"), row.get("pruned_response"))
+    return row
+
+
+def _legacy_call_columns(row: dict) -> dict:
+    if "llm" not in row:
+        row["llm"] = row.get("model") not in _PRE_M003_DETERMINISTIC
+    row["llm"] = bool(row["llm"])
     return row
 
 
@@ -310,7 +332,7 @@ class RunStore:
         if nodes:
             sql += f" and node in ({', '.join('?' for _ in nodes)})"
             params += nodes
-        calls = self._rows(sql + " order by seq", params)
+        calls = [_legacy_call_columns(call) for call in self._rows(sql + " order by seq", params)]
         for call in calls:
             call["messages"], call["parsed"] = json_or_text(call.get("messages")), json_or_text(call.get("parsed"))
         return calls

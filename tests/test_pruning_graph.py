@@ -37,6 +37,7 @@ def test_happy_path_records_every_call():
     assert len(teacher.requests) == 6 * 3
     calls = calls_of("ok", "demo-002")
     assert [c["node"] for c in calls] == ["prepare", "segmenter", "classifier", "pruner", "verifier"]
+    assert [c["llm"] for c in calls] == [0, 1, 1, 1, 0] and traces["demo-002"]["teacher_calls"] == 3
     for call in calls[1:4]:
         messages = json.loads(call["messages"])
         assert messages[0]["role"] == "system" and messages[1]["role"] == "user"

@@ -18,16 +18,19 @@ def _downgrade_to_m001(db_file) -> None:
     conn = sqlite3.connect(db_file)
     with conn:
         conn.execute("alter table traces drop column pruned_answer_section")
+        conn.execute("alter table calls drop column llm")
         conn.execute("delete from _migrations where name != 'm001_initial'")
     conn.execute("vacuum")
     conn.close()  # the last connection: SQLite folds the write-ahead log into the file
 
 
-def _sections(folder) -> dict[str, str | None]:
+def _added_columns(folder) -> tuple[dict, dict]:
+    """What the later migrations store: each trace's pruned answer section, each call's llm flag."""
     conn = sqlite3.connect(folder / "drp.db")  # closed at once: a lingering connection would checkpoint later
     sections = dict(conn.execute("select id, pruned_answer_section from traces"))
+    llm = {(t, seq): bool(flag) for t, seq, flag in conn.execute("select trace_id, seq, llm from calls")}
     conn.close()
-    return sections
+    return sections, llm
 
 
 def _digest(folder) -> str:
@@ -37,7 +40,7 @@ def _digest(folder) -> str:
 def test_read_only_commands_read_an_old_run_without_migrating_it(hermetic_runs, tmp_path):
     assert drp("run", EXAMPLES, "--policy", "rules", "--run-id", "old").exit_code == 0
     folder = hermetic_runs / "old"
-    stored = _sections(folder)
+    stored, llm = _added_columns(folder)
     assert any(stored.values())
     _downgrade_to_m001(folder / "drp.db")
     before = _digest(folder)
@@ -51,8 +54,9 @@ def test_read_only_commands_read_an_old_run_without_migrating_it(hermetic_runs, 
         assert _digest(folder) == before, f"{args[0]} changed the run's database"
 
     # The answer sections computed for the old run are the ones a new run stores in its column.
-    shown = json.loads(drp("logs", "show", "old", accepted, "--json").output)["trace"]
-    assert shown["pruned_answer_section"] == stored[accepted]
+    shown = json.loads(drp("logs", "show", "old", accepted, "--json").output)
+    assert shown["trace"]["pruned_answer_section"] == stored[accepted]
+    assert {(accepted, c["seq"]): c["llm"] for c in shown["calls"]} == {k: v for k, v in llm.items() if k[0] == accepted}
     exported = {json.loads(line)["trace_id"]: json.loads(line)["answer_section"]
                 for line in (tmp_path / "sft" / "train.jsonl").read_text().splitlines()}
     assert exported == {trace_id: stored[trace_id] for trace_id in exported}
@@ -62,7 +66,7 @@ def test_read_only_commands_read_an_old_run_without_migrating_it(hermetic_runs, 
 
     # Opened for writing (as `drp run --resume` does), the run is migrated and back-filled.
     open_run(folder, write=True).close()
-    assert _sections(folder) == stored
+    assert _added_columns(folder) == (stored, llm)
     assert [r["answer_section"] for r in pruned_of("old")] == [stored[r["id"]] for r in pruned_of("old")]
 
 
@@ -72,3 +76,13 @@ def test_a_read_only_store_refuses_to_write(hermetic_runs):
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
         store.db.execute("update traces set status = 'pending'")
     assert store.status_counts() == open_run(hermetic_runs / "ro", write=True).status_counts()
+
+
+def test_calls_say_whether_they_used_the_teacher(hermetic_runs):
+    """The llm flag comes from the agent that made the call, and teacher_calls counts exactly those."""
+    assert drp("run", EXAMPLES, "--policy", "rules", "--run-id", "flags").exit_code == 0
+    store = open_run(hermetic_runs / "flags")
+    for trace in store.traces():
+        calls = store.calls(trace["id"])
+        assert calls and not any(call["llm"] for call in calls)
+        assert trace["teacher_calls"] == 0

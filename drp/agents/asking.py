@@ -8,12 +8,13 @@ from collections.abc import Callable
 from pydantic import BaseModel
 
 from drp.agents.calls import record
+from drp.agents.context import RunContext
 from drp.llm import TeacherError
 from drp.prompting import render
 
 
 async def ask(
-    ctx, agent: str, attempt: int, schema: type[BaseModel], validate: Callable[[BaseModel], str | None], /,
+    ctx: RunContext, agent: str, attempt: int, schema: type[BaseModel], validate: Callable[[BaseModel], str | None], /,
     **variables,
 ) -> tuple[BaseModel | None, list[dict], str | None]:
     """Returns (valid result or None, call records, last error). Raises TeacherError on transport faults."""
@@ -28,7 +29,7 @@ async def ask(
             reply = await ctx.teacher.ask(settings, messages, schema)
         except TeacherError as exc:
             calls.append(
-                record(agent, attempt, policy.name, prompt_name, policy.prompt_hashes[agent], messages=messages,
+                record(agent, attempt, policy.name, prompt_name, policy.prompt_hashes[agent], llm=True, messages=messages,
                        error=f"teacher_error: {exc}", model=settings.model or ctx.teacher.settings.model)
             )
             exc.calls = calls  # the transcript so far travels with the fault
@@ -36,7 +37,7 @@ async def ask(
         error = reply.error or (validate(reply.parsed) if reply.parsed is not None else "no result")
         calls.append(
             record(
-                agent, attempt, policy.name, prompt_name, policy.prompt_hashes[agent], messages=messages,
+                agent, attempt, policy.name, prompt_name, policy.prompt_hashes[agent], llm=True, messages=messages,
                 raw_output=reply.raw, parsed=reply.parsed, error=error, model=reply.model,
                 input_tokens=reply.input_tokens, output_tokens=reply.output_tokens, latency_ms=reply.latency_ms,
             )

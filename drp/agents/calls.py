@@ -1,14 +1,16 @@
-"""One shape for every recorded agent call, LLM or deterministic, so inspection works for every policy."""
+"""One shape for every recorded agent call, LLM or deterministic, so inspection works for every policy.
+Each record says whether the teacher LLM was called (`llm`), so nothing has to guess it from the model name."""
 
 from __future__ import annotations
 
 import json
 
+from drp.agents.context import RunContext
 from drp.store import now
 
 
 def record(
-    node: str, attempt: int, policy: str, prompt_name: str | None, prompt_hash: str | None, *,
+    node: str, attempt: int, policy: str, prompt_name: str | None, prompt_hash: str | None, *, llm: bool,
     messages: list[dict] | None = None, raw_output: str | None = None, parsed=None, error: str | None = None,
     model: str = "deterministic", input_tokens: int = 0, output_tokens: int = 0, latency_ms: float = 0.0,
 ) -> dict:
@@ -16,16 +18,16 @@ def record(
         "node": node, "attempt": attempt, "policy": policy, "prompt_name": prompt_name, "prompt_hash": prompt_hash,
         "messages": messages or [], "raw_output": raw_output,
         "parsed": parsed.model_dump() if hasattr(parsed, "model_dump") else parsed,
-        "error": error, "model": model, "input_tokens": input_tokens, "output_tokens": output_tokens,
+        "error": error, "model": model, "llm": llm, "input_tokens": input_tokens, "output_tokens": output_tokens,
         "latency_ms": latency_ms, "started_at": now(),
     }
 
 
-def deterministic(node: str, attempt: int, ctx, inputs: dict, result, error: str | None = None) -> dict:
+def deterministic(node: str, attempt: int, ctx: RunContext, inputs: dict, result, error: str | None = None) -> dict:
     """Record a rule-based agent like an LLM call: its inputs as the 'prompt', its result as the reply."""
     policy = ctx.policy
     return record(
-        node, attempt, policy.name, f"{policy.name}/{node}", policy.prompt_hashes.get(node),
+        node, attempt, policy.name, f"{policy.name}/{node}", policy.prompt_hashes.get(node), llm=False,
         messages=[{"role": "input", "content": json.dumps(inputs, ensure_ascii=False, default=str)}],
         raw_output=json.dumps(result, ensure_ascii=False, default=str), parsed=result, error=error,
         model="rules" if node != "verifier" else "deterministic",

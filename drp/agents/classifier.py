@@ -1,10 +1,13 @@
-"""Skill-classifier: one skill from the policy's taxonomy per step."""
+"""Skill-classifier: one skill from the policy's taxonomy per step (`llm`), skills by patterns (`rules`),
+or no labels (`none`). (The kinds are listed in drp/agents/kinds.py.)"""
 
 from __future__ import annotations
 
 from drp.agents import rules
 from drp.agents.asking import ask
 from drp.agents.calls import deterministic
+from drp.agents.context import RunContext
+from drp.agents.state import TraceState
 from drp.schemas import SkillLabels
 
 
@@ -19,17 +22,25 @@ def check_labels(labels: SkillLabels, step_count: int, taxonomy: list[str]) -> s
     return None
 
 
-async def classify(state: dict, ctx) -> dict:
-    kind = ctx.policy.agents["classifier"].kind
+async def classify(state: TraceState, ctx: RunContext) -> dict:
+    return await CLASSIFIERS[ctx.policy.agents["classifier"].kind](state, ctx)
+
+
+async def _unlabelled(state: TraceState, ctx: RunContext) -> dict:
     steps = [dict(step) for step in state["steps"]]
-    if kind == "none":
-        for step in steps:
-            step.setdefault("skill", "unlabelled")
-        return {"steps": steps}
-    if kind == "rules":
-        steps = rules.label_steps(steps)
-        skills = [step["skill"] for step in steps]
-        return {"steps": steps, "calls": [deterministic("classifier", 1, ctx, {"steps": len(steps)}, {"skills": skills})]}
+    for step in steps:
+        step.setdefault("skill", "unlabelled")
+    return {"steps": steps}
+
+
+async def _by_rules(state: TraceState, ctx: RunContext) -> dict:
+    steps = rules.label_steps([dict(step) for step in state["steps"]])
+    skills = [step["skill"] for step in steps]
+    return {"steps": steps, "calls": [deterministic("classifier", 1, ctx, {"steps": len(steps)}, {"skills": skills})]}
+
+
+async def _by_teacher(state: TraceState, ctx: RunContext) -> dict:
+    steps = [dict(step) for step in state["steps"]]
     taxonomy = ctx.policy.taxonomy
     result, calls, error = await ask(
         ctx, "classifier", 1, SkillLabels, lambda r: check_labels(r, len(steps), taxonomy),
@@ -41,3 +52,6 @@ async def classify(state: dict, ctx) -> dict:
     for label in result.labels:
         steps[label.step - 1]["skill"] = canonical[label.skill.lower()]
     return {"steps": steps, "calls": calls}
+
+
+CLASSIFIERS = {"llm": _by_teacher, "rules": _by_rules, "none": _unlabelled}  # kind → agent

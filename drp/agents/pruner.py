@@ -1,11 +1,14 @@
 """Pruner: one action per step (KEEP / DELETE / COMPRESS / MERGE), then the pruned thinking is assembled
-from the original text of kept steps and the rewrites. On a retry it sees the verifier's feedback."""
+from the original text of kept steps and the rewrites. On a retry it sees the verifier's feedback.
+Kinds (drp/agents/kinds.py): `llm-actions`, `paper`, `rules`, `identity`."""
 
 from __future__ import annotations
 
 from drp.agents import rules
 from drp.agents.asking import ask
 from drp.agents.calls import deterministic
+from drp.agents.context import RunContext
+from drp.agents.state import TraceState
 from drp.schemas import PaperPrune, PrunePlan
 from drp.text import join_steps
 
@@ -56,36 +59,54 @@ def apply_plan(steps: list[dict], actions: list[dict]) -> tuple[list[dict], str]
     return annotated, join_steps(pieces)
 
 
-async def prune(state: dict, ctx) -> dict:
-    kind = ctx.policy.agents["pruner"].kind
-    attempt = state.get("attempt", 0) + 1
+async def prune(state: TraceState, ctx: RunContext) -> dict:
+    return await PRUNERS[ctx.policy.agents["pruner"].kind](state, ctx, state.get("attempt", 0) + 1)
+
+
+async def _by_rules(state: TraceState, ctx: RunContext, attempt: int) -> dict:
     steps = state["steps"]
-    if kind in ("rules", "identity"):
-        if kind == "rules":
-            actions = rules.plan(steps, state.get("original_answer"), ctx.policy.rules, state["trace"]["question"])
-        else:
-            actions = [{"step": n, "action": "KEEP", "text": None} for n in range(1, len(steps) + 1)]
-        annotated, thinking = apply_plan(steps, actions)
-        call = deterministic("pruner", attempt, ctx, {"steps": len(steps)}, {"actions": [a["action"] for a in actions]})
-        return {"steps": annotated, "pruned_thinking": thinking, "attempt": attempt, "calls": [call]}
-    variables = dict(
-        question=state["trace"]["question"], steps=list(enumerate(steps, start=1)),
+    return _planned(ctx, steps, attempt, rules.plan(steps, state.get("original_answer"), ctx.policy.rules,
+                                                     state["trace"]["question"]))
+
+
+async def _keep_all(state: TraceState, ctx: RunContext, attempt: int) -> dict:
+    steps = state["steps"]
+    return _planned(ctx, steps, attempt, [{"step": n, "action": "KEEP", "text": None} for n in range(1, len(steps) + 1)])
+
+
+def _planned(ctx: RunContext, steps: list[dict], attempt: int, actions: list[dict]) -> dict:
+    """A deterministic plan applied and recorded like an agent call."""
+    annotated, thinking = apply_plan(steps, actions)
+    call = deterministic("pruner", attempt, ctx, {"steps": len(steps)}, {"actions": [a["action"] for a in actions]})
+    return {"steps": annotated, "pruned_thinking": thinking, "attempt": attempt, "calls": [call]}
+
+
+def _prompt_variables(state: TraceState, attempt: int) -> dict:
+    return dict(
+        question=state["trace"]["question"], steps=list(enumerate(state["steps"], start=1)),
         feedback=state.get("feedback"), attempt=attempt, original_answer=state.get("original_answer"),
     )
-    if kind == "paper":
-        result, calls, error = await ask(
-            ctx, "pruner", attempt, PaperPrune,
-            lambda r: _check_paper(r, len(steps)), **variables,
-        )
-        if result is None:
-            return _failed(calls, error, attempt)
-        annotated = [
-            {**step, "action": _PAPER_ACTIONS[a.action], "rewritten": None, "merge_group": None}
-            for step, a in zip(steps, sorted(result.actions, key=lambda a: a.step))
-        ]
-        return {"steps": annotated, "pruned_thinking": result.pruned_reasoning.strip(), "attempt": attempt, "calls": calls}
+
+
+async def _by_paper_method(state: TraceState, ctx: RunContext, attempt: int) -> dict:
+    steps = state["steps"]
     result, calls, error = await ask(
-        ctx, "pruner", attempt, PrunePlan, lambda r: check_plan(r, len(steps)), **variables,
+        ctx, "pruner", attempt, PaperPrune,
+        lambda r: _check_paper(r, len(steps)), **_prompt_variables(state, attempt),
+    )
+    if result is None:
+        return _failed(calls, error, attempt)
+    annotated = [
+        {**step, "action": _PAPER_ACTIONS[a.action], "rewritten": None, "merge_group": None}
+        for step, a in zip(steps, sorted(result.actions, key=lambda a: a.step))
+    ]
+    return {"steps": annotated, "pruned_thinking": result.pruned_reasoning.strip(), "attempt": attempt, "calls": calls}
+
+
+async def _by_teacher_actions(state: TraceState, ctx: RunContext, attempt: int) -> dict:
+    steps = state["steps"]
+    result, calls, error = await ask(
+        ctx, "pruner", attempt, PrunePlan, lambda r: check_plan(r, len(steps)), **_prompt_variables(state, attempt),
     )
     if result is None:
         return _failed(calls, error, attempt)
@@ -102,3 +123,6 @@ def _check_paper(result: PaperPrune, step_count: int) -> str | None:
 
 def _failed(calls: list[dict], error: str | None, attempt: int) -> dict:
     return {"calls": calls, "attempt": attempt, "status": "failed", "reason": f"pruner_unusable: {error}"}
+
+
+PRUNERS = {"llm-actions": _by_teacher_actions, "paper": _by_paper_method, "rules": _by_rules, "identity": _keep_all}

@@ -2,13 +2,15 @@
 
 `llm-ranges` (default): the teacher sees numbered units and returns step boundaries as unit ranges, so the
 original text is never re-typed. `echo` (the paper): the teacher re-types the trace as skill-labelled steps.
-`rules`: one step per unit."""
+`rules`: one step per unit. (The kinds are listed in drp/agents/kinds.py.)"""
 
 from __future__ import annotations
 
 from drp.agents import rules
 from drp.agents.asking import ask
 from drp.agents.calls import deterministic
+from drp.agents.context import RunContext
+from drp.agents.state import TraceState
 from drp.schemas import EchoSegmentation, Segmentation
 
 
@@ -30,26 +32,33 @@ def check_ranges(segmentation: Segmentation, last: int, first: int = 1) -> str |
     return None
 
 
-async def segment(state: dict, ctx) -> dict:
-    kind = ctx.policy.agents["segmenter"].kind
+async def segment(state: TraceState, ctx: RunContext) -> dict:
+    return await SEGMENTERS[ctx.policy.agents["segmenter"].kind](state, ctx)
+
+
+async def _by_rules(state: TraceState, ctx: RunContext) -> dict:
     units = state["units"]
-    if kind == "rules":
-        steps = rules.unit_steps(units)
-        call = deterministic("segmenter", 1, ctx, {"units": len(units)}, {"steps": len(steps)})
-        return {"steps": steps, "calls": [call]}
-    question = state["trace"]["question"]
-    if kind == "echo":
-        result, calls, error = await ask(
-            ctx, "segmenter", 1, EchoSegmentation,
-            lambda r: None if r.steps else "no steps returned",
-            question=question, thinking=state["thinking"],
-        )
-        if result is None:
-            return _failed(calls, error)
-        steps = [{"unit_start": None, "unit_end": None, "text": s.text, "skill": s.skill} for s in result.steps]
-        return {"steps": steps, "calls": calls}
+    steps = rules.unit_steps(units)
+    call = deterministic("segmenter", 1, ctx, {"units": len(units)}, {"steps": len(steps)})
+    return {"steps": steps, "calls": [call]}
+
+
+async def _by_echo(state: TraceState, ctx: RunContext) -> dict:
+    result, calls, error = await ask(
+        ctx, "segmenter", 1, EchoSegmentation,
+        lambda r: None if r.steps else "no steps returned",
+        question=state["trace"]["question"], thinking=state["thinking"],
+    )
+    if result is None:
+        return _failed(calls, error)
+    steps = [{"unit_start": None, "unit_end": None, "text": s.text, "skill": s.skill} for s in result.steps]
+    return {"steps": steps, "calls": calls}
+
+
+async def _by_teacher_ranges(state: TraceState, ctx: RunContext) -> dict:
     # Long traces are segmented a window of units at a time, so every list stays short enough for small
     # teachers; units keep their global numbers, and no step crosses a window boundary.
+    units, question = state["units"], state["trace"]["question"]
     window = ctx.policy.units.per_call
     steps, calls = [], []
     for first in range(1, len(units) + 1, window):
@@ -70,3 +79,6 @@ async def segment(state: dict, ctx) -> dict:
 
 def _failed(calls: list[dict], error: str | None) -> dict:
     return {"calls": calls, "status": "failed", "reason": f"segmenter_unusable: {error}"}
+
+
+SEGMENTERS = {"llm-ranges": _by_teacher_ranges, "echo": _by_echo, "rules": _by_rules}  # kind → agent

@@ -3,12 +3,14 @@
 1. it reaches the original final answer (math-verify equivalence) and commits to no other answer;
 2. it introduces no number that is in neither the question nor the original response;
 3. the pruned response (thinking + answer section) is shorter than the original, in the run's tokenizer.
-(The original answer is checked against gold before any teacher call: see graph/prepare.py.)
+(The original answer is checked against gold before any teacher call: see agents/prepare.py.)
 A failure produces a concrete feedback message for the pruner's next attempt."""
 
 from __future__ import annotations
 
 from drp.agents.calls import deterministic
+from drp.agents.context import RunContext
+from drp.agents.state import TraceState
 from drp.answers import equivalent, extract_answer, last_boxed, numbers_in
 from drp.layout import join_response
 from drp.text import paragraphs
@@ -26,7 +28,7 @@ def reaches_answer(pruned_thinking: str, answer: str) -> tuple[bool, str | None]
     return equivalent(answer, stated), stated
 
 
-def verify(state: dict, ctx) -> dict:
+def verify(state: TraceState, ctx: RunContext) -> dict:
     settings = ctx.policy.verify
     attempt = state.get("attempt", 1)
     trace, answer = state["trace"], state["original_answer"]

@@ -66,7 +66,7 @@ def logs_show(
         return
     typer.echo(f"trace {trace_id}: {trace['status']} ({trace['reason']}), attempts {trace['attempts']}")
     for call in calls:
-        tokens = f"{call['input_tokens']}→{call['output_tokens']} tok" if call["model"] not in ("rules", "deterministic") else ""
+        tokens = f"{call['input_tokens']}→{call['output_tokens']} tok" if call["llm"] else ""
         typer.echo(f"\n── #{call['seq']} {call['node']} (attempt {call['attempt']}) · {call['model']} · "
                    f"{call['prompt_name'] or ''} [{call['prompt_hash'] or ''}] · {call['latency_ms']:.0f} ms {tokens}")
         for message in call["messages"]:

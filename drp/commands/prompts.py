@@ -16,8 +16,8 @@ def _policy(name: str, prompts_dir):
 
     try:
         return load_policy(name, prompts_dir)
-    except (KeyError, FileNotFoundError, ValueError) as exc:
-        typer.echo(f"error: {str(exc).strip(chr(34))}", err=True)
+    except (FileNotFoundError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)
 
 

@@ -1,5 +1,6 @@
 """Graph wiring and routing: prepare → segment → classify → prune → verify, where the verifier accepts,
-sends the pruner back with feedback (up to the policy's max_retries), falls back, or rejects."""
+sends the pruner back with feedback (up to the policy's max_retries), falls back, or rejects.
+The nodes' bodies are agents (drp/agents/); this module only wires them."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from typing import Literal
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
-from drp.agents import classifier, pruner, rules, segmenter, verifier
-from drp.agents.pruner import apply_plan
-from drp.graph.context import RunContext
-from drp.graph.prepare import prepare
-from drp.graph.state import TraceState
+from drp.agents import classifier, pruner, segmenter, verifier
+from drp.agents.context import RunContext
+from drp.agents.fallback import fallback
+from drp.agents.prepare import prepare
+from drp.agents.state import TraceState
 from drp.llm import TeacherError
 
 
@@ -45,22 +46,7 @@ async def _verify(state: TraceState, runtime: Runtime[RunContext]) -> dict:
 
 
 async def _fallback(state: TraceState, runtime: Runtime[RunContext]) -> dict:
-    """After the last retry: reject, or (fallback: rules) try the rule-based pruning once."""
-    ctx = runtime.context
-    failures = "; ".join(state["verdict"]["failures"])
-    # The kind comes first and alone before the colon, so reports and stats group all such rejections together.
-    rejected = {"status": "rejected", "reason": f"verification_failed: after {state['attempt']} attempts: {failures}"}
-    if ctx.policy.fallback != "rules":
-        return rejected
-    steps = rules.label_steps(rules.unit_steps(state["units"]))
-    actions = rules.plan(steps, state["original_answer"], ctx.policy.rules, state["trace"]["question"])
-    annotated, thinking = apply_plan(steps, actions)
-    trial = {**state, "pruned_thinking": thinking, "attempt": state["attempt"] + 1}
-    result = verifier.verify(trial, ctx)
-    if result.get("status") != "accepted":
-        return {**rejected, "calls": result["calls"], "verdict": result["verdict"]}
-    return {**result, "reason": "fallback_rules", "steps": annotated, "pruned_thinking": thinking,
-            "attempt": trial["attempt"]}
+    return fallback(state, runtime.context)
 
 
 def _continue_unless_done(next_node: str):

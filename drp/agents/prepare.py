@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from drp.agents import rules
 from drp.agents.calls import deterministic
+from drp.agents.context import RunContext
+from drp.agents.state import TraceState
 from drp.agents.verifier import reaches_answer
 from drp.answers import equivalent, extract_answer
 from drp.layout import short_answer, split_response
 from drp.text import atomic_units, paragraphs
 
 
-def prepare(state: dict, ctx) -> dict:
+def prepare(state: TraceState, ctx: RunContext) -> dict:
     policy, trace = ctx.policy, state["trace"]
     split = split_response(trace["response"])
     update: dict = {"thinking": split.thinking, "answer_section": split.answer_section, "attempt": 0}

@@ -1,0 +1,26 @@
+"""After the last retry: reject the trace, or (policy `fallback: rules`) try the rule-based pruning once,
+verified like any other attempt."""
+
+from __future__ import annotations
+
+from drp.agents import rules, verifier
+from drp.agents.context import RunContext
+from drp.agents.pruner import apply_plan
+from drp.agents.state import TraceState
+
+
+def fallback(state: TraceState, ctx: RunContext) -> dict:
+    failures = "; ".join(state["verdict"]["failures"])
+    # The kind comes first and alone before the colon, so reports and stats group all such rejections together.
+    rejected = {"status": "rejected", "reason": f"verification_failed: after {state['attempt']} attempts: {failures}"}
+    if ctx.policy.fallback != "rules":
+        return rejected
+    steps = rules.label_steps(rules.unit_steps(state["units"]))
+    actions = rules.plan(steps, state["original_answer"], ctx.policy.rules, state["trace"]["question"])
+    annotated, thinking = apply_plan(steps, actions)
+    trial = {**state, "pruned_thinking": thinking, "attempt": state["attempt"] + 1}
+    result = verifier.verify(trial, ctx)
+    if result.get("status") != "accepted":
+        return {**rejected, "calls": result["calls"], "verdict": result["verdict"]}
+    return {**result, "reason": "fallback_rules", "steps": annotated, "pruned_thinking": thinking,
+            "attempt": trial["attempt"]}
