@@ -3,13 +3,13 @@
 Servers differ in how they take structured output, so the method is a per-teacher setting:
 `json_schema` (OpenAI, vLLM), `function_calling`, `json_mode`, or `prompt` (plain reply, JSON parsed here).
 Transport faults (HTTP errors after the client's own retries, timeouts, refused connections) raise
-TeacherError; a reply that does not parse is returned as an error string, for the agent to retry.
+TeacherError, described as drp.endpoint describes them for the student client too; a reply that does not
+parse is returned as an error string, for the agent to retry.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from dataclasses import dataclass
@@ -17,6 +17,7 @@ from functools import lru_cache
 
 from pydantic import BaseModel, ValidationError
 
+from drp.endpoint import EndpointSettings, describe_error, short
 from drp.policy import AgentSettings, StructuredMethod
 
 
@@ -25,20 +26,11 @@ class TeacherError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class TeacherSettings:
-    url: str
-    model: str
-    api_key_env: str = "OPENAI_API_KEY"
+class TeacherSettings(EndpointSettings):
     structured_output: StructuredMethod = "json_schema"
-    timeout: float = 120.0
-    max_retries: int = 3
 
     def public(self) -> dict:
-        """What may be written to logs and run configs: the key's variable name, never the key."""
-        return {
-            "url": self.url, "model": self.model, "api_key_env": self.api_key_env,
-            "structured_output": self.structured_output, "timeout": self.timeout, "max_retries": self.max_retries,
-        }
+        return {**super().public(), "structured_output": self.structured_output}
 
 
 @dataclass
@@ -63,11 +55,9 @@ class Teacher:
         model = agent.model or self.settings.model
         key = (model, agent.temperature, agent.max_tokens)
         if key not in self._models:
-            # Local servers (vLLM, transformers serve) need no key, but the client insists on one.
-            api_key = os.environ.get(self.settings.api_key_env) or "not-needed"
             self._models[key] = ChatOpenAI(
-                base_url=self.settings.url, model=model, api_key=api_key, temperature=agent.temperature,
-                max_tokens=agent.max_tokens, timeout=self.settings.timeout, max_retries=self.settings.max_retries,
+                model=model, temperature=agent.temperature, max_tokens=agent.max_tokens,
+                **self.settings.client_options(),
             )
         return self._models[key]
 
@@ -93,12 +83,8 @@ class Teacher:
                 parsed, error = parse_json_reply(_content(raw_message), schema)
                 if error and (getattr(raw_message, "response_metadata", None) or {}).get("finish_reason") == "length":
                     error += f" (the reply was cut at max_tokens={agent.max_tokens})"
-        except openai.APIStatusError as exc:
-            raise TeacherError(f"HTTP {exc.status_code}: {_short(exc.message)}") from exc
-        except openai.APITimeoutError as exc:
-            raise TeacherError(f"timeout after {self.settings.timeout:g}s") from exc
-        except openai.APIConnectionError as exc:
-            raise TeacherError(f"connection failed: {_short(str(exc.__cause__ or exc))}") from exc
+        except (openai.APIStatusError, openai.APIConnectionError) as exc:
+            raise TeacherError(describe_error(exc, self.settings.timeout)) from exc
         except (ValidationError, ValueError, openai.LengthFinishReasonError, openai.ContentFilterFinishReasonError) as exc:
             # the client library raises some parse failures itself (function calling): a retry, not a crash
             return Reply(None, "", _describe(exc), chat.model_name, latency_ms=_ms(started))
@@ -164,11 +150,7 @@ def _describe(exc) -> str | None:
     if isinstance(exc, ValidationError):
         problems = [f"{'.'.join(map(str, e['loc'])) or 'reply'}: {e['msg']}" for e in exc.errors()[:5]]
         return "the reply does not match the schema: " + "; ".join(problems)
-    return _short(f"{type(exc).__name__}: {exc}")
-
-
-def _short(text: str, limit: int = 300) -> str:
-    return text if len(text) <= limit else text[:limit] + "…"
+    return short(f"{type(exc).__name__}: {exc}")
 
 
 def _ms(started: float) -> float:

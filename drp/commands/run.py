@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from drp.endpoint import RETRY_POLICY
+
 
 def run(
     traces: Annotated[str, typer.Argument(help="Trace JSONL file, a `datasets` folder, or a Hugging Face dataset name.")],
@@ -17,7 +19,7 @@ def run(
     teacher_api_key_env: Annotated[str, typer.Option(help="Environment variable holding the API key (the key itself is never a flag).")] = "OPENAI_API_KEY",
     structured_output: Annotated[str, typer.Option(help="json_schema | function_calling | json_mode | prompt (what the server supports).")] = "json_schema",
     teacher_timeout: Annotated[float, typer.Option(help="Seconds per teacher request.")] = 120.0,
-    teacher_max_retries: Annotated[int, typer.Option(help="HTTP retries per request (429 Retry-After and 5xx are retried).")] = 3,
+    teacher_max_retries: Annotated[int, typer.Option(help=f"Retries per teacher request: {RETRY_POLICY}.")] = 3,
     limit: Annotated[Optional[int], typer.Option(help="Only the first N input records.")] = None,
     concurrency: Annotated[int, typer.Option(help="Traces in flight at once.")] = 8,
     workers: Annotated[int, typer.Option(help="Processes sharing the traces (one core each); concurrency is split among them.")] = 1,

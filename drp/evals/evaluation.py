@@ -67,10 +67,10 @@ def run_eval(settings: EvalSettings, echo: Callable[[str], None] = print) -> Eva
     benchmarks = [load_benchmark(name, settings.data_dir, settings.source, settings.limit, Fields())
                   for name in settings.benchmarks]
     _no_duplicates(benchmarks)
-    tokenizer_name = tokenizer_for(settings.model, settings.tokenizer)
+    tokenizer_name = tokenizer_for(settings.endpoint.model, settings.tokenizer)
     config = {
-        "model": settings.model,
-        "model_url": settings.model_url,
+        "model": settings.endpoint.model,
+        "model_url": settings.endpoint.url,
         "prompt_template": {"label": label, "template": template},
         "tokenizer": tokenizer_name,
         "decoding": settings.decoding.public(),
@@ -97,8 +97,8 @@ def run_eval(settings: EvalSettings, echo: Callable[[str], None] = print) -> Eva
         for seed in range(settings.seeds) for b in benchmarks for p in b.problems
         if (b.name, seed, p.id) not in finished
     ]
-    echo(f"{len(tasks)} samples to draw ({len(finished)} already done) from {settings.model} at "
-         f"{settings.model_url}; tokens counted with {tokenizer_name}")
+    echo(f"{len(tasks)} samples to draw ({len(finished)} already done) from {settings.endpoint.model} at "
+         f"{settings.endpoint.url}; tokens counted with {tokenizer_name}")
     counter = TokenCounter(tokenizer_name)
     progress = _progress(len(tasks), settings.progress)
     tally = {"correct": 0, "errors": 0}
@@ -109,7 +109,7 @@ def run_eval(settings: EvalSettings, echo: Callable[[str], None] = print) -> Eva
             record = {
                 "benchmark": problem.benchmark, "problem_id": problem.id, "seed": task.seed,
                 "question_sha": problem.question_sha, "prompt": task.messages[-1]["content"],
-                "gold_answer": problem.gold, "model": settings.model,
+                "gold_answer": problem.gold, "model": settings.endpoint.model,
             }
             if completion.error:
                 tally["errors"] += 1

@@ -72,9 +72,9 @@ def run_generate(settings: GenerateSettings, echo: Callable[[str], None] = print
         if no_gold:
             raise EvalError(f"{len(no_gold)} problems have no gold answer (e.g. {no_gold[0]}) to grade against: "
                             "map the answer field (--answer-field) or use --keep all")
-    tokenizer_name = tokenizer_for(settings.model, settings.tokenizer)
+    tokenizer_name = tokenizer_for(settings.endpoint.model, settings.tokenizer)
     # A custom template is recorded in full: resuming with an edited template must be refused.
-    settings_record = {"model": settings.model, "prompt_template": label if label in FAMILIES else template,
+    settings_record = {"model": settings.endpoint.model, "prompt_template": label if label in FAMILIES else template,
                        "temperature": settings.decoding.temperature,
                        "top_p": settings.decoding.top_p, "max_tokens": settings.decoding.max_tokens}
     samples_path = samples_path_for(settings.out)

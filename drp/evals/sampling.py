@@ -14,7 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+from drp.endpoint import EndpointSettings, describe_error
 from drp.layout import join_response
+
+PROBE_TIMEOUT = 15.0  # seconds for the model listing that checks the endpoint is up
 
 
 class EndpointDown(RuntimeError):
@@ -47,8 +50,7 @@ class Completion:
 class SamplingSettings:
     """What `eval` and `generate` share: the endpoint, the problems' source, decoding, how requests run."""
 
-    model_url: str
-    model: str
+    endpoint: EndpointSettings
     out: Path
     limit: int | None = None
     data_dir: Path | None = None
@@ -57,9 +59,6 @@ class SamplingSettings:
     tokenizer: str | None = None
     decoding: Decoding = field(default_factory=lambda: Decoding(0.6, 0.95, 16384))
     concurrency: int = 8
-    timeout: float = 1800.0
-    retries: int = 2
-    api_key: str | None = None
     max_consecutive_errors: int = 20
     progress: bool = True
     overwrite: bool = False
@@ -67,22 +66,22 @@ class SamplingSettings:
     def open_endpoint(self, echo: Callable[[str], None]) -> "Endpoint":
         """The endpoint, probed (EndpointDown before anything is written or deleted); warns when the server
         does not list the model."""
-        endpoint = Endpoint(self.model_url, self.model, self.api_key, self.timeout, self.retries)
+        endpoint = Endpoint(self.endpoint)
         served = endpoint.probe()
-        if served and self.model not in served:
-            echo(f"warning: {self.model_url} lists {', '.join(served[:5])} but not {self.model}")
+        if served and endpoint.model not in served:
+            echo(f"warning: {endpoint.url} lists {', '.join(served[:5])} but not {endpoint.model}")
         return endpoint
 
 
 class Endpoint:
     """One model behind an OpenAI-compatible chat API."""
 
-    def __init__(self, url: str, model: str, api_key: str | None = None, timeout: float = 600.0,
-                 retries: int = 2):
+    def __init__(self, settings: EndpointSettings):
         from openai import OpenAI
 
-        self.url, self.model = url.rstrip("/"), model
-        self.client = OpenAI(base_url=self.url, api_key=api_key or "EMPTY", timeout=timeout, max_retries=retries)
+        self.settings = settings
+        self.url, self.model = settings.url.rstrip("/"), settings.model
+        self.client = OpenAI(**settings.client_options())
         self.kind = "unknown"
 
     def probe(self) -> list[str]:
@@ -90,9 +89,9 @@ class Endpoint:
         import httpx
 
         try:
-            served = [m.id for m in self.client.with_options(max_retries=0, timeout=15).models.list()]
+            served = [m.id for m in self.client.with_options(max_retries=0, timeout=PROBE_TIMEOUT).models.list()]
         except Exception as exc:
-            raise EndpointDown(f"endpoint {self.url} is not answering: {describe_error(exc)}") from None
+            raise EndpointDown(f"endpoint {self.url} is not answering: {describe_error(exc, PROBE_TIMEOUT)}") from None
         self.kind = _server_kind(self.url, httpx)
         return served
 
@@ -112,7 +111,8 @@ class Endpoint:
                 max_tokens=decoding.max_tokens, seed=seed, extra_body=self.sampling_extra(decoding) or None,
             )
         except Exception as exc:  # every fault becomes a recorded per-sample error
-            return Completion(latency_s=time.perf_counter() - started, error=describe_error(exc))
+            return Completion(latency_s=time.perf_counter() - started,
+                              error=describe_error(exc, self.settings.timeout))
         latency = time.perf_counter() - started
         if not getattr(response, "choices", None):
             return Completion(latency_s=latency, error="the server returned no choices")
@@ -148,20 +148,6 @@ def _server_kind(url: str, httpx) -> str:
     except Exception:
         pass
     return "other"
-
-
-def describe_error(exc: Exception) -> str:
-    import openai
-
-    if isinstance(exc, openai.APITimeoutError):
-        return "timed out"
-    if isinstance(exc, openai.APIConnectionError):
-        cause = exc.__cause__ or exc.__context__
-        return f"connection failed ({cause or exc})"
-    if isinstance(exc, openai.APIStatusError):
-        message = exc.message if isinstance(exc.message, str) else str(exc)
-        return f"HTTP {exc.status_code}: {message[:300]}"
-    return f"{type(exc).__name__}: {str(exc)[:300]}"
 
 
 # ---------------------------------------------------------------- the worker pool

@@ -1,0 +1,141 @@
+"""What `drp eval` and `drp generate` share: their option declarations (typer `Annotated` types, declared
+once on both commands by `@sampling_command`), the settings built from them, and the exit statuses."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from drp.endpoint import RETRY_POLICY
+
+ModelUrl = Annotated[str, typer.Option("--model-url", envvar="DRP_MODEL_URL",
+                                       help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1.")]
+ModelName = Annotated[str, typer.Option("--model", envvar="DRP_MODEL",
+                                        help="Model name the server expects (for transformers serve: its path).")]
+Limit = Annotated[Optional[int], typer.Option(min=1, help="First N problems (of each benchmark).")]
+DataDir = Annotated[Optional[Path], typer.Option(help="Local benchmark files (default: ../shared/data).")]
+Source = Annotated[str, typer.Option(help="For benchmark names: auto (local file if present, else hub), local or hub.")]
+PromptTemplate = Annotated[Optional[str], typer.Option(
+    help="Student family (r1-distill-qwen, qwen-math, plain), a file, or a template with {problem}.")]
+Tokenizer = Annotated[Optional[str], typer.Option(
+    help="Tokenizer that counts response tokens (default: the model folder's, else R1-Distill-Qwen).")]
+Temperature = Annotated[float, typer.Option(min=0.0)]
+TopP = Annotated[float, typer.Option(min=0.0, max=1.0)]
+MaxTokens = Annotated[int, typer.Option(min=1, help="Generation cap (reported with how often it is hit).")]
+Concurrency = Annotated[int, typer.Option(min=1, help="Requests in flight.")]
+Timeout = Annotated[float, typer.Option(help="Seconds per request.")]
+Retries = Annotated[int, typer.Option(min=0, help=f"Retries per request: {RETRY_POLICY}.")]
+ApiKeyEnv = Annotated[str, typer.Option(
+    help="Environment variable holding the API key (the key itself is never a flag).")]
+ExtraBody = Annotated[Optional[str], typer.Option(help="JSON merged into every request body.")]
+MaxConsecutiveErrors = Annotated[int, typer.Option(help="Stop after this many failures in a row (0: never).")]
+Overwrite = Annotated[bool, typer.Option(help="Delete earlier samples at --out first (default: resume).")]
+Quiet = Annotated[bool, typer.Option(help="No progress bar.")]
+
+EXIT_STATUS_HELP = ("Exit status: 0 done; 1 some samples failed (rerun to retry only those); 2 bad input; "
+                    "3 endpoint down; 130 interrupted (rerun to resume).")
+# Exit statuses of both commands.
+EXIT_SAMPLE_ERRORS = 1  # some samples failed (endpoint errors): rerun the same command to retry them
+EXIT_BAD_INPUT = 2
+EXIT_ENDPOINT_DOWN = 3
+EXIT_INTERRUPTED = 130
+
+
+SHARED_OPTIONS = (  # name, declaration, default
+    ("model_url", ModelUrl, inspect.Parameter.empty), ("model", ModelName, inspect.Parameter.empty),
+    ("limit", Limit, None), ("data_dir", DataDir, None), ("source", Source, "auto"),
+    ("prompt_template", PromptTemplate, None), ("tokenizer", Tokenizer, None),
+    ("temperature", Temperature, 0.6), ("top_p", TopP, 0.95), ("max_tokens", MaxTokens, 16384),
+    ("concurrency", Concurrency, 8), ("timeout", Timeout, 1800.0), ("retries", Retries, 2),
+    ("api_key_env", ApiKeyEnv, "OPENAI_API_KEY"), ("extra_body", ExtraBody, None),
+    ("max_consecutive_errors", MaxConsecutiveErrors, 20), ("overwrite", Overwrite, False), ("quiet", Quiet, False),
+)
+
+
+def sampling_command(command):
+    """Add SHARED_OPTIONS to a command's own options; it receives them as `common`: the SamplingSettings
+    fields they set (endpoint, decoding, problems' source, how requests run)."""
+    own = inspect.signature(command, eval_str=True)
+    shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=declaration, default=default)
+              for name, declaration, default in SHARED_OPTIONS]
+
+    @functools.wraps(command)
+    def with_shared_options(**options):
+        common = _settings_fields(**{name: options.pop(name) for name, _, _ in SHARED_OPTIONS})
+        return command(common=common, **options)
+
+    # The endpoint options first, then the command's own, then the rest (the order `--help` lists them in).
+    mine = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own.parameters.values() if p.name != "common"]
+    with_shared_options.__signature__ = own.replace(parameters=[*shared[:2], *mine, *shared[2:]])
+    return with_shared_options
+
+
+def _settings_fields(
+    model_url: str, model: str, limit: int | None, data_dir: Path | None, source: str, prompt_template: str | None,
+    tokenizer: str | None, temperature: float, top_p: float, max_tokens: int, concurrency: int, timeout: float,
+    retries: int, api_key_env: str, extra_body: str | None, max_consecutive_errors: int, overwrite: bool, quiet: bool,
+) -> dict:
+    from drp.endpoint import EndpointSettings
+    from drp.evals.sampling import Decoding
+    from drp.paths import shared_dir
+
+    if data_dir is None and shared_dir() is not None:
+        data_dir = shared_dir() / "data"
+    return {
+        "endpoint": EndpointSettings(model_url, model, api_key_env=api_key_env, timeout=timeout, max_retries=retries),
+        "decoding": Decoding(temperature, top_p, max_tokens, parse_extra_body(extra_body)),
+        "limit": limit, "data_dir": data_dir, "source": source, "prompt_template": prompt_template,
+        "tokenizer": tokenizer, "concurrency": concurrency, "max_consecutive_errors": max_consecutive_errors,
+        "progress": not quiet, "overwrite": overwrite,
+    }
+
+
+def parse_extra_body(text: str | None) -> dict:
+    import json
+
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        fail(f"--extra-body is not JSON: {exc}", EXIT_BAD_INPUT)
+    if not isinstance(value, dict):
+        fail("--extra-body must be a JSON object", EXIT_BAD_INPUT)
+    return value
+
+
+def run_or_exit(function, settings):
+    """Run eval or generate, turning bad input and a down endpoint into their exit statuses."""
+    from drp.evals.benchmarks import BenchmarkError
+    from drp.evals.evaluation import EvalError
+    from drp.evals.sampling import EndpointDown
+    from drp.evals.templates import TemplateError
+
+    try:
+        return function(settings, echo=lambda line: typer.echo(line, err=True))
+    except (BenchmarkError, EvalError, TemplateError) as exc:
+        fail(str(exc), EXIT_BAD_INPUT)
+    except EndpointDown as exc:
+        fail(f"{exc}; start one with `drp serve MODEL`", EXIT_ENDPOINT_DOWN)
+
+
+def exit_for(failed: int, aborted: str | None, interrupted: bool, what: str) -> None:
+    if interrupted:
+        typer.echo(f"interrupted: finished samples are saved; rerun the same {what} command to resume", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if aborted:
+        typer.echo(f"stopped early: {aborted}; rerun the same {what} command to retry", err=True)
+        raise typer.Exit(EXIT_SAMPLE_ERRORS)
+    if failed:
+        typer.echo(f"{failed} samples failed (recorded with their error); rerun the same {what} command "
+                   "to retry them", err=True)
+        raise typer.Exit(EXIT_SAMPLE_ERRORS)
+
+
+def fail(message: str, code: int) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
