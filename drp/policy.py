@@ -16,12 +16,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from drp.agents.kinds import AGENT_KINDS, kind_problem, uses_llm
+from drp.errors import UserError
 from drp.paths import builtin_prompts_dir
 
 StructuredMethod = Literal["json_schema", "function_calling", "json_mode", "prompt"]
 
 
-class PolicyError(ValueError):
+class PolicyError(UserError):
     """A policy that cannot be used (unknown name, bad file, unknown agent kind): the message says why."""
 
 
@@ -112,7 +113,7 @@ class Policy(_Strict):
             if (folder / name).exists():
                 self._paths[agent] = folder / name
                 return folder / name
-        raise FileNotFoundError(f"policy {self.name!r}: prompt file {name!r} for {agent} not found in {self.folders}")
+        raise PolicyError(f"policy {self.name!r}: prompt file {name!r} for {agent} not found in {self.folders}")
 
     @cached_property
     def prompt_hashes(self) -> dict[str, str]:

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from drp.errors import UserError
+
 REQUIRED = ("question", "response")
 
 
@@ -27,7 +29,7 @@ def parse_field_map(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         ours, _, theirs = pair.partition("=")
         if not theirs:
-            raise ValueError(f"--field wants OURS=THEIRS, got {pair!r}")
+            raise UserError(f"--field wants OURS=THEIRS, got {pair!r}")
         mapping[ours.strip()] = theirs.strip()
     return mapping
 

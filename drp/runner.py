@@ -11,15 +11,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from drp import records as records_module
+from drp.errors import UserError
 from drp.paths import run_dir
-from drp.store import RunStore, db_path, dumps, now, open_run
 from drp.layout import join_response
+from drp.store import RunStore, db_path, dumps, now, open_run
 
 
 DEFAULT_POLICY = "skill-aware"
 
 
-class RunError(Exception):
+class RunError(UserError):
     """A problem with the run as a whole (bad options, existing run): reported before any trace is touched."""
 
 
@@ -234,11 +235,8 @@ def _settle_existing_run(folder: Path, options: RunOptions) -> RunOptions:
 def _load_policy(options: RunOptions):
     from drp.policy import load_policy
 
-    try:
-        policy = load_policy(options.policy, [Path(p) for p in options.prompts_dirs])
-        return policy.with_overrides(options.policy_overrides) if options.policy_overrides else policy
-    except (FileNotFoundError, ValueError) as exc:
-        raise RunError(str(exc)) from exc
+    policy = load_policy(options.policy, [Path(p) for p in options.prompts_dirs])
+    return policy.with_overrides(options.policy_overrides) if options.policy_overrides else policy
 
 
 def _teacher(options: RunOptions, policy):

@@ -17,10 +17,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from drp.errors import UserError
+
 BACKENDS = ("auto", "vllm", "transformers")
 
 
-class ServeError(RuntimeError):
+class ServeError(UserError):
+    """A server that cannot be built or started; the message says why."""
+
     pass
 
 

@@ -20,13 +20,14 @@ from pathlib import Path
 
 import sqlite_utils
 
+from drp.errors import UserError
 from drp.layout import answer_section_after
 
 TERMINAL = ("accepted", "rejected", "failed")
 DB_NAME = "drp.db"
 
 
-class RunNotFound(FileNotFoundError):
+class RunNotFound(UserError):
     """No run database where one was asked for."""
 
 

@@ -16,14 +16,10 @@ def compare(
 
     Runs on different problem sets are refused (exit status 2), naming the difference.
     """
-    from drp.evals.compare import CompareError, compare as compare_runs
+    from drp.evals.compare import compare as compare_runs
     from drp.evals.report import markdown, write_report
 
-    try:
-        comparison = compare_runs(runs)
-    except CompareError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2)
+    comparison = compare_runs(runs)
     paths = write_report(comparison, out)
     typer.echo(markdown(comparison))
     typer.echo(f"report: {paths['markdown']}, {paths['html']}, {paths['png']}", err=True)

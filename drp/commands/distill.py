@@ -32,12 +32,9 @@ def distill(
         for name in names():
             typer.echo(name)
         return
-    argv = (["--recipe", recipe] if recipe else []) + list(ctx.args)
-    from drp.distill.sft import cli
+    from drp.distill.sft import main
 
-    code = cli(argv)
-    if code:
-        raise typer.Exit(code)
+    main((["--recipe", recipe] if recipe else []) + list(ctx.args))
 
 
 def register(app: typer.Typer) -> None:

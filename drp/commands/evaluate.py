@@ -10,7 +10,8 @@ from typing import Annotated
 
 import typer
 
-from drp.commands.sampling import EXIT_BAD_INPUT, EXIT_STATUS_HELP, exit_for, fail, run_or_exit, sampling_command
+from drp.commands.sampling import EXIT_STATUS_HELP, echo_progress, exit_for, sampling_command
+from drp.errors import UserError
 
 
 @sampling_command
@@ -27,8 +28,8 @@ def eval_command(
 
     names = [name.strip() for name in benchmarks.split(",") if name.strip()]
     if not names:
-        fail("--benchmarks is empty", EXIT_BAD_INPUT)
-    outcome = run_or_exit(run_eval, EvalSettings(benchmarks=names, out=out, seeds=seeds, **common))
+        raise UserError("--benchmarks is empty")
+    outcome = run_eval(EvalSettings(benchmarks=names, out=out, seeds=seeds, **common), echo=echo_progress)
     print_metrics(outcome.metrics)
     typer.echo(f"samples and metrics in {outcome.out} ({outcome.wall_s:.1f} s)", err=True)
     exit_for(outcome.failed, outcome.aborted, outcome.interrupted, "eval")

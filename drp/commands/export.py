@@ -45,16 +45,12 @@ def export(
     overwrite: Annotated[bool, typer.Option(help="Replace an earlier export in --out.")] = False,
 ) -> None:
     """Turn the accepted traces of RUNS into a prompt–completion SFT dataset for the student."""
-    from drp.export import ExportError, export_dataset
+    from drp.export import export_dataset
 
-    try:
-        summary = export_dataset(
-            runs, out, instruction=instruction or None, system_prompt=system_prompt,
-            answer=answer.value, duplicates=duplicates.value, overwrite=overwrite,
-        )
-    except ExportError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
+    summary = export_dataset(
+        runs, out, instruction=instruction or None, system_prompt=system_prompt,
+        answer=answer.value, duplicates=duplicates.value, overwrite=overwrite,
+    )
     for run, count in summary.per_run.items():
         dropped = summary.dropped_duplicates.get(run)
         note = f" ({dropped} duplicate ids left out)" if dropped else ""

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from drp.commands.sampling import EXIT_STATUS_HELP, exit_for, run_or_exit, sampling_command
+from drp.commands.sampling import EXIT_STATUS_HELP, echo_progress, exit_for, sampling_command
 
 
 @sampling_command
@@ -37,7 +37,7 @@ def generate(
     )
     settings = GenerateSettings(problems=problems, out=out, n=n, keep=keep, require_think=require_think,
                                 fields=fields, seed=seed, **common)
-    result = run_or_exit(run_generate, settings)
+    result = run_generate(settings, echo=echo_progress)
     typer.echo(f"{result.samples} samples: {result.correct} correct, {result.length_capped} hit the "
                f"{settings.decoding.max_tokens}-token cap, {result.no_answer} without an answer; kept {result.kept} "
                f"({keep}) in {result.out}; every sample in {result.samples_path} ({result.wall_s:.1f} s)")

@@ -14,21 +14,17 @@ RunArg = Annotated[str, typer.Argument(help="Run id (under $DRP_RUNS_DIR) or run
 
 def _open(run: str):
     from drp.paths import run_dir
-    from drp.store import RunNotFound, open_run
+    from drp.store import open_run
 
-    folder = run_dir(run)
-    try:
-        return open_run(folder)
-    except RunNotFound:
-        typer.echo(f"error: no run {run!r} (looked in {folder})", err=True)
-        raise typer.Exit(2)
+    return open_run(run_dir(run))
 
 
 def _trace(store, trace_id: str) -> dict:
+    from drp.errors import UserError
+
     trace = store.trace(trace_id)
     if trace is None:
-        typer.echo(f"error: no trace {trace_id!r} in this run", err=True)
-        raise typer.Exit(2)
+        raise UserError(f"no trace {trace_id!r} in this run")
     return trace
 
 

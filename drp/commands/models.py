@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from drp.errors import UserError
+
 models_app = typer.Typer(help="Real tiny models for offline demos and tests.", no_args_is_help=True)
 
 
@@ -31,8 +33,7 @@ def pull(
     from drp.models import PULLABLE, pull as pull_model
 
     if name not in PULLABLE:
-        typer.echo(f"unknown model {name!r}; pullable: {', '.join(PULLABLE)}", err=True)
-        raise typer.Exit(2)
+        raise UserError(f"unknown model {name!r}; pullable: {', '.join(PULLABLE)}")
     path = pull_model(name, root=dir, force=force)
     typer.echo(str(path))
 

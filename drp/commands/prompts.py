@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from drp.errors import UserError
+
 prompts_app = typer.Typer(help="Pruning policies and their prompts.", no_args_is_help=True)
 PromptsDir = Annotated[Optional[list[Path]], typer.Option(help="Extra folder(s) of policies, searched first.")]
 
@@ -14,11 +16,7 @@ PromptsDir = Annotated[Optional[list[Path]], typer.Option(help="Extra folder(s) 
 def _policy(name: str, prompts_dir):
     from drp.policy import load_policy
 
-    try:
-        return load_policy(name, prompts_dir)
-    except (FileNotFoundError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2)
+    return load_policy(name, prompts_dir)
 
 
 @prompts_app.command("list")
@@ -48,8 +46,7 @@ def show(
         typer.echo(f"prompt hashes: {resolved.prompt_hashes}")
         return
     if agent not in resolved.agents:
-        typer.echo(f"error: policy {resolved.name!r} has no agent {agent!r}; agents: {', '.join(resolved.agents)}", err=True)
-        raise typer.Exit(2)
+        raise UserError(f"policy {resolved.name!r} has no agent {agent!r}; agents: {', '.join(resolved.agents)}")
     path = resolved.prompt_path(agent)
     if path is None:
         typer.echo(f"{agent} in {resolved.name!r} is `{resolved.agents[agent].kind}`: no prompt (no LLM)")
@@ -75,13 +72,11 @@ def render_prompt(
 
     resolved = _policy(policy, prompts_dir)
     if agent not in resolved.agents or resolved.prompt_path(agent) is None:
-        typer.echo(f"error: {agent} in {resolved.name!r} has no prompt to render", err=True)
-        raise typer.Exit(2)
+        raise UserError(f"{agent} in {resolved.name!r} has no prompt to render")
     file, _, trace_id = trace.rpartition(":")
     record = next((r.record for r in load(file) if r.id == trace_id and r.record), None)
     if record is None:
-        typer.echo(f"error: no usable trace {trace_id!r} in {file}", err=True)
-        raise typer.Exit(2)
+        raise UserError(f"no usable trace {trace_id!r} in {file}")
     split = split_response(record["response"])
     units = atomic_units(split.thinking, resolved.units.max_chars)
     steps = rules.label_steps(rules.unit_steps(units))

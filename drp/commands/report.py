@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from drp.errors import UserError
+
 STATUSES = ("accepted", "rejected", "failed", "pending")
 
 
@@ -28,13 +30,8 @@ def report(
     statuses = [s.strip().lower() for value in status or [] for s in value.split(",") if s.strip()]
     unknown = sorted(set(statuses) - set(STATUSES))
     if unknown:
-        typer.echo(f"unknown status {', '.join(unknown)}; use {', '.join(STATUSES)}", err=True)
-        raise typer.Exit(2)
-    try:
-        result = write_report(run, out=out, statuses=statuses or None, limit=limit, vs=vs)
-    except FileNotFoundError as error:
-        typer.echo(str(error), err=True)
-        raise typer.Exit(2)
+        raise UserError(f"unknown status {', '.join(unknown)}; use {', '.join(STATUSES)}")
+    result = write_report(run, out=out, statuses=statuses or None, limit=limit, vs=vs)
     typer.echo(f"{result.path}  ({result.traces} traces, {result.bytes / 1e6:.1f} MB, {result.seconds:.1f} s)")
 
 

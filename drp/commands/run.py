@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from drp.endpoint import RETRY_POLICY
+from drp.errors import EXIT_FAILURES, EXIT_INTERRUPTED
 
 
 def run(
@@ -38,7 +39,7 @@ def run(
     from datetime import datetime
 
     from drp.records import parse_field_map
-    from drp.runner import RunError, RunOptions, run as run_graph
+    from drp.runner import RunOptions, run as run_graph
 
     overrides = {}
     for item in set_ or []:
@@ -54,13 +55,10 @@ def run(
     )
     try:
         summary = run_graph(options, progress=not quiet)
-    except RunError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2)
     except KeyboardInterrupt:
         # Finished traces are already stored; the ones in flight were not, and will be redone.
         typer.echo(f"\ninterrupted: finish with `drp run {traces} --run-id {options.run_id} --resume`", err=True)
-        raise typer.Exit(130)
+        raise typer.Exit(EXIT_INTERRUPTED)
     counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.items()))
     rate = summary.processed / summary.seconds if summary.seconds else 0.0
     typer.echo(f"run {summary.run_id}: {counts} ({summary.processed} processed in {summary.seconds:.1f}s, {rate:.1f} traces/s)")
@@ -69,7 +67,7 @@ def run(
         typer.echo(f"{summary.counts['pending']} traces still pending (--limit): finish with --resume", err=True)
     if summary.failed:
         typer.echo(f"{summary.failed} traces failed: drp logs list {summary.run_id} --status failed", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILURES)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,5 +1,5 @@
 """What `drp eval` and `drp generate` share: their option declarations (typer `Annotated` types, declared
-once on both commands by `@sampling_command`), the settings built from them, and the exit statuses."""
+once on both commands by `@sampling_command`), the settings built from them, and how they exit."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from drp.endpoint import RETRY_POLICY
+from drp.errors import EXIT_FAILURES, EXIT_INTERRUPTED, UserError
 
 ModelUrl = Annotated[str, typer.Option("--model-url", envvar="DRP_MODEL_URL",
                                        help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1.")]
@@ -38,11 +39,6 @@ Quiet = Annotated[bool, typer.Option(help="No progress bar.")]
 
 EXIT_STATUS_HELP = ("Exit status: 0 done; 1 some samples failed (rerun to retry only those); 2 bad input; "
                     "3 endpoint down; 130 interrupted (rerun to resume).")
-# Exit statuses of both commands.
-EXIT_SAMPLE_ERRORS = 1  # some samples failed (endpoint errors): rerun the same command to retry them
-EXIT_BAD_INPUT = 2
-EXIT_ENDPOINT_DOWN = 3
-EXIT_INTERRUPTED = 130
 
 
 SHARED_OPTIONS = (  # name, declaration, default
@@ -102,25 +98,14 @@ def parse_extra_body(text: str | None) -> dict:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        fail(f"--extra-body is not JSON: {exc}", EXIT_BAD_INPUT)
+        raise UserError(f"--extra-body is not JSON: {exc}") from None
     if not isinstance(value, dict):
-        fail("--extra-body must be a JSON object", EXIT_BAD_INPUT)
+        raise UserError("--extra-body must be a JSON object")
     return value
 
 
-def run_or_exit(function, settings):
-    """Run eval or generate, turning bad input and a down endpoint into their exit statuses."""
-    from drp.evals.benchmarks import BenchmarkError
-    from drp.evals.evaluation import EvalError
-    from drp.evals.sampling import EndpointDown
-    from drp.evals.templates import TemplateError
-
-    try:
-        return function(settings, echo=lambda line: typer.echo(line, err=True))
-    except (BenchmarkError, EvalError, TemplateError) as exc:
-        fail(str(exc), EXIT_BAD_INPUT)
-    except EndpointDown as exc:
-        fail(f"{exc}; start one with `drp serve MODEL`", EXIT_ENDPOINT_DOWN)
+def echo_progress(line: str) -> None:
+    typer.echo(line, err=True)
 
 
 def exit_for(failed: int, aborted: str | None, interrupted: bool, what: str) -> None:
@@ -129,13 +114,8 @@ def exit_for(failed: int, aborted: str | None, interrupted: bool, what: str) -> 
         raise typer.Exit(EXIT_INTERRUPTED)
     if aborted:
         typer.echo(f"stopped early: {aborted}; rerun the same {what} command to retry", err=True)
-        raise typer.Exit(EXIT_SAMPLE_ERRORS)
+        raise typer.Exit(EXIT_FAILURES)
     if failed:
         typer.echo(f"{failed} samples failed (recorded with their error); rerun the same {what} command "
                    "to retry them", err=True)
-        raise typer.Exit(EXIT_SAMPLE_ERRORS)
-
-
-def fail(message: str, code: int) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
+        raise typer.Exit(EXIT_FAILURES)

@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from drp.errors import EXIT_FAILURES
+
 
 def serve(
     ctx: typer.Context,
@@ -30,11 +32,7 @@ def serve(
     from drp.models import resolve
     from drp.serving import ManagedServer, ServeError, build_command, free_port
 
-    try:
-        command = build_command(resolve(model), backend, host, port or free_port(host), vllm_bin, ctx.args)
-    except ServeError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2)
+    command = build_command(resolve(model), backend, host, port or free_port(host), vllm_bin, ctx.args)
     server = ManagedServer(command, log)
 
     def terminate(signum, frame):  # `kill PID` shuts down as politely as Ctrl-C
@@ -52,17 +50,17 @@ def serve(
         typer.echo(f"  export DRP_MODEL_URL={command.base_url} DRP_MODEL={command.model_name}")
         typer.echo("Ctrl-C to stop", err=True)
         code = server.process.wait()
-    except ServeError as exc:
+    except ServeError as exc:  # the server itself failed: not the user's input
         server.stop()
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILURES)
     except KeyboardInterrupt:
         typer.echo("stopping the server...", err=True)
         code = server.stop()
         typer.echo(f"stopped (server exit status {code})", err=True)
         return
     typer.echo(f"error: the server exited on its own with status {code}", err=True)
-    raise typer.Exit(1)
+    raise typer.Exit(EXIT_FAILURES)
 
 
 def register(app: typer.Typer) -> None:

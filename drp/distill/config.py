@@ -8,10 +8,11 @@ import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from drp.errors import UserError
 from drp.paths import builtin_recipes_dir
 
 
-class DistillError(ValueError):
+class DistillError(UserError):
     """Bad input found before training starts; the message names what is wrong."""
 
 

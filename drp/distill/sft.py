@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 from drp.distill.config import DistillError, parse
+from drp.errors import EXIT_OK
 
 SUMMARY = "drp_distill.json"
 
@@ -186,8 +187,8 @@ def cli(argv: list[str] | None = None) -> int:
         main(argv)
     except DistillError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+        return error.exit_code
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from drp.answers import gsm8k_gold
+from drp.errors import UserError
 from drp.evals.problems import Benchmark, Problem
 
 
-class BenchmarkError(ValueError):
+class BenchmarkError(UserError):
     """Bad benchmark name or data: the message is meant for the user, as is."""
 
 

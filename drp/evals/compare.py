@@ -12,13 +12,14 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from drp.errors import UserError
 from drp.evals.evaluation import CONFIG, SAMPLES, load_samples
 from drp.evals.metrics import benchmark_metrics, per_problem
 from drp.evals.stats import mcnemar_exact, wilcoxon_signed_rank
 
 
-class CompareError(ValueError):
-    pass
+class CompareError(UserError):
+    """Runs that cannot be compared; the message names the difference."""
 
 
 @dataclass

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from drp.errors import UserError
 from drp.evals.benchmarks import Fields, load_benchmark
 from drp.evals.metrics import benchmark_metrics
 from drp.evals.problems import Benchmark
@@ -24,8 +25,8 @@ SAMPLES = "samples.jsonl"
 CONFIG = "config.json"
 
 
-class EvalError(ValueError):
-    """Bad settings or input: reported to the user as is (exit status 2)."""
+class EvalError(UserError):
+    """Bad settings or input: reported to the user as is."""
 
 
 @dataclass(kw_only=True)

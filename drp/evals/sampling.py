@@ -15,13 +15,16 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from drp.endpoint import EndpointSettings, describe_error
+from drp.errors import EXIT_ENDPOINT_DOWN, UserError
 from drp.layout import join_response
 
 PROBE_TIMEOUT = 15.0  # seconds for the model listing that checks the endpoint is up
 
 
-class EndpointDown(RuntimeError):
+class EndpointDown(UserError):
     """The endpoint cannot be reached (or refuses) before anything is sampled."""
+
+    exit_code = EXIT_ENDPOINT_DOWN
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,8 @@ class Endpoint:
         try:
             served = [m.id for m in self.client.with_options(max_retries=0, timeout=PROBE_TIMEOUT).models.list()]
         except Exception as exc:
-            raise EndpointDown(f"endpoint {self.url} is not answering: {describe_error(exc, PROBE_TIMEOUT)}") from None
+            raise EndpointDown(f"endpoint {self.url} is not answering: {describe_error(exc, PROBE_TIMEOUT)}; "
+                               "start one with `drp serve MODEL`") from None
         self.kind = _server_kind(self.url, httpx)
         return served
 

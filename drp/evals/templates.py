@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from drp.errors import UserError
 from drp.layout import DEFAULT_FAMILY, FAMILY_INSTRUCTIONS, family_template
 
 # The families' instructions live in drp.layout, shared with `drp export`: train and eval prompts match.
 FAMILIES: dict[str, str] = {family: family_template(family) for family in FAMILY_INSTRUCTIONS}
 
 
-class TemplateError(ValueError):
-    pass
+class TemplateError(UserError):
+    """A --prompt-template that cannot be used."""
 
 
 def resolve_template(value: str | None) -> tuple[str, str]:

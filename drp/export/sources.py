@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from drp.errors import UserError
 from drp.paths import run_dir, runs_dir
 from drp.store import DB_NAME, loads, open_run
 
@@ -18,7 +19,7 @@ def token_column(key: str) -> str:
     return key.replace("_", "_tokens_", 1)
 
 
-class SourceError(ValueError):
+class SourceError(UserError):
     """A run that cannot be exported; the message names the run."""
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from drp.errors import UserError
 from drp.export.card import manifest, render_card
 from drp.export.records import AnswerStyle, build_record
 from drp.export.sources import RunSource, SourceError, load_run
@@ -18,7 +19,7 @@ Duplicates = Literal["error", "first", "all"]
 MANIFEST = "drp_export.json"
 
 
-class ExportError(ValueError):
+class ExportError(UserError):
     """Bad input for an export; the message says what is wrong and how to proceed."""
 
 
