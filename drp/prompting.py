@@ -22,7 +22,7 @@ def _templates(path: Path):
     return env.from_string(spec["system"]), env.from_string(spec["user"])
 
 
-def render(policy: Policy, agent: str, **variables) -> list[dict]:
+def render_messages(policy: Policy, agent: str, **variables) -> list[dict]:
     """The chat messages for one agent call (`taxonomy` is always available to templates)."""
     path = policy.prompt_path(agent)
     if path is None:

@@ -10,7 +10,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from drp import records as records_module
+from drp import input_traces
 from drp.errors import UserError
 from drp.paths import run_dir
 from drp.layout import join_response
@@ -71,7 +71,7 @@ def run(options: RunOptions, progress: bool = True) -> RunSummary:
     store = open_run(folder, write=True)
     counter = _counter(options)
     _write_config(folder, store, options, policy, counter)
-    store.ingest(records_module.load(options.source, options.field_map, options.split))
+    store.ingest(input_traces.load(options.source, options.field_map, options.split))
     pending = store.pending_ids(options.limit)
     started = time.perf_counter()
     bar = _progress_bar(len(pending), progress)

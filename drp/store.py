@@ -213,7 +213,7 @@ class RunStore:
         })
 
     def ingest(self, loaded: Iterable) -> None:
-        """One row per input record (drp.records.LoadedRecord): pending, or failed with its reason.
+        """One row per input record (drp.input_traces.LoadedRecord): pending, or failed with its reason.
         Records seen before (a resumed run) are skipped."""
         known = {row["id"] for row in self.db.query("select id from traces")}
         batch = []

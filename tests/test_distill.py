@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from drp.cli import app
 from drp.distill.config import DistillError, list_recipes, parse
-from drp.distill.data import check_thinking_trained, enforce_max_length, render
+from drp.distill.data import check_thinking_trained, enforce_max_length, render_dataset
 
 QUESTION = "Tom has 3 apples and buys 4 more. How many apples does he have?"
 THINKING = "Tom starts with 3 apples. He buys 4 more, so 3 + 4 = 7."
@@ -102,7 +102,7 @@ def prepared_row(tokenizer, prompt: str, full: str, thinking: str) -> dict:
 def test_r1_string_rendering_keeps_the_thinking_that_the_chat_template_drops(r1_tokenizer):
     from datasets import Dataset
 
-    ours = render(Dataset.from_list([example()]), r1_tokenizer)[0]
+    ours = render_dataset(Dataset.from_list([example()]), r1_tokenizer)[0]
     assert ours["prompt"].endswith("<｜Assistant｜><think>\n")
     assert ours["completion"] == f"{THINKING}\n</think>\n\n{ANSWER}{r1_tokenizer.eos_token}"
     good = prepared_row(r1_tokenizer, ours["prompt"], ours["prompt"] + ours["completion"], THINKING)
@@ -124,7 +124,7 @@ def test_r1_string_rendering_keeps_the_thinking_that_the_chat_template_drops(r1_
 def test_thinking_check_covers_packed_blocks(r1_tokenizer):
     from datasets import Dataset
 
-    rendered = render(Dataset.from_list([example(0), example(1, "Four plus three makes 7.")]), r1_tokenizer)
+    rendered = render_dataset(Dataset.from_list([example(0), example(1, "Four plus three makes 7.")]), r1_tokenizer)
     rows = [prepared_row(r1_tokenizer, r["prompt"], r["prompt"] + r["completion"], r["thinking"]) for r in rendered]
     packed = Dataset.from_list([{"input_ids": rows[0]["input_ids"] + rows[1]["input_ids"],
                                  "labels": rows[0]["labels"] + rows[1]["labels"]}])
@@ -138,7 +138,7 @@ def test_long_examples_are_an_error_or_dropped(r1_tokenizer):
     from datasets import Dataset
 
     rows = [example(0), example(1, THINKING * 20), example(2, THINKING * 5)]
-    rendered = render(Dataset.from_list(rows), r1_tokenizer)
+    rendered = render_dataset(Dataset.from_list(rows), r1_tokenizer)
     lengths = rendered["n_tokens"]
     limit = lengths[0] + 5
     with pytest.raises(DistillError, match=rf"2 of 3 examples are longer than max_length={limit} tokens "

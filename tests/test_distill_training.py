@@ -82,12 +82,12 @@ def training_loss(model_dir: Path | str, dataset: Path) -> float:
     from datasets import load_from_disk
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from drp.distill.data import render
+    from drp.distill.data import render_dataset
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     losses = []
-    for row in render(load_from_disk(str(dataset))["train"], tokenizer):
+    for row in render_dataset(load_from_disk(str(dataset))["train"], tokenizer):
         prompt = tokenizer(row["prompt"])["input_ids"]
         ids = tokenizer(row["prompt"] + row["completion"])["input_ids"]
         labels = [-100] * len(prompt) + ids[len(prompt):]

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from drp.evals.benchmarks import BenchmarkError, Fields, KNOWN, load_benchmark
-from drp.evals.templates import TemplateError, render, resolve_template
+from drp.evals.templates import TemplateError, fill_template, resolve_template
 
 
 def test_real_local_benchmarks(shared):
@@ -101,7 +101,7 @@ def test_generic_problem_files_with_remapped_fields(tmp_path):
 def test_prompt_templates(tmp_path):
     label, template = resolve_template(None)
     assert label == "r1-distill-qwen"
-    assert render(template, "What is $\\{1\\}$?") == (
+    assert fill_template(template, "What is $\\{1\\}$?") == (
         "What is $\\{1\\}$?\nPlease reason step by step, and put your final answer within \\boxed{}.")
     assert resolve_template("plain") == ("plain", "{problem}")
     file = tmp_path / "t.txt"

@@ -184,12 +184,12 @@ def test_rendered_for_the_r1_student_keeps_thinking_and_answer(runs, tmp_path, s
     from datasets import load_from_disk
     from transformers import AutoTokenizer
 
-    from drp.distill.data import render
+    from drp.distill.data import render_dataset
 
     export_dataset([str(runs / "rules-a")], tmp_path / "sft")
     dataset = load_from_disk(str(tmp_path / "sft"))["train"]
     tokenizer = AutoTokenizer.from_pretrained(shared_tokenizer)
-    rendered = render(dataset, tokenizer)
+    rendered = render_dataset(dataset, tokenizer)
     for source, row in zip(dataset, rendered):
         assert row["prompt"].endswith("<｜Assistant｜><think>\n")
         assert source["question"] in row["prompt"] and DEFAULT_INSTRUCTION in row["prompt"]
@@ -200,9 +200,9 @@ def test_rendered_for_the_r1_student_keeps_thinking_and_answer(runs, tmp_path, s
 
 def test_export_prompts_the_student_as_eval_does(runs, tmp_path):
     """Train-time and eval-time prompts come from one place: the default family's user message."""
-    from drp.evals.templates import render, resolve_template
+    from drp.evals.templates import fill_template, resolve_template
 
     _, template = resolve_template(None)
     summary = export_dataset([str(runs / "rules-a")], tmp_path / "sft")
     rows = read_jsonl(summary.out / "train.jsonl")
-    assert rows and all(row["prompt"][-1]["content"] == render(template, row["question"].strip()) for row in rows)
+    assert rows and all(row["prompt"][-1]["content"] == fill_template(template, row["question"].strip()) for row in rows)

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from drp.agents.calls import record
 from drp.agents.context import RunContext
 from drp.llm import TeacherError
-from drp.prompting import render
+from drp.prompting import render_messages
 
 
 async def ask(
@@ -20,7 +20,7 @@ async def ask(
     """Returns (valid result or None, call records, last error). Raises TeacherError on transport faults."""
     policy = ctx.policy
     settings = policy.agents[agent]
-    messages = render(policy, agent, **variables)
+    messages = render_messages(policy, agent, **variables)
     prompt_name = f"{policy.name}/{settings.prompt}"
     calls: list[dict] = []
     error = None

@@ -65,8 +65,8 @@ def render_prompt(
     """The exact messages an agent would receive for one trace (steps cut by rules for later agents)."""
     from drp.agents import rules
     from drp.answers import extract_answer
-    from drp.prompting import render
-    from drp.records import load
+    from drp.prompting import render_messages
+    from drp.input_traces import load
     from drp.layout import split_response
     from drp.text import atomic_units
 
@@ -80,7 +80,7 @@ def render_prompt(
     split = split_response(record["response"])
     units = atomic_units(split.thinking, resolved.units.max_chars)
     steps = rules.label_steps(rules.unit_steps(units))
-    messages = render(
+    messages = render_messages(
         resolved, agent, question=record["question"], total_units=len(units),
         units=list(enumerate(units[: resolved.units.per_call], start=1)),
         steps=list(enumerate(steps, start=1)), thinking=split.thinking, feedback=None, attempt=1,

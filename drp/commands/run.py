@@ -38,7 +38,7 @@ def run(
 
     from datetime import datetime
 
-    from drp.records import parse_field_map
+    from drp.input_traces import parse_field_map
     from drp.runner import RunOptions, run as run_graph
 
     overrides = {}

@@ -93,7 +93,7 @@ def render_example(example: dict, tokenizer, strip_bos: bool) -> dict:
     return {"prompt": prompt, "completion": completion, "thinking": thinking}
 
 
-def render(dataset, tokenizer):
+def render_dataset(dataset, tokenizer):
     """Keep id + the three rendered strings + the token length of prompt+completion."""
     strip_bos = _adds_bos(tokenizer)
     ids = dataset["id"] if "id" in dataset.column_names else [str(i) for i in range(len(dataset))]

@@ -43,7 +43,7 @@ def train(script_args, training_args, model_args, distill_args, callbacks: list 
         describe_example,
         enforce_max_length,
         load_split,
-        render,
+        render_dataset,
     )
     from drp.distill.merge import merge_adapter
     from drp.models import resolve
@@ -58,14 +58,14 @@ def train(script_args, training_args, model_args, distill_args, callbacks: list 
 
     tokenizer = _load_tokenizer(model_path, model_args, training_args)
     train_rows, dropped = enforce_max_length(
-        render(load_split(script_args.dataset_name, script_args.dataset_train_split, script_args.dataset_config),
+        render_dataset(load_split(script_args.dataset_name, script_args.dataset_train_split, script_args.dataset_config),
                tokenizer),
         training_args.max_length, distill_args.drop_long_examples,
     )
     eval_rows = None
     if training_args.eval_strategy != "no":
         eval_rows, _ = enforce_max_length(
-            render(load_split(script_args.dataset_name, script_args.dataset_test_split, script_args.dataset_config),
+            render_dataset(load_split(script_args.dataset_name, script_args.dataset_test_split, script_args.dataset_config),
                    tokenizer),
             training_args.max_length, distill_args.drop_long_examples,
         )

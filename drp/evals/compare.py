@@ -30,7 +30,7 @@ class EvalRun:
     samples: dict[str, list[dict]]  # benchmark → latest records
 
 
-def load_run(path: Path) -> EvalRun:
+def load_eval_run(path: Path) -> EvalRun:
     if not (path / SAMPLES).is_file():
         raise CompareError(f"{path} is not an eval folder (no {SAMPLES}); make one with `drp eval --out`")
     config = json.loads((path / CONFIG).read_text()) if (path / CONFIG).is_file() else {}
@@ -53,7 +53,7 @@ def _unique_labels(runs: list[EvalRun]) -> None:
 def compare(paths: list[Path]) -> dict:
     if len(paths) < 2:
         raise CompareError("compare needs at least two eval folders")
-    runs = [load_run(Path(p)) for p in paths]
+    runs = [load_eval_run(Path(p)) for p in paths]
     _unique_labels(runs)
     present = [set(r.samples) for r in runs]
     common = [b for b in runs[0].samples if all(b in names for names in present)]

@@ -19,7 +19,7 @@ from drp.evals.metrics import benchmark_metrics
 from drp.evals.problems import Benchmark
 from drp.evals.sampling import SampleWriter, SamplingSettings, Task, latest_by_key, read_records, run_tasks
 from drp.evals.scoring import grade
-from drp.evals.templates import render, resolve_template
+from drp.evals.templates import fill_template, resolve_template
 
 SAMPLES = "samples.jsonl"
 CONFIG = "config.json"
@@ -94,7 +94,7 @@ def run_eval(settings: EvalSettings, echo: Callable[[str], None] = print) -> Eva
     latest = latest_by_key(read_records(samples_path), _key)
     finished = {k for k, r in latest.items() if not r.get("error")}
     tasks = [
-        Task((b.name, seed, p.id), [{"role": "user", "content": render(template, p.question)}], seed, p)
+        Task((b.name, seed, p.id), [{"role": "user", "content": fill_template(template, p.question)}], seed, p)
         for seed in range(settings.seeds) for b in benchmarks for p in b.problems
         if (b.name, seed, p.id) not in finished
     ]

@@ -18,7 +18,7 @@ from drp.evals.benchmarks import Fields, load_benchmark
 from drp.evals.evaluation import EvalError, tokenizer_for
 from drp.evals.sampling import SampleWriter, SamplingSettings, Task, latest_by_key, read_records, run_tasks
 from drp.evals.scoring import grade
-from drp.evals.templates import FAMILIES, render, resolve_template
+from drp.evals.templates import FAMILIES, fill_template, resolve_template
 from drp.layout import THINK_CLOSE
 
 KEEP = ("correct", "all")
@@ -88,7 +88,7 @@ def run_generate(settings: GenerateSettings, echo: Callable[[str], None] = print
     latest = latest_by_key(existing, _key)
     finished = {k for k, r in latest.items() if not r.get("error")}
     tasks = [
-        Task((p.id, k), [{"role": "user", "content": render(template, p.question)}], settings.seed + k, p)
+        Task((p.id, k), [{"role": "user", "content": fill_template(template, p.question)}], settings.seed + k, p)
         for p in benchmark.problems for k in range(settings.n) if (p.id, k) not in finished
     ]
     echo(f"{len(tasks)} samples to draw ({len(finished)} already done) for {len(benchmark.problems)} problems "

@@ -37,6 +37,6 @@ def _check(template: str, where: str) -> None:
         )
 
 
-def render(template: str, problem: str) -> str:
+def fill_template(template: str, problem: str) -> str:
     # Plain replacement, not str.format: LaTeX in templates and problems is full of braces.
     return template.replace("{problem}", problem)

@@ -1,6 +1,6 @@
 """Accepted traces of one or more runs → a chat SFT dataset for the student (`drp export`).
 
-`sources` reads a run's accepted traces, `records` turns one into a prompt–completion example,
+`sources` reads a run's accepted traces, `examples` turns one into a prompt–completion example,
 `card` writes the dataset card, `writer` mixes runs and writes JSONL + a `datasets` folder.
 """
 

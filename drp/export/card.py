@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from datetime import datetime, timezone
 
-from drp.export.sources import TOKEN_KEYS, RunSource, token_column
+from drp.export.sources import TOKEN_KEYS, AcceptedRun, token_column
 from drp.layout import sft_completion
 
 
@@ -30,7 +30,7 @@ def token_stats(records: list[dict]) -> dict[str, dict]:
 
 
 def manifest(
-    sources: list[RunSource],
+    sources: list[AcceptedRun],
     records: list[dict],
     per_run_kept: dict[str, int],
     options: dict,

@@ -37,7 +37,7 @@ class AcceptedTrace:
 
 
 @dataclass
-class RunSource:
+class AcceptedRun:
     """A run's accepted traces plus the facts the dataset card reports about it."""
 
     name: str
@@ -51,7 +51,7 @@ class RunSource:
     traces: list[AcceptedTrace]
 
 
-def load_run(spec: str) -> RunSource:
+def load_accepted_run(spec: str) -> AcceptedRun:
     """A run id, a run folder, or a pruned.jsonl file → its accepted traces."""
     as_path = Path(spec)
     if as_path.is_file():
@@ -67,7 +67,7 @@ def load_run(spec: str) -> RunSource:
     )
 
 
-def _from_db(folder: Path, name: str) -> RunSource:
+def _from_db(folder: Path, name: str) -> AcceptedRun:
     store = open_run(folder)
     meta = store.run_row()
     counts = store.status_counts()
@@ -75,7 +75,7 @@ def _from_db(folder: Path, name: str) -> RunSource:
         raise SourceError(f"run {name!r} is empty: its database {folder / DB_NAME} holds no traces")
     traces = [_trace_from_record(record) for record in store.accepted()]
     _require_accepted(name, traces, counts)
-    return RunSource(
+    return AcceptedRun(
         name=name,
         path=str(folder),
         policy=meta.get("policy"),
@@ -102,7 +102,7 @@ def _trace_from_record(record: dict) -> AcceptedTrace:
     )
 
 
-def _from_pruned_jsonl(path: Path, name: str) -> RunSource:
+def _from_pruned_jsonl(path: Path, name: str) -> AcceptedRun:
     lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     if not lines:
         raise SourceError(f"run {name!r} has no accepted traces: {path} is empty")
@@ -116,7 +116,7 @@ def _from_pruned_jsonl(path: Path, name: str) -> RunSource:
         hashes.update(record.get("prompt_hashes") or {})
         traces.append(_trace_from_record(record))
     policies.discard(None)
-    return RunSource(
+    return AcceptedRun(
         name=name,
         path=str(path),
         policy=", ".join(sorted(policies)) or None,

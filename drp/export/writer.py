@@ -11,8 +11,8 @@ from typing import Literal
 
 from drp.errors import UserError
 from drp.export.card import manifest, render_card
-from drp.export.records import AnswerStyle, build_record
-from drp.export.sources import RunSource, SourceError, load_run
+from drp.export.examples import AnswerStyle, build_example
+from drp.export.sources import AcceptedRun, SourceError, load_accepted_run
 from drp.layout import DEFAULT_INSTRUCTION
 
 Duplicates = Literal["error", "first", "all"]
@@ -47,7 +47,7 @@ def export_dataset(
     out = Path(out)
     _check_target(out, overwrite)
     try:
-        sources = [load_run(spec) for spec in runs]
+        sources = [load_accepted_run(spec) for spec in runs]
     except SourceError as error:
         raise ExportError(str(error)) from None
     names = Counter(source.name for source in sources)
@@ -64,7 +64,7 @@ def export_dataset(
                          dropped_duplicates=dropped, info=info)
 
 
-def _mix(sources: list[RunSource], instruction, system_prompt, answer, duplicates):
+def _mix(sources: list[AcceptedRun], instruction, system_prompt, answer, duplicates):
     owners: dict[str, list[str]] = {}
     for source in sources:
         for trace in source.traces:
@@ -86,7 +86,7 @@ def _mix(sources: list[RunSource], instruction, system_prompt, answer, duplicate
                 continue
             seen.add(trace.trace_id)
             example_id = f"{source.name}/{trace.trace_id}" if prefix_ids else trace.trace_id
-            records.append(build_record(trace, source.name, example_id, instruction, system_prompt, answer))
+            records.append(build_example(trace, source.name, example_id, instruction, system_prompt, answer))
     return records, dict(dropped)
 
 

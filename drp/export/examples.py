@@ -16,7 +16,7 @@ from drp.layout import sft_completion, short_answer, user_message
 AnswerStyle = Literal["full", "short"]
 
 
-def build_record(
+def build_example(
     trace: AcceptedTrace,
     run: str,
     example_id: str,
