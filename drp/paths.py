@@ -7,6 +7,7 @@ from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
+DB_NAME = "drp.db"  # a run folder's database (read and written by drp.store only)
 
 
 def runs_dir() -> Path:
@@ -17,7 +18,7 @@ def runs_dir() -> Path:
 def run_dir(run_id: str) -> Path:
     """A run's folder; RUN may also be given as a path to an existing run folder."""
     as_path = Path(run_id)
-    if as_path.is_dir() and (as_path / "drp.db").exists():
+    if as_path.is_dir() and (as_path / DB_NAME).exists():
         return as_path
     return runs_dir() / run_id
 

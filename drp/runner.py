@@ -14,7 +14,7 @@ from drp import input_traces
 from drp.errors import UserError
 from drp.paths import run_dir
 from drp.layout import join_response
-from drp.store import RunStore, db_path, dumps, now, open_run
+from drp.store import RunStore, db_path, dumps, open_run
 
 
 DEFAULT_POLICY = "skill-aware"
@@ -270,7 +270,7 @@ def _write_config(folder: Path, store: RunStore, options: RunOptions, policy, co
         "policy": policy.name, "input": options.source,
         "teacher_url": options.teacher_url if teacher else None,
         "teacher_model": options.teacher_model if teacher else None, "tokenizer": counter.name,
-        "config": dumps(config), "prompt_hashes": dumps(policy.prompt_hashes), "updated_at": now(),
+        "config": dumps(config), "prompt_hashes": dumps(policy.prompt_hashes),
     })
 
 

@@ -21,10 +21,11 @@ from pathlib import Path
 import sqlite_utils
 
 from drp.errors import UserError
+from drp.input_traces import LoadedRecord
 from drp.layout import answer_section_after
+from drp.paths import DB_NAME
 
 TERMINAL = ("accepted", "rejected", "failed")
-DB_NAME = "drp.db"
 
 
 class RunNotFound(UserError):
@@ -200,6 +201,7 @@ class RunStore:
 
     def save_run(self, run_id: str, row: dict) -> None:
         """Insert or update the run's row (a resumed run keeps its creation time and its sessions)."""
+        row = {**row, "updated_at": now()}
         if self.db["runs"].count_where("id = ?", [run_id]):
             self.db["runs"].update(run_id, row)
         else:
@@ -212,9 +214,9 @@ class RunStore:
             "updated_at": now(),
         })
 
-    def ingest(self, loaded: Iterable) -> None:
-        """One row per input record (drp.input_traces.LoadedRecord): pending, or failed with its reason.
-        Records seen before (a resumed run) are skipped."""
+    def ingest(self, loaded: Iterable[LoadedRecord]) -> None:
+        """One row per input record: pending, or failed with its reason. Records seen before (a resumed run)
+        are skipped."""
         known = {row["id"] for row in self.db.query("select id from traces")}
         batch = []
         for item in loaded:

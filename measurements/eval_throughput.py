@@ -74,7 +74,8 @@ def _measure(url, model, args, concurrency, out, EvalSettings, Decoding, run_eva
     from drp.endpoint import EndpointSettings
 
     settings = EvalSettings(
-        endpoint=EndpointSettings(url, model, timeout=1800.0, max_retries=0), benchmarks=[args.benchmark], out=out, seeds=1,
+        endpoint=EndpointSettings(url, model, timeout=1800.0, max_retries=0), benchmarks=[args.benchmark], out=out,
+        seeds=1,
         limit=problems or args.problems, data_dir=args.data_dir or ((shared / "data") if shared else None),
         prompt_template=args.prompt_template, decoding=Decoding(0.0, 1.0, args.max_tokens),
         concurrency=concurrency, progress=False,

@@ -29,8 +29,9 @@ async def ask(
             reply = await ctx.teacher.ask(settings, messages, schema)
         except TeacherError as exc:
             calls.append(
-                record(agent, attempt, policy.name, prompt_name, policy.prompt_hashes[agent], llm=True, messages=messages,
-                       error=f"teacher_error: {exc}", model=settings.model or ctx.teacher.settings.model)
+                record(agent, attempt, policy.name, prompt_name, policy.prompt_hashes[agent], llm=True,
+                       messages=messages, error=f"teacher_error: {exc}",
+                       model=settings.model or ctx.teacher.settings.model)
             )
             exc.calls = calls  # the transcript so far travels with the fault
             raise

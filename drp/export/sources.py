@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from drp.errors import UserError
-from drp.paths import run_dir, runs_dir
-from drp.store import DB_NAME, loads, open_run
+from drp.paths import DB_NAME, run_dir, runs_dir
+from drp.store import loads, open_run
 
 
 TOKEN_KEYS = ("thinking_before", "thinking_after", "response_before", "response_after")
