@@ -1,7 +1,7 @@
 """Run-level numbers for the report header: counts, token reduction, attempts, teacher cost, time.
 
-Computed over the whole run (not just the traces a `--status`/`--limit` report lists), with SQL
-aggregates so a 10,000-trace run costs a few queries.
+Computed over the whole run (not just the traces a `--status`/`--limit` report lists), from the store's
+SQL aggregates, so a 10,000-trace run costs a few queries.
 """
 
 from __future__ import annotations
