@@ -31,7 +31,7 @@ def test_user_errors_are_one_line_and_exit_2(hermetic_runs, args, message):
 
 def test_the_error_classes_share_one_base():
     from drp.distill.config import DistillError
-    from drp.evals.benchmarks import BenchmarkError
+    from drp.evals.problem_sets import BenchmarkError
     from drp.evals.compare import CompareError
     from drp.evals.evaluation import EvalError
     from drp.evals.templates import TemplateError

@@ -26,7 +26,7 @@ def generate(
     *, common: dict,
 ) -> None:
     """Sample K responses per problem, grade them against gold with math-verify, write the kept ones as traces."""
-    from drp.evals.benchmarks import Fields
+    from drp.evals.problem_sets import Fields
     from drp.evals.generation import GenerateSettings, run_generate
 
     defaults = Fields()

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from drp.errors import UserError
-from drp.evals.benchmarks import Fields, load_benchmark
+from drp.evals.problem_sets import Fields, load_benchmark
 from drp.evals.metrics import benchmark_metrics
 from drp.evals.problems import Benchmark
 from drp.evals.sampling import SampleWriter, SamplingSettings, Task, latest_by_key, read_records, run_tasks

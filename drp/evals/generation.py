@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from drp.evals.benchmarks import Fields, load_benchmark
+from drp.evals.problem_sets import Fields, load_benchmark
 from drp.evals.evaluation import EvalError, tokenizer_for
 from drp.evals.sampling import SampleWriter, SamplingSettings, Task, latest_by_key, read_records, run_tasks
 from drp.evals.scoring import grade

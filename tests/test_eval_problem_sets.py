@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from drp.evals.benchmarks import BenchmarkError, Fields, KNOWN, load_benchmark
+from drp.evals.problem_sets import BenchmarkError, Fields, KNOWN, load_benchmark
 from drp.evals.templates import TemplateError, fill_template, resolve_template
 
 

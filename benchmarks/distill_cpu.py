@@ -1,7 +1,7 @@
 """CPU cost of the `smollm2-135m-cpu` distill recipe: seconds per optimizer step and peak memory (RSS).
 
-    python measurements/distill_cpu.py                 # max length 512 and 1024, 4 steps each
-    python measurements/distill_cpu.py --lengths 512 --steps 6
+    python benchmarks/distill_cpu.py                 # max length 512 and 1024, 4 steps each
+    python benchmarks/distill_cpu.py --lengths 512 --steps 6
 
 Each length runs in its own process (peak RSS is per process). Examples are real R1-Distill-Qwen traces from
 ../shared (the examples/ traces otherwise), their thinking cut so that each rendered example is as close to the

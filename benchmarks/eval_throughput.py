@@ -1,8 +1,8 @@
 """Eval throughput: samples/s and output tokens/s of `drp eval` against a served student, per concurrency.
 
-    python measurements/eval_throughput.py                       # starts `transformers serve` of SmolLM2 on CPU
-    python measurements/eval_throughput.py --model-url URL --model NAME   # an endpoint that is already up
-    python measurements/eval_throughput.py --server-arg=--continuous-batching
+    python benchmarks/eval_throughput.py                       # starts `transformers serve` of SmolLM2 on CPU
+    python benchmarks/eval_throughput.py --model-url URL --model NAME   # an endpoint that is already up
+    python benchmarks/eval_throughput.py --server-arg=--continuous-batching
 
 Greedy decoding (temperature 0) so that every concurrency level generates the same text and the same number of
 tokens: only the scheduling differs. `transformers serve` answers one request at a time unless started with

@@ -1,7 +1,7 @@
 """`drp report` at scale: generation time and file size for 1,000 and 10,000 traces, and how fast the page
 first renders, filters and opens a trace in headless Chromium.
 
-    python measurements/report_size.py [--sizes 1000,10000] [--workdir DIR] [--no-browser]
+    python benchmarks/report_size.py [--sizes 1000,10000] [--workdir DIR] [--no-browser]
 
 The 1,000 real R1-Distill-Qwen-1.5B traces in ../shared/data/traces/ go through the `rules` policy once;
 bigger runs are that run's rows (traces, steps, calls) copied under new ids.

@@ -7,11 +7,11 @@
 # TRL travels as wheels. Two steps:
 #
 #   1. On the development machine (PyPI reachable), fetch the wheels:
-#        bash measurements/gpu_distill_smoke.sh --prepare-wheels .cache/gpu-wheels      # Pythons 3.11-3.13 (TRL 1.16 needs 3.11+)
+#        bash benchmarks/gpu_distill_smoke.sh --prepare-wheels .cache/gpu-wheels      # Pythons 3.11-3.13 (TRL 1.16 needs 3.11+)
 #      and make the shared tokenizer travel too (../shared is outside the repository):
 #        mkdir -p .cache/tokenizer && cp -r ../shared/tokenizers/deepseek-r1-distill-qwen/. .cache/tokenizer/
 #   2. On the GPU machine, from the repository root, carrying .cache/gpu-wheels and .cache/tokenizer:
-#        WHEELS=.cache/gpu-wheels TOKENIZER=.cache/tokenizer OUT=$OUT bash measurements/gpu_distill_smoke.sh
+#        WHEELS=.cache/gpu-wheels TOKENIZER=.cache/tokenizer OUT=$OUT bash benchmarks/gpu_distill_smoke.sh
 #
 # Knobs: STEPS (50), BATCH (8), MAX_LENGTH (1024), LORA_STEPS (20; 0 skips the LoRA + merge run),
 # ALLOW_CPU=1 (a dry run of the script itself on a machine without CUDA, e.g. STEPS=2 BATCH=1).

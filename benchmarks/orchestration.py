@@ -1,7 +1,7 @@
 """Orchestration efficiency of the LLM graph: 200 traces through `skill-aware` against the scripted loopback
 teacher with a fixed latency per call. Efficiency = achieved traces/s ÷ ideal (C / (calls per trace × latency)).
 
-    python measurements/orchestration.py [--traces 200] [--concurrency 32] [--latency 0.1]
+    python benchmarks/orchestration.py [--traces 200] [--concurrency 32] [--latency 0.1]
 
 Target (issue 2): efficiency ≥ 0.85 at concurrency 32 and 100 ms per call. Also prints peak memory."""
 

@@ -1,7 +1,7 @@
 """The `rules` policy on the 1000 real R1-Distill-Qwen-1.5B traces: speed on one core, accepted share of the
 complete, correct traces, and token reduction of the accepted ones.
 
-    python measurements/rules_real_traces.py [--policy rules] [--limit N]
+    python benchmarks/rules_real_traces.py [--policy rules] [--limit N]
 
 Targets (issue 2): ≥ 50 traces/s on one core, ≥ 90% accepted, ≥ 35% mean whole-response reduction."""
 

@@ -6,11 +6,11 @@
 # Two steps, because the GPU machine has no network and lacks some Python packages:
 #
 #   1. Here (a machine with pip access), from the repo root:
-#        bash measurements/gpu_eval_check.sh prepare
+#        bash benchmarks/gpu_eval_check.sh prepare
 #      downloads the missing wheels for the GPU image's Python 3.12 into .whl/, copies the GSM8K test file and the
 #      R1-Distill-Qwen tokenizer into .gpu-carry/, and lists both folders in .git/info/exclude (about 20 MiB).
 #   2. On the GPU machine (the device tool's `run`, with carry [".whl", ".gpu-carry"], timeout_s 600):
-#        bash measurements/gpu_eval_check.sh
+#        bash benchmarks/gpu_eval_check.sh
 #      Figures are printed and written under $OUT (or ./gpu-check-out).
 #
 # No pretrained student fits in what travels (64 MiB), so the served model is built there from a config: the
@@ -45,7 +45,7 @@ if [[ "${1:-}" == "prepare" ]]; then
     cp "$shared/data/gsm8k/test.jsonl" .gpu-carry/data/gsm8k/
     cp -r "$shared/tokenizers/deepseek-r1-distill-qwen" .gpu-carry/tokenizer
     du -sh .whl .gpu-carry
-    echo 'now: run(command="bash measurements/gpu_eval_check.sh", carry=[".whl", ".gpu-carry"], timeout_s=600)'
+    echo 'now: run(command="bash benchmarks/gpu_eval_check.sh", carry=[".whl", ".gpu-carry"], timeout_s=600)'
     exit 0
 fi
 
@@ -105,13 +105,13 @@ start_server plain
 # The command itself, as a user runs it: 2 seeds on a few problems, table and exit status.
 python3 -m drp.cli eval --model-url "$URL" --model "$MODEL" --benchmarks gsm8k --limit 4 --seeds 2 \
     --max-tokens "$SMOKE_TOKENS" --data-dir "$DATA_DIR" --out "$WORK/eval-smoke" --quiet
-python3 measurements/eval_throughput.py --model-url "$URL" --model "$MODEL" --data-dir "$DATA_DIR" \
+python3 benchmarks/eval_throughput.py --model-url "$URL" --model "$MODEL" --data-dir "$DATA_DIR" \
     --problems "$PROBLEMS" --max-tokens "$MAX_TOKENS" --concurrency 1,8 | tee "$OUT/throughput-plain.txt"
 stop_server
 
 echo "== transformers serve --continuous-batching"
 if start_server cb --continuous-batching; then
-    python3 measurements/eval_throughput.py --model-url "$URL" --model "$MODEL" --data-dir "$DATA_DIR" \
+    python3 benchmarks/eval_throughput.py --model-url "$URL" --model "$MODEL" --data-dir "$DATA_DIR" \
         --problems "$PROBLEMS" --max-tokens "$MAX_TOKENS" --concurrency 1,8 | tee "$OUT/throughput-cb.txt"
     stop_server
 else
