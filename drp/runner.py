@@ -162,10 +162,14 @@ def _counter(options: RunOptions):
 
 
 async def _process(graph, ctx, row: dict) -> dict:
+    from drp.prompting import PolicyTemplateError
+
     trace = {k: row[k] for k in ("id", "question", "response", "gold_answer")}
     started = time.perf_counter()
     try:
         state = await graph.ainvoke({"trace": trace, "calls": []}, context=ctx)
+    except PolicyTemplateError as exc:  # a template that fails only on some traces: this trace, not the run
+        state = {"status": "failed", "reason": f"policy_error: {exc}", "calls": []}
     except Exception as exc:  # a bug must not take the other traces down: record it on this trace
         state = {"status": "failed", "reason": f"internal_error: {type(exc).__name__}: {exc}", "calls": []}
     state["seconds"] = time.perf_counter() - started
@@ -294,6 +298,12 @@ def _load_policy(options: RunOptions):
                 target = target[key]
             target[last] = value
         policy = type(policy).model_validate(data)
+    from drp.prompting import PolicyTemplateError, check_templates
+
+    try:
+        check_templates(policy)  # an unsafe or broken prompt stops the run before any trace
+    except PolicyTemplateError as exc:
+        raise RunError(str(exc)) from exc
     return policy
 
 

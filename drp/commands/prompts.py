@@ -68,7 +68,7 @@ def render_prompt(
     """The exact messages an agent would receive for one trace (steps cut by rules for later agents)."""
     from drp.agents import rules
     from drp.answers import extract_answer
-    from drp.prompting import render
+    from drp.prompting import PolicyTemplateError, render
     from drp.records import load
     from drp.text import atomic_units, split_response
 
@@ -84,12 +84,16 @@ def render_prompt(
     split = split_response(record["response"])
     units = atomic_units(split.thinking, resolved.units.max_chars)
     steps = rules.label_steps(rules.unit_steps(units))
-    messages = render(
-        resolved, agent, question=record["question"], total_units=len(units),
-        units=list(enumerate(units[: resolved.units.per_call], start=1)),
-        steps=list(enumerate(steps, start=1)), thinking=split.thinking, feedback=None, attempt=1,
-        original_answer=extract_answer(split.answer_section),
-    )
+    try:
+        messages = render(
+            resolved, agent, question=record["question"], total_units=len(units),
+            units=list(enumerate(units[: resolved.units.per_call], start=1)),
+            steps=list(enumerate(steps, start=1)), thinking=split.thinking, feedback=None, attempt=1,
+            original_answer=extract_answer(split.answer_section),
+        )
+    except PolicyTemplateError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
     for message in messages:
         typer.echo(f"── {message['role']} ──\n{message['content']}\n")
 
