@@ -18,6 +18,7 @@ from functools import lru_cache
 from pydantic import BaseModel, ValidationError
 
 from drp.policy import AgentSettings, StructuredMethod
+from drp.redaction import redact_url, scrub
 
 
 class TeacherError(RuntimeError):
@@ -36,7 +37,7 @@ class TeacherSettings:
     def public(self) -> dict:
         """What may be written to logs and run configs: the key's variable name, never the key."""
         return {
-            "url": self.url, "model": self.model, "api_key_env": self.api_key_env,
+            "url": redact_url(self.url), "model": self.model, "api_key_env": self.api_key_env,
             "structured_output": self.structured_output, "timeout": self.timeout, "max_retries": self.max_retries,
         }
 
@@ -71,6 +72,10 @@ class Teacher:
             )
         return self._models[key]
 
+    def _public(self, message: str) -> str:
+        """An error message as it may be stored: short, and without the URL's credentials."""
+        return _short(scrub(message, self.settings.url))
+
     async def ask(self, agent: AgentSettings, messages: list[dict], schema: type[BaseModel]) -> Reply:
         import openai
 
@@ -94,11 +99,11 @@ class Teacher:
                 if error and (getattr(raw_message, "response_metadata", None) or {}).get("finish_reason") == "length":
                     error += f" (the reply was cut at max_tokens={agent.max_tokens})"
         except openai.APIStatusError as exc:
-            raise TeacherError(f"HTTP {exc.status_code}: {_short(exc.message)}") from exc
+            raise TeacherError(f"HTTP {exc.status_code}: {self._public(exc.message)}") from exc
         except openai.APITimeoutError as exc:
             raise TeacherError(f"timeout after {self.settings.timeout:g}s") from exc
         except openai.APIConnectionError as exc:
-            raise TeacherError(f"connection failed: {_short(str(exc.__cause__ or exc))}") from exc
+            raise TeacherError(f"connection failed: {self._public(str(exc.__cause__ or exc))}") from exc
         except (ValidationError, ValueError, openai.LengthFinishReasonError, openai.ContentFilterFinishReasonError) as exc:
             # the client library raises some parse failures itself (function calling): a retry, not a crash
             return Reply(None, "", _describe(exc), chat.model_name, latency_ms=_ms(started))

@@ -259,6 +259,8 @@ def _limit_line(db, limit: int) -> int:
 
 
 def _settle_existing_run(folder: Path, options: RunOptions) -> RunOptions:
+    from drp.redaction import is_redacted
+
     exists = (folder / "drp.db").exists()
     if exists and options.overwrite:
         shutil.rmtree(folder)
@@ -273,6 +275,9 @@ def _settle_existing_run(folder: Path, options: RunOptions) -> RunOptions:
                 "resume": True, "overwrite": False}
         if options.teacher_url:
             keep["teacher_url"] = options.teacher_url
+        elif is_redacted(saved.get("teacher_url")):
+            raise RunError(f"run {options.run_id!r} used a teacher URL with credentials, which are never stored: "
+                           "pass --teacher-url again to resume it")
         merged = {**saved, **keep}
         return RunOptions(**merged)
     elif options.resume:
@@ -328,16 +333,19 @@ def _teacher(options: RunOptions, policy):
 
 
 def _write_config(folder: Path, db, options: RunOptions, policy, counter) -> None:
+    from drp.redaction import redact_url
+
     teacher = _teacher(options, policy)
+    stored_options = {**asdict(options), "teacher_url": redact_url(options.teacher_url)}  # credentials stay out
     config = {
-        "run_id": options.run_id, "options": asdict(options), "policy": policy.snapshot(),
+        "run_id": options.run_id, "options": stored_options, "policy": policy.snapshot(),
         "teacher": teacher.settings.public() if teacher else None, "tokenizer": counter.name,
     }
     (folder / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False))
     existing = db["runs"].count_where("id = ?", [options.run_id]) if "runs" in db.table_names() else 0
     row = {
         "id": options.run_id, "policy": policy.name, "input": options.source,
-        "teacher_url": options.teacher_url if teacher else None,
+        "teacher_url": redact_url(options.teacher_url) if teacher else None,
         "teacher_model": options.teacher_model if teacher else None, "tokenizer": counter.name,
         "config": dumps(config), "prompt_hashes": dumps(policy.prompt_hashes), "updated_at": now(),
     }

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+from drp.redaction import redact_url, scrub
+
 THINK_CLOSE = "</think>"
 
 
@@ -70,7 +72,7 @@ class SamplingSettings:
         endpoint = Endpoint(self.model_url, self.model, self.api_key, self.timeout, self.retries)
         served = endpoint.probe()
         if served and self.model not in served:
-            echo(f"warning: {self.model_url} lists {', '.join(served[:5])} but not {self.model}")
+            echo(f"warning: {redact_url(self.model_url)} lists {', '.join(served[:5])} but not {self.model}")
         return endpoint
 
 
@@ -92,7 +94,8 @@ class Endpoint:
         try:
             served = [m.id for m in self.client.with_options(max_retries=0, timeout=15).models.list()]
         except Exception as exc:
-            raise EndpointDown(f"endpoint {self.url} is not answering: {describe_error(exc)}") from None
+            raise EndpointDown(f"endpoint {redact_url(self.url)} is not answering: "
+                               f"{scrub(describe_error(exc), self.url)}") from None
         self.kind = _server_kind(self.url, httpx)
         return served
 
