@@ -101,16 +101,23 @@ def _templates(path: Path):
     return tuple(compiled)
 
 
+# Filters that take an attribute name (or a dotted path of them) as an argument.
+ATTRIBUTE_FILTERS = frozenset({"attr", "map", "selectattr", "rejectattr", "sort", "groupby", "sum", "unique",
+                               "min", "max"})
+
+
 def _unsafe_attribute(node, nodes) -> str | None:
     if isinstance(node, nodes.Getattr):
-        name = node.attr
+        names = [node.attr]
     elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
-        name = node.arg.value
-    elif isinstance(node, nodes.Filter) and node.name == "attr" and node.args and isinstance(node.args[0], nodes.Const):
-        name = node.args[0].value
+        names = [node.arg.value]
+    elif isinstance(node, nodes.Filter) and node.name in ATTRIBUTE_FILTERS:
+        values = [*node.args, *(keyword.value for keyword in node.kwargs)]
+        names = [part for value in values if isinstance(value, nodes.Const) and isinstance(value.value, str)
+                 for part in value.value.split(".")]
     else:
         return None
-    return name if isinstance(name, str) and name.startswith("_") else None
+    return next((name for name in names if isinstance(name, str) and name.startswith("_")), None)
 
 
 def check_templates(policy: Policy) -> None:

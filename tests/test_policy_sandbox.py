@@ -24,6 +24,8 @@ ATTACKS = {
     "lipsum-globals": "{{ lipsum.__globals__['os'].popen('touch MARKER').read() }}",
     "namespace-init-globals": "{{ namespace.__init__.__globals__ }}",
     "attr-filter": "{{ (question|attr('__class__')) }}",
+    "map-attribute": "{{ steps|map(attribute='__class__')|list }}",
+    "sort-dotted-attribute": "{{ steps|sort(attribute='0.__class__.__mro__')|list }}",
     "getitem-dunder": "{{ question['__class__'] }}",
     "flask-config": "{{ config.items() }}",
     "flask-request": "{{ request.application.__globals__ }}",
