@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: install demo test test-fast clean
+.PHONY: install browser demo test test-fast clean
 
 $(BIN)/drp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,14 @@ demo: install
 	$(BIN)/drp diff demo demo-001
 	$(BIN)/drp stats demo
 
+# A headless Chromium for the report's browser tests: found on this machine or installed (see the script).
+browser: install
+	$(BIN)/python scripts/ensure_browser.py
+
 test: install
-	$(BIN)/python -m pytest -q -rs
+	@chromium="$$($(BIN)/python scripts/ensure_browser.py)" && \
+	echo "browser tests use $$chromium" && \
+	DRP_CHROMIUM="$$chromium" $(BIN)/python -m pytest -q -rs
 
 test-fast: install
 	$(BIN)/python -m pytest -q -rs -m "not slow and not browser"

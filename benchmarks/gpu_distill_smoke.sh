@@ -4,10 +4,11 @@
 # tokens; prints tokens/s and peak GPU memory, then a short LoRA run with --merge. Figures land in $OUT.
 #
 # The GPU machines here have torch, transformers, accelerate and peft but no TRL, datasets or network, so
-# TRL travels as wheels. Two steps:
+# TRL travels as wheels: pip resolves their whole closure for the GPU's Python and checks offline that it
+# installs (benchmarks/gpu_wheels.py). Two steps:
 #
 #   1. On the development machine (PyPI reachable), fetch the wheels:
-#        bash benchmarks/gpu_distill_smoke.sh --prepare-wheels .cache/gpu-wheels      # Pythons 3.11-3.13 (TRL 1.16 needs 3.11+)
+#        bash benchmarks/gpu_distill_smoke.sh --prepare-wheels .cache/gpu-wheels [PYTHON_VERSION, default 3.12]
 #      and make the shared tokenizer travel too (../shared is outside the repository):
 #        mkdir -p .cache/tokenizer && cp -r ../shared/tokenizers/deepseek-r1-distill-qwen/. .cache/tokenizer/
 #   2. On the GPU machine, from the repository root, carrying .cache/gpu-wheels and .cache/tokenizer:
@@ -19,18 +20,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [[ "${1:-}" == "--prepare-wheels" ]]; then
-    dest="${2:?usage: --prepare-wheels DIR [PYTHON_VERSION ...]}"
-    shift 2
-    mkdir -p "$dest"
-    # The versions the project is tested with; multiprocess ships one wheel per Python version, so fetch
-    # several (pip picks the matching one on the GPU machine).
-    for pyver in "${@:-3.11 3.12 3.13}"; do
-        for version in $pyver; do
-            python -m pip download --quiet --no-deps --only-binary=:all: --python-version "$version" -d "$dest" \
-                "trl==1.16.0" "datasets==5.2.0" "dill==0.4.1" "multiprocess==0.70.19"
-        done
-    done
-    ls -l "$dest"
+    dest="${2:?usage: --prepare-wheels DIR [PYTHON_VERSION]}"
+    python benchmarks/gpu_wheels.py prepare "$dest" --for distill --python-version "${3:-3.12}"
     exit 0
 fi
 
@@ -48,8 +39,8 @@ export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 echo "== environment"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 if ! python -c "import trl, datasets" 2>/dev/null; then
-    [[ -d "$WHEELS" ]] || { echo "no TRL here and no wheels folder $WHEELS (see the header)"; exit 2; }
-    python -m pip install --quiet --no-index --no-deps --find-links "$WHEELS" trl datasets dill multiprocess
+    [[ -f "$WHEELS/requirements.txt" ]] || { echo "no TRL here and no prepared wheels in $WHEELS (see the header)"; exit 2; }
+    python -m pip install --quiet --no-index --find-links "$WHEELS" -r "$WHEELS/requirements.txt"
 fi
 python - <<'PY'
 import importlib

@@ -7,8 +7,9 @@
 #
 #   1. Here (a machine with pip access), from the repo root:
 #        bash benchmarks/gpu_eval_check.sh prepare
-#      downloads the missing wheels for the GPU image's Python 3.12 into .whl/, copies the GSM8K test file and the
-#      R1-Distill-Qwen tokenizer into .gpu-carry/, and lists both folders in .git/info/exclude (about 20 MiB).
+#      has pip resolve what the GPU image lacks for its Python 3.12 into .whl/ and check offline that it installs
+#      (benchmarks/gpu_wheels.py), copies the GSM8K test file and the R1-Distill-Qwen tokenizer into .gpu-carry/,
+#      and lists both folders in .git/info/exclude (about 50 MiB).
 #   2. On the GPU machine (the device tool's `run`, with carry [".whl", ".gpu-carry"], timeout_s 600):
 #        bash benchmarks/gpu_eval_check.sh
 #      Figures are printed and written under $OUT (or ./gpu-check-out).
@@ -28,19 +29,13 @@ DATA_DIR="${DATA_DIR:-.gpu-carry/data}"
 TOKENIZER="${TOKENIZER:-.gpu-carry/tokenizer}"
 OUT="${OUT:-$PWD/gpu-check-out}"  # what comes back: the log, throughput tables, metrics, server logs
 WORK=/tmp/gpu-eval-check           # everything else
-WHEELS=(openai==3.57.0 jiter==0.19.0 distro==1.9.0 sniffio==1.3.1 pydantic==2.14.4 pydantic_core==2.50.5
-        annotated-types==0.8.0 typing-inspection==0.4.5 fastapi==0.165.0 starlette==1.10.0 uvicorn==0.54.0
-        math-verify==0.9.0 latex2sympy2_extended==1.11.0 antlr4-python3-runtime==4.13.2)
-
 if [[ "${1:-}" == "prepare" ]]; then
     PYTHON="${PYTHON:-python3}"
     mkdir -p .whl .gpu-carry/data/gsm8k
     for dir in /.whl/ /.gpu-carry/; do
         grep -qxF "$dir" .git/info/exclude 2>/dev/null || echo "$dir" >> .git/info/exclude
     done
-    "$PYTHON" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-        --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-        -d .whl "${WHEELS[@]}"
+    "$PYTHON" benchmarks/gpu_wheels.py prepare .whl --for eval --python-version 3.12
     shared="${DRP_SHARED_DIR:-$(cd .. && pwd)/shared}"
     cp "$shared/data/gsm8k/test.jsonl" .gpu-carry/data/gsm8k/
     cp -r "$shared/tokenizers/deepseek-r1-distill-qwen" .gpu-carry/tokenizer
@@ -54,9 +49,8 @@ exec > >(tee "$OUT/gpu_eval_check.log") 2>&1
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 
-if [[ -d .whl ]]; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-    export PYTHONPATH="$PYTHONPATH:/tmp/site"
+if [[ -f .whl/requirements.txt ]]; then
+    python3 -m pip install -q --no-index --no-compile --no-cache-dir --find-links .whl -r .whl/requirements.txt
 fi
 python3 -c "import torch, transformers, openai, fastapi, uvicorn, math_verify, typer; \
 print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'transformers', transformers.__version__)"

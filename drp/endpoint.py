@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from drp.redaction import redact_url, scrub
+
 RETRY_POLICY = ("the openai client retries connection errors, timeouts, 408, 409, 429 (honouring Retry-After) "
                 "and 5xx, with exponential backoff")
 NO_KEY = "not-needed"  # local servers (vLLM, transformers serve) want no key, but the client insists on one
@@ -29,12 +31,16 @@ class EndpointSettings:
 
     def public(self) -> dict:
         """What may be written to logs and configs: the key's variable name, never the key."""
-        return {"url": self.url, "model": self.model, "api_key_env": self.api_key_env,
+        return {"url": redact_url(self.url), "model": self.model, "api_key_env": self.api_key_env,
                 "timeout": self.timeout, "max_retries": self.max_retries}
 
 
-def describe_error(exc: BaseException, timeout: float) -> str:
-    """One line for a fault the client gave up on (after its retries)."""
+def describe_error(exc: BaseException, timeout: float, url: str | None = None) -> str:
+    """One line for a fault the client gave up on (after its retries); credentials in `url` are masked in it."""
+    return scrub(_describe(exc, timeout), url)
+
+
+def _describe(exc: BaseException, timeout: float) -> str:
     import openai
 
     if isinstance(exc, openai.APITimeoutError):

@@ -84,7 +84,7 @@ class Teacher:
                 if error and (getattr(raw_message, "response_metadata", None) or {}).get("finish_reason") == "length":
                     error += f" (the reply was cut at max_tokens={agent.max_tokens})"
         except (openai.APIStatusError, openai.APIConnectionError) as exc:
-            raise TeacherError(describe_error(exc, self.settings.timeout)) from exc
+            raise TeacherError(describe_error(exc, self.settings.timeout, self.settings.url)) from exc
         except (ValidationError, ValueError, openai.LengthFinishReasonError, openai.ContentFilterFinishReasonError) as exc:
             # the client library raises some parse failures itself (function calling): a retry, not a crash
             return Reply(None, "", _describe(exc), chat.model_name, latency_ms=_ms(started))

@@ -156,9 +156,13 @@ def _counter(options: RunOptions):
 
 
 async def _process(graph, ctx, trace: dict) -> dict:
+    from drp.prompting import PolicyTemplateError
+
     started = time.perf_counter()
     try:
         state = await graph.ainvoke({"trace": trace, "calls": []}, context=ctx)
+    except PolicyTemplateError as exc:  # a template that fails only on some traces: this trace, not the run
+        state = {"status": "failed", "reason": f"policy_error: {exc}", "calls": []}
     except Exception as exc:  # a bug must not take the other traces down: record it on this trace
         state = {"status": "failed", "reason": f"internal_error: {type(exc).__name__}: {exc}", "calls": []}
     state["seconds"] = time.perf_counter() - started
@@ -209,6 +213,8 @@ def _response_tokens_after(state: dict, counter, pruned_response: str) -> int:
 
 
 def _settle_existing_run(folder: Path, options: RunOptions) -> RunOptions:
+    from drp.redaction import is_redacted
+
     exists = db_path(folder).is_file()
     if exists and options.overwrite:
         shutil.rmtree(folder)
@@ -223,6 +229,9 @@ def _settle_existing_run(folder: Path, options: RunOptions) -> RunOptions:
                 "resume": True, "overwrite": False}
         if options.teacher_url:
             keep["teacher_url"] = options.teacher_url
+        elif is_redacted(saved.get("teacher_url")):
+            raise RunError(f"run {options.run_id!r} used a teacher URL with credentials, which are never stored: "
+                           "pass --teacher-url again to resume it")
         merged = {**saved, **keep}
         return RunOptions(**merged)
     elif options.resume:
@@ -235,8 +244,12 @@ def _settle_existing_run(folder: Path, options: RunOptions) -> RunOptions:
 def _load_policy(options: RunOptions):
     from drp.policy import load_policy
 
+    from drp.prompting import check_templates
+
     policy = load_policy(options.policy, [Path(p) for p in options.prompts_dirs])
-    return policy.with_overrides(options.policy_overrides) if options.policy_overrides else policy
+    policy = policy.with_overrides(options.policy_overrides) if options.policy_overrides else policy
+    check_templates(policy)  # an unsafe or broken prompt stops the run before any trace (a PolicyError)
+    return policy
 
 
 def _teacher(options: RunOptions, policy):
@@ -260,15 +273,18 @@ def _teacher(options: RunOptions, policy):
 
 
 def _write_config(folder: Path, store: RunStore, options: RunOptions, policy, counter) -> None:
+    from drp.redaction import redact_url
+
     teacher = _teacher(options, policy)
+    stored_options = {**asdict(options), "teacher_url": redact_url(options.teacher_url)}  # credentials stay out
     config = {
-        "run_id": options.run_id, "options": asdict(options), "policy": policy.snapshot(),
+        "run_id": options.run_id, "options": stored_options, "policy": policy.snapshot(),
         "teacher": teacher.settings.public() if teacher else None, "tokenizer": counter.name,
     }
     (folder / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False))
     store.save_run(options.run_id, {
         "policy": policy.name, "input": options.source,
-        "teacher_url": options.teacher_url if teacher else None,
+        "teacher_url": redact_url(options.teacher_url) if teacher else None,
         "teacher_model": options.teacher_model if teacher else None, "tokenizer": counter.name,
         "config": dumps(config), "prompt_hashes": dumps(policy.prompt_hashes),
     })

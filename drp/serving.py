@@ -3,6 +3,7 @@
 vLLM is never imported: it pins its own torch and transformers, so it usually lives in another environment
 and is only ever run as a program (`--vllm-bin`). The server runs in its own process group, so a Ctrl-C in
 the terminal reaches `drp serve` first, which then shuts the server down in order (SIGINT, SIGTERM, SIGKILL).
+If `drp serve` itself dies (even by SIGKILL), the kernel sends the server SIGTERM (Linux: PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
@@ -96,6 +97,46 @@ def _option_value(args: list[str], option: str) -> str | None:
     return None
 
 
+def hub_cache_env(environ: dict[str, str] | None = None) -> tuple[dict[str, str], str | None]:
+    """The backend's environment with a Hugging Face hub cache folder that exists, and a note when it had
+    to move. On a bare machine `~/.cache/huggingface/hub` is missing, and some `transformers serve` versions
+    then fail every GET /v1/models (CacheNotFound) although the model loaded."""
+    env = dict(os.environ if environ is None else environ)
+    home = Path(env.get("HOME") or Path.home())
+    hf_home = env.get("HF_HOME") or str(Path(env.get("XDG_CACHE_HOME") or home / ".cache") / "huggingface")
+    hub = Path(os.path.expanduser(env.get("HF_HUB_CACHE") or env.get("HUGGINGFACE_HUB_CACHE") or Path(hf_home) / "hub"))
+    note = None
+    try:
+        hub.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        from drp.paths import cache_dir
+
+        fallback = cache_dir() / "huggingface" / "hub"
+        fallback.mkdir(parents=True, exist_ok=True)
+        note = f"the Hugging Face cache {hub} cannot be created ({exc.strerror}); the server uses {fallback}"
+        hub = fallback
+    env["HF_HUB_CACHE"] = str(hub)
+    return env, note
+
+
+def _die_with_parent():
+    """A Popen preexec_fn (Linux): SIGTERM to the child when this process dies, however it dies."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    parent = os.getpid()
+    pr_set_pdeathsig = 1
+
+    def arm() -> None:
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before the signal was armed
+            os._exit(1)
+
+    return arm
+
+
 class ManagedServer:
     """A server process: start it, wait until it lists its model, stop it in order."""
 
@@ -103,21 +144,24 @@ class ManagedServer:
         self.command = command
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
+        self.note: str | None = None  # something the user should know about how the server was started
         self._log = None
 
     def start(self) -> "ManagedServer":
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log = open(self.log_path, "ab")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env, self.note = hub_cache_env()
+        env["PYTHONUNBUFFERED"] = "1"
         self.process = subprocess.Popen(
             self.command.argv, stdout=self._log, stderr=subprocess.STDOUT if self._log else None,
-            stdin=subprocess.DEVNULL, start_new_session=True, env=env,
+            stdin=subprocess.DEVNULL, start_new_session=True, env=env, preexec_fn=_die_with_parent(),
         )
         return self
 
     def wait_ready(self, timeout: float = 900.0, poll: float = 0.5) -> None:
-        """Until GET /v1/models lists the model; raises ServeError when the process dies or time runs out."""
+        """Until GET /v1/models answers; raises ServeError when the process dies, when the server answers with
+        an error (at once: waiting would not mend it), or when time runs out."""
         import httpx
 
         deadline = time.monotonic() + timeout
@@ -129,18 +173,31 @@ class ManagedServer:
                                  f"{self._log_tail()}")
             try:
                 reply = httpx.get(f"{self.command.base_url}/models", timeout=5)
-                if reply.status_code == 200:
-                    served = [m.get("id") for m in reply.json().get("data", [])]
-                    if self.command.model_name in served or not served:
-                        return
-                    last = f"serving {served}, not yet {self.command.model_name}"
-                else:
-                    last = f"HTTP {reply.status_code}"
-            except (httpx.HTTPError, ValueError) as exc:
+            except httpx.HTTPError as exc:  # not listening yet
                 last = type(exc).__name__
+                time.sleep(poll)
+                continue
+            if reply.status_code in (502, 503, 504):  # still loading
+                last = f"HTTP {reply.status_code}"
+            elif reply.status_code != 200:
+                self._fail(f"the server answers GET /v1/models with HTTP {reply.status_code}: "
+                           f"{_short(reply.text) or '(empty body)'}")
+            else:
+                served = _served_models(reply)
+                if served is None:
+                    self._fail(f"the server's GET /v1/models reply is not a model list: {_short(reply.text)}")
+                # vLLM lists exactly what it serves; transformers serve lists its cache, with or without the
+                # pinned model, so an answer at all means it is ready (it loads the model before listening).
+                if self.command.backend != "vllm" or self.command.model_name in served or not served:
+                    return
+                self._fail(f"the server serves {served}, not {self.command.model_name!r}")
             time.sleep(poll)
         self.stop()
         raise ServeError(f"server not ready after {timeout:.0f} s ({last}){self._log_tail()}")
+
+    def _fail(self, problem: str) -> None:
+        self.stop()
+        raise ServeError(f"{problem}{self._log_tail()}")
 
     def stop(self, grace: float = 20.0) -> int | None:
         """SIGINT to the server's process group, then SIGTERM, then SIGKILL; returns its exit status."""
@@ -181,3 +238,15 @@ class ManagedServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _served_models(reply) -> list[str] | None:
+    try:
+        return [m.get("id") for m in reply.json().get("data", [])]
+    except (ValueError, AttributeError, TypeError):
+        return None
+
+
+def _short(text: str, limit: int = 500) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "…"

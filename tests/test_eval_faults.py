@@ -227,3 +227,17 @@ def test_api_key_comes_from_the_environment_and_is_never_written(tmp_path, data_
             assert "sk-test-do-not-store-4242" not in path.read_text()
     assert "sk-test-do-not-store-4242" not in result.output
     assert CliRunner().invoke(app, ["eval", "--api-key", "x"]).exit_code == 2  # no such flag
+
+
+def test_credentials_in_the_model_url_are_never_written(tmp_path, data_dir, smollm2):
+    out = tmp_path / "eval"
+    with ScriptedTeacher(solver, models=("student",)) as teacher:
+        url = teacher.url.replace("http://", "http://evaluser-31f:evalpass-8d2@")
+        result = run_eval(url, out, data_dir, smollm2, "--seeds", "1")
+    assert result.exit_code == 0, result.output
+    assert "http://***@127.0.0.1:" in json.loads((out / "config.json").read_text())["model_url"]
+    for text in [result.output, *(p.read_text() for p in out.rglob("*") if p.is_file())]:
+        assert "evaluser-31f" not in text and "evalpass-8d2" not in text
+    down = run_eval(refused_url().replace("http://", "http://evaluser-31f:evalpass-8d2@"), tmp_path / "down",
+                    data_dir, smollm2)
+    assert down.exit_code != 0 and "is not answering" in down.output and "evalpass-8d2" not in down.output

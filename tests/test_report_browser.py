@@ -1,11 +1,13 @@
 """`drp report` in a real headless Chromium: filters, trace details, transcripts, --vs, injection, big lists.
 
-The browser must start: a missing Chromium is a failure here, never a skip (CI installs Debian's chromium).
+The browser must start: a missing Chromium is a failure here, never a skip (`make test` provides one through
+scripts/ensure_browser.py and passes it as DRP_CHROMIUM; run alone, the tests look for one the same way).
 Screenshots go to the test's tmp folder and to artifacts/report/ (git-ignored) for a human to look at.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -76,15 +78,27 @@ def runs(tmp_path_factory) -> Path:
     return folder
 
 
+def chromium_path() -> str:
+    """DRP_CHROMIUM (set by `make test`), else what scripts/ensure_browser.py finds without installing."""
+    if os.environ.get("DRP_CHROMIUM"):
+        return os.environ["DRP_CHROMIUM"]
+    spec = importlib.util.spec_from_file_location("ensure_browser", REPO / "scripts" / "ensure_browser.py")
+    ensure_browser = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ensure_browser)
+    found = ensure_browser.find_chromium()
+    if found is None:
+        pytest.fail("no headless Chromium: run `make test` (it provides one) or `python scripts/ensure_browser.py`")
+    return found
+
+
 @pytest.fixture(scope="module")
 def browser(runs):
     # After `runs`: Playwright's sync API keeps an event loop running, and `drp run` starts its own.
     from playwright.sync_api import sync_playwright
 
+    executable = chromium_path()
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=os.environ.get("DRP_CHROMIUM", "/usr/bin/chromium"), args=CHROMIUM_ARGS
-        )
+        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
 

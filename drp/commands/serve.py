@@ -44,6 +44,8 @@ def serve(
     typer.echo(f"starting {command.backend}: {' '.join(command.argv)}", err=True)
     try:
         server.start()
+        if server.note:
+            typer.echo(f"note: {server.note}", err=True)
         server.wait_ready(ready_timeout)
         typer.echo(f"ready: {command.base_url}")
         typer.echo(f"model: {command.model_name}")

@@ -61,6 +61,7 @@ def tokenizer_for(model: str, explicit: str | None) -> str:
 
 
 def run_eval(settings: EvalSettings, echo: Callable[[str], None] = print) -> EvalOutcome:
+    from drp.redaction import redact_url
     from drp.tokens import TokenCounter
 
     started = time.perf_counter()
@@ -71,7 +72,7 @@ def run_eval(settings: EvalSettings, echo: Callable[[str], None] = print) -> Eva
     tokenizer_name = tokenizer_for(settings.endpoint.model, settings.tokenizer)
     config = {
         "model": settings.endpoint.model,
-        "model_url": settings.endpoint.url,
+        "model_url": redact_url(settings.endpoint.url),  # credentials in the URL are never written
         "prompt_template": {"label": label, "template": template},
         "tokenizer": tokenizer_name,
         "decoding": settings.decoding.public(),
@@ -99,7 +100,7 @@ def run_eval(settings: EvalSettings, echo: Callable[[str], None] = print) -> Eva
         if (b.name, seed, p.id) not in finished
     ]
     echo(f"{len(tasks)} samples to draw ({len(finished)} already done) from {settings.endpoint.model} at "
-         f"{settings.endpoint.url}; tokens counted with {tokenizer_name}")
+         f"{redact_url(settings.endpoint.url)}; tokens counted with {tokenizer_name}")
     counter = TokenCounter(tokenizer_name)
     progress = _progress(len(tasks), settings.progress)
     tally = {"correct": 0, "errors": 0}

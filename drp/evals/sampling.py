@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable, Iterator
 from drp.endpoint import EndpointSettings, describe_error
 from drp.errors import EXIT_ENDPOINT_DOWN, UserError
 from drp.layout import join_response
+from drp.redaction import redact_url
 
 PROBE_TIMEOUT = 15.0  # seconds for the model listing that checks the endpoint is up
 
@@ -72,7 +73,7 @@ class SamplingSettings:
         endpoint = Endpoint(self.endpoint)
         served = endpoint.probe()
         if served and endpoint.model not in served:
-            echo(f"warning: {endpoint.url} lists {', '.join(served[:5])} but not {endpoint.model}")
+            echo(f"warning: {redact_url(endpoint.url)} lists {', '.join(served[:5])} but not {endpoint.model}")
         return endpoint
 
 
@@ -94,8 +95,8 @@ class Endpoint:
         try:
             served = [m.id for m in self.client.with_options(max_retries=0, timeout=PROBE_TIMEOUT).models.list()]
         except Exception as exc:
-            raise EndpointDown(f"endpoint {self.url} is not answering: {describe_error(exc, PROBE_TIMEOUT)}; "
-                               "start one with `drp serve MODEL`") from None
+            raise EndpointDown(f"endpoint {redact_url(self.url)} is not answering: "
+                               f"{describe_error(exc, PROBE_TIMEOUT, self.url)}; start one with `drp serve MODEL`") from None
         self.kind = _server_kind(self.url, httpx)
         return served
 
