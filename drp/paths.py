@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+
+from drp.errors import UserError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
@@ -15,12 +18,43 @@ def runs_dir() -> Path:
     return Path(os.environ.get("DRP_RUNS_DIR", "runs"))
 
 
-def run_dir(run_id: str) -> Path:
-    """A run's folder; RUN may also be given as a path to an existing run folder."""
-    as_path = Path(run_id)
+# A run id is a plain folder name, never a path: nothing outside the runs folder is ever written or deleted.
+# It starts with a letter or digit, so `.`, `..`, hidden names and option-like names are never ids.
+RUN_ID_RULE = "letters, digits, '.', '_' and '-', starting with a letter or digit, at most 128 characters"
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+class InvalidRunId(UserError):
+    """A run id that is not a plain name."""
+
+
+def check_run_id(run_id: str) -> str:
+    """The run id itself, or InvalidRunId saying what a run id may hold."""
+    if not _RUN_ID.fullmatch(run_id):
+        raise InvalidRunId(f"invalid run id {run_id!r}: a run id is a plain name ({RUN_ID_RULE}); "
+                           f"runs live in {runs_dir()} (DRP_RUNS_DIR moves it)")
+    return run_id
+
+
+def new_run_dir(run_id: str) -> Path:
+    """Where `drp run` keeps the run `run_id` (checked to be a plain name)."""
+    return runs_dir() / check_run_id(run_id)
+
+
+def run_dir(run: str) -> Path:
+    """The folder of a run to read: a run id under the runs folder, or a path to a run folder."""
+    as_path = Path(run)
     if as_path.is_dir() and (as_path / DB_NAME).exists():
         return as_path
-    return runs_dir() / run_id
+    if not _RUN_ID.fullmatch(run):
+        return as_path  # a path to something that is not a run: the reader says what is missing there
+    return runs_dir() / run
+
+
+def work_dir() -> Path:
+    """The runs folder's own corner: run locks and runs still being created (never a run id: ids start
+    with a letter or digit)."""
+    return runs_dir() / ".drp"
 
 
 def cache_dir() -> Path:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from drp.errors import UserError
+from drp.parent_death import preexec_die_with_parent
 
 BACKENDS = ("auto", "vllm", "transformers")
 
@@ -119,24 +120,6 @@ def hub_cache_env(environ: dict[str, str] | None = None) -> tuple[dict[str, str]
     return env, note
 
 
-def _die_with_parent():
-    """A Popen preexec_fn (Linux): SIGTERM to the child when this process dies, however it dies."""
-    if not sys.platform.startswith("linux"):
-        return None
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    parent = os.getpid()
-    pr_set_pdeathsig = 1
-
-    def arm() -> None:
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
-        if os.getppid() != parent:  # the parent died before the signal was armed
-            os._exit(1)
-
-    return arm
-
-
 class ManagedServer:
     """A server process: start it, wait until it lists its model, stop it in order."""
 
@@ -155,7 +138,7 @@ class ManagedServer:
         env["PYTHONUNBUFFERED"] = "1"
         self.process = subprocess.Popen(
             self.command.argv, stdout=self._log, stderr=subprocess.STDOUT if self._log else None,
-            stdin=subprocess.DEVNULL, start_new_session=True, env=env, preexec_fn=_die_with_parent(),
+            stdin=subprocess.DEVNULL, start_new_session=True, env=env, preexec_fn=preexec_die_with_parent(),
         )
         return self
 

@@ -1,0 +1,86 @@
+"""Run folders appear whole or not at all, and drp deletes only its own.
+
+A new run is built in a private folder under `<runs>/.drp/` (database migrated, inputs ingested, settings
+written) and renamed into `<runs>/<id>` only when complete; a kill or an error before that leaves no run,
+only a leftover that the next `drp run` of that id removes (under the run's lock, so never one in use).
+`--overwrite` swaps the new run in for the old one the same way, and only replaces a folder that is a drp run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+from drp.paths import DB_NAME, work_dir
+
+_DB_FILES = {DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", f"{DB_NAME}-journal"}
+
+
+def is_run_folder(folder: Path) -> bool:
+    """A folder drp made: its drp.db holds drp's tables (or it holds only an empty drp.db, what an early
+    kill left behind before runs were built aside)."""
+    database = folder / DB_NAME
+    if not database.is_file():
+        return False
+    if database.stat().st_size == 0:
+        return {entry.name for entry in folder.iterdir()} <= _DB_FILES
+    try:
+        conn = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            tables = {row[0] for row in conn.execute("select name from sqlite_master where type = 'table'")}
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return False
+    return "runs" in tables or "_migrations" in tables
+
+
+def is_empty_folder(folder: Path) -> bool:
+    return folder.is_dir() and not any(folder.iterdir())
+
+
+def clear_leftovers(run_id: str) -> None:
+    """Remove what killed creations or swaps of this run left in the work folder (call it holding the lock)."""
+    root = work_dir()
+    if not root.is_dir():
+        return
+    for prefix in (f"{run_id}.new-", f"{run_id}.old-"):
+        for leftover in root.glob(f"{prefix}*"):
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+
+
+@contextmanager
+def staging(run_id: str):
+    """A private folder to build the run `run_id` in; removed unless it was published."""
+    root = work_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=f"{run_id}.new-", dir=root))
+    folder.chmod(0o777 & ~_umask())  # mkdtemp's folder is private; a run folder gets the usual permissions
+    try:
+        yield folder
+    finally:
+        if folder.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def publish(staged: Path, folder: Path) -> None:
+    """Move a complete run into place, replacing the run (or empty folder) there."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    old = None
+    if folder.exists() and not is_empty_folder(folder):
+        old = Path(tempfile.mkdtemp(prefix=f"{folder.name}.old-", dir=work_dir()))
+        os.replace(folder, old)  # the old run steps aside, onto the fresh empty name
+    os.replace(staged, folder)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
