@@ -17,10 +17,11 @@ REQUIRED = ("question", "response")
 
 @dataclass
 class LoadedRecord:
-    id: str
+    id: str  # the row's key: no other record of the input has it (see `load`)
     line: int
     record: dict | None  # id, question, response, gold_answer (str|None), extra (dict)
     error: str | None = None
+    source_id: str | None = None  # the record's own id, as given (None when it has none)
 
 
 def parse_field_map(pairs: list[str]) -> dict[str, str]:
@@ -35,17 +36,44 @@ def parse_field_map(pairs: list[str]) -> dict[str, str]:
 
 
 def load(source: str, field_map: dict[str, str] | None = None, split: str = "train") -> Iterator[LoadedRecord]:
-    """Records from a JSONL file, a `datasets` directory or a Hugging Face dataset name, ids de-duplicated."""
+    """One LoadedRecord per input record (a JSONL file, a `datasets` folder or a Hugging Face dataset name),
+    each with a key no other record has. The first usable record with an id keeps it as its key, and so does
+    a bad line whose id no other record has; every other record (a repeated id, no id) gets a key made from its
+    id or line number that no record's own id takes, so a bad line never hides a good one and a renamed
+    duplicate never lands on a real id.
+    The input is read twice: once to learn every usable record's id, once to yield."""
     field_map = field_map or {}
-    seen: dict[str, int] = {}
+    first_line: dict[str, int] = {}
     for line, raw, error in _raw_records(source, split):
-        loaded = _normalise(line, raw, error, field_map)
-        if loaded.record is not None and loaded.id in seen:
-            first = seen[loaded.id]
-            loaded = LoadedRecord(f"{loaded.id}#line{line}", line, None, f"duplicate_id: {loaded.id!r} first seen on line {first}")
-        elif loaded.record is not None:
-            seen[loaded.id] = line
-        yield loaded
+        item = _normalise(line, raw, error, field_map)
+        if item.record is not None and item.source_id is not None:
+            first_line.setdefault(item.source_id, line)
+    taken = set(first_line)
+    for line, raw, error in _raw_records(source, split):
+        item = _normalise(line, raw, error, field_map)
+        own = item.source_id
+        if item.record is not None and own is not None and first_line[own] == line:
+            key = own
+        elif own is not None and own not in taken:
+            key = own  # a bad line keeps its own id when no other record has it
+        else:
+            if item.record is not None and own is not None:
+                item.record, item.error = None, f"duplicate_id: {own!r} first seen on line {first_line[own]}"
+            key = unused_key(f"{own}#line{line}" if own is not None else f"line-{line:06d}", taken)
+        taken.add(key)
+        item.id = key
+        if item.record is not None:
+            item.record["id"] = key
+        yield item
+
+
+def unused_key(base: str, taken: set[str]) -> str:
+    """`base`, or `base~2`, `base~3`, … : the first that is not taken."""
+    key, n = base, 1
+    while key in taken:
+        n += 1
+        key = f"{base}~{n}"
+    return key
 
 
 def _raw_records(source: str, split: str) -> Iterator[tuple[int, object, str | None]]:
@@ -56,7 +84,7 @@ def _raw_records(source: str, split: str) -> Iterator[tuple[int, object, str | N
                 if not data.strip():
                     continue
                 try:
-                    text = data.decode("utf-8")
+                    text = data.decode("utf-8-sig" if line == 1 else "utf-8")  # a leading BOM is not data
                 except UnicodeDecodeError as exc:
                     yield line, None, f"invalid_utf8: {exc.reason} at byte {exc.start}"
                     continue
@@ -77,30 +105,42 @@ def _raw_records(source: str, split: str) -> Iterator[tuple[int, object, str | N
         yield line, row, None
 
 
+def _own_id(value) -> tuple[str | None, str | None]:
+    """The record's own id as text, or why it cannot be one: text (stripped) and integers are ids."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None, None
+    if isinstance(value, str):
+        return value.strip(), None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value), None
+    return None, f"invalid_id: the id is {type(value).__name__}, not text or an integer"
+
+
 def _normalise(line: int, raw: object, error: str | None, field_map: dict[str, str]) -> LoadedRecord:
-    fallback_id = f"line-{line:06d}"
+    """The record of one input line, or the reason it cannot be used (its key is settled by `load`)."""
     if error is not None:
-        return LoadedRecord(fallback_id, line, None, error)
+        return LoadedRecord("", line, None, error)
     if not isinstance(raw, dict):
-        return LoadedRecord(fallback_id, line, None, f"invalid_record: expected a JSON object, got {type(raw).__name__}")
+        return LoadedRecord("", line, None, f"invalid_record: expected a JSON object, got {type(raw).__name__}")
 
     def field(name: str):
         return raw.get(field_map.get(name, name))
 
-    raw_id = field("id")
-    record_id = str(raw_id).strip() if raw_id not in (None, "") else fallback_id
+    own, problem = _own_id(field("id"))
+    if problem:
+        return LoadedRecord("", line, None, problem)
     for name in REQUIRED:
         value = field(name)
         if not isinstance(value, str) or not value.strip():
             problem = "missing" if value is None else "empty" if isinstance(value, str) else f"not text ({type(value).__name__})"
-            return LoadedRecord(record_id, line, None, f"missing_field: {field_map.get(name, name)} is {problem}")
+            return LoadedRecord("", line, None, f"missing_field: {field_map.get(name, name)} is {problem}", own)
     gold = field("gold_answer")
     used = {field_map.get(n, n) for n in ("id", "question", "response", "gold_answer")}
     record = {
-        "id": record_id,
+        "id": own,
         "question": field("question"),
         "response": field("response"),
         "gold_answer": None if gold in (None, "") else str(gold),
         "extra": {k: v for k, v in raw.items() if k not in used},
     }
-    return LoadedRecord(record_id, line, record)
+    return LoadedRecord("", line, record, None, own)
