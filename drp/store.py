@@ -13,7 +13,9 @@ as it is: what a later migration adds is computed on the fly. Everything returne
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
+import tempfile
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,7 +23,7 @@ from pathlib import Path
 import sqlite_utils
 
 from drp.errors import UserError
-from drp.input_traces import LoadedRecord
+from drp.input_traces import LoadedRecord, unused_key
 from drp.layout import answer_section_after
 from drp.paths import DB_NAME
 
@@ -30,6 +32,10 @@ TERMINAL = ("accepted", "rejected", "failed")
 
 class RunNotFound(UserError):
     """No run database where one was asked for."""
+
+
+class IncompleteRun(UserError):
+    """A run folder whose creation never finished (left by a kill, before runs were built aside)."""
 
 
 def now() -> str:
@@ -112,10 +118,23 @@ def _m003_call_llm(db: sqlite_utils.Database) -> None:
     db.execute(f"update calls set llm = model not in ({marks})", _PRE_M003_DETERMINISTIC)
 
 
+def _m004_line_identity_and_policy_hashes(db: sqlite_utils.Database) -> None:
+    """One row per input line (its own id kept beside the row's unique id), and the policy hash each run,
+    trace and call was made with (a resumed run may have been resumed under a changed policy)."""
+    db["traces"].add_column("source_id", str)
+    db["traces"].add_column("policy_hash", str)
+    db["traces"].create_index(["line"], unique=True, index_name="traces_line")
+    db["calls"].add_column("policy_hash", str)
+    db["runs"].add_column("policy_hash", str)
+    db["runs"].add_column("policy_history", str)
+    db["runs"].add_column("input_lines", int)  # set once every input line has its row
+
+
 MIGRATIONS = [
     ("m001_initial", _m001_initial),
     ("m002_pruned_answer_section", _m002_pruned_answer_section),
     ("m003_call_llm", _m003_call_llm),
+    ("m004_line_identity_and_policy_hashes", _m004_line_identity_and_policy_hashes),
 ]
 
 
@@ -123,6 +142,8 @@ def _legacy_trace_columns(row: dict) -> dict:
     """What later migrations add to a trace row, computed for a run read before them (read-only)."""
     if "pruned_answer_section" not in row:
         row["pruned_answer_section"] = answer_section_after(row.get("pruned_thinking"), row.get("pruned_response"))
+    row.setdefault("source_id", None)
+    row.setdefault("policy_hash", None)
     return row
 
 
@@ -143,33 +164,68 @@ def db_path(path: Path | str) -> Path:
 
 
 def open_run(path: Path | str, write: bool = False) -> RunStore:
-    """A run's database. `write`: create and migrate it as needed; else read-only (RunNotFound when absent)."""
+    """A run's database. `write`: create and migrate it as needed; else read-only, and only a complete run
+    (RunNotFound when there is none, IncompleteRun when its creation never finished)."""
     file = db_path(path)
     if write:
         file.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite_utils.Database(file)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
+        store = RunStore(db, file.parent, True)
     else:
         if not file.is_file():
             raise RunNotFound(f"no run database at {file}")
-        db = sqlite_utils.Database(sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True))
-    db.execute("PRAGMA busy_timeout=60000")  # worker processes write to the same run: wait, never fail
-    store = RunStore(db, file.parent, write)
+        conn, copy = _connect_read_only(file)
+        store = RunStore(sqlite_utils.Database(conn), file.parent, False, copy)
+    store.db.execute("PRAGMA busy_timeout=60000")  # worker processes write to the same run: wait, never fail
     if write:
         store._migrate()
+    else:
+        store._check_complete()
     return store
+
+
+def _connect_read_only(file: Path) -> tuple[sqlite3.Connection, Path | None]:
+    """SQLite read-only, on a writable or a read-only folder (a read-only mount, another user's run).
+
+    A WAL database needs its `-shm` file: where it cannot be created, a database without a `-wal` file is
+    complete on its own and opens as immutable; one with a `-wal` file (a killed run) is read from a private
+    copy, so what the log holds is not lost. Returns the connection and the copy's folder, if any."""
+    attempts = [(file, "mode=ro")]
+    if not Path(f"{file}-wal").exists():
+        attempts.append((file, "mode=ro&immutable=1"))
+    for target, flags in attempts:
+        conn = sqlite3.connect(f"{target.resolve().as_uri()}?{flags}", uri=True)
+        try:
+            conn.execute("select count(*) from sqlite_master").fetchone()
+            return conn, None
+        except sqlite3.OperationalError:
+            conn.close()
+        except sqlite3.DatabaseError as exc:  # not SQLite at all (truncated, overwritten)
+            conn.close()
+            raise RunNotFound(f"{file} is not a readable run database ({exc})") from None
+    copy = Path(tempfile.mkdtemp(prefix="drp-read-"))
+    for suffix in ("", "-wal"):
+        if Path(f"{file}{suffix}").exists():
+            shutil.copyfile(f"{file}{suffix}", copy / f"{file.name}{suffix}")
+    conn = sqlite3.connect(f"{(copy / file.name).as_uri()}?mode=ro", uri=True)
+    return conn, copy
 
 
 class RunStore:
     """One run's database. Readers get dicts and lists; writers hand in dicts keyed by column name."""
 
-    def __init__(self, db: sqlite_utils.Database, folder: Path, writable: bool):
+    def __init__(self, db: sqlite_utils.Database, folder: Path, writable: bool, copy: Path | None = None):
         self.db, self.folder, self.writable = db, folder, writable
+        self._copy = copy  # a private copy of a read-only WAL database, removed at close
         self._columns: dict[str, set[str]] = {}  # the schema, looked up once
 
     def close(self) -> None:
         self.db.close()
+        if self._copy is not None:
+            shutil.rmtree(self._copy, ignore_errors=True)
+            self._copy = None
 
     def _migrate(self) -> None:
         applied = set()
@@ -177,10 +233,25 @@ class RunStore:
             applied = {row["name"] for row in self.db["_migrations"].rows}
         for name, migrate in MIGRATIONS:
             if name not in applied:
-                with self.db.conn:
+                with self.db.atomic():  # BEGIN … COMMIT around the DDL too: a kill leaves all of it or none
                     migrate(self.db)
                     self.db["_migrations"].insert({"name": name, "applied_at": now()}, pk="name")
         self._columns.clear()
+
+    def _check_complete(self) -> None:
+        """A run has its tables and its row (written last when a run is created), or, damaged, at least its
+        config.json and traces: else its creation was interrupted, and nothing here can be shown as a run."""
+        try:
+            tables = set(self.db.table_names())
+            complete = {"runs", "traces"} <= tables and (self.db["runs"].count > 0 or (
+                (self.folder / "config.json").is_file() and self.db["traces"].count > 0))
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            raise RunNotFound(f"{self.folder / DB_NAME} is not a readable run database ({exc})") from None
+        if not complete:
+            self.close()
+            raise IncompleteRun(f"{self.folder} holds no complete run: its creation was interrupted. "
+                                "Start it again with `drp run ... --overwrite`")
 
     def columns(self, table: str) -> set[str]:
         """The table's columns; empty when this database lacks the table (older or damaged runs)."""
@@ -214,21 +285,25 @@ class RunStore:
             "updated_at": now(),
         })
 
-    def ingest(self, loaded: Iterable[LoadedRecord]) -> None:
-        """One row per input record: pending, or failed with its reason. Records seen before (a resumed run)
-        are skipped."""
-        known = {row["id"] for row in self.db.query("select id from traces")}
-        batch = []
+    def ingest(self, loaded: Iterable[LoadedRecord]) -> int:
+        """One row per input line: pending, or failed with its reason; returns how many lines the input has.
+        Lines that already have their row are skipped (finishing the ingest of a run made before runs were
+        ingested whole), and a key already in the database is made unique the same way the loader does."""
+        known_lines = {row["line"] for row in self.db.query("select line from traces")}
+        taken = {row["id"] for row in self.db.query("select id from traces")}
+        batch, lines = [], 0
         for item in loaded:
-            if item.id in known:
+            lines += 1
+            if item.line in known_lines:
                 continue
-            known.add(item.id)
+            key = item.id if item.id not in taken else unused_key(item.id, taken)
+            taken.add(key)
             if item.record is None:
-                batch.append({"id": item.id, "line": item.line, "status": "failed", "reason": item.error,
-                              "attempts": 0, "finished_at": now()})
+                batch.append({"id": key, "line": item.line, "source_id": item.source_id, "status": "failed",
+                              "reason": item.error, "attempts": 0, "finished_at": now()})
             else:
                 rec = item.record
-                batch.append({"id": rec["id"], "line": item.line, "question": rec["question"],
+                batch.append({"id": key, "line": item.line, "source_id": item.source_id, "question": rec["question"],
                               "response": rec["response"], "gold_answer": rec["gold_answer"],
                               "extra": dumps(rec["extra"]), "status": "pending", "attempts": 0})
             if len(batch) >= 500:
@@ -236,6 +311,7 @@ class RunStore:
                 batch = []
         if batch:
             self.db["traces"].insert_all(batch)
+        return lines
 
     def pending_ids(self, limit: int | None = None) -> list[str]:
         """Pending traces in input order; with `limit`, only among the first `limit` records (terminal or not)."""
@@ -251,14 +327,17 @@ class RunStore:
         row = self.db["traces"].get(trace_id)
         return {key: row[key] for key in ("id", "question", "response", "gold_answer")}
 
-    def save_result(self, trace_id: str, result: dict, steps: list[dict], calls: list[dict]) -> None:
-        """One transaction per trace: its calls, its steps and its terminal status land together or not at all."""
+    def save_result(self, trace_id: str, result: dict, steps: list[dict], calls: list[dict],
+                    policy_hash: str | None = None) -> None:
+        """One transaction per trace: its calls, its steps and its terminal status land together or not at all.
+        `policy_hash`: the policy the trace was made with, kept on the trace and on each of its calls."""
         step_rows = [{**step, "trace_id": trace_id, "step": number} for number, step in enumerate(steps, start=1)]
         call_rows = [
             {**call, "trace_id": trace_id, "seq": seq, "messages": dumps(call["messages"]),
-             "parsed": dumps(call["parsed"])}
+             "parsed": dumps(call["parsed"]), "policy_hash": policy_hash}
             for seq, call in enumerate(calls, start=1)
         ]
+        result = {**result, "policy_hash": policy_hash}
         with self.db.conn:
             self.db.execute("delete from steps where trace_id = ?", [trace_id])
             self.db.execute("delete from calls where trace_id = ?", [trace_id])
@@ -404,7 +483,7 @@ def _accepted_record(row: dict) -> dict:
             "thinking_before": row["thinking_tokens_before"], "thinking_after": row["thinking_tokens_after"],
             "response_before": row["response_tokens_before"], "response_after": row["response_tokens_after"],
         },
-        "attempts": row["attempts"], "extra": loads(row["extra"]) or {},
+        "attempts": row["attempts"], "extra": loads(row["extra"]) or {}, "policy_hash": row.get("policy_hash"),
     }
 
 
