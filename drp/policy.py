@@ -7,6 +7,7 @@ up in `--prompts-dir` folders, then `DRP_PROMPTS_PATH` (os.pathsep-separated), t
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from functools import cached_property
 from pathlib import Path
@@ -131,6 +132,46 @@ class Policy(_Strict):
         data["prompt_hashes"] = self.prompt_hashes
         data["prompts"] = {a: p.read_text() for a in self.agents if (p := self.prompt_path(a))}
         return data
+
+    @cached_property
+    def policy_hash(self) -> str:
+        return snapshot_hash(self.snapshot())
+
+
+def snapshot_hash(snapshot: dict) -> str:
+    """One hash of a whole resolved policy: every setting and every prompt text (not where its files live)."""
+    canonical = json.dumps(snapshot, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def snapshot_changes(old: dict, new: dict) -> list[str]:
+    """What differs between two policy snapshots, one short phrase per changed setting or prompt."""
+    before, after = _flatten({k: v for k, v in old.items() if k != "prompt_hashes"}), \
+        _flatten({k: v for k, v in new.items() if k != "prompt_hashes"})
+    changes = []
+    for key in sorted(before.keys() | after.keys()):
+        if before.get(key) == after.get(key):
+            continue
+        if key.startswith("prompts."):
+            changes.append(f"the {key.removeprefix('prompts.')} prompt text")
+        else:
+            changes.append(f"{key}: {_short(before.get(key))} → {_short(after.get(key))}")
+    return changes
+
+
+def _flatten(data: dict, prefix: str = "") -> dict[str, object]:
+    flat: dict[str, object] = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _short(value: object, limit: int = 60) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def search_path(extra: list[Path] | None = None) -> list[Path]:
