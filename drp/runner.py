@@ -1,20 +1,27 @@
 """Run the pruning graph over a dataset: ingest records, process pending traces with bounded
-concurrency, write each finished trace atomically, resume where a killed run stopped."""
+concurrency, write each finished trace atomically, resume where a killed run stopped.
+
+One process owns a run at a time (drp/run_lock.py); a new run is built aside and appears whole
+(drp/run_folders.py); a resume under a changed policy is refused unless asked for, and then recorded.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import shutil
+import os
+import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from drp import input_traces
 from drp.errors import UserError
-from drp.paths import run_dir
 from drp.layout import join_response
-from drp.store import RunStore, db_path, dumps, open_run
+from drp.paths import new_run_dir
+from drp.run_folders import clear_leftovers, is_empty_folder, is_run_folder, publish, staging
+from drp.run_lock import lock_run
+from drp.store import RunStore, dumps, now, open_run
 
 
 DEFAULT_POLICY = "skill-aware"
@@ -45,6 +52,7 @@ class RunOptions:
     split: str = "train"
     prompts_dirs: list[str] = field(default_factory=list)
     policy_overrides: dict[str, object] = field(default_factory=dict)
+    allow_policy_change: bool = False  # resume under a policy that differs from the run's (both are recorded)
 
 
 @dataclass
@@ -64,14 +72,23 @@ def run(options: RunOptions, progress: bool = True) -> RunSummary:
     """Prune every pending trace of a run. With `workers` > 1 the pending traces are shared among forked
     worker processes (each with its own event loop and database connection): one Python process saturates
     one core long before a fast teacher does."""
-    folder = run_dir(options.run_id)
-    options = _settle_existing_run(folder, options)
-    policy = _load_policy(options)
-    _teacher(options, policy)  # refuse an LLM policy without a teacher before touching anything
-    store = open_run(folder, write=True)
-    counter = _counter(options)
-    _write_config(folder, store, options, policy, counter)
-    store.ingest(input_traces.load(options.source, options.field_map, options.split))
+    folder = new_run_dir(options.run_id)
+    with lock_run(options.run_id):  # before anything is read or written; the workers share it
+        clear_leftovers(options.run_id)
+        options, saved = _settle_existing_run(folder, options)
+        policy = _load_policy(options)
+        _teacher(options, policy)  # refuse an LLM policy without a teacher before touching anything
+        changes = _policy_changes(options, saved, policy) if saved else []
+        counter = _counter(options)
+        if saved is None:
+            _create(folder, options, policy, counter)
+            store = open_run(folder, write=True)
+        else:
+            store = _reopen(folder, options, policy, counter, saved, changes)
+        return _prune_pending(store, folder, options, policy, progress)
+
+
+def _prune_pending(store: RunStore, folder: Path, options: RunOptions, policy, progress: bool) -> RunSummary:
     pending = store.pending_ids(options.limit)
     started = time.perf_counter()
     bar = _progress_bar(len(pending), progress)
@@ -82,10 +99,35 @@ def run(options: RunOptions, progress: bool = True) -> RunSummary:
     bar.close()
     seconds = time.perf_counter() - started
     store.add_session(options.run_id, seconds)
-    write_pruned_jsonl(store, folder, policy)
+    write_pruned_jsonl(store, folder)
     counts = store.status_counts()
     store.close()
     return RunSummary(options.run_id, folder, len(pending), counts, seconds)
+
+
+def _reopen(folder: Path, options: RunOptions, policy, counter, saved: dict, changes: list[str]) -> RunStore:
+    """An existing run, for this session: its config brought up to date (the policy history included)."""
+    store = open_run(folder, write=True)
+    _write_config(folder, store, options, policy, counter, _history(saved, policy, changes))
+    if store.run_row().get("input_lines") is None:  # a run made before runs were ingested whole
+        lines = store.ingest(input_traces.load(options.source, options.field_map, options.split))
+        store.save_run(options.run_id, {"input_lines": lines})
+    return store
+
+
+def _create(folder: Path, options: RunOptions, policy, counter) -> None:
+    """Build the run aside (database, every input line, settings; the run's row last) and move it into place
+    whole: a kill at any instant before leaves no run, after leaves a resumable one."""
+    with staging(options.run_id) as staged:
+        store = open_run(staged, write=True)
+        try:
+            lines = store.ingest(input_traces.load(options.source, options.field_map, options.split))
+            history = [{"hash": policy.policy_hash, "since": now(), "prompt_hashes": policy.prompt_hashes,
+                        "changes": []}]
+            _write_config(staged, store, options, policy, counter, history, input_lines=lines)
+        finally:
+            store.close()
+        publish(staged, folder)
 
 
 async def _process_ids(options: RunOptions, folder: Path, policy, ids: list[str], concurrency: int, bar=None) -> None:
@@ -105,7 +147,7 @@ async def _process_ids(options: RunOptions, folder: Path, policy, ids: list[str]
         while not queue.empty():
             trace = store.trace_input(queue.get_nowait())
             result = await _process(graph, ctx, trace)
-            store.save_result(trace["id"], *_result_rows(trace, result, counter))
+            store.save_result(trace["id"], *_result_rows(trace, result, counter), policy_hash=policy.policy_hash)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix_str(result.get("status") or "")
@@ -121,8 +163,9 @@ def _process_in_workers(options: RunOptions, folder: Path, policy, ids: list[str
     context = multiprocessing.get_context("fork")  # the parent has imported everything: forking is cheap
     workers = min(options.workers, len(ids))
     per_worker = max(1, -(-options.concurrency // workers))
+    parent = os.getpid()
     processes = [
-        context.Process(target=_worker_main, args=(options, folder, policy, ids[index::workers], per_worker))
+        context.Process(target=_worker_main, args=(options, folder, policy, ids[index::workers], per_worker, parent))
         for index in range(workers)
     ]
     for process in processes:
@@ -145,14 +188,22 @@ def _process_in_workers(options: RunOptions, folder: Path, policy, ids: list[str
         raise RunError(f"{len(failed)} worker process(es) died (exit codes {failed}); finish with --resume")
 
 
-def _worker_main(options: RunOptions, folder: Path, policy, ids: list[str], concurrency: int) -> None:
+def _worker_main(options: RunOptions, folder: Path, policy, ids: list[str], concurrency: int, parent: int) -> None:
+    from drp.parent_death import die_with_parent
+
+    # A worker belongs to the process that owns the run: when that one dies (even by SIGKILL), so does the
+    # worker, at once, so no orphan keeps writing beside a resume. What it finished is already committed.
+    die_with_parent(signal.SIGKILL, parent)
     asyncio.run(_process_ids(options, folder, policy, ids, concurrency))
 
 
 def _counter(options: RunOptions):
     from drp.tokens import TokenCounter
 
-    return TokenCounter(options.tokenizer)
+    try:
+        return TokenCounter(options.tokenizer)
+    except ValueError as exc:  # a tokenizer that cannot be loaded: said before any run exists
+        raise RunError(str(exc)) from None
 
 
 async def _process(graph, ctx, trace: dict) -> dict:
@@ -212,33 +263,87 @@ def _response_tokens_after(state: dict, counter, pruned_response: str) -> int:
     return counted if counted is not None else counter.count(pruned_response)
 
 
-def _settle_existing_run(folder: Path, options: RunOptions) -> RunOptions:
+def _settle_existing_run(folder: Path, options: RunOptions) -> tuple[RunOptions, dict | None]:
+    """The options to run with, and the saved config when this resumes an existing run (None: a new run).
+    Nothing is written here: a refusal leaves everything as it was."""
     from drp.redaction import is_redacted
 
-    exists = db_path(folder).is_file()
+    exists = folder.exists() and not is_empty_folder(folder)
+    if exists and not is_run_folder(folder):
+        raise RunError(f"{folder} exists and is not a drp run: drp never writes into or deletes it. "
+                       "Choose another --run-id, or move that folder")
     if exists and options.overwrite:
-        shutil.rmtree(folder)
+        pass  # a new run, swapped in for the old one once complete
     elif exists and not options.resume:
         raise RunError(f"run {options.run_id!r} already exists at {folder}: pass --resume to finish it or --overwrite")
-    elif exists and options.resume:
-        saved = json.loads((folder / "config.json").read_text())["options"]
+    elif exists:
+        saved_config = _saved_config(folder, options.run_id)
+        saved = saved_config["options"]
         if options.policy is not None and saved["policy"] != options.policy:
             raise RunError(f"run {options.run_id!r} used policy {saved['policy']!r}; cannot resume with {options.policy!r}")
-        # Resume with the run's own settings; only the concurrency, limit and teacher endpoint may change.
+        # Resume with the run's own settings; only the concurrency, limit and teacher endpoint may change, and
+        # the policy settings with --set (a policy change, refused unless allowed).
         keep = {"concurrency": options.concurrency, "workers": options.workers, "limit": options.limit,
-                "resume": True, "overwrite": False}
+                "resume": True, "overwrite": False, "allow_policy_change": options.allow_policy_change,
+                "policy_overrides": {**(saved.get("policy_overrides") or {}), **options.policy_overrides}}
         if options.teacher_url:
             keep["teacher_url"] = options.teacher_url
         elif is_redacted(saved.get("teacher_url")):
             raise RunError(f"run {options.run_id!r} used a teacher URL with credentials, which are never stored: "
                            "pass --teacher-url again to resume it")
-        merged = {**saved, **keep}
-        return RunOptions(**merged)
+        known = set(RunOptions.__dataclass_fields__)
+        return RunOptions(**{k: v for k, v in {**saved, **keep}.items() if k in known}), saved_config
     elif options.resume:
         raise RunError(f"nothing to resume: no run {options.run_id!r} at {folder}")
     if options.policy is None:
         options.policy = DEFAULT_POLICY
-    return options
+    return options, None
+
+
+def _saved_config(folder: Path, run_id: str) -> dict:
+    """The config of a complete run, or a RunError saying the run cannot be resumed."""
+    from drp.store import IncompleteRun, RunNotFound
+
+    try:
+        open_run(folder).close()
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        config["options"]["policy"]  # noqa: B018 - a config without its options is as good as none
+        return config
+    except (IncompleteRun, RunNotFound, OSError, ValueError, KeyError, TypeError):
+        raise RunError(f"run {run_id!r} at {folder} cannot be resumed: its creation was interrupted before its "
+                       "settings were saved. Start it again with --overwrite") from None
+
+
+def _policy_changes(options: RunOptions, saved: dict, policy) -> list[str]:
+    """How the policy differs from the one the run was made with (empty: the same). A change is refused
+    unless the user allowed it."""
+    from drp.policy import snapshot_changes, snapshot_hash
+
+    before = saved.get("policy") or {}
+    if policy.policy_hash == (saved.get("policy_hash") or snapshot_hash(before)):
+        return []
+    changes = snapshot_changes(before, policy.snapshot()) or ["its content (same settings, different hash)"]
+    if not options.allow_policy_change:
+        raise RunError(f"run {options.run_id!r} was made with another version of policy {policy.name!r}; changed: "
+                       f"{'; '.join(changes)}. Resume with the run's policy, or pass --allow-policy-change to "
+                       "finish it with this one (each trace keeps the policy hash it was made with)")
+    return changes
+
+
+def _history(saved: dict, policy, changes: list[str]) -> list[dict]:
+    """The run's policies in order of use: hash, since when, prompt hashes, what changed (and, for the ones
+    no longer in use, the whole snapshot)."""
+    from drp.policy import snapshot_hash
+
+    before = saved.get("policy") or {}
+    history = saved.get("policy_history") or [
+        {"hash": snapshot_hash(before), "since": None, "prompt_hashes": before.get("prompt_hashes") or {},
+         "changes": []}]
+    if changes:
+        history[-1]["snapshot"] = before
+        history.append({"hash": policy.policy_hash, "since": now(), "prompt_hashes": policy.prompt_hashes,
+                        "changes": changes})
+    return history
 
 
 def _load_policy(options: RunOptions):
@@ -272,31 +377,47 @@ def _teacher(options: RunOptions, policy):
     )
 
 
-def _write_config(folder: Path, store: RunStore, options: RunOptions, policy, counter) -> None:
+def _write_config(folder: Path, store: RunStore, options: RunOptions, policy, counter, history: list[dict],
+                  input_lines: int | None = None) -> None:
+    """config.json (replaced whole, never half-written), then the run's row."""
     from drp.redaction import redact_url
 
     teacher = _teacher(options, policy)
     stored_options = {**asdict(options), "teacher_url": redact_url(options.teacher_url)}  # credentials stay out
     config = {
         "run_id": options.run_id, "options": stored_options, "policy": policy.snapshot(),
+        "policy_hash": policy.policy_hash, "policy_history": history,
         "teacher": teacher.settings.public() if teacher else None, "tokenizer": counter.name,
     }
-    (folder / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False))
-    store.save_run(options.run_id, {
+    partial = folder / "config.json.partial"
+    partial.write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
+    partial.replace(folder / "config.json")
+    row = {
         "policy": policy.name, "input": options.source,
         "teacher_url": redact_url(options.teacher_url) if teacher else None,
         "teacher_model": options.teacher_model if teacher else None, "tokenizer": counter.name,
-        "config": dumps(config), "prompt_hashes": dumps(policy.prompt_hashes),
-    })
+        "config": dumps(config), "prompt_hashes": dumps(policy.prompt_hashes), "policy_hash": policy.policy_hash,
+        "policy_history": dumps([{k: v for k, v in entry.items() if k != "snapshot"} for entry in history]),
+    }
+    if input_lines is not None:
+        row["input_lines"] = input_lines
+    store.save_run(options.run_id, row)
 
 
-def write_pruned_jsonl(store: RunStore, folder: Path, policy) -> Path:
-    """Accepted results, rebuilt from the database each time (atomic replace: never half-written)."""
+def write_pruned_jsonl(store: RunStore, folder: Path) -> Path:
+    """Accepted results, rebuilt from the database each time (atomic replace: never half-written). Each
+    record names the policy it was made with (a run resumed under a changed policy holds several)."""
+    run = store.run_row()
+    history = json.loads(run.get("policy_history") or "[]")
+    prompt_hashes = {entry["hash"]: entry.get("prompt_hashes") for entry in history}
+    first = history[0]["hash"] if history else None  # traces made before policy hashes were kept
     target = folder / "pruned.jsonl"
     partial = folder / "pruned.jsonl.partial"
     with partial.open("w", encoding="utf-8") as out:
         for record in store.accepted():
-            record.update(policy=policy.name, prompt_hashes=policy.prompt_hashes)
+            made_with = record.get("policy_hash") or first
+            record.update(policy=run.get("policy"), policy_hash=made_with,
+                          prompt_hashes=prompt_hashes.get(made_with) or json.loads(run.get("prompt_hashes") or "{}"))
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
     partial.replace(target)
     return target

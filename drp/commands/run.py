@@ -14,7 +14,7 @@ from drp.errors import EXIT_FAILURES, EXIT_INTERRUPTED
 def run(
     traces: Annotated[str, typer.Argument(help="Trace JSONL file, a `datasets` folder, or a Hugging Face dataset name.")],
     policy: Annotated[Optional[str], typer.Option(help="Policy name (see `drp prompts list`) or folder. Default: skill-aware; on --resume, the run's own.")] = None,
-    run_id: Annotated[Optional[str], typer.Option("--run-id", help="Run folder name under $DRP_RUNS_DIR (default: a timestamp).")] = None,
+    run_id: Annotated[Optional[str], typer.Option("--run-id", help="Run name: its folder under $DRP_RUNS_DIR (letters, digits, '.', '_', '-'; default: a timestamp).")] = None,
     teacher_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1.", envvar="DRP_TEACHER_URL")] = None,
     teacher_model: Annotated[Optional[str], typer.Option(help="Teacher model name on that endpoint.", envvar="DRP_TEACHER_MODEL")] = None,
     teacher_api_key_env: Annotated[str, typer.Option(help="Environment variable holding the API key (the key itself is never a flag).")] = "OPENAI_API_KEY",
@@ -25,7 +25,8 @@ def run(
     concurrency: Annotated[int, typer.Option(help="Traces in flight at once.")] = 8,
     workers: Annotated[int, typer.Option(help="Processes sharing the traces (one core each); concurrency is split among them.")] = 1,
     resume: Annotated[bool, typer.Option(help="Finish an interrupted run; finished traces are not redone.")] = False,
-    overwrite: Annotated[bool, typer.Option(help="Delete an existing run with this id first.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing run with this id (only ever a drp run), once the new one is set up.")] = False,
+    allow_policy_change: Annotated[bool, typer.Option(help="With --resume: finish the run under a policy that differs from its own (prompts or settings); both are recorded.")] = False,
     tokenizer: Annotated[Optional[str], typer.Option(help="Tokenizer for token counts (path or hub id; default: the R1-Distill-Qwen one).")] = None,
     field: Annotated[Optional[list[str]], typer.Option(help="Remap an input field: OURS=THEIRS, e.g. question=problem.")] = None,
     split: Annotated[str, typer.Option(help="Dataset split, for `datasets` inputs.")] = "train",
@@ -46,12 +47,12 @@ def run(
         key, _, value = item.partition("=")
         overrides[key.strip()] = yaml.safe_load(value)
     options = RunOptions(
-        source=traces, run_id=run_id or datetime.now().strftime("%Y%m%d-%H%M%S"), policy=policy,
+        source=traces, run_id=datetime.now().strftime("%Y%m%d-%H%M%S") if run_id is None else run_id, policy=policy,
         teacher_url=teacher_url, teacher_model=teacher_model, teacher_api_key_env=teacher_api_key_env,
         structured_output=structured_output, teacher_timeout=teacher_timeout, teacher_max_retries=teacher_max_retries,
         limit=limit, concurrency=concurrency, workers=workers, resume=resume, overwrite=overwrite, tokenizer=tokenizer,
         field_map=parse_field_map(field or []), split=split, prompts_dirs=[str(p) for p in prompts_dir or []],
-        policy_overrides=overrides,
+        policy_overrides=overrides, allow_policy_change=allow_policy_change,
     )
     try:
         summary = run_graph(options, progress=not quiet)
