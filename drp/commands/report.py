@@ -23,6 +23,8 @@ def report(
     vs: Annotated[
         Optional[str], typer.Option("--vs", help="A second run over the same traces, shown side by side (matched by id).")
     ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing file at --out that is not a drp report "
+                                                 "(never one of the run's own files).")] = False,
 ) -> None:
     """Write one HTML file (no network, no server) to read what a run did, trace by trace."""
     from drp.report import write_report
@@ -31,7 +33,7 @@ def report(
     unknown = sorted(set(statuses) - set(STATUSES))
     if unknown:
         raise UserError(f"unknown status {', '.join(unknown)}; use {', '.join(STATUSES)}")
-    result = write_report(run, out=out, statuses=statuses or None, limit=limit, vs=vs)
+    result = write_report(run, out=out, statuses=statuses or None, limit=limit, vs=vs, overwrite=overwrite)
     typer.echo(f"{result.path}  ({result.traces} traces, {result.bytes / 1e6:.1f} MB, {result.seconds:.1f} s)")
 
 

@@ -3,6 +3,9 @@
 Every sample goes to OUT's side file `<stem>.samples.jsonl` (append-only: the resume point); OUT itself is
 then rewritten with the kept samples, in the trace format `drp run` reads (id, question, response,
 gold_answer, plus the model and decoding that produced it).
+
+Resuming means appending to generate's own samples file: an OUT or a samples file that generate did not
+write is never replaced without `--overwrite`, and the problems file never is.
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ def run_generate(settings: GenerateSettings, echo: Callable[[str], None] = print
     started = time.perf_counter()
     if settings.keep not in KEEP:
         raise EvalError(f"--keep must be one of {', '.join(KEEP)}, not {settings.keep!r}")
+    _check_outputs(settings)
     label, template = resolve_template(settings.prompt_template)
     benchmark = load_benchmark(settings.problems, settings.data_dir, settings.source, settings.limit,
                                settings.fields)
@@ -148,6 +152,44 @@ def _keep(record: dict, settings: GenerateSettings) -> bool:
     complete = record.get("finish_reason") != "length"
     thinks = not settings.require_think or THINK_CLOSE in (record.get("response") or "")
     return bool(record.get("correct")) and complete and thinks
+
+
+def _check_outputs(settings: GenerateSettings) -> None:
+    """OUT and its samples file are generate's own (or absent); neither is the problems file."""
+    samples = samples_path_for(settings.out)
+    problems = Path(settings.problems)
+    for path in (settings.out, samples):
+        if problems.is_file() and path.exists() and path.resolve() == problems.resolve():
+            raise EvalError(f"--out {settings.out} would write over the problems file {problems}: choose another --out")
+        if path.is_dir():
+            raise EvalError(f"{path} is a folder: --out names the trace file to write")
+    if settings.overwrite:
+        return
+    for path, what in ((samples, "samples"), (settings.out, "traces")):
+        if path.exists() and not _written_by_generate(path):
+            raise EvalError(f"{path} exists and is not a file of drp generate's {what}: pass --overwrite to replace "
+                            "it, or choose another --out")
+    if settings.out.exists() and settings.out.stat().st_size and not samples.exists():
+        raise EvalError(f"{settings.out} exists without its samples file {samples.name}, so there is nothing to "
+                        "resume: pass --overwrite to replace it, or choose another --out")
+
+
+def _written_by_generate(path: Path) -> bool:
+    """Every record names its problem and sample number (an empty file, or a last line cut by a kill, too)."""
+    try:
+        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError):
+        return False
+    for number, line in enumerate(lines, start=1):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            if number == len(lines):
+                continue
+            return False
+        if not (isinstance(record, dict) and "problem_id" in record and "sample" in record):
+            return False
+    return True
 
 
 def _check_same_settings(path: Path, existing: list[dict], current: dict) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,22 +105,33 @@ def _write(out: Path, records: list[dict], info: dict) -> None:
     from datasets import Dataset, DatasetDict
     from datasets.utils.logging import disable_progress_bar, enable_progress_bar
 
-    # Written next to the target first, so an interrupted export never leaves a half-written dataset behind.
-    partial = out.with_name(out.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    disable_progress_bar()  # a few hundred rows: the bars would only clutter the command's summary
+    # Built beside the target under a fresh name (never a folder someone else made), then swapped in whole:
+    # an interrupted export leaves the target as it was.
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
-        DatasetDict({"train": Dataset.from_list(records, features=_features())}).save_to_disk(str(partial))
+        mask = os.umask(0)
+        os.umask(mask)
+        partial.chmod(0o777 & ~mask)  # mkdtemp's folder is private; the dataset gets the usual permissions
+        disable_progress_bar()  # a few hundred rows: the bars would only clutter the command's summary
+        try:
+            DatasetDict({"train": Dataset.from_list(records, features=_features())}).save_to_disk(str(partial))
+        finally:
+            enable_progress_bar()
+        with open(partial / "train.jsonl", "w", encoding="utf-8") as handle:
+            for record in records:
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        (partial / "README.md").write_text(render_card(info), encoding="utf-8")
+        (partial / MANIFEST).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        old = None
+        if out.exists():  # an earlier export (checked) or an empty folder: it steps aside, then goes
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+            os.replace(out, old)
+        os.replace(partial, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     finally:
-        enable_progress_bar()
-    with open(partial / "train.jsonl", "w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-    (partial / "README.md").write_text(render_card(info), encoding="utf-8")
-    (partial / MANIFEST).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    if out.exists():
-        shutil.rmtree(out)
-    partial.rename(out)
+        shutil.rmtree(partial, ignore_errors=True)
 
 
 def _features():

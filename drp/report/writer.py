@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -21,6 +23,7 @@ from typing import Iterator
 import jinja2
 from markupsafe import Markup
 
+from drp.errors import UserError
 from drp.report import data
 from drp.report.summary import summarise
 from drp.store import RunStore
@@ -47,8 +50,37 @@ def _asset(name: str) -> str:
 
 
 def default_out(src: RunStore, vs: RunStore | None) -> Path:
+    """In the run's folder; in the current folder when the run's is read-only (a read-only mount, another
+    user's run)."""
     name = f"report-vs-{vs.folder.name}.html" if vs else "report.html"
-    return src.folder / name
+    if os.access(src.folder, os.W_OK):
+        return src.folder / name
+    return Path.cwd() / f"{src.folder.name}-{name}"
+
+
+def is_report(path: Path) -> bool:
+    """A page this writer made (its title says so near the top)."""
+    try:
+        with open(path, "rb") as handle:
+            return b"<title>drp report" in handle.read(4096)
+    except OSError:
+        return False
+
+
+def check_out(out: Path, runs: list[RunStore], overwrite: bool) -> None:
+    """The report may replace an earlier report; any other file only with `overwrite`, and never a file of
+    a run it reads (its database, config, results)."""
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder: name the HTML file to write")
+    if not out.exists() or is_report(out):
+        return
+    for run in runs:
+        if out.resolve().parent == run.folder.resolve():
+            raise UserError(f"--out {out} is one of run {run.folder.name}'s own files: the report never replaces "
+                            "them; choose another --out")
+    if not overwrite:
+        raise UserError(f"--out {out} exists and is not a drp report: pass --overwrite to replace it, or choose "
+                        "another --out")
 
 
 def write_report(
@@ -57,12 +89,14 @@ def write_report(
     statuses: list[str] | None = None,
     limit: int | None = None,
     vs: str | None = None,
+    overwrite: bool = False,
 ) -> ReportResult:
     """Write the report of RUN (optionally side by side with run VS) and return where and how big."""
     started = time.perf_counter()
     src = data.open_report_run(run)
     other = data.open_report_run(vs) if vs else None
     out = Path(out) if out else default_out(src, other)
+    check_out(out, [src, *([other] if other else [])], overwrite)
     rows = data.list_rows(src, statuses, limit)
     index = build_index(src, rows, statuses, limit, other)
 
@@ -71,17 +105,25 @@ def write_report(
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     template = env.from_string(_asset("report.html"))
     out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", encoding="utf-8", errors="replace") as handle:
-        for chunk in template.generate(
-            title=index["run"].get("id") or src.folder.name,
-            vs_title=(index["vs"]["run"].get("id") if index["vs"] else None),
-            css=Markup(_asset("report.css")),
-            js=Markup(js),
-            script_hash=script_hash,
-            index=embed_json(index),
-            details=_detail_blocks(src, rows, other),
-        ):
-            handle.write(chunk)
+    # Written aside and moved into place: an interrupted report never leaves a half page where one was.
+    fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent)
+    partial = Path(name)
+    try:
+        with open(fd, "w", encoding="utf-8", errors="replace") as handle:
+            for chunk in template.generate(
+                title=index["run"].get("id") or src.folder.name,
+                vs_title=(index["vs"]["run"].get("id") if index["vs"] else None),
+                css=Markup(_asset("report.css")),
+                js=Markup(js),
+                script_hash=script_hash,
+                index=embed_json(index),
+                details=_detail_blocks(src, rows, other),
+            ):
+                handle.write(chunk)
+        partial.chmod(0o644)  # mkstemp's file is private; a report is a page to share
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
     return ReportResult(path=out, traces=len(rows), bytes=out.stat().st_size, seconds=time.perf_counter() - started)
 
 
