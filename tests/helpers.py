@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import sqlite_utils
@@ -39,3 +42,23 @@ def example_records() -> list[dict]:
 def write_jsonl(path: Path, records: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     return path
+
+
+DRP = [sys.executable, "-m", "drp.cli"]
+
+
+def drp_process(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run the CLI as a real process (its own interpreter, signals, exit status and stderr)."""
+    return subprocess.run([*DRP, *map(str, args)], capture_output=True, text=True, timeout=timeout,
+                          env=os.environ.copy())
+
+
+def copies_of_examples(path: Path, copies: int) -> Path:
+    """The example traces repeated `copies` times under new ids (8 per copy, 6 of them accepted)."""
+    return write_jsonl(path, [{**r, "id": f"{r['id']}-{n}"} for n in range(copies) for r in example_records()])
+
+
+def one_line_error(text: str) -> bool:
+    """What a refusal prints: a single `error: ...` line, no traceback."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    return "Traceback" not in text and len(lines) == 1 and lines[0].startswith("error: ")

@@ -145,7 +145,8 @@ def test_bad_inputs_name_the_run(hermetic_runs, tmp_path):
     traces = tmp_path / "wrong.jsonl"
     traces.write_text("".join(json.dumps(r) + "\n" for r in wrong))
     make_run(hermetic_runs, "all-rejected", traces)
-    open_run(hermetic_runs / "empty-run", write=True)  # a run folder whose database holds no traces
+    (tmp_path / "nothing.jsonl").write_text("")  # a run whose input holds no traces
+    assert drp("run", tmp_path / "nothing.jsonl", "--policy", "rules", "--run-id", "empty-run").exit_code == 0
 
     for run, message in [
         ("all-rejected", r"run 'all-rejected' has no accepted traces \(2 rejected\)"),

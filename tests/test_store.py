@@ -19,6 +19,10 @@ def _downgrade_to_m001(db_file) -> None:
     with conn:
         conn.execute("alter table traces drop column pruned_answer_section")
         conn.execute("alter table calls drop column llm")
+        conn.execute("drop index traces_line")
+        for table, column in (("traces", "source_id"), ("traces", "policy_hash"), ("calls", "policy_hash"),
+                              ("runs", "policy_hash"), ("runs", "policy_history"), ("runs", "input_lines")):
+            conn.execute(f"alter table {table} drop column {column}")
         conn.execute("delete from _migrations where name != 'm001_initial'")
     conn.execute("vacuum")
     conn.close()  # the last connection: SQLite folds the write-ahead log into the file
@@ -86,3 +90,23 @@ def test_calls_say_whether_they_used_the_teacher(hermetic_runs):
         calls = store.calls(trace["id"])
         assert calls and not any(call["llm"] for call in calls)
         assert trace["teacher_calls"] == 0
+
+
+def test_an_old_run_resumes_without_adding_a_row(hermetic_runs):
+    """A run from before m004 (no policy hash, no count of its input lines) resumes under the same policy, its
+    input lines matched by line number, every line still one row."""
+    assert drp("run", EXAMPLES, "--policy", "rules", "--run-id", "old", "--limit", "3", "--quiet").exit_code == 0
+    folder = hermetic_runs / "old"
+    _downgrade_to_m001(folder / "drp.db")
+    config = json.loads((folder / "config.json").read_text())
+    for key in ("policy_hash", "policy_history"):
+        config.pop(key)
+    (folder / "config.json").write_text(json.dumps(config))
+
+    assert drp("run", EXAMPLES, "--run-id", "old", "--resume", "--quiet").exit_code == 0
+    store = open_run(folder)
+    rows = store.traces(("id", "line", "status", "policy_hash"))
+    assert len(rows) == 8 and sorted(r["line"] for r in rows) == list(range(1, 9))
+    assert all(r["status"] != "pending" for r in rows)
+    assert store.run_row()["input_lines"] == 8
+    assert [r["policy_hash"] is None for r in rows] == [True] * 3 + [False] * 5  # kept as made

@@ -1,0 +1,92 @@
+"""One row per input line, always: ids that collide with fallback ids, with renamed duplicates or with ids on
+bad lines never lose a record, and each row keeps the record's own id beside its unique key."""
+
+from __future__ import annotations
+
+import json
+
+from helpers import drp, example_records, pruned_of, traces_of
+
+from drp.input_traces import load
+
+
+def _collide_file(path):
+    """Every way two lines could be given the same row, packed in one file (with a BOM and blank lines)."""
+    good = example_records()[0]  # a trace the rules policy accepts
+    body = {"question": good["question"], "response": good["response"], "gold_answer": good["gold_answer"]}
+    lines = [
+        ("A", json.dumps({"id": "A", **body})),                            # 1 (after a BOM)
+        (None, '{"id": "B", "question": '),                                # 2 cut short: its fallback key ...
+        ("X", json.dumps({"id": "X", "question": "q"})),                   # 3 malformed, with X's id
+        ("D", json.dumps({"id": "D", **body})),                            # 4
+        ("line-000002", json.dumps({"id": "line-000002", **body})),        # 5 ... is this real id
+        ("X", json.dumps({"id": "X", **body})),                            # 6 the real X
+        ("D", json.dumps({"id": "D", **body})),                            # 7 a duplicate: D#line7 ...
+        ("D#line7", json.dumps({"id": "D#line7", **body})),                # 8 ... is a real id
+        ("42", json.dumps({"id": 42, **body})),                            # 9 a number
+        ("42", json.dumps({"id": "42", **body})),                          # 10 the same id as text
+        ("spaced", json.dumps({"id": "  spaced  ", **body})),              # 11 whitespace around
+        ("L" * 5000, json.dumps({"id": "L" * 5000, **body})),              # 12 very long
+        (None, json.dumps({"id": True, **body})),                          # 13 not an id
+        (None, "[1, 2]"),                                                  # 14 not an object
+        (None, ""),                                                        # 15 blank: not a record
+        (None, b'{"id": "bin\xff", "question": "q"}'),                     # 16 not UTF-8
+        (None, json.dumps(body)),                                          # 17 no id: line-000017 ...
+        ("line-000017", json.dumps({"id": "line-000017", **body})),        # 18 ... is a real id
+        (None, json.dumps({"id": "", **body})),                            # 19 an empty id
+        ("D#line7~2", json.dumps({"id": "D#line7~2", **body})),             # 20 the next fallback is taken too
+        ("D", json.dumps({"id": "D", "response": "r"})),                   # 21 bad line with a repeated id
+    ]
+    data = b"\xef\xbb\xbf"
+    for _, text in lines:
+        data += (text if isinstance(text, bytes) else text.encode()) + b"\n"
+    path.write_bytes(data)
+    return path, lines
+
+
+def test_every_line_gets_one_row_and_no_record_hides_another(tmp_path):
+    path, lines = _collide_file(tmp_path / "collide.jsonl")
+    records = [line for line in range(1, len(lines) + 1) if lines[line - 1][1] != ""]
+    loaded = list(load(str(path)))
+    assert [item.line for item in loaded] == records
+    keys = [item.id for item in loaded]
+    assert len(set(keys)) == len(keys)
+
+    result = drp("run", path, "--policy", "rules", "--run-id", "collide", "--quiet")
+    assert result.exit_code == 1, result.output  # some lines failed, and the run says so
+    rows = traces_of("collide")
+    by_line = {row["line"]: row for row in rows.values()}
+    assert sorted(by_line) == records and len(rows) == len(records)
+
+    # Usable records with an id of their own keep it as their key, whatever other lines hold.
+    usable = {1: "A", 4: "D", 5: "line-000002", 6: "X", 8: "D#line7", 9: "42", 11: "spaced", 12: "L" * 5000,
+              18: "line-000017", 20: "D#line7~2"}
+    for line, own in usable.items():
+        assert by_line[line]["id"] == own and by_line[line]["source_id"] == own
+        assert by_line[line]["status"] in ("accepted", "rejected"), by_line[line]
+    # Usable records without an id get a key no record has.
+    for line in (17, 19):
+        assert by_line[line]["status"] in ("accepted", "rejected") and by_line[line]["source_id"] is None
+    assert by_line[17]["id"] == "line-000017~2"
+    # Every other line fails with its reason, under a key that takes nobody's id, its own id kept.
+    expected = {2: "invalid_json", 3: "missing_field", 7: "duplicate_id", 10: "duplicate_id", 13: "invalid_id",
+                14: "invalid_record", 16: "invalid_utf8", 21: "missing_field"}
+    for line, reason in expected.items():
+        assert by_line[line]["status"] == "failed" and by_line[line]["reason"].startswith(reason), by_line[line]
+    assert by_line[3]["source_id"] == "X" and by_line[3]["id"] == "X#line3"
+    assert by_line[7]["source_id"] == "D" and by_line[7]["id"] == "D#line7~3"
+    assert by_line[10]["source_id"] == "42" and "first seen on line 9" in by_line[10]["reason"]
+    assert by_line[2]["id"] == "line-000002~2" and by_line[21]["id"] == "D#line21"
+    assert "line 4" in by_line[7]["reason"]
+
+    # The run's outputs and readers see each row once; a resume adds nothing.
+    accepted = [row["id"] for row in sorted(rows.values(), key=lambda r: r["line"]) if row["status"] == "accepted"]
+    assert [record["id"] for record in pruned_of("collide")] == accepted
+    listed = drp("logs", "list", "collide", "--ids").output.splitlines()
+    assert sorted(listed) == sorted(rows)
+    assert drp("run", path, "--run-id", "collide", "--resume", "--quiet").exit_code == 1
+    assert len(traces_of("collide")) == len(records)
+    export = drp("export", "collide", "--out", tmp_path / "sft")
+    assert export.exit_code == 0, export.output
+    exported = [json.loads(line)["id"] for line in (tmp_path / "sft" / "train.jsonl").read_text().splitlines()]
+    assert exported == accepted
