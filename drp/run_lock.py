@@ -60,7 +60,7 @@ def lock_run(run_id: str) -> RunLock:
     except OSError as exc:  # e.g. a file system without locks
         os.close(fd)
         raise UserError(f"cannot lock run {run_id!r} at {path}: {exc.strerror}") from None
-    info = {"pid": os.getpid(), "host": socket.gethostname(), "command": " ".join(sys.argv),
+    info = {"pid": os.getpid(), "host": socket.gethostname(), "command": " ".join(sys.argv)[:300],
             "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     os.ftruncate(fd, 0)
     os.pwrite(fd, json.dumps(info).encode(), 0)

@@ -40,6 +40,7 @@ def run(
     from datetime import datetime
 
     from drp.input_traces import parse_field_map
+    from drp.paths import runs_dir
     from drp.runner import RunOptions, run as run_graph
 
     overrides = {}
@@ -57,8 +58,12 @@ def run(
     try:
         summary = run_graph(options, progress=not quiet)
     except KeyboardInterrupt:
-        # Finished traces are already stored; the ones in flight were not, and will be redone.
-        typer.echo(f"\ninterrupted: finish with `drp run {traces} --run-id {options.run_id} --resume`", err=True)
+        # Finished traces are already stored; the ones in flight were not, and will be redone. A run interrupted
+        # while it was being set up does not exist at all.
+        if (runs_dir() / options.run_id).is_dir():
+            typer.echo(f"\ninterrupted: finish with `drp run {traces} --run-id {options.run_id} --resume`", err=True)
+        else:
+            typer.echo(f"\ninterrupted before run {options.run_id!r} was set up: nothing was kept", err=True)
         raise typer.Exit(EXIT_INTERRUPTED)
     counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.items()))
     rate = summary.processed / summary.seconds if summary.seconds else 0.0
