@@ -273,7 +273,10 @@ def _settle_existing_run(folder: Path, options: RunOptions) -> tuple[RunOptions,
         raise RunError(f"{folder} exists and is not a drp run: drp never writes into or deletes it. "
                        "Choose another --run-id, or move that folder")
     if exists and options.overwrite:
-        pass  # a new run, swapped in for the old one once complete
+        if folder.is_symlink():  # the link would be swapped, not the run it points to
+            raise RunError(f"{folder} is a link: --overwrite replaces run folders only; remove the link or choose "
+                           "another --run-id")
+        # else: a new run, swapped in for the old one once complete
     elif exists and not options.resume:
         raise RunError(f"run {options.run_id!r} already exists at {folder}: pass --resume to finish it or --overwrite")
     elif exists:

@@ -1,13 +1,14 @@
 """The run database: the one module that reads or writes a run's `drp.db` (SQLite, via sqlite-utils).
 
-Tables: `runs` (one row per run), `traces` (one row per input record, its status and results),
+Tables: `runs` (one row per run), `traces` (one row per input line, its status and results),
 `steps` (the final attempt's steps per trace), `calls` (every agent call, LLM or deterministic).
 A trace's steps, calls and terminal status are written in one transaction, so a killed run leaves
 each trace either finished or untouched, and `--resume` redoes exactly the untouched ones.
 
-`open_run(folder, write=True)` creates and migrates (numbered migrations); `open_run(folder)` opens with
-SQLite read-only, so inspecting a run never changes it, and a run written before a migration is read
-as it is: what a later migration adds is computed on the fly. Everything returned is plain data.
+`open_run(folder, write=True)` creates and migrates (numbered migrations, each in one transaction);
+`open_run(folder)` opens with SQLite read-only, so inspecting a run never changes it (on read-only storage
+too), and a run written before a migration is read as it is: what a later migration adds is computed on the
+fly. A folder whose run was never completely created is refused in one line. Everything returned is plain data.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 import shutil
 import sqlite3
 import tempfile
+import weakref
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -218,14 +220,14 @@ class RunStore:
 
     def __init__(self, db: sqlite_utils.Database, folder: Path, writable: bool, copy: Path | None = None):
         self.db, self.folder, self.writable = db, folder, writable
-        self._copy = copy  # a private copy of a read-only WAL database, removed at close
         self._columns: dict[str, set[str]] = {}  # the schema, looked up once
+        if copy is not None:  # a private copy of a read-only WAL database: removed at close, or at exit at the latest
+            self._remove_copy = weakref.finalize(self, shutil.rmtree, copy, ignore_errors=True)
 
     def close(self) -> None:
         self.db.close()
-        if self._copy is not None:
-            shutil.rmtree(self._copy, ignore_errors=True)
-            self._copy = None
+        if hasattr(self, "_remove_copy"):
+            self._remove_copy()
 
     def _migrate(self) -> None:
         applied = set()

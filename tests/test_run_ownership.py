@@ -71,6 +71,12 @@ def test_overwrite_replaces_only_a_drp_run(hermetic_runs):
     assert db_of("real")["runs"].get("real")["policy"] == "identity"
     (hermetic_runs / "empty").mkdir()
     assert drp("run", EXAMPLES, "--policy", "rules", "--run-id", "empty", "--quiet").exit_code == 0
+    # A link to a run is resumed through, never swapped out.
+    (hermetic_runs / "linked").symlink_to(hermetic_runs / "real")
+    linked = drp("run", EXAMPLES, "--policy", "rules", "--run-id", "linked", "--overwrite", "--quiet")
+    assert linked.exit_code == 2 and "is a link" in linked.output and (hermetic_runs / "linked").is_symlink()
+    assert drp("run", EXAMPLES, "--run-id", "linked", "--resume", "--quiet").exit_code == 0
+    assert db_of("real")["runs"].get("real")["policy"] == "identity"
 
 
 # ---------------------------------------------------------------- one owner at a time
@@ -187,3 +193,24 @@ def test_the_lock_is_free_after_a_refusal_a_failure_and_a_kill(hermetic_runs):
     sleeper.wait()
     assert drp("run", EXAMPLES, "--policy", "rules", "--run-id", "free", "--quiet").exit_code == 0
     assert run_dir("free").is_dir()
+
+
+def test_identical_runs_started_together_make_one_run(tmp_path):
+    """Three identical `drp run` commands at the same instant: one owns the run, the others are refused, and
+    every trace is pruned once (no 'database is locked', no doubled teacher cost)."""
+    source = copies_of_examples(tmp_path / "many.jsonl", 2)
+    with ScriptedTeacher(sensible, latency=0.1) as teacher:
+        command = list(map(str, [*DRP, "run", source, "--policy", "skill-aware", "--teacher-url", teacher.url,
+                                 "--teacher-model", "m", "--run-id", "twins", "--concurrency", "2", "--quiet"]))
+        processes = [subprocess.Popen(command, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True) for _ in range(3)]
+        finished = [(process.wait(timeout=300), process.stderr.read()) for process in processes]
+    assert sorted(code for code, _ in finished) == [0, 2, 2], finished
+    for code, err in finished:
+        if code == 2:
+            assert one_line_error(err) and ("in use by process" in err or "already exists" in err), err
+    traces = traces_of("twins")
+    accepted = sum(t["status"] == "accepted" for t in traces.values())
+    assert len(traces) == 16 and all(t["status"] != "pending" for t in traces.values())
+    assert len(teacher.requests) == 3 * accepted
+    assert db_of("twins")["runs"].get("twins")["sessions"] == 1
