@@ -1,8 +1,11 @@
 """The `drp` command line. Each command lives in drp/commands/<name>.py and imports heavy libraries
 inside its function, so `drp --help` stays instant. A UserError from any command becomes one line,
-`error: <message>`, and its exit status (drp/errors.py), here and nowhere else."""
+`error: <message>`, and its exit status (drp/errors.py), here and nowhere else: so does an option value
+the parser refuses (click's usage errors), and a damaged run database met anywhere (drp.store says so)."""
 
 from __future__ import annotations
+
+import sqlite3
 
 import typer
 from typer.core import TyperGroup
@@ -20,16 +23,33 @@ from drp.commands import (
     run,
     serve,
 )
-from drp.errors import UserError
+from drp.errors import EXIT_BAD_INPUT, UserError
 
+# The option parser's usage errors: click's, or those of the copy of click that newer typers carry (the base of
+# typer.BadParameter either way).
+_USAGE_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 
 class _Commands(TyperGroup):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except UserError as error:
-            typer.echo(f"error: {error}", err=True)
-            raise typer.Exit(error.exit_code) from None
+            _fail(str(error), error.exit_code)
+        except _USAGE_ERROR as error:  # a value the option parser refused (--limit 0, an unknown option)
+            where = f" (see `{error.ctx.command_path} --help`)" if error.ctx is not None else ""
+            _fail(error.format_message() + where, EXIT_BAD_INPUT)
+        except sqlite3.DatabaseError as error:
+            from drp.store import damaged_database
+
+            damaged = damaged_database(error)
+            if damaged is None:
+                raise
+            _fail(str(damaged), damaged.exit_code)
+
+
+def _fail(message: str, exit_code: int):
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(exit_code) from None
 
 
 app = typer.Typer(

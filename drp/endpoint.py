@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Literal
 
 from drp.redaction import redact_url, scrub
 
 RETRY_POLICY = ("the openai client retries connection errors, timeouts, 408, 409, 429 (honouring Retry-After) "
                 "and 5xx, with exponential backoff")
+# How a teacher server takes structured output (drp/llm.py): a per-teacher setting, checked when parsed.
+StructuredMethod = Literal["json_schema", "function_calling", "json_mode", "prompt"]
 NO_KEY = "not-needed"  # local servers (vLLM, transformers serve) want no key, but the client insists on one
 
 

@@ -13,6 +13,10 @@ from pathlib import Path
 from drp.errors import UserError
 
 REQUIRED = ("question", "response")
+# A record longer than this (question + response, in characters) ends as too_long before it is split or
+# tokenized (drp run --max-record-chars): far above any model's output window (~250k tokens), far below
+# what would exhaust memory.
+DEFAULT_MAX_RECORD_CHARS = 1_000_000
 
 
 @dataclass
@@ -76,8 +80,38 @@ def unused_key(base: str, taken: set[str]) -> str:
     return key
 
 
+class InputError(UserError):
+    """An input that cannot be read at all (no such file, a folder that is not a dataset, an unknown dataset)."""
+
+
+_FILE_SUFFIXES = (".jsonl", ".json", ".gz", ".txt", ".parquet", ".arrow", ".csv")
+
+
+def check_source(source: str) -> None:
+    """Refuse, before a run is made, an input that is not there: a missing file, a folder that is not a
+    `datasets` folder. A name that is no local path is left to the hub (its errors come when it is read)."""
+    path = Path(source).expanduser()
+    if path.is_file():
+        return
+    if path.is_dir():
+        if not any((path / marker).is_file() for marker in ("dataset_dict.json", "state.json", "dataset_info.json")):
+            raise InputError(f"{source} is a folder but not a `datasets` folder (one written by save_to_disk): "
+                             "pass a JSONL file of traces, or such a folder")
+        return
+    if looks_local(source):
+        raise InputError(f"input {source} does not exist (pass a JSONL file of traces, a `datasets` folder "
+                         "or a Hugging Face dataset name)")
+
+
+def looks_local(source: str) -> bool:
+    """Whether a name that is not on disk was meant as a local path rather than a hub dataset id."""
+    return (source.startswith(("/", ".", "~")) or source.lower().endswith(_FILE_SUFFIXES)
+            or source.count("/") > 1 or "\\" in source)
+
+
 def _raw_records(source: str, split: str) -> Iterator[tuple[int, object, str | None]]:
-    path = Path(source)
+    check_source(source)
+    path = Path(source).expanduser()
     if path.is_file():
         with path.open("rb") as handle:
             for line, data in enumerate(handle, start=1):
@@ -95,12 +129,20 @@ def _raw_records(source: str, split: str) -> Iterator[tuple[int, object, str | N
         return
     import datasets
 
-    if path.is_dir():
-        dataset = datasets.load_from_disk(str(path))
-        if isinstance(dataset, datasets.DatasetDict):
-            dataset = dataset[split]
-    else:
-        dataset = datasets.load_dataset(source, split=split)
+    try:
+        if path.is_dir():
+            dataset = datasets.load_from_disk(str(path))
+            if isinstance(dataset, datasets.DatasetDict):
+                if split not in dataset:
+                    raise InputError(f"{source} has no split {split!r}; its splits: {', '.join(dataset)} (--split)")
+                dataset = dataset[split]
+        else:
+            dataset = datasets.load_dataset(source, split=split)
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - offline hub, unknown name or split, damaged folder: one line, not a trace
+        text = str(exc).strip().splitlines()
+        raise InputError(f"cannot read {source} as a dataset: {type(exc).__name__}: {text[0] if text else ''}") from None
     for line, row in enumerate(dataset, start=1):
         yield line, row, None
 
@@ -135,6 +177,10 @@ def _normalise(line: int, raw: object, error: str | None, field_map: dict[str, s
             problem = "missing" if value is None else "empty" if isinstance(value, str) else f"not text ({type(value).__name__})"
             return LoadedRecord("", line, None, f"missing_field: {field_map.get(name, name)} is {problem}", own)
     gold = field("gold_answer")
+    if gold is not None and (isinstance(gold, bool) or not isinstance(gold, (str, int, float))):
+        return LoadedRecord("", line, None,
+                            f"invalid_record: {field_map.get('gold_answer', 'gold_answer')} is {type(gold).__name__}, "
+                            "not text or a number", own)
     used = {field_map.get(n, n) for n in ("id", "question", "response", "gold_answer")}
     record = {
         "id": own,

@@ -17,10 +17,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from drp.agents.kinds import AGENT_KINDS, kind_problem, uses_llm
+from drp.endpoint import StructuredMethod
 from drp.errors import UserError
 from drp.paths import builtin_prompts_dir
 
-StructuredMethod = Literal["json_schema", "function_calling", "json_mode", "prompt"]
 
 
 class PolicyError(UserError):
@@ -35,14 +35,14 @@ class AgentSettings(_Strict):
     kind: str = Field(description="how this agent works: one of its role's kinds in drp/agents/kinds.py")
     prompt: str | None = Field(default=None, description="prompt file in the policy folder")
     model: str | None = Field(default=None, description="overrides --teacher-model for this role")
-    temperature: float = 0.0
-    max_tokens: int = 2048
+    temperature: float = Field(default=0.0, ge=0)
+    max_tokens: int = Field(default=2048, ge=1)
     structured_output: StructuredMethod | None = None
 
 
 class UnitSettings(_Strict):
-    max_chars: int = 400
-    max_units: int = 2000
+    max_chars: int = Field(default=400, ge=1)
+    max_units: int = Field(default=2000, ge=1)
     per_call: int = Field(default=60, ge=1, description="units shown to the segmenter in one call")
 
 
@@ -67,8 +67,8 @@ class Policy(_Strict):
     inherits: str | None = None
     agents: dict[str, AgentSettings]
     taxonomy: list[str] = Field(default_factory=list)
-    max_retries: int = 2
-    parse_retries: int = 2
+    max_retries: int = Field(default=2, ge=0)
+    parse_retries: int = Field(default=2, ge=0)
     fallback: Literal["reject", "rules"] = "reject"
     answer_section: Literal["keep", "short"] = "keep"
     units: UnitSettings = Field(default_factory=UnitSettings)
@@ -172,6 +172,21 @@ def _flatten(data: dict, prefix: str = "") -> dict[str, object]:
 def _short(value: object, limit: int = 60) -> str:
     text = json.dumps(value, ensure_ascii=False)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def parse_overrides(items: list[str]) -> dict[str, object]:
+    """`--set KEY=YAML` items → {dotted key: value}; the values are checked when the policy is validated."""
+    overrides = {}
+    for item in items:
+        key, equals, value = item.partition("=")
+        if not equals or not key.strip():
+            raise PolicyError(f"--set wants KEY=VALUE (e.g. max_retries=4), got {item!r}")
+        try:
+            overrides[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or type(exc).__name__
+            raise PolicyError(f"--set {item!r}: the value is not YAML ({problem})") from None
+    return overrides
 
 
 def search_path(extra: list[Path] | None = None) -> list[Path]:

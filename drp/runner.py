@@ -53,6 +53,8 @@ class RunOptions:
     prompts_dirs: list[str] = field(default_factory=list)
     policy_overrides: dict[str, object] = field(default_factory=dict)
     allow_policy_change: bool = False  # resume under a policy that differs from the run's (both are recorded)
+    max_record_chars: int = input_traces.DEFAULT_MAX_RECORD_CHARS
+    teacher_tokenizer: str | None = None  # counts teacher calls that come without usage (None: the model's folder)
 
 
 @dataclass
@@ -76,6 +78,8 @@ def run(options: RunOptions, progress: bool = True) -> RunSummary:
     with lock_run(options.run_id):  # before anything is read or written; the workers share it
         clear_leftovers(options.run_id)
         options, saved = _settle_existing_run(folder, options)
+        if saved is None:
+            input_traces.check_source(options.source)  # a missing input makes no run
         policy = _load_policy(options)
         _teacher(options, policy)  # refuse an LLM policy without a teacher before touching anything
         changes = _policy_changes(options, saved, policy) if saved else []
@@ -110,6 +114,9 @@ def _reopen(folder: Path, options: RunOptions, policy, counter, saved: dict, cha
     store = open_run(folder, write=True)
     _write_config(folder, store, options, policy, counter, _history(saved, policy, changes))
     if store.run_row().get("input_lines") is None:  # a run made before runs were ingested whole
+        if _is_gone(options.source):
+            raise RunError(f"the input of run {options.run_id!r}, {options.source}, is missing: pass where it is now, "
+                           f"`drp run NEW_PATH --run-id {options.run_id} --resume`")
         lines = store.ingest(input_traces.load(options.source, options.field_map, options.split))
         store.save_run(options.run_id, {"input_lines": lines})
     return store
@@ -137,7 +144,8 @@ async def _process_ids(options: RunOptions, folder: Path, policy, ids: list[str]
 
     store = open_run(folder, write=True)
     counter = _counter(options)
-    ctx = RunContext(policy=policy, teacher=_teacher(options, policy), counter=counter)
+    ctx = RunContext(policy=policy, teacher=_teacher(options, policy), counter=counter,
+                     max_record_chars=options.max_record_chars)
     graph = build_graph()
     queue: asyncio.Queue = asyncio.Queue()
     for trace_id in ids:
@@ -238,10 +246,10 @@ def _result_rows(trace: dict, state: dict, counter) -> tuple[dict, list[dict], l
         "pruned_response": pruned_response,
         "thinking_tokens_before": counter.count(thinking) if thinking else None,
         "thinking_tokens_after": counter.count(pruned_thinking) if accepted else None,
-        "response_tokens_before": state.get("response_tokens_before") or counter.count(trace["response"]),
+        "response_tokens_before": _response_tokens_before(state, trace, counter),
         "response_tokens_after": _response_tokens_after(state, counter, pruned_response) if accepted else None,
-        "teacher_input_tokens": sum(c["input_tokens"] or 0 for c in calls),
-        "teacher_output_tokens": sum(c["output_tokens"] or 0 for c in calls),
+        "teacher_input_tokens": _teacher_tokens(calls, "input_tokens"),
+        "teacher_output_tokens": _teacher_tokens(calls, "output_tokens"),
         "teacher_calls": sum(1 for c in calls if c["llm"]),
         "seconds": round(state.get("seconds", 0.0), 4),
     }
@@ -254,6 +262,19 @@ def _result_rows(trace: dict, state: dict, counter) -> tuple[dict, list[dict], l
         for step in state.get("steps") or []
     ]
     return result, steps, calls
+
+
+def _teacher_tokens(calls: list[dict], key: str) -> int | None:
+    """The trace's teacher tokens; None (missing) when a teacher reply came without usage and uncounted."""
+    counts = [call[key] for call in calls if call["llm"]]
+    return None if any(count is None for count in counts) else sum(counts)
+
+
+def _response_tokens_before(state: dict, trace: dict, counter) -> int | None:
+    """Counted by the prepare node; None when it left the record unread (too long to tokenize)."""
+    if "response_tokens_before" in state:
+        return state["response_tokens_before"]
+    return counter.count(trace["response"])
 
 
 def _response_tokens_after(state: dict, counter, pruned_response: str) -> int:
@@ -294,6 +315,7 @@ def _settle_existing_run(folder: Path, options: RunOptions) -> tuple[RunOptions,
         elif is_redacted(saved.get("teacher_url")):
             raise RunError(f"run {options.run_id!r} used a teacher URL with credentials, which are never stored: "
                            "pass --teacher-url again to resume it")
+        keep["source"] = _resume_source(saved["source"], options.source, options.run_id)
         known = set(RunOptions.__dataclass_fields__)
         return RunOptions(**{k: v for k, v in {**saved, **keep}.items() if k in known}), saved_config
     elif options.resume:
@@ -347,6 +369,29 @@ def _history(saved: dict, policy, changes: list[str]) -> list[dict]:
         history.append({"hash": policy.policy_hash, "since": now(), "prompt_hashes": policy.prompt_hashes,
                         "changes": changes})
     return history
+
+
+def _resume_source(saved: str, given: str, run_id: str) -> str:
+    """The input a resumed run records: its own; or, when its own is gone (moved, renamed), the one given.
+    Another input than its own is refused: the run's lines came from its own."""
+    if given == saved or _same_file(given, saved):
+        return saved
+    if _is_gone(saved):
+        input_traces.check_source(given)
+        return given
+    raise RunError(f"run {run_id!r} reads {saved}, not {given}: resume it with its own input "
+                   "(or start a new run for this one)")
+
+
+def _is_gone(source: str) -> bool:
+    return not Path(source).expanduser().exists() and input_traces.looks_local(source)
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return Path(a).expanduser().samefile(Path(b).expanduser())
+    except OSError:
+        return False
 
 
 def _load_policy(options: RunOptions):

@@ -40,6 +40,48 @@ class IncompleteRun(UserError):
     """A run folder whose creation never finished (left by a kill, before runs were built aside)."""
 
 
+class DamagedRun(UserError):
+    """A run database that SQLite cannot read (truncated, overwritten, not a database)."""
+
+
+_opened: list[Path] = []  # run databases this process opened, most recent last: named when one turns out damaged
+
+# SQLite's primary result codes for a damaged file (an extended code carries one of them in its low byte).
+_SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
+
+
+def damaged_database(error: sqlite3.DatabaseError) -> DamagedRun | None:
+    """The user's version of an SQLite error that means a damaged file; None for any other database error."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is None or code & 0xFF not in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+        return None
+    files = ", ".join(dict.fromkeys(str(f) for f in reversed(_opened))) or "a run database"
+    return DamagedRun(f"{files}: the run database is damaged ({error}); restore it from a copy, "
+                      "or start the run again with --overwrite")
+
+
+def _check_intact(file: Path) -> None:
+    """Refuse, before any query, a file that is not an SQLite database or is shorter than its header says."""
+    size = file.stat().st_size
+    if size == 0:
+        return  # created but never written: SQLite reads it as an empty database
+    with open(file, "rb") as handle:
+        header = handle.read(100)
+    if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
+        raise DamagedRun(f"{file} is not an SQLite database (damaged or overwritten); restore it from a copy, "
+                         "or start the run again with --overwrite")
+    wal = file.with_name(file.name + "-wal")
+    if wal.is_file() and wal.stat().st_size > 0:
+        return  # pages may still sit in the write-ahead log (a checkpoint cut short): SQLite recovers them
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    header_is_current = header[24:28] == header[92:96]  # the page count is valid only then (SQLite's file format)
+    if header_is_current and size < pages * page_size:
+        raise DamagedRun(f"{file} is truncated: {size} bytes where its header says {pages * page_size}; "
+                         "restore it from a copy, or start the run again with --overwrite")
+
+
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
@@ -169,6 +211,9 @@ def open_run(path: Path | str, write: bool = False) -> RunStore:
     """A run's database. `write`: create and migrate it as needed; else read-only, and only a complete run
     (RunNotFound when there is none, IncompleteRun when its creation never finished)."""
     file = db_path(path)
+    if file.is_file():
+        _check_intact(file)
+    _opened.append(file)
     if write:
         file.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite_utils.Database(file)

@@ -6,10 +6,15 @@ import re
 import warnings
 from functools import lru_cache
 
+from drp.errors import UserError
 from drp.paths import default_tokenizer
 
 _APPROX = re.compile(r"\w+|[^\w\s]")
 APPROXIMATE = "approximate:words+punctuation"
+
+
+class TokenizerError(UserError, ValueError):
+    """A tokenizer the user named that cannot be loaded."""
 
 
 class TokenCounter:
@@ -21,7 +26,8 @@ class TokenCounter:
             self._tokenizer = _load(self.name)
         except Exception as exc:  # noqa: BLE001 - offline hub, missing folder: say so, and say what we do
             if name is not None:
-                raise ValueError(f"cannot load tokenizer {name!r}: {exc}") from exc
+                raise TokenizerError(f"cannot load tokenizer {name!r}: {_first_line(exc)} (pass a tokenizer folder "
+                                     "or a hub id)") from None
             # No explicit choice and the default is out of reach (no ../shared, no hub): an approximate
             # count keeps the run going, and its name says it is approximate wherever it is recorded.
             warnings.warn(f"default tokenizer {self.name!r} unavailable ({type(exc).__name__}); "
@@ -48,3 +54,8 @@ def _load(name: str):
 def approximate_count(text: str) -> int:
     """Words and punctuation marks: only for quick previews where no tokenizer is wanted."""
     return len(_APPROX.findall(text or ""))
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"

@@ -74,7 +74,7 @@ def test_missing_and_malformed_files(tmp_path):
     with pytest.raises(BenchmarkError, match=r"test.jsonl:2: not valid JSON"):
         load_benchmark("gsm8k", tmp_path)
     bad.write_text('{"question": "1+1?", "answer": "#### 2"}\n{"prompt": "2+2?", "answer": "#### 4"}\n')
-    with pytest.raises(BenchmarkError, match=r"row 2 has none of the question fields"):
+    with pytest.raises(BenchmarkError, match=r"test.jsonl:2: none of the question fields"):
         load_benchmark("gsm8k", tmp_path)
     bad.write_text("[1, 2]\n")
     with pytest.raises(BenchmarkError, match="expected a JSON object"):

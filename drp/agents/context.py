@@ -14,3 +14,4 @@ class RunContext:
     policy: Policy
     teacher: Teacher | None
     counter: TokenCounter
+    max_record_chars: int | None = None  # a longer record ends as too_long before it is read (None: no cap)

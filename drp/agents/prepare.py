@@ -15,6 +15,9 @@ from drp.text import atomic_units, paragraphs
 
 def prepare(state: TraceState, ctx: RunContext) -> dict:
     policy, trace = ctx.policy, state["trace"]
+    size = len(trace["question"] or "") + len(trace["response"] or "")
+    if ctx.max_record_chars is not None and size > ctx.max_record_chars:
+        return _too_long(trace, size, ctx)
     split = split_response(trace["response"])
     update: dict = {"thinking": split.thinking, "answer_section": split.answer_section, "attempt": 0}
     answer = extract_answer(split.answer_section) or extract_answer("\n\n".join(paragraphs(split.thinking)[-1:]))
@@ -52,3 +55,12 @@ def prepare(state: TraceState, ctx: RunContext) -> dict:
     verdict["reason"] = update.get("reason")
     update["calls"] = [deterministic("prepare", 0, ctx, {"trace_id": trace["id"]}, verdict)]
     return update
+
+
+def _too_long(trace: dict, size: int, ctx: RunContext) -> dict:
+    """A record above the size cap ends here, unsplit and untokenized: a runaway input costs nothing."""
+    reason = (f"too_long: the record holds {size:,} characters (question and response), above the cap of "
+              f"{ctx.max_record_chars:,} (--max-record-chars)")
+    verdict = {"characters": size, "max_record_chars": ctx.max_record_chars, "status": "rejected", "reason": reason}
+    return {"status": "rejected", "reason": reason, "attempt": 0, "response_tokens_before": None,
+            "calls": [deterministic("prepare", 0, ctx, {"trace_id": trace["id"]}, verdict)]}

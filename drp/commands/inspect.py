@@ -81,13 +81,16 @@ def diff(run: RunArg, trace_id: Annotated[str, typer.Argument(help="Trace id.")]
     """Original vs pruned, step by step, with each step's skill and action."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     store = _open(run)
     trace = _trace(store, trace_id)
     steps = store.steps(trace_id)
     console = Console()
-    console.print(f"[bold]{trace_id}[/] {trace['status']} ({trace['reason']}) · thinking tokens "
-                  f"{trace['thinking_tokens_before']} → {trace['thinking_tokens_after'] or '-'}")
+    # Everything from the run is a Text, never markup: traces and replies hold `[/]`, `[a, b]`, `[bold]`.
+    header = Text.assemble((trace_id, "bold"), f" {trace['status']} ({trace['reason']}) · thinking tokens "
+                           f"{trace['thinking_tokens_before']} → {trace['thinking_tokens_after'] or '-'}")
+    console.print(header)
     styles = {"KEEP": "green", "DELETE": "red", "COMPRESS": "yellow", "MERGE": "cyan"}
     table = Table(show_lines=True, expand=True)
     for column in ("#", "skill", "action", "original", "pruned"):
@@ -95,8 +98,8 @@ def diff(run: RunArg, trace_id: Annotated[str, typer.Argument(help="Trace id.")]
     for step in steps:
         action = step["action"] or "-"
         pruned = {"KEEP": step["text"], "DELETE": ""}.get(action, step["rewritten"] or "")
-        table.add_row(str(step["step"]), step["skill"] or "-", f"[{styles.get(action, 'white')}]{action}[/]",
-                      step["text"] or "", pruned)
+        table.add_row(str(step["step"]), Text(step["skill"] or "-"), Text(action, styles.get(action, "white")),
+                      Text(step["text"] or ""), Text(pruned or ""))
     console.print(table)
 
 

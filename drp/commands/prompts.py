@@ -74,6 +74,8 @@ def render_prompt(
     if agent not in resolved.agents or resolved.prompt_path(agent) is None:
         raise UserError(f"{agent} in {resolved.name!r} has no prompt to render")
     file, _, trace_id = trace.rpartition(":")
+    if not file or not trace_id:
+        raise UserError(f"--trace wants FILE:ID (a trace file and the id of one trace in it), got {trace!r}")
     record = next((r.record for r in load(file) if r.id == trace_id and r.record), None)
     if record is None:
         raise UserError(f"no usable trace {trace_id!r} in {file}")

@@ -7,8 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from drp.endpoint import RETRY_POLICY
+from drp.commands.option_checks import above_zero
+from drp.endpoint import RETRY_POLICY, StructuredMethod
 from drp.errors import EXIT_FAILURES, EXIT_INTERRUPTED
+from drp.input_traces import DEFAULT_MAX_RECORD_CHARS
 
 
 def run(
@@ -18,16 +20,18 @@ def run(
     teacher_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1.", envvar="DRP_TEACHER_URL")] = None,
     teacher_model: Annotated[Optional[str], typer.Option(help="Teacher model name on that endpoint.", envvar="DRP_TEACHER_MODEL")] = None,
     teacher_api_key_env: Annotated[str, typer.Option(help="Environment variable holding the API key (the key itself is never a flag).")] = "OPENAI_API_KEY",
-    structured_output: Annotated[str, typer.Option(help="json_schema | function_calling | json_mode | prompt (what the server supports).")] = "json_schema",
-    teacher_timeout: Annotated[float, typer.Option(help="Seconds per teacher request.")] = 120.0,
-    teacher_max_retries: Annotated[int, typer.Option(help=f"Retries per teacher request: {RETRY_POLICY}.")] = 3,
-    limit: Annotated[Optional[int], typer.Option(help="Only the first N input records.")] = None,
-    concurrency: Annotated[int, typer.Option(help="Traces in flight at once.")] = 8,
-    workers: Annotated[int, typer.Option(help="Processes sharing the traces (one core each); concurrency is split among them.")] = 1,
+    structured_output: Annotated[StructuredMethod, typer.Option(help="How the server takes structured output (what it supports).")] = "json_schema",
+    teacher_timeout: Annotated[float, typer.Option(help="Seconds per teacher request.", callback=above_zero)] = 120.0,
+    teacher_max_retries: Annotated[int, typer.Option(min=0, help=f"Retries per teacher request: {RETRY_POLICY}.")] = 3,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Only the first N input records.")] = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="Traces in flight at once.")] = 8,
+    workers: Annotated[int, typer.Option(min=1, help="Processes sharing the traces (one core each); concurrency is split among them.")] = 1,
+    max_record_chars: Annotated[int, typer.Option(min=1, help="A record whose question and response hold more characters ends as too_long, unread.")] = DEFAULT_MAX_RECORD_CHARS,
     resume: Annotated[bool, typer.Option(help="Finish an interrupted run; finished traces are not redone.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run with this id (only ever a drp run), once the new one is set up.")] = False,
     allow_policy_change: Annotated[bool, typer.Option(help="With --resume: finish the run under a policy that differs from its own (prompts or settings); both are recorded.")] = False,
     tokenizer: Annotated[Optional[str], typer.Option(help="Tokenizer for token counts (path or hub id; default: the R1-Distill-Qwen one).")] = None,
+    teacher_tokenizer: Annotated[Optional[str], typer.Option(help="The teacher's tokenizer, to count teacher calls the server reports no usage for (default: the teacher model's folder when it is one; else such calls' tokens are shown as missing).")] = None,
     field: Annotated[Optional[list[str]], typer.Option(help="Remap an input field: OURS=THEIRS, e.g. question=problem.")] = None,
     split: Annotated[str, typer.Option(help="Dataset split, for `datasets` inputs.")] = "train",
     prompts_dir: Annotated[Optional[list[Path]], typer.Option(help="Extra folder(s) of policies, searched first.")] = None,
@@ -35,25 +39,22 @@ def run(
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Prune every trace: segment → classify → prune → verify (with retries), recording every agent call."""
-    import yaml
-
     from datetime import datetime
 
     from drp.input_traces import parse_field_map
     from drp.paths import runs_dir
+    from drp.policy import parse_overrides
     from drp.runner import RunOptions, run as run_graph
 
-    overrides = {}
-    for item in set_ or []:
-        key, _, value = item.partition("=")
-        overrides[key.strip()] = yaml.safe_load(value)
+    overrides = parse_overrides(set_ or [])
     options = RunOptions(
         source=traces, run_id=datetime.now().strftime("%Y%m%d-%H%M%S") if run_id is None else run_id, policy=policy,
         teacher_url=teacher_url, teacher_model=teacher_model, teacher_api_key_env=teacher_api_key_env,
         structured_output=structured_output, teacher_timeout=teacher_timeout, teacher_max_retries=teacher_max_retries,
         limit=limit, concurrency=concurrency, workers=workers, resume=resume, overwrite=overwrite, tokenizer=tokenizer,
         field_map=parse_field_map(field or []), split=split, prompts_dirs=[str(p) for p in prompts_dir or []],
-        policy_overrides=overrides, allow_policy_change=allow_policy_change,
+        policy_overrides=overrides, allow_policy_change=allow_policy_change, max_record_chars=max_record_chars,
+        teacher_tokenizer=teacher_tokenizer,
     )
     try:
         summary = run_graph(options, progress=not quiet)

@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from drp.commands.option_checks import above_zero
 from drp.endpoint import RETRY_POLICY
 from drp.errors import EXIT_FAILURES, EXIT_INTERRUPTED, UserError
 
@@ -28,12 +29,12 @@ Temperature = Annotated[float, typer.Option(min=0.0)]
 TopP = Annotated[float, typer.Option(min=0.0, max=1.0)]
 MaxTokens = Annotated[int, typer.Option(min=1, help="Generation cap (reported with how often it is hit).")]
 Concurrency = Annotated[int, typer.Option(min=1, help="Requests in flight.")]
-Timeout = Annotated[float, typer.Option(help="Seconds per request.")]
+Timeout = Annotated[float, typer.Option(help="Seconds per request.", callback=above_zero)]
 Retries = Annotated[int, typer.Option(min=0, help=f"Retries per request: {RETRY_POLICY}.")]
 ApiKeyEnv = Annotated[str, typer.Option(
     help="Environment variable holding the API key (the key itself is never a flag).")]
 ExtraBody = Annotated[Optional[str], typer.Option(help="JSON merged into every request body.")]
-MaxConsecutiveErrors = Annotated[int, typer.Option(help="Stop after this many failures in a row (0: never).")]
+MaxConsecutiveErrors = Annotated[int, typer.Option(min=0, help="Stop after this many failures in a row (0: never).")]
 Overwrite = Annotated[bool, typer.Option(help="Delete earlier samples at --out first (default: resume).")]
 Quiet = Annotated[bool, typer.Option(help="No progress bar.")]
 

@@ -60,8 +60,11 @@ def dataclass_types():
     return (ScriptArguments, SFTConfig, ModelConfig, DistillArguments)
 
 
-def _check_recipe_keys(recipe: Path, known: set[str]) -> None:
+def _check_recipe(recipe: Path, known: set[str], types: tuple[type, ...]) -> None:
+    """Unknown keys (with a suggestion) and values of the wrong type, before TRL reads the recipe."""
     import yaml
+
+    from drp.distill.recipe_checks import recipe_type_problems
 
     try:
         values = yaml.safe_load(recipe.read_text(encoding="utf-8"))
@@ -79,6 +82,13 @@ def _check_recipe_keys(recipe: Path, known: set[str]) -> None:
             f"recipe {recipe} has unknown keys: {', '.join(hints)}. Keys must be fields of TRL's SFTConfig, "
             "ModelConfig or ScriptArguments, or of drp's DistillArguments (`python -m drp.distill.sft --help`)."
         )
+    wrong = recipe_type_problems(values, types)
+    if wrong:
+        raise DistillError(f"recipe {recipe}: {'; '.join(wrong)}")
+
+
+def _refuse(message: str):
+    raise DistillError(message.replace("argument --", "--"))
 
 
 def _auto_precision() -> dict:
@@ -93,6 +103,8 @@ def parse(argv: list[str] | None = None):
     """argv (`--recipe R` plus `--key value` overrides) → (script, training, model, distill) argument objects."""
     from trl import TrlParser
 
+    from drp.distill.recipe_checks import sign_problems
+
     argv = list(sys.argv[1:] if argv is None else argv)
     types = dataclass_types()
     known = {f.name for t in types for f in fields(t)}
@@ -102,9 +114,10 @@ def parse(argv: list[str] | None = None):
             if at + 1 >= len(argv):
                 raise DistillError(f"{flag} needs a recipe name or file")
             recipe = resolve_recipe(argv[at + 1])
-            _check_recipe_keys(recipe, known)
+            _check_recipe(recipe, known, types)
             argv[at : at + 2] = ["--config", str(recipe)]
     parser = TrlParser(types)
+    parser.error = _refuse  # argparse would print its whole usage and exit; one line says which value is wrong
     # Our defaults sit under the recipe, which sits under the command line.
     # Token counting on by default: it is what makes transformers log train_tokens_per_second.
     parser.set_defaults(**_auto_precision(), include_num_input_tokens_seen=True)
@@ -113,10 +126,13 @@ def parse(argv: list[str] | None = None):
             # TRL's own default sets the deprecated `gradient_checkpointing` name; the warning is not the user's.
             warnings.filterwarnings("ignore", message="`gradient_checkpointing", category=FutureWarning)
             script_args, training_args, model_args, distill_args = parser.parse_args_and_config(argv)
-    except ValueError as error:
+    except (ValueError, TypeError) as error:  # TRL's and transformers' own checks of the values
         if "not used by the HfArgumentParser" in str(error):
             raise DistillError(f"unknown command-line options: {str(error).split(':', 1)[1].strip()}") from None
-        raise DistillError(str(error)) from None
+        raise DistillError(" ".join(str(error).split())) from None
+    out_of_range = sign_problems(training_args, model_args)
+    if out_of_range:
+        raise DistillError("; ".join(out_of_range))
     if training_args.include_num_input_tokens_seen == "all":
         # The parser can only say yes/no; count real tokens, not padding, so tokens/s means something.
         training_args.include_num_input_tokens_seen = "non_padding"

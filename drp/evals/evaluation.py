@@ -65,6 +65,8 @@ def run_eval(settings: EvalSettings, echo: Callable[[str], None] = print) -> Eva
     from drp.tokens import TokenCounter
 
     started = time.perf_counter()
+    if settings.out.exists() and not settings.out.is_dir():
+        raise EvalError(f"--out {settings.out} is a file: eval writes a folder (samples, metrics); name a folder")
     label, template = resolve_template(settings.prompt_template)
     benchmarks = [load_benchmark(name, settings.data_dir, settings.source, settings.limit, Fields())
                   for name in settings.benchmarks]

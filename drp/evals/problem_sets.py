@@ -98,7 +98,7 @@ def load_benchmark(
         where = str(local)
     else:
         records, where = _read_hub(spec, split, hub_repo, missing_local=local)
-    problems = [_from_spec(spec, split, index, record, where) for index, record in records]
+    problems = [_from_spec(spec, split, index, record, at) for index, at, record in records]
     return _limited(Benchmark(spec.name if split == spec.split else f"{spec.name}:{split}", where,
                               tuple(problems)), limit)
 
@@ -111,39 +111,41 @@ def _spec_for(name: str) -> tuple[BenchmarkSpec, str]:
     return spec, split or spec.split
 
 
-def _from_spec(spec: BenchmarkSpec, split: str, index: int, record: dict, where: str) -> Problem:
+def _from_spec(spec: BenchmarkSpec, split: str, index: int, record: dict, at: str) -> Problem:
     question = next((record[f] for f in spec.question_fields if record.get(f) not in (None, "")), None)
     if question is None:
-        raise BenchmarkError(f"{where}: row {index + 1} has none of the question fields {list(spec.question_fields)}")
+        raise BenchmarkError(f"{at}: none of the question fields {list(spec.question_fields)}")
     if record.get(spec.answer_field) in (None, ""):
-        raise BenchmarkError(f"{where}: row {index + 1} has no {spec.answer_field!r} field")
+        raise BenchmarkError(f"{at}: no {spec.answer_field!r} field")
     if spec.id_field and record.get(spec.id_field) not in (None, ""):
-        problem_id = str(record[spec.id_field])
+        problem_id = _text(record[spec.id_field], spec.id_field, at, numbers=True)
     else:
         problem_id = f"{spec.name}_{index:04d}" if split == spec.split else f"{spec.name}_{split}_{index:04d}"
     name = spec.name if split == spec.split else f"{spec.name}:{split}"
-    return Problem(name, problem_id, str(question), spec.gold(record[spec.answer_field]))
+    gold = spec.gold(_text(record[spec.answer_field], spec.answer_field, at, numbers=True, keep_type=True))
+    return Problem(name, problem_id, _text(question, "question", at), gold)
 
 
 def load_jsonl(path: Path, name: str, fields: Fields) -> Benchmark:
     """A generic problems file: question/problem and gold_answer/answer fields (names remappable)."""
     if not path.is_file():
         raise BenchmarkError(f"problems file {path} does not exist")
-    problems, seen = [], set()
-    for index, record in _read_jsonl(path):
+    problems, seen = [], {}
+    for index, at, record in _read_jsonl(path):
         question = _first(record, fields.question)
         if question is None:
-            raise BenchmarkError(f"{path}: line {index + 1} has none of the question fields {list(fields.question)}")
+            raise BenchmarkError(f"{at}: none of the question fields {list(fields.question)}")
         answer = _first(record, fields.answer)
+        answer = None if answer is None else _text(answer, "answer", at, numbers=True, keep_type=True)
         gold = None if answer is None else (gsm8k_gold(answer) if isinstance(answer, str) and "####" in answer
                                             else _plain_gold(answer))
-        problem_id = str(record[fields.id]) if fields.id and record.get(fields.id) not in (None, "") \
-            else f"{name}_{index:04d}"
+        problem_id = _text(record[fields.id], fields.id, at, numbers=True) \
+            if fields.id and record.get(fields.id) not in (None, "") else f"{name}_{index:04d}"
         if problem_id in seen:
-            raise BenchmarkError(f"{path}: line {index + 1} repeats the id {problem_id!r}")
-        seen.add(problem_id)
+            raise BenchmarkError(f"{at}: repeats the id {problem_id!r} of {seen[problem_id]}")
+        seen[problem_id] = at
         extra = {k: v for k, v in record.items() if k not in (*fields.question, *fields.answer, fields.id)}
-        problems.append(Problem(name, problem_id, str(question), gold, extra))
+        problems.append(Problem(name, problem_id, _text(question, "question", at), gold, extra))
     return Benchmark(name, str(path), tuple(problems))
 
 
@@ -151,19 +153,37 @@ def _first(record: dict, names: Iterable[str]) -> Any:
     return next((record[n] for n in names if record.get(n) not in (None, "")), None)
 
 
-def _read_jsonl(path: Path) -> list[tuple[int, dict]]:
+def _text(value: Any, field: str, at: str, numbers: bool = False, keep_type: bool = False) -> Any:
+    """A field's text: a string, or (ids, answers) a number; anything else is an error, never a Python repr."""
+    if isinstance(value, str):
+        return value
+    if numbers and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value if keep_type else str(value)
+    wanted = "a string or a number" if numbers else "a string"
+    raise BenchmarkError(f"{at}: {field} must be {wanted}, got {type(value).__name__} {json.dumps(value)[:60]}")
+
+
+def _read_jsonl(path: Path) -> list[tuple[int, str, dict]]:
+    """(problem index, "FILE:LINE", record) per non-blank line. A UTF-8 byte-order mark is allowed;
+    line numbers count every line, blank ones included, so errors point at the right place."""
     rows = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
+    with open(path, "rb") as handle:
+        for number, data in enumerate(handle, start=1):
+            at = f"{path}:{number}"
+            try:
+                line = data.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                raise BenchmarkError(f"{at}: not UTF-8 (byte {exc.start + 1} of the line is {data[exc.start]:#04x}); "
+                                     "save the file as UTF-8") from None
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise BenchmarkError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+                raise BenchmarkError(f"{at}: not valid JSON ({exc.msg}, column {exc.colno})") from None
             if not isinstance(record, dict):
-                raise BenchmarkError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
-            rows.append((len(rows), record))
+                raise BenchmarkError(f"{at}: expected a JSON object, got {type(record).__name__}")
+            rows.append((len(rows), at, record))
     if not rows:
         raise BenchmarkError(f"{path}: no problems in the file")
     return rows
@@ -180,7 +200,8 @@ def _read_hub(spec: BenchmarkSpec, split: str, repo: str | None, missing_local: 
         local_note = f"no local file {missing_local}; " if missing_local is not None else ""
         raise BenchmarkError(f"{spec.name}: {local_note}loading {repo} ({hub_split}) from the hub failed: "
                              f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
-    return list(enumerate(dict(row) for row in rows)), f"{repo}:{hub_split}"
+    where = f"{repo}:{hub_split}"
+    return [(index, f"{where} row {index + 1}", dict(row)) for index, row in enumerate(rows)], where
 
 
 def _limited(benchmark: Benchmark, limit: int | None) -> Benchmark:
