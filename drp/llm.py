@@ -17,6 +17,7 @@ from functools import lru_cache
 
 from pydantic import BaseModel, ValidationError
 
+from drp import reply_json
 from drp.endpoint import EndpointSettings, describe_error, short
 from drp.policy import AgentSettings, StructuredMethod
 
@@ -71,10 +72,8 @@ class Teacher:
             if method == "function_calling":
                 runnable = chat.with_structured_output(schema, method=method, include_raw=True)
                 result = await runnable.ainvoke(messages)
-                raw_message, parsed = result["raw"], result["parsed"]
-                error = _describe(result.get("parsing_error")) if parsed is None else None
-                if parsed is None and error is None:
-                    error = "the reply held no tool call"
+                raw_message = result["raw"]
+                parsed, error = parse_tool_call(raw_message, schema)
             else:
                 # Sent as extra body so the client does not parse (and raise on) the reply itself: an unparseable
                 # or length-cut reply must keep its raw text and become a retry with feedback.
@@ -104,14 +103,33 @@ def _response_format(method: str, schema: type[BaseModel]) -> dict:
 
 
 def parse_json_reply(text: str, schema: type[BaseModel]) -> tuple[BaseModel | None, str | None]:
-    """Find the JSON object in a free-text reply (code fences and chatter allowed) and validate it."""
+    """Find the JSON object in a free-text reply (code fences and chatter allowed) and validate it, with
+    the LaTeX inside its strings kept (drp/reply_json.py)."""
     candidate = _json_object(text)
     if candidate is None:
         return None, "the reply contains no JSON object"
     try:
-        return schema.model_validate_json(candidate), None
+        return schema.model_validate(reply_json.decode(candidate)), None
+    except reply_json.ReplyJSONError as exc:
+        return None, str(exc)
     except ValidationError as exc:
         return None, _describe(exc)
+
+
+def parse_tool_call(message, schema: type[BaseModel]) -> tuple[BaseModel | None, str | None]:
+    """The first tool call's arguments, validated, with the LaTeX inside kept (drp/reply_json.py). The client
+    decoded the arguments already, leniently; arguments it could not decode (a LaTeX `sqrt` after one
+    backslash) are decoded here."""
+    try:
+        if getattr(message, "tool_calls", None):
+            return schema.model_validate(reply_json.clean(message.tool_calls[0]["args"])), None
+        if getattr(message, "invalid_tool_calls", None):
+            return schema.model_validate(reply_json.decode(message.invalid_tool_calls[0]["args"] or "")), None
+    except reply_json.ReplyJSONError as exc:
+        return None, str(exc)
+    except ValidationError as exc:
+        return None, _describe(exc)
+    return None, "the reply held no tool call"
 
 
 def _json_object(text: str) -> str | None:
@@ -121,7 +139,7 @@ def _json_object(text: str) -> str | None:
     start = text.find("{")
     if start < 0:
         return None
-    decoder = json.JSONDecoder()
+    decoder = json.JSONDecoder(strict=False)
     try:
         _, end = decoder.raw_decode(text[start:])
         return text[start : start + end]
