@@ -40,14 +40,16 @@ class Reply:
     raw: str
     error: str | None
     model: str
-    input_tokens: int = 0
-    output_tokens: int = 0
+    input_tokens: int | None = None  # None: not known (see `usage`), never a made-up 0
+    output_tokens: int | None = None
     latency_ms: float = 0.0
+    usage: str = "missing"  # "reported" by the server, "counted" with the teacher's tokenizer, or "missing"
 
 
 class Teacher:
-    def __init__(self, settings: TeacherSettings):
+    def __init__(self, settings: TeacherSettings, usage_counter=None):
         self.settings = settings
+        self.usage_counter = usage_counter  # the teacher's tokenizer (a TokenCounter), for replies without usage
         self._models: dict[tuple, object] = {}
 
     def _chat_model(self, agent: AgentSettings):
@@ -87,12 +89,21 @@ class Teacher:
         except (ValidationError, ValueError, openai.LengthFinishReasonError, openai.ContentFilterFinishReasonError) as exc:
             # the client library raises some parse failures itself (function calling): a retry, not a crash
             return Reply(None, "", _describe(exc), chat.model_name, latency_ms=_ms(started))
-        usage = getattr(raw_message, "usage_metadata", None) or {}
-        return Reply(
-            parsed=parsed, raw=_raw_text(raw_message), error=error, model=chat.model_name,
-            input_tokens=usage.get("input_tokens", 0), output_tokens=usage.get("output_tokens", 0),
-            latency_ms=_ms(started),
-        )
+        raw = _raw_text(raw_message)
+        return Reply(parsed=parsed, raw=raw, error=error, model=chat.model_name, latency_ms=_ms(started),
+                     **self._usage(raw_message, messages, raw))
+
+    def _usage(self, message, messages: list[dict], raw: str) -> dict:
+        """The call's teacher tokens: the server's usage; without one, a count with the teacher's tokenizer
+        when there is one; else missing (None), which the run's figures show as missing, not as 0."""
+        usage = getattr(message, "usage_metadata", None)
+        if usage:
+            return {"input_tokens": usage.get("input_tokens"), "output_tokens": usage.get("output_tokens"),
+                    "usage": "reported"}
+        if self.usage_counter is not None:
+            return {"input_tokens": self.usage_counter.count_chat(messages),
+                    "output_tokens": self.usage_counter.count(raw), "usage": "counted"}
+        return {"input_tokens": None, "output_tokens": None, "usage": "missing"}
 
 
 @lru_cache(maxsize=64)

@@ -35,6 +35,9 @@ def compute(store, counter=None) -> dict:
     processed = [r for r in finished if r["seconds"] is not None]
     attempts = [r["attempts"] for r in processed if r["attempts"]]
     wall = run.get("wall_seconds") or 0.0
+    usage = store.teacher_totals() or {}
+    # a trace with a teacher call of unknown usage makes the run's teacher tokens unknown, not smaller
+    tokens_known = not any(r["teacher_calls"] and r["teacher_input_tokens"] is None for r in processed)
     t_mean, t_median = _mean_median(thinking)
     r_mean, r_median = _mean_median(response)
     return {
@@ -52,8 +55,11 @@ def compute(store, counter=None) -> dict:
         "attempts_per_trace_mean": _mean(attempts),
         "attempts_histogram": dict(sorted(Counter(attempts).items())),
         "teacher_calls_per_trace": _mean([r["teacher_calls"] or 0 for r in processed]),
-        "teacher_input_tokens_per_trace": _mean([r["teacher_input_tokens"] or 0 for r in processed]),
-        "teacher_output_tokens_per_trace": _mean([r["teacher_output_tokens"] or 0 for r in processed]),
+        "teacher_input_tokens_per_trace": _mean([r["teacher_input_tokens"] or 0 for r in processed]) if tokens_known else None,
+        "teacher_output_tokens_per_trace": _mean([r["teacher_output_tokens"] or 0 for r in processed]) if tokens_known else None,
+        "teacher_llm_calls": usage.get("calls", 0),
+        "teacher_calls_without_usage": usage.get("missing_usage", 0) + usage.get("counted_usage", 0),
+        "teacher_calls_counted_with_tokenizer": usage.get("counted_usage", 0),
         "wall_seconds": wall, "sessions": run.get("sessions"),
         "traces_per_second": len(processed) / wall if wall else None,
     }

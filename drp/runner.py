@@ -94,6 +94,7 @@ def run(options: RunOptions, progress: bool = True) -> RunSummary:
 
 def _prune_pending(store: RunStore, folder: Path, options: RunOptions, policy, progress: bool) -> RunSummary:
     pending = store.pending_ids(options.limit)
+    store.start_session(options.run_id)
     started = time.perf_counter()
     bar = _progress_bar(len(pending), progress)
     if options.workers <= 1 or len(pending) < 2:
@@ -102,7 +103,7 @@ def _prune_pending(store: RunStore, folder: Path, options: RunOptions, policy, p
         _process_in_workers(options, folder, policy, pending, store, bar)
     bar.close()
     seconds = time.perf_counter() - started
-    store.add_session(options.run_id, seconds)
+    store.end_session(options.run_id, seconds)
     write_pruned_jsonl(store, folder)
     counts = store.status_counts()
     store.close()
@@ -421,8 +422,21 @@ def _teacher(options: RunOptions, policy):
             url=options.teacher_url, model=options.teacher_model, api_key_env=options.teacher_api_key_env,
             structured_output=options.structured_output, timeout=options.teacher_timeout,
             max_retries=options.teacher_max_retries,
-        )
+        ),
+        usage_counter=_usage_counter(options),
     )
+
+
+def _usage_counter(options: RunOptions):
+    """The teacher's tokenizer, to count the calls a server reports no usage for: --teacher-tokenizer, else the
+    teacher model's own folder when it is one (a model served from a folder by `drp serve`); else None."""
+    from drp.tokens import TokenCounter
+
+    name = options.teacher_tokenizer
+    folder = Path(options.teacher_model or "")
+    if name is None and options.teacher_model and any((folder / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json")):
+        name = str(folder)
+    return TokenCounter(name) if name else None
 
 
 def _write_config(folder: Path, store: RunStore, options: RunOptions, policy, counter, history: list[dict],
@@ -436,6 +450,7 @@ def _write_config(folder: Path, store: RunStore, options: RunOptions, policy, co
         "run_id": options.run_id, "options": stored_options, "policy": policy.snapshot(),
         "policy_hash": policy.policy_hash, "policy_history": history,
         "teacher": teacher.settings.public() if teacher else None, "tokenizer": counter.name,
+        "teacher_tokenizer": teacher.usage_counter.name if teacher and teacher.usage_counter else None,
     }
     partial = folder / "config.json.partial"
     partial.write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")

@@ -174,11 +174,28 @@ def _m004_line_identity_and_policy_hashes(db: sqlite_utils.Database) -> None:
     db["runs"].add_column("input_lines", int)  # set once every input line has its row
 
 
+def _m005_sessions(db: sqlite_utils.Database) -> None:
+    """One row per `drp run` session, its time kept up to date per finished trace, so a session that was
+    killed still counts (runs.wall_seconds only grows when a session ends)."""
+    db["sessions"].create(
+        {"id": int, "started_at": str, "seconds": float, "traces": int, "ended": int}, pk="id",
+    )
+
+
+def _m006_call_usage(db: sqlite_utils.Database) -> None:
+    """Where a teacher call's token counts come from: "reported" by the server, "counted" with the teacher's
+    tokenizer, or "missing" (the counts are NULL, never 0). Calls stored before it all took the server's usage."""
+    db["calls"].add_column("usage", str)
+    db.execute("update calls set usage = 'reported' where llm and (error is null or error not like 'teacher_error:%')")
+
+
 MIGRATIONS = [
     ("m001_initial", _m001_initial),
     ("m002_pruned_answer_section", _m002_pruned_answer_section),
     ("m003_call_llm", _m003_call_llm),
     ("m004_line_identity_and_policy_hashes", _m004_line_identity_and_policy_hashes),
+    ("m005_sessions", _m005_sessions),
+    ("m006_call_usage", _m006_call_usage),
 ]
 
 
@@ -195,6 +212,8 @@ def _legacy_call_columns(row: dict) -> dict:
     if "llm" not in row:
         row["llm"] = row.get("model") not in _PRE_M003_DETERMINISTIC
     row["llm"] = bool(row["llm"])
+    if "usage" not in row:
+        row["usage"] = "reported" if row["llm"] and not (row.get("error") or "").startswith("teacher_error:") else None
     return row
 
 
@@ -325,12 +344,20 @@ class RunStore:
         else:
             self.db["runs"].insert({**row, "id": run_id, "created_at": now(), "wall_seconds": 0.0, "sessions": 0})
 
-    def add_session(self, run_id: str, seconds: float) -> None:
-        current = self.db["runs"].get(run_id)
-        self.db["runs"].update(run_id, {
-            "wall_seconds": (current["wall_seconds"] or 0) + seconds, "sessions": (current["sessions"] or 0) + 1,
-            "updated_at": now(),
-        })
+    def start_session(self, run_id: str) -> None:
+        """A `drp run` session begins: counted now, timed as its traces finish (see save_result)."""
+        with self.db.conn:
+            self.db["sessions"].insert({"started_at": now(), "seconds": 0.0, "traces": 0, "ended": 0})
+            self.db.execute("update runs set sessions = coalesce(sessions, 0) + 1, updated_at = ? where id = ?",
+                            [now(), run_id])
+
+    def end_session(self, run_id: str, seconds: float) -> None:
+        """The session ends: its measured time moves into the run's wall time."""
+        with self.db.conn:
+            self.db.execute("update sessions set seconds = ?, ended = 1 where id = (select max(id) from sessions)",
+                            [seconds])
+            self.db.execute("update runs set wall_seconds = coalesce(wall_seconds, 0) + ?, updated_at = ? "
+                            "where id = ?", [seconds, now(), run_id])
 
     def ingest(self, loaded: Iterable[LoadedRecord]) -> int:
         """One row per input line: pending, or failed with its reason; returns how many lines the input has.
@@ -393,6 +420,11 @@ class RunStore:
             if call_rows:
                 self.db["calls"].insert_all(call_rows)
             self.db["traces"].update(trace_id, {**result, "finished_at": now()})
+            # The session's time so far (every process of the session writes here): a kill loses none of it.
+            self.db.execute(
+                "update sessions set traces = traces + 1, seconds = max(seconds, "
+                "(julianday('now') - julianday(started_at)) * 86400.0) "
+                "where id = (select max(id) from sessions) and ended = 0")
 
     # ------------------------------------------------------------ reading
 
@@ -401,7 +433,13 @@ class RunStore:
         if not self.columns("runs"):
             return {}
         rows = self._rows("select * from runs order by created_at desc limit 1")
-        return rows[0] if rows else {}
+        if not rows:
+            return {}
+        run = rows[0]
+        if self.columns("sessions"):  # sessions that never ended (killed, or running now) count up to their last trace
+            unfinished = self.db.execute("select sum(seconds) from sessions where ended = 0").fetchone()[0]
+            run["wall_seconds"] = (run.get("wall_seconds") or 0.0) + (unfinished or 0.0)
+        return run
 
     def status_counts(self) -> dict[str, int]:
         if not self.columns("traces"):
@@ -497,12 +535,30 @@ class RunStore:
         return {row["attempts"]: row["n"] for row in self.db.query(
             "select attempts, count(*) as n from traces where attempts is not null group by attempts order by attempts")}
 
-    def teacher_totals(self) -> dict[str, int] | None:
+    def teacher_totals(self) -> dict[str, int | None] | None:
+        """Teacher tokens in and out and LLM calls over the run. A total some of whose calls have no token
+        counts is None (missing), not their partial sum; `missing_usage` / `counted_usage` say how many calls
+        had no usage, and how many of those the teacher's tokenizer counted."""
         if not {"teacher_input_tokens", "teacher_output_tokens", "teacher_calls"} <= self.columns("traces"):
             return None
-        row = self._rows("select sum(teacher_input_tokens) as input, sum(teacher_output_tokens) as output, "
-                         "sum(teacher_calls) as calls from traces")[0]
-        return {key: row[key] or 0 for key in ("input", "output", "calls")}
+        row = self._rows(
+            "select sum(teacher_input_tokens) as input, sum(teacher_output_tokens) as output, "
+            "sum(teacher_calls) as calls, sum(teacher_calls > 0 and teacher_input_tokens is null) as unknown "
+            "from traces")[0]
+        totals = {key: row[key] or 0 for key in ("input", "output", "calls")}
+        if row["unknown"]:
+            totals["input"] = totals["output"] = None
+        return {**totals, **self.usage_counts()}
+
+    def usage_counts(self) -> dict[str, int]:
+        """How many LLM calls had no usage from the server: all of them (`missing_usage`, counts NULL) and those
+        counted with the teacher's tokenizer instead (`counted_usage`)."""
+        if not self.columns("calls"):
+            return {"missing_usage": 0, "counted_usage": 0}
+        if "usage" not in self.columns("calls"):  # calls stored before m005 all had the server's usage
+            return {"missing_usage": 0, "counted_usage": 0}
+        row = self._rows("select sum(usage = 'missing') as missing, sum(usage = 'counted') as counted from calls")[0]
+        return {"missing_usage": row["missing"] or 0, "counted_usage": row["counted"] or 0}
 
     def seconds_stats(self) -> dict | None:
         if "seconds" not in self.columns("traces"):
@@ -515,7 +571,10 @@ class RunStore:
         if not self.columns("calls"):
             return []
         return self._rows(
-            "select node, count(*) as calls, sum(input_tokens) as input_tokens, sum(output_tokens) as output_tokens, "
+            # a token total with a call of unknown usage in it is unknown (NULL), not the sum of the rest
+            "select node, count(*) as calls, "
+            "case when count(input_tokens) < count(*) then null else sum(input_tokens) end as input_tokens, "
+            "case when count(output_tokens) < count(*) then null else sum(output_tokens) end as output_tokens, "
             "avg(latency_ms) as mean_latency_ms, sum(error is not null and error != '') as errors, "
             "count(distinct model) as models from calls group by node order by min(seq), node")
 

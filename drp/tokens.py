@@ -41,6 +41,14 @@ class TokenCounter:
             return approximate_count(text)
         return len(self._tokenizer.encode(text, add_special_tokens=False))
 
+    def count_chat(self, messages: list[dict]) -> int:
+        """A chat prompt's tokens as the model reads them: through its chat template when it has one."""
+        if self._tokenizer is not None and getattr(self._tokenizer, "chat_template", None):
+            ids = self._tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True,
+                                                      return_dict=False)
+            return len(ids)
+        return sum(self.count(message.get("content")) for message in messages)
+
 
 @lru_cache(maxsize=8)
 def _load(name: str):

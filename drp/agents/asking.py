@@ -41,6 +41,7 @@ async def ask(
                 agent, attempt, policy.name, prompt_name, policy.prompt_hashes[agent], llm=True, messages=messages,
                 raw_output=reply.raw, parsed=reply.parsed, error=error, model=reply.model,
                 input_tokens=reply.input_tokens, output_tokens=reply.output_tokens, latency_ms=reply.latency_ms,
+                usage=reply.usage,
             )
         )
         if error is None:

@@ -12,14 +12,16 @@ from drp.store import now
 def record(
     node: str, attempt: int, policy: str, prompt_name: str | None, prompt_hash: str | None, *, llm: bool,
     messages: list[dict] | None = None, raw_output: str | None = None, parsed=None, error: str | None = None,
-    model: str = "deterministic", input_tokens: int = 0, output_tokens: int = 0, latency_ms: float = 0.0,
+    model: str = "deterministic", input_tokens: int | None = 0, output_tokens: int | None = 0, latency_ms: float = 0.0,
+    usage: str | None = None,
 ) -> dict:
+    """`usage`, for a teacher reply: where its token counts come from (drp.llm.Reply.usage)."""
     return {
         "node": node, "attempt": attempt, "policy": policy, "prompt_name": prompt_name, "prompt_hash": prompt_hash,
         "messages": messages or [], "raw_output": raw_output,
         "parsed": parsed.model_dump() if hasattr(parsed, "model_dump") else parsed,
         "error": error, "model": model, "llm": llm, "input_tokens": input_tokens, "output_tokens": output_tokens,
-        "latency_ms": latency_ms, "started_at": now(),
+        "latency_ms": latency_ms, "usage": usage, "started_at": now(),
     }
 
 

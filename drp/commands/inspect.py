@@ -62,7 +62,7 @@ def logs_show(
         return
     typer.echo(f"trace {trace_id}: {trace['status']} ({trace['reason']}), attempts {trace['attempts']}")
     for call in calls:
-        tokens = f"{call['input_tokens']}→{call['output_tokens']} tok" if call["llm"] else ""
+        tokens = _call_tokens(call) if call["llm"] else ""
         typer.echo(f"\n── #{call['seq']} {call['node']} (attempt {call['attempt']}) · {call['model']} · "
                    f"{call['prompt_name'] or ''} [{call['prompt_hash'] or ''}] · {call['latency_ms']:.0f} ms {tokens}")
         for message in call["messages"]:
@@ -70,6 +70,13 @@ def logs_show(
         typer.echo(f"   reply:  {_clip(call['raw_output'] or '')}")
         if call["error"]:
             typer.echo(f"   error:  {call['error']}")
+
+
+def _call_tokens(call: dict) -> str:
+    if call["input_tokens"] is None or call["output_tokens"] is None:
+        return "tokens missing (no usage from the server)"
+    counted = " (counted: no usage from the server)" if call.get("usage") == "counted" else ""
+    return f"{call['input_tokens']}→{call['output_tokens']} tok{counted}"
 
 
 def _clip(text: str, limit: int = 600) -> str:
@@ -127,9 +134,16 @@ def stats(
                f"  reduction mean {pct(result['thinking_token_reduction_mean'])}, median {pct(result['thinking_token_reduction_median'])}")
     typer.echo(f"response tokens  {num(result['response_tokens_before_mean'])} → {num(result['response_tokens_after_mean'])}"
                f"  reduction mean {pct(result['response_token_reduction_mean'])}, median {pct(result['response_token_reduction_median'])}")
+    tokens = lambda v: "missing" if v is None and result["teacher_llm_calls"] else num(v)  # noqa: E731
     typer.echo(f"attempts/trace {num(result['attempts_per_trace_mean'])} {result['attempts_histogram']} · teacher calls/trace "
-               f"{num(result['teacher_calls_per_trace'])}, tokens in/out per trace {num(result['teacher_input_tokens_per_trace'])}"
-               f"/{num(result['teacher_output_tokens_per_trace'])}")
+               f"{num(result['teacher_calls_per_trace'])}, tokens in/out per trace {tokens(result['teacher_input_tokens_per_trace'])}"
+               f"/{tokens(result['teacher_output_tokens_per_trace'])}")
+    if result["teacher_calls_without_usage"]:
+        counted = result["teacher_calls_counted_with_tokenizer"]
+        typer.echo(f"  {result['teacher_calls_without_usage']} of {result['teacher_llm_calls']} teacher calls came without "
+                   f"usage: {counted} counted with the teacher's tokenizer"
+                   + ("" if counted == result["teacher_calls_without_usage"] else
+                      ", the rest missing (pass --teacher-tokenizer to count them)"))
     typer.echo(f"wall {result['wall_seconds']:.1f}s over {result['sessions']} session(s) · {num(result['traces_per_second'])} traces/s")
 
 

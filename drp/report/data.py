@@ -19,7 +19,7 @@ LIST_COLUMNS = (
 STEP_COLUMNS = ("step", "attempt", "unit_start", "unit_end", "skill", "action", "merge_group", "text", "rewritten")
 CALL_COLUMNS = (
     "seq", "node", "attempt", "policy", "prompt_name", "prompt_hash", "messages", "raw_output", "parsed",
-    "error", "model", "input_tokens", "output_tokens", "latency_ms", "started_at",
+    "error", "model", "input_tokens", "output_tokens", "latency_ms", "started_at", "llm", "usage",
 )
 EMBEDDED_CALL_COLUMNS = (*CALL_COLUMNS, "parsed_is_raw")
 

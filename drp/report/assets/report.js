@@ -145,8 +145,7 @@
       ['created', txt(info.created_at || '–') + (info.updated_at && info.updated_at !== info.created_at ? ' (updated ' + info.updated_at + ')' : '')],
       ['wall time', duration(info.wall_seconds) + (info.sessions > 1 ? ' over ' + info.sessions + ' sessions' : '') +
         (s.seconds && s.seconds.mean !== undefined && s.seconds.mean !== null ? ' · ' + num(s.seconds.mean, 2) + ' s per trace (max ' + num(s.seconds.max, 1) + ' s)' : '')],
-      ['teacher tokens', s.teacher && s.teacher.calls !== undefined ?
-        num(s.teacher.input) + ' in · ' + num(s.teacher.output) + ' out · ' + num(s.teacher.calls) + ' LLM calls' : '–'],
+      ['teacher tokens', s.teacher && s.teacher.calls !== undefined ? teacherTokens(s.teacher) : '–'],
     ]));
 
     var stats = el('div', 'stats');
@@ -427,9 +426,20 @@
     }), 'grid verdicts');
   }
 
+  // A total with calls of unknown usage in it is shown as missing, never as a smaller number.
+  function teacherTokens(t) {
+    var without = (t.missing_usage || 0) + (t.counted_usage || 0);
+    var figures = t.input === null || t.input === undefined ? 'missing' : num(t.input) + ' in · ' + num(t.output) + ' out';
+    var note = without ? ' (' + num(without) + ' calls came without usage: ' + num(t.counted_usage || 0) +
+      ' counted with the teacher\u2019s tokenizer' + (t.missing_usage ? ', ' + num(t.missing_usage) + ' missing' : '') + ')' : '';
+    return figures + ' · ' + num(t.calls) + ' LLM calls' + note;
+  }
+
   function callView(c) {
+    var tokens = c.llm && (c.input_tokens === null || c.input_tokens === undefined) ? 'tokens missing (no usage)'
+      : num(c.input_tokens) + ' in / ' + num(c.output_tokens) + ' out' + (c.usage === 'counted' ? ' (counted)' : '');
     var head = [c.seq === null || c.seq === undefined ? '' : '#' + c.seq, txt(c.node || '?'), 'attempt ' + txt(c.attempt),
-      c.model ? txt(c.model) : null, num(c.input_tokens) + ' in / ' + num(c.output_tokens) + ' out',
+      c.model ? txt(c.model) : null, tokens,
       c.latency_ms === null || c.latency_ms === undefined ? null : num(c.latency_ms, 1) + ' ms'].filter(Boolean).join(' · ');
     var summary = [head, c.error ? el('span', 'err-flag', ' · error') : null];
     var d = fold(summary, function () {
@@ -491,7 +501,9 @@
       ['response tokens', num(r.response_before) + ' → ' + num(r.response_after) + (rred === null ? '' : ' (' + (rred >= 0 ? '−' : '+') + pct(Math.abs(rred)) + ')')],
       ['answers', 'gold ' + (txt(r.gold) || '–') + ' · original ' + (txt(r.original_answer) || '–') + ' · pruned ' + (txt(r.pruned_answer) || '–')],
       ['attempts', txt(r.attempts === null || r.attempts === undefined ? '–' : r.attempts)],
-      ['teacher', num(r.teacher_in) + ' in / ' + num(r.teacher_out) + ' out tokens · ' + num(r.teacher_calls) + ' calls · ' + (r.seconds === null || r.seconds === undefined ? '–' : num(r.seconds, 2) + ' s')],
+      ['teacher', (r.teacher_calls && (r.teacher_in === null || r.teacher_in === undefined) ? 'tokens missing'
+        : num(r.teacher_in) + ' in / ' + num(r.teacher_out) + ' out tokens') + ' · ' + num(r.teacher_calls) + ' calls · ' +
+        (r.seconds === null || r.seconds === undefined ? '–' : num(r.seconds, 2) + ' s')],
       r.line !== null && r.line !== undefined ? ['input line', txt(r.line)] : null,
     ]));
     parts.push(el('h3', null, 'Question'));
