@@ -44,7 +44,7 @@ class DamagedRun(UserError):
     """A run database that SQLite cannot read (truncated, overwritten, not a database)."""
 
 
-_opened: list[Path] = []  # run databases this process opened, most recent last: named when one turns out damaged
+_opened: dict[Path, None] = {}  # run databases this process opened: the damaged one among them is named
 
 # SQLite's primary result codes for a damaged file (an extended code carries one of them in its low byte).
 _SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
@@ -55,9 +55,25 @@ def damaged_database(error: sqlite3.DatabaseError) -> DamagedRun | None:
     code = getattr(error, "sqlite_errorcode", None)
     if code is None or code & 0xFF not in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
         return None
-    files = ", ".join(dict.fromkeys(str(f) for f in reversed(_opened))) or "a run database"
+    damaged = [file for file in _opened if _fails_quick_check(file)] or list(_opened)
+    files = ", ".join(str(file) for file in damaged) or "a run database"
     return DamagedRun(f"{files}: the run database is damaged ({error}); restore it from a copy, "
                       "or start the run again with --overwrite")
+
+
+def _fails_quick_check(file: Path) -> bool:
+    """Whether SQLite finds this file damaged (a file it cannot look at now, locked or gone, is not counted)."""
+    if not file.is_file():
+        return False
+    try:
+        connection = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            return connection.execute("PRAGMA quick_check(1)").fetchone()[0] != "ok"
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError as error:
+        code = getattr(error, "sqlite_errorcode", None)
+        return code is not None and code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
 
 
 def _check_intact(file: Path) -> None:
@@ -232,7 +248,7 @@ def open_run(path: Path | str, write: bool = False) -> RunStore:
     file = db_path(path)
     if file.is_file():
         _check_intact(file)
-    _opened.append(file)
+    _opened[file] = None
     if write:
         file.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite_utils.Database(file)

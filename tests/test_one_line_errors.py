@@ -266,3 +266,14 @@ def test_diff_shows_brackets_as_text(tmp_path):
     line = next(row for row in result.output.splitlines() if "We list the cases" in row)
     for text in ("[a, b]", "[/]", "[bold red]not a style[/bold red]", "[link=x]y[/link]"):
         assert line.count(text) == 2, (text, line)  # in the original and in the pruned column
+
+
+def test_the_damaged_database_is_the_one_named(finished_run, hermetic_runs, tmp_path):
+    shutil.copytree(finished_run, hermetic_runs / "copy")
+    db = hermetic_runs / "copy" / "drp.db"
+    data = bytearray(db.read_bytes())
+    for page in range(2, len(data) // 4096):
+        data[page * 4096: page * 4096 + 64] = b"\xff" * 64
+    db.write_bytes(bytes(data))
+    output = one_line_error(drp("report", "done", "--vs", "copy", "--out", tmp_path / "r.html"), str(db))
+    assert str(finished_run / "drp.db") not in output

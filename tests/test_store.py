@@ -19,14 +19,12 @@ def _downgrade_to_m001(db_file) -> None:
     with conn:
         conn.execute("alter table traces drop column pruned_answer_section")
         conn.execute("alter table calls drop column llm")
-<<<<<<< HEAD
         conn.execute("drop index traces_line")
         for table, column in (("traces", "source_id"), ("traces", "policy_hash"), ("calls", "policy_hash"),
                               ("runs", "policy_hash"), ("runs", "policy_history"), ("runs", "input_lines")):
             conn.execute(f"alter table {table} drop column {column}")
-=======
         conn.execute("drop table sessions")
->>>>>>> 88d9e8b (Teacher calls without usage are counted with the teacher's tokenizer or shown as missing; stats counts the time of a killed session)
+        conn.execute("alter table calls drop column usage")
         conn.execute("delete from _migrations where name != 'm001_initial'")
     conn.execute("vacuum")
     conn.close()  # the last connection: SQLite folds the write-ahead log into the file
