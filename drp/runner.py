@@ -21,7 +21,7 @@ from drp.layout import join_response
 from drp.paths import new_run_dir
 from drp.run_folders import clear_leftovers, is_empty_folder, is_run_folder, publish, staging
 from drp.run_lock import lock_run
-from drp.store import RunStore, dumps, now, open_run
+from drp.store import DB_NAME, RunStore, check_intact, dumps, now, open_run
 
 
 DEFAULT_POLICY = "skill-aware"
@@ -292,6 +292,8 @@ def _settle_existing_run(folder: Path, options: RunOptions) -> tuple[RunOptions,
 
     exists = folder.exists() and not is_empty_folder(folder)
     if exists and not is_run_folder(folder):
+        if not options.overwrite and (folder / DB_NAME).is_file():
+            check_intact(folder / DB_NAME)  # a damaged database is named as such, not as a stranger's folder
         raise RunError(f"{folder} exists and is not a drp run: drp never writes into or deletes it. "
                        "Choose another --run-id, or move that folder")
     if exists and options.overwrite:

@@ -76,7 +76,7 @@ def _fails_quick_check(file: Path) -> bool:
         return code is not None and code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
 
 
-def _check_intact(file: Path) -> None:
+def check_intact(file: Path) -> None:
     """Refuse, before any query, a file that is not an SQLite database or is shorter than its header says."""
     size = file.stat().st_size
     if size == 0:
@@ -247,7 +247,7 @@ def open_run(path: Path | str, write: bool = False) -> RunStore:
     (RunNotFound when there is none, IncompleteRun when its creation never finished)."""
     file = db_path(path)
     if file.is_file():
-        _check_intact(file)
+        check_intact(file)
     _opened[file] = None
     if write:
         file.parent.mkdir(parents=True, exist_ok=True)
@@ -284,9 +284,9 @@ def _connect_read_only(file: Path) -> tuple[sqlite3.Connection, Path | None]:
             return conn, None
         except sqlite3.OperationalError:
             conn.close()
-        except sqlite3.DatabaseError as exc:  # not SQLite at all (truncated, overwritten)
+        except sqlite3.DatabaseError as exc:  # not SQLite at all (truncated, overwritten), or damaged inside
             conn.close()
-            raise RunNotFound(f"{file} is not a readable run database ({exc})") from None
+            raise damaged_database(exc) or RunNotFound(f"{file} is not a readable run database ({exc})") from None
     copy = Path(tempfile.mkdtemp(prefix="drp-read-"))
     for suffix in ("", "-wal"):
         if Path(f"{file}{suffix}").exists():
@@ -329,7 +329,8 @@ class RunStore:
                 (self.folder / "config.json").is_file() and self.db["traces"].count > 0))
         except sqlite3.DatabaseError as exc:
             self.close()
-            raise RunNotFound(f"{self.folder / DB_NAME} is not a readable run database ({exc})") from None
+            raise damaged_database(exc) or RunNotFound(
+                f"{self.folder / DB_NAME} is not a readable run database ({exc})") from None
         if not complete:
             self.close()
             raise IncompleteRun(f"{self.folder} holds no complete run: its creation was interrupted. "

@@ -71,7 +71,7 @@ def check_out(out: Path, runs: list[RunStore], overwrite: bool) -> None:
     """The report may replace an earlier report; any other file only with `overwrite`, and never a file of
     a run it reads (its database, config, results)."""
     if out.is_dir():
-        raise UserError(f"--out {out} is a folder: name the HTML file to write")
+        raise UserError(f"--out {out} is a folder: name the HTML file to write, e.g. --out {out / 'report.html'}")
     if not out.exists() or is_report(out):
         return
     for run in runs:
