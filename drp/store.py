@@ -572,7 +572,7 @@ class RunStore:
         counted with the teacher's tokenizer instead (`counted_usage`)."""
         if not self.columns("calls"):
             return {"missing_usage": 0, "counted_usage": 0}
-        if "usage" not in self.columns("calls"):  # calls stored before m005 all had the server's usage
+        if "usage" not in self.columns("calls"):  # calls stored before m006 all had the server's usage
             return {"missing_usage": 0, "counted_usage": 0}
         row = self._rows("select sum(usage = 'missing') as missing, sum(usage = 'counted') as counted from calls")[0]
         return {"missing_usage": row["missing"] or 0, "counted_usage": row["counted"] or 0}
