@@ -409,7 +409,7 @@ def _load_policy(options: RunOptions):
 
 
 def _teacher(options: RunOptions, policy):
-    from drp.llm import Teacher, TeacherSettings
+    from drp.teacher import Teacher, TeacherSettings
 
     if not policy.uses_llm:
         return None

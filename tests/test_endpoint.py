@@ -11,7 +11,7 @@ from scripted_teacher import Error, Hang, ScriptedTeacher, Text, refused_url
 
 from drp.endpoint import EndpointSettings
 from drp.evals.sampling import Decoding, Endpoint
-from drp.llm import Teacher, TeacherError, TeacherSettings
+from drp.teacher import Teacher, TeacherError, TeacherSettings
 from drp.policy import AgentSettings
 
 

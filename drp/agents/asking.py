@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from drp.agents.calls import record
 from drp.agents.context import RunContext
-from drp.llm import TeacherError
+from drp.teacher import TeacherError
 from drp.prompting import render_messages
 
 

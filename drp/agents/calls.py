@@ -15,7 +15,7 @@ def record(
     model: str = "deterministic", input_tokens: int | None = 0, output_tokens: int | None = 0, latency_ms: float = 0.0,
     usage: str | None = None,
 ) -> dict:
-    """`usage`, for a teacher reply: where its token counts come from (drp.llm.Reply.usage)."""
+    """`usage`, for a teacher reply: where its token counts come from (drp.teacher.Reply.usage)."""
     return {
         "node": node, "attempt": attempt, "policy": policy, "prompt_name": prompt_name, "prompt_hash": prompt_hash,
         "messages": messages or [], "raw_output": raw_output,

@@ -14,7 +14,7 @@ from drp.agents.context import RunContext
 from drp.agents.fallback import fallback
 from drp.agents.prepare import prepare
 from drp.agents.state import TraceState
-from drp.llm import TeacherError
+from drp.teacher import TeacherError
 
 
 def _teacher_node(agent_function):

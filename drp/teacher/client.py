@@ -1,25 +1,22 @@
-"""Teacher access: every LLM call goes through langchain-openai against an OpenAI-compatible endpoint.
+"""The teacher client: every LLM call goes through langchain-openai against an OpenAI-compatible endpoint.
 
 Servers differ in how they take structured output, so the method is a per-teacher setting:
-`json_schema` (OpenAI, vLLM), `function_calling`, `json_mode`, or `prompt` (plain reply, JSON parsed here).
-Transport faults (HTTP errors after the client's own retries, timeouts, refused connections) raise
-TeacherError, described as drp.endpoint describes them for the student client too; a reply that does not
-parse is returned as an error string, for the agent to retry.
+`json_schema` (OpenAI, vLLM), `function_calling`, `json_mode`, or `prompt` (plain reply, JSON parsed by
+drp.teacher.replies). Transport faults (HTTP errors after the client's own retries, timeouts, refused
+connections) raise TeacherError, described as drp.endpoint describes them for the student client too; a reply
+that does not parse is returned as an error string, for the agent to retry.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 
 from pydantic import BaseModel, ValidationError
 
-from drp import reply_json
-from drp.endpoint import EndpointSettings, describe_error, short
+from drp.endpoint import EndpointSettings, describe_error
 from drp.policy import AgentSettings, StructuredMethod
+from drp.teacher.replies import content, describe, parse_json_reply, parse_tool_call, raw_text, response_format
 
 
 class TeacherError(RuntimeError):
@@ -79,17 +76,17 @@ class Teacher:
             else:
                 # Sent as extra body so the client does not parse (and raise on) the reply itself: an unparseable
                 # or length-cut reply must keep its raw text and become a retry with feedback.
-                bound = chat if method == "prompt" else chat.bind(extra_body={"response_format": _response_format(method, schema)})
+                bound = chat if method == "prompt" else chat.bind(extra_body={"response_format": response_format(method, schema)})
                 raw_message = await bound.ainvoke(messages)
-                parsed, error = parse_json_reply(_content(raw_message), schema)
+                parsed, error = parse_json_reply(content(raw_message), schema)
                 if error and (getattr(raw_message, "response_metadata", None) or {}).get("finish_reason") == "length":
                     error += f" (the reply was cut at max_tokens={agent.max_tokens})"
         except (openai.APIStatusError, openai.APIConnectionError) as exc:
             raise TeacherError(describe_error(exc, self.settings.timeout, self.settings.url)) from exc
         except (ValidationError, ValueError, openai.LengthFinishReasonError, openai.ContentFilterFinishReasonError) as exc:
             # the client library raises some parse failures itself (function calling): a retry, not a crash
-            return Reply(None, "", _describe(exc), chat.model_name, latency_ms=_ms(started))
-        raw = _raw_text(raw_message)
+            return Reply(None, "", describe(exc), chat.model_name, latency_ms=_ms(started))
+        raw = raw_text(raw_message)
         return Reply(parsed=parsed, raw=raw, error=error, model=chat.model_name, latency_ms=_ms(started),
                      **self._usage(raw_message, messages, raw))
 
@@ -104,82 +101,6 @@ class Teacher:
             return {"input_tokens": self.usage_counter.count_chat(messages),
                     "output_tokens": self.usage_counter.count(raw), "usage": "counted"}
         return {"input_tokens": None, "output_tokens": None, "usage": "missing"}
-
-
-@lru_cache(maxsize=64)
-def _response_format(method: str, schema: type[BaseModel]) -> dict:
-    if method == "json_mode":
-        return {"type": "json_object"}
-    return {"type": "json_schema", "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema()}}
-
-
-def parse_json_reply(text: str, schema: type[BaseModel]) -> tuple[BaseModel | None, str | None]:
-    """Find the JSON object in a free-text reply (code fences and chatter allowed) and validate it, with
-    the LaTeX inside its strings kept (drp/reply_json.py)."""
-    candidate = _json_object(text)
-    if candidate is None:
-        return None, "the reply contains no JSON object"
-    try:
-        return schema.model_validate(reply_json.decode(candidate)), None
-    except reply_json.ReplyJSONError as exc:
-        return None, str(exc)
-    except ValidationError as exc:
-        return None, _describe(exc)
-
-
-def parse_tool_call(message, schema: type[BaseModel]) -> tuple[BaseModel | None, str | None]:
-    """The first tool call's arguments, validated, with the LaTeX inside kept (drp/reply_json.py). The client
-    decoded the arguments already, leniently; arguments it could not decode (a LaTeX `sqrt` after one
-    backslash) are decoded here."""
-    try:
-        if getattr(message, "tool_calls", None):
-            return schema.model_validate(reply_json.clean(message.tool_calls[0]["args"])), None
-        if getattr(message, "invalid_tool_calls", None):
-            return schema.model_validate(reply_json.decode(message.invalid_tool_calls[0]["args"] or "")), None
-    except reply_json.ReplyJSONError as exc:
-        return None, str(exc)
-    except ValidationError as exc:
-        return None, _describe(exc)
-    return None, "the reply held no tool call"
-
-
-def _json_object(text: str) -> str | None:
-    fenced = re.search(r"```(?:json)?\s*(\{.*?\})\s*```", text, re.DOTALL)
-    if fenced:
-        return fenced.group(1)
-    start = text.find("{")
-    if start < 0:
-        return None
-    decoder = json.JSONDecoder(strict=False)
-    try:
-        _, end = decoder.raw_decode(text[start:])
-        return text[start : start + end]
-    except json.JSONDecodeError:
-        return text[start : text.rfind("}") + 1] or None
-
-
-def _content(message) -> str:
-    content = getattr(message, "content", "")
-    return content if isinstance(content, str) else json.dumps(content)
-
-
-def _raw_text(message) -> str:
-    text = _content(message)
-    tool_calls = getattr(message, "tool_calls", None)
-    if tool_calls:
-        text = (text + "\n" if text else "") + json.dumps(
-            [{"name": c["name"], "args": c["args"]} for c in tool_calls], ensure_ascii=False
-        )
-    return text
-
-
-def _describe(exc) -> str | None:
-    if exc is None:
-        return None
-    if isinstance(exc, ValidationError):
-        problems = [f"{'.'.join(map(str, e['loc'])) or 'reply'}: {e['msg']}" for e in exc.errors()[:5]]
-        return "the reply does not match the schema: " + "; ".join(problems)
-    return short(f"{type(exc).__name__}: {exc}")
 
 
 def _ms(started: float) -> float:
