@@ -60,6 +60,7 @@ def compute(store, counter=None) -> dict:
         "teacher_llm_calls": usage.get("calls", 0),
         "teacher_calls_without_usage": usage.get("missing_usage", 0) + usage.get("counted_usage", 0),
         "teacher_calls_counted_with_tokenizer": usage.get("counted_usage", 0),
+        "endpoints": store.endpoint_stats(),
         "wall_seconds": wall, "sessions": run.get("sessions"),
         "traces_per_second": len(processed) / wall if wall else None,
     }

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from drp import input_traces
+from drp.agents.kinds import uses_llm
 from drp.errors import UserError
 from drp.layout import join_response
 from drp.paths import new_run_dir
@@ -36,7 +37,7 @@ class RunOptions:
     source: str
     run_id: str
     policy: str | None = None  # None: skill-aware for a new run, the run's own policy on --resume
-    teacher_url: str | None = None
+    teacher_urls: list[str] = field(default_factory=list)  # one or more endpoints (requests go to the least busy)
     teacher_model: str | None = None
     teacher_api_key_env: str = "OPENAI_API_KEY"
     structured_output: str = "json_schema"
@@ -81,26 +82,29 @@ def run(options: RunOptions, progress: bool = True) -> RunSummary:
         if saved is None:
             input_traces.check_source(options.source)  # a missing input makes no run
         policy = _load_policy(options)
-        _teacher(options, policy)  # refuse an LLM policy without a teacher before touching anything
+        teacher = _teacher(options, policy)  # refuse an LLM policy without a teacher before touching anything
         changes = _policy_changes(options, saved, policy) if saved else []
         counter = _counter(options)
         if saved is None:
-            _create(folder, options, policy, counter)
+            _create(folder, options, policy, counter, teacher)
             store = open_run(folder, write=True)
         else:
-            store = _reopen(folder, options, policy, counter, saved, changes)
-        return _prune_pending(store, folder, options, policy, progress)
+            store = _reopen(folder, options, policy, counter, teacher, saved, changes)
+        return _prune_pending(store, folder, options, policy, teacher, progress)
 
 
-def _prune_pending(store: RunStore, folder: Path, options: RunOptions, policy, progress: bool) -> RunSummary:
+def _prune_pending(store: RunStore, folder: Path, options: RunOptions, policy, teacher, progress: bool) -> RunSummary:
     pending = store.pending_ids(options.limit)
     store.start_session(options.run_id)
     started = time.perf_counter()
     bar = _progress_bar(len(pending), progress)
+    if teacher is not None:  # clients built once here, before worker processes fork and share them
+        teacher.prepare([agent for role, agent in policy.agents.items() if uses_llm(role, agent.kind)])
+    graph = _graph()
     if options.workers <= 1 or len(pending) < 2:
-        asyncio.run(_process_ids(options, folder, policy, pending, options.concurrency, bar))
+        asyncio.run(_process_ids(options, folder, policy, teacher, graph, pending, options.concurrency, bar))
     else:
-        _process_in_workers(options, folder, policy, pending, store, bar)
+        _process_in_workers(options, folder, policy, teacher, graph, pending, store, bar)
     bar.close()
     seconds = time.perf_counter() - started
     store.end_session(options.run_id, seconds)
@@ -110,10 +114,10 @@ def _prune_pending(store: RunStore, folder: Path, options: RunOptions, policy, p
     return RunSummary(options.run_id, folder, len(pending), counts, seconds)
 
 
-def _reopen(folder: Path, options: RunOptions, policy, counter, saved: dict, changes: list[str]) -> RunStore:
+def _reopen(folder: Path, options: RunOptions, policy, counter, teacher, saved: dict, changes: list[str]) -> RunStore:
     """An existing run, for this session: its config brought up to date (the policy history included)."""
     store = open_run(folder, write=True)
-    _write_config(folder, store, options, policy, counter, _history(saved, policy, changes))
+    _write_config(folder, store, options, policy, counter, teacher, _history(saved, policy, changes))
     if store.run_row().get("input_lines") is None:  # a run made before runs were ingested whole
         if _is_gone(options.source):
             raise RunError(f"the input of run {options.run_id!r}, {options.source}, is missing: pass where it is now, "
@@ -123,7 +127,7 @@ def _reopen(folder: Path, options: RunOptions, policy, counter, saved: dict, cha
     return store
 
 
-def _create(folder: Path, options: RunOptions, policy, counter) -> None:
+def _create(folder: Path, options: RunOptions, policy, counter, teacher) -> None:
     """Build the run aside (database, every input line, settings; the run's row last) and move it into place
     whole: a kill at any instant before leaves no run, after leaves a resumable one."""
     with staging(options.run_id) as staged:
@@ -132,22 +136,27 @@ def _create(folder: Path, options: RunOptions, policy, counter) -> None:
             lines = store.ingest(input_traces.load(options.source, options.field_map, options.split))
             history = [{"hash": policy.policy_hash, "since": now(), "prompt_hashes": policy.prompt_hashes,
                         "changes": []}]
-            _write_config(staged, store, options, policy, counter, history, input_lines=lines)
+            _write_config(staged, store, options, policy, counter, teacher, history, input_lines=lines)
         finally:
             store.close()
         publish(staged, folder)
 
 
-async def _process_ids(options: RunOptions, folder: Path, policy, ids: list[str], concurrency: int, bar=None) -> None:
-    """Run the graph over these traces, `concurrency` at a time, storing each as soon as it ends."""
+def _graph():
     from drp.graph.build import build_graph
+
+    return build_graph()
+
+
+async def _process_ids(options: RunOptions, folder: Path, policy, teacher, graph, ids: list[str], concurrency: int,
+                       bar=None) -> None:
+    """Run the graph over these traces, `concurrency` at a time, storing each as soon as it ends."""
     from drp.agents.context import RunContext
+    from drp.teacher.scope import CURRENT_TRACE
 
     store = open_run(folder, write=True)
     counter = _counter(options)
-    ctx = RunContext(policy=policy, teacher=_teacher(options, policy), counter=counter,
-                     max_record_chars=options.max_record_chars)
-    graph = build_graph()
+    ctx = RunContext(policy=policy, teacher=teacher, counter=counter, max_record_chars=options.max_record_chars)
     queue: asyncio.Queue = asyncio.Queue()
     for trace_id in ids:
         queue.put_nowait(trace_id)
@@ -155,17 +164,23 @@ async def _process_ids(options: RunOptions, folder: Path, policy, ids: list[str]
     async def worker():
         while not queue.empty():
             trace = store.trace_input(queue.get_nowait())
+            CURRENT_TRACE.set(trace["id"])
             result = await _process(graph, ctx, trace)
             store.save_result(trace["id"], *_result_rows(trace, result, counter), policy_hash=policy.policy_hash)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix_str(result.get("status") or "")
 
-    await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
-    store.close()
+    try:
+        await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
+    finally:
+        if teacher is not None:
+            await teacher.aclose()
+        store.close()
 
 
-def _process_in_workers(options: RunOptions, folder: Path, policy, ids: list[str], store: RunStore, bar) -> None:
+def _process_in_workers(options: RunOptions, folder: Path, policy, teacher, graph, ids: list[str], store: RunStore,
+                        bar) -> None:
     """Fork workers over interleaved shares of the pending traces; follow their progress in the database."""
     import multiprocessing
 
@@ -174,7 +189,8 @@ def _process_in_workers(options: RunOptions, folder: Path, policy, ids: list[str
     per_worker = max(1, -(-options.concurrency // workers))
     parent = os.getpid()
     processes = [
-        context.Process(target=_worker_main, args=(options, folder, policy, ids[index::workers], per_worker, parent))
+        context.Process(target=_worker_main,
+                        args=(options, folder, policy, teacher, graph, ids[index::workers], per_worker, parent))
         for index in range(workers)
     ]
     for process in processes:
@@ -197,13 +213,14 @@ def _process_in_workers(options: RunOptions, folder: Path, policy, ids: list[str
         raise RunError(f"{len(failed)} worker process(es) died (exit codes {failed}); finish with --resume")
 
 
-def _worker_main(options: RunOptions, folder: Path, policy, ids: list[str], concurrency: int, parent: int) -> None:
+def _worker_main(options: RunOptions, folder: Path, policy, teacher, graph, ids: list[str], concurrency: int,
+                 parent: int) -> None:
     from drp.parent_death import die_with_parent
 
     # A worker belongs to the process that owns the run: when that one dies (even by SIGKILL), so does the
     # worker, at once, so no orphan keeps writing beside a resume. What it finished is already committed.
     die_with_parent(signal.SIGKILL, parent)
-    asyncio.run(_process_ids(options, folder, policy, ids, concurrency))
+    asyncio.run(_process_ids(options, folder, policy, teacher, graph, ids, concurrency))
 
 
 def _counter(options: RunOptions):
@@ -313,9 +330,11 @@ def _settle_existing_run(folder: Path, options: RunOptions) -> tuple[RunOptions,
         keep = {"concurrency": options.concurrency, "workers": options.workers, "limit": options.limit,
                 "resume": True, "overwrite": False, "allow_policy_change": options.allow_policy_change,
                 "policy_overrides": {**(saved.get("policy_overrides") or {}), **options.policy_overrides}}
-        if options.teacher_url:
-            keep["teacher_url"] = options.teacher_url
-        elif is_redacted(saved.get("teacher_url")):
+        legacy_url = saved.pop("teacher_url", None)  # runs stored before several endpoints were possible
+        saved.setdefault("teacher_urls", [legacy_url] if legacy_url else [])
+        if options.teacher_urls:
+            keep["teacher_urls"] = options.teacher_urls
+        elif any(is_redacted(url) for url in saved["teacher_urls"]):
             raise RunError(f"run {options.run_id!r} used a teacher URL with credentials, which are never stored: "
                            "pass --teacher-url again to resume it")
         keep["source"] = _resume_source(saved["source"], options.source, options.run_id)
@@ -409,19 +428,20 @@ def _load_policy(options: RunOptions):
 
 
 def _teacher(options: RunOptions, policy):
-    from drp.teacher import Teacher, TeacherSettings
+    from drp.llm import Teacher, TeacherSettings
 
     if not policy.uses_llm:
         return None
-    if not options.teacher_url or not options.teacher_model:
+    if not options.teacher_urls or not options.teacher_model:
         raise RunError(
             f"policy {policy.name!r} needs a teacher LLM. Pass --teacher-url URL --teacher-model NAME "
             "(any OpenAI-compatible endpoint: OpenAI, a `vllm serve` process, or `drp serve MODEL`), "
             "or choose a policy without an LLM: --policy rules (or --policy identity)."
         )
+    first, *others = options.teacher_urls
     return Teacher(
         TeacherSettings(
-            url=options.teacher_url, model=options.teacher_model, api_key_env=options.teacher_api_key_env,
+            url=first, extra_urls=tuple(others), model=options.teacher_model, api_key_env=options.teacher_api_key_env,
             structured_output=options.structured_output, timeout=options.teacher_timeout,
             max_retries=options.teacher_max_retries,
         ),
@@ -441,13 +461,13 @@ def _usage_counter(options: RunOptions):
     return TokenCounter(name) if name else None
 
 
-def _write_config(folder: Path, store: RunStore, options: RunOptions, policy, counter, history: list[dict],
+def _write_config(folder: Path, store: RunStore, options: RunOptions, policy, counter, teacher, history: list[dict],
                   input_lines: int | None = None) -> None:
     """config.json (replaced whole, never half-written), then the run's row."""
     from drp.redaction import redact_url
 
-    teacher = _teacher(options, policy)
-    stored_options = {**asdict(options), "teacher_url": redact_url(options.teacher_url)}  # credentials stay out
+    urls = [redact_url(url) for url in options.teacher_urls]  # credentials stay out
+    stored_options = {**asdict(options), "teacher_urls": urls}
     config = {
         "run_id": options.run_id, "options": stored_options, "policy": policy.snapshot(),
         "policy_hash": policy.policy_hash, "policy_history": history,
@@ -459,7 +479,7 @@ def _write_config(folder: Path, store: RunStore, options: RunOptions, policy, co
     partial.replace(folder / "config.json")
     row = {
         "policy": policy.name, "input": options.source,
-        "teacher_url": redact_url(options.teacher_url) if teacher else None,
+        "teacher_url": " ".join(urls) if teacher else None,
         "teacher_model": options.teacher_model if teacher else None, "tokenizer": counter.name,
         "config": dumps(config), "prompt_hashes": dumps(policy.prompt_hashes), "policy_hash": policy.policy_hash,
         "policy_history": dumps([{k: v for k, v in entry.items() if k != "snapshot"} for entry in history]),

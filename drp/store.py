@@ -203,6 +203,10 @@ def _m006_call_usage(db: sqlite_utils.Database) -> None:
     tokenizer, or "missing" (the counts are NULL, never 0). Calls stored before it all took the server's usage."""
     db["calls"].add_column("usage", str)
     db.execute("update calls set usage = 'reported' where llm and (error is null or error not like 'teacher_error:%')")
+def _m007_call_endpoint(db: sqlite_utils.Database) -> None:
+    """Which endpoint answered each teacher call (credentials masked), and the tries that failed before it."""
+    db["calls"].add_column("endpoint", str)
+    db["calls"].add_column("endpoint_errors", str)
 
 
 MIGRATIONS = [
@@ -212,6 +216,7 @@ MIGRATIONS = [
     ("m004_line_identity_and_policy_hashes", _m004_line_identity_and_policy_hashes),
     ("m005_sessions", _m005_sessions),
     ("m006_call_usage", _m006_call_usage),
+    ("m007_call_endpoint", _m007_call_endpoint),
 ]
 
 
@@ -230,6 +235,8 @@ def _legacy_call_columns(row: dict) -> dict:
     row["llm"] = bool(row["llm"])
     if "usage" not in row:
         row["usage"] = "reported" if row["llm"] and not (row.get("error") or "").startswith("teacher_error:") else None
+    row.setdefault("endpoint", None)
+    row["endpoint_errors"] = json_or_text(row.get("endpoint_errors"))
     return row
 
 
@@ -425,7 +432,8 @@ class RunStore:
         step_rows = [{**step, "trace_id": trace_id, "step": number} for number, step in enumerate(steps, start=1)]
         call_rows = [
             {**call, "trace_id": trace_id, "seq": seq, "messages": dumps(call["messages"]),
-             "parsed": dumps(call["parsed"]), "policy_hash": policy_hash}
+             "parsed": dumps(call["parsed"]), "policy_hash": policy_hash,
+             "endpoint_errors": dumps(call.get("endpoint_errors"))}
             for seq, call in enumerate(calls, start=1)
         ]
         result = {**result, "policy_hash": policy_hash}
@@ -582,6 +590,32 @@ class RunStore:
             return None
         return self._rows("select sum(seconds) as total, avg(seconds) as mean, max(seconds) as max from traces "
                           "where seconds is not null")[0]
+
+    def endpoint_stats(self) -> list[dict]:
+        """Per teacher endpoint: calls it answered, failed tries (transport faults and HTTP errors, those that
+        another endpoint then took over included) and the mean latency of its calls. Empty before m004."""
+        if not {"endpoint", "endpoint_errors", "llm"} <= self.columns("calls"):
+            return []
+        found: dict[str, dict] = {}
+
+        def entry(name: str) -> dict:
+            return found.setdefault(name, {"endpoint": name, "calls": 0, "errors": 0, "latency_ms_total": 0.0})
+
+        rows = self.db.query("select endpoint, endpoint_errors, error, latency_ms from calls "
+                             "where llm and (endpoint is not null or endpoint_errors is not null)")
+        for row in rows:
+            failed_tries = json_or_text(row["endpoint_errors"])
+            for failure in failed_tries if isinstance(failed_tries, list) else []:
+                entry(str(failure.get("endpoint")))["errors"] += 1
+            answered = row["endpoint"] and not (row["error"] or "").startswith("teacher_error")
+            if answered:
+                stats = entry(row["endpoint"])
+                stats["calls"] += 1
+                stats["latency_ms_total"] += row["latency_ms"] or 0.0
+        for stats in found.values():
+            total = stats.pop("latency_ms_total")
+            stats["mean_latency_ms"] = total / stats["calls"] if stats["calls"] else None
+        return sorted(found.values(), key=lambda stats: -stats["calls"])
 
     def node_stats(self) -> list[dict]:
         """Per graph node: calls, tokens, mean latency, errors, distinct models (in graph order)."""

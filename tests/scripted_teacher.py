@@ -145,6 +145,14 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     teacher: "ScriptedTeacher"
 
+    def process_request(self, request, client_address):
+        self.teacher._connections.add(request)  # so that kill() can drop it
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request):
+        self.teacher._connections.discard(request)
+        super().shutdown_request(request)
+
     def handle_error(self, request, client_address):
         # A client that timed out and went away is expected here, not a server fault worth a traceback.
         import sys
@@ -217,6 +225,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if teacher.latency:
             teacher._sleep(teacher.latency)
+        if teacher.killed:  # died while this request was in progress: no reply, the connection just closes
+            self.close_connection = True
+            return
         self._reply(request, reply)
 
     def _reply(self, request: dict, reply: Reply) -> None:
@@ -257,6 +268,8 @@ class ScriptedTeacher:
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._stopping = threading.Event()
+        self._connections: set[socket.socket] = set()
+        self.killed = False
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -279,6 +292,17 @@ class ScriptedTeacher:
         self._server.server_close()
         self._thread.join(timeout=5)
         self._server = None
+
+    def kill(self) -> None:
+        """Die like a crashed server: stop listening and drop every open connection, requests in progress
+        included (``stop`` lets kept-alive connections go on being served)."""
+        self.killed = True
+        self.stop()
+        for connection in list(self._connections):
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def __enter__(self) -> "ScriptedTeacher":
         return self.start()

@@ -26,12 +26,13 @@ async def ask(
     error = None
     for _ in range(policy.parse_retries + 1):
         try:
-            reply = await ctx.teacher.ask(settings, messages, schema)
+            reply = await ctx.teacher.ask(settings, messages, schema, node=agent, attempt=attempt)
         except TeacherError as exc:
             calls.append(
                 record(agent, attempt, policy.name, prompt_name, policy.prompt_hashes[agent], llm=True,
                        messages=messages, error=f"teacher_error: {exc}",
-                       model=settings.model or ctx.teacher.settings.model)
+                       model=settings.model or ctx.teacher.settings.model,
+                       endpoint=getattr(exc, "endpoint", None), endpoint_errors=getattr(exc, "endpoint_errors", None))
             )
             exc.calls = calls  # the transcript so far travels with the fault
             raise
@@ -42,6 +43,7 @@ async def ask(
                 raw_output=reply.raw, parsed=reply.parsed, error=error, model=reply.model,
                 input_tokens=reply.input_tokens, output_tokens=reply.output_tokens, latency_ms=reply.latency_ms,
                 usage=reply.usage,
+                endpoint=reply.endpoint, endpoint_errors=reply.endpoint_errors,
             )
         )
         if error is None:

@@ -14,6 +14,7 @@ def record(
     messages: list[dict] | None = None, raw_output: str | None = None, parsed=None, error: str | None = None,
     model: str = "deterministic", input_tokens: int | None = 0, output_tokens: int | None = 0, latency_ms: float = 0.0,
     usage: str | None = None,
+    endpoint: str | None = None, endpoint_errors: list[dict] | None = None,
 ) -> dict:
     """`usage`, for a teacher reply: where its token counts come from (drp.teacher.Reply.usage)."""
     return {
@@ -21,7 +22,8 @@ def record(
         "messages": messages or [], "raw_output": raw_output,
         "parsed": parsed.model_dump() if hasattr(parsed, "model_dump") else parsed,
         "error": error, "model": model, "llm": llm, "input_tokens": input_tokens, "output_tokens": output_tokens,
-        "latency_ms": latency_ms, "usage": usage, "started_at": now(),
+        "latency_ms": latency_ms, "usage": usage, "started_at": now(), "endpoint": endpoint,
+        "endpoint_errors": endpoint_errors,
     }
 
 

@@ -144,6 +144,10 @@ def stats(
                    f"usage: {counted} counted with the teacher's tokenizer"
                    + ("" if counted == result["teacher_calls_without_usage"] else
                       ", the rest missing (pass --teacher-tokenizer to count them)"))
+    for endpoint in result["endpoints"]:
+        latency = "-" if endpoint["mean_latency_ms"] is None else f"{endpoint['mean_latency_ms']:.0f} ms"
+        typer.echo(f"endpoint {endpoint['endpoint']}: {endpoint['calls']} calls, {endpoint['errors']} errors, "
+                   f"mean latency {latency}")
     typer.echo(f"wall {result['wall_seconds']:.1f}s over {result['sessions']} session(s) · {num(result['traces_per_second'])} traces/s")
 
 

@@ -17,7 +17,8 @@ def run(
     traces: Annotated[str, typer.Argument(help="Trace JSONL file, a `datasets` folder, or a Hugging Face dataset name.")],
     policy: Annotated[Optional[str], typer.Option(help="Policy name (see `drp prompts list`) or folder. Default: skill-aware; on --resume, the run's own.")] = None,
     run_id: Annotated[Optional[str], typer.Option("--run-id", help="Run name: its folder under $DRP_RUNS_DIR (letters, digits, '.', '_', '-'; default: a timestamp).")] = None,
-    teacher_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1.", envvar="DRP_TEACHER_URL")] = None,
+    teacher_url: Annotated[Optional[list[str]], typer.Option(help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1. Give it several times for several endpoints: each request goes to the least busy one, and one that keeps failing is set aside for a while.", envvar="DRP_TEACHER_URL")] = None,
+    teacher_urls_file: Annotated[Optional[Path], typer.Option(help="A file of teacher URLs, one per line (lines starting with # skipped), added to --teacher-url.")] = None,
     teacher_model: Annotated[Optional[str], typer.Option(help="Teacher model name on that endpoint.", envvar="DRP_TEACHER_MODEL")] = None,
     teacher_api_key_env: Annotated[str, typer.Option(help="Environment variable holding the API key (the key itself is never a flag).")] = "OPENAI_API_KEY",
     structured_output: Annotated[StructuredMethod, typer.Option(help="How the server takes structured output (what it supports).")] = "json_schema",
@@ -49,7 +50,8 @@ def run(
     overrides = parse_overrides(set_ or [])
     options = RunOptions(
         source=traces, run_id=datetime.now().strftime("%Y%m%d-%H%M%S") if run_id is None else run_id, policy=policy,
-        teacher_url=teacher_url, teacher_model=teacher_model, teacher_api_key_env=teacher_api_key_env,
+        teacher_urls=[*(teacher_url or []), *read_urls_file(teacher_urls_file)], teacher_model=teacher_model,
+        teacher_api_key_env=teacher_api_key_env,
         structured_output=structured_output, teacher_timeout=teacher_timeout, teacher_max_retries=teacher_max_retries,
         limit=limit, concurrency=concurrency, workers=workers, resume=resume, overwrite=overwrite, tokenizer=tokenizer,
         field_map=parse_field_map(field or []), split=split, prompts_dirs=[str(p) for p in prompts_dir or []],
@@ -75,6 +77,22 @@ def run(
     if summary.failed:
         typer.echo(f"{summary.failed} traces failed: drp logs list {summary.run_id} --status failed", err=True)
         raise typer.Exit(EXIT_FAILURES)
+
+
+def read_urls_file(path: Path | None) -> list[str]:
+    """One URL per line; blank lines and lines starting with `#` skipped."""
+    from drp.errors import UserError
+
+    if path is None:
+        return []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read --teacher-urls-file {path}: {exc}") from None
+    urls = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if not urls:
+        raise UserError(f"--teacher-urls-file {path} holds no URL")
+    return urls
 
 
 def register(app: typer.Typer) -> None:

@@ -17,7 +17,7 @@ HISTOGRAM_BINS = 20  # 5-point bins of reduction from 0% to 100%; negative reduc
 def summarise(src: RunStore) -> dict:
     status = src.status_counts()
     summary: dict = {"traces": sum(status.values()), "status": {}, "reasons": [], "reduction": None,
-                     "attempts": {}, "teacher": {}, "seconds": {}, "actions": {}, "skills": {}, "nodes": []}
+                     "attempts": {}, "teacher": {}, "seconds": {}, "actions": {}, "skills": {}, "nodes": [], "endpoints": []}
     if not src.columns("traces"):
         return summary
     summary["status"] = {key or "unknown": n for key, n in status.items()}
@@ -37,6 +37,7 @@ def summarise(src: RunStore) -> dict:
     summary["actions"] = dict(sorted(actions.items(), key=lambda kv: -kv[1]))
     summary["skills"] = dict(sorted(skills.items(), key=lambda kv: -sum(kv[1].values())))
     summary["nodes"] = src.node_stats()
+    summary["endpoints"] = src.endpoint_stats()
     return summary
 
 

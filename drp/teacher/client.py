@@ -14,9 +14,11 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ValidationError
 
-from drp.endpoint import EndpointSettings, describe_error
+from drp.endpoint import NO_KEY, EndpointSettings, describe_error
 from drp.policy import AgentSettings, StructuredMethod
+from drp.redaction import redact_url
 from drp.teacher.replies import content, describe, parse_json_reply, parse_tool_call, raw_text, response_format
+from drp.teacher.scope import CURRENT_CALL, CURRENT_TRACE, CallScope
 
 
 class TeacherError(RuntimeError):
@@ -26,9 +28,15 @@ class TeacherError(RuntimeError):
 @dataclass(frozen=True)
 class TeacherSettings(EndpointSettings):
     structured_output: StructuredMethod = "json_schema"
+    extra_urls: tuple[str, ...] = ()  # more endpoints beside `url`: each request goes to the least busy one
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        return (self.url, *self.extra_urls)
 
     def public(self) -> dict:
-        return {**super().public(), "structured_output": self.structured_output}
+        extra = {"extra_urls": [redact_url(url) for url in self.extra_urls]} if self.extra_urls else {}
+        return {**super().public(), **extra, "structured_output": self.structured_output}
 
 
 @dataclass
@@ -41,30 +49,82 @@ class Reply:
     output_tokens: int | None = None
     latency_ms: float = 0.0
     usage: str = "missing"  # "reported" by the server, "counted" with the teacher's tokenizer, or "missing"
+    endpoint: str | None = None  # which endpoint answered (credentials masked)
+    endpoint_errors: list[dict] | None = None  # tries that failed before: {"endpoint", "error"}
 
 
 class Teacher:
-    def __init__(self, settings: TeacherSettings, usage_counter=None):
+    """One teacher for a run's event loop. `transport` carries its HTTP requests: by default the endpoint pool
+    over the settings' URLs; the batch mode passes its own (drp.teacher.batch)."""
+
+    def __init__(self, settings: TeacherSettings, transport=None, usage_counter=None):
+        from drp.teacher.endpoints import EndpointPool
+
         self.settings = settings
+        self.transport = transport if transport is not None else EndpointPool(settings.urls)
         self.usage_counter = usage_counter  # the teacher's tokenizer (a TokenCounter), for replies without usage
+        self._client = None
         self._models: dict[tuple, object] = {}
 
-    def _chat_model(self, agent: AgentSettings):
+    def _openai_client(self):
+        if self._client is None:
+            import httpx2
+            import openai
+
+            from drp.teacher.endpoints import ROUTED_BASE
+
+            options = self.settings.client_options()
+            # trust_env off: proxy settings must not divert requests around the transport (which routes them).
+            http = httpx2.AsyncClient(transport=self.transport, timeout=options["timeout"], trust_env=False)
+            self._client = openai.AsyncOpenAI(base_url=ROUTED_BASE, api_key=options["api_key"] or NO_KEY,
+                                              timeout=options["timeout"], max_retries=options["max_retries"],
+                                              http_client=http)
+        return self._client
+
+    def _chat_model(self, agent: AgentSettings, max_tokens: int):
         from langchain_openai import ChatOpenAI
 
+        from drp.teacher.resource import ChatCompletions
+
         model = agent.model or self.settings.model
-        key = (model, agent.temperature, agent.max_tokens)
+        key = (model, agent.temperature, max_tokens)
         if key not in self._models:
+            client = self._openai_client()
             self._models[key] = ChatOpenAI(
-                model=model, temperature=agent.temperature, max_tokens=agent.max_tokens,
-                **self.settings.client_options(),
+                model=model, temperature=agent.temperature, max_tokens=max_tokens, api_key=client.api_key,
+                async_client=ChatCompletions(client), root_async_client=client, client=_SYNC_UNUSED,
+                max_retries=self.settings.max_retries, timeout=self.settings.timeout,
             )
         return self._models[key]
 
-    async def ask(self, agent: AgentSettings, messages: list[dict], schema: type[BaseModel]) -> Reply:
+    def prepare(self, agents: list[AgentSettings]) -> None:
+        """Build the clients these agents will use now (before worker processes fork, which then share them)."""
+        for agent in agents:
+            self._chat_model(agent, agent.max_tokens)
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
+
+    async def ask(self, agent: AgentSettings, messages: list[dict], schema: type[BaseModel], *,
+                  max_tokens: int | None = None, node: str | None = None, attempt: int | None = None) -> Reply:
+        """One request. `max_tokens` (capped by the agent's) sizes this call's reply; `node` and `attempt` name it
+        for the transport (the batch queue keys requests by trace, node and attempt)."""
+        scope = CallScope(trace_id=CURRENT_TRACE.get(), node=node, attempt=attempt)
+        token = CURRENT_CALL.set(scope)
+        try:
+            reply = await self._ask(agent, messages, schema, min(max_tokens or agent.max_tokens, agent.max_tokens))
+        except TeacherError as exc:
+            exc.endpoint, exc.endpoint_errors = scope.endpoint, scope.endpoint_errors or None
+            raise
+        finally:
+            CURRENT_CALL.reset(token)
+        reply.endpoint, reply.endpoint_errors = scope.endpoint, scope.endpoint_errors or None
+        return reply
+
+    async def _ask(self, agent: AgentSettings, messages: list[dict], schema: type[BaseModel], max_tokens: int) -> Reply:
         import openai
 
-        chat = self._chat_model(agent)
+        chat = self._chat_model(agent, max_tokens)
         method = agent.structured_output or self.settings.structured_output
         started = time.perf_counter()
         try:
@@ -76,13 +136,13 @@ class Teacher:
             else:
                 # Sent as extra body so the client does not parse (and raise on) the reply itself: an unparseable
                 # or length-cut reply must keep its raw text and become a retry with feedback.
-                bound = chat if method == "prompt" else chat.bind(extra_body={"response_format": response_format(method, schema)})
-                raw_message = await bound.ainvoke(messages)
+                extra = {} if method == "prompt" else {"extra_body": {"response_format": response_format(method, schema)}}
+                raw_message = await chat.ainvoke(messages, **extra)
                 parsed, error = parse_json_reply(content(raw_message), schema)
                 if error and (getattr(raw_message, "response_metadata", None) or {}).get("finish_reason") == "length":
-                    error += f" (the reply was cut at max_tokens={agent.max_tokens})"
+                    error += f" (the reply was cut at max_tokens={max_tokens})"
         except (openai.APIStatusError, openai.APIConnectionError) as exc:
-            raise TeacherError(describe_error(exc, self.settings.timeout, self.settings.url)) from exc
+            raise TeacherError(self.transport.scrub(describe_error(exc, self.settings.timeout))) from exc
         except (ValidationError, ValueError, openai.LengthFinishReasonError, openai.ContentFilterFinishReasonError) as exc:
             # the client library raises some parse failures itself (function calling): a retry, not a crash
             return Reply(None, "", describe(exc), chat.model_name, latency_ms=_ms(started))
@@ -101,6 +161,18 @@ class Teacher:
             return {"input_tokens": self.usage_counter.count_chat(messages),
                     "output_tokens": self.usage_counter.count(raw), "usage": "counted"}
         return {"input_tokens": None, "output_tokens": None, "usage": "missing"}
+
+
+class _SyncUnused:
+    """ChatOpenAI's synchronous client: drp never calls the teacher synchronously, so none is built."""
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise RuntimeError("drp calls the teacher asynchronously only")
+
+
+_SYNC_UNUSED = _SyncUnused()
 
 
 def _ms(started: float) -> float:

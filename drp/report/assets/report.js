@@ -146,6 +146,9 @@
       ['wall time', duration(info.wall_seconds) + (info.sessions > 1 ? ' over ' + info.sessions + ' sessions' : '') +
         (s.seconds && s.seconds.mean !== undefined && s.seconds.mean !== null ? ' · ' + num(s.seconds.mean, 2) + ' s per trace (max ' + num(s.seconds.max, 1) + ' s)' : '')],
       ['teacher tokens', s.teacher && s.teacher.calls !== undefined ? teacherTokens(s.teacher) : '–'],
+      (s.endpoints || []).length ? ['endpoints', table(['endpoint', 'calls', 'errors', 'mean latency'], s.endpoints.map(function (e) {
+        return [txt(e.endpoint), num(e.calls), num(e.errors), e.mean_latency_ms === null || e.mean_latency_ms === undefined ? '–' : num(e.mean_latency_ms, 1) + ' ms'];
+      }))] : null,
     ]));
 
     var stats = el('div', 'stats');
