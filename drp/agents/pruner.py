@@ -4,21 +4,25 @@ Kinds (drp/agents/kinds.py): `llm-actions`, `paper`, `rules`, `identity`."""
 
 from __future__ import annotations
 
+import asyncio
+
 from drp.agents import rules
 from drp.agents.asking import ask
 from drp.agents.calls import deterministic
 from drp.agents.context import RunContext
 from drp.agents.state import TraceState
+from drp.agents.windows import Budget, neighbours, plan
+from drp.prompting import render_messages
 from drp.schemas import PaperPrune, PrunePlan
 from drp.text import join_steps
 
 _PAPER_ACTIONS = {"KEEP": "KEEP", "DELETE": "DELETE", "SINGLE-STEP COMPRESS": "COMPRESS", "MULTI-STEP COMPRESS": "MERGE"}
 
 
-def check_plan(plan: PrunePlan, step_count: int) -> str | None:
+def check_plan(plan: PrunePlan, last: int, first: int = 1) -> str | None:
     numbers = sorted(a.step for a in plan.actions)
-    if numbers != list(range(1, step_count + 1)):
-        return f"expected exactly one action for each step 1..{step_count}, got steps {numbers}"
+    if numbers != list(range(first, last + 1)):
+        return f"expected exactly one action for each step {first}..{last}, got steps {numbers}"
     by_step = sorted(plan.actions, key=lambda a: a.step)
     for action in by_step:
         if action.action == "COMPRESS" and not (action.text or "").strip():
@@ -82,10 +86,52 @@ def _planned(ctx: RunContext, steps: list[dict], attempt: int, actions: list[dic
 
 
 def _prompt_variables(state: TraceState, attempt: int) -> dict:
+    steps = state["steps"]
     return dict(
-        question=state["trace"]["question"], steps=list(enumerate(state["steps"], start=1)),
-        feedback=state.get("feedback"), attempt=attempt, original_answer=state.get("original_answer"),
+        question=state["trace"]["question"], steps=list(enumerate(steps, start=1)), total_steps=len(steps),
+        context_before=[], context_after=[], feedback=state.get("feedback"), attempt=attempt,
+        original_answer=state.get("original_answer"),
     )
+
+
+def _window_variables(state: TraceState, first: int, last: int, feedback: str | None, attempt: int) -> dict:
+    steps = state["steps"]
+    before, after = neighbours(first, last, len(steps), steps)
+    return dict(
+        question=state["trace"]["question"], steps=[(n, steps[n - 1]) for n in range(first, last + 1)],
+        total_steps=len(steps), context_before=before, context_after=after, feedback=feedback, attempt=attempt,
+        original_answer=state.get("original_answer"),
+    )
+
+
+# Planned with room for a retry's feedback in the prompt (the verifier's messages stay well under this).
+_FEEDBACK_ROOM = " ".join(["reserved"] * 160)
+
+
+def _plan_windows(state: TraceState, ctx: RunContext) -> list[dict]:
+    steps = state["steps"]
+    planned = plan(
+        len(steps),
+        render=lambda first, last: render_messages(ctx.policy, "pruner",
+                                                   **_window_variables(state, first, last, _FEEDBACK_ROOM, 2)),
+        reply_tokens=_reply_tokens, cap=ctx.policy.agents["pruner"].max_tokens, budget=Budget.of(ctx),
+        item_text=lambda n: steps[n - 1]["text"],
+    )
+    return [{"first": first, "last": last, "reply_tokens": reply} for first, last, reply in planned]
+
+
+def _reply_tokens(first: int, last: int, size) -> int:
+    """An action per step, and at most every step rewritten at its own length."""
+    return sum(24 + size(n) for n in range(first, last + 1)) + 16
+
+
+def _to_redo(state: TraceState, windows: list[dict]) -> list[tuple[int, str | None]]:
+    """(window, feedback) for each window this attempt prunes: all of them at first, then those the verifier
+    blamed (with what it said about each), or all with its message when it blamed none in particular."""
+    blamed = (state.get("verdict") or {}).get("windows") if state.get("attempt") else None
+    if not blamed:
+        return [(index, state.get("feedback")) for index in range(len(windows))]
+    return [(entry["window"], entry["feedback"]) for entry in blamed]
 
 
 async def _by_paper_method(state: TraceState, ctx: RunContext, attempt: int) -> dict:
@@ -104,14 +150,43 @@ async def _by_paper_method(state: TraceState, ctx: RunContext, attempt: int) -> 
 
 
 async def _by_teacher_actions(state: TraceState, ctx: RunContext, attempt: int) -> dict:
+    # A long trace is pruned a window of steps at a time (each call within the teacher's context, its
+    # neighbouring steps shown as context); on a retry only the windows the verifier blamed are pruned again.
     steps = state["steps"]
-    result, calls, error = await ask(
-        ctx, "pruner", attempt, PrunePlan, lambda r: check_plan(r, len(steps)), **_prompt_variables(state, attempt),
-    )
-    if result is None:
-        return _failed(calls, error, attempt)
-    annotated, thinking = apply_plan(steps, [a.model_dump() for a in result.actions])
-    return {"steps": annotated, "pruned_thinking": thinking, "attempt": attempt, "calls": calls}
+    windows = [dict(window) for window in state.get("prune_windows") or _plan_windows(state, ctx)]
+    todo = _to_redo(state, windows)
+    answers = await asyncio.gather(*(
+        ask(ctx, "pruner", attempt, PrunePlan,
+            lambda r, first=windows[index]["first"], last=windows[index]["last"]: check_plan(r, last, first),
+            reply_tokens=windows[index]["reply_tokens"],
+            **_window_variables(state, windows[index]["first"], windows[index]["last"], feedback, attempt))
+        for index, feedback in todo
+    ))
+    calls = [call for _, window_calls, _ in answers for call in window_calls]
+    annotated = [dict(step) for step in steps]
+    for (index, _), (result, _, error) in zip(todo, answers):
+        if result is None:
+            return _failed(calls, error, attempt)
+        window = windows[index]
+        first, last = window["first"], window["last"]
+        local = [{**a.model_dump(), "step": a.step - first + 1} for a in result.actions]
+        annotated[first - 1 : last], window["thinking"] = apply_plan(steps[first - 1 : last], local)
+    _number_merge_groups(annotated, windows)
+    thinking = join_steps([window["thinking"] for window in windows])
+    return {"steps": annotated, "pruned_thinking": thinking, "attempt": attempt, "calls": calls,
+            "prune_windows": windows}
+
+
+def _number_merge_groups(steps: list[dict], windows: list[dict]) -> None:
+    """Merge groups are numbered per window by the teacher: renumber them 1, 2, … across the trace."""
+    if len(windows) < 2:
+        return
+    window_of = {n: index for index, w in enumerate(windows) for n in range(w["first"], w["last"] + 1)}
+    numbers: dict[tuple, int] = {}
+    for number, step in enumerate(steps, start=1):
+        if step.get("merge_group") is not None:
+            key = (window_of[number], step["merge_group"])
+            step["merge_group"] = numbers.setdefault(key, len(numbers) + 1)
 
 
 def _check_paper(result: PaperPrune, step_count: int) -> str | None:

@@ -6,11 +6,15 @@ original text is never re-typed. `echo` (the paper): the teacher re-types the tr
 
 from __future__ import annotations
 
+import asyncio
+
 from drp.agents import rules
 from drp.agents.asking import ask
 from drp.agents.calls import deterministic
 from drp.agents.context import RunContext
 from drp.agents.state import TraceState
+from drp.agents.windows import Budget, plan
+from drp.prompting import render_messages
 from drp.schemas import EchoSegmentation, Segmentation
 
 
@@ -56,17 +60,27 @@ async def _by_echo(state: TraceState, ctx: RunContext) -> dict:
 
 
 async def _by_teacher_ranges(state: TraceState, ctx: RunContext) -> dict:
-    # Long traces are segmented a window of units at a time, so every list stays short enough for small
-    # teachers; units keep their global numbers, and no step crosses a window boundary.
+    # Long traces are segmented a window of units at a time (at most units.per_call, and within the teacher's
+    # context), so every list stays short enough for small teachers; units keep their global numbers, no step
+    # crosses a window boundary, and the windows' calls go out together.
     units, question = state["units"], state["trace"]["question"]
-    window = ctx.policy.units.per_call
+
+    def variables(first: int, last: int) -> dict:
+        return dict(question=question, units=[(n, units[n - 1]) for n in range(first, last + 1)],
+                    total_units=len(units))
+
+    windows = plan(
+        len(units), render=lambda first, last: render_messages(ctx.policy, "segmenter", **variables(first, last)),
+        reply_tokens=_reply_tokens, cap=ctx.policy.agents["segmenter"].max_tokens, budget=Budget.of(ctx),
+        item_text=lambda n: units[n - 1], max_items=ctx.policy.units.per_call,
+    )
+    answers = await asyncio.gather(*(
+        ask(ctx, "segmenter", 1, Segmentation, lambda r, first=first, last=last: check_ranges(r, last, first),
+            reply_tokens=reply, **variables(first, last))
+        for first, last, reply in windows
+    ))
     steps, calls = [], []
-    for first in range(1, len(units) + 1, window):
-        last = min(first + window - 1, len(units))
-        result, window_calls, error = await ask(
-            ctx, "segmenter", 1, Segmentation, lambda r, first=first, last=last: check_ranges(r, last, first),
-            question=question, units=[(n, units[n - 1]) for n in range(first, last + 1)], total_units=len(units),
-        )
+    for result, window_calls, error in answers:
         calls.extend(window_calls)
         if result is None:
             return _failed(calls, error)
@@ -75,6 +89,11 @@ async def _by_teacher_ranges(state: TraceState, ctx: RunContext) -> dict:
             for s in result.steps
         )
     return {"steps": steps, "calls": calls}
+
+
+def _reply_tokens(first: int, last: int, size=None) -> int:
+    """At most one `{"start": n, "end": m}` per unit."""
+    return 16 * (last - first + 1) + 16
 
 
 def _failed(calls: list[dict], error: str | None) -> dict:

@@ -85,7 +85,8 @@ def render_prompt(
     messages = render_messages(
         resolved, agent, question=record["question"], total_units=len(units),
         units=list(enumerate(units[: resolved.units.per_call], start=1)),
-        steps=list(enumerate(steps, start=1)), thinking=split.thinking, feedback=None, attempt=1,
+        steps=list(enumerate(steps, start=1)), total_steps=len(steps), context_before=[], context_after=[],
+        thinking=split.thinking, feedback=None, attempt=1,
         original_answer=extract_answer(split.answer_section),
     )
     for message in messages:
