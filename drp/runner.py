@@ -43,6 +43,8 @@ class RunOptions:
     structured_output: str = "json_schema"
     teacher_timeout: float = 120.0
     teacher_max_retries: int = 3
+    teacher_mode: str = "online"  # or "batch": the OpenAI Batch API (drp.teacher.batch)
+    batch_poll_seconds: float = 30.0
     limit: int | None = None
     concurrency: int = 8
     workers: int = 1
@@ -82,7 +84,7 @@ def run(options: RunOptions, progress: bool = True) -> RunSummary:
         if saved is None:
             input_traces.check_source(options.source)  # a missing input makes no run
         policy = _load_policy(options)
-        teacher = _teacher(options, policy)  # refuse an LLM policy without a teacher before touching anything
+        teacher = _teacher(options, policy, folder)  # refuse an LLM policy without a teacher before touching anything
         changes = _policy_changes(options, saved, policy) if saved else []
         counter = _counter(options)
         if saved is None:
@@ -101,7 +103,10 @@ def _prune_pending(store: RunStore, folder: Path, options: RunOptions, policy, t
     if teacher is not None:  # clients built once here, before worker processes fork and share them
         teacher.prepare([agent for role, agent in policy.agents.items() if uses_llm(role, agent.kind)])
     graph = _graph()
-    if options.workers <= 1 or len(pending) < 2:
+    batch = teacher is not None and options.teacher_mode == "batch"
+    if batch:  # every pending trace at once, in one process: each graph stage of all of them is one batch job
+        asyncio.run(_process_ids(options, folder, policy, teacher, graph, pending, max(1, len(pending)), bar))
+    elif options.workers <= 1 or len(pending) < 2:
         asyncio.run(_process_ids(options, folder, policy, teacher, graph, pending, options.concurrency, bar))
     else:
         _process_in_workers(options, folder, policy, teacher, graph, pending, store, bar)
@@ -165,8 +170,14 @@ async def _process_ids(options: RunOptions, folder: Path, policy, teacher, graph
         while not queue.empty():
             trace = store.trace_input(queue.get_nowait())
             CURRENT_TRACE.set(trace["id"])
-            result = await _process(graph, ctx, trace)
-            store.save_result(trace["id"], *_result_rows(trace, result, counter), policy_hash=policy.policy_hash)
+            if teacher is not None:
+                teacher.trace_started()
+            try:
+                result = await _process(graph, ctx, trace)
+                store.save_result(trace["id"], *_result_rows(trace, result, counter), policy_hash=policy.policy_hash)
+            finally:
+                if teacher is not None:
+                    teacher.trace_finished()
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix_str(result.get("status") or "")
@@ -427,8 +438,8 @@ def _load_policy(options: RunOptions):
     return policy
 
 
-def _teacher(options: RunOptions, policy):
-    from drp.llm import Teacher, TeacherSettings
+def _teacher(options: RunOptions, policy, folder: Path):
+    from drp.teacher import Teacher, TeacherSettings
 
     if not policy.uses_llm:
         return None
@@ -438,15 +449,22 @@ def _teacher(options: RunOptions, policy):
             "(any OpenAI-compatible endpoint: OpenAI, a `vllm serve` process, or `drp serve MODEL`), "
             "or choose a policy without an LLM: --policy rules (or --policy identity)."
         )
+    if options.teacher_mode not in ("online", "batch"):
+        raise RunError(f"--teacher-mode is online or batch, not {options.teacher_mode!r}")
+    if options.teacher_mode == "batch" and len(options.teacher_urls) > 1:
+        raise RunError("batch mode sends its jobs to one endpoint: give one --teacher-url")
     first, *others = options.teacher_urls
-    return Teacher(
-        TeacherSettings(
-            url=first, extra_urls=tuple(others), model=options.teacher_model, api_key_env=options.teacher_api_key_env,
-            structured_output=options.structured_output, timeout=options.teacher_timeout,
-            max_retries=options.teacher_max_retries,
-        ),
-        usage_counter=_usage_counter(options),
+    settings = TeacherSettings(
+        url=first, extra_urls=tuple(others), model=options.teacher_model, api_key_env=options.teacher_api_key_env,
+        structured_output=options.structured_output, timeout=options.teacher_timeout,
+        max_retries=options.teacher_max_retries,
     )
+    if options.teacher_mode == "batch":
+        from drp.teacher.batch import BatchTransport
+
+        transport = BatchTransport(settings, folder, options.run_id, poll_seconds=options.batch_poll_seconds)
+        return Teacher(settings, transport, usage_counter=_usage_counter(options))
+    return Teacher(settings, usage_counter=_usage_counter(options))
 
 
 def _usage_counter(options: RunOptions):

@@ -209,6 +209,23 @@ def _m007_call_endpoint(db: sqlite_utils.Database) -> None:
     db["calls"].add_column("endpoint_errors", str)
 
 
+def _m008_batch_jobs(db: sqlite_utils.Database) -> None:
+    """Batch mode: the jobs a run submitted, which job each request went out in, and the results that came back,
+    so a killed run resumes the same jobs and never pays for a request twice."""
+    db["batch_jobs"].create(
+        {
+            "id": str, "batch_id": str, "input_file_id": str, "status": str, "round": int, "requests": int,
+            "output_file_id": str, "error_file_id": str, "detail": str, "created_at": str, "updated_at": str,
+        },
+        pk="id",
+    )
+    db["batch_requests"].create(
+        {"custom_id": str, "job_id": str, "trace_id": str, "node": str, "attempt": int}, pk="custom_id",
+    )
+    db["batch_requests"].create_index(["job_id"])
+    db["batch_results"].create({"custom_id": str, "job_id": str, "status_code": int, "body": str}, pk="custom_id")
+
+
 MIGRATIONS = [
     ("m001_initial", _m001_initial),
     ("m002_pruned_answer_section", _m002_pruned_answer_section),
@@ -217,6 +234,7 @@ MIGRATIONS = [
     ("m005_sessions", _m005_sessions),
     ("m006_call_usage", _m006_call_usage),
     ("m007_call_endpoint", _m007_call_endpoint),
+    ("m008_batch_jobs", _m008_batch_jobs),
 ]
 
 
@@ -450,6 +468,52 @@ class RunStore:
                 "update sessions set traces = traces + 1, seconds = max(seconds, "
                 "(julianday('now') - julianday(started_at)) * 86400.0) "
                 "where id = (select max(id) from sessions) and ended = 0")
+
+    # ------------------------------------------------------------ batch mode (drp.teacher.batch)
+
+    def add_batch_job(self, job_id: str, round_number: int, requests: list[dict]) -> None:
+        """A job about to be submitted, with its requests (custom_id, trace_id, node, attempt), written before the
+        upload so that a kill during submission still leaves its trace."""
+        with self.db.conn:
+            self.db["batch_jobs"].insert({"id": job_id, "status": "submitting", "round": round_number,
+                                          "requests": len(requests), "created_at": now(), "updated_at": now()})
+            self.db["batch_requests"].upsert_all([{**request, "job_id": job_id} for request in requests],
+                                                 pk="custom_id")
+
+    def update_batch_job(self, job_id: str, **fields) -> None:
+        self.db["batch_jobs"].update(job_id, {**fields, "updated_at": now()})
+
+    def batch_jobs(self, statuses: tuple[str, ...] | None = None) -> list[dict]:
+        if not self.columns("batch_jobs"):
+            return []
+        sql, params = "select * from batch_jobs", []
+        if statuses:
+            sql += f" where status in ({', '.join('?' for _ in statuses)})"
+            params = list(statuses)
+        return self._rows(sql + " order by created_at", params)
+
+    def batch_job_of(self, custom_id: str) -> str | None:
+        """The job a request last went out in."""
+        if not self.columns("batch_requests"):
+            return None
+        rows = self._rows("select job_id from batch_requests where custom_id = ?", [custom_id])
+        return rows[0]["job_id"] if rows else None
+
+    def batch_job_requests(self, job_id: str) -> list[str]:
+        return [row["custom_id"] for row in self._rows("select custom_id from batch_requests where job_id = ?", [job_id])]
+
+    def save_batch_results(self, job_id: str, results: dict[str, tuple[int, dict]]) -> None:
+        rows = [{"custom_id": custom_id, "job_id": job_id, "status_code": status, "body": dumps(body)}
+                for custom_id, (status, body) in results.items()]
+        with self.db.conn:
+            if rows:
+                self.db["batch_results"].upsert_all(rows, pk="custom_id")
+
+    def batch_result(self, custom_id: str) -> tuple[int, dict] | None:
+        if not self.columns("batch_results"):
+            return None
+        rows = self._rows("select status_code, body from batch_results where custom_id = ?", [custom_id])
+        return (rows[0]["status_code"], loads(rows[0]["body"])) if rows else None
 
     # ------------------------------------------------------------ reading
 

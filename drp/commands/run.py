@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 
@@ -24,6 +24,8 @@ def run(
     structured_output: Annotated[StructuredMethod, typer.Option(help="How the server takes structured output (what it supports).")] = "json_schema",
     teacher_timeout: Annotated[float, typer.Option(help="Seconds per teacher request.", callback=above_zero)] = 120.0,
     teacher_max_retries: Annotated[int, typer.Option(min=0, help=f"Retries per teacher request: {RETRY_POLICY}.")] = 3,
+    teacher_mode: Annotated[Literal["online", "batch"], typer.Option(help="online: one request at a time as traces need them. batch: the OpenAI Batch API (half the price, up to 24 h per round): every pending trace at once, each graph stage one batch job; a killed run resumes the same jobs.")] = "online",
+    batch_poll_seconds: Annotated[float, typer.Option(help="Batch mode: seconds between looks at a running job.", callback=above_zero)] = 30.0,
     limit: Annotated[Optional[int], typer.Option(min=1, help="Only the first N input records.")] = None,
     concurrency: Annotated[int, typer.Option(min=1, help="Traces in flight at once.")] = 8,
     workers: Annotated[int, typer.Option(min=1, help="Processes sharing the traces (one core each); concurrency is split among them.")] = 1,
@@ -53,6 +55,7 @@ def run(
         teacher_urls=[*(teacher_url or []), *read_urls_file(teacher_urls_file)], teacher_model=teacher_model,
         teacher_api_key_env=teacher_api_key_env,
         structured_output=structured_output, teacher_timeout=teacher_timeout, teacher_max_retries=teacher_max_retries,
+        teacher_mode=teacher_mode, batch_poll_seconds=batch_poll_seconds,
         limit=limit, concurrency=concurrency, workers=workers, resume=resume, overwrite=overwrite, tokenizer=tokenizer,
         field_map=parse_field_map(field or []), split=split, prompts_dirs=[str(p) for p in prompts_dir or []],
         policy_overrides=overrides, allow_policy_change=allow_policy_change, max_record_chars=max_record_chars,

@@ -74,10 +74,12 @@ class Teacher:
             from drp.teacher.endpoints import ROUTED_BASE
 
             options = self.settings.client_options()
+            retries = self.transport.client_max_retries
             # trust_env off: proxy settings must not divert requests around the transport (which routes them).
             http = httpx2.AsyncClient(transport=self.transport, timeout=options["timeout"], trust_env=False)
             self._client = openai.AsyncOpenAI(base_url=ROUTED_BASE, api_key=options["api_key"] or NO_KEY,
-                                              timeout=options["timeout"], max_retries=options["max_retries"],
+                                              timeout=options["timeout"],
+                                              max_retries=options["max_retries"] if retries is None else retries,
                                               http_client=http)
         return self._client
 
@@ -101,6 +103,13 @@ class Teacher:
         """Build the clients these agents will use now (before worker processes fork, which then share them)."""
         for agent in agents:
             self._chat_model(agent, agent.max_tokens)
+
+    def trace_started(self) -> None:
+        """The runner took up a trace (batch mode submits a job once every trace in flight waits on it)."""
+        self.transport.trace_started()
+
+    def trace_finished(self) -> None:
+        self.transport.trace_finished()
 
     async def aclose(self) -> None:
         await self.transport.aclose()

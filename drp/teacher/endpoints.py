@@ -64,6 +64,15 @@ _ROUTED_PATH = httpx2.URL(ROUTED_BASE).path.rstrip("/")
 
 
 class EndpointPool(httpx2.AsyncBaseTransport):
+    client_max_retries = None  # the openai client retries as its settings say (drp.endpoint.RETRY_POLICY)
+
+    # Batch mode counts the traces in flight; online mode has no use for it.
+    def trace_started(self) -> None:
+        pass
+
+    def trace_finished(self) -> None:
+        pass
+
     def __init__(self, urls: list[str] | tuple[str, ...], *, failures_before_set_aside: int = FAILURES_BEFORE_SET_ASIDE,
                  cooldown: float = COOLDOWN_SECONDS, max_connections: int = 1024, clock=time.monotonic):
         if not urls:
