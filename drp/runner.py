@@ -45,6 +45,8 @@ class RunOptions:
     teacher_max_retries: int = 3
     teacher_mode: str = "online"  # or "batch": the OpenAI Batch API (drp.teacher.batch)
     batch_poll_seconds: float = 30.0
+    teacher_price: str | None = None  # IN,OUT per million tokens or a price table name (drp.costs)
+    prices_file: str | None = None
     limit: int | None = None
     concurrency: int = 8
     workers: int = 1
@@ -85,6 +87,7 @@ def run(options: RunOptions, progress: bool = True) -> RunSummary:
             input_traces.check_source(options.source)  # a missing input makes no run
         policy = _load_policy(options)
         teacher = _teacher(options, policy, folder)  # refuse an LLM policy without a teacher before touching anything
+        _price(options, teacher)  # and an unknown price
         changes = _policy_changes(options, saved, policy) if saved else []
         counter = _counter(options)
         if saved is None:
@@ -343,6 +346,8 @@ def _settle_existing_run(folder: Path, options: RunOptions) -> tuple[RunOptions,
                 "policy_overrides": {**(saved.get("policy_overrides") or {}), **options.policy_overrides}}
         legacy_url = saved.pop("teacher_url", None)  # runs stored before several endpoints were possible
         saved.setdefault("teacher_urls", [legacy_url] if legacy_url else [])
+        if options.teacher_price:
+            keep["teacher_price"] = options.teacher_price
         if options.teacher_urls:
             keep["teacher_urls"] = options.teacher_urls
         elif any(is_redacted(url) for url in saved["teacher_urls"]):
@@ -467,6 +472,14 @@ def _teacher(options: RunOptions, policy, folder: Path):
     return Teacher(settings, usage_counter=_usage_counter(options))
 
 
+def _price(options: RunOptions, teacher):
+    from drp.costs import resolve_price
+
+    if teacher is None:
+        return None
+    return resolve_price(options.teacher_price, options.teacher_model, options.prices_file)
+
+
 def _usage_counter(options: RunOptions):
     """The teacher's tokenizer, to count the calls a server reports no usage for: --teacher-tokenizer, else the
     teacher model's own folder when it is one (a model served from a folder by `drp serve`); else None."""
@@ -485,12 +498,14 @@ def _write_config(folder: Path, store: RunStore, options: RunOptions, policy, co
     from drp.redaction import redact_url
 
     urls = [redact_url(url) for url in options.teacher_urls]  # credentials stay out
+    price = _price(options, teacher)
     stored_options = {**asdict(options), "teacher_urls": urls}
     config = {
         "run_id": options.run_id, "options": stored_options, "policy": policy.snapshot(),
         "policy_hash": policy.policy_hash, "policy_history": history,
         "teacher": teacher.settings.public() if teacher else None, "tokenizer": counter.name,
         "teacher_tokenizer": teacher.usage_counter.name if teacher and teacher.usage_counter else None,
+        "price": price.public() if price else None,
     }
     partial = folder / "config.json.partial"
     partial.write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")

@@ -627,14 +627,16 @@ class RunStore:
     def teacher_totals(self) -> dict[str, int | None] | None:
         """Teacher tokens in and out and LLM calls over the run. A total some of whose calls have no token
         counts is None (missing), not their partial sum; `missing_usage` / `counted_usage` say how many calls
-        had no usage, and how many of those the teacher's tokenizer counted."""
+        had no usage, and how many of those the teacher's tokenizer counted; `traces` counts the finished traces,
+        `unknown_traces` those whose teacher tokens are missing."""
         if not {"teacher_input_tokens", "teacher_output_tokens", "teacher_calls"} <= self.columns("traces"):
             return None
         row = self._rows(
             "select sum(teacher_input_tokens) as input, sum(teacher_output_tokens) as output, "
-            "sum(teacher_calls) as calls, sum(teacher_calls > 0 and teacher_input_tokens is null) as unknown "
-            "from traces")[0]
+            "sum(teacher_calls) as calls, sum(teacher_calls > 0 and teacher_input_tokens is null) as unknown, "
+            "count(teacher_calls) as traces from traces")[0]
         totals = {key: row[key] or 0 for key in ("input", "output", "calls")}
+        totals["traces"], totals["unknown_traces"] = row["traces"] or 0, row["unknown"] or 0
         if row["unknown"]:
             totals["input"] = totals["output"] = None
         return {**totals, **self.usage_counts()}

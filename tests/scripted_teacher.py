@@ -33,6 +33,7 @@ class Text:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     finish_reason: str = "stop"
+    usage: bool = True  # False: the reply carries no `usage` (some servers leave it out)
 
 
 @dataclass
@@ -345,7 +346,7 @@ class ScriptedTeacher:
             completion_default = _words(arguments)
         prompt = reply.prompt_tokens if reply.prompt_tokens is not None else _prompt_words(request)
         completion = reply.completion_tokens if reply.completion_tokens is not None else completion_default
-        return {
+        body = {
             "id": f"chatcmpl-scripted-{n}",
             "object": "chat.completion",
             "created": int(time.time()),
@@ -354,3 +355,6 @@ class ScriptedTeacher:
             "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
                       "total_tokens": prompt + completion},
         }
+        if not getattr(reply, "usage", True):
+            del body["usage"]
+        return body

@@ -26,6 +26,8 @@ def run(
     teacher_max_retries: Annotated[int, typer.Option(min=0, help=f"Retries per teacher request: {RETRY_POLICY}.")] = 3,
     teacher_mode: Annotated[Literal["online", "batch"], typer.Option(help="online: one request at a time as traces need them. batch: the OpenAI Batch API (half the price, up to 24 h per round): every pending trace at once, each graph stage one batch job; a killed run resumes the same jobs.")] = "online",
     batch_poll_seconds: Annotated[float, typer.Option(help="Batch mode: seconds between looks at a running job.", callback=above_zero)] = 30.0,
+    teacher_price: Annotated[Optional[str], typer.Option(help="What the teacher costs: IN,OUT per million tokens, or a name from the price table (drp/prices.yaml; default: the entry named like --teacher-model, if any). Stats and reports show cost per trace and per run.")] = None,
+    prices_file: Annotated[Optional[Path], typer.Option(help="Your own price table (YAML, the shape of drp/prices.yaml), added to the built-in one; also DRP_PRICES.")] = None,
     limit: Annotated[Optional[int], typer.Option(min=1, help="Only the first N input records.")] = None,
     concurrency: Annotated[int, typer.Option(min=1, help="Traces in flight at once.")] = 8,
     workers: Annotated[int, typer.Option(min=1, help="Processes sharing the traces (one core each); concurrency is split among them.")] = 1,
@@ -40,6 +42,9 @@ def run(
     prompts_dir: Annotated[Optional[list[Path]], typer.Option(help="Extra folder(s) of policies, searched first.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a policy setting: KEY=YAML, e.g. max_retries=4 or answer_section=keep.")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    estimate: Annotated[bool, typer.Option(help="Spend only a sample: prune --estimate-sample traces (drawn with --seed) in a temporary run, then print the projected teacher tokens, time and cost of the whole input, with 95% intervals.")] = False,
+    estimate_sample: Annotated[int, typer.Option(help="Traces in the --estimate sample.", min=1)] = 20,
+    seed: Annotated[int, typer.Option(help="Seed of the --estimate sample (the same seed draws the same traces).")] = 0,
 ) -> None:
     """Prune every trace: segment → classify → prune → verify (with retries), recording every agent call."""
     from datetime import datetime
@@ -55,12 +60,18 @@ def run(
         teacher_urls=[*(teacher_url or []), *read_urls_file(teacher_urls_file)], teacher_model=teacher_model,
         teacher_api_key_env=teacher_api_key_env,
         structured_output=structured_output, teacher_timeout=teacher_timeout, teacher_max_retries=teacher_max_retries,
-        teacher_mode=teacher_mode, batch_poll_seconds=batch_poll_seconds,
+        teacher_mode=teacher_mode, batch_poll_seconds=batch_poll_seconds, teacher_price=teacher_price,
+        prices_file=str(prices_file) if prices_file else None,
         limit=limit, concurrency=concurrency, workers=workers, resume=resume, overwrite=overwrite, tokenizer=tokenizer,
         field_map=parse_field_map(field or []), split=split, prompts_dirs=[str(p) for p in prompts_dir or []],
         policy_overrides=overrides, allow_policy_change=allow_policy_change, max_record_chars=max_record_chars,
         teacher_tokenizer=teacher_tokenizer,
     )
+    if estimate:
+        from drp.estimate import describe, estimate as estimate_run
+
+        typer.echo(describe(estimate_run(options, estimate_sample, seed, progress=not quiet)))
+        return
     try:
         summary = run_graph(options, progress=not quiet)
     except KeyboardInterrupt:
