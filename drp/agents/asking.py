@@ -22,15 +22,16 @@ DEFAULT_REPLY_TOKENS = 256  # room a call must leave for its reply when the agen
 
 async def ask(
     ctx: RunContext, agent: str, attempt: int, schema: type[BaseModel], validate: Callable[[BaseModel], str | None], /,
-    *, reply_tokens: int | None = None, **variables,
+    *, reply_tokens: int | None = None, messages: list[dict] | None = None, **variables,
 ) -> tuple[BaseModel | None, list[dict], str | None]:
     """Returns (valid result or None, call records, last error). Raises TeacherError on transport faults.
-    `reply_tokens`: how long the reply may need to be (the call is not sent without room for it)."""
+    `reply_tokens`: how long the reply may need to be (the call is not sent without room for it);
+    `messages`: the prompt, when it is already rendered from these variables."""
     policy = ctx.policy
     settings = policy.agents[agent]
     budget = Budget.of(ctx)
     needed = min(reply_tokens or DEFAULT_REPLY_TOKENS, settings.max_tokens)
-    first = render_messages(policy, agent, **variables)
+    first = messages or render_messages(policy, agent, **variables)
     messages = first
     prompt_name = f"{policy.name}/{settings.prompt}"
     calls: list[dict] = []

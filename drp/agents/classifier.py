@@ -60,10 +60,9 @@ async def _by_teacher(state: TraceState, ctx: RunContext) -> dict:
         item_text=lambda n: steps[n - 1]["text"],
     )
     answers = await asyncio.gather(*(
-        ask(ctx, "classifier", 1, SkillLabels,
-            lambda r, first=first, last=last: check_labels(r, last, taxonomy, first),
-            reply_tokens=reply, **variables(first, last))
-        for first, last, reply in windows
+        ask(ctx, "classifier", 1, SkillLabels, lambda r, w=w: check_labels(r, w.last, taxonomy, w.first),
+            reply_tokens=w.reply_tokens, messages=w.messages, **variables(w.first, w.last))
+        for w in windows
     ))
     calls = [call for _, window_calls, _ in answers for call in window_calls]
     canonical = {skill.lower(): skill for skill in taxonomy}

@@ -104,20 +104,18 @@ def _window_variables(state: TraceState, first: int, last: int, feedback: str | 
     )
 
 
-# Planned with room for a retry's feedback in the prompt (the verifier's messages stay well under this).
-_FEEDBACK_ROOM = " ".join(["reserved"] * 160)
+FEEDBACK_TOKENS = 256  # room kept in each window's prompt for a retry's feedback (the verifier's stays under it)
 
 
-def _plan_windows(state: TraceState, ctx: RunContext) -> list[dict]:
+def _plan_windows(state: TraceState, ctx: RunContext, attempt: int) -> list:
     steps = state["steps"]
-    planned = plan(
+    return plan(
         len(steps),
         render=lambda first, last: render_messages(ctx.policy, "pruner",
-                                                   **_window_variables(state, first, last, _FEEDBACK_ROOM, 2)),
+                                                   **_window_variables(state, first, last, None, attempt)),
         reply_tokens=_reply_tokens, cap=ctx.policy.agents["pruner"].max_tokens, budget=Budget.of(ctx),
-        item_text=lambda n: steps[n - 1]["text"],
+        item_text=lambda n: steps[n - 1]["text"], reserve=FEEDBACK_TOKENS,
     )
-    return [{"first": first, "last": last, "reply_tokens": reply} for first, last, reply in planned]
 
 
 def _reply_tokens(first: int, last: int, size) -> int:
@@ -153,12 +151,18 @@ async def _by_teacher_actions(state: TraceState, ctx: RunContext, attempt: int) 
     # A long trace is pruned a window of steps at a time (each call within the teacher's context, its
     # neighbouring steps shown as context); on a retry only the windows the verifier blamed are pruned again.
     steps = state["steps"]
-    windows = [dict(window) for window in state.get("prune_windows") or _plan_windows(state, ctx)]
+    rendered: dict[int, list[dict]] = {}  # first attempt: the prompts planning rendered
+    if state.get("prune_windows"):
+        windows = [dict(window) for window in state["prune_windows"]]
+    else:
+        planned = _plan_windows(state, ctx, attempt)
+        windows = [{"first": w.first, "last": w.last, "reply_tokens": w.reply_tokens} for w in planned]
+        rendered = {index: w.messages for index, w in enumerate(planned) if not state.get("feedback")}
     todo = _to_redo(state, windows)
     answers = await asyncio.gather(*(
         ask(ctx, "pruner", attempt, PrunePlan,
             lambda r, first=windows[index]["first"], last=windows[index]["last"]: check_plan(r, last, first),
-            reply_tokens=windows[index]["reply_tokens"],
+            reply_tokens=windows[index]["reply_tokens"], messages=rendered.get(index),
             **_window_variables(state, windows[index]["first"], windows[index]["last"], feedback, attempt))
         for index, feedback in todo
     ))

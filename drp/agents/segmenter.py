@@ -75,9 +75,9 @@ async def _by_teacher_ranges(state: TraceState, ctx: RunContext) -> dict:
         item_text=lambda n: units[n - 1], max_items=ctx.policy.units.per_call,
     )
     answers = await asyncio.gather(*(
-        ask(ctx, "segmenter", 1, Segmentation, lambda r, first=first, last=last: check_ranges(r, last, first),
-            reply_tokens=reply, **variables(first, last))
-        for first, last, reply in windows
+        ask(ctx, "segmenter", 1, Segmentation, lambda r, w=w: check_ranges(r, w.last, w.first),
+            reply_tokens=w.reply_tokens, messages=w.messages, **variables(w.first, w.last))
+        for w in windows
     ))
     steps, calls = [], []
     for result, window_calls, error in answers:

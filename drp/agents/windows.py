@@ -13,7 +13,7 @@ never covers less than one byte): short traces are never tokenized here.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 PER_MESSAGE_TOKENS = 8  # what a chat template adds around each message, at most, in the templates we know
 
@@ -42,28 +42,38 @@ class Budget:
         return max(0, min(cap, free - self.prompt_tokens(messages)))
 
 
+@dataclass
+class Window:
+    first: int  # 1-based, inclusive
+    last: int
+    reply_tokens: int  # the reply length it was planned for: its call leaves room for that
+    messages: list[dict] | None = field(default=None, repr=False)  # its prompt, when planning rendered it
+
+
 def _byte_bound(messages: list[dict]) -> int:
     return sum(len(message["content"].encode()) + PER_MESSAGE_TOKENS for message in messages)
 
 
 def plan(count: int, *, render: Callable[[int, int], list[dict]], reply_tokens: Callable[[int, int, Callable], int],
-         cap: int, budget: Budget, item_text: Callable[[int], str],
-         max_items: int | None = None) -> list[tuple[int, int, int]]:
-    """Consecutive windows (first, last, reply tokens) over items 1..count, 1-based and inclusive, each with the
-    reply length it was planned for (what its call must leave room for).
+         cap: int, budget: Budget, item_text: Callable[[int], str], max_items: int | None = None,
+         reserve: int = 0) -> list[Window]:
+    """Consecutive windows over items 1..count.
 
     A window fits when it has at most `max_items` items, its expected reply (`reply_tokens(first, last, size)`,
-    where `size(i)` is item i's token count or a bound on it) is within the agent's `cap`, and its rendered prompt
-    leaves room for that reply within the budget. Windows are grown greedily from token counts of the items, then
-    checked against the real rendered prompt (and shrunk if a count was off). A single item that does not fit on
-    its own still gets its window: the call then reports that it cannot fit.
+    where `size(i)` is item i's token count or a bound on it) is within the agent's `cap`, and its rendered prompt,
+    grown by `reserve` tokens (a retry's feedback), leaves room for that reply within the budget. Windows are grown
+    greedily from token counts of the items, then checked against the real rendered prompt (and shrunk if a count
+    was off). A single item that does not fit on its own still gets its window: its call then reports that.
     """
     if count <= 0:
         return []
     max_items = max_items or count
-    by_bytes = _bytes_of(item_text)
-    if max_items >= count and _fits(1, count, render, reply_tokens, cap, budget, by_bytes, exact=False):
-        return [(1, count, reply_tokens(1, count, by_bytes))]  # the common case: proven by byte sizes, nothing counted
+    if max_items >= count:
+        by_bytes = _bytes_of(item_text)
+        messages = render(1, count)
+        wanted = reply_tokens(1, count, by_bytes)
+        if _fits(messages, wanted, cap, budget, reserve, exact=False):
+            return [Window(1, count, wanted, messages)]  # the common case: proven by byte sizes, nothing counted
     sizes: dict[int, int] = {}
 
     def size(index: int) -> int:
@@ -73,21 +83,24 @@ def plan(count: int, *, render: Callable[[int, int], list[dict]], reply_tokens: 
 
     windows, first = [], 1
     while first <= count:
-        last = _grow(first, count, max_items, render, reply_tokens, cap, budget, size)
-        while last > first and not _fits(first, last, render, reply_tokens, cap, budget, size, exact=True):
+        last = _grow(first, count, max_items, render, reply_tokens, cap, budget, size, reserve)
+        while True:
+            messages, wanted = render(first, last), reply_tokens(first, last, size)
+            if last == first or _fits(messages, wanted, cap, budget, reserve, exact=True):
+                break
             last -= 1
-        windows.append((first, last, reply_tokens(first, last, size)))
+        windows.append(Window(first, last, wanted, messages))
         first = last + 1
     return windows
 
 
-def _grow(first, count, max_items, render, reply_tokens, cap, budget, size) -> int:
+def _grow(first, count, max_items, render, reply_tokens, cap, budget, size, reserve) -> int:
     """The last item of the largest window from `first` that the item counts say will fit."""
     if budget.limit is None:
         free = None
     else:
         base = budget.prompt_tokens(render(first, first)) - size(first)  # instructions, question, neighbours
-        free = budget.limit - budget.margin - base
+        free = budget.limit - budget.margin - base - reserve
     last, used = first, size(first)
     while last < count and last - first + 1 < max_items:
         candidate = last + 1
@@ -99,16 +112,15 @@ def _grow(first, count, max_items, render, reply_tokens, cap, budget, size) -> i
     return last
 
 
-def _fits(first, last, render, reply_tokens, cap, budget, size, exact: bool) -> bool:
-    wanted = reply_tokens(first, last, size)
+def _fits(messages: list[dict], wanted: int, cap: int, budget: Budget, reserve: int, exact: bool) -> bool:
     if wanted > cap:
         return False
-    messages = render(first, last)
     if budget.limit is None:
         return True
-    if not exact:
-        return budget.limit - budget.margin - _byte_bound(messages) >= wanted
-    return budget.reply_room(messages, cap) >= wanted
+    free = budget.limit - budget.margin - reserve - wanted  # what the prompt may take
+    if _byte_bound(messages) <= free:
+        return True
+    return exact and budget.prompt_tokens(messages) <= free
 
 
 def _bytes_of(item_text: Callable[[int], str]) -> Callable[[int], int]:
