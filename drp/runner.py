@@ -26,6 +26,7 @@ from drp.store import DB_NAME, RunStore, check_intact, dumps, now, open_run
 
 
 DEFAULT_POLICY = "skill-aware"
+WRITE_EVERY = 0.2  # seconds between writes of finished traces
 
 
 class RunError(UserError):
@@ -108,9 +109,9 @@ def _prune_pending(store: RunStore, folder: Path, options: RunOptions, policy, t
     graph = _graph()
     batch = teacher is not None and options.teacher_mode == "batch"
     if batch:  # every pending trace at once, in one process: each graph stage of all of them is one batch job
-        asyncio.run(_process_ids(options, folder, policy, teacher, graph, pending, max(1, len(pending)), bar))
+        _run_loop(_process_ids(options, folder, policy, teacher, graph, pending, max(1, len(pending)), bar))
     elif options.workers <= 1 or len(pending) < 2:
-        asyncio.run(_process_ids(options, folder, policy, teacher, graph, pending, options.concurrency, bar))
+        _run_loop(_process_ids(options, folder, policy, teacher, graph, pending, options.concurrency, bar))
     else:
         _process_in_workers(options, folder, policy, teacher, graph, pending, store, bar)
     bar.close()
@@ -168,6 +169,22 @@ async def _process_ids(options: RunOptions, folder: Path, policy, teacher, graph
     queue: asyncio.Queue = asyncio.Queue()
     for trace_id in ids:
         queue.put_nowait(trace_id)
+    finished: list[tuple] = []  # results not yet written (a kill loses them like traces in flight: redone on resume)
+
+    def write_finished() -> None:
+        batch = finished[:]
+        finished.clear()
+        store.save_results(batch, policy.policy_hash)
+        if bar is not None and batch:
+            bar.update(len(batch))
+            bar.set_postfix_str(batch[-1][1].get("status") or "")
+
+    async def writer():
+        # Finished traces are written together every WRITE_EVERY seconds: one transaction for many traces costs
+        # far less than one each, and each trace still lands whole or not at all.
+        while True:
+            await asyncio.sleep(WRITE_EVERY)
+            write_finished()
 
     async def worker():
         while not queue.empty():
@@ -177,17 +194,17 @@ async def _process_ids(options: RunOptions, folder: Path, policy, teacher, graph
                 teacher.trace_started()
             try:
                 result = await _process(graph, ctx, trace)
-                store.save_result(trace["id"], *_result_rows(trace, result, counter), policy_hash=policy.policy_hash)
+                finished.append((trace["id"], *_result_rows(trace, result, counter)))
             finally:
                 if teacher is not None:
                     teacher.trace_finished()
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix_str(result.get("status") or "")
 
+    writing = asyncio.create_task(writer())
     try:
         await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
     finally:
+        writing.cancel()
+        write_finished()
         if teacher is not None:
             await teacher.aclose()
         store.close()
@@ -232,9 +249,22 @@ def _worker_main(options: RunOptions, folder: Path, policy, teacher, graph, ids:
     from drp.parent_death import die_with_parent
 
     # A worker belongs to the process that owns the run: when that one dies (even by SIGKILL), so does the
-    # worker, at once, so no orphan keeps writing beside a resume. What it finished is already committed.
+    # worker, at once, so no orphan keeps writing beside a resume. What it finished is committed (but for the
+    # last WRITE_EVERY seconds, redone on resume).
     die_with_parent(signal.SIGKILL, parent)
-    asyncio.run(_process_ids(options, folder, policy, teacher, graph, ids, concurrency))
+    _run_loop(_process_ids(options, folder, policy, teacher, graph, ids, concurrency))
+
+
+def _run_loop(main) -> None:
+    """Run the traces' event loop: uvloop's where installed (its sockets and scheduling cost a fraction of
+    asyncio's own per request), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main)
 
 
 def _counter(options: RunOptions):

@@ -447,27 +447,39 @@ class RunStore:
                     policy_hash: str | None = None) -> None:
         """One transaction per trace: its calls, its steps and its terminal status land together or not at all.
         `policy_hash`: the policy the trace was made with, kept on the trace and on each of its calls."""
-        step_rows = [{**step, "trace_id": trace_id, "step": number} for number, step in enumerate(steps, start=1)]
-        call_rows = [
-            {**call, "trace_id": trace_id, "seq": seq, "messages": dumps(call["messages"]),
-             "parsed": dumps(call["parsed"]), "policy_hash": policy_hash,
-             "endpoint_errors": dumps(call.get("endpoint_errors"))}
-            for seq, call in enumerate(calls, start=1)
-        ]
-        result = {**result, "policy_hash": policy_hash}
+        self.save_results([(trace_id, result, steps, calls)], policy_hash)
+
+    def save_results(self, finished: list[tuple[str, dict, list[dict], list[dict]]],
+                     policy_hash: str | None = None) -> None:
+        """Several finished traces (trace_id, result, steps, calls) in one transaction: each trace lands whole or
+        not at all, and writing many at once costs less than one transaction each."""
+        if not finished:
+            return
+        step_rows, call_rows, results = [], [], []
+        for trace_id, result, steps, calls in finished:
+            step_rows += [{**step, "trace_id": trace_id, "step": number} for number, step in enumerate(steps, start=1)]
+            call_rows += [
+                {**call, "trace_id": trace_id, "seq": seq, "messages": dumps(call["messages"]),
+                 "parsed": dumps(call["parsed"]), "policy_hash": policy_hash,
+                 "endpoint_errors": dumps(call.get("endpoint_errors"))}
+                for seq, call in enumerate(calls, start=1)
+            ]
+            results.append({**result, "id": trace_id, "policy_hash": policy_hash, "finished_at": now()})
+        ids = [trace_id for trace_id, *_ in finished]
+        marks = ", ".join("?" for _ in ids)
         with self.db.conn:
-            self.db.execute("delete from steps where trace_id = ?", [trace_id])
-            self.db.execute("delete from calls where trace_id = ?", [trace_id])
+            self.db.execute(f"delete from steps where trace_id in ({marks})", ids)
+            self.db.execute(f"delete from calls where trace_id in ({marks})", ids)
             if step_rows:
-                self.db["steps"].insert_all(step_rows)
+                self.db["steps"].insert_all(step_rows, batch_size=1000)
             if call_rows:
-                self.db["calls"].insert_all(call_rows)
-            self.db["traces"].update(trace_id, {**result, "finished_at": now()})
+                self.db["calls"].insert_all(call_rows, batch_size=1000)
+            self.db["traces"].upsert_all(results, pk="id", batch_size=1000)
             # The session's time so far (every process of the session writes here): a kill loses none of it.
             self.db.execute(
-                "update sessions set traces = traces + 1, seconds = max(seconds, "
+                "update sessions set traces = traces + ?, seconds = max(seconds, "
                 "(julianday('now') - julianday(started_at)) * 86400.0) "
-                "where id = (select max(id) from sessions) and ended = 0")
+                "where id = (select max(id) from sessions) and ended = 0", [len(finished)])
 
     # ------------------------------------------------------------ batch mode (drp.teacher.batch)
 

@@ -68,15 +68,15 @@ class Teacher:
 
     def _openai_client(self):
         if self._client is None:
-            import httpx2
             import openai
 
             from drp.teacher.endpoints import ROUTED_BASE
+            from drp.teacher.http import TransportClient
 
             options = self.settings.client_options()
             retries = self.transport.client_max_retries
             # trust_env off: proxy settings must not divert requests around the transport (which routes them).
-            http = httpx2.AsyncClient(transport=self.transport, timeout=options["timeout"], trust_env=False)
+            http = TransportClient(transport=self.transport, timeout=options["timeout"], trust_env=False)
             self._client = openai.AsyncOpenAI(base_url=ROUTED_BASE, api_key=options["api_key"] or NO_KEY,
                                               timeout=options["timeout"],
                                               max_retries=options["max_retries"] if retries is None else retries,

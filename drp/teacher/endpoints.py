@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 import httpx2
@@ -39,9 +39,11 @@ class Endpoint:
     name: str  # the URL as it may be written anywhere (credentials masked)
     base: httpx2.URL  # without user info
     authorization: str | None  # HTTP basic auth from the URL's user info
+    host: str  # the Host header for it
     in_flight: int = 0
     failures: int = 0  # consecutive
     set_aside_until: float = 0.0
+    addressed: dict = field(default_factory=dict, repr=False)  # routed path → this endpoint's URL for it
 
     @classmethod
     def from_url(cls, url: str) -> Endpoint:
@@ -50,14 +52,19 @@ class Endpoint:
         if parsed.userinfo:
             login = ":".join(unquote(part) for part in parsed.userinfo.decode().split(":", 1))
             authorization = "Basic " + base64.b64encode(login.encode()).decode()
-        return cls(url=url, name=redact_url(url), base=parsed.copy_with(username=None, password=None),
-                   authorization=authorization)
+        base = parsed.copy_with(username=None, password=None)
+        return cls(url=url, name=redact_url(url), base=base, authorization=authorization, host=base.netloc.decode())
 
     def address(self, url: httpx2.URL) -> httpx2.URL:
-        """`url` (under ROUTED_BASE) re-addressed to this endpoint, its own query parameters added."""
-        suffix = url.path[len(_ROUTED_PATH):]
-        params = self.base.params.merge(url.params)
-        return self.base.copy_with(path=self.base.path.rstrip("/") + suffix, params=params)
+        """`url` (under ROUTED_BASE) re-addressed to this endpoint, its own query parameters added. Requests go
+        to a handful of paths, and parsing a URL is a good share of a request's CPU: each is worked out once."""
+        found = self.addressed.get(url.raw_path)
+        if found is None:
+            suffix = url.path[len(_ROUTED_PATH):]
+            params = self.base.params.merge(url.params)
+            found = self.addressed[url.raw_path] = self.base.copy_with(path=self.base.path.rstrip("/") + suffix,
+                                                                       params=params)
+        return found
 
 
 _ROUTED_PATH = httpx2.URL(ROUTED_BASE).path.rstrip("/")
@@ -132,7 +139,7 @@ class EndpointPool(httpx2.AsyncBaseTransport):
     def _address(request: httpx2.Request, routed_url: httpx2.URL, endpoint: Endpoint) -> None:
         """Point the request (built by the openai client for this one try) at the endpoint."""
         request.url = endpoint.address(routed_url)
-        request.headers["Host"] = request.url.netloc.decode()
+        request.headers["Host"] = endpoint.host
         if endpoint.authorization:  # user info in the URL wins over the bearer key, as httpx itself does
             request.headers["Authorization"] = endpoint.authorization
 
