@@ -155,7 +155,7 @@ def stats(
     if cost["price"] is None:
         typer.echo("teacher cost unknown: no price (drp stats --teacher-price IN,OUT or NAME)")
     else:
-        unknown = f" · {cost['unknown_traces']} traces with unknown usage left out" if cost["unknown_traces"] else ""
+        unknown = f" · {cost['unknown_traces']} traces without token usage" if cost["unknown_traces"] else ""
         typer.echo(f"teacher cost {format_cost(cost['total'], cost['currency'])} · per trace "
                    f"{format_cost(cost['per_trace'], cost['currency'])} ({cost['described']}){unknown}")
     for endpoint in result["endpoints"]:
