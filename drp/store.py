@@ -111,6 +111,11 @@ def dumps(value) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False, default=str)
 
 
+def _cell(value):
+    """A value as SQLite stores it: containers as JSON text (as sqlite-utils stores them), the rest as is."""
+    return dumps(value) if isinstance(value, (dict, list, tuple)) else value
+
+
 # ---------------------------------------------------------------- schema
 
 
@@ -470,16 +475,36 @@ class RunStore:
         with self.db.conn:
             self.db.execute(f"delete from steps where trace_id in ({marks})", ids)
             self.db.execute(f"delete from calls where trace_id in ({marks})", ids)
-            if step_rows:
-                self.db["steps"].insert_all(step_rows, batch_size=1000)
-            if call_rows:
-                self.db["calls"].insert_all(call_rows, batch_size=1000)
-            self.db["traces"].upsert_all(results, pk="id", batch_size=1000)
+            self._insert("steps", step_rows)
+            self._insert("calls", call_rows)
+            self._update_by_id("traces", results)
             # The session's time so far (every process of the session writes here): a kill loses none of it.
             self.db.execute(
                 "update sessions set traces = traces + ?, seconds = max(seconds, "
                 "(julianday('now') - julianday(started_at)) * 86400.0) "
                 "where id = (select max(id) from sessions) and ended = 0", [len(finished)])
+
+    # Finished traces are written by plain executemany: sqlite-utils' insert_all inspects every value of every
+    # row (a dozen type checks each) and the table's schema per call, most of the CPU a trace's write costs.
+    # The tables exist (migrations made them) and every value is a scalar or JSON, as here.
+
+    def _insert(self, table: str, rows: list[dict]) -> None:
+        if not rows:
+            return
+        columns = list(dict.fromkeys(key for row in rows for key in row))
+        names = ", ".join(f"[{column}]" for column in columns)
+        marks = ", ".join("?" for _ in columns)
+        self.db.conn.executemany(f"insert into [{table}] ({names}) values ({marks})",
+                                 [tuple(_cell(row.get(column)) for column in columns) for row in rows])
+
+    def _update_by_id(self, table: str, rows: list[dict]) -> None:
+        by_columns: dict[tuple, list[dict]] = {}
+        for row in rows:
+            by_columns.setdefault(tuple(key for key in row if key != "id"), []).append(row)
+        for columns, group in by_columns.items():
+            assignments = ", ".join(f"[{column}] = ?" for column in columns)
+            self.db.conn.executemany(f"update [{table}] set {assignments} where id = ?",
+                                     [(*(_cell(row[column]) for column in columns), row["id"]) for row in group])
 
     # ------------------------------------------------------------ batch mode (drp.teacher.batch)
 
