@@ -45,6 +45,7 @@ class DamagedRun(UserError):
 
 
 _opened: dict[Path, None] = {}  # run databases this process opened: the damaged one among them is named
+_connected: dict[Path, int] = {}  # run databases this process has connections to now, and how many
 
 # SQLite's primary result codes for a damaged file (an extended code carries one of them in its low byte).
 _SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
@@ -276,7 +277,11 @@ def open_run(path: Path | str, write: bool = False) -> RunStore:
     """A run's database. `write`: create and migrate it as needed; else read-only, and only a complete run
     (RunNotFound when there is none, IncompleteRun when its creation never finished)."""
     file = db_path(path)
-    if file.is_file():
+    if file.is_file() and not _connected.get(file):
+        # Not while this process has the file open: reading the header opens and closes the file, and closing
+        # any descriptor of a file drops every POSIX lock the process holds on it, those of its SQLite
+        # connections included. Without them, another process that opens the run rebuilds the write-ahead
+        # log's index and sees nothing committed since (a reader, or another worker of the run).
         check_intact(file)
     _opened[file] = None
     if write:
@@ -330,11 +335,16 @@ class RunStore:
 
     def __init__(self, db: sqlite_utils.Database, folder: Path, writable: bool, copy: Path | None = None):
         self.db, self.folder, self.writable = db, folder, writable
+        self._file = db_path(folder)
+        _connected[self._file] = _connected.get(self._file, 0) + 1
         self._columns: dict[str, set[str]] = {}  # the schema, looked up once
         if copy is not None:  # a private copy of a read-only WAL database: removed at close, or at exit at the latest
             self._remove_copy = weakref.finalize(self, shutil.rmtree, copy, ignore_errors=True)
 
     def close(self) -> None:
+        if self._file in _connected and not getattr(self, "_closed", False):
+            self._closed = True
+            _connected[self._file] -= 1
         self.db.close()
         if hasattr(self, "_remove_copy"):
             self._remove_copy()
