@@ -706,7 +706,7 @@ class RunStore:
 
     def endpoint_stats(self) -> list[dict]:
         """Per teacher endpoint: calls it answered, failed tries (transport faults and HTTP errors, those that
-        another endpoint then took over included) and the mean latency of its calls. Empty before m004."""
+        another endpoint then took over included) and the mean latency of its calls. Empty before m007."""
         if not {"endpoint", "endpoint_errors", "llm"} <= self.columns("calls"):
             return []
         found: dict[str, dict] = {}
