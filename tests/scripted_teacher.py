@@ -1,7 +1,10 @@
 """A real OpenAI-compatible HTTP server on loopback that answers from a script.
 
 Tests and benchmarks point the teacher client at ``ScriptedTeacher.url`` and decide, per request, what the
-"teacher" replies: text, a tool call, an HTTP error, a hang, or a dropped connection. Everything goes over real
+"teacher" replies: text, a tool call, an HTTP error, a hang, or a dropped connection. Chat requests
+(``/v1/chat/completions``) and raw completions (``/v1/completions``, the legacy API; ``completions=False``
+answers 404 there, as a chat-only server does) go to the same responder: a raw request has ``prompt``
+instead of ``messages``. Everything goes over real
 sockets, so client retries, timeouts and connection pooling are exercised exactly as against a real endpoint.
 
     with ScriptedTeacher(lambda req: Text('{"ok": true}'), latency=0.1) as teacher:
@@ -131,6 +134,8 @@ def _words(text: Any) -> int:
 
 
 def _prompt_words(request: dict) -> int:
+    if "prompt" in request:
+        return _words(request["prompt"])
     return sum(_words(m.get("content")) for m in request.get("messages") or [] if isinstance(m, dict))
 
 
@@ -208,7 +213,10 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
+        path = self.path.rstrip("/")
+        teacher = self.server.teacher
+        raw_completion = path in ("/v1/completions", "/completions") and teacher.completions
+        if path not in ("/v1/chat/completions", "/chat/completions") and not raw_completion:
             self._error(404, f"no route POST {self.path}")
             return
         try:
@@ -216,7 +224,6 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError as exc:
             self._error(400, f"request body is not JSON: {exc}")
             return
-        teacher = self.server.teacher
         teacher._record(request)
         try:
             reply = teacher.responder(request)
@@ -249,6 +256,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(reply.status, f"scripted error {reply.status}", reply.headers, reply.body)
         elif isinstance(reply, Raw):
             self._send(reply.status, reply.body, content_type=reply.content_type)
+        elif isinstance(reply, Text) and "prompt" in request:
+            self._send(200, self.server.teacher._text_completion(request, reply))
         elif isinstance(reply, (Text, ToolCall)):
             self._send(200, self.server.teacher._completion(request, reply))
         else:
@@ -256,11 +265,12 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class ScriptedTeacher:
-    """OpenAI-compatible chat server on 127.0.0.1 whose replies come from ``responder(request_body)``."""
+    """OpenAI-compatible server on 127.0.0.1 whose replies come from ``responder(request_body)``."""
 
     def __init__(self, responder: Responder, latency: float = 0.0, port: int = 0,
-                 models: tuple[str, ...] = ("scripted-teacher",)):
+                 models: tuple[str, ...] = ("scripted-teacher",), completions: bool = True):
         self.responder = responder
+        self.completions = completions
         self.latency = latency
         self.models = list(models)
         self.requests: list[dict] = []
@@ -358,3 +368,18 @@ class ScriptedTeacher:
         if not getattr(reply, "usage", True):
             del body["usage"]
         return body
+
+    def _text_completion(self, request: dict, reply: Text) -> dict:
+        """A legacy /v1/completions answer: choices[].text instead of a message."""
+        n = next(self._ids)
+        prompt = reply.prompt_tokens if reply.prompt_tokens is not None else _prompt_words(request)
+        completion = reply.completion_tokens if reply.completion_tokens is not None else _words(reply.content)
+        return {
+            "id": f"cmpl-scripted-{n}",
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": request.get("model") or self.models[0],
+            "choices": [{"index": 0, "text": reply.content, "finish_reason": reply.finish_reason, "logprobs": None}],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+                      "total_tokens": prompt + completion},
+        }
