@@ -176,7 +176,7 @@ def normalise(question: str) -> str:
 
 def assert_held_out(pipeline: Pipeline) -> int:
     """The evaluated questions must not be training questions (the check the issue demands, not a hope)."""
-    from drp.evals.benchmarks import load_benchmark
+    from drp.evals.problem_sets import load_benchmark
     from drp.paths import shared_dir
 
     shared = shared_dir()
