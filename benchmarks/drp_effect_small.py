@@ -74,6 +74,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--server-arg", action="append", default=None,
                         help="argument for the server (repeatable; default for transformers: "
                              f"{' '.join(TRANSFORMERS_SERVER_ARGS)})")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for training and serving (OMP_NUM_THREADS); 1 is several times faster "
+                             "on a CPU other work shares, where two threads spin waiting for each other")
     return parser.parse_args(argv)
 
 
@@ -81,7 +84,8 @@ class Pipeline(DrpRunner):
     """The benchmark's settings, its working folder, and the time each stage took."""
 
     def __init__(self, args: argparse.Namespace):
-        super().__init__(args.out)
+        threads = {name: str(args.threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")} if args.threads else {}
+        super().__init__(args.out, env=threads)
         self.args = args
         self.out = self.workdir
         self.stages: dict[str, float] = {}
@@ -244,6 +248,7 @@ def summarise(pipeline: Pipeline, selection: dict, eval_problems: int, wall: flo
         "compare_report": str(out / "compare" / "report.md"),
         "load_average_at_end": list(os.getloadavg()),
         "cpus": os.cpu_count(),
+        "threads": pipeline.args.threads,
     }
 
 
