@@ -1,5 +1,5 @@
-"""Training-question fingerprints, `drp export --exclude-benchmarks / --val-fraction`, and what `drp distill`
-keeps with the model. Runs are real `drp run --policy rules` runs on the example traces."""
+"""Training-question fingerprints, `drp export --exclude-benchmarks / --val-fraction`, what `drp distill`
+keeps with the model, and how many evaluated problems `drp eval` and `drp compare` find among them. Runs are real `drp run --policy rules` runs on the example traces."""
 
 from __future__ import annotations
 
@@ -18,8 +18,10 @@ from drp.contamination import (
     load_train_questions,
     normalise,
     read_sidecar,
+    write_sidecar,
 )
 from drp.export.hygiene import split_validation
+from scripted_teacher import ScriptedTeacher, Text
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples" / "traces.jsonl"
@@ -152,3 +154,78 @@ def test_distill_keeps_the_training_questions_and_evaluates_on_the_validation_sp
     assert result.exit_code == 0, result.output
     assert "has no 'validation' split: no evaluation during training" in result.output
     assert read_sidecar(plain / SIDECAR) == read_sidecar(without / SIDECAR)
+
+
+# ---------------------------------------------------------------- drp eval and drp compare count them
+
+EVAL_GOLDS = ["3", "4", "5", "6", "7"]
+
+
+@pytest.fixture
+def eval_data(tmp_path) -> Path:
+    root = tmp_path / "evaldata"
+    (root / "gsm8k").mkdir(parents=True)
+    with open(root / "gsm8k" / "test.jsonl", "w") as handle:
+        for i, gold in enumerate(EVAL_GOLDS):
+            handle.write(json.dumps({"question": f"Problem {i}: how many is {gold}?", "answer": f"#### {gold}"}) + "\n")
+    return root
+
+
+def _boxed(request):
+    index = int(request["messages"][-1]["content"].split(":")[0].split()[1])
+    return Text(f"thinking\n</think>\n\n\\boxed{{{EVAL_GOLDS[index]}}}")
+
+
+def _eval(url, model, out, data, tokenizer, *extra):
+    return CliRunner().invoke(app, [
+        "eval", "--model-url", url, "--model", model, "--benchmarks", "gsm8k", "--data-dir", str(data),
+        "--out", str(out), "--tokenizer", str(tokenizer), "--seeds", "1", "--quiet", "--retries", "0", *extra])
+
+
+def test_eval_counts_evaluated_problems_the_student_trained_on(tmp_path, eval_data, smollm2):
+    # Two of the five questions were trained on (spelled differently: the fingerprint normalises them).
+    trained = tmp_path / "trained.jsonl"
+    trained.write_text("".join(json.dumps({"question": q}) + "\n" for q in
+                               ("PROBLEM 1:  how many is 4?", "Problem 3: how many is 6?", "Another question")))
+    student_dir = tmp_path / "student"  # a distilled model folder: its sidecar is found without a flag
+    student_dir.mkdir()
+    write_sidecar(student_dir, fingerprints(["Problem 0: how many is 3?"]))
+    with ScriptedTeacher(_boxed, models=("student", str(student_dir))) as teacher:
+        explicit = _eval(teacher.url, "student", tmp_path / "explicit", eval_data, smollm2,
+                         "--train-questions", str(trained))
+        found = _eval(teacher.url, str(student_dir), tmp_path / "found", eval_data, smollm2)
+        unknown = _eval(teacher.url, "student", tmp_path / "unknown", eval_data, smollm2)
+    for result in (explicit, found, unknown):
+        assert result.exit_code == 0, result.output
+
+    metrics = json.loads((tmp_path / "explicit" / "metrics.json").read_text())["gsm8k"]
+    assert metrics["contamination"] == {"checked": True, "trained_on": 2, "problem_ids": ["gsm8k_0001", "gsm8k_0003"]}
+    assert "WARNING: gsm8k: 2 of 5 evaluated problems are questions the student trained on" in explicit.output
+    assert "the student trained on 2 of the 5 evaluated problems" in " ".join(explicit.output.split())
+    assert json.loads((tmp_path / "explicit" / "config.json").read_text())["train_questions"] == str(trained)
+
+    found_metrics = json.loads((tmp_path / "found" / "metrics.json").read_text())["gsm8k"]
+    assert found_metrics["contamination"]["trained_on"] == 1
+    unknown_metrics = json.loads((tmp_path / "unknown" / "metrics.json").read_text())["gsm8k"]
+    assert unknown_metrics["contamination"] == {"checked": False, "trained_on": None, "problem_ids": []}
+    assert "contamination not checked" in unknown.output
+
+    report = tmp_path / "report"
+    compared = CliRunner().invoke(app, ["compare", str(tmp_path / "unknown"), str(tmp_path / "explicit"),
+                                        "--out", str(report)])
+    assert compared.exit_code == 0, compared.output
+    rows = json.loads((report / "comparison.json").read_text())["benchmarks"]["gsm8k"]["rows"]
+    assert [row["contamination"]["trained_on"] for row in rows] == [None, 2]
+    markdown = (report / "report.md").read_text()
+    assert "| trained on |" in markdown and "| unknown |" in markdown and "| 2 ⚠ |" in markdown
+    assert "WARNING: gsm8k: explicit's student trained on 2 of the 5 evaluated problems" in markdown
+    assert "explicit&#39;s student trained on 2" in (report / "report.html").read_text()
+
+
+def test_an_unreadable_train_questions_file_is_one_clear_error(tmp_path, eval_data, smollm2):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "no question here"}\n')
+    result = _eval("http://127.0.0.1:9/v1", "student", tmp_path / "out", eval_data, smollm2,
+                   "--train-questions", str(bad))
+    assert result.exit_code == 2
+    assert "--train-questions" in result.output and "no question or problem field" in result.output

@@ -12,7 +12,7 @@ from drp.evals.protocols import (
     paper_cap,
     paper_request,
     strict_answer,
-    strip_stop,
+    cut_at_stop,
 )
 
 
@@ -37,9 +37,10 @@ def test_other_benchmarks_get_the_math_layout_and_the_long_cap(name):
     assert paper_cap(name) == PAPER_OTHER_CAP == 130_000
 
 
-def test_a_stop_string_the_server_kept_is_dropped():
-    assert strip_stop("so 5.\n\nQ:", ("Q:",)) == "so 5.\n\n"
-    assert strip_stop("so 5.", ("Q:",)) == "so 5."
+def test_the_text_is_cut_at_the_first_stop_string_the_server_kept():
+    assert cut_at_stop("so 5.\n\nQ:", ("Q:",)) == "so 5.\n\n"
+    assert cut_at_stop("so 5.", ("Q:",)) == "so 5."
+    assert cut_at_stop("so 5.\n\nQ: Next one\nA:", ("Q:",)) == "so 5.\n\n"  # a server that ran past it
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -69,12 +69,11 @@ def paper_cap(benchmark: str) -> int:
     return PAPER_GSM8K_CAP if is_gsm8k(benchmark) else PAPER_OTHER_CAP
 
 
-def strip_stop(text: str, stop: tuple[str, ...]) -> str:
-    """vLLM leaves the stop string out of the text; `transformers serve` keeps it: drop it when it is there."""
-    for marker in stop:
-        if text.endswith(marker):
-            return text[: -len(marker)]
-    return text
+def cut_at_stop(text: str, stop: tuple[str, ...]) -> str:
+    """The text before the first stop string, as lm-eval cuts it (vLLM leaves the stop string out;
+    `transformers serve` keeps it, and may run a token past it)."""
+    cuts = [text.find(marker) for marker in stop if marker and marker in text]
+    return text[: min(cuts)] if cuts else text
 
 
 # ---------------------------------------------------------------- lm-eval's two answer filters
