@@ -30,7 +30,6 @@ import argparse
 import json
 import os
 import random
-import re
 import sys
 import time
 from pathlib import Path
@@ -174,12 +173,9 @@ def distill(pipeline: Pipeline) -> None:
         )
 
 
-def normalise(question: str) -> str:
-    return re.sub(r"\s+", " ", question).strip().lower()
-
-
 def assert_held_out(pipeline: Pipeline) -> int:
     """The evaluated questions must not be training questions (the check the issue demands, not a hope)."""
+    from drp.contamination import fingerprint
     from drp.evals.problem_sets import load_benchmark
     from drp.paths import shared_dir
 
@@ -189,11 +185,14 @@ def assert_held_out(pipeline: Pipeline) -> int:
     trained = set()
     for variant in VARIANTS:
         for line in (pipeline.out / "exports" / variant / "train.jsonl").read_text(encoding="utf-8").splitlines():
-            trained.add(normalise(json.loads(line)["question"]))
-    overlap = [p.id for p in benchmark.problems if normalise(p.question) in trained]
-    assert not overlap, f"{len(overlap)} evaluated problems are training questions, e.g. {overlap[:3]}"
-    assert len(benchmark.problems) == pipeline.args.eval_problems, \
-        f"{benchmark.name} has only {len(benchmark.problems)} problems"
+            trained.add(fingerprint(json.loads(line)["question"]))
+    overlap = [p.id for p in benchmark.problems if fingerprint(p.question) in trained]
+    if overlap:
+        raise SystemExit(f"{len(overlap)} evaluated problems of {benchmark.name} are training questions, "
+                         f"e.g. {', '.join(map(str, overlap[:3]))}: evaluate on problems neither student trained on")
+    if len(benchmark.problems) < pipeline.args.eval_problems:
+        raise SystemExit(f"{benchmark.name} has only {len(benchmark.problems)} problems, "
+                         f"not the {pipeline.args.eval_problems} asked for")
     return len(benchmark.problems)
 
 
@@ -231,6 +230,8 @@ def summarise(pipeline: Pipeline, selection: dict, eval_problems: int, wall: flo
         "mcnemar_p": pruned["mcnemar"]["pvalue"],
         "identity_length_capped": metrics["identity"]["length_capped"]["count"],
         "pruned_length_capped": metrics["pruned"]["length_capped"]["count"],
+        # drp eval's own count of evaluated problems each student trained on (its train_questions.txt): 0
+        "eval_problems_trained_on": {v: metrics[v]["contamination"]["trained_on"] for v in VARIANTS},
         "eval_problems": eval_problems,
         "eval_benchmark": pipeline.args.eval_benchmark,
         "max_tokens": pipeline.args.max_tokens,
