@@ -62,11 +62,13 @@ ESTIMATES = (
              "measured on the shared 1.5B traces; the paper's 7B base: 917) ≈ 9.3 M tokens at an assumed ≥ 2,500 "
              "output tokens/s for vLLM with a 7B model at 256 concurrent requests (not measured: no GPU was lent "
              "to us; `benchmarks/eval_throughput.py --model-url` measures yours)"),
-    Estimate("2 prune (per policy)", "≈ 1–2 h at 64 concurrent teacher calls", "paper ≈ 14 M in / 9 M out; "
-             "skill-aware ≈ 17 M in / 2.5 M out",
-             "≈ 6,800 correct traces × per-trace teacher tokens from our rendered prompts on the 1,000 shared real "
-             "traces (R1-Distill-Qwen tokenizer; `paper`: ≈ 2,050 in / 1,300 out, `skill-aware`: ≈ 2,500 in / "
-             "370 out per trace incl. retries), measured with benchmarks/teacher_tokens.py"),
+    Estimate("2 prune (per policy)", "≈ 1–2 h at 64 concurrent teacher calls", "paper ≈ 11 M in / 10 M out; "
+             "skill-aware ≈ 19 M in / 4.4 M out",
+             "≈ 6,800 correct traces × per-trace teacher tokens measured on 987 of the shared real traces "
+             "(R1-Distill-Qwen tokenizer, retries included; an earlier session of this work, its script not kept): "
+             "`paper` 1,653 in / 1,415 out in 2.0 calls, `skill-aware` 2,767 in / 646 out in 3.1 calls. The "
+             "prompts were the real rendered ones; which teacher wrote the replies was not recorded, so the output "
+             "figures are indicative only (a real teacher's echo in `paper` is about the pruned thinking's length)"),
     Estimate("3 export", "< 1 min", "0", "measured: 780 traces exported in ≈ 5 s on a 2-core CPU"),
     Estimate("4 distill (per policy)", "≈ 1.5 h", "0",
              "3 epochs × ≈ 6,400 examples × ≈ 700 tokens ≈ 13 M tokens; 6 × 7.6 B params × tokens ≈ 6 × 10^17 "

@@ -135,3 +135,28 @@ def test_compare_refuses_runs_of_different_protocols(tmp_path, data_dir, smollm2
                                       "--out", str(tmp_path / "report")])
     assert result.exit_code == 2
     assert "different protocols (default: default, paper: paper)" in result.output
+
+
+def test_a_prompt_template_is_refused_under_the_paper_protocol(tmp_path, data_dir, smollm2):
+    result = paper_eval("http://127.0.0.1:9/v1", "student", tmp_path / "x", data_dir, smollm2,
+                        "--prompt-template", "plain")
+    assert result.exit_code == 2 and "--prompt-template does not apply" in result.output
+
+
+def test_a_folder_from_before_protocols_resumes_as_the_default_protocol(tmp_path, data_dir, smollm2):
+    def chat_student(request):
+        index = int(request["messages"][-1]["content"].split(":")[0].split()[1])
+        return Text(f"\\boxed{{{GOLDS[index]}}}")
+
+    out = tmp_path / "old"
+    args = ["eval", "--model-url", "", "--model", "student", "--benchmarks", "gsm8k", "--data-dir", str(data_dir),
+            "--out", str(out), "--tokenizer", str(smollm2), "--seeds", "1", "--quiet"]
+    with ScriptedTeacher(chat_student, models=("student",)) as teacher:
+        args[2] = teacher.url
+        assert CliRunner().invoke(app, [*args, "--limit", "2"]).exit_code == 0
+        config = json.loads((out / "config.json").read_text())
+        del config["protocol"]  # as written before protocols existed
+        (out / "config.json").write_text(json.dumps(config))
+        resumed = CliRunner().invoke(app, args)
+    assert resumed.exit_code == 0, resumed.output
+    assert "1 samples to draw (2 already done)" in resumed.output

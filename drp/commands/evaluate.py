@@ -73,6 +73,8 @@ def _paper_settings(common: dict, seeds: int, given: Callable[[str], bool]) -> t
             (given("top_p") and decoding.top_p != PAPER_TOP_P):
         raise UserError("--protocol paper decodes greedily (temperature 0, top-p 1); leave out --temperature "
                         "and --top-p, or use --protocol default")
+    if given("prompt_template"):
+        raise UserError("--prompt-template does not apply under --protocol paper, which sends lm-eval's own prompts")
     cap = decoding.max_tokens if given("max_tokens") else None
     common = {**common, "decoding": replace(decoding, temperature=PAPER_TEMPERATURE, top_p=PAPER_TOP_P)}
     return common, seeds if given("seeds") else 1, cap

@@ -239,7 +239,7 @@ def _check_resumable(out: Path, config: dict) -> None:
             if not (out / SAMPLES).exists():
                 raise EvalError(f"{out} exists and is not an eval folder; choose another --out")
         return
-    previous = json.loads(path.read_text())
+    previous = {"protocol": DEFAULT_PROTOCOL, **json.loads(path.read_text())}  # older folders: the default
     for name in _MUST_MATCH:
         if previous.get(name) != config.get(name):
             raise EvalError(f"{out} holds samples made with a different {name} "
