@@ -81,7 +81,9 @@ def test_raw_greedy_requests_with_the_paper_caps_and_three_scores(tmp_path, data
     assert metrics["gsm8k"]["lm_eval"] == {"strict": pytest.approx(1 / 3), "flexible": pytest.approx(2 / 3)}
     assert metrics["gsm8k"]["accuracy"]["mean"] == pytest.approx(2 / 3)  # math-verify
     assert metrics["math500"]["max_tokens"] == 130_000
-    assert json.loads((out / "config.json").read_text())["protocol"] == "paper"
+    config = json.loads((out / "config.json").read_text())
+    assert config["protocol"] == "paper" and config["decoding"]["max_tokens"] is None
+    assert config["paper_caps"] == {"gsm8k": 40_000, "math500": 130_000}
     assert "protocol: paper" in result.output and "strict" in result.output
 
 

@@ -130,7 +130,8 @@ def _compare_benchmark(name: str, runs: list[EvalRun]) -> dict:
     ids = sorted(base_problems)
     rows = []
     for run in runs:
-        metrics = benchmark_metrics(run.samples[name], (run.config.get("decoding") or {}).get("max_tokens"))
+        cap = (run.config.get("paper_caps") or {}).get(name) or (run.config.get("decoding") or {}).get("max_tokens")
+        metrics = benchmark_metrics(run.samples[name], cap)
         problems = per_problem(run.samples[name])
         row = {
             "label": run.label,

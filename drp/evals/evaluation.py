@@ -91,7 +91,7 @@ def run_eval(settings: EvalSettings, echo: Callable[[str], None] = print) -> Eva
         "train_questions": trained_source,
         "prompt_template": {"label": label, "template": template},
         "tokenizer": tokenizer_name,
-        "decoding": settings.decoding.public(),
+        "decoding": _decoding_record(settings, protocol),
         "seeds": list(range(settings.seeds)),
         "limit": settings.limit,
         "benchmarks": {b.name: {"source": b.source, "n_problems": len(b.problems)} for b in benchmarks},
@@ -197,6 +197,13 @@ def write_metrics(out: Path, max_tokens: int | dict[str, int] | None) -> dict:
             json.dumps(metrics, indent=2) + "\n")
     (out / "metrics.json").write_text(json.dumps(every, indent=2) + "\n")
     return every
+
+
+def _decoding_record(settings: EvalSettings, protocol: str) -> dict:
+    decoding = settings.decoding.public()
+    if protocol == "paper" and settings.paper_max_tokens is None:
+        decoding["max_tokens"] = None  # the paper's cap per benchmark, in config.json's paper_caps
+    return decoding
 
 
 def _train_questions(settings: EvalSettings) -> tuple[set[str] | None, str | None]:
