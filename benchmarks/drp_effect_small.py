@@ -1,7 +1,7 @@
 """The DRP effect end to end, at a scale a laptop CPU runs: a student trained on pruned traces answers in fewer
 tokens than the same student trained on the same traces unpruned.
 
-    python benchmarks/drp_effect_small.py --out /tmp/drp-effect            # SmolLM2-135M, `rules`, ~30-45 min on 2 cores
+    python benchmarks/drp_effect_small.py --out /tmp/drp-effect            # SmolLM2-135M, `rules`, ~45 min on 2 busy cores
     python benchmarks/drp_effect_small.py --out DIR --policy skill-aware \\
         --teacher-url http://127.0.0.1:8000/v1 --teacher-model Qwen/Qwen2.5-32B-Instruct
     python benchmarks/drp_effect_small.py --out DIR --student PATH --recipe r1-distill-qwen-1.5b-lora \\
@@ -59,8 +59,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="training examples must fit this many tokens in both variants")
     parser.add_argument("--train-examples", type=int, default=None,
                         help="at most this many of the selected ids (default: all)")
-    parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--learning-rate", type=float, default=1e-4)
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--learning-rate", type=float, default=2e-4)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--distill-arg", action="append", default=[],
                         help="extra recipe override for both students (repeatable), e.g. --distill-arg=--use_peft=true")
@@ -74,9 +74,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="argument for the server (repeatable; default for transformers: "
                              f"{' '.join(TRANSFORMERS_SERVER_ARGS)})")
     parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads for training and serving (OMP_NUM_THREADS); 1 is several times faster "
-                             "on a CPU other work shares, where two threads spin waiting for each other")
-    return parser.parse_args(argv)
+                        help="CPU threads for training and serving (OMP_NUM_THREADS). Default: 1 when the machine "
+                             "is busy (load average at least half the cores), where threads spin waiting for each "
+                             "other and one is 2-4x faster; else the libraries' own choice")
+    args = parser.parse_args(argv)
+    if args.threads is None and os.getloadavg()[0] >= (os.cpu_count() or 1) / 2:
+        args.threads = 1
+    return args
 
 
 class Pipeline(DrpRunner):

@@ -47,11 +47,17 @@ def test_effect_small_evaluates_only_problems_no_student_trained_on(tmp_path):
         drp_effect_small.assert_held_out(_pipeline(tmp_path / "c", held_out, 40))
 
 
-def test_effect_small_threads_reach_every_drp_command(tmp_path):
+def test_effect_small_threads_reach_every_drp_command(tmp_path, monkeypatch):
     args = drp_effect_small.parse_args(["--out", str(tmp_path), "--threads", "1"])
     env = drp_effect_small.Pipeline(args).env
     assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "1"
     assert env["DRP_RUNS_DIR"] == str(tmp_path.resolve() / "runs")
+    # Unset: one thread on a busy machine, the libraries' own choice on an idle one.
+    monkeypatch.setattr(drp_effect_small.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(drp_effect_small.os, "getloadavg", lambda: (1.5, 1.0, 1.0))
+    assert drp_effect_small.parse_args(["--out", str(tmp_path)]).threads == 1
+    monkeypatch.setattr(drp_effect_small.os, "getloadavg", lambda: (0.2, 1.0, 1.0))
+    assert drp_effect_small.parse_args(["--out", str(tmp_path)]).threads is None
 
 
 def test_paper_plan_lists_every_step_with_time_teacher_tokens_and_basis(capsys):
