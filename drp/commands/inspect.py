@@ -153,7 +153,8 @@ def stats(
                       ", the rest missing (pass --teacher-tokenizer to count them)"))
     cost = result["cost"]
     if cost["price"] is None:
-        typer.echo("teacher cost unknown: no price (drp stats --teacher-price IN,OUT or NAME)")
+        if result["teacher_llm_calls"]:  # a run without teacher calls (rules, identity) has no cost to price
+            typer.echo("teacher cost unknown: no price (drp stats --teacher-price IN,OUT or NAME)")
     else:
         unknown = f" · {cost['unknown_traces']} traces without token usage" if cost["unknown_traces"] else ""
         typer.echo(f"teacher cost {format_cost(cost['total'], cost['currency'])} · per trace "
