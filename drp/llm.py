@@ -1,25 +1,40 @@
 """Teacher access: every LLM call goes through langchain-openai against an OpenAI-compatible endpoint.
 
 Servers differ in how they take structured output, so the method is a per-teacher setting:
-`json_schema` (OpenAI, vLLM), `function_calling`, `json_mode`, or `prompt` (plain reply, JSON parsed here).
-Transport faults (HTTP errors after the client's own retries, timeouts, refused connections) raise
-TeacherError, described as drp.endpoint describes them for the student client too; a reply that does not
-parse is returned as an error string, for the agent to retry.
+`json_schema` (OpenAI, vLLM, llama.cpp), `function_calling`, `json_mode` (`json_object` with the schema
+attached, which llama.cpp and vLLM enforce), or `prompt` (plain reply, JSON parsed here). The schema is built
+per call (see drp/schemas.py), and so is the output budget: `max_tokens` sized from what the reply must hold.
+
+Time: every request has a total deadline (`--teacher-timeout`, or by default 60 s, plus 1 s per 100 characters of
+prompt and 1 s per 5 output tokens the request allows: short calls end fast on an API, long ones still fit a
+small model on a busy CPU). A reply still incomplete at the deadline — slow, stuck, or dripping bytes — is
+abandoned and never re-sent; the client's own retries cover only quick refusals (HTTP 429 with Retry-After,
+5xx, refused connections) within that deadline.
+Transport faults raise TeacherError, described as drp.endpoint describes them for the student client too; a
+reply that does not parse is returned as an error string, for the agent to retry.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 
 from pydantic import BaseModel, ValidationError
 
 from drp import reply_json
 from drp.endpoint import EndpointSettings, describe_error, short
 from drp.policy import AgentSettings, StructuredMethod
+
+
+# The automatic deadline: a fixed allowance (connection, queueing) plus reading the prompt and writing max_tokens
+# at the slowest rates we plan for. Measured: a 1.5B Q4 model on two busy CPU cores reads ~20-30 prompt tokens/s
+# (~100 characters/s) and writes 2-15 tokens/s.
+DEADLINE_BASE_SECONDS = 60.0
+DEADLINE_PROMPT_CHARS_PER_SECOND = 100.0
+DEADLINE_TOKENS_PER_SECOND = 5.0
 
 
 class TeacherError(RuntimeError):
@@ -29,6 +44,14 @@ class TeacherError(RuntimeError):
 @dataclass(frozen=True)
 class TeacherSettings(EndpointSettings):
     structured_output: StructuredMethod = "json_schema"
+    timeout: float | None = None  # total deadline per request in seconds; None: sized from the request
+    max_retries: int = 2  # quick refusals only: a request that ran into its deadline is never re-sent
+
+    def deadline(self, max_tokens: int, prompt_chars: int = 0) -> float:
+        if self.timeout:
+            return self.timeout
+        return round(DEADLINE_BASE_SECONDS + prompt_chars / DEADLINE_PROMPT_CHARS_PER_SECOND
+                     + max_tokens / DEADLINE_TOKENS_PER_SECOND, 1)
 
     def public(self) -> dict:
         return {**super().public(), "structured_output": self.structured_output}
@@ -56,41 +79,51 @@ class Teacher:
         from langchain_openai import ChatOpenAI
 
         model = agent.model or self.settings.model
-        key = (model, agent.temperature, agent.max_tokens)
-        if key not in self._models:
-            self._models[key] = ChatOpenAI(
-                model=model, temperature=agent.temperature, max_tokens=agent.max_tokens,
-                **self.settings.client_options(),
-            )
-        return self._models[key]
+        if model not in self._models:
+            # The client's own timeout only backs up the deadline in `ask`, which always comes first: a request
+            # that timed out must not be re-sent by the client's retries.
+            options = {**self.settings.client_options(), "timeout": self.settings.deadline(agent.max_tokens, 10**6) + 3600}
+            self._models[model] = ChatOpenAI(model=model, **options)
+        return self._models[model]
 
-    async def ask(self, agent: AgentSettings, messages: list[dict], schema: type[BaseModel]) -> Reply:
+    async def ask(self, agent: AgentSettings, messages: list[dict], schema: type[BaseModel], *,
+                  max_tokens: int | None = None, temperature: float | None = None) -> Reply:
+        """One request. `max_tokens` (capped by the agent's) and `temperature` (default: the agent's) are per call."""
         import openai
 
-        chat = self._chat_model(agent)
+        model_name = agent.model or self.settings.model
+        max_tokens = min(max_tokens or agent.max_tokens, agent.max_tokens)
+        temperature = agent.temperature if temperature is None else temperature
+        chat = self._chat_model(agent).bind(max_tokens=max_tokens, temperature=temperature)
         method = agent.structured_output or self.settings.structured_output
+        deadline = self.settings.deadline(max_tokens, sum(len(str(m.get("content", ""))) for m in messages))
         started = time.perf_counter()
         try:
-            if method == "function_calling":
-                runnable = chat.with_structured_output(schema, method=method, include_raw=True)
-                result = await runnable.ainvoke(messages)
-                raw_message = result["raw"]
-                parsed, error = parse_tool_call(raw_message, schema)
-            else:
-                # Sent as extra body so the client does not parse (and raise on) the reply itself: an unparseable
-                # or length-cut reply must keep its raw text and become a retry with feedback.
-                bound = chat if method == "prompt" else chat.bind(extra_body={"response_format": _response_format(method, schema)})
-                raw_message = await bound.ainvoke(messages)
-                parsed, error = parse_json_reply(_content(raw_message), schema)
-                if error and (getattr(raw_message, "response_metadata", None) or {}).get("finish_reason") == "length":
-                    error += f" (the reply was cut at max_tokens={agent.max_tokens})"
+            async with asyncio.timeout(deadline):
+                if method == "function_calling":
+                    runnable = chat.with_structured_output(schema, method=method, include_raw=True)
+                    result = await runnable.ainvoke(messages)
+                    raw_message = result["raw"]
+                    parsed, error = parse_tool_call(raw_message, schema)
+                else:
+                    # Sent as extra body so the client does not parse (and raise on) the reply itself: an
+                    # unparseable or length-cut reply must keep its raw text and become a retry with feedback.
+                    bound = chat if method == "prompt" else chat.bind(extra_body={"response_format": _response_format(method, schema)})
+                    raw_message = await bound.ainvoke(messages)
+                    parsed, error = parse_json_reply(_content(raw_message), schema)
+                    if error and (getattr(raw_message, "response_metadata", None) or {}).get("finish_reason") == "length":
+                        looping = repeated_tail(_content(raw_message))
+                        error += (f" (the reply repeated {looping!r} until it was cut at max_tokens={max_tokens}: "
+                                  "write each item once)" if looping else f" (the reply was cut at max_tokens={max_tokens})")
+        except (TimeoutError, openai.APITimeoutError) as exc:
+            raise TeacherError(f"deadline: no complete reply within {deadline:g}s (not re-sent)") from exc
         except (openai.APIStatusError, openai.APIConnectionError) as exc:
-            raise TeacherError(describe_error(exc, self.settings.timeout, self.settings.url)) from exc
+            raise TeacherError(describe_error(exc, deadline, self.settings.url)) from exc
         except (ValidationError, ValueError, openai.LengthFinishReasonError, openai.ContentFilterFinishReasonError) as exc:
             # the client library raises some parse failures itself (function calling): a retry, not a crash
-            return Reply(None, "", _describe(exc), chat.model_name, latency_ms=_ms(started))
+            return Reply(None, "", _describe(exc, schema), model_name, latency_ms=_ms(started))
         raw = _raw_text(raw_message)
-        return Reply(parsed=parsed, raw=raw, error=error, model=chat.model_name, latency_ms=_ms(started),
+        return Reply(parsed=parsed, raw=raw, error=error, model=model_name, latency_ms=_ms(started),
                      **self._usage(raw_message, messages, raw))
 
     def _usage(self, message, messages: list[dict], raw: str) -> dict:
@@ -106,11 +139,19 @@ class Teacher:
         return {"input_tokens": None, "output_tokens": None, "usage": "missing"}
 
 
-@lru_cache(maxsize=64)
 def _response_format(method: str, schema: type[BaseModel]) -> dict:
     if method == "json_mode":
-        return {"type": "json_object"}
+        return {"type": "json_object", "schema": schema.model_json_schema()}
     return {"type": "json_schema", "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema()}}
+
+
+def repeated_tail(text: str) -> str | None:
+    """The phrase a runaway reply keeps repeating at its end (three times or more), or None."""
+    found = _LOOP.search(text[-3000:])
+    return short(found.group(1).strip(), 60) if found else None
+
+
+_LOOP = re.compile(r"(.{6,200}?)(?:\s*\1){2,}\W*$", re.S)
 
 
 def parse_json_reply(text: str, schema: type[BaseModel]) -> tuple[BaseModel | None, str | None]:
@@ -124,7 +165,7 @@ def parse_json_reply(text: str, schema: type[BaseModel]) -> tuple[BaseModel | No
     except reply_json.ReplyJSONError as exc:
         return None, str(exc)
     except ValidationError as exc:
-        return None, _describe(exc)
+        return None, _describe(exc, schema)
 
 
 def parse_tool_call(message, schema: type[BaseModel]) -> tuple[BaseModel | None, str | None]:
@@ -139,7 +180,7 @@ def parse_tool_call(message, schema: type[BaseModel]) -> tuple[BaseModel | None,
     except reply_json.ReplyJSONError as exc:
         return None, str(exc)
     except ValidationError as exc:
-        return None, _describe(exc)
+        return None, _describe(exc, schema)
     return None, "the reply held no tool call"
 
 
@@ -173,10 +214,14 @@ def _raw_text(message) -> str:
     return text
 
 
-def _describe(exc) -> str | None:
+def _describe(exc, schema: type[BaseModel] | None = None) -> str | None:
+    """A parse failure as feedback the teacher can act on (the schema says how to fix its own fields)."""
     if exc is None:
         return None
     if isinstance(exc, ValidationError):
+        explain = getattr(schema, "explain", None)
+        if explain is not None and exc.title == schema.__name__:
+            return explain(exc)
         problems = [f"{'.'.join(map(str, e['loc'])) or 'reply'}: {e['msg']}" for e in exc.errors()[:5]]
         return "the reply does not match the schema: " + "; ".join(problems)
     return short(f"{type(exc).__name__}: {exc}")

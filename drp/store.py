@@ -205,6 +205,15 @@ def _m006_call_usage(db: sqlite_utils.Database) -> None:
     db.execute("update calls set usage = 'reported' where llm and (error is null or error not like 'teacher_error:%')")
 
 
+def _m007_call_settings_echo_checks(db: sqlite_utils.Database) -> None:
+    """Per-call sampling settings (a retry must differ from the first try), the echoed text of re-typing
+    policies next to the original span it maps to, and each trace's final check results."""
+    db["calls"].add_column("temperature", float)
+    db["calls"].add_column("max_tokens", int)
+    db["steps"].add_column("echo", str)
+    db["traces"].add_column("checks", str)
+
+
 MIGRATIONS = [
     ("m001_initial", _m001_initial),
     ("m002_pruned_answer_section", _m002_pruned_answer_section),
@@ -212,6 +221,7 @@ MIGRATIONS = [
     ("m004_line_identity_and_policy_hashes", _m004_line_identity_and_policy_hashes),
     ("m005_sessions", _m005_sessions),
     ("m006_call_usage", _m006_call_usage),
+    ("m007_call_settings_echo_checks", _m007_call_settings_echo_checks),
 ]
 
 
@@ -221,6 +231,7 @@ def _legacy_trace_columns(row: dict) -> dict:
         row["pruned_answer_section"] = answer_section_after(row.get("pruned_thinking"), row.get("pruned_response"))
     row.setdefault("source_id", None)
     row.setdefault("policy_hash", None)
+    row.setdefault("checks", None)
     return row
 
 
@@ -230,6 +241,8 @@ def _legacy_call_columns(row: dict) -> dict:
     row["llm"] = bool(row["llm"])
     if "usage" not in row:
         row["usage"] = "reported" if row["llm"] and not (row.get("error") or "").startswith("teacher_error:") else None
+    row.setdefault("temperature", None)
+    row.setdefault("max_tokens", None)
     return row
 
 

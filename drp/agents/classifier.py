@@ -1,5 +1,8 @@
 """Skill-classifier: one skill from the policy's taxonomy per step (`llm`), skills by patterns (`rules`),
-or no labels (`none`). (The kinds are listed in drp/agents/kinds.py.)"""
+or no labels (`none`). (The kinds are listed in drp/agents/kinds.py.)
+
+The teacher's schema holds exactly as many skills as there are steps, each from the taxonomy, so a
+schema-enforcing teacher cannot miscount or invent a skill."""
 
 from __future__ import annotations
 
@@ -8,18 +11,7 @@ from drp.agents.asking import ask
 from drp.agents.calls import deterministic
 from drp.agents.context import RunContext
 from drp.agents.state import TraceState
-from drp.schemas import SkillLabels
-
-
-def check_labels(labels: SkillLabels, step_count: int, taxonomy: list[str]) -> str | None:
-    numbers = sorted(label.step for label in labels.labels)
-    if numbers != list(range(1, step_count + 1)):
-        return f"expected exactly one label for each step 1..{step_count}, got steps {numbers}"
-    known = {skill.lower() for skill in taxonomy}
-    unknown = sorted({label.skill for label in labels.labels if label.skill.lower() not in known})
-    if unknown:
-        return f"unknown skills {unknown}; use only: {', '.join(taxonomy)}"
-    return None
+from drp.schemas import labels_schema
 
 
 async def classify(state: TraceState, ctx: RunContext) -> dict:
@@ -41,16 +33,14 @@ async def _by_rules(state: TraceState, ctx: RunContext) -> dict:
 
 async def _by_teacher(state: TraceState, ctx: RunContext) -> dict:
     steps = [dict(step) for step in state["steps"]]
-    taxonomy = ctx.policy.taxonomy
     result, calls, error = await ask(
-        ctx, "classifier", 1, SkillLabels, lambda r: check_labels(r, len(steps), taxonomy),
-        question=state["trace"]["question"], steps=list(enumerate(steps, start=1)),
+        ctx, "classifier", 1, labels_schema(len(steps), ctx.policy.taxonomy), lambda r: None,
+        max_tokens=16 + 8 * len(steps), question=state["trace"]["question"], steps=list(enumerate(steps, start=1)),
     )
     if result is None:
         return {"calls": calls, "status": "failed", "reason": f"classifier_unusable: {error}"}
-    canonical = {skill.lower(): skill for skill in taxonomy}
-    for label in result.labels:
-        steps[label.step - 1]["skill"] = canonical[label.skill.lower()]
+    for step, skill in zip(steps, result.skills):
+        step["skill"] = skill
     return {"steps": steps, "calls": calls}
 
 

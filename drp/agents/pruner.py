@@ -1,5 +1,9 @@
-"""Pruner: one action per step (KEEP / DELETE / COMPRESS / MERGE), then the pruned thinking is assembled
-from the original text of kept steps and the rewrites. On a retry it sees the verifier's feedback.
+"""Pruner: decides which steps go (DELETE), which are rewritten shorter (COMPRESS) and which runs become one
+(MERGE); every other step is kept as written. The pruned thinking is assembled from the original text of kept
+steps and the rewrites. On a retry it sees the verifier's feedback.
+
+Steps that compute the answer, or a number it depends on, are found deterministically first (drp/derivation.py)
+and marked "needed" in the prompt; the reply's schema does not even allow deleting them.
 Kinds (drp/agents/kinds.py): `llm-actions`, `paper`, `rules`, `identity`."""
 
 from __future__ import annotations
@@ -9,54 +13,79 @@ from drp.agents.asking import ask
 from drp.agents.calls import deterministic
 from drp.agents.context import RunContext
 from drp.agents.state import TraceState
-from drp.schemas import PaperPrune, PrunePlan
-from drp.text import join_steps
+from drp.derivation import needed_passages, states_value
+from drp.schemas import paper_prune_schema, plan_schema
+from drp.text import join_units
 
 _PAPER_ACTIONS = {"KEEP": "KEEP", "DELETE": "DELETE", "SINGLE-STEP COMPRESS": "COMPRESS", "MULTI-STEP COMPRESS": "MERGE"}
 
 
-def check_plan(plan: PrunePlan, step_count: int) -> str | None:
-    numbers = sorted(a.step for a in plan.actions)
-    if numbers != list(range(1, step_count + 1)):
-        return f"expected exactly one action for each step 1..{step_count}, got steps {numbers}"
-    by_step = sorted(plan.actions, key=lambda a: a.step)
-    for action in by_step:
-        if action.action == "COMPRESS" and not (action.text or "").strip():
-            return f"step {action.step} is COMPRESS but has no text"
-        if action.action == "MERGE" and action.group is None:
-            return f"step {action.step} is MERGE but has no group"
-    groups: dict[int, list[int]] = {}
-    for action in by_step:
-        if action.action == "MERGE":
-            groups.setdefault(action.group, []).append(action.step)
-    for group, members in groups.items():
-        if members != list(range(members[0], members[-1] + 1)) or len(members) < 2:
-            return f"MERGE group {group} must be two or more consecutive steps, got {members}"
-        if not any((a.text or "").strip() for a in by_step if a.step in members):
-            return f"MERGE group {group} has no merged text"
+def check_plan(plan, steps: list[dict], needed: dict[int, tuple[str, list[str]]]) -> str | None:
+    """What the schema cannot say: a step in two lists, a merge run backwards or overlapping, a rewrite that
+    drops the number its step computes. None when the plan is usable."""
+    claimed: dict[int, str] = {}
+    for number in plan.delete:
+        claimed[number] = "deleted"
+    for rewrite in plan.compress:
+        if rewrite.step in claimed:
+            return f"step {rewrite.step} is both {claimed[rewrite.step]} and compressed: choose one"
+        if not any(ch.isalnum() for ch in rewrite.text):
+            return f"the rewrite of step {rewrite.step} has no content: give the shorter step itself"
+        if rewrite.step in needed:
+            note, values = needed[rewrite.step]
+            dropped = [value for value in values if not states_value(rewrite.text, value)]
+            if dropped:
+                return f"the rewrite of step {rewrite.step} drops {', '.join(dropped)} (the step {note}): keep it"
+        claimed[rewrite.step] = "compressed"
+    for run in plan.merge:
+        if run.first >= run.last:
+            return f"merge {run.first}-{run.last}: give the first and the last of two or more consecutive steps"
+        for number in range(run.first, run.last + 1):
+            if number in claimed:
+                return f"step {number} is both {claimed[number]} and merged: choose one"
+            claimed[number] = "merged"
     return None
 
 
+def plan_actions(plan, step_count: int) -> list[dict]:
+    """The plan as one action per step, in step order (a rewrite identical to its step is a KEEP)."""
+    actions = {n: {"step": n, "action": "KEEP", "text": None, "group": None} for n in range(1, step_count + 1)}
+    for number in plan.delete:
+        actions[number].update(action="DELETE")
+    for rewrite in plan.compress:
+        actions[rewrite.step].update(action="COMPRESS", text=rewrite.text.strip())
+    for group, run in enumerate(plan.merge, start=1):
+        for number in range(run.first, run.last + 1):
+            actions[number].update(action="MERGE", group=group, text=run.text.strip() if number == run.first else None)
+    return [actions[n] for n in range(1, step_count + 1)]
+
+
 def apply_plan(steps: list[dict], actions: list[dict]) -> tuple[list[dict], str]:
-    """Steps annotated with their actions, and the assembled pruned thinking."""
-    annotated, pieces, merged_groups = [], [], set()
+    """Steps annotated with their actions, and the assembled pruned thinking (original paragraphs kept)."""
+    annotated, pieces, breaks, merged_groups = [], [], [], set()
     by_step = {a["step"]: a for a in actions}
     for number, step in enumerate(steps, start=1):
-        action = by_step[number]
+        action = dict(by_step[number])
+        if action["action"] == "COMPRESS" and _same(action.get("text"), step["text"]):
+            action.update(action="KEEP", text=None)
         group = action.get("group")
         rewritten = action.get("text")
+        piece = None
         if action["action"] == "MERGE":
             group_text = next((a.get("text") for a in actions if a.get("group") == group and a.get("text")), None)
             if group not in merged_groups:
                 merged_groups.add(group)
-                pieces.append(group_text)
+                piece = group_text
             rewritten = group_text
         elif action["action"] == "KEEP":
-            pieces.append(step["text"])
+            piece = step["text"]
         elif action["action"] == "COMPRESS":
-            pieces.append(rewritten)
+            piece = rewritten
+        if piece:
+            pieces.append(piece)
+            breaks.append(step.get("paragraph_start", True))
         annotated.append({**step, "action": action["action"], "rewritten": rewritten, "merge_group": group})
-    return annotated, join_steps(pieces)
+    return annotated, join_units(pieces, breaks)
 
 
 async def prune(state: TraceState, ctx: RunContext) -> dict:
@@ -81,44 +110,62 @@ def _planned(ctx: RunContext, steps: list[dict], attempt: int, actions: list[dic
     return {"steps": annotated, "pruned_thinking": thinking, "attempt": attempt, "calls": [call]}
 
 
-def _prompt_variables(state: TraceState, attempt: int) -> dict:
+def _request(state: TraceState, ctx: RunContext, attempt: int) -> dict:
+    """What every LLM pruner call carries: the prompt variables, and a retry temperature (a verification retry
+    must not be the same question at the same temperature)."""
+    temperature = None if attempt == 1 else max(ctx.policy.agents["pruner"].temperature, ctx.policy.retry_temperature)
     return dict(
-        question=state["trace"]["question"], steps=list(enumerate(state["steps"], start=1)),
+        temperature=temperature, question=state["trace"]["question"], steps=list(enumerate(state["steps"], start=1)),
         feedback=state.get("feedback"), attempt=attempt, original_answer=state.get("original_answer"),
     )
+
+
+def _step_tokens(state: TraceState, ctx: RunContext) -> int:
+    return sum(ctx.counter.count(step["text"]) for step in state["steps"])
 
 
 async def _by_paper_method(state: TraceState, ctx: RunContext, attempt: int) -> dict:
     steps = state["steps"]
     result, calls, error = await ask(
-        ctx, "pruner", attempt, PaperPrune,
-        lambda r: _check_paper(r, len(steps)), **_prompt_variables(state, attempt),
+        ctx, "pruner", attempt, paper_prune_schema(len(steps)), _check_paper,
+        max_tokens=48 + 8 * len(steps) + int(1.2 * _step_tokens(state, ctx)), **_request(state, ctx, attempt),
     )
     if result is None:
         return _failed(calls, error, attempt)
-    annotated = [
-        {**step, "action": _PAPER_ACTIONS[a.action], "rewritten": None, "merge_group": None}
-        for step, a in zip(steps, sorted(result.actions, key=lambda a: a.step))
-    ]
+    annotated = [{**step, "action": _PAPER_ACTIONS[action], "rewritten": None, "merge_group": None}
+                 for step, action in zip(steps, result.actions)]
     return {"steps": annotated, "pruned_thinking": result.pruned_reasoning.strip(), "attempt": attempt, "calls": calls}
 
 
 async def _by_teacher_actions(state: TraceState, ctx: RunContext, attempt: int) -> dict:
     steps = state["steps"]
+    needed = _needed(state, steps) if ctx.policy.protect_derivation else {}
+    protected = {number: note for number, (note, _) in needed.items()}
     result, calls, error = await ask(
-        ctx, "pruner", attempt, PrunePlan, lambda r: check_plan(r, len(steps)), **_prompt_variables(state, attempt),
+        ctx, "pruner", attempt, plan_schema(len(steps), protected), lambda plan: check_plan(plan, steps, needed),
+        max_tokens=32 + 6 * len(steps) + int(1.1 * _step_tokens(state, ctx)), protected=protected,
+        **_request(state, ctx, attempt),
     )
     if result is None:
         return _failed(calls, error, attempt)
-    annotated, thinking = apply_plan(steps, [a.model_dump() for a in result.actions])
+    annotated, thinking = apply_plan(steps, plan_actions(result, len(steps)))
     return {"steps": annotated, "pruned_thinking": thinking, "attempt": attempt, "calls": calls}
 
 
-def _check_paper(result: PaperPrune, step_count: int) -> str | None:
-    numbers = sorted(a.step for a in result.actions)
-    if numbers != list(range(1, step_count + 1)):
-        return f"expected exactly one action for each step 1..{step_count}, got steps {numbers}"
+def _needed(state: TraceState, steps: list[dict]) -> dict[int, tuple[str, list[str]]]:
+    """Steps on the answer's chain of computations, when the thinking itself derives the answer."""
+    answer = state.get("original_answer")
+    if answer is None or not state.get("thinking_reaches_answer", True):
+        return {}
+    return needed_passages([step["text"] for step in steps], state["thinking"], answer, state["trace"]["question"])
+
+
+def _check_paper(result) -> str | None:
     return None if result.pruned_reasoning.strip() else "pruned_reasoning is empty"
+
+
+def _same(rewrite: str | None, original: str) -> bool:
+    return rewrite is not None and " ".join(rewrite.split()) == " ".join(original.split())
 
 
 def _failed(calls: list[dict], error: str | None, attempt: int) -> dict:
