@@ -122,7 +122,7 @@ async def verify(state: TraceState, ctx: RunContext) -> dict:
     unchanged = _squash(pruned) == _squash(state.get("thinking", ""))
     calls: list[dict] = []
     if not gated and settings.judge:
-        verdict, calls = await _judge(state, ctx, attempt, pruned, answer)
+        verdict, calls = await JUDGES[ctx.policy.agents["judge"].kind](state, ctx, attempt, pruned, answer)
         checks["judge"] = verdict.derives_answer if verdict else None
         if verdict is None or not verdict.derives_answer:
             gated["judge"] = failures["judge"] = (
@@ -149,13 +149,16 @@ async def verify(state: TraceState, ctx: RunContext) -> dict:
     return update
 
 
-async def _judge(state: TraceState, ctx: RunContext, attempt: int, pruned: str, answer: str):
-    """The optional LLM judge; None when its reply was unusable."""
+async def _judge_by_teacher(state: TraceState, ctx: RunContext, attempt: int, pruned: str, answer: str):
+    """The optional LLM judge: (its verdict, or None when its reply was unusable; its calls)."""
     verdict, calls, _ = await ask(
         ctx, "judge", attempt, JudgeVerdict, lambda r: None, max_tokens=160,
         question=state["trace"]["question"], pruned_reasoning=pruned, original_answer=answer,
     )
     return verdict, calls
+
+
+JUDGES = {"llm-judge": _judge_by_teacher}  # kind → agent (drp/agents/kinds.py)
 
 
 def _squash(text: str) -> str:
