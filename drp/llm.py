@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ValidationError
 
 from drp import reply_json
-from drp.endpoint import EndpointSettings, describe_error, short
+from drp.endpoint import EndpointSettings, describe_error, short, timeout_message
 from drp.policy import AgentSettings, StructuredMethod
 
 
@@ -115,8 +115,8 @@ class Teacher:
                         looping = repeated_tail(_content(raw_message))
                         error += (f" (the reply repeated {looping!r} until it was cut at max_tokens={max_tokens}: "
                                   "write each item once)" if looping else f" (the reply was cut at max_tokens={max_tokens})")
-        except (TimeoutError, openai.APITimeoutError) as exc:
-            raise TeacherError(f"deadline: no complete reply within {deadline:g}s (not re-sent)") from exc
+        except (TimeoutError, openai.APITimeoutError) as exc:  # the deadline: never re-sent
+            raise TeacherError(timeout_message(deadline)) from exc
         except (openai.APIStatusError, openai.APIConnectionError) as exc:
             raise TeacherError(describe_error(exc, deadline, self.settings.url)) from exc
         except (ValidationError, ValueError, openai.LengthFinishReasonError, openai.ContentFilterFinishReasonError) as exc:

@@ -136,7 +136,7 @@ def test_a_teacher_that_never_parses_fails_the_trace_not_the_run():
     [
         (Error(500, {"error": {"message": "boom"}}), "teacher_error: HTTP 500"),
         (Error(503), "teacher_error: HTTP 503"),
-        (Hang(2.0), "teacher_error: deadline"),
+        (Hang(2.0), "teacher_error: timeout after 0.3s"),
     ],
 )
 def test_http_faults_end_as_failed_traces(reply, reason):

@@ -78,7 +78,7 @@ def test_a_dripping_reply_ends_at_the_deadline_and_is_never_resent():
     assert result.exit_code == 1
     trace = traces_of("drip")["demo-001"]
     assert trace["status"] == "failed"
-    assert trace["reason"] == "teacher_error: deadline: no complete reply within 1.5s (not re-sent)"
+    assert trace["reason"] == "teacher_error: timeout after 1.5s"
     assert len(teacher.requests) == 1  # the client's retries never re-sent it
     assert elapsed < 10
 
