@@ -102,3 +102,29 @@ def test_paper_verified_sends_disagreeing_actions_back():
     feedback = json.loads(pruner[1]["messages"])[-1]["content"]
     assert "is KEEP but only" in feedback and "in the pruned reasoning" in feedback
     assert pruner[1]["temperature"] == 0.7
+
+
+def test_diff_and_report_show_the_original_the_echo_and_the_real_pruned_path(tmp_path):
+    def responder(request):  # an echo that re-words one step, and a path that is not the kept steps joined
+        if is_echo(request):
+            reply = json.loads(echo(request).content)
+            reply["steps"][0]["text"] = reply["steps"][0]["text"].replace("figure out", "work out")
+            return Text(json.dumps(reply))
+        return compress(request)
+
+    with ScriptedTeacher(responder) as teacher:
+        assert run_paper(teacher.url, "shown").exit_code == 0
+    output = drp("diff", "shown", "demo-001").output
+    assert "echo (re-typed by the teacher)" in output and "work out" in output and "figure out" in output
+    assert "original thinking (the trace)" in output and "pruned reasoning (what the student learns)" in output
+    assert "echo_coverage" in output  # the recorded measurements head the diff
+
+    from drp.paths import run_dir
+    from drp.report.data import trace_detail
+    from drp.store import open_run
+
+    detail = trace_detail(open_run(run_dir("shown")), "demo-001")
+    assert detail["echoed"] and "figure out" in detail["original_thinking"]
+    assert detail["pruned_thinking"] == traces_of("shown")["demo-001"]["pruned_thinking"]
+    assert drp("report", "shown", "--out", tmp_path / "r.html").exit_code == 0
+    assert "echo (as re-typed by the teacher" in (tmp_path / "r.html").read_text()
