@@ -33,6 +33,7 @@ def test_paper_two_calls_and_its_output_format():
     assert "Wait, let me double-check" not in trace["pruned_thinking"]
     echo_check = json.loads(calls_of("paper")[2]["parsed"])
     assert echo_check["coverage"] == 1.0 and min(echo_check["faithfulness"]) == 1.0
+    assert echo_check["last_skill"] == "clarify answer"
     steps = list(db_of("paper").query("select * from steps where trace_id = 'demo-001' order by step"))
     assert steps[-1]["skill"] == "clarify answer" and steps[0]["skill"] == "arithmetic on the given amounts"
     assert all(s["echo"] and s["text"] for s in steps)  # the echo and the original span it maps to
@@ -104,7 +105,8 @@ def test_paper_verified_sends_disagreeing_actions_back():
     assert pruner[1]["temperature"] == 0.7
 
 
-def test_diff_and_report_show_the_original_the_echo_and_the_real_pruned_path(tmp_path):
+def test_diff_and_report_show_the_original_the_echo_and_the_real_pruned_path(tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # rich would wrap the column titles at its default 80
     def responder(request):  # an echo that re-words one step, and a path that is not the kept steps joined
         if is_echo(request):
             reply = json.loads(echo(request).content)

@@ -76,7 +76,10 @@ async def _by_echo(state: TraceState, ctx: RunContext) -> dict:
     )
     echo = checked.get("last")
     if echo is not None:
-        calls.append(deterministic("echo_check", 1, ctx, {"echoed_steps": len(echo.faithfulness)}, echo.summary(),
+        measured = echo.summary()
+        if result is not None:  # the paper's format: the last step states the result, skill "clarify answer"
+            measured["last_skill"] = result.steps[-1].skill
+        calls.append(deterministic("echo_check", 1, ctx, {"echoed_steps": len(echo.faithfulness)}, measured,
                                    error=None if result is not None else error))
     if result is None:
         if echo is not None and error == _echo_problem(echo, settings):
