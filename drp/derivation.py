@@ -33,7 +33,10 @@ _WORDS = {
     "twice": 2, "double": 2, "doubled": 2, "triple": 3, "tripled": 3, "half": 2, "halves": 2, "quarter": 4,
     "quarters": 4, "third": 3, "thirds": 3, "fifth": 5, "fifths": 5, "sixth": 6, "eighth": 8, "tenth": 10,
 }
-_FRACTION_WORDS = ("half", "halves", "quarter", "quarters", "third", "thirds", "fifth", "fifths", "sixth", "eighth", "tenth")
+# Singular fraction words are the fraction itself ("a third" is 1/3); plurals only name the denominator
+# ("two-thirds" is not 1/3). Either way the denominator is written.
+_FRACTION_WORDS = ("half", "quarter", "third", "fifth", "sixth", "eighth", "tenth")
+_DENOMINATOR_WORDS = ("halves", "quarters", "thirds", "fifths")
 _MENTION = re.compile(
     r"(?P<fraction>(?<![\w./])\d+/\d+(?![\w/]))"
     r"|(?P<digits>(?<![\w.])\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d,]*\d)|(?<![\w.])\d+(?:\.\d+)?)"
@@ -158,10 +161,10 @@ def check(text: str, answer: str, question: str = "", original: str | None = Non
     mentioned = False
     sentences = _SENTENCE.split(_clean(text or ""))
     for index, sentence in enumerate(sentences):
-        mentions = _mentions(sentence)
+        mentions = _mention_parts(sentence)
         if not mentions:
             continue
-        if target is not None and any(target in map(_key, values) for _, values in mentions):
+        if target is not None and any(target in map(_key, values) for _, values, _ in mentions):
             mentioned = True
         equations = _equations(sentence) if _MAY_HOLD_EQUATION.search(sentence) else {}
         # Two passes: a sentence may name a result before its operands ("leaving 50 of the 55").
@@ -169,23 +172,23 @@ def check(text: str, answer: str, question: str = "", original: str | None = Non
         local: list[float] = []  # supported values this sentence writes
         for _ in range(2):
             still = []
-            for raw, values in pending:
-                how = _support(values, supported, local, recent[-_WINDOW:], given, equations, target)
+            for raw, values, parts in pending:
+                how = _support(values, supported, local, recent[-_WINDOW:], given, equations, target) if values else "part"
                 if how is None:
-                    still.append((raw, values))
+                    still.append((raw, values, parts))
                     continue
-                for value in values:
+                for value in values + parts:
                     key = _key(value)
                     if key not in supported:
                         supported.add(key)
                         recent.append(key)
                     local.append(key)
                     written.setdefault(key, []).append(index)
-                if how != "given":
+                if how not in ("given", "part"):
                     origins.setdefault(how[-1], (how, index))
             pending = still
-        unsupported.extend(raw for raw, _ in pending if raw not in unsupported)
-        facts.update(_key(value) for _, values in pending for value in values)
+        unsupported.extend(raw for raw, _, _ in pending if raw not in unsupported)
+        facts.update(_key(value) for _, values, parts in pending for value in values + parts)
     return Derivation(target is not None and target in origins, mentioned, target, sentences, given, origins,
                       unsupported, frozenset(facts), written)
 
@@ -258,7 +261,7 @@ def _operation(key: float, first_operands: list[float], second_operands: set) ->
                 return ("operation", a, sign, b, key)
         multiplicative = ((key / a if a else None, "*"), (a / key if key else None, "/"), (key * a, "/"))
         for number, (b, sign) in enumerate(multiplicative):
-            if b is None or (b := _key(b)) in (0, 1):
+            if b is None or (b := _key(b)) in (0, 1) or (sign == "/" and b == a):  # not 9 / 9 = 1
                 continue
             # a constant scales the written operand (× 60, ÷ 12); it is never the numerator of c / a
             if b in second_operands or (b in CONSTANTS and number < 2):
@@ -279,21 +282,32 @@ def _explain(how) -> str:
 
 
 def _mentions(text: str) -> list[tuple[str, tuple[float, ...]]]:
-    """Each number written in a text with the values it can stand for (80% is 80 and 0.8; half is 2 and 0.5)."""
+    """Each number written in a text with every value it writes (80% is 80 and 0.8; 2/3 also writes 2 and 3)."""
+    return [(raw, values + parts) for raw, values, parts in _mention_parts(text)]
+
+
+def _mention_parts(text: str) -> list[tuple[str, tuple[float, ...], tuple[float, ...]]]:
+    """Each number written in a text: (as written, the values it stands for, the parts it also writes). A part
+    (the 3 of 2/3, the "thirds" of two-thirds) can be an operand, but is never itself a result."""
     found = []
     for match in _MENTION.finditer(text):
         raw = match.group()
-        if match.lastgroup == "fraction":  # 1/5 is a fifth, and writes 1 and 5
+        if match.lastgroup == "fraction":
             top, bottom = (float(part) for part in raw.split("/"))
-            found.append((raw, (top / bottom, top, bottom) if bottom else (top, bottom)))
+            found.append((raw, (top / bottom,) if bottom else (), (top, bottom)))
         elif match.lastgroup == "word":
             word = raw.lower()
             value = float(_WORDS[word])
-            found.append((word, (value, 1 / value) if word in _FRACTION_WORDS else (value,)))
+            if word in _FRACTION_WORDS:  # "a third": 1/3, written with a 3
+                found.append((word, (1 / value,), (value,)))
+            elif word in _DENOMINATOR_WORDS:  # "two-thirds": only the 3 is written here
+                found.append((word, (), (value,)))
+            else:
+                found.append((word, (value,), ()))
         else:
             value = float(raw.replace(",", ""))
             percent = text[match.end() : match.end() + 9].lstrip().startswith(("%", "\\%", "percent"))
-            found.append((raw, (value, value / 100) if percent else (value,)))
+            found.append((raw, (value, value / 100) if percent else (value,), ()))
     return found
 
 
