@@ -1,12 +1,13 @@
 """Does a piece of reasoning still carry the computation that yields its answer?
 
 A deterministic check for the verifier. Every number the text writes is a *mention*. A mention is supported
-when its value is given (in the question, or a common constant such as 60 minutes), or when the text derives
-it from supported mentions before it (or beside it, in the same sentence):
+when its value is given (by the question, or used without derivation by the original the text was pruned
+from: 31 days in May), or when the text derives it from supported mentions before it (or beside it, in the
+same sentence):
 - explicitly: an equation the text writes, `45 - 7 = 38`, `50 cookies divided by 5 jars equals 10`,
   `\\frac{1}{5} \\times 100 = 20`, whose left side evaluates to its right side;
-- implicitly: one operation on two supported values the text wrote (or one and a common constant as a
-  factor): `She ate 5 of them, leaving 50` after `55 cookies` (55 - 5), `80% of 20`.
+- implicitly: one operation on two supported values the text wrote (or one and a common constant such as 60
+  minutes, as a factor): `She ate 5 of them, leaving 50` after `55 cookies` (55 - 5), `80% of 20`.
 The answer passes when the text derives it. A bare assertion ("the result is $168") derives nothing, and a
 reasoning that lost the step computing an operand (the $7 discount) no longer supports the final operation.
 """
