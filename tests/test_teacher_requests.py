@@ -123,6 +123,26 @@ def test_a_rewrite_that_drops_what_its_step_computes_is_sent_back():
     assert traces_of("rewrite")["demo-001"]["status"] == "accepted"
 
 
+def test_a_plan_that_keeps_breaking_a_rule_is_repaired_not_thrown_away():
+    def responder(request):
+        if agent_of(request) == "pruner":  # every try deletes the restatements but also merges a deleted step
+            plan = json.loads(sensible(request).content)
+            first = plan["delete"][0]
+            plan["merge"] = [{"first": first, "last": first + 1, "text": "Merged."}]
+            return Text(json.dumps(plan))
+        return sensible(request)
+
+    with ScriptedTeacher(responder) as teacher:
+        assert run_llm(teacher.url, "repair").exit_code == 0
+    pruner = calls_of("repair", "pruner")
+    assert [c["llm"] for c in pruner] == [1, 1, 1, 0]  # three tries, then the repair (recorded, no LLM)
+    assert all("is both deleted and merged: choose one" in c["error"] for c in pruner[:3])
+    repair = json.loads(pruner[-1]["parsed"])
+    assert repair["left_out"] and "is both deleted and merged" in repair["left_out"][0]
+    trace = traces_of("repair")["demo-001"]
+    assert trace["status"] == "accepted" and "Merged." not in trace["pruned_thinking"]
+
+
 def test_nothing_to_prune_is_its_own_outcome():
     def responder(request):
         if agent_of(request) == "pruner":

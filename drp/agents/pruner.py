@@ -20,31 +20,57 @@ from drp.text import join_units
 _PAPER_ACTIONS = {"KEEP": "KEEP", "DELETE": "DELETE", "SINGLE-STEP COMPRESS": "COMPRESS", "MULTI-STEP COMPRESS": "MERGE"}
 
 
-def check_plan(plan, steps: list[dict], needed: dict[int, tuple[str, list[str]]]) -> str | None:
+def check_plan(plan, needed: dict[int, tuple[str, list[str]]]) -> str | None:
     """What the schema cannot say: a step in two lists, a merge run backwards or overlapping, a rewrite that
-    drops the number its step computes. None when the plan is usable."""
+    drops a number its step computes or uses. None when the plan is usable."""
+    problems = _plan_problems(plan, needed)
+    return problems[0] if problems else None
+
+
+def repair_plan(plan, needed: dict[int, tuple[str, list[str]]]):
+    """The last usable reading of a plan that kept failing check_plan: each step keeps its first claim
+    (delete, then compress, then merge), and a rewrite that drops what its step computes is not applied (the
+    step is kept as written). Returns the plan and what was left out."""
+    kept = plan.model_copy(update={"delete": [], "compress": [], "merge": []})
+    left_out = []
+    for field in ("delete", "compress", "merge"):
+        for item in getattr(plan, field):
+            trial = kept.model_copy(update={field: [*getattr(kept, field), item]})
+            problems = _plan_problems(trial, needed)
+            if problems:
+                left_out.append(problems[0])
+            else:
+                kept = trial
+    return kept, left_out
+
+
+def _plan_problems(plan, needed: dict[int, tuple[str, list[str]]]) -> list[str]:
+    problems = []
     claimed: dict[int, str] = {}
     for number in plan.delete:
         claimed[number] = "deleted"
     for rewrite in plan.compress:
         if rewrite.step in claimed:
-            return f"step {rewrite.step} is both {claimed[rewrite.step]} and compressed: choose one"
-        if not any(ch.isalnum() for ch in rewrite.text):
-            return f"the rewrite of step {rewrite.step} has no content: give the shorter step itself"
-        if rewrite.step in needed:
-            note, values = needed[rewrite.step]
-            dropped = [value for value in values if not states_value(rewrite.text, value)]
-            if dropped:
-                return f"the rewrite of step {rewrite.step} drops {', '.join(dropped)} (the step {note}): keep it"
-        claimed[rewrite.step] = "compressed"
+            problems.append(f"step {rewrite.step} is both {claimed[rewrite.step]} and compressed: choose one")
+        elif not any(ch.isalnum() for ch in rewrite.text):
+            problems.append(f"the rewrite of step {rewrite.step} has no content: give the shorter step itself")
+        elif rewrite.step in needed and (dropped := _dropped(rewrite.text, needed[rewrite.step][1])):
+            problems.append(f"the rewrite of step {rewrite.step} drops {', '.join(dropped)} "
+                            f"(the step {needed[rewrite.step][0]}): keep it")
+        claimed.setdefault(rewrite.step, "compressed")
     for run in plan.merge:
         if run.first >= run.last:
-            return f"merge {run.first}-{run.last}: give the first and the last of two or more consecutive steps"
+            problems.append(f"merge {run.first}-{run.last}: give the first and the last of two or more consecutive steps")
+            continue
         for number in range(run.first, run.last + 1):
             if number in claimed:
-                return f"step {number} is both {claimed[number]} and merged: choose one"
-            claimed[number] = "merged"
-    return None
+                problems.append(f"step {number} is both {claimed[number]} and merged: choose one")
+            claimed.setdefault(number, "merged")
+    return problems
+
+
+def _dropped(text: str, values: list[str]) -> list[str]:
+    return [value for value in values if not states_value(text, value)]
 
 
 def plan_actions(plan, step_count: int) -> list[dict]:
@@ -141,11 +167,16 @@ async def _by_teacher_actions(state: TraceState, ctx: RunContext, attempt: int) 
     steps = state["steps"]
     needed = _needed(state, steps) if ctx.policy.protect_derivation else {}
     protected = {number: note for number, (note, _) in needed.items()}
+    schema = plan_schema(len(steps), protected)
     result, calls, error = await ask(
-        ctx, "pruner", attempt, plan_schema(len(steps), protected), lambda plan: check_plan(plan, steps, needed),
+        ctx, "pruner", attempt, schema, lambda plan: check_plan(plan, needed),
         max_tokens=32 + 6 * len(steps) + int(1.1 * _step_tokens(state, ctx)), protected=protected,
         **_request(state, ctx, attempt),
     )
+    if result is None and calls and isinstance(calls[-1]["parsed"], dict):
+        # Every try broke a rule the schema cannot express: use what the last one got right.
+        result, left_out = repair_plan(schema.model_validate(calls[-1]["parsed"]), needed)
+        calls.append(deterministic("pruner", attempt, ctx, {"last_problem": error}, {"left_out": left_out}))
     if result is None:
         return _failed(calls, error, attempt)
     annotated, thinking = apply_plan(steps, plan_actions(result, len(steps)))
