@@ -73,9 +73,11 @@ class Teacher:
     def __init__(self, settings: TeacherSettings, usage_counter=None):
         self.settings = settings
         self.usage_counter = usage_counter  # the teacher's tokenizer (a TokenCounter), for replies without usage
-        self._models: dict[tuple, object] = {}
+        self._models: dict[str, object] = {}
+        self._http = None  # httpx.AsyncClient, made on first use
 
     def _chat_model(self, agent: AgentSettings):
+        import httpx
         from langchain_openai import ChatOpenAI
 
         model = agent.model or self.settings.model
@@ -83,8 +85,18 @@ class Teacher:
             # The client's own timeout only backs up the deadline in `ask`, which always comes first: a request
             # that timed out must not be re-sent by the client's retries.
             options = {**self.settings.client_options(), "timeout": self.settings.deadline(agent.max_tokens, 10**6) + 3600}
-            self._models[model] = ChatOpenAI(model=model, **options)
+            # Our own HTTP client, made on this run's event loop: langchain's shared default one is cached per
+            # URL and would outlive the loop of an earlier run in the same process.
+            self._http = self._http or httpx.AsyncClient(timeout=options["timeout"])
+            self._models[model] = ChatOpenAI(model=model, http_async_client=self._http, **options)
         return self._models[model]
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections (at the end of a run's event loop)."""
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+            self._models.clear()
 
     async def ask(self, agent: AgentSettings, messages: list[dict], schema: type[BaseModel], *,
                   max_tokens: int | None = None, temperature: float | None = None) -> Reply:

@@ -162,6 +162,8 @@ async def _process_ids(options: RunOptions, folder: Path, policy, ids: list[str]
                 bar.set_postfix_str(result.get("status") or "")
 
     await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
+    if ctx.teacher is not None:
+        await ctx.teacher.aclose()
     store.close()
 
 

@@ -150,12 +150,19 @@ def test_nothing_to_prune_is_its_own_outcome():
         return sensible(request)
 
     with ScriptedTeacher(responder) as teacher:
-        assert run_llm(teacher.url, "keepall").exit_code == 0
+        # the answer section as written: only the thinking could have been shortened
+        assert run_llm(teacher.url, "keepall", "--set", "answer_section=keep").exit_code == 0
+        # the default shortens the answer section: an already concise thinking still makes a shorter response
+        result = run_llm(teacher.url, "concise")
+        assert result.exit_code == 0, drp("logs", "list", "concise").output
     trace = traces_of("keepall")["demo-001"]
     assert trace["status"] == "rejected" and trace["reason"].startswith("nothing_to_prune: the teacher kept all")
     assert len(calls_of("keepall", "pruner")) == 1  # not retried: keeping everything is a legitimate verdict
     stats = json.loads(drp("stats", "keepall", "--json").output)
     assert stats["reasons"] == {"nothing_to_prune": 1}
+    concise = traces_of("concise")["demo-001"]
+    assert concise["status"] == "accepted" and concise["pruned_thinking"] == concise["original_thinking"]
+    assert concise["response_tokens_after"] < concise["response_tokens_before"]
 
 
 def test_the_llm_judge_is_a_recorded_call_whose_verdict_counts():
