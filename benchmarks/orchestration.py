@@ -53,7 +53,7 @@ def main() -> None:
 
     TokenCounter()
     cpu_started = _cpu_seconds()
-    summary = run(RunOptions(source=str(source), run_id="orch", policy="skill-aware", teacher_url=url,
+    summary = run(RunOptions(source=str(source), run_id="orch", policy="skill-aware", teacher_urls=[url],
                              teacher_model="scripted", concurrency=args.concurrency, workers=args.workers),
                   progress=False)
     cpu_seconds = _cpu_seconds() - cpu_started  # worker processes are joined by now: their CPU counts

@@ -1,4 +1,4 @@
-"""An OpenAI-compatible endpoint, as both of drp's clients see it: the teacher (drp.llm: langchain-openai,
+"""An OpenAI-compatible endpoint, as both of drp's clients see it: the teacher (drp.teacher: langchain-openai,
 async) and the student (drp.evals.sampling: the openai SDK, threads). Both build their client from one
 EndpointSettings, both leave retries to the openai client (RETRY_POLICY), and both describe a transport
 fault with describe_error. Nothing heavy is imported here, so commands can use it for their options.
@@ -14,7 +14,7 @@ from drp.redaction import redact_url, scrub
 
 RETRY_POLICY = ("the openai client retries connection errors, timeouts, 408, 409, 429 (honouring Retry-After) "
                 "and 5xx, with exponential backoff")
-# How a teacher server takes structured output (drp/llm.py): a per-teacher setting, checked when parsed.
+# How a teacher server takes structured output (drp/teacher/): a per-teacher setting, checked when parsed.
 StructuredMethod = Literal["json_schema", "function_calling", "json_mode", "prompt"]
 NO_KEY = "not-needed"  # local servers (vLLM, transformers serve) want no key, but the client insists on one
 

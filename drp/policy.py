@@ -46,6 +46,15 @@ class UnitSettings(_Strict):
     per_call: int = Field(default=60, ge=1, description="units shown to the segmenter in one call")
 
 
+class ContextSettings(_Strict):
+    """The teacher's context window: every call's prompt plus its max_tokens stays under `max_tokens`; long
+    traces are cut into windows that fit (drp/agents/windows.py)."""
+
+    max_tokens: int | None = Field(default=None, ge=1024, description="the teacher's context length; none: no limit")
+    margin: int = Field(default=256, ge=0, description="tokens kept free for the chat template and for the teacher's "
+                                                        "tokenizer counting differently from the run's")
+
+
 class VerifySettings(_Strict):
     """Which checks gate acceptance. Every check is computed and recorded either way (a measurement), so a
     policy that accepts without one (the paper's) still shows how its outputs fare."""
@@ -87,6 +96,7 @@ class Policy(_Strict):
     fallback: Literal["reject", "rules"] = "reject"
     answer_section: Literal["keep", "short", "answer_line"] = "keep"
     units: UnitSettings = Field(default_factory=UnitSettings)
+    context: ContextSettings = Field(default_factory=ContextSettings)
     verify: VerifySettings = Field(default_factory=VerifySettings)
     echo: EchoSettings = Field(default_factory=EchoSettings)
     rules: RulesSettings = Field(default_factory=RulesSettings)

@@ -16,9 +16,15 @@ def _mean_median(values: list[float]) -> tuple[float | None, float | None]:
     return statistics.fmean(values), statistics.median(values)
 
 
-def compute(store, counter=None) -> dict:
-    """Stats of a run (a drp.store.RunStore). With `counter`, token counts are recomputed with that tokenizer."""
+def compute(store, counter=None, price=None) -> dict:
+    """Stats of a run (a drp.store.RunStore). With `counter`, token counts are recomputed with that tokenizer;
+    with `price` (a drp.costs.Price), costs use it instead of the price the run was started with."""
+    from drp.costs import run_cost, run_price
+    from drp.store import json_or_text
+
     run = store.run_row()
+    config = json_or_text(run.get("config"))
+    run_price_, batch = run_price(config)
     rows = store.traces()
     status = Counter(r["status"] for r in rows)
     reasons = Counter((r["reason"] or "").split(":")[0] for r in rows if r["status"] in ("rejected", "failed"))
@@ -60,6 +66,8 @@ def compute(store, counter=None) -> dict:
         "teacher_llm_calls": usage.get("calls", 0),
         "teacher_calls_without_usage": usage.get("missing_usage", 0) + usage.get("counted_usage", 0),
         "teacher_calls_counted_with_tokenizer": usage.get("counted_usage", 0),
+        "cost": run_cost(usage, price or run_price_, batch),
+        "endpoints": store.endpoint_stats(),
         "wall_seconds": wall, "sessions": run.get("sessions"),
         "traces_per_second": len(processed) / wall if wall else None,
     }

@@ -16,15 +16,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from drp import input_traces
+from drp.agents.kinds import uses_llm
 from drp.errors import UserError
 from drp.layout import join_response
 from drp.paths import new_run_dir
 from drp.run_folders import clear_leftovers, is_empty_folder, is_run_folder, publish, staging
 from drp.run_lock import lock_run
-from drp.store import RunStore, dumps, now, open_run
+from drp.store import DB_NAME, RunStore, check_intact, dumps, now, open_run
 
 
 DEFAULT_POLICY = "skill-aware"
+WRITE_EVERY = 0.2  # seconds between writes of finished traces
 
 
 class RunError(UserError):
@@ -36,12 +38,16 @@ class RunOptions:
     source: str
     run_id: str
     policy: str | None = None  # None: skill-aware for a new run, the run's own policy on --resume
-    teacher_url: str | None = None
+    teacher_urls: list[str] = field(default_factory=list)  # one or more endpoints (requests go to the least busy)
     teacher_model: str | None = None
     teacher_api_key_env: str = "OPENAI_API_KEY"
     structured_output: str = "json_schema"
     teacher_timeout: float | None = None  # total deadline per request; None: sized from the request's max_tokens
     teacher_max_retries: int = 2
+    teacher_mode: str = "online"  # or "batch": the OpenAI Batch API (drp.teacher.batch)
+    batch_poll_seconds: float = 30.0
+    teacher_price: str | None = None  # IN,OUT per million tokens or a price table name (drp.costs)
+    prices_file: str | None = None
     limit: int | None = None
     concurrency: int = 8
     workers: int = 1
@@ -81,26 +87,33 @@ def run(options: RunOptions, progress: bool = True) -> RunSummary:
         if saved is None:
             input_traces.check_source(options.source)  # a missing input makes no run
         policy = _load_policy(options)
-        _teacher(options, policy)  # refuse an LLM policy without a teacher before touching anything
+        teacher = _teacher(options, policy, folder)  # refuse an LLM policy without a teacher before touching anything
+        _price(options, teacher)  # and an unknown price
         changes = _policy_changes(options, saved, policy) if saved else []
         counter = _counter(options)
         if saved is None:
-            _create(folder, options, policy, counter)
+            _create(folder, options, policy, counter, teacher)
             store = open_run(folder, write=True)
         else:
-            store = _reopen(folder, options, policy, counter, saved, changes)
-        return _prune_pending(store, folder, options, policy, progress)
+            store = _reopen(folder, options, policy, counter, teacher, saved, changes)
+        return _prune_pending(store, folder, options, policy, teacher, progress)
 
 
-def _prune_pending(store: RunStore, folder: Path, options: RunOptions, policy, progress: bool) -> RunSummary:
+def _prune_pending(store: RunStore, folder: Path, options: RunOptions, policy, teacher, progress: bool) -> RunSummary:
     pending = store.pending_ids(options.limit)
     store.start_session(options.run_id)
     started = time.perf_counter()
     bar = _progress_bar(len(pending), progress)
-    if options.workers <= 1 or len(pending) < 2:
-        asyncio.run(_process_ids(options, folder, policy, pending, options.concurrency, bar))
+    if teacher is not None:  # clients built once here, before worker processes fork and share them
+        teacher.prepare([agent for role, agent in policy.agents.items() if uses_llm(role, agent.kind)])
+    graph = _graph()
+    batch = teacher is not None and options.teacher_mode == "batch"
+    if batch:  # every pending trace at once, in one process: each graph stage of all of them is one batch job
+        _run_loop(_process_ids(options, folder, policy, teacher, graph, pending, max(1, len(pending)), bar))
+    elif options.workers <= 1 or len(pending) < 2:
+        _run_loop(_process_ids(options, folder, policy, teacher, graph, pending, options.concurrency, bar))
     else:
-        _process_in_workers(options, folder, policy, pending, store, bar)
+        _process_in_workers(options, folder, policy, teacher, graph, pending, store, bar)
     bar.close()
     seconds = time.perf_counter() - started
     store.end_session(options.run_id, seconds)
@@ -110,10 +123,10 @@ def _prune_pending(store: RunStore, folder: Path, options: RunOptions, policy, p
     return RunSummary(options.run_id, folder, len(pending), counts, seconds)
 
 
-def _reopen(folder: Path, options: RunOptions, policy, counter, saved: dict, changes: list[str]) -> RunStore:
+def _reopen(folder: Path, options: RunOptions, policy, counter, teacher, saved: dict, changes: list[str]) -> RunStore:
     """An existing run, for this session: its config brought up to date (the policy history included)."""
     store = open_run(folder, write=True)
-    _write_config(folder, store, options, policy, counter, _history(saved, policy, changes))
+    _write_config(folder, store, options, policy, counter, teacher, _history(saved, policy, changes))
     if store.run_row().get("input_lines") is None:  # a run made before runs were ingested whole
         if _is_gone(options.source):
             raise RunError(f"the input of run {options.run_id!r}, {options.source}, is missing: pass where it is now, "
@@ -123,7 +136,7 @@ def _reopen(folder: Path, options: RunOptions, policy, counter, saved: dict, cha
     return store
 
 
-def _create(folder: Path, options: RunOptions, policy, counter) -> None:
+def _create(folder: Path, options: RunOptions, policy, counter, teacher) -> None:
     """Build the run aside (database, every input line, settings; the run's row last) and move it into place
     whole: a kill at any instant before leaves no run, after leaves a resumable one."""
     with staging(options.run_id) as staged:
@@ -132,42 +145,73 @@ def _create(folder: Path, options: RunOptions, policy, counter) -> None:
             lines = store.ingest(input_traces.load(options.source, options.field_map, options.split))
             history = [{"hash": policy.policy_hash, "since": now(), "prompt_hashes": policy.prompt_hashes,
                         "changes": []}]
-            _write_config(staged, store, options, policy, counter, history, input_lines=lines)
+            _write_config(staged, store, options, policy, counter, teacher, history, input_lines=lines)
         finally:
             store.close()
         publish(staged, folder)
 
 
-async def _process_ids(options: RunOptions, folder: Path, policy, ids: list[str], concurrency: int, bar=None) -> None:
-    """Run the graph over these traces, `concurrency` at a time, storing each as soon as it ends."""
+def _graph():
     from drp.graph.build import build_graph
+
+    return build_graph()
+
+
+async def _process_ids(options: RunOptions, folder: Path, policy, teacher, graph, ids: list[str], concurrency: int,
+                       bar=None) -> None:
+    """Run the graph over these traces, `concurrency` at a time, storing each as soon as it ends."""
     from drp.agents.context import RunContext
+    from drp.teacher.scope import CURRENT_TRACE
 
     store = open_run(folder, write=True)
     counter = _counter(options)
-    ctx = RunContext(policy=policy, teacher=_teacher(options, policy), counter=counter,
-                     max_record_chars=options.max_record_chars)
-    graph = build_graph()
+    ctx = RunContext(policy=policy, teacher=teacher, counter=counter, max_record_chars=options.max_record_chars)
     queue: asyncio.Queue = asyncio.Queue()
     for trace_id in ids:
         queue.put_nowait(trace_id)
+    finished: list[tuple] = []  # results not yet written (a kill loses them like traces in flight: redone on resume)
+
+    def write_finished() -> None:
+        batch = finished[:]
+        finished.clear()
+        store.save_results(batch, policy.policy_hash)
+        if bar is not None and batch:
+            bar.update(len(batch))
+            bar.set_postfix_str(batch[-1][1].get("status") or "")
+
+    async def writer():
+        # Finished traces are written together every WRITE_EVERY seconds: one transaction for many traces costs
+        # far less than one each, and each trace still lands whole or not at all.
+        while True:
+            await asyncio.sleep(WRITE_EVERY)
+            write_finished()
 
     async def worker():
         while not queue.empty():
             trace = store.trace_input(queue.get_nowait())
-            result = await _process(graph, ctx, trace)
-            store.save_result(trace["id"], *_result_rows(trace, result, counter), policy_hash=policy.policy_hash)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix_str(result.get("status") or "")
+            CURRENT_TRACE.set(trace["id"])
+            if teacher is not None:
+                teacher.trace_started()
+            try:
+                result = await _process(graph, ctx, trace)
+                finished.append((trace["id"], *_result_rows(trace, result, counter)))
+            finally:
+                if teacher is not None:
+                    teacher.trace_finished()
 
-    await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
-    if ctx.teacher is not None:
-        await ctx.teacher.aclose()
-    store.close()
+    writing = asyncio.create_task(writer())
+    try:
+        await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
+    finally:
+        writing.cancel()
+        write_finished()
+        if teacher is not None:
+            await teacher.aclose()
+        store.close()
 
 
-def _process_in_workers(options: RunOptions, folder: Path, policy, ids: list[str], store: RunStore, bar) -> None:
+def _process_in_workers(options: RunOptions, folder: Path, policy, teacher, graph, ids: list[str], store: RunStore,
+                        bar) -> None:
     """Fork workers over interleaved shares of the pending traces; follow their progress in the database."""
     import multiprocessing
 
@@ -176,7 +220,8 @@ def _process_in_workers(options: RunOptions, folder: Path, policy, ids: list[str
     per_worker = max(1, -(-options.concurrency // workers))
     parent = os.getpid()
     processes = [
-        context.Process(target=_worker_main, args=(options, folder, policy, ids[index::workers], per_worker, parent))
+        context.Process(target=_worker_main,
+                        args=(options, folder, policy, teacher, graph, ids[index::workers], per_worker, parent))
         for index in range(workers)
     ]
     for process in processes:
@@ -199,13 +244,27 @@ def _process_in_workers(options: RunOptions, folder: Path, policy, ids: list[str
         raise RunError(f"{len(failed)} worker process(es) died (exit codes {failed}); finish with --resume")
 
 
-def _worker_main(options: RunOptions, folder: Path, policy, ids: list[str], concurrency: int, parent: int) -> None:
+def _worker_main(options: RunOptions, folder: Path, policy, teacher, graph, ids: list[str], concurrency: int,
+                 parent: int) -> None:
     from drp.parent_death import die_with_parent
 
     # A worker belongs to the process that owns the run: when that one dies (even by SIGKILL), so does the
-    # worker, at once, so no orphan keeps writing beside a resume. What it finished is already committed.
+    # worker, at once, so no orphan keeps writing beside a resume. What it finished is committed (but for the
+    # last WRITE_EVERY seconds, redone on resume).
     die_with_parent(signal.SIGKILL, parent)
-    asyncio.run(_process_ids(options, folder, policy, ids, concurrency))
+    _run_loop(_process_ids(options, folder, policy, teacher, graph, ids, concurrency))
+
+
+def _run_loop(main) -> None:
+    """Run the traces' event loop: uvloop's where installed (its sockets and scheduling cost a fraction of
+    asyncio's own per request), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main)
 
 
 def _counter(options: RunOptions):
@@ -295,6 +354,8 @@ def _settle_existing_run(folder: Path, options: RunOptions) -> tuple[RunOptions,
 
     exists = folder.exists() and not is_empty_folder(folder)
     if exists and not is_run_folder(folder):
+        if not options.overwrite and (folder / DB_NAME).is_file():
+            check_intact(folder / DB_NAME)  # a damaged database is named as such, not as a stranger's folder
         raise RunError(f"{folder} exists and is not a drp run: drp never writes into or deletes it. "
                        "Choose another --run-id, or move that folder")
     if exists and options.overwrite:
@@ -314,9 +375,13 @@ def _settle_existing_run(folder: Path, options: RunOptions) -> tuple[RunOptions,
         keep = {"concurrency": options.concurrency, "workers": options.workers, "limit": options.limit,
                 "resume": True, "overwrite": False, "allow_policy_change": options.allow_policy_change,
                 "policy_overrides": {**(saved.get("policy_overrides") or {}), **options.policy_overrides}}
-        if options.teacher_url:
-            keep["teacher_url"] = options.teacher_url
-        elif is_redacted(saved.get("teacher_url")):
+        legacy_url = saved.pop("teacher_url", None)  # runs stored before several endpoints were possible
+        saved.setdefault("teacher_urls", [legacy_url] if legacy_url else [])
+        if options.teacher_price:
+            keep["teacher_price"] = options.teacher_price
+        if options.teacher_urls:
+            keep["teacher_urls"] = options.teacher_urls
+        elif any(is_redacted(url) for url in saved["teacher_urls"]):
             raise RunError(f"run {options.run_id!r} used a teacher URL with credentials, which are never stored: "
                            "pass --teacher-url again to resume it")
         keep["source"] = _resume_source(saved["source"], options.source, options.run_id)
@@ -409,25 +474,41 @@ def _load_policy(options: RunOptions):
     return policy
 
 
-def _teacher(options: RunOptions, policy):
-    from drp.llm import Teacher, TeacherSettings
+def _teacher(options: RunOptions, policy, folder: Path):
+    from drp.teacher import Teacher, TeacherSettings
 
     if not policy.uses_llm:
         return None
-    if not options.teacher_url or not options.teacher_model:
+    if not options.teacher_urls or not options.teacher_model:
         raise RunError(
             f"policy {policy.name!r} needs a teacher LLM. Pass --teacher-url URL --teacher-model NAME "
             "(any OpenAI-compatible endpoint: OpenAI, a `vllm serve` process, or `drp serve MODEL`), "
             "or choose a policy without an LLM: --policy rules (or --policy identity)."
         )
-    return Teacher(
-        TeacherSettings(
-            url=options.teacher_url, model=options.teacher_model, api_key_env=options.teacher_api_key_env,
-            structured_output=options.structured_output, timeout=options.teacher_timeout,
-            max_retries=options.teacher_max_retries,
-        ),
-        usage_counter=_usage_counter(options),
+    if options.teacher_mode not in ("online", "batch"):
+        raise RunError(f"--teacher-mode is online or batch, not {options.teacher_mode!r}")
+    if options.teacher_mode == "batch" and len(options.teacher_urls) > 1:
+        raise RunError("batch mode sends its jobs to one endpoint: give one --teacher-url")
+    first, *others = options.teacher_urls
+    settings = TeacherSettings(
+        url=first, extra_urls=tuple(others), model=options.teacher_model, api_key_env=options.teacher_api_key_env,
+        structured_output=options.structured_output, timeout=options.teacher_timeout,
+        max_retries=options.teacher_max_retries,
     )
+    if options.teacher_mode == "batch":
+        from drp.teacher.batch import BatchTransport
+
+        transport = BatchTransport(settings, folder, options.run_id, poll_seconds=options.batch_poll_seconds)
+        return Teacher(settings, transport, usage_counter=_usage_counter(options))
+    return Teacher(settings, usage_counter=_usage_counter(options))
+
+
+def _price(options: RunOptions, teacher):
+    from drp.costs import resolve_price
+
+    if teacher is None:
+        return None
+    return resolve_price(options.teacher_price, options.teacher_model, options.prices_file)
 
 
 def _usage_counter(options: RunOptions):
@@ -442,25 +523,27 @@ def _usage_counter(options: RunOptions):
     return TokenCounter(name) if name else None
 
 
-def _write_config(folder: Path, store: RunStore, options: RunOptions, policy, counter, history: list[dict],
+def _write_config(folder: Path, store: RunStore, options: RunOptions, policy, counter, teacher, history: list[dict],
                   input_lines: int | None = None) -> None:
     """config.json (replaced whole, never half-written), then the run's row."""
     from drp.redaction import redact_url
 
-    teacher = _teacher(options, policy)
-    stored_options = {**asdict(options), "teacher_url": redact_url(options.teacher_url)}  # credentials stay out
+    urls = [redact_url(url) for url in options.teacher_urls]  # credentials stay out
+    price = _price(options, teacher)
+    stored_options = {**asdict(options), "teacher_urls": urls}
     config = {
         "run_id": options.run_id, "options": stored_options, "policy": policy.snapshot(),
         "policy_hash": policy.policy_hash, "policy_history": history,
         "teacher": teacher.settings.public() if teacher else None, "tokenizer": counter.name,
         "teacher_tokenizer": teacher.usage_counter.name if teacher and teacher.usage_counter else None,
+        "price": price.public() if price else None,
     }
     partial = folder / "config.json.partial"
     partial.write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
     partial.replace(folder / "config.json")
     row = {
         "policy": policy.name, "input": options.source,
-        "teacher_url": redact_url(options.teacher_url) if teacher else None,
+        "teacher_url": " ".join(urls) if teacher else None,
         "teacher_model": options.teacher_model if teacher else None, "tokenizer": counter.name,
         "config": dumps(config), "prompt_hashes": dumps(policy.prompt_hashes), "policy_hash": policy.policy_hash,
         "policy_history": dumps([{k: v for k, v in entry.items() if k != "snapshot"} for entry in history]),

@@ -150,35 +150,38 @@ class PrunePlan(CallSchema):
 
     @classmethod
     def explain_one(cls, error: dict) -> str | None:
-        count, protected = cls.context["steps"], cls.context["protected"]
+        first, count, protected = cls.context.get("first", 1), cls.context["steps"], cls.context["protected"]
         loc = error["loc"]
         if loc[:1] == ("delete",) and len(loc) == 2 and error["type"] in ("literal_error", "less_than_equal", "greater_than_equal"):
             step = error["input"]
             if step in protected:
                 return f"step {step} computes a number the answer needs ({protected[step]}): do not delete it"
-            return f"step {step} does not exist; the steps are numbered 1 to {count}"
+            return f"step {step} does not exist; the steps are numbered {first} to {count}"
         if error["type"] in ("less_than_equal", "greater_than_equal") and len(loc) == 3:
-            return f"step {error['input']} does not exist; the steps are numbered 1 to {count}"
+            return f"step {error['input']} does not exist; the steps are numbered {first} to {count}"
         if error["type"] == "too_long" and len(loc) == 1:
-            return f"{loc[0]} lists more steps than there are ({count})"
+            return f"{loc[0]} lists more steps than there are ({count - first + 1})"
         return None
 
 
-def plan_schema(step_count: int, protected: dict[int, str] | None = None) -> type[PrunePlan]:
-    """Step numbers bounded by the count; steps in `protected` (step → what it computes) cannot be deleted."""
-    protected = protected or {}
-    deletable = tuple(n for n in range(1, step_count + 1) if n not in protected)
-    step = _bounded(int, 1, step_count)
-    rewrite = create_model(f"Rewrite_{step_count}", __base__=Rewrite, step=(step, ...))
-    run = create_model(f"MergeRun_{step_count}", __base__=MergeRun, first=(step, ...), last=(step, ...))
+def plan_schema(last: int, protected: dict[int, str] | None = None, first: int = 1) -> type[PrunePlan]:
+    """Step numbers bounded by the window first..last (the whole trace: 1..count); steps in `protected`
+    (step → what it computes) cannot be deleted."""
+    protected = {n: note for n, note in (protected or {}).items() if first <= n <= last}
+    count = last - first + 1
+    deletable = tuple(n for n in range(first, last + 1) if n not in protected)
+    step = _bounded(int, first, last)
+    name = f"{last}" if first == 1 else f"{first}_{last}"
+    rewrite = create_model(f"Rewrite_{name}", __base__=Rewrite, step=(step, ...))
+    run = create_model(f"MergeRun_{name}", __base__=MergeRun, first=(step, ...), last=(step, ...))
     model = create_model(
-        f"PrunePlan_{step_count}", __base__=PrunePlan,
+        f"PrunePlan_{name}", __base__=PrunePlan,
         delete=(list[Literal[deletable]] if deletable else list[step],  # type: ignore[valid-type]
                 Field(default_factory=list, max_length=len(deletable), description="numbers of the steps to delete")),
-        compress=(list[rewrite], Field(default_factory=list, max_length=step_count)),
-        merge=(list[run], Field(default_factory=list, max_length=max(step_count // 2, 1))),
+        compress=(list[rewrite], Field(default_factory=list, max_length=count)),
+        merge=(list[run], Field(default_factory=list, max_length=max(count // 2, 1))),
     )
-    model.context = {"steps": step_count, "protected": dict(protected)}
+    model.context = {"first": first, "steps": last, "protected": dict(protected)}
     return model
 
 

@@ -45,6 +45,7 @@ class DamagedRun(UserError):
 
 
 _opened: dict[Path, None] = {}  # run databases this process opened: the damaged one among them is named
+_connected: dict[Path, int] = {}  # run databases this process has connections to now, and how many
 
 # SQLite's primary result codes for a damaged file (an extended code carries one of them in its low byte).
 _SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
@@ -76,7 +77,7 @@ def _fails_quick_check(file: Path) -> bool:
         return code is not None and code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
 
 
-def _check_intact(file: Path) -> None:
+def check_intact(file: Path) -> None:
     """Refuse, before any query, a file that is not an SQLite database or is shorter than its header says."""
     size = file.stat().st_size
     if size == 0:
@@ -109,6 +110,11 @@ def loads(value: str | None):
 
 def dumps(value) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _cell(value):
+    """A value as SQLite stores it: containers as JSON text (as sqlite-utils stores them), the rest as is."""
+    return dumps(value) if isinstance(value, (dict, list, tuple)) else value
 
 
 # ---------------------------------------------------------------- schema
@@ -205,7 +211,30 @@ def _m006_call_usage(db: sqlite_utils.Database) -> None:
     db.execute("update calls set usage = 'reported' where llm and (error is null or error not like 'teacher_error:%')")
 
 
-def _m007_call_settings_echo_checks(db: sqlite_utils.Database) -> None:
+def _m007_call_endpoint(db: sqlite_utils.Database) -> None:
+    """Which endpoint answered each teacher call (credentials masked), and the tries that failed before it."""
+    db["calls"].add_column("endpoint", str)
+    db["calls"].add_column("endpoint_errors", str)
+
+
+def _m008_batch_jobs(db: sqlite_utils.Database) -> None:
+    """Batch mode: the jobs a run submitted, which job each request went out in, and the results that came back,
+    so a killed run resumes the same jobs and never pays for a request twice."""
+    db["batch_jobs"].create(
+        {
+            "id": str, "batch_id": str, "input_file_id": str, "status": str, "round": int, "requests": int,
+            "output_file_id": str, "error_file_id": str, "detail": str, "created_at": str, "updated_at": str,
+        },
+        pk="id",
+    )
+    db["batch_requests"].create(
+        {"custom_id": str, "job_id": str, "trace_id": str, "node": str, "attempt": int}, pk="custom_id",
+    )
+    db["batch_requests"].create_index(["job_id"])
+    db["batch_results"].create({"custom_id": str, "job_id": str, "status_code": int, "body": str}, pk="custom_id")
+
+
+def _m009_call_settings_echo_checks(db: sqlite_utils.Database) -> None:
     """Per-call sampling settings (a retry must differ from the first try), the echoed text of re-typing
     policies next to the original span it maps to, and each trace's final check results."""
     db["calls"].add_column("temperature", float)
@@ -221,7 +250,9 @@ MIGRATIONS = [
     ("m004_line_identity_and_policy_hashes", _m004_line_identity_and_policy_hashes),
     ("m005_sessions", _m005_sessions),
     ("m006_call_usage", _m006_call_usage),
-    ("m007_call_settings_echo_checks", _m007_call_settings_echo_checks),
+    ("m007_call_endpoint", _m007_call_endpoint),
+    ("m008_batch_jobs", _m008_batch_jobs),
+    ("m009_call_settings_echo_checks", _m009_call_settings_echo_checks),
 ]
 
 
@@ -241,6 +272,8 @@ def _legacy_call_columns(row: dict) -> dict:
     row["llm"] = bool(row["llm"])
     if "usage" not in row:
         row["usage"] = "reported" if row["llm"] and not (row.get("error") or "").startswith("teacher_error:") else None
+    row.setdefault("endpoint", None)
+    row["endpoint_errors"] = json_or_text(row.get("endpoint_errors"))
     row.setdefault("temperature", None)
     row.setdefault("max_tokens", None)
     return row
@@ -259,8 +292,12 @@ def open_run(path: Path | str, write: bool = False) -> RunStore:
     """A run's database. `write`: create and migrate it as needed; else read-only, and only a complete run
     (RunNotFound when there is none, IncompleteRun when its creation never finished)."""
     file = db_path(path)
-    if file.is_file():
-        _check_intact(file)
+    if file.is_file() and not _connected.get(file):
+        # Not while this process has the file open: reading the header opens and closes the file, and closing
+        # any descriptor of a file drops every POSIX lock the process holds on it, those of its SQLite
+        # connections included. Without them, another process that opens the run rebuilds the write-ahead
+        # log's index and sees nothing committed since (a reader, or another worker of the run).
+        check_intact(file)
     _opened[file] = None
     if write:
         file.parent.mkdir(parents=True, exist_ok=True)
@@ -297,9 +334,9 @@ def _connect_read_only(file: Path) -> tuple[sqlite3.Connection, Path | None]:
             return conn, None
         except sqlite3.OperationalError:
             conn.close()
-        except sqlite3.DatabaseError as exc:  # not SQLite at all (truncated, overwritten)
+        except sqlite3.DatabaseError as exc:  # not SQLite at all (truncated, overwritten), or damaged inside
             conn.close()
-            raise RunNotFound(f"{file} is not a readable run database ({exc})") from None
+            raise damaged_database(exc) or RunNotFound(f"{file} is not a readable run database ({exc})") from None
     copy = Path(tempfile.mkdtemp(prefix="drp-read-"))
     for suffix in ("", "-wal"):
         if Path(f"{file}{suffix}").exists():
@@ -313,11 +350,16 @@ class RunStore:
 
     def __init__(self, db: sqlite_utils.Database, folder: Path, writable: bool, copy: Path | None = None):
         self.db, self.folder, self.writable = db, folder, writable
+        self._file = db_path(folder)
+        _connected[self._file] = _connected.get(self._file, 0) + 1
         self._columns: dict[str, set[str]] = {}  # the schema, looked up once
         if copy is not None:  # a private copy of a read-only WAL database: removed at close, or at exit at the latest
             self._remove_copy = weakref.finalize(self, shutil.rmtree, copy, ignore_errors=True)
 
     def close(self) -> None:
+        if self._file in _connected and not getattr(self, "_closed", False):
+            self._closed = True
+            _connected[self._file] -= 1
         self.db.close()
         if hasattr(self, "_remove_copy"):
             self._remove_copy()
@@ -342,7 +384,8 @@ class RunStore:
                 (self.folder / "config.json").is_file() and self.db["traces"].count > 0))
         except sqlite3.DatabaseError as exc:
             self.close()
-            raise RunNotFound(f"{self.folder / DB_NAME} is not a readable run database ({exc})") from None
+            raise damaged_database(exc) or RunNotFound(
+                f"{self.folder / DB_NAME} is not a readable run database ({exc})") from None
         if not complete:
             self.close()
             raise IncompleteRun(f"{self.folder} holds no complete run: its creation was interrupted. "
@@ -434,26 +477,105 @@ class RunStore:
                     policy_hash: str | None = None) -> None:
         """One transaction per trace: its calls, its steps and its terminal status land together or not at all.
         `policy_hash`: the policy the trace was made with, kept on the trace and on each of its calls."""
-        step_rows = [{**step, "trace_id": trace_id, "step": number} for number, step in enumerate(steps, start=1)]
-        call_rows = [
-            {**call, "trace_id": trace_id, "seq": seq, "messages": dumps(call["messages"]),
-             "parsed": dumps(call["parsed"]), "policy_hash": policy_hash}
-            for seq, call in enumerate(calls, start=1)
-        ]
-        result = {**result, "policy_hash": policy_hash}
+        self.save_results([(trace_id, result, steps, calls)], policy_hash)
+
+    def save_results(self, finished: list[tuple[str, dict, list[dict], list[dict]]],
+                     policy_hash: str | None = None) -> None:
+        """Several finished traces (trace_id, result, steps, calls) in one transaction: each trace lands whole or
+        not at all, and writing many at once costs less than one transaction each."""
+        if not finished:
+            return
+        step_rows, call_rows, results = [], [], []
+        for trace_id, result, steps, calls in finished:
+            step_rows += [{**step, "trace_id": trace_id, "step": number} for number, step in enumerate(steps, start=1)]
+            call_rows += [
+                {**call, "trace_id": trace_id, "seq": seq, "messages": dumps(call["messages"]),
+                 "parsed": dumps(call["parsed"]), "policy_hash": policy_hash,
+                 "endpoint_errors": dumps(call.get("endpoint_errors"))}
+                for seq, call in enumerate(calls, start=1)
+            ]
+            results.append({**result, "id": trace_id, "policy_hash": policy_hash, "finished_at": now()})
+        ids = [trace_id for trace_id, *_ in finished]
+        marks = ", ".join("?" for _ in ids)
         with self.db.conn:
-            self.db.execute("delete from steps where trace_id = ?", [trace_id])
-            self.db.execute("delete from calls where trace_id = ?", [trace_id])
-            if step_rows:
-                self.db["steps"].insert_all(step_rows)
-            if call_rows:
-                self.db["calls"].insert_all(call_rows)
-            self.db["traces"].update(trace_id, {**result, "finished_at": now()})
+            self.db.execute(f"delete from steps where trace_id in ({marks})", ids)
+            self.db.execute(f"delete from calls where trace_id in ({marks})", ids)
+            self._insert("steps", step_rows)
+            self._insert("calls", call_rows)
+            self._update_by_id("traces", results)
             # The session's time so far (every process of the session writes here): a kill loses none of it.
             self.db.execute(
-                "update sessions set traces = traces + 1, seconds = max(seconds, "
+                "update sessions set traces = traces + ?, seconds = max(seconds, "
                 "(julianday('now') - julianday(started_at)) * 86400.0) "
-                "where id = (select max(id) from sessions) and ended = 0")
+                "where id = (select max(id) from sessions) and ended = 0", [len(finished)])
+
+    # Finished traces are written by plain executemany: sqlite-utils' insert_all inspects every value of every
+    # row (a dozen type checks each) and the table's schema per call, most of the CPU a trace's write costs.
+    # The tables exist (migrations made them) and every value is a scalar or JSON, as here.
+
+    def _insert(self, table: str, rows: list[dict]) -> None:
+        if not rows:
+            return
+        columns = list(dict.fromkeys(key for row in rows for key in row))
+        names = ", ".join(f"[{column}]" for column in columns)
+        marks = ", ".join("?" for _ in columns)
+        self.db.conn.executemany(f"insert into [{table}] ({names}) values ({marks})",
+                                 [tuple(_cell(row.get(column)) for column in columns) for row in rows])
+
+    def _update_by_id(self, table: str, rows: list[dict]) -> None:
+        by_columns: dict[tuple, list[dict]] = {}
+        for row in rows:
+            by_columns.setdefault(tuple(key for key in row if key != "id"), []).append(row)
+        for columns, group in by_columns.items():
+            assignments = ", ".join(f"[{column}] = ?" for column in columns)
+            self.db.conn.executemany(f"update [{table}] set {assignments} where id = ?",
+                                     [(*(_cell(row[column]) for column in columns), row["id"]) for row in group])
+
+    # ------------------------------------------------------------ batch mode (drp.teacher.batch)
+
+    def add_batch_job(self, job_id: str, round_number: int, requests: list[dict]) -> None:
+        """A job about to be submitted, with its requests (custom_id, trace_id, node, attempt), written before the
+        upload so that a kill during submission still leaves its trace."""
+        with self.db.conn:
+            self.db["batch_jobs"].insert({"id": job_id, "status": "submitting", "round": round_number,
+                                          "requests": len(requests), "created_at": now(), "updated_at": now()})
+            self.db["batch_requests"].upsert_all([{**request, "job_id": job_id} for request in requests],
+                                                 pk="custom_id")
+
+    def update_batch_job(self, job_id: str, **fields) -> None:
+        self.db["batch_jobs"].update(job_id, {**fields, "updated_at": now()})
+
+    def batch_jobs(self, statuses: tuple[str, ...] | None = None) -> list[dict]:
+        if not self.columns("batch_jobs"):
+            return []
+        sql, params = "select * from batch_jobs", []
+        if statuses:
+            sql += f" where status in ({', '.join('?' for _ in statuses)})"
+            params = list(statuses)
+        return self._rows(sql + " order by created_at", params)
+
+    def batch_job_of(self, custom_id: str) -> str | None:
+        """The job a request last went out in."""
+        if not self.columns("batch_requests"):
+            return None
+        rows = self._rows("select job_id from batch_requests where custom_id = ?", [custom_id])
+        return rows[0]["job_id"] if rows else None
+
+    def batch_job_requests(self, job_id: str) -> list[str]:
+        return [row["custom_id"] for row in self._rows("select custom_id from batch_requests where job_id = ?", [job_id])]
+
+    def save_batch_results(self, job_id: str, results: dict[str, tuple[int, dict]]) -> None:
+        rows = [{"custom_id": custom_id, "job_id": job_id, "status_code": status, "body": dumps(body)}
+                for custom_id, (status, body) in results.items()]
+        with self.db.conn:
+            if rows:
+                self.db["batch_results"].upsert_all(rows, pk="custom_id")
+
+    def batch_result(self, custom_id: str) -> tuple[int, dict] | None:
+        if not self.columns("batch_results"):
+            return None
+        rows = self._rows("select status_code, body from batch_results where custom_id = ?", [custom_id])
+        return (rows[0]["status_code"], loads(rows[0]["body"])) if rows else None
 
     # ------------------------------------------------------------ reading
 
@@ -567,14 +689,16 @@ class RunStore:
     def teacher_totals(self) -> dict[str, int | None] | None:
         """Teacher tokens in and out and LLM calls over the run. A total some of whose calls have no token
         counts is None (missing), not their partial sum; `missing_usage` / `counted_usage` say how many calls
-        had no usage, and how many of those the teacher's tokenizer counted."""
+        had no usage, and how many of those the teacher's tokenizer counted; `traces` counts the finished traces,
+        `unknown_traces` those whose teacher tokens are missing."""
         if not {"teacher_input_tokens", "teacher_output_tokens", "teacher_calls"} <= self.columns("traces"):
             return None
         row = self._rows(
             "select sum(teacher_input_tokens) as input, sum(teacher_output_tokens) as output, "
-            "sum(teacher_calls) as calls, sum(teacher_calls > 0 and teacher_input_tokens is null) as unknown "
-            "from traces")[0]
+            "sum(teacher_calls) as calls, sum(teacher_calls > 0 and teacher_input_tokens is null) as unknown, "
+            "count(teacher_calls) as traces from traces")[0]
         totals = {key: row[key] or 0 for key in ("input", "output", "calls")}
+        totals["traces"], totals["unknown_traces"] = row["traces"] or 0, row["unknown"] or 0
         if row["unknown"]:
             totals["input"] = totals["output"] = None
         return {**totals, **self.usage_counts()}
@@ -584,7 +708,7 @@ class RunStore:
         counted with the teacher's tokenizer instead (`counted_usage`)."""
         if not self.columns("calls"):
             return {"missing_usage": 0, "counted_usage": 0}
-        if "usage" not in self.columns("calls"):  # calls stored before m005 all had the server's usage
+        if "usage" not in self.columns("calls"):  # calls stored before m006 all had the server's usage
             return {"missing_usage": 0, "counted_usage": 0}
         row = self._rows("select sum(usage = 'missing') as missing, sum(usage = 'counted') as counted from calls")[0]
         return {"missing_usage": row["missing"] or 0, "counted_usage": row["counted"] or 0}
@@ -594,6 +718,32 @@ class RunStore:
             return None
         return self._rows("select sum(seconds) as total, avg(seconds) as mean, max(seconds) as max from traces "
                           "where seconds is not null")[0]
+
+    def endpoint_stats(self) -> list[dict]:
+        """Per teacher endpoint: calls it answered, failed tries (transport faults and HTTP errors, those that
+        another endpoint then took over included) and the mean latency of its calls. Empty before m007."""
+        if not {"endpoint", "endpoint_errors", "llm"} <= self.columns("calls"):
+            return []
+        found: dict[str, dict] = {}
+
+        def entry(name: str) -> dict:
+            return found.setdefault(name, {"endpoint": name, "calls": 0, "errors": 0, "latency_ms_total": 0.0})
+
+        rows = self.db.query("select endpoint, endpoint_errors, error, latency_ms from calls "
+                             "where llm and (endpoint is not null or endpoint_errors is not null)")
+        for row in rows:
+            failed_tries = json_or_text(row["endpoint_errors"])
+            for failure in failed_tries if isinstance(failed_tries, list) else []:
+                entry(str(failure.get("endpoint")))["errors"] += 1
+            answered = row["endpoint"] and not (row["error"] or "").startswith("teacher_error")
+            if answered:
+                stats = entry(row["endpoint"])
+                stats["calls"] += 1
+                stats["latency_ms_total"] += row["latency_ms"] or 0.0
+        for stats in found.values():
+            total = stats.pop("latency_ms_total")
+            stats["mean_latency_ms"] = total / stats["calls"] if stats["calls"] else None
+        return sorted(found.values(), key=lambda stats: -stats["calls"])
 
     def node_stats(self) -> list[dict]:
         """Per graph node: calls, tokens, mean latency, errors, distinct models (in graph order)."""

@@ -22,8 +22,10 @@ class TokenCounter:
 
     def __init__(self, name: str | None = None):
         self.name = name or default_tokenizer()
+        self._fast = None  # the Rust tokenizer, when there is one: counted without offsets, a fifth cheaper
         try:
             self._tokenizer = _load(self.name)
+            self._fast = getattr(self._tokenizer, "backend_tokenizer", None)
         except Exception as exc:  # noqa: BLE001 - offline hub, missing folder: say so, and say what we do
             if name is not None:
                 raise TokenizerError(f"cannot load tokenizer {name!r}: {_first_line(exc)} (pass a tokenizer folder "
@@ -39,6 +41,8 @@ class TokenCounter:
             return 0
         if self._tokenizer is None:
             return approximate_count(text)
+        if self._fast is not None:
+            return len(self._fast.encode_batch_fast([text], add_special_tokens=False)[0].ids)
         return len(self._tokenizer.encode(text, add_special_tokens=False))
 
     def count_chat(self, messages: list[dict]) -> int:

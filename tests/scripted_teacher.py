@@ -1,7 +1,10 @@
 """A real OpenAI-compatible HTTP server on loopback that answers from a script.
 
 Tests and benchmarks point the teacher client at ``ScriptedTeacher.url`` and decide, per request, what the
-"teacher" replies: text, a tool call, an HTTP error, a hang, or a dropped connection. Everything goes over real
+"teacher" replies: text, a tool call, an HTTP error, a hang, or a dropped connection. Chat requests
+(``/v1/chat/completions``) and raw completions (``/v1/completions``, the legacy API; ``completions=False``
+answers 404 there, as a chat-only server does) go to the same responder: a raw request has ``prompt``
+instead of ``messages``. Everything goes over real
 sockets, so client retries, timeouts and connection pooling are exercised exactly as against a real endpoint.
 
     with ScriptedTeacher(lambda req: Text('{"ok": true}'), latency=0.1) as teacher:
@@ -33,6 +36,7 @@ class Text:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     finish_reason: str = "stop"
+    usage: bool = True  # False: the reply carries no `usage` (some servers leave it out)
 
 
 @dataclass
@@ -139,6 +143,8 @@ def _words(text: Any) -> int:
 
 
 def _prompt_words(request: dict) -> int:
+    if "prompt" in request:
+        return _words(request["prompt"])
     return sum(_words(m.get("content")) for m in request.get("messages") or [] if isinstance(m, dict))
 
 
@@ -153,6 +159,14 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 512  # listen backlog: bursts of 64+ concurrent connects must not be refused
     allow_reuse_address = True
     teacher: "ScriptedTeacher"
+
+    def process_request(self, request, client_address):
+        self.teacher._connections.add(request)  # so that kill() can drop it
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request):
+        self.teacher._connections.discard(request)
+        super().shutdown_request(request)
 
     def handle_error(self, request, client_address):
         # A client that timed out and went away is expected here, not a server fault worth a traceback.
@@ -224,7 +238,10 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
+        path = self.path.rstrip("/")
+        teacher = self.server.teacher
+        raw_completion = path in ("/v1/completions", "/completions") and teacher.completions
+        if path not in ("/v1/chat/completions", "/chat/completions") and not raw_completion:
             self._error(404, f"no route POST {self.path}")
             return
         try:
@@ -232,7 +249,6 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError as exc:
             self._error(400, f"request body is not JSON: {exc}")
             return
-        teacher = self.server.teacher
         teacher._record(request)
         try:
             reply = teacher.responder(request)
@@ -242,6 +258,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if teacher.latency:
             teacher._sleep(teacher.latency)
+        if teacher.killed:  # died while this request was in progress: no reply, the connection just closes
+            self.close_connection = True
+            return
         self._reply(request, reply)
 
     def _reply(self, request: dict, reply: Reply) -> None:
@@ -264,6 +283,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(reply.status, f"scripted error {reply.status}", reply.headers, reply.body)
         elif isinstance(reply, Raw):
             self._send(reply.status, reply.body, content_type=reply.content_type)
+        elif isinstance(reply, Text) and "prompt" in request:
+            self._send(200, self.server.teacher._text_completion(request, reply))
         elif isinstance(reply, (Text, ToolCall)):
             self._send(200, self.server.teacher._completion(request, reply))
         else:
@@ -271,11 +292,12 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class ScriptedTeacher:
-    """OpenAI-compatible chat server on 127.0.0.1 whose replies come from ``responder(request_body)``."""
+    """OpenAI-compatible server on 127.0.0.1 whose replies come from ``responder(request_body)``."""
 
     def __init__(self, responder: Responder, latency: float = 0.0, port: int = 0,
-                 models: tuple[str, ...] = ("scripted-teacher",)):
+                 models: tuple[str, ...] = ("scripted-teacher",), completions: bool = True):
         self.responder = responder
+        self.completions = completions
         self.latency = latency
         self.models = list(models)
         self.requests: list[dict] = []
@@ -284,6 +306,8 @@ class ScriptedTeacher:
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._stopping = threading.Event()
+        self._connections: set[socket.socket] = set()
+        self.killed = False
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -306,6 +330,17 @@ class ScriptedTeacher:
         self._server.server_close()
         self._thread.join(timeout=5)
         self._server = None
+
+    def kill(self) -> None:
+        """Die like a crashed server: stop listening and drop every open connection, requests in progress
+        included (``stop`` lets kept-alive connections go on being served)."""
+        self.killed = True
+        self.stop()
+        for connection in list(self._connections):
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def __enter__(self) -> "ScriptedTeacher":
         return self.start()
@@ -348,12 +383,30 @@ class ScriptedTeacher:
             completion_default = _words(arguments)
         prompt = reply.prompt_tokens if reply.prompt_tokens is not None else _prompt_words(request)
         completion = reply.completion_tokens if reply.completion_tokens is not None else completion_default
-        return {
+        body = {
             "id": f"chatcmpl-scripted-{n}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": request.get("model") or self.models[0],
             "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+                      "total_tokens": prompt + completion},
+        }
+        if not getattr(reply, "usage", True):
+            del body["usage"]
+        return body
+
+    def _text_completion(self, request: dict, reply: Text) -> dict:
+        """A legacy /v1/completions answer: choices[].text instead of a message."""
+        n = next(self._ids)
+        prompt = reply.prompt_tokens if reply.prompt_tokens is not None else _prompt_words(request)
+        completion = reply.completion_tokens if reply.completion_tokens is not None else _words(reply.content)
+        return {
+            "id": f"cmpl-scripted-{n}",
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": request.get("model") or self.models[0],
+            "choices": [{"index": 0, "text": reply.content, "finish_reason": reply.finish_reason, "logprobs": None}],
             "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
                       "total_tokens": prompt + completion},
         }

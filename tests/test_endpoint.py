@@ -11,7 +11,7 @@ from scripted_teacher import Error, Hang, ScriptedTeacher, Text, refused_url
 
 from drp.endpoint import EndpointSettings
 from drp.evals.sampling import Decoding, Endpoint
-from drp.llm import Teacher, TeacherError, TeacherSettings
+from drp.teacher import Teacher, TeacherError, TeacherSettings
 from drp.policy import AgentSettings
 
 
@@ -22,9 +22,15 @@ class Answer(BaseModel):
 def _both_clients(url: str) -> tuple[str | None, str | None]:
     """(the teacher's TeacherError text, the student's per-sample error) for one request to `url`."""
     settings = dict(url=url, model="m", timeout=0.5, max_retries=0)
+    async def ask_once():
+        client = Teacher(TeacherSettings(**settings))
+        try:
+            await client.ask(AgentSettings(kind="llm"), [{"role": "user", "content": "x"}], Answer)
+        finally:
+            await client.aclose()
+
     try:
-        asyncio.run(Teacher(TeacherSettings(**settings)).ask(AgentSettings(kind="llm"), [{"role": "user",
-                                                                                       "content": "x"}], Answer))
+        asyncio.run(ask_once())
         teacher = None
     except TeacherError as exc:
         teacher = str(exc)

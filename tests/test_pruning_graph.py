@@ -225,7 +225,7 @@ def test_url_credentials_never_land_on_disk_or_console(tmp_path):
     assert failed["status"] == "failed" and "404" in failed["reason"] and "api_key=***" in failed["reason"]
     config = json.loads((run_dir("query") / "config.json").read_text())
     assert config["teacher"]["url"] == f"http://***@127.0.0.1:{port}/v1?api_key=***&api-version=2024-10-21"
-    assert config["options"]["teacher_url"] == config["teacher"]["url"]
+    assert config["options"]["teacher_urls"] == [config["teacher"]["url"]]
     assert next(db_of("query").query("select teacher_url from runs"))["teacher_url"] == config["teacher"]["url"]
     for run_id in ("login", "query"):
         report = tmp_path / f"{run_id}.html"

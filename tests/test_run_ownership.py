@@ -112,7 +112,8 @@ def test_a_second_process_is_refused_naming_the_owner_and_touches_nothing(tmp_pa
             # As soon as the owner holds the lock (it may still be creating the run), then while it prunes.
             _wait_for(lambda: f'"pid": {owner.pid}' in _lock_holder("owned"), what="the owner's lock")
             refusals = [drp_process(*command[3:], "--overwrite")]
-            _wait_for(lambda: _done("owned") >= 3, what="the owner to prune")
+            _wait_for(lambda: _done("owned") >= 3 or owner.poll() is not None, what="the owner to prune")
+            assert owner.poll() is None, owner.communicate()
             for extra in ((), ("--resume",), ("--overwrite",), ("--resume", "--workers", "2")):
                 refusals.append(drp_process(*command[3:], *extra))
             assert owner.poll() is None, "the owner finished before the test could challenge it"

@@ -31,14 +31,15 @@ def test_stats_counts_the_time_a_killed_session_spent(tmp_path):
         # one trace at a time: the run's wall time can be no less than the sum of its traces' times
         command = [sys.executable, "-m", "drp.cli", "run", str(source), "--policy", "skill-aware", "--teacher-url",
                    teacher.url, "--teacher-model", "m", "--run-id", "timed", "--concurrency", "1", "--quiet"]
-        process = subprocess.Popen(command, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        log = open(tmp_path / "run.log", "wb")
+        process = subprocess.Popen(command, env=os.environ.copy(), stdout=log, stderr=log)
         deadline = time.time() + 120
         while finished("timed") < 8 and time.time() < deadline and process.poll() is None:
             time.sleep(0.05)
         process.send_signal(signal.SIGKILL)
         process.wait()
         done = finished("timed")
-        assert 0 < done < len(records)
+        assert 0 < done < len(records), (process.returncode, (tmp_path / "run.log").read_text()[-2000:])
 
         killed = json.loads(drp("stats", "timed", "--json").output)
         spent = db_of("timed").execute("select sum(seconds) from traces where seconds is not null").fetchone()[0]

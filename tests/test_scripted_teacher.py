@@ -42,6 +42,20 @@ def test_text_reply_with_usage_and_recorded_request():
                                  "temperature": 0.3, "max_tokens": 50}]
 
 
+def test_raw_completion_endpoint_and_a_chat_only_server():
+    with ScriptedTeacher(lambda req: Text(f" so {len(req['prompt'].split())} words.\n\nQ:", finish_reason="stop")
+                         ) as teacher:
+        out = client(teacher).completions.create(model="m", prompt="Q: two words\nA:", max_tokens=9, stop=["Q:"])
+    assert out.object == "text_completion"
+    assert out.choices[0].text == " so 4 words.\n\nQ:" and out.choices[0].finish_reason == "stop"
+    assert (out.usage.prompt_tokens, out.usage.completion_tokens) == (4, 4)
+    assert teacher.requests[0]["stop"] == ["Q:"] and "messages" not in teacher.requests[0]
+    with ScriptedTeacher(lambda req: Text("never"), completions=False) as chat_only:
+        with pytest.raises(openai.NotFoundError):
+            client(chat_only, max_retries=0).completions.create(model="m", prompt="Q: x\nA:", max_tokens=5)
+        assert chat_only.requests == []
+
+
 def test_explicit_token_counts_and_models_route():
     with ScriptedTeacher(lambda req: Text("hi", prompt_tokens=111, completion_tokens=7)) as teacher:
         c = client(teacher)

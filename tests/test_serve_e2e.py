@@ -106,3 +106,20 @@ def test_generate_on_training_problems(served, shared, tmp_path):
     assert all(t["response"] and t["question"] and t["gold_answer"] and t["model"] == served["model"]
                for t in traces)
     assert traces[0]["gold_answer"] == "72"  # Natalia's clips
+
+
+def test_paper_protocol_on_the_real_model(served, shared, tmp_path):
+    """`transformers serve` (transformers >= 5) has /v1/completions: one real raw, greedy sample, cut at `Q:`."""
+    out = tmp_path / "paper"
+    result = CliRunner().invoke(app, [
+        "eval", "--model-url", served["url"], "--model", served["model"], "--benchmarks", "gsm8k", "--limit", "1",
+        "--protocol", "paper", "--max-tokens", "48", "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    [sample] = [json.loads(line) for line in open(out / "samples.jsonl")]
+    assert sample["prompt"].startswith("Q: Janet") and sample["prompt"].endswith("\nA: Let's think step by step.")
+    assert sample["response"] and "Q:" not in sample["response"] and not sample["error"]
+    assert 0 < sample["tokens"] <= 49 and {"strict_correct", "flexible_correct", "correct"} <= set(sample)
+    metrics = json.loads((out / "metrics.json").read_text())["gsm8k"]
+    assert metrics["protocol"] == "paper" and metrics["max_tokens"] == 48 and "lm_eval" in metrics
+    # The pulled model has no train_questions.txt: the check is reported as not made, not as clean.
+    assert metrics["contamination"]["checked"] is False

@@ -27,6 +27,10 @@ def _downgrade_to_m001(db_file) -> None:
         conn.execute("alter table calls drop column usage")
         for table, column in (("calls", "temperature"), ("calls", "max_tokens"), ("steps", "echo"), ("traces", "checks")):
             conn.execute(f"alter table {table} drop column {column}")
+        conn.execute("alter table calls drop column endpoint")
+        conn.execute("alter table calls drop column endpoint_errors")
+        for table in ("batch_jobs", "batch_requests", "batch_results"):
+            conn.execute(f"drop table {table}")
         conn.execute("delete from _migrations where name != 'm001_initial'")
     conn.execute("vacuum")
     conn.close()  # the last connection: SQLite folds the write-ahead log into the file

@@ -15,7 +15,7 @@ from scripted_teacher import ScriptedTeacher, Sequence, Text, ToolCall
 from skill_aware_responder import agent_of, label, segment
 
 from drp.layout import split_response
-from drp.llm import parse_json_reply
+from drp.teacher.replies import parse_json_reply
 from drp.reply_json import ReplyJSONError, decode
 from drp.schemas import PrunePlan
 from drp.text import atomic_units, join_units, unit_layout
@@ -201,7 +201,7 @@ def test_exported_training_text_is_byte_identical_to_what_a_careful_teacher_give
 
 
 def test_function_calling_replies_are_repaired_too():
-    from drp.llm import Teacher, TeacherSettings
+    from drp.teacher import Teacher, TeacherSettings
     from drp.policy import AgentSettings
 
     meant = r"\frac{1}{2} \theta \sqrt{3}"

@@ -84,7 +84,7 @@ def test_a_dripping_reply_ends_at_the_deadline_and_is_never_resent():
 
 
 def test_the_default_deadline_is_sized_from_the_request():
-    from drp.llm import TeacherSettings
+    from drp.teacher import TeacherSettings
 
     settings = TeacherSettings(url="http://x/v1", model="m")
     assert settings.deadline(80) == 76.0 and settings.deadline(4096, prompt_chars=2000) == 899.2
@@ -191,3 +191,19 @@ def test_the_judge_is_off_by_default():
         assert run_llm(teacher.url, "nojudge").exit_code == 0
     assert not calls_of("nojudge", "judge")
     assert "judge" not in json.loads(traces_of("nojudge")["demo-001"]["checks"])
+
+
+def test_a_request_past_its_deadline_counts_against_its_endpoint_and_is_not_sent_elsewhere():
+    # Two endpoints: the first request of an idle pool goes to the first (which drips); at its deadline it is
+    # abandoned, recorded as that endpoint's failure, and not re-sent to the healthy one.
+    with ScriptedTeacher(lambda request: Drip(interval=0.3)) as slow, ScriptedTeacher(sensible) as healthy:
+        slow_url = slow.url
+        result = drp("run", EXAMPLES, "--policy", "skill-aware", "--teacher-url", slow_url, "--teacher-url",
+                     healthy.url, "--teacher-model", "m", "--run-id", "drip2", "--quiet", "--limit", "1",
+                     "--teacher-timeout", "1.5", "--teacher-max-retries", "2")
+    assert result.exit_code == 1
+    assert traces_of("drip2")["demo-001"]["reason"] == "teacher_error: timeout after 1.5s"
+    assert len(slow.requests) == 1 and not healthy.requests
+    call = next(db_of("drip2").query("select * from calls where llm"))
+    assert call["endpoint"] == slow_url
+    assert json.loads(call["endpoint_errors"]) == [{"endpoint": slow_url, "error": "no reply by the request's deadline"}]

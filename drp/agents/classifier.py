@@ -6,11 +6,15 @@ schema-enforcing teacher cannot miscount or invent a skill."""
 
 from __future__ import annotations
 
+import asyncio
+
 from drp.agents import rules
 from drp.agents.asking import ask
 from drp.agents.calls import deterministic
 from drp.agents.context import RunContext
 from drp.agents.state import TraceState
+from drp.agents.windows import Budget, neighbours, plan
+from drp.prompting import render_messages
 from drp.schemas import labels_schema
 
 
@@ -32,16 +36,40 @@ async def _by_rules(state: TraceState, ctx: RunContext) -> dict:
 
 
 async def _by_teacher(state: TraceState, ctx: RunContext) -> dict:
+    # Long traces are labelled a window of steps at a time (as many labels as the reply cap holds, within the
+    # teacher's context), each window shown its neighbouring steps for context; the calls go out together.
     steps = [dict(step) for step in state["steps"]]
-    result, calls, error = await ask(
-        ctx, "classifier", 1, labels_schema(len(steps), ctx.policy.taxonomy), lambda r: None,
-        max_tokens=16 + 8 * len(steps), question=state["trace"]["question"], steps=list(enumerate(steps, start=1)),
+    taxonomy, question, count = ctx.policy.taxonomy, state["trace"]["question"], len(steps)
+
+    def variables(first: int, last: int) -> dict:
+        before, after = neighbours(first, last, count, steps)
+        return dict(question=question, steps=[(n, steps[n - 1]) for n in range(first, last + 1)], total_steps=count,
+                    context_before=before, context_after=after)
+
+    windows = plan(
+        count, render=lambda first, last: render_messages(ctx.policy, "classifier", **variables(first, last)),
+        reply_tokens=_reply_tokens, cap=ctx.policy.agents["classifier"].max_tokens, budget=Budget.of(ctx),
+        item_text=lambda n: steps[n - 1]["text"],
     )
-    if result is None:
-        return {"calls": calls, "status": "failed", "reason": f"classifier_unusable: {error}"}
-    for step, skill in zip(steps, result.skills):
-        step["skill"] = skill
+    # Each window's schema holds exactly as many skills as the window has steps.
+    answers = await asyncio.gather(*(
+        ask(ctx, "classifier", 1, labels_schema(w.last - w.first + 1, taxonomy), lambda r: None,
+            max_tokens=_reply_tokens(w.first, w.last), reply_tokens=w.reply_tokens, messages=w.messages,
+            **variables(w.first, w.last))
+        for w in windows
+    ))
+    calls = [call for _, window_calls, _ in answers for call in window_calls]
+    for window, (result, _, error) in zip(windows, answers):
+        if result is None:
+            return {"calls": calls, "status": "failed", "reason": f"classifier_unusable: {error}"}
+        for step, skill in zip(steps[window.first - 1 : window.last], result.skills):
+            step["skill"] = skill
     return {"steps": steps, "calls": calls}
+
+
+def _reply_tokens(first: int, last: int, size=None) -> int:
+    """One quoted skill per step."""
+    return 16 + 8 * (last - first + 1)
 
 
 CLASSIFIERS = {"llm": _by_teacher, "rules": _by_rules, "none": _unlabelled}  # kind → agent

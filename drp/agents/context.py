@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from drp.llm import Teacher
+from drp.teacher import Teacher
 from drp.policy import Policy
 from drp.tokens import TokenCounter
 

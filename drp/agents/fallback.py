@@ -7,7 +7,7 @@ from drp.agents import rules, verifier
 from drp.agents.context import RunContext
 from drp.agents.pruner import apply_plan
 from drp.agents.state import TraceState
-from drp.llm import TeacherError
+from drp.teacher import TeacherError
 
 
 async def fallback(state: TraceState, ctx: RunContext) -> dict:

@@ -8,14 +8,18 @@ Kinds (drp/agents/kinds.py): `llm-actions`, `paper`, `rules`, `identity`."""
 
 from __future__ import annotations
 
+import asyncio
+
 from drp.agents import rules
 from drp.agents.asking import ask
 from drp.agents.calls import deterministic
 from drp.agents.context import RunContext
 from drp.agents.state import TraceState
+from drp.agents.windows import Budget, neighbours, plan
 from drp.derivation import needed_passages, states_value
+from drp.prompting import render_messages
 from drp.schemas import paper_prune_schema, plan_schema
-from drp.text import join_units
+from drp.text import join_steps, join_units
 
 _PAPER_ACTIONS = {"KEEP": "KEEP", "DELETE": "DELETE", "SINGLE-STEP COMPRESS": "COMPRESS", "MULTI-STEP COMPRESS": "MERGE"}
 
@@ -73,9 +77,10 @@ def _dropped(text: str, values: list[str]) -> list[str]:
     return [value for value in values if not states_value(text, value)]
 
 
-def plan_actions(plan, step_count: int) -> list[dict]:
-    """The plan as one action per step, in step order (a rewrite identical to its step is a KEEP)."""
-    actions = {n: {"step": n, "action": "KEEP", "text": None, "group": None} for n in range(1, step_count + 1)}
+def plan_actions(plan, step_count: int, first: int = 1) -> list[dict]:
+    """The plan as one action per step first..step_count, in step order (a rewrite identical to its step is a
+    KEEP)."""
+    actions = {n: {"step": n, "action": "KEEP", "text": None, "group": None} for n in range(first, step_count + 1)}
     for number in plan.delete:
         actions[number].update(action="DELETE")
     for rewrite in plan.compress:
@@ -83,7 +88,7 @@ def plan_actions(plan, step_count: int) -> list[dict]:
     for group, run in enumerate(plan.merge, start=1):
         for number in range(run.first, run.last + 1):
             actions[number].update(action="MERGE", group=group, text=run.text.strip() if number == run.first else None)
-    return [actions[n] for n in range(1, step_count + 1)]
+    return [actions[n] for n in range(first, step_count + 1)]
 
 
 def apply_plan(steps: list[dict], actions: list[dict]) -> tuple[list[dict], str]:
@@ -137,17 +142,62 @@ def _planned(ctx: RunContext, steps: list[dict], attempt: int, actions: list[dic
 
 
 def _request(state: TraceState, ctx: RunContext, attempt: int) -> dict:
-    """What every LLM pruner call carries: the prompt variables, and a retry temperature (a verification retry
-    must not be the same question at the same temperature)."""
-    temperature = None if attempt == 1 else max(ctx.policy.agents["pruner"].temperature, ctx.policy.retry_temperature)
+    """What every whole-trace LLM pruner call carries (the paper's): the prompt variables, and a retry temperature
+    (a verification retry must not be the same question at the same temperature)."""
+    steps = state["steps"]
     return dict(
-        temperature=temperature, question=state["trace"]["question"], steps=list(enumerate(state["steps"], start=1)),
+        temperature=_temperature(ctx, attempt), question=state["trace"]["question"],
+        steps=list(enumerate(steps, start=1)), total_steps=len(steps), context_before=[], context_after=[],
         feedback=state.get("feedback"), attempt=attempt, original_answer=state.get("original_answer"),
     )
 
 
+def _temperature(ctx: RunContext, attempt: int) -> float | None:
+    return None if attempt == 1 else max(ctx.policy.agents["pruner"].temperature, ctx.policy.retry_temperature)
+
+
 def _step_tokens(state: TraceState, ctx: RunContext) -> int:
     return sum(ctx.counter.count(step["text"]) for step in state["steps"])
+
+
+def _window_variables(state: TraceState, first: int, last: int, feedback: str | None, attempt: int,
+                      protected: dict[int, str]) -> dict:
+    steps = state["steps"]
+    before, after = neighbours(first, last, len(steps), steps)
+    return dict(
+        question=state["trace"]["question"], steps=[(n, steps[n - 1]) for n in range(first, last + 1)],
+        total_steps=len(steps), context_before=before, context_after=after, feedback=feedback, attempt=attempt,
+        original_answer=state.get("original_answer"),
+        protected={n: note for n, note in protected.items() if first <= n <= last},
+    )
+
+
+FEEDBACK_TOKENS = 256  # room kept in each window's prompt for a retry's feedback (the verifier's stays under it)
+
+
+def _plan_windows(state: TraceState, ctx: RunContext, attempt: int, protected: dict[int, str]) -> list:
+    steps = state["steps"]
+    return plan(
+        len(steps),
+        render=lambda first, last: render_messages(ctx.policy, "pruner",
+                                                   **_window_variables(state, first, last, None, attempt, protected)),
+        reply_tokens=_reply_tokens, cap=ctx.policy.agents["pruner"].max_tokens, budget=Budget.of(ctx),
+        item_text=lambda n: steps[n - 1]["text"], reserve=FEEDBACK_TOKENS,
+    )
+
+
+def _reply_tokens(first: int, last: int, size) -> int:
+    """The lists' numbers, and at most every step rewritten at its own length (and a tenth more)."""
+    return 32 + 6 * (last - first + 1) + int(1.1 * sum(size(n) for n in range(first, last + 1)))
+
+
+def _to_redo(state: TraceState, windows: list[dict]) -> list[tuple[int, str | None]]:
+    """(window, feedback) for each window this attempt prunes: all of them at first, then those the verifier
+    blamed (with what it said about each), or all with its message when it blamed none in particular."""
+    blamed = (state.get("verdict") or {}).get("windows") if state.get("attempt") else None
+    if not blamed:
+        return [(index, state.get("feedback")) for index in range(len(windows))]
+    return [(entry["window"], entry["feedback"]) for entry in blamed]
 
 
 async def _by_paper_method(state: TraceState, ctx: RunContext, attempt: int) -> dict:
@@ -164,23 +214,57 @@ async def _by_paper_method(state: TraceState, ctx: RunContext, attempt: int) -> 
 
 
 async def _by_teacher_actions(state: TraceState, ctx: RunContext, attempt: int) -> dict:
+    # A long trace is pruned a window of steps at a time (each call within the teacher's context, its
+    # neighbouring steps shown as context); on a retry only the windows the verifier blamed are pruned again.
     steps = state["steps"]
     needed = _needed(state, steps) if ctx.policy.protect_derivation else {}
     protected = {number: note for number, (note, _) in needed.items()}
-    schema = plan_schema(len(steps), protected)
-    result, calls, error = await ask(
-        ctx, "pruner", attempt, schema, lambda plan: check_plan(plan, needed),
-        max_tokens=32 + 6 * len(steps) + int(1.1 * _step_tokens(state, ctx)), protected=protected,
-        **_request(state, ctx, attempt),
-    )
-    if result is None and calls and isinstance(calls[-1]["parsed"], dict):
-        # Every try broke a rule the schema cannot express: use what the last one got right.
-        result, left_out = repair_plan(schema.model_validate(calls[-1]["parsed"]), needed)
-        calls.append(deterministic("pruner", attempt, ctx, {"last_problem": error}, {"left_out": left_out}))
-    if result is None:
-        return _failed(calls, error, attempt)
-    annotated, thinking = apply_plan(steps, plan_actions(result, len(steps)))
-    return {"steps": annotated, "pruned_thinking": thinking, "attempt": attempt, "calls": calls}
+    rendered: dict[int, list[dict]] = {}  # first attempt: the prompts planning rendered
+    if state.get("prune_windows"):
+        windows = [dict(window) for window in state["prune_windows"]]
+    else:
+        planned = _plan_windows(state, ctx, attempt, protected)
+        windows = [{"first": w.first, "last": w.last, "reply_tokens": w.reply_tokens} for w in planned]
+        rendered = {index: w.messages for index, w in enumerate(planned) if not state.get("feedback")}
+    todo = _to_redo(state, windows)
+    # Each window's schema: its own step numbers, its own protected steps.
+    schemas = {index: plan_schema(windows[index]["last"], protected, windows[index]["first"]) for index, _ in todo}
+    answers = await asyncio.gather(*(
+        ask(ctx, "pruner", attempt, schemas[index], lambda plan: check_plan(plan, needed),
+            max_tokens=windows[index]["reply_tokens"], temperature=_temperature(ctx, attempt),
+            messages=rendered.get(index),
+            **_window_variables(state, windows[index]["first"], windows[index]["last"], feedback, attempt, protected))
+        for index, feedback in todo
+    ))
+    calls = [call for _, window_calls, _ in answers for call in window_calls]
+    annotated = [dict(step) for step in steps]
+    for (index, _), (result, window_calls, error) in zip(todo, answers):
+        if result is None and window_calls and isinstance(window_calls[-1]["parsed"], dict):
+            # Every try broke a rule the schema cannot express: use what the last one got right.
+            result, left_out = repair_plan(schemas[index].model_validate(window_calls[-1]["parsed"]), needed)
+            calls.append(deterministic("pruner", attempt, ctx, {"last_problem": error}, {"left_out": left_out}))
+        if result is None:
+            return _failed(calls, error, attempt)
+        window = windows[index]
+        first, last = window["first"], window["last"]
+        local = [{**action, "step": action["step"] - first + 1} for action in plan_actions(result, last, first)]
+        annotated[first - 1 : last], window["thinking"] = apply_plan(steps[first - 1 : last], local)
+    _number_merge_groups(annotated, windows)
+    thinking = join_steps([window["thinking"] for window in windows])
+    return {"steps": annotated, "pruned_thinking": thinking, "attempt": attempt, "calls": calls,
+            "prune_windows": windows}
+
+
+def _number_merge_groups(steps: list[dict], windows: list[dict]) -> None:
+    """Merge groups are numbered per window by the teacher: renumber them 1, 2, … across the trace."""
+    if len(windows) < 2:
+        return
+    window_of = {n: index for index, w in enumerate(windows) for n in range(w["first"], w["last"] + 1)}
+    numbers: dict[tuple, int] = {}
+    for number, step in enumerate(steps, start=1):
+        if step.get("merge_group") is not None:
+            key = (window_of[number], step["merge_group"])
+            step["merge_group"] = numbers.setdefault(key, len(numbers) + 1)
 
 
 def _needed(state: TraceState, steps: list[dict]) -> dict[int, tuple[str, list[str]]]:

@@ -8,12 +8,16 @@ unit."""
 
 from __future__ import annotations
 
+import asyncio
+
 from drp.agents import rules
 from drp.agents.asking import ask
 from drp.agents.calls import deterministic
 from drp.agents.context import RunContext
 from drp.agents.state import TraceState
+from drp.agents.windows import Budget, plan
 from drp.echo import EchoCheck, check_echo
+from drp.prompting import render_messages
 from drp.schemas import echo_schema, segmentation_schema, steps_from_starts
 from drp.text import join_units, paragraphs, sentences
 
@@ -34,26 +38,35 @@ async def _by_rules(state: TraceState, ctx: RunContext) -> dict:
 
 
 async def _by_teacher_ranges(state: TraceState, ctx: RunContext) -> dict:
-    # Long traces are segmented a window of units at a time, so every list stays short enough for small
-    # teachers; units keep their global numbers, and no step crosses a window boundary.
-    units, breaks = state["units"], _breaks(state)
-    window = ctx.policy.units.per_call
+    # Long traces are segmented a window of units at a time (at most units.per_call, and within the teacher's
+    # context), so every list stays short enough for small teachers; units keep their global numbers, no step
+    # crosses a window boundary, and the windows' calls go out together.
+    units, breaks, question = state["units"], _breaks(state), state["trace"]["question"]
+
+    def variables(first: int, last: int) -> dict:
+        return dict(question=question, units=[(n, units[n - 1]) for n in range(first, last + 1)],
+                    total_units=len(units), first=first, last=last)
+
+    windows = plan(
+        len(units), render=lambda first, last: render_messages(ctx.policy, "segmenter", **variables(first, last)),
+        reply_tokens=_reply_tokens, cap=ctx.policy.agents["segmenter"].max_tokens, budget=Budget.of(ctx),
+        item_text=lambda n: units[n - 1], max_items=ctx.policy.units.per_call,
+    )
+    answers = await asyncio.gather(*(
+        ask(ctx, "segmenter", 1, segmentation_schema(w.first, w.last), lambda r: None,
+            max_tokens=_reply_tokens(w.first, w.last), reply_tokens=w.reply_tokens, messages=w.messages,
+            **variables(w.first, w.last))
+        for w in windows
+    ))
     steps, calls = [], []
-    for first in range(1, len(units) + 1, window):
-        last = min(first + window - 1, len(units))
-        result, window_calls, error = await ask(
-            ctx, "segmenter", 1, segmentation_schema(first, last), lambda r: None,
-            max_tokens=16 + 4 * (last - first + 1),
-            question=state["trace"]["question"], units=[(n, units[n - 1]) for n in range(first, last + 1)],
-            total_units=len(units), first=first, last=last,
-        )
+    for w, (result, window_calls, error) in zip(windows, answers):
         calls.extend(window_calls)
         if result is None:
             return _failed(calls, error)
         steps.extend(
             {"unit_start": start, "unit_end": end, "text": join_units(units[start - 1 : end], breaks[start - 1 : end]),
              "paragraph_start": breaks[start - 1]}
-            for start, end in steps_from_starts(result.starts, first, last)
+            for start, end in steps_from_starts(result.starts, w.first, w.last)
         )
     return {"steps": steps, "calls": calls}
 
@@ -118,6 +131,11 @@ def _steps_from_echo(thinking: str, echoed, echo: EchoCheck) -> list[dict]:
         steps.append({"unit_start": None, "unit_end": None, "text": text or step.text, "echo": step.text,
                       "skill": step.skill, "paragraph_start": True})
     return steps
+
+
+def _reply_tokens(first: int, last: int, size=None) -> int:
+    """At most one start number per unit."""
+    return 16 + 4 * (last - first + 1)
 
 
 def _failed(calls: list[dict], error: str | None) -> dict:

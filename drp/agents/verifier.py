@@ -12,7 +12,9 @@ settings say which of them gate acceptance:
 Then, optionally, an LLM judge (agent `judge`, off by default) reads the pruned reasoning; its verdict is a
 recorded call like any other.
 A pruning that changed nothing (every step kept, not shorter) ends as `nothing_to_prune`, not as a failure.
-A failure produces a concrete feedback message for the pruner's next attempt."""
+A failure produces a concrete feedback message for the pruner's next attempt. When the pruner worked in windows
+(long traces), the verdict also says which windows broke and what to tell each, so that the retry prunes those
+again and keeps the rest."""
 
 from __future__ import annotations
 
@@ -95,8 +97,7 @@ async def verify(state: TraceState, ctx: RunContext) -> dict:
     new = sorted(numbers_in(pruned) - allowed)
     checks["no_new_numbers"] = not new
     if new:
-        failures["no_new_numbers"] = (f"The pruned reasoning contains numbers that appear in neither the question "
-                                      f"nor the original: {', '.join(new[:10])}. Use only numbers from the original steps.")
+        failures["no_new_numbers"] = _new_numbers_message(new)
 
     # "Shorter" is judged on the whole response the student will learn, thinking plus answer section.
     before = state.get("response_tokens_before") or ctx.counter.count(trace["response"])
@@ -136,6 +137,9 @@ async def verify(state: TraceState, ctx: RunContext) -> dict:
         "attempt": attempt, "response_tokens_before": before, "response_tokens_after": after,
         "feedback": " ".join(gated.values()) or None,
     }
+    windows = state.get("prune_windows") or []
+    if gated and len(windows) > 1:
+        verdict["windows"] = window_feedback(state, windows, gated, allowed)
     call = deterministic("verifier", attempt, ctx, {"original_answer": answer}, verdict)
     update = {"verdict": verdict, "calls": [call, *calls]}
     if verdict["passed"]:
@@ -163,3 +167,43 @@ JUDGES = {"llm-judge": _judge_by_teacher}  # kind → agent (drp/agents/kinds.py
 
 def _squash(text: str) -> str:
     return " ".join((text or "").split())
+
+
+def _new_numbers_message(new: list[str]) -> str:
+    return (f"The pruned reasoning contains numbers that appear in neither the question nor the original: "
+            f"{', '.join(new[:10])}. Use only numbers from the original steps.")
+
+
+def window_feedback(state: TraceState, windows: list[dict], blame: dict[str, str], allowed: set[str]) -> list[dict]:
+    """Which windows broke and what to tell each: new numbers where they appear, a lost answer where the
+    original derives it, length and emptiness everywhere (a failure no window can be tied to: every window)."""
+    messages: list[list[str]] = [[] for _ in windows]
+    for check in ("same_answer", "derivation"):
+        if check in blame:
+            messages[_answer_window(state, windows)].append(blame[check])
+    if "no_new_numbers" in blame:
+        found = [sorted(numbers_in(window.get("thinking") or "") - allowed) for window in windows]
+        for index, new in enumerate(found):
+            if new:
+                messages[index].append(_new_numbers_message(new))
+        if not any(found):
+            for window_messages in messages:
+                window_messages.append(blame["no_new_numbers"])
+    for check, message in blame.items():  # shorter, not_empty, the judge's, actions_agree: every window
+        if check not in ("same_answer", "derivation", "no_new_numbers"):
+            for window_messages in messages:
+                window_messages.append(message)
+    return [{"window": index, "steps": [window["first"], window["last"]], "feedback": " ".join(said)}
+            for index, (window, said) in enumerate(zip(windows, messages)) if said]
+
+
+def _answer_window(state: TraceState, windows: list[dict]) -> int:
+    """The last window whose original steps state the final answer (where the original derives it)."""
+    answer = state.get("original_answer") or ""
+    steps = state.get("steps") or []
+    for index in range(len(windows) - 1, -1, -1):
+        window = windows[index]
+        text = "\n\n".join(step.get("text") or "" for step in steps[window["first"] - 1 : window["last"]])
+        if answer and (answer.replace(",", "") in numbers_in(text) or answer in text):
+            return index
+    return len(windows) - 1

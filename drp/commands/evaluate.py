@@ -5,8 +5,9 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Callable, Optional
 
 import typer
 
@@ -14,13 +15,28 @@ from drp.commands.sampling import EXIT_STATUS_HELP, echo_progress, exit_for, sam
 from drp.errors import UserError
 
 
+class Protocol(str, Enum):
+    default = "default"
+    paper = "paper"
+
+
 @sampling_command
 def eval_command(
+    ctx: typer.Context,
     out: Annotated[Path, typer.Option("--out", help="Folder for samples.jsonl, metrics; rerun to resume.")],
     benchmarks: Annotated[str, typer.Option(
         help="Comma-separated: gsm8k, math500, aime24, amc23, NAME:SPLIT, hub ids, or .jsonl paths.")
     ] = "gsm8k,math500,aime24,amc23",
-    seeds: Annotated[int, typer.Option(min=1, help="Samples per problem (seeds 0..N-1).")] = 3,
+    seeds: Annotated[int, typer.Option(min=1, help="Samples per problem (seeds 0..N-1); 1 under --protocol paper.")
+                     ] = 3,
+    protocol: Annotated[Protocol, typer.Option(
+        help="default: chat requests with the student family's instruction. paper: as the DRP paper measured "
+             "(lm-eval's zero-shot prompts as raw /v1/completions, greedy, GSM8K cut at 'Q:', caps 40,000 "
+             "(GSM8K) / 130,000 tokens, or --max-tokens; clipped to the model's context), scored strictly, "
+             "flexibly and by math-verify.")] = Protocol.default,
+    train_questions: Annotated[Optional[Path], typer.Option(
+        help="The student's training questions (train_questions.txt, an export folder or a .jsonl), to count "
+             "evaluated problems it trained on (default: the list `drp distill` saved with the model).")] = None,
     *, common: dict,
 ) -> None:
     """Sample, grade with math-verify, count tokens with the student's tokenizer, write samples and metrics."""
@@ -29,34 +45,82 @@ def eval_command(
     names = [name.strip() for name in benchmarks.split(",") if name.strip()]
     if not names:
         raise UserError("--benchmarks is empty")
-    outcome = run_eval(EvalSettings(benchmarks=names, out=out, seeds=seeds, **common), echo=echo_progress)
+    paper_max_tokens = None
+    if protocol is Protocol.paper:
+        common, seeds, paper_max_tokens = _paper_settings(common, seeds, lambda name: _given(ctx, name))
+    settings = EvalSettings(benchmarks=names, out=out, seeds=seeds, protocol=protocol.value,
+                            paper_max_tokens=paper_max_tokens, train_questions=train_questions, **common)
+    outcome = run_eval(settings, echo=echo_progress)
     print_metrics(outcome.metrics)
     typer.echo(f"samples and metrics in {outcome.out} ({outcome.wall_s:.1f} s)", err=True)
     exit_for(outcome.failed, outcome.aborted, outcome.interrupted, "eval")
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether the user set the option (on the command line or in the environment), not its default."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
+def _paper_settings(common: dict, seeds: int, given: Callable[[str], bool]) -> tuple[dict, int, int | None]:
+    """The paper's decoding: greedy, one sample per problem, its own caps unless --max-tokens is given."""
+    from dataclasses import replace
+
+    from drp.evals.protocols import PAPER_TEMPERATURE, PAPER_TOP_P
+
+    decoding = common["decoding"]
+    if (given("temperature") and decoding.temperature != PAPER_TEMPERATURE) or \
+            (given("top_p") and decoding.top_p != PAPER_TOP_P):
+        raise UserError("--protocol paper decodes greedily (temperature 0, top-p 1); leave out --temperature "
+                        "and --top-p, or use --protocol default")
+    if given("prompt_template"):
+        raise UserError("--prompt-template does not apply under --protocol paper, which sends lm-eval's own prompts")
+    cap = decoding.max_tokens if given("max_tokens") else None
+    common = {**common, "decoding": replace(decoding, temperature=PAPER_TEMPERATURE, top_p=PAPER_TOP_P)}
+    return common, seeds if given("seeds") else 1, cap
 
 
 def print_metrics(metrics: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="drp eval")
-    for column in ("benchmark", "problems", "seeds", "accuracy (mean ± sd)", "95% CI", "tokens (mean ± sd)",
-                   "hit cap", "no answer", "token mismatch", "errors"):
+    protocols = sorted({m.get("protocol", "default") for m in metrics.values()})
+    paper = "paper" in protocols
+    table = Table(title=f"drp eval (protocol: {', '.join(protocols) or 'default'})")
+    for column in ("benchmark", "problems", "seeds", "accuracy (mean ± sd)", "95% CI",
+                   *(("strict", "flexible") if paper else ()), "tokens (mean ± sd)",
+                   "hit cap", "no answer", "token mismatch", "errors", "trained on"):
         table.add_column(column)
+    contaminated = []
     for name, m in metrics.items():
         acc, tok, check = m["accuracy"], m["tokens"], m["token_check"]
         mismatch = "n/a" if check["mismatch_rate"] is None else f"{check['mismatch_rate']:.0%}"
+        lm_eval = m.get("lm_eval") or {}
+        filters = tuple(f"{lm_eval[k]:.1%}" if k in lm_eval else "–" for k in ("strict", "flexible")) if paper else ()
         table.add_row(
             name, str(m["n_problems"]), str(len(m["seeds"])),
-            f"{acc['mean']:.1%} ± {acc['std']:.1%}", f"[{acc['ci95'][0]:.1%}, {acc['ci95'][1]:.1%}]",
+            f"{acc['mean']:.1%} ± {acc['std']:.1%}", f"[{acc['ci95'][0]:.1%}, {acc['ci95'][1]:.1%}]", *filters,
             f"{tok['mean']:.0f} ± {tok['std']:.0f}",
             f"{m['length_capped']['count']} (cap {m['max_tokens']})", str(len(m["no_answer"])), mismatch,
-            str(len(m["errors"])),
+            str(len(m["errors"])), _trained_on(m, name, contaminated),
         )
     console = Console()
     if not console.is_terminal:  # piped or captured: do not squeeze the table into 80 columns
         console.width = 160
     console.print(table)
+    for name, count, total in contaminated:
+        console.print(f"[bold red]WARNING: {name}: the student trained on {count} of the {total} evaluated "
+                      "problems; this is not a held-out score[/bold red]")
+
+
+def _trained_on(m: dict, name: str, contaminated: list) -> str:
+    info = m.get("contamination") or {}
+    if not info.get("checked"):
+        return "unknown"
+    if info["trained_on"]:
+        contaminated.append((name, info["trained_on"], m["n_problems"]))
+        return f"[bold red]{info['trained_on']} ⚠[/bold red]"
+    return "0"
 
 
 def register(app: typer.Typer) -> None:

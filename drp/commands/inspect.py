@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -142,15 +143,21 @@ def stats(
     run: RunArg,
     json_: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     tokenizer: Annotated[Optional[str], typer.Option(help="Recount tokens with this tokenizer (path or hub id).")] = None,
+    teacher_price: Annotated[Optional[str], typer.Option(help="Cost at this price instead of the run's: IN,OUT per million tokens, or a name from the price table.")] = None,
+    prices_file: Annotated[Optional[Path], typer.Option(help="Your own price table (YAML, the shape of drp/prices.yaml); also DRP_PRICES.")] = None,
 ) -> None:
-    """Counts by status and reason, token reduction (mean, median), attempts, teacher tokens, speed."""
+    """Counts by status and reason, token reduction (mean, median), attempts, teacher tokens and cost, speed."""
+    from drp.costs import resolve_price
     from drp.run_stats import compute
     from drp.tokens import TokenCounter
 
-    result = compute(_open(run), TokenCounter(tokenizer) if tokenizer else None)
+    price = resolve_price(teacher_price, None, prices_file) if teacher_price else None
+    result = compute(_open(run), TokenCounter(tokenizer) if tokenizer else None, price)
     if json_:
         typer.echo(json.dumps(result, indent=2))
         return
+    from drp.costs import format_cost
+
     pct = lambda v: "-" if v is None else f"{v:.1%}"  # noqa: E731
     num = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
     typer.echo(f"run {result['run_id']} · policy {result['policy']} · tokenizer {result['tokenizer']}")
@@ -172,6 +179,17 @@ def stats(
                    f"usage: {counted} counted with the teacher's tokenizer"
                    + ("" if counted == result["teacher_calls_without_usage"] else
                       ", the rest missing (pass --teacher-tokenizer to count them)"))
+    cost = result["cost"]
+    if cost["price"] is None:
+        typer.echo("teacher cost unknown: no price (drp stats --teacher-price IN,OUT or NAME)")
+    else:
+        unknown = f" · {cost['unknown_traces']} traces without token usage" if cost["unknown_traces"] else ""
+        typer.echo(f"teacher cost {format_cost(cost['total'], cost['currency'])} · per trace "
+                   f"{format_cost(cost['per_trace'], cost['currency'])} ({cost['described']}){unknown}")
+    for endpoint in result["endpoints"]:
+        latency = "-" if endpoint["mean_latency_ms"] is None else f"{endpoint['mean_latency_ms']:.0f} ms"
+        typer.echo(f"endpoint {endpoint['endpoint']}: {endpoint['calls']} calls, {endpoint['errors']} errors, "
+                   f"mean latency {latency}")
     typer.echo(f"wall {result['wall_seconds']:.1f}s over {result['sessions']} session(s) · {num(result['traces_per_second'])} traces/s")
 
 

@@ -89,6 +89,7 @@ def render_prompt(
     messages = render_messages(
         resolved, agent, question=record["question"], total_units=len(units), first=1, last=last,
         units=list(enumerate(units[:last], start=1)), steps=list(enumerate(steps, start=1)),
+        total_steps=len(steps), context_before=[], context_after=[],
         protected={number: note for number, (note, _) in needed.items()}, thinking=split.thinking,
         pruned_reasoning=split.thinking, feedback=None, attempt=1, original_answer=answer,
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 
@@ -17,12 +17,17 @@ def run(
     traces: Annotated[str, typer.Argument(help="Trace JSONL file, a `datasets` folder, or a Hugging Face dataset name.")],
     policy: Annotated[Optional[str], typer.Option(help="Policy name (see `drp prompts list`) or folder. Default: skill-aware; on --resume, the run's own.")] = None,
     run_id: Annotated[Optional[str], typer.Option("--run-id", help="Run name: its folder under $DRP_RUNS_DIR (letters, digits, '.', '_', '-'; default: a timestamp).")] = None,
-    teacher_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1.", envvar="DRP_TEACHER_URL")] = None,
+    teacher_url: Annotated[Optional[list[str]], typer.Option(help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1. Give it several times for several endpoints: each request goes to the least busy one, and one that keeps failing is set aside for a while.", envvar="DRP_TEACHER_URL")] = None,
+    teacher_urls_file: Annotated[Optional[Path], typer.Option(help="A file of teacher URLs, one per line (lines starting with # skipped), added to --teacher-url.")] = None,
     teacher_model: Annotated[Optional[str], typer.Option(help="Teacher model name on that endpoint.", envvar="DRP_TEACHER_MODEL")] = None,
     teacher_api_key_env: Annotated[str, typer.Option(help="Environment variable holding the API key (the key itself is never a flag).")] = "OPENAI_API_KEY",
     structured_output: Annotated[StructuredMethod, typer.Option(help="How the server takes structured output (what it supports).")] = "json_schema",
     teacher_timeout: Annotated[Optional[float], typer.Option(help="Total deadline per teacher request, in seconds: a reply not complete by then is abandoned, never re-sent. Default: 60 s + 1 s per 100 prompt characters + 1 s per 5 output tokens the request allows.", callback=above_zero)] = None,
     teacher_max_retries: Annotated[int, typer.Option(min=0, help=f"Quick retries per teacher request, within its deadline ({RETRY_POLICY}); a request that ran into its deadline is never re-sent.")] = 2,
+    teacher_mode: Annotated[Literal["online", "batch"], typer.Option(help="online: one request at a time as traces need them. batch: the OpenAI Batch API (half the price, up to 24 h per round): every pending trace at once, each graph stage one batch job; a killed run resumes the same jobs.")] = "online",
+    batch_poll_seconds: Annotated[float, typer.Option(help="Batch mode: seconds between looks at a running job.", callback=above_zero)] = 30.0,
+    teacher_price: Annotated[Optional[str], typer.Option(help="What the teacher costs: IN,OUT per million tokens, or a name from the price table (drp/prices.yaml; default: the entry named like --teacher-model, if any). Stats and reports show cost per trace and per run.")] = None,
+    prices_file: Annotated[Optional[Path], typer.Option(help="Your own price table (YAML, the shape of drp/prices.yaml), added to the built-in one; also DRP_PRICES.")] = None,
     limit: Annotated[Optional[int], typer.Option(min=1, help="Only the first N input records.")] = None,
     concurrency: Annotated[int, typer.Option(min=1, help="Traces in flight at once.")] = 8,
     workers: Annotated[int, typer.Option(min=1, help="Processes sharing the traces (one core each); concurrency is split among them.")] = 1,
@@ -37,6 +42,9 @@ def run(
     prompts_dir: Annotated[Optional[list[Path]], typer.Option(help="Extra folder(s) of policies, searched first.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a policy setting: KEY=YAML, e.g. max_retries=4 or answer_section=keep.")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    estimate: Annotated[bool, typer.Option(help="Spend only a sample: prune --estimate-sample traces (drawn with --seed) in a temporary run, then print the projected teacher tokens, time and cost of the whole input, with 95% intervals.")] = False,
+    estimate_sample: Annotated[int, typer.Option(help="Traces in the --estimate sample.", min=1)] = 20,
+    seed: Annotated[int, typer.Option(help="Seed of the --estimate sample (the same seed draws the same traces).")] = 0,
 ) -> None:
     """Prune every trace: segment → classify → prune → verify (with retries), recording every agent call."""
     from datetime import datetime
@@ -49,13 +57,21 @@ def run(
     overrides = parse_overrides(set_ or [])
     options = RunOptions(
         source=traces, run_id=datetime.now().strftime("%Y%m%d-%H%M%S") if run_id is None else run_id, policy=policy,
-        teacher_url=teacher_url, teacher_model=teacher_model, teacher_api_key_env=teacher_api_key_env,
+        teacher_urls=[*(teacher_url or []), *read_urls_file(teacher_urls_file)], teacher_model=teacher_model,
+        teacher_api_key_env=teacher_api_key_env,
         structured_output=structured_output, teacher_timeout=teacher_timeout, teacher_max_retries=teacher_max_retries,
+        teacher_mode=teacher_mode, batch_poll_seconds=batch_poll_seconds, teacher_price=teacher_price,
+        prices_file=str(prices_file) if prices_file else None,
         limit=limit, concurrency=concurrency, workers=workers, resume=resume, overwrite=overwrite, tokenizer=tokenizer,
         field_map=parse_field_map(field or []), split=split, prompts_dirs=[str(p) for p in prompts_dir or []],
         policy_overrides=overrides, allow_policy_change=allow_policy_change, max_record_chars=max_record_chars,
         teacher_tokenizer=teacher_tokenizer,
     )
+    if estimate:
+        from drp.estimate import describe, estimate as estimate_run
+
+        typer.echo(describe(estimate_run(options, estimate_sample, seed, progress=not quiet)))
+        return
     try:
         summary = run_graph(options, progress=not quiet)
     except KeyboardInterrupt:
@@ -75,6 +91,22 @@ def run(
     if summary.failed:
         typer.echo(f"{summary.failed} traces failed: drp logs list {summary.run_id} --status failed", err=True)
         raise typer.Exit(EXIT_FAILURES)
+
+
+def read_urls_file(path: Path | None) -> list[str]:
+    """One URL per line; blank lines and lines starting with `#` skipped."""
+    from drp.errors import UserError
+
+    if path is None:
+        return []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read --teacher-urls-file {path}: {exc}") from None
+    urls = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if not urls:
+        raise UserError(f"--teacher-urls-file {path} holds no URL")
+    return urls
 
 
 def register(app: typer.Typer) -> None:

@@ -52,6 +52,25 @@ def load_split(name: str | None, split: str, config: str | None = None):
     return loaded
 
 
+def has_split(name: str | None, split: str, config: str | None = None) -> bool:
+    """Whether the dataset has this split (e.g. the validation split `drp export --val-fraction` writes)."""
+    if not name:
+        return False
+    path = Path(name).expanduser()
+    if path.is_file():
+        return False  # one JSONL file is one split
+    if path.is_dir():
+        if (path / "dataset_dict.json").is_file():
+            return split in json.loads((path / "dataset_dict.json").read_text(encoding="utf-8")).get("splits", [])
+        return not (path / "state.json").is_file() and any(path.glob(f"{split}*.jsonl"))
+    from datasets import get_dataset_split_names
+
+    try:
+        return split in get_dataset_split_names(name, config)
+    except Exception:  # offline or unknown: no evaluation rather than a crash
+        return False
+
+
 def _empty_on_disk(path: Path, split: str) -> bool:
     """datasets cannot even open an empty JSONL file or an empty saved split; spot those first."""
     if path.is_file():

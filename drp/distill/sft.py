@@ -21,6 +21,7 @@ import json
 import sys
 from pathlib import Path
 
+from drp.contamination import write_sidecar
 from drp.distill.config import DistillError, parse
 from drp.errors import EXIT_OK
 
@@ -42,6 +43,7 @@ def train(script_args, training_args, model_args, distill_args, callbacks: list 
         check_thinking_trained,
         describe_example,
         enforce_max_length,
+        has_split,
         load_split,
         render_dataset,
     )
@@ -57,11 +59,12 @@ def train(script_args, training_args, model_args, distill_args, callbacks: list 
     resume_from = _resume_point(output_dir, training_args, distill_args, get_last_checkpoint)
 
     tokenizer = _load_tokenizer(model_path, model_args, training_args)
+    train_split = load_split(script_args.dataset_name, script_args.dataset_train_split, script_args.dataset_config)
+    questions = _train_questions(train_split)
     train_rows, dropped = enforce_max_length(
-        render_dataset(load_split(script_args.dataset_name, script_args.dataset_train_split, script_args.dataset_config),
-               tokenizer),
-        training_args.max_length, distill_args.drop_long_examples,
+        render_dataset(train_split, tokenizer), training_args.max_length, distill_args.drop_long_examples,
     )
+    _evaluate_when_present(script_args, training_args, has_split)
     eval_rows = None
     if training_args.eval_strategy != "no":
         eval_rows, _ = enforce_max_length(
@@ -111,11 +114,41 @@ def train(script_args, training_args, model_args, distill_args, callbacks: list 
         if distill_args.merge:
             merged = merge_adapter(output_dir)
             print(f"[drp distill] merged model saved to {merged}", flush=True)
+        if questions is not None:  # kept with the model, so `drp eval` can tell which problems it trained on
+            for folder in filter(None, (output_dir, merged)):
+                write_sidecar(Path(folder), questions)
         _write_summary(output_dir, script_args, training_args, model_args, distill_args,
                        model_path, len(train_rows), dropped, resume_from, result.metrics, merged)
         print(f"[drp distill] model saved to {output_dir}", flush=True)
     trainer.accelerator.wait_for_everyone()
     return output_dir
+
+
+def _train_questions(dataset) -> list[str] | None:
+    """Fingerprints of the training split's questions (None when the dataset has no question column)."""
+    from drp.contamination import fingerprints
+
+    if "question" not in dataset.column_names:
+        print("[drp distill] the dataset has no question column: the student's training questions are not "
+              "recorded, so drp eval cannot check it for contamination", flush=True)
+        return None
+    return fingerprints(dataset["question"])
+
+
+def _evaluate_when_present(script_args, training_args, has_split) -> None:
+    """Recipes ask for evaluation on the validation split; a dataset without one trains without it."""
+    from transformers.trainer_utils import IntervalStrategy
+
+    if training_args.eval_strategy == "no":
+        return
+    if has_split(script_args.dataset_name, script_args.dataset_test_split, script_args.dataset_config):
+        print(f"[drp distill] evaluating on the {script_args.dataset_test_split!r} split every "
+              f"{training_args.eval_steps:g} steps", flush=True)
+        return
+    print(f"[drp distill] the dataset has no {script_args.dataset_test_split!r} split: no evaluation during "
+          "training (`drp export --val-fraction 0.05` holds one out)", flush=True)
+    training_args.eval_strategy = IntervalStrategy.NO
+    training_args.do_eval = False
 
 
 def _resume_point(output_dir: Path, training_args, distill_args, get_last_checkpoint) -> str | None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from drp.errors import UserError
 from drp.evals.evaluation import CONFIG, SAMPLES, load_samples
 from drp.evals.metrics import benchmark_metrics, per_problem
+from drp.evals.protocols import DEFAULT_PROTOCOL
 from drp.evals.stats import mcnemar_exact, wilcoxon_signed_rank
 
 
@@ -55,6 +56,7 @@ def compare(paths: list[Path]) -> dict:
         raise CompareError("compare needs at least two eval folders")
     runs = [load_eval_run(Path(p)) for p in paths]
     _unique_labels(runs)
+    _same_protocol(runs)
     present = [set(r.samples) for r in runs]
     common = [b for b in runs[0].samples if all(b in names for names in present)]
     skipped = {b: [r.label for r in runs if b in r.samples]
@@ -68,12 +70,26 @@ def compare(paths: list[Path]) -> dict:
         benchmarks[name] = _compare_benchmark(name, runs)
     return {
         "baseline": runs[0].label,
+        "protocol": _protocol(runs[0]),
         "runs": [{"label": r.label, "path": str(r.path), "model": r.config.get("model"),
                   "decoding": r.config.get("decoding"),
                   "prompt_template": (r.config.get("prompt_template") or {}).get("label")} for r in runs],
         "benchmarks": benchmarks,
         "skipped_benchmarks": skipped,
     }
+
+
+def _protocol(run: EvalRun) -> str:
+    return run.config.get("protocol") or DEFAULT_PROTOCOL  # runs from before protocols were all `default`
+
+
+def _same_protocol(runs: list[EvalRun]) -> None:
+    """Different requests, caps and scoring: their numbers cannot stand side by side."""
+    protocols = {_protocol(run) for run in runs}
+    if len(protocols) > 1:
+        raise CompareError("these runs were evaluated under different protocols ("
+                           + ", ".join(f"{run.label}: {_protocol(run)}" for run in runs)
+                           + "); evaluate them all with the same `drp eval --protocol`")
 
 
 def _same_problems(name: str, runs: list[EvalRun]) -> None:
@@ -114,7 +130,8 @@ def _compare_benchmark(name: str, runs: list[EvalRun]) -> dict:
     ids = sorted(base_problems)
     rows = []
     for run in runs:
-        metrics = benchmark_metrics(run.samples[name], (run.config.get("decoding") or {}).get("max_tokens"))
+        cap = (run.config.get("paper_caps") or {}).get(name) or (run.config.get("decoding") or {}).get("max_tokens")
+        metrics = benchmark_metrics(run.samples[name], cap)
         problems = per_problem(run.samples[name])
         row = {
             "label": run.label,
@@ -125,6 +142,8 @@ def _compare_benchmark(name: str, runs: list[EvalRun]) -> dict:
             "length_capped_rate": metrics["length_capped"]["rate"],
             "no_answer": len(metrics["no_answer"]),
             "errors": len(metrics["errors"]),
+            "contamination": metrics["contamination"],
+            **({"lm_eval": metrics["lm_eval"]} if "lm_eval" in metrics else {}),
         }
         if run is not runs[0]:
             base_tokens = rows[0]["tokens"]["mean"]

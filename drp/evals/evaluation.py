@@ -13,8 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from drp.contamination import TrainQuestionsError, find_train_questions, fingerprint, load_train_questions
 from drp.errors import UserError
+from drp.evals.paper_protocol import paper_requests
 from drp.evals.problem_sets import Fields, load_benchmark
+from drp.evals.protocols import DEFAULT_PROTOCOL, lm_eval_scores
+from drp.evals.protocols import check as check_protocol
 from drp.evals.metrics import benchmark_metrics
 from drp.evals.problems import Benchmark
 from drp.evals.sampling import SampleWriter, SamplingSettings, Task, latest_by_key, read_records, run_tasks
@@ -33,6 +37,10 @@ class EvalError(UserError):
 class EvalSettings(SamplingSettings):
     benchmarks: list[str]
     seeds: int = 3
+    protocol: str = "default"  # drp.evals.protocols.PROTOCOLS
+    # `paper` only: one cap for every benchmark instead of the paper's per-benchmark caps
+    paper_max_tokens: int | None = None
+    train_questions: Path | None = None  # default: the list `drp distill` saved with the model, when found
 
 
 @dataclass
@@ -67,17 +75,23 @@ def run_eval(settings: EvalSettings, echo: Callable[[str], None] = print) -> Eva
     started = time.perf_counter()
     if settings.out.exists() and not settings.out.is_dir():
         raise EvalError(f"--out {settings.out} is a file: eval writes a folder (samples, metrics); name a folder")
+    protocol = check_protocol(settings.protocol)
     label, template = resolve_template(settings.prompt_template)
+    if protocol == "paper":  # the paper's prompts replace the student family's template
+        label, template = "paper", None
     benchmarks = [load_benchmark(name, settings.data_dir, settings.source, settings.limit, Fields())
                   for name in settings.benchmarks]
     _no_duplicates(benchmarks)
     tokenizer_name = tokenizer_for(settings.endpoint.model, settings.tokenizer)
+    trained, trained_source = _train_questions(settings)
     config = {
         "model": settings.endpoint.model,
         "model_url": redact_url(settings.endpoint.url),  # credentials in the URL are never written
+        "protocol": protocol,
+        "train_questions": trained_source,
         "prompt_template": {"label": label, "template": template},
         "tokenizer": tokenizer_name,
-        "decoding": settings.decoding.public(),
+        "decoding": _decoding_record(settings, protocol),
         "seeds": list(range(settings.seeds)),
         "limit": settings.limit,
         "benchmarks": {b.name: {"source": b.source, "n_problems": len(b.problems)} for b in benchmarks},
@@ -88,6 +102,14 @@ def run_eval(settings: EvalSettings, echo: Callable[[str], None] = print) -> Eva
 
     endpoint = settings.open_endpoint(echo)
     config["server_kind"] = endpoint.kind
+    counter = TokenCounter(tokenizer_name)
+    requests = {}
+    if protocol == "paper":
+        endpoint.probe_completions()
+        requests = paper_requests(benchmarks, settings.paper_max_tokens, endpoint.context_length(),
+                                  counter.count, echo)
+        config["paper_caps"] = {name: max(cap for _, cap in per.values()) for name, per in requests.items()}
+    _warn_contamination(benchmarks, trained, trained_source, echo)
     if settings.overwrite:
         _remove_outputs(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -96,14 +118,18 @@ def run_eval(settings: EvalSettings, echo: Callable[[str], None] = print) -> Eva
     samples_path = out / SAMPLES
     latest = latest_by_key(read_records(samples_path), _key)
     finished = {k for k, r in latest.items() if not r.get("error")}
-    tasks = [
-        Task((b.name, seed, p.id), [{"role": "user", "content": fill_template(template, p.question)}], seed, p)
-        for seed in range(settings.seeds) for b in benchmarks for p in b.problems
-        if (b.name, seed, p.id) not in finished
-    ]
+
+    def task(benchmark: Benchmark, seed: int, problem) -> Task:
+        key = (benchmark.name, seed, problem.id)
+        if protocol == "paper":
+            request, cap = requests[benchmark.name][problem.id]
+            return Task(key, [], seed, problem, prompt=request.prompt, stop=request.stop, max_tokens=cap)
+        return Task(key, [{"role": "user", "content": fill_template(template, problem.question)}], seed, problem)
+
+    tasks = [task(b, seed, p) for seed in range(settings.seeds) for b in benchmarks for p in b.problems
+             if (b.name, seed, p.id) not in finished]
     echo(f"{len(tasks)} samples to draw ({len(finished)} already done) from {settings.endpoint.model} at "
-         f"{redact_url(settings.endpoint.url)}; tokens counted with {tokenizer_name}")
-    counter = TokenCounter(tokenizer_name)
+         f"{redact_url(settings.endpoint.url)}; protocol {protocol}; tokens counted with {tokenizer_name}")
     progress = _progress(len(tasks), settings.progress)
     tally = {"correct": 0, "errors": 0}
 
@@ -112,8 +138,10 @@ def run_eval(settings: EvalSettings, echo: Callable[[str], None] = print) -> Eva
             problem = task.payload
             record = {
                 "benchmark": problem.benchmark, "problem_id": problem.id, "seed": task.seed,
-                "question_sha": problem.question_sha, "prompt": task.messages[-1]["content"],
-                "gold_answer": problem.gold, "model": settings.endpoint.model,
+                "question_sha": problem.question_sha,
+                "prompt": task.prompt if task.prompt is not None else task.messages[-1]["content"],
+                "gold_answer": problem.gold, "model": settings.endpoint.model, "protocol": protocol,
+                "trained_on": None if trained is None else fingerprint(problem.question) in trained,
             }
             if completion.error:
                 tally["errors"] += 1
@@ -127,6 +155,10 @@ def run_eval(settings: EvalSettings, echo: Callable[[str], None] = print) -> Eva
                     tokens=counter.count(completion.text), server_completion_tokens=completion.completion_tokens,
                     prompt_tokens=completion.prompt_tokens, latency_s=round(completion.latency_s, 3), error=None,
                 )
+                if protocol == "paper":  # lm-eval's two filters, beside math-verify's verdict in `correct`
+                    scores = lm_eval_scores(completion.text, problem.gold)
+                    record.update(strict_answer=scores.strict, strict_correct=scores.strict_correct,
+                                  flexible_answer=scores.flexible, flexible_correct=scores.flexible_correct)
             writer.write(record)
             progress.update(1)
             progress.set_postfix(correct=tally["correct"], errors=tally["errors"], refresh=False)
@@ -134,7 +166,7 @@ def run_eval(settings: EvalSettings, echo: Callable[[str], None] = print) -> Eva
         outcome = run_tasks(tasks, endpoint, settings.decoding, settings.concurrency, on_result,
                             settings.max_consecutive_errors)
     progress.close()
-    metrics = write_metrics(out, settings.decoding.max_tokens)
+    metrics = write_metrics(out, config.get("paper_caps") or settings.decoding.max_tokens)
     return EvalOutcome(out, metrics, len(tasks), outcome.done, outcome.failed, outcome.aborted,
                        outcome.interrupted, time.perf_counter() - started)
 
@@ -151,9 +183,14 @@ def load_samples(out: Path) -> dict[str, list[dict]]:
     return grouped
 
 
-def write_metrics(out: Path, max_tokens: int | None) -> dict:
-    every = {name: {"benchmark": name, **benchmark_metrics(records, max_tokens)}
-             for name, records in sorted(load_samples(out).items())}
+def write_metrics(out: Path, max_tokens: int | dict[str, int] | None) -> dict:
+    """metrics.json and metrics/<b>.json from the samples; `max_tokens` is one cap or a cap per benchmark."""
+    config = json.loads((out / CONFIG).read_text()) if (out / CONFIG).is_file() else {}
+    protocol = config.get("protocol", DEFAULT_PROTOCOL)
+    every = {}
+    for name, records in sorted(load_samples(out).items()):
+        cap = max_tokens.get(name) if isinstance(max_tokens, dict) else max_tokens
+        every[name] = {"benchmark": name, "protocol": protocol, **benchmark_metrics(records, cap)}
     (out / "metrics").mkdir(exist_ok=True)
     for name, metrics in every.items():
         (out / "metrics" / f"{name.replace(':', '-').replace('/', '-')}.json").write_text(
@@ -162,8 +199,44 @@ def write_metrics(out: Path, max_tokens: int | None) -> dict:
     return every
 
 
+def _decoding_record(settings: EvalSettings, protocol: str) -> dict:
+    decoding = settings.decoding.public()
+    if protocol == "paper" and settings.paper_max_tokens is None:
+        decoding["max_tokens"] = None  # the paper's cap per benchmark, in config.json's paper_caps
+    return decoding
+
+
+def _train_questions(settings: EvalSettings) -> tuple[set[str] | None, str | None]:
+    """The student's training-question fingerprints and where they came from; (None, None) when unknown."""
+    from drp.models import resolve
+
+    source = settings.train_questions
+    if source is None:
+        source = find_train_questions(resolve(settings.endpoint.model))
+        if source is None:
+            return None, None
+    try:
+        return load_train_questions(Path(source)), str(source)
+    except TrainQuestionsError as error:
+        raise EvalError(f"--train-questions: {error}") from None
+
+
+def _warn_contamination(benchmarks: list[Benchmark], trained: set[str] | None, source: str | None,
+                        echo: Callable[[str], None]) -> None:
+    if trained is None:
+        echo("training questions unknown (no train_questions.txt with the model, no --train-questions): "
+             "contamination not checked")
+        return
+    for benchmark in benchmarks:
+        seen = [p.id for p in benchmark.problems if fingerprint(p.question) in trained]
+        if seen:
+            echo(f"WARNING: {benchmark.name}: {len(seen)} of {len(benchmark.problems)} evaluated problems are "
+                 f"questions the student trained on (from {source}), e.g. {', '.join(map(str, seen[:5]))}: "
+                 "its score there is not a held-out score")
+
+
 # Settings that change what a sample means: a resumed run must not mix two of them.
-_MUST_MATCH = ("model", "prompt_template", "tokenizer", "decoding")
+_MUST_MATCH = ("model", "protocol", "prompt_template", "tokenizer", "decoding")
 
 
 def _check_resumable(out: Path, config: dict) -> None:
@@ -173,7 +246,7 @@ def _check_resumable(out: Path, config: dict) -> None:
             if not (out / SAMPLES).exists():
                 raise EvalError(f"{out} exists and is not an eval folder; choose another --out")
         return
-    previous = json.loads(path.read_text())
+    previous = {"protocol": DEFAULT_PROTOCOL, **json.loads(path.read_text())}  # older folders: the default
     for name in _MUST_MATCH:
         if previous.get(name) != config.get(name):
             raise EvalError(f"{out} holds samples made with a different {name} "

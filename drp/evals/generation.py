@@ -162,7 +162,8 @@ def _check_outputs(settings: GenerateSettings) -> None:
         if problems.is_file() and path.exists() and path.resolve() == problems.resolve():
             raise EvalError(f"--out {settings.out} would write over the problems file {problems}: choose another --out")
         if path.is_dir():
-            raise EvalError(f"{path} is a folder: --out names the trace file to write")
+            example = path / "traces.jsonl" if path == settings.out else "another --out"
+            raise EvalError(f"{path} is a folder: --out names the trace file to write, e.g. --out {example}")
     if settings.overwrite:
         return
     for path, what in ((samples, "samples"), (settings.out, "traces")):

@@ -70,7 +70,25 @@ def benchmark_metrics(records: list[dict], max_tokens: int | None = None) -> dic
         "errors": [{"problem_id": r["problem_id"], "seed": r["seed"], "error": r["error"]}
                    for r in records if r.get("error")],
         "complete": not any(r.get("error") for r in records),
+        "contamination": contamination(records),
+        **({"lm_eval": lm_eval_accuracy(done)} if any("strict_correct" in r for r in done) else {}),
     }
+
+
+def contamination(records: list[dict]) -> dict:
+    """How many evaluated problems the student trained on; `checked` is False when its questions were unknown."""
+    marks = {}
+    for record in records:
+        marks.setdefault(record["problem_id"], record.get("trained_on"))
+    checked = bool(marks) and all(mark is not None for mark in marks.values())
+    seen = sorted(str(pid) for pid, mark in marks.items() if mark)
+    return {"checked": checked, "trained_on": len(seen) if checked else None, "problem_ids": seen[:50]}
+
+
+def lm_eval_accuracy(records: list[dict]) -> dict:
+    """lm-eval's strict and flexible filters' accuracy over the samples (paper protocol)."""
+    return {name: sum(bool(r.get(f"{name}_correct")) for r in records) / len(records) if records else 0.0
+            for name in ("strict", "flexible")}
 
 
 def token_check(records: list[dict]) -> dict:

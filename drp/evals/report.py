@@ -48,18 +48,35 @@ def table_rows(benchmark: dict) -> list[dict]:
             f"{mcnemar['only_baseline']}/{mcnemar['only_this']}, p={_p(mcnemar['pvalue'])}",
             "wilcoxon": "–" if not wilcoxon else f"p={_p(wilcoxon['pvalue'])}",
             "capped": _pct(row["length_capped_rate"]),
+            "trained_on": _trained_on(row.get("contamination")),
         })
     return rows
+
+
+def _trained_on(contamination: dict | None) -> str:
+    """Evaluated problems the run's student trained on: a number, with a warning sign when above zero."""
+    if not contamination or not contamination.get("checked"):
+        return "unknown"
+    count = contamination["trained_on"]
+    return f"{count} ⚠" if count else "0"
+
+
+def contamination_warnings(comparison: dict) -> list[str]:
+    return [f"WARNING: {name}: {row['label']}'s student trained on {row['contamination']['trained_on']} of the "
+            f"{row['n_problems']} evaluated problems: not a held-out score"
+            for name, benchmark in comparison["benchmarks"].items() for row in benchmark["rows"]
+            if (row.get("contamination") or {}).get("trained_on")]
 
 
 COLUMNS = [("label", "run"), ("size", "problems × seeds"), ("accuracy", "accuracy"), ("accuracy_ci", "95% CI"),
            ("accuracy_delta", "Δ accuracy"), ("tokens", "tokens"), ("tokens_ci", "95% CI"),
            ("token_reduction", "token reduction"), ("mcnemar", "McNemar base✓/this✓"),
-           ("wilcoxon", "Wilcoxon (tokens)"), ("capped", "hit cap")]
+           ("wilcoxon", "Wilcoxon (tokens)"), ("capped", "hit cap"), ("trained_on", "trained on")]
 
 
 def markdown(comparison: dict) -> str:
-    lines = ["# drp compare", "", f"Baseline: **{comparison['baseline']}**", ""]
+    lines = ["# drp compare", "", f"Baseline: **{comparison['baseline']}**; protocol: "
+             f"**{comparison.get('protocol', 'default')}**", ""]
     for run in comparison["runs"]:
         decoding = run.get("decoding") or {}
         lines.append(f"- **{run['label']}**: `{run['path']}`, model `{run.get('model')}`, "
@@ -71,6 +88,9 @@ def markdown(comparison: dict) -> str:
                   "|" + "---|" * len(COLUMNS)]
         for row in table_rows(benchmark):
             lines.append("| " + " | ".join(row[key] for key, _ in COLUMNS) + " |")
+    warnings = contamination_warnings(comparison)
+    if warnings:
+        lines += [""] + [f"**{warning}**" for warning in warnings]
     if comparison["skipped_benchmarks"]:
         lines += ["", "Not in every run (left out): " + "; ".join(
             f"{b} ({', '.join(labels)})" for b, labels in comparison["skipped_benchmarks"].items())]
@@ -113,6 +133,7 @@ def html(comparison: dict, png: Path) -> str:
     image = base64.b64encode(png.read_bytes()).decode() if png.exists() else None
     return template.render(
         comparison=comparison, columns=COLUMNS, notes=NOTES, image=image,
+        warnings=contamination_warnings(comparison),
         tables={name: table_rows(b) for name, b in comparison["benchmarks"].items()},
     )
 

@@ -10,7 +10,7 @@ import json
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -26,6 +26,10 @@ class EndpointDown(UserError):
     """The endpoint cannot be reached (or refuses) before anything is sampled."""
 
     exit_code = EXIT_ENDPOINT_DOWN
+
+
+class NoCompletionsEndpoint(UserError):
+    """A raw-completion protocol against a server that only serves chat."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,61 @@ class Endpoint:
             extra["generation_config"] = json.dumps({"do_sample": True})
         return extra
 
+    def context_length(self) -> int | None:
+        """The served model's context: vLLM lists it (max_model_len); else the local model folder's config."""
+        try:
+            for model in self.client.with_options(max_retries=0, timeout=PROBE_TIMEOUT).models.list():
+                if model.id == self.model and (model.model_extra or {}).get("max_model_len"):
+                    return int(model.model_extra["max_model_len"])
+        except Exception:
+            pass
+        return _config_context(self.model)
+
+    def probe_completions(self) -> None:
+        """One token of a raw completion; a server without /v1/completions (404/405) is named in one clear error."""
+        import openai
+
+        try:
+            self.client.with_options(max_retries=0, timeout=max(PROBE_TIMEOUT, 60.0)).completions.create(
+                model=self.model, prompt="Q:", max_tokens=1, temperature=0.0)
+        except (openai.NotFoundError, openai.APIStatusError) as exc:
+            if getattr(exc, "status_code", None) in (404, 405, 501):
+                raise NoCompletionsEndpoint(
+                    f"{redact_url(self.url)} has no /v1/completions endpoint (HTTP {exc.status_code}): "
+                    "--protocol paper sends raw prompts without a chat template, which a chat-only server cannot "
+                    "take. Serve the model with vLLM (`drp serve MODEL --backend vllm`) or with transformers "
+                    ">= 5 (`transformers serve`), which both have it") from None
+            # any other refusal (a bad model name, a server error) shows up per sample, with its reason
+        except Exception:
+            pass
+
+    def complete_raw(self, prompt: str, stop: tuple[str, ...], decoding: Decoding, seed: int | None) -> Completion:
+        """A raw completion (no chat template), cut at the first stop string as lm-eval cuts it."""
+        from drp.evals.protocols import cut_at_stop
+
+        started = time.perf_counter()
+        try:
+            response = self.client.completions.create(
+                model=self.model, prompt=prompt, temperature=decoding.temperature, top_p=decoding.top_p,
+                max_tokens=decoding.max_tokens, seed=seed, stop=list(stop) or None,
+                extra_body=self.sampling_extra(decoding) or None,
+            )
+        except Exception as exc:  # every fault becomes a recorded per-sample error
+            return Completion(latency_s=time.perf_counter() - started,
+                              error=describe_error(exc, self.settings.timeout))
+        latency = time.perf_counter() - started
+        if not getattr(response, "choices", None):
+            return Completion(latency_s=latency, error="the server returned no choices")
+        choice = response.choices[0]
+        usage = getattr(response, "usage", None)
+        return Completion(
+            text=cut_at_stop(choice.text or "", stop),
+            finish_reason=choice.finish_reason,
+            completion_tokens=getattr(usage, "completion_tokens", None),
+            prompt_tokens=getattr(usage, "prompt_tokens", None),
+            latency_s=latency,
+        )
+
     def complete(self, messages: list[dict], decoding: Decoding, seed: int | None) -> Completion:
         started = time.perf_counter()
         try:
@@ -130,6 +189,23 @@ class Endpoint:
             prompt_tokens=getattr(usage, "prompt_tokens", None),
             latency_s=latency,
         )
+
+
+def _config_context(model: str) -> int | None:
+    """max_position_embeddings of a local model folder (`transformers serve` names models by their path)."""
+    from drp.models import resolve
+
+    config = Path(resolve(model)) / "config.json"
+    if not config.is_file():
+        return None
+    try:
+        values = json.loads(config.read_text())
+    except (OSError, ValueError):
+        return None
+    for source in (values, values.get("text_config") or {}):
+        if isinstance(source.get("max_position_embeddings"), int):
+            return source["max_position_embeddings"]
+    return None
 
 
 def _full_text(message: Any) -> str:
@@ -164,6 +240,16 @@ class Task:
     messages: list[dict]
     seed: int | None
     payload: Any = None
+    prompt: str | None = None  # a raw completion (no chat template) instead of the messages
+    stop: tuple[str, ...] = ()
+    max_tokens: int | None = None  # this task's cap, when it is not the decoding's
+
+    def run(self, endpoint: "Endpoint", decoding: Decoding) -> Completion:
+        if self.max_tokens is not None:
+            decoding = replace(decoding, max_tokens=self.max_tokens)
+        if self.prompt is not None:
+            return endpoint.complete_raw(self.prompt, self.stop, decoding, self.seed)
+        return endpoint.complete(self.messages, decoding, self.seed)
 
 
 @dataclass
@@ -192,7 +278,7 @@ def run_tasks(tasks: list[Task], endpoint: Endpoint, decoding: Decoding, concurr
                 task = todo.get_nowait()
             except queue.Empty:
                 return
-            results.put((task, endpoint.complete(task.messages, decoding, task.seed)))
+            results.put((task, task.run(endpoint, decoding)))
 
     # Daemon threads: on Ctrl-C the process exits at once instead of waiting for in-flight requests.
     threads = [threading.Thread(target=worker, daemon=True, name=f"sampler-{i}")

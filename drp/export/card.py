@@ -59,8 +59,9 @@ def manifest(
     }
 
 
-def render_card(info: dict) -> str:
-    """Markdown card; its YAML header lets `load_dataset(DIR)` read train.jsonl too."""
+def render_card(info: dict, questions: list[str] | None = None) -> str:
+    """Markdown card; its YAML header lets `load_dataset(DIR)` read the JSONL splits too."""
+    splits = info.get("splits") or {"train": info["examples"]}
     lines = [
         "---",
         "pretty_name: DRP pruned reasoning traces (SFT)",
@@ -68,8 +69,7 @@ def render_card(info: dict) -> str:
         "configs:",
         "- config_name: default",
         "  data_files:",
-        "  - split: train",
-        "    path: train.jsonl",
+        *[line for name in splits for line in (f"  - split: {name}", f"    path: {name}.jsonl")],
         "---",
         "",
         "# DRP pruned reasoning traces",
@@ -102,7 +102,11 @@ def render_card(info: dict) -> str:
         hashes = ", ".join(f"{agent}: `{digest}`" for agent, digest in sorted(run["prompt_hashes"].items())) or "–"
         statuses = ", ".join(f"{count} {status}" for status, count in sorted(run["status_counts"].items()))
         lines.append(f"| {run['run']} | {run['policy'] or '–'} | {hashes} | {statuses} | {run['exported']} |")
-    lines += ["", f"Examples in total: **{info['examples']}**.", "", "## Tokens (before → after pruning)", ""]
+    lines += ["", f"Examples in total: **{info['examples']}**"
+              + (f" ({splits['train']} train, {splits['validation']} validation, held out by question)."
+                 if "validation" in splits else "."), ""]
+    lines += _hygiene(info, questions or [])
+    lines += ["## Tokens (before → after pruning)", ""]
     tokens = info["tokens"]
     if not any(key in tokens for key in ("thinking_before", "response_before")):
         lines.append("No token counts were recorded by the source runs.")
@@ -123,3 +127,33 @@ def render_card(info: dict) -> str:
 
 def _escaped(text: str) -> str:
     return text.replace("\n", "\\n")
+
+
+def _hygiene(info: dict, questions: list[str]) -> list[str]:
+    """What was left out for contamination, and the fingerprint of every training question."""
+    lines = ["## Training questions and contamination", ""]
+    excluded = info.get("excluded") or {}
+    per_benchmark = excluded.get("per_benchmark") or {}
+    if per_benchmark:
+        left_out = ", ".join(f"{name}: {count}" for name, count in per_benchmark.items())
+        lines.append(f"Examples left out because their question is in an evaluation benchmark: "
+                     f"**{excluded['examples']}** ({left_out}).")
+    else:
+        lines.append("No benchmark was excluded (`drp export --exclude-benchmarks gsm8k,math500,...` does that).")
+    sidecar = (info.get("train_questions") or {}).get("file", "train_questions.txt")
+    lines += [
+        "",
+        f"The {len(questions)} distinct training questions are listed below (and in `{sidecar}`) as the first 16 "
+        "hex digits of the SHA-256 of the normalised question (NFKC, lower case, whitespace collapsed). "
+        "`drp distill` keeps the list with the model, and `drp eval` counts the evaluated problems in it.",
+        "",
+        "<details><summary>training-question fingerprints</summary>",
+        "",
+        "```",
+        *questions,
+        "```",
+        "",
+        "</details>",
+        "",
+    ]
+    return lines

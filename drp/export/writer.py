@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from drp.contamination import SIDECAR, fingerprints, write_sidecar
 from drp.errors import UserError
 from drp.export.card import manifest, render_card
 from drp.export.examples import AnswerStyle, build_example
+from drp.export.hygiene import Exclusion, benchmark_fingerprints, exclude, split_validation
 from drp.export.sources import AcceptedRun, SourceError, load_accepted_run
 from drp.layout import DEFAULT_INSTRUCTION
 
@@ -32,6 +34,8 @@ class ExportSummary:
     per_run: dict[str, int]
     dropped_duplicates: dict[str, int]
     info: dict
+    excluded: Exclusion
+    validation: int = 0
 
 
 def export_dataset(
@@ -42,12 +46,21 @@ def export_dataset(
     answer: AnswerStyle = "full",
     duplicates: Duplicates = "error",
     overwrite: bool = False,
+    exclude_benchmarks: list[str] | None = None,
+    data_dir: Path | None = None,
+    val_fraction: float = 0.0,
 ) -> ExportSummary:
-    """Write the accepted traces of `runs` (ids, folders or pruned.jsonl files) as one SFT dataset in `out`."""
+    """Write the accepted traces of `runs` (ids, folders or pruned.jsonl files) as one SFT dataset in `out`.
+
+    Examples whose question is in one of `exclude_benchmarks` (names or files, as `drp eval` takes them) are
+    left out; `val_fraction` of the rest (by question) becomes the `validation` split."""
     if not runs:
         raise ExportError("no run given: name at least one run id, run folder or pruned.jsonl")
     out = Path(out)
     _check_target(out, overwrite)
+    if not 0 <= val_fraction < 1:
+        raise ExportError(f"--val-fraction must be at least 0 and below 1, not {val_fraction}")
+    benchmarks = _benchmarks(exclude_benchmarks or [], data_dir)
     try:
         sources = [load_accepted_run(spec) for spec in runs]
     except SourceError as error:
@@ -57,13 +70,32 @@ def export_dataset(
         raise ExportError(f"run {repeated[0]!r} is given more than once")
 
     records, dropped = _mix(sources, instruction, system_prompt, answer, duplicates)
+    records, excluded = exclude(records, benchmarks)
+    if not records:
+        raise ExportError(f"nothing left to export: all {excluded.dropped} examples have questions from "
+                          f"{', '.join(benchmarks)}")
+    train, validation = split_validation(records, val_fraction)
     per_run = Counter(record["run"] for record in records)
     options = {"answer": answer, "instruction": instruction, "system_prompt": system_prompt,
-               "duplicates": duplicates}
+               "duplicates": duplicates, "exclude_benchmarks": exclude_benchmarks or [], "val_fraction": val_fraction}
+    questions = fingerprints(r["question"] for r in train)
     info = manifest(sources, records, per_run, options)
-    _write(out, records, info)
+    info["splits"] = {"train": len(train), **({"validation": len(validation)} if validation else {})}
+    info["excluded"] = {"examples": excluded.dropped, "per_benchmark": excluded.per_benchmark,
+                        "benchmark_questions": excluded.benchmark_sizes}
+    info["train_questions"] = {"file": SIDECAR, "count": len(questions)}
+    _write(out, {"train": train, "validation": validation}, info, questions)
     return ExportSummary(out=out, examples=len(records), per_run=dict(per_run),
-                         dropped_duplicates=dropped, info=info)
+                         dropped_duplicates=dropped, info=info, excluded=excluded, validation=len(validation))
+
+
+def _benchmarks(names: list[str], data_dir: Path | None) -> dict[str, set[str]]:
+    from drp.evals.problem_sets import BenchmarkError
+
+    try:
+        return benchmark_fingerprints(names, data_dir)
+    except BenchmarkError as error:
+        raise ExportError(f"--exclude-benchmarks: {error}") from None
 
 
 def _mix(sources: list[AcceptedRun], instruction, system_prompt, answer, duplicates):
@@ -101,7 +133,7 @@ def _check_target(out: Path, overwrite: bool) -> None:
         raise ExportError(f"refusing to overwrite {out}: it is not a drp export (no {MANIFEST})")
 
 
-def _write(out: Path, records: list[dict], info: dict) -> None:
+def _write(out: Path, splits: dict[str, list[dict]], info: dict, questions: list[str]) -> None:
     from datasets import Dataset, DatasetDict
     from datasets.utils.logging import disable_progress_bar, enable_progress_bar
 
@@ -115,13 +147,17 @@ def _write(out: Path, records: list[dict], info: dict) -> None:
         partial.chmod(0o777 & ~mask)  # mkdtemp's folder is private; the dataset gets the usual permissions
         disable_progress_bar()  # a few hundred rows: the bars would only clutter the command's summary
         try:
-            DatasetDict({"train": Dataset.from_list(records, features=_features())}).save_to_disk(str(partial))
+            DatasetDict({name: Dataset.from_list(rows, features=_features())
+                         for name, rows in splits.items() if rows}).save_to_disk(str(partial))
         finally:
             enable_progress_bar()
-        with open(partial / "train.jsonl", "w", encoding="utf-8") as handle:
-            for record in records:
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-        (partial / "README.md").write_text(render_card(info), encoding="utf-8")
+        for name, rows in splits.items():
+            if rows:
+                with open(partial / f"{name}.jsonl", "w", encoding="utf-8") as handle:
+                    for record in rows:
+                        handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        write_sidecar(partial, questions)
+        (partial / "README.md").write_text(render_card(info, questions), encoding="utf-8")
         (partial / MANIFEST).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         old = None
         if out.exists():  # an earlier export (checked) or an empty folder: it steps aside, then goes

@@ -4,7 +4,7 @@ The nodes' bodies are agents (drp/agents/); this module only wires them."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
@@ -14,7 +14,7 @@ from drp.agents.context import RunContext
 from drp.agents.fallback import fallback
 from drp.agents.prepare import prepare
 from drp.agents.state import TraceState
-from drp.llm import TeacherError
+from drp.teacher import TeacherError
 
 
 def _teacher_node(agent_function):
@@ -46,14 +46,22 @@ async def _fallback(state: TraceState, runtime: Runtime[RunContext]) -> dict:
     return await fallback(state, runtime.context)
 
 
+class Routing(TypedDict, total=False):
+    """What the routing functions read: LangGraph hands them only these keys of the state."""
+
+    status: str | None
+    attempt: int
+
+
+# Routing functions are async too: LangGraph runs a plain function in its thread pool, one hop per edge taken.
 def _continue_unless_done(next_node: str):
-    def route(state: TraceState) -> str:
+    async def route(state: Routing) -> str:
         return END if state.get("status") else next_node
 
     return route
 
 
-def route_after_verify(state: TraceState, runtime: Runtime[RunContext]) -> Literal["prune", "fallback", "__end__"]:
+async def route_after_verify(state: Routing, runtime: Runtime[RunContext]) -> Literal["prune", "fallback", "__end__"]:
     if state.get("status"):  # accepted, or nothing to prune
         return END
     if state["attempt"] <= runtime.context.policy.max_retries:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import statistics
 
+from drp.costs import run_cost, run_price
 from drp.report.data import reason_kind
-from drp.store import RunStore
+from drp.store import RunStore, json_or_text
 
 HISTOGRAM_BINS = 20  # 5-point bins of reduction from 0% to 100%; negative reductions go to their own bin
 
@@ -17,7 +18,7 @@ HISTOGRAM_BINS = 20  # 5-point bins of reduction from 0% to 100%; negative reduc
 def summarise(src: RunStore) -> dict:
     status = src.status_counts()
     summary: dict = {"traces": sum(status.values()), "status": {}, "reasons": [], "reduction": None,
-                     "attempts": {}, "teacher": {}, "seconds": {}, "actions": {}, "skills": {}, "nodes": []}
+                     "attempts": {}, "teacher": {}, "seconds": {}, "actions": {}, "skills": {}, "nodes": [], "endpoints": [], "cost": None}
     if not src.columns("traces"):
         return summary
     summary["status"] = {key or "unknown": n for key, n in status.items()}
@@ -25,6 +26,7 @@ def summarise(src: RunStore) -> dict:
     summary["reduction"] = reduction(src.accepted_token_counts())
     summary["attempts"] = {str(attempts): n for attempts, n in src.attempt_counts().items()}
     summary["teacher"] = src.teacher_totals() or {}
+    summary["cost"] = run_cost(summary["teacher"], *run_price(json_or_text(src.run_row().get("config"))))
     summary["seconds"] = src.seconds_stats() or {}
     tallies = src.step_tallies()
     actions: dict[str, int] = {}
@@ -37,6 +39,7 @@ def summarise(src: RunStore) -> dict:
     summary["actions"] = dict(sorted(actions.items(), key=lambda kv: -kv[1]))
     summary["skills"] = dict(sorted(skills.items(), key=lambda kv: -sum(kv[1].values())))
     summary["nodes"] = src.node_stats()
+    summary["endpoints"] = src.endpoint_stats()
     return summary
 
 

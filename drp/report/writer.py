@@ -24,6 +24,7 @@ import jinja2
 from markupsafe import Markup
 
 from drp.errors import UserError
+from drp.costs import run_price
 from drp.report import data
 from drp.report.summary import summarise
 from drp.store import RunStore
@@ -71,7 +72,7 @@ def check_out(out: Path, runs: list[RunStore], overwrite: bool) -> None:
     """The report may replace an earlier report; any other file only with `overwrite`, and never a file of
     a run it reads (its database, config, results)."""
     if out.is_dir():
-        raise UserError(f"--out {out} is a folder: name the HTML file to write")
+        raise UserError(f"--out {out} is a folder: name the HTML file to write, e.g. --out {out / 'report.html'}")
     if not out.exists() or is_report(out):
         return
     for run in runs:
@@ -132,6 +133,8 @@ def build_index(
 ) -> dict:
     """Header data plus one small row per listed trace (the page's list, filters and sorting use only this)."""
     summary = summarise(src)
+    info = data.run_info(src)
+    price, batch = run_price(info.get("config"))
     steps = data.step_summaries(src)
     skills = sorted({skill for entry in steps.values() for skill in entry["skills"]})
     skill_number = {skill: i for i, skill in enumerate(skills)}
@@ -148,6 +151,7 @@ def build_index(
             "response_before": row["response_tokens_before"], "response_after": row["response_tokens_after"],
             "teacher_in": row["teacher_input_tokens"], "teacher_out": row["teacher_output_tokens"],
             "teacher_calls": row["teacher_calls"], "seconds": row["seconds"],
+            "cost": price.cost(row["teacher_input_tokens"], row["teacher_output_tokens"], batch) if price else None,
             "skills": sorted(skill_number[s] for s in entry["skills"]), "actions": entry["actions"],
         }
         if other:
@@ -166,7 +170,7 @@ def build_index(
     return {
         "format": 1,
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "run": data.run_info(src),
+        "run": info,
         "summary": summary,
         "vs": vs,
         "selection": {"statuses": statuses or [], "limit": limit, "shown": len(rows), "total": summary["traces"]},

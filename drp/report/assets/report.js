@@ -33,6 +33,11 @@
     Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, String(attrs[k])); });
     return node;
   }
+  function money(value, currency) {
+    if (value === null || value === undefined) return 'unknown';
+    var symbol = currency === 'USD' || !currency ? '$' : currency + ' ';
+    return symbol + num(value, value < 1 ? 4 : 2);
+  }
   function num(n, digits) {
     if (n === null || n === undefined || isNaN(n)) return '–';
     return Number(n).toLocaleString('en-US', { maximumFractionDigits: digits === undefined ? 0 : digits });
@@ -146,6 +151,13 @@
       ['wall time', duration(info.wall_seconds) + (info.sessions > 1 ? ' over ' + info.sessions + ' sessions' : '') +
         (s.seconds && s.seconds.mean !== undefined && s.seconds.mean !== null ? ' · ' + num(s.seconds.mean, 2) + ' s per trace (max ' + num(s.seconds.max, 1) + ' s)' : '')],
       ['teacher tokens', s.teacher && s.teacher.calls !== undefined ? teacherTokens(s.teacher) : '–'],
+      ['teacher cost', s.cost && s.cost.price ? money(s.cost.total, s.cost.currency) + ' · ' +
+        money(s.cost.per_trace, s.cost.currency) + ' per trace (' + s.cost.described + ')' +
+        (s.cost.unknown_traces ? ' · ' + num(s.cost.unknown_traces) + ' traces without token usage' : '')
+        : 'unknown (no price: drp run/stats --teacher-price)'],
+      (s.endpoints || []).length ? ['endpoints', table(['endpoint', 'calls', 'errors', 'mean latency'], s.endpoints.map(function (e) {
+        return [txt(e.endpoint), num(e.calls), num(e.errors), e.mean_latency_ms === null || e.mean_latency_ms === undefined ? '–' : num(e.mean_latency_ms, 1) + ' ms'];
+      }))] : null,
     ]));
 
     var stats = el('div', 'stats');
@@ -508,7 +520,8 @@
       ['attempts', txt(r.attempts === null || r.attempts === undefined ? '–' : r.attempts)],
       ['teacher', (r.teacher_calls && (r.teacher_in === null || r.teacher_in === undefined) ? 'tokens missing'
         : num(r.teacher_in) + ' in / ' + num(r.teacher_out) + ' out tokens') + ' · ' + num(r.teacher_calls) + ' calls · ' +
-        (r.seconds === null || r.seconds === undefined ? '–' : num(r.seconds, 2) + ' s')],
+        (r.seconds === null || r.seconds === undefined ? '–' : num(r.seconds, 2) + ' s') +
+        (r.cost !== undefined && INDEX.summary.cost && INDEX.summary.cost.price ? ' · cost ' + money(r.cost, INDEX.summary.cost.currency) : '')],
       r.line !== null && r.line !== undefined ? ['input line', txt(r.line)] : null,
     ]));
     parts.push(el('h3', null, 'Question'));

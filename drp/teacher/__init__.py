@@ -1,0 +1,13 @@
+"""The teacher LLM, as the agents see it: `Teacher.ask` sends one structured request and returns a Reply.
+
+- client.py: the client itself (langchain-openai), its settings and its errors;
+- resource.py: the chat-completions call ChatOpenAI makes, posted through the openai client as built;
+- endpoints.py: the HTTP transport online: several endpoints, least busy first, failing ones set aside;
+- batch.py: the HTTP transport in batch mode: requests queued into OpenAI Batch API jobs;
+- scope.py: what travels beside a request down to the transport (its trace, node, attempt; the endpoint used);
+- replies.py: reading a reply (the JSON inside free text, validated against the agent's schema).
+"""
+
+from drp.teacher.client import Reply, Teacher, TeacherError, TeacherSettings
+
+__all__ = ["Reply", "Teacher", "TeacherError", "TeacherSettings"]

@@ -1,0 +1,112 @@
+"""The two pipeline scripts under benchmarks/: drp_effect_small.py (the DRP effect on a CPU) and paper_gsm8k.py
+(the 1×GPU recipe to the paper's GSM8K row). Their fast parts here; whole runs on tiny settings are slow."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import drp_effect_small  # noqa: E402
+import paper_gsm8k  # noqa: E402
+
+EXAMPLES = REPO / "examples" / "traces.jsonl"
+
+
+def _problems(path: Path, questions: list[str]) -> Path:
+    path.write_text("".join(json.dumps({"question": q, "answer": f"#### {i}"}) + "\n"
+                            for i, q in enumerate(questions)), encoding="utf-8")
+    return path
+
+
+def _pipeline(tmp_path: Path, eval_file: Path, problems: int) -> drp_effect_small.Pipeline:
+    args = drp_effect_small.parse_args(["--out", str(tmp_path / "work"), "--eval-benchmark", str(eval_file),
+                                        "--eval-problems", str(problems)])
+    pipeline = drp_effect_small.Pipeline(args)
+    for variant, question in (("identity", "Tom has 3 apples. How many?"), ("pruned", "Ann has 5 pears.")):
+        folder = pipeline.out / "exports" / variant
+        folder.mkdir(parents=True)
+        (folder / "train.jsonl").write_text(json.dumps({"question": question}) + "\n", encoding="utf-8")
+    return pipeline
+
+
+def test_effect_small_evaluates_only_problems_no_student_trained_on(tmp_path):
+    held_out = _problems(tmp_path / "held_out.jsonl", ["Bo has 2 cats.", "Cy has 9 dogs."])
+    assert drp_effect_small.assert_held_out(_pipeline(tmp_path, held_out, 2)) == 2
+
+    # A training question, spelled with other case and spacing, is still caught.
+    leaked = _problems(tmp_path / "leaked.jsonl", ["Bo has 2 cats.", "tom has  3 apples. how many?"])
+    with pytest.raises(SystemExit, match="1 evaluated problems of .* are training questions"):
+        drp_effect_small.assert_held_out(_pipeline(tmp_path / "b", leaked, 2))
+    with pytest.raises(SystemExit, match="has only 2 problems"):
+        drp_effect_small.assert_held_out(_pipeline(tmp_path / "c", held_out, 40))
+
+
+def test_effect_small_threads_reach_every_drp_command(tmp_path, monkeypatch):
+    args = drp_effect_small.parse_args(["--out", str(tmp_path), "--threads", "1"])
+    env = drp_effect_small.Pipeline(args).env
+    assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "1"
+    assert env["DRP_RUNS_DIR"] == str(tmp_path.resolve() / "runs")
+    # Unset: one thread on a busy machine, the libraries' own choice on an idle one.
+    monkeypatch.setattr(drp_effect_small.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(drp_effect_small.os, "getloadavg", lambda: (1.5, 1.0, 1.0))
+    assert drp_effect_small.parse_args(["--out", str(tmp_path)]).threads == 1
+    monkeypatch.setattr(drp_effect_small.os, "getloadavg", lambda: (0.2, 1.0, 1.0))
+    assert drp_effect_small.parse_args(["--out", str(tmp_path)]).threads is None
+
+
+def test_paper_plan_lists_every_step_with_time_teacher_tokens_and_basis(capsys):
+    assert paper_gsm8k.main(["--plan"]) is None
+    printed = capsys.readouterr().out
+    for estimate in paper_gsm8k.ESTIMATES:
+        assert estimate.step in printed and estimate.time in printed and estimate.basis in printed
+    assert "measured" in printed
+
+
+def test_paper_real_run_needs_a_teacher():
+    with pytest.raises(SystemExit):
+        paper_gsm8k.parse_args([])
+
+
+@pytest.mark.slow
+def test_effect_small_end_to_end_on_tiny_settings(tmp_path, smollm2):
+    """Every stage for real (prune, export, distill, serve, eval, compare), one training step, two problems."""
+    problems = _problems(tmp_path / "held_out.jsonl", ["What is 2 + 3?", "What is 10 - 4?"])
+    result = drp_effect_small.main([
+        "--out", str(tmp_path / "work"), "--traces", str(EXAMPLES), "--steps", "1", "--max-length", "2048",
+        "--eval-benchmark", str(problems), "--eval-problems", "2", "--max-tokens", "8", "--concurrency", "2",
+        "--backend", "transformers", "--threads", "1"])
+    written = json.loads((tmp_path / "work" / "result.json").read_text())
+    assert written == result
+    for key in ("identity_tokens_mean", "pruned_tokens_mean", "tokens_ratio", "wilcoxon_p", "identity_accuracy",
+                "pruned_accuracy", "eval_problems", "train_examples", "steps", "wall_seconds", "compare_report"):
+        assert key in result, key
+    assert result["eval_problems"] == 2 and result["steps"] == 1 and 0 < result["train_examples"] <= 8
+    assert 0 < result["identity_tokens_mean"] <= 9 and 0 < result["pruned_tokens_mean"] <= 9
+    assert result["tokens_ratio"] == pytest.approx(result["pruned_tokens_mean"] / result["identity_tokens_mean"],
+                                                   abs=0.01)
+    assert result["eval_problems_trained_on"] == {"identity": 0, "pruned": 0}  # drp eval found the sidecars
+    assert Path(result["compare_report"]).is_file()
+
+
+@pytest.mark.slow
+def test_paper_gsm8k_dry_run(tmp_path, shared, smollm2):
+    """The recipe's every step on tiny models here: base traces and scores, two policies, exports without
+    benchmark questions, two-step distills, both protocols, one comparison per protocol."""
+    summary = paper_gsm8k.main(["--dry-run", "--work", str(tmp_path / "work")])
+    work = tmp_path / "work"
+    assert set(summary["reports"]) == {"default", "paper"}
+    for protocol, report in summary["reports"].items():
+        text = Path(report).read_text()
+        assert f"protocol: **{protocol}**" in text and "skill-aware" in text and "rules" in text
+    for label in ("base", "skill-aware", "rules"):
+        paper = json.loads((work / "evals" / f"{label}-paper" / "metrics.json").read_text())["gsm8k"]
+        assert paper["protocol"] == "paper" and "lm_eval" in paper
+    card = json.loads((work / "exports" / "rules" / "drp_export.json").read_text())
+    assert card["options"]["exclude_benchmarks"] and card["splits"].get("validation")
+    assert (work / "students" / "rules" / "train_questions.txt").is_file()
