@@ -47,13 +47,18 @@ def _describe(exc: BaseException, timeout: float) -> str:
     import openai
 
     if isinstance(exc, openai.APITimeoutError):
-        return f"timeout after {timeout:g}s"
+        return timeout_message(timeout)
     if isinstance(exc, openai.APIConnectionError):
         return f"connection failed: {short(str(_transport_cause(exc, openai.APIConnectionError)))}"
     if isinstance(exc, openai.APIStatusError):
         message = exc.message if isinstance(exc.message, str) else str(exc)
         return f"HTTP {exc.status_code}: {short(message)}"
     return short(f"{type(exc).__name__}: {exc}")
+
+
+def timeout_message(seconds: float) -> str:
+    """A request given up at its time limit (the teacher's total deadline, the student's request timeout)."""
+    return f"timeout after {seconds:g}s"
 
 
 def _transport_cause(exc: BaseException, wrapper: type) -> BaseException:

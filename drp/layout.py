@@ -66,6 +66,11 @@ def short_answer(answer: str | None) -> str:
     return f"The final answer is $\\boxed{{{answer or ''}}}$."
 
 
+def answer_line(answer: str | None) -> str:
+    """The paper's closing sentence, which its evaluation (lm-eval's gsm8k_cot_zeroshot) reads strictly."""
+    return f"The answer is {answer or ''}."
+
+
 # What DeepSeek recommends for R1 and its distilled students on math problems: no system prompt, this
 # instruction on its own line after the problem.
 BOXED_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from drp.agents.kinds import AGENT_KINDS, kind_problem, uses_llm
+from drp.agents.kinds import AGENT_KINDS, OPTIONAL_ROLES, kind_problem, uses_llm
 from drp.endpoint import StructuredMethod
 from drp.errors import UserError
 from drp.paths import builtin_prompts_dir
@@ -56,10 +56,23 @@ class ContextSettings(_Strict):
 
 
 class VerifySettings(_Strict):
+    """Which checks gate acceptance. Every check is computed and recorded either way (a measurement), so a
+    policy that accepts without one (the paper's) still shows how its outputs fare."""
+
     check_gold: bool = True
     same_answer: bool = True
     no_new_numbers: bool = True
     shorter: bool = True
+    derivation: bool = Field(default=True, description="the pruned reasoning still computes its answer")
+    actions_agree: bool = Field(default=True, description="echo policies: KEEP steps are in the pruned text, DELETE steps are not")
+    judge: bool = Field(default=False, description="also ask the LLM judge (agent `judge`) once the checks pass")
+
+
+class EchoSettings(_Strict):
+    """For segmenters that re-type the trace: how much of it the echo must reproduce, word for word."""
+
+    min_coverage: float = Field(default=0.9, ge=0, le=1, description="share of the original's words the echo holds")
+    min_step_faithfulness: float = Field(default=0.8, ge=0, le=1, description="share of each step's words from the original")
 
 
 class RulesSettings(_Strict):
@@ -78,11 +91,14 @@ class Policy(_Strict):
     taxonomy: list[str] = Field(default_factory=list)
     max_retries: int = Field(default=2, ge=0)
     parse_retries: int = Field(default=2, ge=0)
+    retry_temperature: float = Field(default=0.7, ge=0, description="temperature of every retry: a retry must differ")
+    protect_derivation: bool = Field(default=True, description="the pruner may not delete steps that compute the answer")
     fallback: Literal["reject", "rules"] = "reject"
-    answer_section: Literal["keep", "short"] = "keep"
+    answer_section: Literal["keep", "short", "answer_line"] = "keep"
     units: UnitSettings = Field(default_factory=UnitSettings)
     context: ContextSettings = Field(default_factory=ContextSettings)
     verify: VerifySettings = Field(default_factory=VerifySettings)
+    echo: EchoSettings = Field(default_factory=EchoSettings)
     rules: RulesSettings = Field(default_factory=RulesSettings)
     folders: list[Path] = Field(default_factory=list, description="own folder first, then ancestors'")
 
@@ -90,10 +106,17 @@ class Policy(_Strict):
     @classmethod
     def _known_kinds(cls, agents: dict[str, AgentSettings]) -> dict[str, AgentSettings]:
         problems = [problem for role, settings in agents.items() if (problem := kind_problem(role, settings.kind))]
-        problems += [f"no {role} (one of: {', '.join(AGENT_KINDS[role])})" for role in AGENT_KINDS if role not in agents]
+        problems += [f"no {role} (one of: {', '.join(AGENT_KINDS[role])})" for role in AGENT_KINDS
+                     if role not in agents and role not in OPTIONAL_ROLES]
         if problems:
             raise ValueError("; ".join(problems))
         return agents
+
+    @model_validator(mode="after")
+    def _judge_has_an_agent(self):
+        if self.verify.judge and "judge" not in self.agents:
+            raise ValueError(f"policy {self.name!r}: verify.judge is on but there is no `judge` agent")
+        return self
 
     @property
     def uses_llm(self) -> bool:

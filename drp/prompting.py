@@ -19,8 +19,8 @@ from drp.policy import Policy, PolicyError
 # What the agents pass to their templates (plus `taxonomy`); a template naming anything else is refused
 # before a run starts instead of failing on every trace.
 VARIABLES = frozenset(
-    {"question", "thinking", "units", "total_units", "steps", "feedback", "attempt", "original_answer", "taxonomy",
-     "total_steps", "context_before", "context_after"}
+    {"question", "thinking", "units", "total_units", "first", "last", "steps", "protected", "feedback", "attempt",
+     "original_answer", "pruned_reasoning", "taxonomy", "total_steps", "context_before", "context_after"}
 )
 MAX_RENDERED_CHARS = 4_000_000  # far above any real prompt (a long trace is ~100k characters)
 MAX_REPEAT = 1_000_000  # `'x' * n` and `[..] * n`

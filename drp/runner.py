@@ -42,8 +42,8 @@ class RunOptions:
     teacher_model: str | None = None
     teacher_api_key_env: str = "OPENAI_API_KEY"
     structured_output: str = "json_schema"
-    teacher_timeout: float = 120.0
-    teacher_max_retries: int = 3
+    teacher_timeout: float | None = None  # total deadline per request; None: sized from the request's max_tokens
+    teacher_max_retries: int = 2
     teacher_mode: str = "online"  # or "batch": the OpenAI Batch API (drp.teacher.batch)
     batch_poll_seconds: float = 30.0
     teacher_price: str | None = None  # IN,OUT per million tokens or a price table name (drp.costs)
@@ -314,12 +314,13 @@ def _result_rows(trace: dict, state: dict, counter) -> tuple[dict, list[dict], l
         "teacher_output_tokens": _teacher_tokens(calls, "output_tokens"),
         "teacher_calls": sum(1 for c in calls if c["llm"]),
         "seconds": round(state.get("seconds", 0.0), 4),
+        "checks": dumps((state.get("verdict") or {}).get("checks")),
     }
     steps = [
         {
             "attempt": state.get("attempt") or 0, "unit_start": step.get("unit_start"), "unit_end": step.get("unit_end"),
             "skill": step.get("skill"), "action": step.get("action"), "merge_group": step.get("merge_group"),
-            "text": step.get("text"), "rewritten": step.get("rewritten"),
+            "text": step.get("text"), "rewritten": step.get("rewritten"), "echo": step.get("echo"),
         }
         for step in state.get("steps") or []
     ]

@@ -1,87 +1,265 @@
-"""What each agent must return (pydantic). Parsing is lenient about case and extra keys, strict about
-structure: a reply that does not fit becomes a retry with the validation error as feedback."""
+"""What each agent must return (pydantic), built per call so the JSON schema a server sees carries the
+counts and bounds of *this* trace: unit numbers bounded by the last unit, exactly one skill per step from the
+policy's taxonomy, exactly one action per step. Servers that enforce schemas (llama.cpp grammars, vLLM,
+OpenAI) then cannot produce the usual small-model failures (unit 8 of 7, 19 labels for 1 step, endless lists);
+for the others, a reply that does not fit becomes a retry whose feedback names the exact fix.
+
+Parsing is lenient about case, spacing and extra keys, strict about structure."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
-Action = Literal["KEEP", "DELETE", "COMPRESS", "MERGE"]
-PaperAction = Literal["KEEP", "DELETE", "SINGLE-STEP COMPRESS", "MULTI-STEP COMPRESS"]
+PAPER_ACTIONS = ("KEEP", "DELETE", "SINGLE-STEP COMPRESS", "MULTI-STEP COMPRESS")
 
 
-class _Lenient(BaseModel):
+class CallSchema(BaseModel):
+    """Base of every agent reply: ignores extra keys and turns validation errors into exact instructions."""
+
     model_config = ConfigDict(extra="ignore")
+    context: ClassVar[dict[str, Any]] = {}
 
-
-class StepRange(_Lenient):
-    start: int = Field(description="first unit number of the step (inclusive)")
-    end: int = Field(description="last unit number of the step (inclusive)")
-
-
-class Segmentation(_Lenient):
-    """Segmenter: consecutive unit ranges covering every unit exactly once."""
-
-    steps: list[StepRange]
-
-
-class StepSkill(_Lenient):
-    step: int
-    skill: str
-
-
-class SkillLabels(_Lenient):
-    """Skill-classifier: one skill per step."""
-
-    labels: list[StepSkill]
-
-
-class StepAction(_Lenient):
-    step: int
-    action: Action
-    text: str | None = Field(default=None, description="the rewritten step (COMPRESS) or merged group (MERGE)")
-    group: int | None = Field(default=None, description="MERGE only: steps sharing a group are merged")
-
-    @field_validator("action", mode="before")
     @classmethod
-    def _upper(cls, value):
-        return value.strip().upper() if isinstance(value, str) else value
+    def explain(cls, exc: ValidationError) -> str:
+        """The first few problems of a reply, each as the fix the teacher should make."""
+        problems = []
+        for error in exc.errors()[:4]:
+            problems.append(cls.explain_one(error) or _generic(error))
+        return "; ".join(dict.fromkeys(problems))
+
+    @classmethod
+    def explain_one(cls, error: dict) -> str | None:
+        return None
 
 
-class PrunePlan(_Lenient):
-    """Pruner: one action per step."""
-
-    actions: list[StepAction]
-
-
-class EchoStep(_Lenient):
-    skill: str
-    text: str
+def _generic(error: dict) -> str:
+    where = ".".join(str(part) for part in error["loc"]) or "the reply"
+    return f"{where}: {error['msg']}"
 
 
-class EchoSegmentation(_Lenient):
+def _count_problem(error: dict, count: int, what: str, per: str) -> str | None:
+    if error["type"] in ("too_long", "too_short") and len(error["loc"]) == 1:
+        given = len(error.get("input") or [])
+        return f"there are {count} {per}s: give exactly {count} {what}, one per {per} in order (you gave {given})"
+    return None
+
+
+# ---------------------------------------------------------------- segmenter (by reference)
+
+
+class Segmentation(CallSchema):
+    """Segmenter: the unit numbers where each step starts. Steps run from one start to the unit before the next,
+    so every unit belongs to exactly one step by construction."""
+
+    starts: list[int]
+
+    @field_validator("starts")
+    @classmethod
+    def _in_order(cls, starts: list[int]) -> list[int]:
+        return sorted(set(starts))  # the same boundaries, however they were listed
+
+    @classmethod
+    def explain_one(cls, error: dict) -> str | None:
+        first, last = cls.context["first"], cls.context["last"]
+        if error["type"] in ("less_than_equal", "greater_than_equal") and len(error["loc"]) == 2:
+            unit = error["input"]
+            bound = f"the last unit is {last}" if unit > last else f"the first unit here is {first}"
+            return f"unit {unit} does not exist; {bound}"
+        return _count_problem(error, last - first + 1, "start numbers at most", "unit") if error["type"] == "too_long" else None
+
+
+def segmentation_schema(first: int, last: int) -> type[Segmentation]:
+    """Starts within units first..last; at most one step per unit."""
+    unit = int
+    model = create_model(
+        f"Segmentation_{first}_{last}", __base__=Segmentation,
+        starts=(list[_bounded(unit, first, last)], Field(min_length=1, max_length=last - first + 1,
+                                                           description=f"unit numbers ({first}-{last}) where a step starts")),
+    )
+    model.context = {"first": first, "last": last}
+    return model
+
+
+def steps_from_starts(starts: list[int], first: int, last: int) -> list[tuple[int, int]]:
+    """(start, end) unit ranges; the window's first unit always starts a step."""
+    starts = sorted({first, *(s for s in starts if first <= s <= last)})
+    return [(start, (starts[i + 1] - 1) if i + 1 < len(starts) else last) for i, start in enumerate(starts)]
+
+
+# ---------------------------------------------------------------- skill-classifier
+
+
+class SkillLabels(CallSchema):
+    """Skill-classifier: one skill per step, in step order."""
+
+    skills: list[str]
+
+    @field_validator("skills", mode="before")
+    @classmethod
+    def _canonical(cls, skills):
+        canonical = cls.context.get("canonical", {})
+        if not isinstance(skills, list):
+            return skills
+        return [canonical.get(_norm(s), s) if isinstance(s, str) else s for s in skills]
+
+    @classmethod
+    def explain_one(cls, error: dict) -> str | None:
+        count, taxonomy = cls.context["steps"], cls.context["taxonomy"]
+        if error["type"] == "literal_error" and len(error["loc"]) == 2:
+            return f"step {error['loc'][1] + 1}: {error['input']!r} is not a skill; use one of {', '.join(taxonomy)}"
+        return _count_problem(error, count, "skills", "step")
+
+
+def labels_schema(step_count: int, taxonomy: list[str]) -> type[SkillLabels]:
+    skill = Literal[tuple(taxonomy)]  # type: ignore[valid-type]
+    model = create_model(
+        f"SkillLabels_{step_count}", __base__=SkillLabels,
+        skills=(list[skill], Field(min_length=step_count, max_length=step_count,
+                                   description=f"exactly {step_count} skills, one per step, in step order")),
+    )
+    model.context = {"steps": step_count, "taxonomy": list(taxonomy), "canonical": {_norm(t): t for t in taxonomy}}
+    return model
+
+
+# ---------------------------------------------------------------- pruner
+
+
+class Rewrite(CallSchema):
+    step: int
+    text: str = Field(min_length=1, description="the step, shorter, in the same voice, with all its numbers")
+
+
+class MergeRun(CallSchema):
+    first: int
+    last: int
+    text: str = Field(min_length=1, description="steps first..last as one shorter step")
+
+
+class PrunePlan(CallSchema):
+    """Pruner: which steps go, which are rewritten shorter, which runs are merged; every other step is kept.
+    (Asked this way, small teachers prune; asked for one action per step, they keep everything.)"""
+
+    # The schema asks for both lists (possibly empty) and leaves merging optional; parsing takes what comes.
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"required": ["delete", "compress"]})
+
+    delete: list[int] = Field(default_factory=list)
+    compress: list[Rewrite] = Field(default_factory=list)
+    merge: list[MergeRun] = Field(default_factory=list)
+
+    @classmethod
+    def explain_one(cls, error: dict) -> str | None:
+        first, count, protected = cls.context.get("first", 1), cls.context["steps"], cls.context["protected"]
+        loc = error["loc"]
+        if loc[:1] == ("delete",) and len(loc) == 2 and error["type"] in ("literal_error", "less_than_equal", "greater_than_equal"):
+            step = error["input"]
+            if step in protected:
+                return f"step {step} computes a number the answer needs ({protected[step]}): do not delete it"
+            return f"step {step} does not exist; the steps are numbered {first} to {count}"
+        if error["type"] in ("less_than_equal", "greater_than_equal") and len(loc) == 3:
+            return f"step {error['input']} does not exist; the steps are numbered {first} to {count}"
+        if error["type"] == "too_long" and len(loc) == 1:
+            return f"{loc[0]} lists more steps than there are ({count - first + 1})"
+        return None
+
+
+def plan_schema(last: int, protected: dict[int, str] | None = None, first: int = 1) -> type[PrunePlan]:
+    """Step numbers bounded by the window first..last (the whole trace: 1..count); steps in `protected`
+    (step → what it computes) cannot be deleted."""
+    protected = {n: note for n, note in (protected or {}).items() if first <= n <= last}
+    count = last - first + 1
+    deletable = tuple(n for n in range(first, last + 1) if n not in protected)
+    step = _bounded(int, first, last)
+    name = f"{last}" if first == 1 else f"{first}_{last}"
+    rewrite = create_model(f"Rewrite_{name}", __base__=Rewrite, step=(step, ...))
+    run = create_model(f"MergeRun_{name}", __base__=MergeRun, first=(step, ...), last=(step, ...))
+    model = create_model(
+        f"PrunePlan_{name}", __base__=PrunePlan,
+        delete=(list[Literal[deletable]] if deletable else list[step],  # type: ignore[valid-type]
+                Field(default_factory=list, max_length=len(deletable), description="numbers of the steps to delete")),
+        compress=(list[rewrite], Field(default_factory=list, max_length=count)),
+        merge=(list[run], Field(default_factory=list, max_length=max(count // 2, 1))),
+    )
+    model.context = {"first": first, "steps": last, "protected": dict(protected)}
+    return model
+
+
+# ---------------------------------------------------------------- the paper's two calls
+
+
+class EchoStep(CallSchema):
+    skill: str = Field(description="the atomic math skill this step uses, in a few words")
+    text: str = Field(description="the step's text, copied exactly")
+
+
+class EchoSegmentation(CallSchema):
     """The paper's first call: the trace re-typed as skill-labelled steps."""
 
     steps: list[EchoStep]
 
 
-class PaperStepAction(_Lenient):
-    step: int
-    action: PaperAction
-
-    @field_validator("action", mode="before")
-    @classmethod
-    def _normalise(cls, value):
-        if not isinstance(value, str):
-            return value
-        return value.strip().upper().replace("_", "-").replace("SINGLE STEP", "SINGLE-STEP").replace(
-            "MULTI STEP", "MULTI-STEP"
-        )
+def echo_schema(max_steps: int) -> type[EchoSegmentation]:
+    model = create_model(
+        f"EchoSegmentation_{max_steps}", __base__=EchoSegmentation,
+        steps=(list[EchoStep], Field(min_length=1, max_length=max_steps)),
+    )
+    return model
 
 
-class PaperPrune(_Lenient):
+class PaperPrune(CallSchema):
     """The paper's second call: an action per step and one fluent pruned reasoning path."""
 
-    actions: list[PaperStepAction]
+    actions: list[str]
     pruned_reasoning: str
+
+    @field_validator("actions", mode="before")
+    @classmethod
+    def _normalise(cls, values):
+        if not isinstance(values, list):
+            return values
+        return [_paper_action(v) if isinstance(v, str) else v for v in values]
+
+    @classmethod
+    def explain_one(cls, error: dict) -> str | None:
+        if error["type"] == "literal_error" and len(error["loc"]) == 2:
+            return f"step {error['loc'][1] + 1}: {error['input']!r} is not an action; use {', '.join(PAPER_ACTIONS)}"
+        return _count_problem(error, cls.context["steps"], "actions", "step")
+
+
+def paper_prune_schema(step_count: int) -> type[PaperPrune]:
+    action = Literal[PAPER_ACTIONS]  # type: ignore[valid-type]
+    model = create_model(
+        f"PaperPrune_{step_count}", __base__=PaperPrune,
+        actions=(list[action], Field(min_length=step_count, max_length=step_count)),
+    )
+    model.context = {"steps": step_count}
+    return model
+
+
+class JudgeVerdict(CallSchema):
+    """The optional LLM judge: does the pruned reasoning still derive its answer?"""
+
+    derives_answer: bool
+    problem: str = Field(default="", description="when it does not: what is missing, in one sentence")
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _bounded(kind: type, low: int, high: int):
+    from typing import Annotated
+
+    return Annotated[kind, Field(ge=low, le=high)]
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.strip().lower().replace("_", " ").replace("-", " ").split())
+
+
+def _paper_action(value: str) -> str:
+    text = value.strip().upper().replace("_", "-")
+    for name in PAPER_ACTIONS:
+        if text.replace("-", " ") == name.replace("-", " "):
+            return name
+    return text

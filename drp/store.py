@@ -209,6 +209,8 @@ def _m006_call_usage(db: sqlite_utils.Database) -> None:
     tokenizer, or "missing" (the counts are NULL, never 0). Calls stored before it all took the server's usage."""
     db["calls"].add_column("usage", str)
     db.execute("update calls set usage = 'reported' where llm and (error is null or error not like 'teacher_error:%')")
+
+
 def _m007_call_endpoint(db: sqlite_utils.Database) -> None:
     """Which endpoint answered each teacher call (credentials masked), and the tries that failed before it."""
     db["calls"].add_column("endpoint", str)
@@ -232,6 +234,15 @@ def _m008_batch_jobs(db: sqlite_utils.Database) -> None:
     db["batch_results"].create({"custom_id": str, "job_id": str, "status_code": int, "body": str}, pk="custom_id")
 
 
+def _m009_call_settings_echo_checks(db: sqlite_utils.Database) -> None:
+    """Per-call sampling settings (a retry must differ from the first try), the echoed text of re-typing
+    policies next to the original span it maps to, and each trace's final check results."""
+    db["calls"].add_column("temperature", float)
+    db["calls"].add_column("max_tokens", int)
+    db["steps"].add_column("echo", str)
+    db["traces"].add_column("checks", str)
+
+
 MIGRATIONS = [
     ("m001_initial", _m001_initial),
     ("m002_pruned_answer_section", _m002_pruned_answer_section),
@@ -241,6 +252,7 @@ MIGRATIONS = [
     ("m006_call_usage", _m006_call_usage),
     ("m007_call_endpoint", _m007_call_endpoint),
     ("m008_batch_jobs", _m008_batch_jobs),
+    ("m009_call_settings_echo_checks", _m009_call_settings_echo_checks),
 ]
 
 
@@ -250,6 +262,7 @@ def _legacy_trace_columns(row: dict) -> dict:
         row["pruned_answer_section"] = answer_section_after(row.get("pruned_thinking"), row.get("pruned_response"))
     row.setdefault("source_id", None)
     row.setdefault("policy_hash", None)
+    row.setdefault("checks", None)
     return row
 
 
@@ -261,6 +274,8 @@ def _legacy_call_columns(row: dict) -> dict:
         row["usage"] = "reported" if row["llm"] and not (row.get("error") or "").startswith("teacher_error:") else None
     row.setdefault("endpoint", None)
     row["endpoint_errors"] = json_or_text(row.get("endpoint_errors"))
+    row.setdefault("temperature", None)
+    row.setdefault("max_tokens", None)
     return row
 
 

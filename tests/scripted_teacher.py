@@ -67,6 +67,15 @@ class Hang:
 
 
 @dataclass
+class Drip:
+    """Send the headers at once, then the body of ``then`` one byte every ``interval`` seconds: a server that is
+    never silent long enough for a read timeout, yet never finishes."""
+
+    interval: float = 2.0
+    then: Any = field(default_factory=lambda: Text("late reply"))
+
+
+@dataclass
 class Drop:
     """Close the connection without sending any response."""
 
@@ -80,7 +89,7 @@ class Raw:
     content_type: str = "application/json"
 
 
-Reply = Union[Text, ToolCall, Error, Hang, Drop, Raw]
+Reply = Union[Text, ToolCall, Error, Hang, Drip, Drop, Raw]
 Responder = Callable[[dict], Reply]
 
 
@@ -193,6 +202,22 @@ class _Handler(BaseHTTPRequestHandler):
         except _CLIENT_GONE:
             self.close_connection = True
 
+    def _drip(self, request: dict, reply: Drip) -> None:
+        body = json.dumps(self.server.teacher._completion(request, reply.then)).encode()
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            for byte in body:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                if self.server.teacher._sleep(reply.interval):
+                    break
+        except _CLIENT_GONE:
+            pass
+        self.close_connection = True
+
     def _error(self, status: int, message: str, headers: dict | None = None, body: dict | None = None) -> None:
         if body is None:
             body = {"error": {"message": message, "type": _STATUS_TYPES.get(status, "api_error"),
@@ -246,6 +271,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 return
             self._reply(request, reply.then)
+        elif isinstance(reply, Drip):
+            self._drip(request, reply)
         elif isinstance(reply, Drop):
             self.close_connection = True
             try:

@@ -14,7 +14,7 @@ from drp.agents.rules import classify
 
 def agent_of(request: dict) -> str:
     system = request["messages"][0]["content"]
-    if "divide a model's step-by-step reasoning" in system:
+    if "split a model's reasoning into steps" in system:
         return "segmenter"
     if "label each step" in system:
         return "classifier"
@@ -35,33 +35,41 @@ def units_in(request: dict) -> list[str]:
 
 def steps_in(request: dict) -> list[tuple[int, str, str]]:
     """(number, skill or '', text) of each 'Step n [skill]: text' line."""
-    found = re.findall(r"^Step (\d+)(?: \[([^\]]*)\])?: (.*)$", first_user(request), re.M)
+    found = re.findall(r"^Step (\d+)(?: \[([^\];]*)(?:;[^\]]*)?\])?: (.*)$", first_user(request), re.M)
     return [(int(n), skill, text) for n, skill, text in found]
+
+
+def needed_in(request: dict) -> set[int]:
+    """Steps the prompt marks as needed (they compute the answer or a number it depends on)."""
+    return {int(n) for n in re.findall(r"^Step (\d+) \[[^\]]*; needed:", first_user(request), re.M)}
 
 
 def segment(request: dict) -> str:
     units = units_in(request)
-    return json.dumps({"steps": [{"start": int(n), "end": int(n)} for n, _ in units]})
+    return json.dumps({"starts": [int(n) for n, _ in units]})
 
 
 def label(request: dict) -> str:
     steps = steps_in(request)
-    labels = []
-    for index, (number, _, text) in enumerate(steps):
+    skills = []
+    for index, (_, _, text) in enumerate(steps):
         skill = classify(text, index, len(steps))
-        labels.append({"step": number, "skill": "reasoning" if skill == "setup" else skill})
-    return json.dumps({"labels": labels})
+        skills.append("reasoning" if skill == "setup" else skill)
+    return json.dumps({"skills": skills})
 
 
 def prune(request: dict, delete_everything_after: int | None = None) -> str:
-    steps = steps_in(request)
-    actions = []
-    for number, skill, _ in steps:
+    """Deletes hesitation, alternatives and restatements; with `delete_everything_after`, also every later step
+    the prompt does not mark as needed (a teacher that cuts too much, but obeys the schema)."""
+    needed = needed_in(request)
+    delete = []
+    for number, skill, _ in steps_in(request):
         drop = skill in ("hesitation", "alternative", "restate_problem") or (
             delete_everything_after is not None and number > delete_everything_after
         )
-        actions.append({"step": number, "action": "DELETE" if drop else "KEEP"})
-    return json.dumps({"actions": actions})
+        if drop and number not in needed:
+            delete.append(number)
+    return json.dumps({"delete": delete, "compress": []})
 
 
 def sensible(request: dict) -> Text:

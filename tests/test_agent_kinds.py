@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 from helpers import EXAMPLES, drp
 
-from drp.agents import classifier, pruner, segmenter
+from drp.agents import classifier, pruner, segmenter, verifier
 from drp.agents.kinds import AGENT_KINDS
 from drp.policy import PolicyError, available, load_policy
 
 
 def test_every_declared_kind_has_an_agent_and_no_other():
-    implemented = {"segmenter": segmenter.SEGMENTERS, "classifier": classifier.CLASSIFIERS, "pruner": pruner.PRUNERS}
+    implemented = {"segmenter": segmenter.SEGMENTERS, "classifier": classifier.CLASSIFIERS, "pruner": pruner.PRUNERS,
+                   "judge": verifier.JUDGES}
     assert {role: set(table) for role, table in implemented.items()} == \
         {role: set(kinds) for role, kinds in AGENT_KINDS.items()}
 
@@ -40,8 +41,8 @@ def test_an_unknown_kind_is_a_policy_error_naming_the_allowed_ones(tmp_path):
 
 
 def test_an_unknown_agent_or_an_override_to_an_unknown_kind_is_refused(tmp_path):
-    with pytest.raises(PolicyError, match=r"unknown agent 'judge'; the agents are segmenter, classifier, pruner"):
-        load_policy(str(_policy(tmp_path, "  judge: {kind: llm}\n")))
+    with pytest.raises(PolicyError, match=r"unknown agent 'critic'; the agents are segmenter, classifier, pruner, judge"):
+        load_policy(str(_policy(tmp_path, "  critic: {kind: llm}\n")))
     result = drp("run", EXAMPLES, "--policy", "rules", "--run-id", "typo", "--set", "agents.classifier.kind=llm-ranges")
     assert result.exit_code == 2 and "a classifier is one of: llm, rules, none" in result.output
     with pytest.raises(PolicyError, match="has no setting 'units.nope.x'"):

@@ -58,5 +58,6 @@ def test_a_refused_connection_reads_alike_from_both_clients():
 def test_teacher_settings_are_endpoint_settings_plus_the_structured_output_method():
     settings = TeacherSettings("http://x/v1", "m", api_key_env="MY_KEY", structured_output="prompt")
     assert isinstance(settings, EndpointSettings)
-    assert settings.public() == {"url": "http://x/v1", "model": "m", "api_key_env": "MY_KEY", "timeout": 120.0,
-                                 "max_retries": 3, "structured_output": "prompt"}
+    # the teacher's deadline is sized per request unless given, and it retries only quick refusals
+    assert settings.public() == {"url": "http://x/v1", "model": "m", "api_key_env": "MY_KEY", "timeout": None,
+                                 "max_retries": 2, "structured_output": "prompt"}

@@ -12,7 +12,7 @@ import pytest
 from helpers import db_of, drp, traces_of, write_jsonl
 from long_traces import joined_gsm8k, joined_math, synthetic_latex
 from scripted_teacher import ScriptedTeacher, Text
-from skill_aware_responder import agent_of, prune, sensible
+from skill_aware_responder import agent_of, prune, sensible, steps_in
 
 from drp.agents.windows import PER_MESSAGE_TOKENS
 from drp.tokens import TokenCounter
@@ -86,8 +86,9 @@ def test_the_verifier_sends_only_the_broken_window_back(counter, tmp_path):
         later_window = not re.search(r"^Step 1\b", prompt, re.M)
         if later_window and not broken and "rejected by the verifier" not in prompt:
             # One window after the first writes, on its first try, a number that is nowhere in the original.
-            broken["step"] = plan["actions"][0]["step"]
-            plan["actions"][0] = {"step": broken["step"], "action": "COMPRESS", "text": "So 987654 apples."}
+            broken["step"] = steps_in(request)[0][0]
+            plan["delete"] = [n for n in plan["delete"] if n != broken["step"]]
+            plan["compress"] = [{"step": broken["step"], "text": "So 987654 apples."}]
         return Text(json.dumps(plan))
 
     result, _ = _run(tmp_path, trace, responder, "blame", "--concurrency", "1")

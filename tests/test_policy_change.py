@@ -44,9 +44,9 @@ def _edit(path, old: str, new: str) -> None:
 
 @pytest.mark.parametrize("change, named", [
     (lambda d: _edit(d / "mine" / "pruner.yaml", "system:", "# reworded\nsystem:"), "the pruner prompt text"),
-    (lambda d: _edit(d / "mine" / "policy.yaml", "answer_section: keep", "answer_section: short"),
-     'answer_section: "keep" → "short"'),
-    (lambda d: _edit(d / "mine" / "policy.yaml", "max_chars: 400", "max_chars: 300"), "units.max_chars: 400 → 300"),
+    (lambda d: _edit(d / "mine" / "policy.yaml", "answer_section: short", "answer_section: keep"),
+     'answer_section: "short" → "keep"'),
+    (lambda d: _edit(d / "mine" / "policy.yaml", "max_chars: 1 ", "max_chars: 300 "), "units.max_chars: 1 → 300"),
     (lambda d: _edit(d / "mine" / "policy.yaml", "  - hesitation\n", ""), "taxonomy"),
     (lambda d: (d / "mine" / "policy.yaml").write_text((d / "mine" / "policy.yaml").read_text()
                                                         + "verify: {shorter: false}\n"), "verify.shorter: true → false"),
@@ -80,7 +80,7 @@ def test_an_allowed_change_records_both_policies_and_which_trace_used_which(poli
     with ScriptedTeacher(sensible) as teacher:
         assert _start(teacher, policy_dir, "both", "--limit", "3").exit_code == 0
     _edit(policy_dir / "mine" / "pruner.yaml", "system:", "# reworded\nsystem:")
-    _edit(policy_dir / "mine" / "policy.yaml", "answer_section: keep", "answer_section: short")
+    _edit(policy_dir / "mine" / "policy.yaml", "answer_section: short", "answer_section: keep")
     with ScriptedTeacher(sensible) as teacher:
         resumed = drp("run", EXAMPLES, "--run-id", "both", "--resume", "--allow-policy-change", "--quiet",
                       "--teacher-url", teacher.url)
@@ -89,8 +89,8 @@ def test_an_allowed_change_records_both_policies_and_which_trace_used_which(poli
     config = json.loads((run_dir("both") / "config.json").read_text())
     first, second = config["policy_history"]
     assert first["hash"] != second["hash"] == config["policy_hash"]
-    assert "the pruner prompt text" in second["changes"] and 'answer_section: "keep" → "short"' in second["changes"]
-    assert first["snapshot"]["answer_section"] == "keep" and config["policy"]["answer_section"] == "short"
+    assert "the pruner prompt text" in second["changes"] and 'answer_section: "short" → "keep"' in second["changes"]
+    assert first["snapshot"]["answer_section"] == "short" and config["policy"]["answer_section"] == "keep"
     assert first["prompt_hashes"]["pruner"] != second["prompt_hashes"]["pruner"]
     assert first["prompt_hashes"]["segmenter"] == second["prompt_hashes"]["segmenter"]
 

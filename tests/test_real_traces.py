@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from helpers import drp, pruned_of, traces_of
 
 
@@ -18,3 +20,6 @@ def test_rules_policy_on_real_traces(shared):
     reductions = [1 - t["response_tokens_after"] / t["response_tokens_before"] for t in accepted]
     assert sum(reductions) / len(reductions) > 0.35
     assert len(pruned_of("real")) == len([t for t in traces if t["status"] == "accepted"])
+    # the verifier found the answer's computation in every accepted pruning (the check gates `rules` too)
+    assert all(json.loads(t["checks"])["derivation"] in (True, None) for t in accepted)
+    assert sum(json.loads(t["checks"])["derivation"] is True for t in accepted) / len(accepted) > 0.98

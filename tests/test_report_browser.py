@@ -56,7 +56,7 @@ def db_rows(run: Path, sql: str, params=()) -> list[tuple]:
 def runs(tmp_path_factory) -> Path:
     """Real runs made once for the module: the example traces under two policies (a: rules,
     b: rules-keep-answer), the injection trace (inj), and the LLM skill-aware policy against a scripted
-    loopback teacher whose first pruning drops the answer, so the verifier fails it once (llm)."""
+    loopback teacher whose first pruning drops the answer, so the verifier fails it once (llm; the answer's steps unprotected)."""
     folder = tmp_path_factory.mktemp("report-runs")
     injection = folder / "inject.jsonl"
     injection.write_text(json.dumps(INJECTION) + "\n")
@@ -68,13 +68,14 @@ def runs(tmp_path_factory) -> Path:
 
         def responder(request):
             if agent_of(request) == "pruner":
-                first_try = "rejected by the verifier" not in request["messages"][-1]["content"]
+                first_try = "was rejected:" not in request["messages"][-1]["content"]
                 return Text(prune(request, delete_everything_after=1 if first_try else None))
             return sensible(request)
 
         with ScriptedTeacher(responder) as teacher:
             drp("run", EXAMPLES, "--policy", "skill-aware", "--teacher-url", teacher.url, "--teacher-model", "scripted",
-                "--run-id", "llm", "--limit", "2", "--quiet", "--teacher-max-retries", "0")
+                "--run-id", "llm", "--limit", "2", "--quiet", "--teacher-max-retries", "0",
+                "--set", "protect_derivation=false")  # else the schema itself keeps the answer's steps
     return folder
 
 
@@ -329,7 +330,7 @@ def test_verdict_per_attempt_and_transcript_of_an_llm_run(runs, view, tmp_path):
     messages = json.loads(pruners[1][1])
     assert second.locator(".msg-role").all_text_contents() == [m["role"] for m in messages]
     assert second.locator(".msg pre").all_text_contents() == [m["content"] for m in messages]
-    assert "rejected by the verifier" in messages[-1]["content"]
+    assert "was rejected:" in messages[-1]["content"]
     assert pruners[1][2] in second.text_content()
     view.screenshot("report-llm-run")
     assert view.errors == []

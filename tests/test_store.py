@@ -25,6 +25,8 @@ def _downgrade_to_m001(db_file) -> None:
             conn.execute(f"alter table {table} drop column {column}")
         conn.execute("drop table sessions")
         conn.execute("alter table calls drop column usage")
+        for table, column in (("calls", "temperature"), ("calls", "max_tokens"), ("steps", "echo"), ("traces", "checks")):
+            conn.execute(f"alter table {table} drop column {column}")
         conn.execute("alter table calls drop column endpoint")
         conn.execute("alter table calls drop column endpoint_errors")
         for table in ("batch_jobs", "batch_requests", "batch_results"):

@@ -18,7 +18,7 @@ from drp.layout import split_response
 from drp.teacher.replies import parse_json_reply
 from drp.reply_json import ReplyJSONError, decode
 from drp.schemas import PrunePlan
-from drp.text import atomic_units, join_steps
+from drp.text import atomic_units, join_units, unit_layout
 
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
@@ -78,10 +78,10 @@ def test_commands_that_are_also_a_line_break_before_a_word_follow_the_reply():
 
 
 def test_parse_json_reply_repairs_and_explains():
-    plan, error = parse_json_reply(sloppy_json({"actions": [{"step": 1, "action": "COMPRESS", "text": r"\frac{1}{2}"}]}),
+    plan, error = parse_json_reply(sloppy_json({"delete": [], "compress": [{"step": 1, "text": r"\frac{1}{2}"}]}),
                                    PrunePlan)
-    assert error is None and plan.actions[0].text == r"\frac{1}{2}"
-    plan, error = parse_json_reply(r'{"actions": [{"step": 1, "action": "COMPRESS", "text": "x \b y"}]}', PrunePlan)
+    assert error is None and plan.compress[0].text == r"\frac{1}{2}"
+    plan, error = parse_json_reply(r'{"delete": [], "compress": [{"step": 1, "text": "x \b y"}]}', PrunePlan)
     assert plan is None and "control characters" in error and "doubled" in error
 
 
@@ -93,16 +93,16 @@ def test_every_latex_line_of_the_shared_traces_survives_a_sloppy_teacher(shared)
     commands = {c for line in lines for c in re.findall(r"\\([A-Za-z]+)", line)}
     assert {"frac", "theta", "boxed", "text", "times", "right"} & commands >= {"frac", "boxed", "text", "times", "right"}
     for line in lines:
-        reply = sloppy_json({"actions": [{"step": 1, "action": "COMPRESS", "text": line}]})
+        reply = sloppy_json({"delete": [], "compress": [{"step": 1, "text": line}]})
         plan, error = parse_json_reply(f"Here is the plan:\n```json\n{reply}\n```", PrunePlan)
         assert error is None, (line, error)
-        assert plan.actions[0].text == line  # byte for byte
+        assert plan.compress[0].text == line  # byte for byte
     # ...and every command on its own, where no other LaTeX in the reply gives the teacher's habit away
     for command in sorted(commands):
         meant = f"so we use \\{command}{{3}} here"
-        plan, error = parse_json_reply(sloppy_json({"actions": [{"step": 1, "action": "COMPRESS", "text": meant}]}),
+        plan, error = parse_json_reply(sloppy_json({"delete": [], "compress": [{"step": 1, "text": meant}]}),
                                        PrunePlan)
-        assert error is None and plan.actions[0].text == meant, command
+        assert error is None and plan.compress[0].text == meant, command
 
 
 def _covering_traces(traces: list[dict]) -> list[dict]:
@@ -151,9 +151,8 @@ def _latex_pruner(sloppy: bool):
             return Text(segment(request))
         if agent == "classifier":
             return Text(label(request))
-        plan = {"actions": [{"step": number, "action": "COMPRESS", "text": unit} if "\\" in unit
-                            else {"step": number, "action": "KEEP"}
-                            for number, unit in enumerate(request["drp_units"], start=1)]}
+        plan = {"delete": [], "compress": [{"step": number, "text": unit}
+                                           for number, unit in enumerate(request["drp_units"], start=1) if "\\" in unit]}
         return Text(sloppy_json(plan) if sloppy else json.dumps(plan))
 
     return respond
@@ -161,7 +160,8 @@ def _latex_pruner(sloppy: bool):
 
 def _with_units(responder, traces: list[dict]):
     """The responder, told the units of the trace each pruner request is about (found by its question)."""
-    units = {t["question"].strip(): atomic_units(split_response(t["response"]).thinking) for t in traces}
+    # the skill-aware policy's units (units.max_chars: 1, every sentence)
+    units = {t["question"].strip(): atomic_units(split_response(t["response"]).thinking, 1) for t in traces}
 
     def respond(request: dict):
         prompt = [m for m in request["messages"] if m["role"] == "user"][0]["content"]
@@ -188,7 +188,7 @@ def test_exported_training_text_is_byte_identical_to_what_a_careful_teacher_give
     assert len(rows) == len(traces)  # every one accepted
     # byte-identical to the careful teacher's export, the run's name aside
     assert exported["sloppy"].replace(b'"run": "sloppy"', b'"run": "careful"') == exported["careful"]
-    meant = {t["id"]: join_steps(atomic_units(split_response(t["response"]).thinking)) for t in traces}
+    meant = {t["id"]: join_units(*unit_layout(split_response(t["response"]).thinking, 1)) for t in traces}
     for row in rows:  # and to what the teacher meant: the steps it rewrote, verbatim
         assert row["thinking"] == meant[row["trace_id"]]
         assert f"<think>\n{row['thinking']}\n</think>" in row["completion"][0]["content"]
@@ -205,10 +205,10 @@ def test_function_calling_replies_are_repaired_too():
     from drp.policy import AgentSettings
 
     meant = r"\frac{1}{2} \theta \sqrt{3}"
-    swallowed = '{"actions": [{"step": 1, "action": "COMPRESS", "text": "\\frac{1}{2} \\theta"}]}'
-    refused_by_json = sloppy_json({"actions": [{"step": 1, "action": "COMPRESS", "text": meant}]})
+    swallowed = '{"delete": [], "compress": [{"step": 1, "text": "\\frac{1}{2} \\theta"}]}'
+    refused_by_json = sloppy_json({"delete": [], "compress": [{"step": 1, "text": meant}]})
     replies = Sequence(ToolCall("PrunePlan", swallowed), ToolCall("PrunePlan", refused_by_json),
-                       ToolCall("PrunePlan", '{"actions": [{"step": 1, "action": "COMPRESS", "text": "a \\b b"}]}'))
+                       ToolCall("PrunePlan", '{"delete": [], "compress": [{"step": 1, "text": "a \\b b"}]}'))
     agent = AgentSettings(kind="llm-actions", structured_output="function_calling")
 
     async def three_calls(url: str):
@@ -217,6 +217,6 @@ def test_function_calling_replies_are_repaired_too():
 
     with ScriptedTeacher(replies) as server:
         first, second, third = asyncio.run(three_calls(server.url))
-    assert first.error is None and first.parsed.actions[0].text == r"\frac{1}{2} \theta"
-    assert second.error is None and second.parsed.actions[0].text == meant
+    assert first.error is None and first.parsed.compress[0].text == r"\frac{1}{2} \theta"
+    assert second.error is None and second.parsed.compress[0].text == meant
     assert third.parsed is None and "control characters" in third.error

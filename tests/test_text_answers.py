@@ -7,7 +7,7 @@ import pytest
 from drp.answers import equivalent, extract_answer, last_boxed, numbers_in
 from drp.tokens import APPROXIMATE, TokenCounter
 from drp.layout import answer_section_after, join_response, split_response
-from drp.text import atomic_units
+from drp.text import atomic_units, join_units, unit_layout
 
 
 def test_split_response_forms():
@@ -25,6 +25,19 @@ def test_units_are_lossless_and_bounded():
     assert units[0] == "Short one." and units[-1] == "Last."
     assert all(len(u) <= 200 for u in units[1:-1])
     assert " ".join(units).split() == text.split()
+
+
+def test_sentence_units_join_back_into_the_original_paragraphs():
+    text = "First, I need the total. 4 times 18 is 72.\n\nNext, 72 minus 12 is 60. So 60 are left."
+    units, breaks = unit_layout(text, max_chars=1)  # every sentence a unit
+    assert units == ["First, I need the total.", "4 times 18 is 72.", "Next, 72 minus 12 is 60.", "So 60 are left."]
+    assert breaks == [True, False, True, False]
+    assert join_units(units, breaks) == text
+    # dropping the sentences that only plan keeps the paragraphs of what remains
+    kept = [1, 3]
+    assert join_units([units[i] for i in kept], [breaks[i] for i in kept]) == "4 times 18 is 72. So 60 are left."
+    assert join_units([units[i] for i in (0, 2)], [breaks[i] for i in (0, 2)]) == \
+        "First, I need the total.\n\nNext, 72 minus 12 is 60."
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,14 @@
-"""Ask the teacher for one agent's structured reply, retrying with the problem as feedback when the
-reply does not parse or fails the agent's own validation. Every try is recorded.
+"""Ask the teacher for one agent's structured reply, retrying when the reply does not parse or fails the
+agent's own validation. Every try is recorded.
 
-Each call's `max_tokens` is what the context budget leaves (drp/agents/windows.py), at most the agent's own
-cap: the prompt plus the reply always fit the teacher's context. A retry shows the teacher its failed reply
-when that still fits, and only the error otherwise."""
+A retry is a different question, not the same one again: the prompt is rendered afresh with a note naming
+the exact fix ("unit 8 does not exist; the last unit is 7"), the failed reply is not sent back (it would only
+grow the input and invite a copy), and the temperature rises to the policy's `retry_temperature`, so a
+deterministic teacher cannot return the same bytes again.
+
+Each call's `max_tokens` is the output budget the agent sized for it (at most the agent's own cap), further
+bounded by what the context budget leaves (drp/agents/windows.py): the prompt plus the reply always fit the
+teacher's context, and a call without room for the reply it needs is not sent."""
 
 from __future__ import annotations
 
@@ -22,39 +27,46 @@ DEFAULT_REPLY_TOKENS = 256  # room a call must leave for its reply when the agen
 
 async def ask(
     ctx: RunContext, agent: str, attempt: int, schema: type[BaseModel], validate: Callable[[BaseModel], str | None], /,
-    *, reply_tokens: int | None = None, messages: list[dict] | None = None, **variables,
+    *, max_tokens: int | None = None, temperature: float | None = None, reply_tokens: int | None = None,
+    messages: list[dict] | None = None, **variables,
 ) -> tuple[BaseModel | None, list[dict], str | None]:
     """Returns (valid result or None, call records, last error). Raises TeacherError on transport faults.
-    `reply_tokens`: how long the reply may need to be (the call is not sent without room for it);
-    `messages`: the prompt, when it is already rendered from these variables."""
+    `max_tokens`: the output budget sized for this call (capped by the agent's); `temperature`: the first try's
+    (default: the agent's); `reply_tokens`: how long the reply may need to be (the call is not sent without room
+    for it; default: the output budget); `messages`: the prompt, when it is already rendered from these variables."""
     policy = ctx.policy
     settings = policy.agents[agent]
     budget = Budget.of(ctx)
-    needed = min(reply_tokens or DEFAULT_REPLY_TOKENS, settings.max_tokens)
+    cap = min(max_tokens or settings.max_tokens, settings.max_tokens)
+    needed = min(reply_tokens or max_tokens or DEFAULT_REPLY_TOKENS, cap)
     first = messages or render_messages(policy, agent, **variables)
-    messages = first
     prompt_name = f"{policy.name}/{settings.prompt}"
+    first_temperature = settings.temperature if temperature is None else temperature
+    model = settings.model or ctx.teacher.settings.model
     calls: list[dict] = []
     error = None
     for _ in range(policy.parse_retries + 1):
-        room = budget.reply_room(messages, settings.max_tokens)
-        if room < needed and messages is not first:
-            messages = _error_only_retry(first, error)
-            room = budget.reply_room(messages, settings.max_tokens)
+        messages = first
+        temperature = first_temperature
+        if error is not None:
+            messages = with_note(first, f"Your previous reply could not be used: {error}. Reply again with JSON only.")
+            temperature = max(first_temperature, policy.retry_temperature)
+        room = budget.reply_room(messages, cap)
         if room < needed:
             error = (f"context: the prompt leaves room for {room} reply tokens within context.max_tokens "
                      f"{budget.limit} (margin {budget.margin}); this call needs {needed}")
             calls.append(record(agent, attempt, policy.name, prompt_name, policy.prompt_hashes[agent], llm=False,
-                                messages=messages, error=error, model=settings.model or ctx.teacher.settings.model))
+                                messages=messages, error=error, model=model))
             return None, calls, error
         try:
-            reply = await ctx.teacher.ask(settings, messages, schema, max_tokens=room, node=agent, attempt=attempt)
+            reply = await ctx.teacher.ask(settings, messages, schema, max_tokens=room, temperature=temperature,
+                                          node=agent, attempt=attempt)
         except TeacherError as exc:
             calls.append(
                 record(agent, attempt, policy.name, prompt_name, policy.prompt_hashes[agent], llm=True,
-                       messages=messages, error=f"teacher_error: {exc}",
-                       model=settings.model or ctx.teacher.settings.model,
-                       endpoint=getattr(exc, "endpoint", None), endpoint_errors=getattr(exc, "endpoint_errors", None))
+                       messages=messages, error=f"teacher_error: {exc}", model=model, temperature=temperature,
+                       max_tokens=room, endpoint=getattr(exc, "endpoint", None),
+                       endpoint_errors=getattr(exc, "endpoint_errors", None))
             )
             exc.calls = calls  # the transcript so far travels with the fault
             raise
@@ -64,22 +76,17 @@ async def ask(
                 agent, attempt, policy.name, prompt_name, policy.prompt_hashes[agent], llm=True, messages=messages,
                 raw_output=reply.raw, parsed=reply.parsed, error=error, model=reply.model,
                 input_tokens=reply.input_tokens, output_tokens=reply.output_tokens, latency_ms=reply.latency_ms,
-                usage=reply.usage,
+                usage=reply.usage, temperature=temperature, max_tokens=room,
                 endpoint=reply.endpoint, endpoint_errors=reply.endpoint_errors,
             )
         )
         if error is None:
             return reply.parsed, calls, None
-        messages = [
-            *messages,
-            {"role": "assistant", "content": reply.raw or "(empty reply)"},
-            {"role": "user", "content": f"Your reply could not be used: {error}\nReply again with corrected JSON only."},
-        ]
     return None, calls, error
 
 
-def _error_only_retry(first: list[dict], error: str | None) -> list[dict]:
-    """The first prompt with the error added to its last message (the failed reply left out, to fit)."""
-    *head, last = first
-    note = f"\n\nYour previous reply could not be used: {error}\nReply with corrected JSON only."
-    return [*head, {**last, "content": last["content"] + note}]
+def with_note(messages: list[dict], note: str) -> list[dict]:
+    """The messages with `note` added to the last user message (a fresh question, not a conversation)."""
+    last_user = max(i for i, m in enumerate(messages) if m["role"] == "user")
+    changed = dict(messages[last_user], content=f"{messages[last_user]['content']}\n\n{note}")
+    return [*messages[:last_user], changed, *messages[last_user + 1:]]

@@ -13,7 +13,7 @@ def record(
     node: str, attempt: int, policy: str, prompt_name: str | None, prompt_hash: str | None, *, llm: bool,
     messages: list[dict] | None = None, raw_output: str | None = None, parsed=None, error: str | None = None,
     model: str = "deterministic", input_tokens: int | None = 0, output_tokens: int | None = 0, latency_ms: float = 0.0,
-    usage: str | None = None,
+    usage: str | None = None, temperature: float | None = None, max_tokens: int | None = None,
     endpoint: str | None = None, endpoint_errors: list[dict] | None = None,
 ) -> dict:
     """`usage`, for a teacher reply: where its token counts come from (drp.teacher.Reply.usage)."""
@@ -22,8 +22,8 @@ def record(
         "messages": messages or [], "raw_output": raw_output,
         "parsed": parsed.model_dump() if hasattr(parsed, "model_dump") else parsed,
         "error": error, "model": model, "llm": llm, "input_tokens": input_tokens, "output_tokens": output_tokens,
-        "latency_ms": latency_ms, "usage": usage, "started_at": now(), "endpoint": endpoint,
-        "endpoint_errors": endpoint_errors,
+        "latency_ms": latency_ms, "usage": usage, "temperature": temperature, "max_tokens": max_tokens,
+        "started_at": now(), "endpoint": endpoint, "endpoint_errors": endpoint_errors,
     }
 
 

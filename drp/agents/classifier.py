@@ -1,5 +1,8 @@
 """Skill-classifier: one skill from the policy's taxonomy per step (`llm`), skills by patterns (`rules`),
-or no labels (`none`). (The kinds are listed in drp/agents/kinds.py.)"""
+or no labels (`none`). (The kinds are listed in drp/agents/kinds.py.)
+
+The teacher's schema holds exactly as many skills as there are steps, each from the taxonomy, so a
+schema-enforcing teacher cannot miscount or invent a skill."""
 
 from __future__ import annotations
 
@@ -12,18 +15,7 @@ from drp.agents.context import RunContext
 from drp.agents.state import TraceState
 from drp.agents.windows import Budget, neighbours, plan
 from drp.prompting import render_messages
-from drp.schemas import SkillLabels
-
-
-def check_labels(labels: SkillLabels, last: int, taxonomy: list[str], first: int = 1) -> str | None:
-    numbers = sorted(label.step for label in labels.labels)
-    if numbers != list(range(first, last + 1)):
-        return f"expected exactly one label for each step {first}..{last}, got steps {numbers}"
-    known = {skill.lower() for skill in taxonomy}
-    unknown = sorted({label.skill for label in labels.labels if label.skill.lower() not in known})
-    if unknown:
-        return f"unknown skills {unknown}; use only: {', '.join(taxonomy)}"
-    return None
+from drp.schemas import labels_schema
 
 
 async def classify(state: TraceState, ctx: RunContext) -> dict:
@@ -59,24 +51,25 @@ async def _by_teacher(state: TraceState, ctx: RunContext) -> dict:
         reply_tokens=_reply_tokens, cap=ctx.policy.agents["classifier"].max_tokens, budget=Budget.of(ctx),
         item_text=lambda n: steps[n - 1]["text"],
     )
+    # Each window's schema holds exactly as many skills as the window has steps.
     answers = await asyncio.gather(*(
-        ask(ctx, "classifier", 1, SkillLabels, lambda r, w=w: check_labels(r, w.last, taxonomy, w.first),
-            reply_tokens=w.reply_tokens, messages=w.messages, **variables(w.first, w.last))
+        ask(ctx, "classifier", 1, labels_schema(w.last - w.first + 1, taxonomy), lambda r: None,
+            max_tokens=_reply_tokens(w.first, w.last), reply_tokens=w.reply_tokens, messages=w.messages,
+            **variables(w.first, w.last))
         for w in windows
     ))
     calls = [call for _, window_calls, _ in answers for call in window_calls]
-    canonical = {skill.lower(): skill for skill in taxonomy}
-    for result, _, error in answers:
+    for window, (result, _, error) in zip(windows, answers):
         if result is None:
             return {"calls": calls, "status": "failed", "reason": f"classifier_unusable: {error}"}
-        for label in result.labels:
-            steps[label.step - 1]["skill"] = canonical[label.skill.lower()]
+        for step, skill in zip(steps[window.first - 1 : window.last], result.skills):
+            step["skill"] = skill
     return {"steps": steps, "calls": calls}
 
 
 def _reply_tokens(first: int, last: int, size=None) -> int:
-    """One `{"step": n, "skill": "..."}` per step."""
-    return 20 * (last - first + 1) + 16
+    """One quoted skill per step."""
+    return 16 + 8 * (last - first + 1)
 
 
 CLASSIFIERS = {"llm": _by_teacher, "rules": _by_rules, "none": _unlabelled}  # kind → agent

@@ -7,19 +7,23 @@ from drp.agents import rules, verifier
 from drp.agents.context import RunContext
 from drp.agents.pruner import apply_plan
 from drp.agents.state import TraceState
+from drp.teacher import TeacherError
 
 
-def fallback(state: TraceState, ctx: RunContext) -> dict:
+async def fallback(state: TraceState, ctx: RunContext) -> dict:
     failures = "; ".join(state["verdict"]["failures"])
     # The kind comes first and alone before the colon, so reports and stats group all such rejections together.
     rejected = {"status": "rejected", "reason": f"verification_failed: after {state['attempt']} attempts: {failures}"}
     if ctx.policy.fallback != "rules":
         return rejected
-    steps = rules.label_steps(rules.unit_steps(state["units"]))
+    steps = rules.label_steps(rules.unit_steps(state["units"], state.get("unit_breaks")))
     actions = rules.plan(steps, state["original_answer"], ctx.policy.rules, state["trace"]["question"])
     annotated, thinking = apply_plan(steps, actions)
-    trial = {**state, "pruned_thinking": thinking, "attempt": state["attempt"] + 1}
-    result = verifier.verify(trial, ctx)
+    trial = {**state, "steps": annotated, "pruned_thinking": thinking, "attempt": state["attempt"] + 1}
+    try:
+        result = await verifier.verify(trial, ctx)  # the optional LLM judge may call the teacher
+    except TeacherError as exc:
+        return {**rejected, "calls": getattr(exc, "calls", [])}
     if result.get("status") != "accepted":
         return {**rejected, "calls": result["calls"], "verdict": result["verdict"]}
     return {**result, "reason": "fallback_rules", "steps": annotated, "pruned_thinking": thinking,

@@ -24,7 +24,11 @@ AGENT_KINDS: dict[str, dict[str, bool]] = {  # role → kind → uses the teache
         "rules": False,  # pattern-based deletions, never a new word
         "identity": False,  # keep everything (the unpruned baseline)
     },
+    "judge": {
+        "llm-judge": True,  # reads the pruned reasoning once the checks pass (verify.judge, off by default)
+    },
 }
+OPTIONAL_ROLES = frozenset({"judge"})  # a policy may leave these out
 
 
 def kind_problem(role: str, kind: str) -> str | None:

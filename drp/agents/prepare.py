@@ -9,8 +9,8 @@ from drp.agents.context import RunContext
 from drp.agents.state import TraceState
 from drp.agents.verifier import reaches_answer
 from drp.answers import equivalent, extract_answer
-from drp.layout import short_answer, split_response
-from drp.text import atomic_units, paragraphs
+from drp.layout import answer_line, short_answer, split_response
+from drp.text import paragraphs, unit_layout
 
 
 def prepare(state: TraceState, ctx: RunContext) -> dict:
@@ -21,7 +21,7 @@ def prepare(state: TraceState, ctx: RunContext) -> dict:
     split = split_response(trace["response"])
     update: dict = {"thinking": split.thinking, "answer_section": split.answer_section, "attempt": 0}
     answer = extract_answer(split.answer_section) or extract_answer("\n\n".join(paragraphs(split.thinking)[-1:]))
-    units = atomic_units(split.thinking, policy.units.max_chars)
+    units, breaks = unit_layout(split.thinking, policy.units.max_chars)
     gold = trace.get("gold_answer")
     verdict = {"complete": split.complete, "original_answer": answer, "gold_answer": gold, "units": len(units)}
 
@@ -39,12 +39,15 @@ def prepare(state: TraceState, ctx: RunContext) -> dict:
         )
     update["original_answer"] = answer
     update["units"] = units
+    update["unit_breaks"] = breaks
     if answer is not None:
         # `short`: the boxed answer alone when the thinking derives it; otherwise the derivation lives in the
         # answer section and stays, minus lines that only restate the question.
         thinking_reaches = reaches_answer(split.thinking, answer)[0]
         if policy.answer_section == "keep":
             update["pruned_answer_section"] = split.answer_section
+        elif policy.answer_section == "answer_line":
+            update["pruned_answer_section"] = answer_line(answer)
         elif thinking_reaches:
             update["pruned_answer_section"] = short_answer(answer)
         else:

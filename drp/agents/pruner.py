@@ -1,5 +1,9 @@
-"""Pruner: one action per step (KEEP / DELETE / COMPRESS / MERGE), then the pruned thinking is assembled
-from the original text of kept steps and the rewrites. On a retry it sees the verifier's feedback.
+"""Pruner: decides which steps go (DELETE), which are rewritten shorter (COMPRESS) and which runs become one
+(MERGE); every other step is kept as written. The pruned thinking is assembled from the original text of kept
+steps and the rewrites. On a retry it sees the verifier's feedback.
+
+Steps that compute the answer, or a number it depends on, are found deterministically first (drp/derivation.py)
+and marked "needed" in the prompt; the reply's schema does not even allow deleting them.
 Kinds (drp/agents/kinds.py): `llm-actions`, `paper`, `rules`, `identity`."""
 
 from __future__ import annotations
@@ -12,55 +16,107 @@ from drp.agents.calls import deterministic
 from drp.agents.context import RunContext
 from drp.agents.state import TraceState
 from drp.agents.windows import Budget, neighbours, plan
+from drp.derivation import needed_passages, states_value
 from drp.prompting import render_messages
-from drp.schemas import PaperPrune, PrunePlan
-from drp.text import join_steps
+from drp.schemas import paper_prune_schema, plan_schema
+from drp.text import join_steps, join_units
 
 _PAPER_ACTIONS = {"KEEP": "KEEP", "DELETE": "DELETE", "SINGLE-STEP COMPRESS": "COMPRESS", "MULTI-STEP COMPRESS": "MERGE"}
 
 
-def check_plan(plan: PrunePlan, last: int, first: int = 1) -> str | None:
-    numbers = sorted(a.step for a in plan.actions)
-    if numbers != list(range(first, last + 1)):
-        return f"expected exactly one action for each step {first}..{last}, got steps {numbers}"
-    by_step = sorted(plan.actions, key=lambda a: a.step)
-    for action in by_step:
-        if action.action == "COMPRESS" and not (action.text or "").strip():
-            return f"step {action.step} is COMPRESS but has no text"
-        if action.action == "MERGE" and action.group is None:
-            return f"step {action.step} is MERGE but has no group"
-    groups: dict[int, list[int]] = {}
-    for action in by_step:
-        if action.action == "MERGE":
-            groups.setdefault(action.group, []).append(action.step)
-    for group, members in groups.items():
-        if members != list(range(members[0], members[-1] + 1)) or len(members) < 2:
-            return f"MERGE group {group} must be two or more consecutive steps, got {members}"
-        if not any((a.text or "").strip() for a in by_step if a.step in members):
-            return f"MERGE group {group} has no merged text"
-    return None
+def check_plan(plan, needed: dict[int, tuple[str, list[str]]]) -> str | None:
+    """What the schema cannot say: a step in two lists, a merge run backwards or overlapping, a rewrite that
+    drops a number its step computes or uses. None when the plan is usable."""
+    problems = _plan_problems(plan, needed)
+    return problems[0] if problems else None
+
+
+def repair_plan(plan, needed: dict[int, tuple[str, list[str]]]):
+    """The last usable reading of a plan that kept failing check_plan: each step keeps its first claim
+    (delete, then compress, then merge), and a rewrite that drops what its step computes is not applied (the
+    step is kept as written). Returns the plan and what was left out."""
+    kept = plan.model_copy(update={"delete": [], "compress": [], "merge": []})
+    left_out = []
+    for field in ("delete", "compress", "merge"):
+        for item in getattr(plan, field):
+            trial = kept.model_copy(update={field: [*getattr(kept, field), item]})
+            problems = _plan_problems(trial, needed)
+            if problems:
+                left_out.append(problems[0])
+            else:
+                kept = trial
+    return kept, left_out
+
+
+def _plan_problems(plan, needed: dict[int, tuple[str, list[str]]]) -> list[str]:
+    problems = []
+    claimed: dict[int, str] = {}
+    for number in plan.delete:
+        claimed[number] = "deleted"
+    for rewrite in plan.compress:
+        if rewrite.step in claimed:
+            problems.append(f"step {rewrite.step} is both {claimed[rewrite.step]} and compressed: choose one")
+        elif not any(ch.isalnum() for ch in rewrite.text):
+            problems.append(f"the rewrite of step {rewrite.step} has no content: give the shorter step itself")
+        elif rewrite.step in needed and (dropped := _dropped(rewrite.text, needed[rewrite.step][1])):
+            problems.append(f"the rewrite of step {rewrite.step} drops {', '.join(dropped)} "
+                            f"(the step {needed[rewrite.step][0]}): keep it")
+        claimed.setdefault(rewrite.step, "compressed")
+    for run in plan.merge:
+        if run.first >= run.last:
+            problems.append(f"merge {run.first}-{run.last}: give the first and the last of two or more consecutive steps")
+            continue
+        for number in range(run.first, run.last + 1):
+            if number in claimed:
+                problems.append(f"step {number} is both {claimed[number]} and merged: choose one")
+            claimed.setdefault(number, "merged")
+    return problems
+
+
+def _dropped(text: str, values: list[str]) -> list[str]:
+    return [value for value in values if not states_value(text, value)]
+
+
+def plan_actions(plan, step_count: int, first: int = 1) -> list[dict]:
+    """The plan as one action per step first..step_count, in step order (a rewrite identical to its step is a
+    KEEP)."""
+    actions = {n: {"step": n, "action": "KEEP", "text": None, "group": None} for n in range(first, step_count + 1)}
+    for number in plan.delete:
+        actions[number].update(action="DELETE")
+    for rewrite in plan.compress:
+        actions[rewrite.step].update(action="COMPRESS", text=rewrite.text.strip())
+    for group, run in enumerate(plan.merge, start=1):
+        for number in range(run.first, run.last + 1):
+            actions[number].update(action="MERGE", group=group, text=run.text.strip() if number == run.first else None)
+    return [actions[n] for n in range(first, step_count + 1)]
 
 
 def apply_plan(steps: list[dict], actions: list[dict]) -> tuple[list[dict], str]:
-    """Steps annotated with their actions, and the assembled pruned thinking."""
-    annotated, pieces, merged_groups = [], [], set()
+    """Steps annotated with their actions, and the assembled pruned thinking (original paragraphs kept)."""
+    annotated, pieces, breaks, merged_groups = [], [], [], set()
     by_step = {a["step"]: a for a in actions}
     for number, step in enumerate(steps, start=1):
-        action = by_step[number]
+        action = dict(by_step[number])
+        if action["action"] == "COMPRESS" and _same(action.get("text"), step["text"]):
+            action.update(action="KEEP", text=None)
         group = action.get("group")
         rewritten = action.get("text")
+        piece = None
         if action["action"] == "MERGE":
             group_text = next((a.get("text") for a in actions if a.get("group") == group and a.get("text")), None)
             if group not in merged_groups:
                 merged_groups.add(group)
-                pieces.append(group_text)
+                piece = group_text
             rewritten = group_text
         elif action["action"] == "KEEP":
-            pieces.append(step["text"])
+            piece = step["text"]
         elif action["action"] == "COMPRESS":
-            pieces.append(rewritten)
+            piece = rewritten
+        if piece:
+            pieces.append(piece)
+            breaks.append(step.get("paragraph_start", True))
         annotated.append({**step, "action": action["action"], "rewritten": rewritten, "merge_group": group})
-    return annotated, join_steps(pieces)
+    return annotated, join_units(pieces, breaks)
 
 
 async def prune(state: TraceState, ctx: RunContext) -> dict:
@@ -85,42 +141,54 @@ def _planned(ctx: RunContext, steps: list[dict], attempt: int, actions: list[dic
     return {"steps": annotated, "pruned_thinking": thinking, "attempt": attempt, "calls": [call]}
 
 
-def _prompt_variables(state: TraceState, attempt: int) -> dict:
+def _request(state: TraceState, ctx: RunContext, attempt: int) -> dict:
+    """What every whole-trace LLM pruner call carries (the paper's): the prompt variables, and a retry temperature
+    (a verification retry must not be the same question at the same temperature)."""
     steps = state["steps"]
     return dict(
-        question=state["trace"]["question"], steps=list(enumerate(steps, start=1)), total_steps=len(steps),
-        context_before=[], context_after=[], feedback=state.get("feedback"), attempt=attempt,
-        original_answer=state.get("original_answer"),
+        temperature=_temperature(ctx, attempt), question=state["trace"]["question"],
+        steps=list(enumerate(steps, start=1)), total_steps=len(steps), context_before=[], context_after=[],
+        feedback=state.get("feedback"), attempt=attempt, original_answer=state.get("original_answer"),
     )
 
 
-def _window_variables(state: TraceState, first: int, last: int, feedback: str | None, attempt: int) -> dict:
+def _temperature(ctx: RunContext, attempt: int) -> float | None:
+    return None if attempt == 1 else max(ctx.policy.agents["pruner"].temperature, ctx.policy.retry_temperature)
+
+
+def _step_tokens(state: TraceState, ctx: RunContext) -> int:
+    return sum(ctx.counter.count(step["text"]) for step in state["steps"])
+
+
+def _window_variables(state: TraceState, first: int, last: int, feedback: str | None, attempt: int,
+                      protected: dict[int, str]) -> dict:
     steps = state["steps"]
     before, after = neighbours(first, last, len(steps), steps)
     return dict(
         question=state["trace"]["question"], steps=[(n, steps[n - 1]) for n in range(first, last + 1)],
         total_steps=len(steps), context_before=before, context_after=after, feedback=feedback, attempt=attempt,
         original_answer=state.get("original_answer"),
+        protected={n: note for n, note in protected.items() if first <= n <= last},
     )
 
 
 FEEDBACK_TOKENS = 256  # room kept in each window's prompt for a retry's feedback (the verifier's stays under it)
 
 
-def _plan_windows(state: TraceState, ctx: RunContext, attempt: int) -> list:
+def _plan_windows(state: TraceState, ctx: RunContext, attempt: int, protected: dict[int, str]) -> list:
     steps = state["steps"]
     return plan(
         len(steps),
         render=lambda first, last: render_messages(ctx.policy, "pruner",
-                                                   **_window_variables(state, first, last, None, attempt)),
+                                                   **_window_variables(state, first, last, None, attempt, protected)),
         reply_tokens=_reply_tokens, cap=ctx.policy.agents["pruner"].max_tokens, budget=Budget.of(ctx),
         item_text=lambda n: steps[n - 1]["text"], reserve=FEEDBACK_TOKENS,
     )
 
 
 def _reply_tokens(first: int, last: int, size) -> int:
-    """An action per step, and at most every step rewritten at its own length."""
-    return sum(24 + size(n) for n in range(first, last + 1)) + 16
+    """The lists' numbers, and at most every step rewritten at its own length (and a tenth more)."""
+    return 32 + 6 * (last - first + 1) + int(1.1 * sum(size(n) for n in range(first, last + 1)))
 
 
 def _to_redo(state: TraceState, windows: list[dict]) -> list[tuple[int, str | None]]:
@@ -135,15 +203,13 @@ def _to_redo(state: TraceState, windows: list[dict]) -> list[tuple[int, str | No
 async def _by_paper_method(state: TraceState, ctx: RunContext, attempt: int) -> dict:
     steps = state["steps"]
     result, calls, error = await ask(
-        ctx, "pruner", attempt, PaperPrune,
-        lambda r: _check_paper(r, len(steps)), **_prompt_variables(state, attempt),
+        ctx, "pruner", attempt, paper_prune_schema(len(steps)), _check_paper,
+        max_tokens=48 + 8 * len(steps) + int(1.2 * _step_tokens(state, ctx)), **_request(state, ctx, attempt),
     )
     if result is None:
         return _failed(calls, error, attempt)
-    annotated = [
-        {**step, "action": _PAPER_ACTIONS[a.action], "rewritten": None, "merge_group": None}
-        for step, a in zip(steps, sorted(result.actions, key=lambda a: a.step))
-    ]
+    annotated = [{**step, "action": _PAPER_ACTIONS[action], "rewritten": None, "merge_group": None}
+                 for step, action in zip(steps, result.actions)]
     return {"steps": annotated, "pruned_thinking": result.pruned_reasoning.strip(), "attempt": attempt, "calls": calls}
 
 
@@ -151,29 +217,37 @@ async def _by_teacher_actions(state: TraceState, ctx: RunContext, attempt: int) 
     # A long trace is pruned a window of steps at a time (each call within the teacher's context, its
     # neighbouring steps shown as context); on a retry only the windows the verifier blamed are pruned again.
     steps = state["steps"]
+    needed = _needed(state, steps) if ctx.policy.protect_derivation else {}
+    protected = {number: note for number, (note, _) in needed.items()}
     rendered: dict[int, list[dict]] = {}  # first attempt: the prompts planning rendered
     if state.get("prune_windows"):
         windows = [dict(window) for window in state["prune_windows"]]
     else:
-        planned = _plan_windows(state, ctx, attempt)
+        planned = _plan_windows(state, ctx, attempt, protected)
         windows = [{"first": w.first, "last": w.last, "reply_tokens": w.reply_tokens} for w in planned]
         rendered = {index: w.messages for index, w in enumerate(planned) if not state.get("feedback")}
     todo = _to_redo(state, windows)
+    # Each window's schema: its own step numbers, its own protected steps.
+    schemas = {index: plan_schema(windows[index]["last"], protected, windows[index]["first"]) for index, _ in todo}
     answers = await asyncio.gather(*(
-        ask(ctx, "pruner", attempt, PrunePlan,
-            lambda r, first=windows[index]["first"], last=windows[index]["last"]: check_plan(r, last, first),
-            reply_tokens=windows[index]["reply_tokens"], messages=rendered.get(index),
-            **_window_variables(state, windows[index]["first"], windows[index]["last"], feedback, attempt))
+        ask(ctx, "pruner", attempt, schemas[index], lambda plan: check_plan(plan, needed),
+            max_tokens=windows[index]["reply_tokens"], temperature=_temperature(ctx, attempt),
+            messages=rendered.get(index),
+            **_window_variables(state, windows[index]["first"], windows[index]["last"], feedback, attempt, protected))
         for index, feedback in todo
     ))
     calls = [call for _, window_calls, _ in answers for call in window_calls]
     annotated = [dict(step) for step in steps]
-    for (index, _), (result, _, error) in zip(todo, answers):
+    for (index, _), (result, window_calls, error) in zip(todo, answers):
+        if result is None and window_calls and isinstance(window_calls[-1]["parsed"], dict):
+            # Every try broke a rule the schema cannot express: use what the last one got right.
+            result, left_out = repair_plan(schemas[index].model_validate(window_calls[-1]["parsed"]), needed)
+            calls.append(deterministic("pruner", attempt, ctx, {"last_problem": error}, {"left_out": left_out}))
         if result is None:
             return _failed(calls, error, attempt)
         window = windows[index]
         first, last = window["first"], window["last"]
-        local = [{**a.model_dump(), "step": a.step - first + 1} for a in result.actions]
+        local = [{**action, "step": action["step"] - first + 1} for action in plan_actions(result, last, first)]
         annotated[first - 1 : last], window["thinking"] = apply_plan(steps[first - 1 : last], local)
     _number_merge_groups(annotated, windows)
     thinking = join_steps([window["thinking"] for window in windows])
@@ -193,11 +267,20 @@ def _number_merge_groups(steps: list[dict], windows: list[dict]) -> None:
             step["merge_group"] = numbers.setdefault(key, len(numbers) + 1)
 
 
-def _check_paper(result: PaperPrune, step_count: int) -> str | None:
-    numbers = sorted(a.step for a in result.actions)
-    if numbers != list(range(1, step_count + 1)):
-        return f"expected exactly one action for each step 1..{step_count}, got steps {numbers}"
+def _needed(state: TraceState, steps: list[dict]) -> dict[int, tuple[str, list[str]]]:
+    """Steps on the answer's chain of computations, when the thinking itself derives the answer."""
+    answer = state.get("original_answer")
+    if answer is None or not state.get("thinking_reaches_answer", True):
+        return {}
+    return needed_passages([step["text"] for step in steps], state["thinking"], answer, state["trace"]["question"])
+
+
+def _check_paper(result) -> str | None:
     return None if result.pruned_reasoning.strip() else "pruned_reasoning is empty"
+
+
+def _same(rewrite: str | None, original: str) -> bool:
+    return rewrite is not None and " ".join(rewrite.split()) == " ".join(original.split())
 
 
 def _failed(calls: list[dict], error: str | None, attempt: int) -> dict:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from drp.answers import equivalent, numbers_in
+from drp.derivation import needed_passages, writes_number
 from drp.policy import RulesSettings
 from drp.text import sentences
 
@@ -36,9 +37,11 @@ def classify(text: str, index: int, total: int) -> str:
     return "setup" if index == 0 else "reasoning"
 
 
-def unit_steps(units: list[str]) -> list[dict]:
+def unit_steps(units: list[str], breaks: list[bool] | None = None) -> list[dict]:
     """One step per unit: the rule-based segmentation."""
-    return [{"unit_start": i, "unit_end": i, "text": unit} for i, unit in enumerate(units, start=1)]
+    breaks = breaks or [True] * len(units)
+    return [{"unit_start": i, "unit_end": i, "text": unit, "paragraph_start": starts}
+            for i, (unit, starts) in enumerate(zip(units, breaks), start=1)]
 
 
 def label_steps(steps: list[dict]) -> list[dict]:
@@ -51,7 +54,10 @@ def plan(steps: list[dict], original_answer: str | None, settings: RulesSettings
     restatements, number-free hesitation and filler); after it, only one concluding step survives.
     A restatement is only dropped when every number in it comes from the question (it derives nothing)."""
     given = numbers_in(question)
-    reach = _first_answer_step(steps, original_answer)
+    needed = _needed_steps(steps, original_answer, question)
+    reach = _answer_step(needed, original_answer)
+    if reach is None:
+        reach = _first_answer_step(steps, original_answer)
     conclusion = _concluding_step(steps, reach, original_answer)
     actions = []
     for index, step in enumerate(steps):
@@ -61,7 +67,7 @@ def plan(steps: list[dict], original_answer: str | None, settings: RulesSettings
             after = {"check": settings.drop_checks_after_answer, "alternative": settings.drop_alternatives_after_answer}
             if after.get(skill, True):
                 action = "DELETE"
-        elif index != reach and index != conclusion:
+        elif index != reach and index != conclusion and index not in needed:
             if skill == "restate_problem" and settings.drop_restatement and numbers_in(text) <= given:
                 action = "DELETE"
             elif skill == "hesitation" and settings.drop_hesitation and not numbers_in(text):
@@ -76,10 +82,28 @@ def plan(steps: list[dict], original_answer: str | None, settings: RulesSettings
 
 def strip_filler(text: str) -> str:
     """Drop sentences that carry no content (no digits, only hedging) and leading 'Okay, so'."""
-    kept = [s for s in sentences(text) if not _FILLER.match(s.strip())]
+    # "twice would give you four" carries numbers too, in words
+    kept = [s for s in sentences(text) if not _FILLER.match(s.strip()) or writes_number(s)]
     cleaned = " ".join(kept) if kept else ""
     cleaned = _LEADING_FILLER.sub("", cleaned)
     return cleaned[:1].upper() + cleaned[1:] if cleaned else cleaned
+
+
+def _needed_steps(steps: list[dict], answer: str | None, question: str) -> dict[int, tuple[str, list[str]]]:
+    """0-based steps that hold the answer's computation (or write a number it uses), when the text derives it."""
+    if answer is None:
+        return {}
+    texts = [step["text"] for step in steps]
+    found = needed_passages(texts, "\n\n".join(texts), answer, question)
+    return {number - 1: note for number, note in found.items()}
+
+
+def _answer_step(needed: dict[int, tuple[str, list[str]]], answer: str | None) -> int | None:
+    """The step that computes the answer itself (not one that merely writes its number, "There are 4 ...")."""
+    for index, (note, values) in sorted(needed.items()):
+        if note.startswith("computes") and equivalent(answer, values[0]):
+            return index
+    return None
 
 
 def _first_answer_step(steps: list[dict], answer: str | None) -> int | None:

@@ -1,8 +1,10 @@
-"""Segmenter: splits the thinking into steps.
+"""Segmenter: splits the thinking into steps. (The kinds are listed in drp/agents/kinds.py.)
 
-`llm-ranges` (default): the teacher sees numbered units and returns step boundaries as unit ranges, so the
-original text is never re-typed. `echo` (the paper): the teacher re-types the trace as skill-labelled steps.
-`rules`: one step per unit. (The kinds are listed in drp/agents/kinds.py.)"""
+`llm-ranges` (default): the teacher sees numbered units and names the units where steps start, so the original
+text is never re-typed and every unit lands in exactly one step. `echo` (the paper): the teacher re-types the
+trace as skill-labelled steps; the echo is aligned with the original word by word, its coverage recorded, and
+an echo that is not the original is retried (where the policy retries), then rejected. `rules`: one step per
+unit."""
 
 from __future__ import annotations
 
@@ -14,60 +16,36 @@ from drp.agents.calls import deterministic
 from drp.agents.context import RunContext
 from drp.agents.state import TraceState
 from drp.agents.windows import Budget, plan
+from drp.echo import EchoCheck, check_echo
 from drp.prompting import render_messages
-from drp.schemas import EchoSegmentation, Segmentation
-
-
-def check_ranges(segmentation: Segmentation, last: int, first: int = 1) -> str | None:
-    """Consecutive ranges covering units first..last exactly once, or a message saying what is wrong."""
-    expected_start = first
-    for number, step in enumerate(segmentation.steps, start=1):
-        if step.start > step.end:
-            return f"step {number} has start {step.start} after end {step.end}"
-        if step.start < expected_start:
-            return f"step {number} (units {step.start}-{step.end}) overlaps the previous step or starts before unit {first}"
-        if step.start > expected_start:
-            return f"units {expected_start}-{step.start - 1} belong to no step (gap before step {number})"
-        if step.end > last:
-            return f"step {number} ends at unit {step.end}, but the last unit is {last}"
-        expected_start = step.end + 1
-    if expected_start <= last:
-        return f"units {expected_start}-{last} belong to no step"
-    return None
+from drp.schemas import echo_schema, segmentation_schema, steps_from_starts
+from drp.text import join_units, paragraphs, sentences
 
 
 async def segment(state: TraceState, ctx: RunContext) -> dict:
     return await SEGMENTERS[ctx.policy.agents["segmenter"].kind](state, ctx)
 
 
+def _breaks(state: TraceState) -> list[bool]:
+    return state.get("unit_breaks") or [True] * len(state["units"])
+
+
 async def _by_rules(state: TraceState, ctx: RunContext) -> dict:
     units = state["units"]
-    steps = rules.unit_steps(units)
+    steps = rules.unit_steps(units, _breaks(state))
     call = deterministic("segmenter", 1, ctx, {"units": len(units)}, {"steps": len(steps)})
     return {"steps": steps, "calls": [call]}
-
-
-async def _by_echo(state: TraceState, ctx: RunContext) -> dict:
-    result, calls, error = await ask(
-        ctx, "segmenter", 1, EchoSegmentation,
-        lambda r: None if r.steps else "no steps returned",
-        question=state["trace"]["question"], thinking=state["thinking"],
-    )
-    if result is None:
-        return _failed(calls, error)
-    steps = [{"unit_start": None, "unit_end": None, "text": s.text, "skill": s.skill} for s in result.steps]
-    return {"steps": steps, "calls": calls}
 
 
 async def _by_teacher_ranges(state: TraceState, ctx: RunContext) -> dict:
     # Long traces are segmented a window of units at a time (at most units.per_call, and within the teacher's
     # context), so every list stays short enough for small teachers; units keep their global numbers, no step
     # crosses a window boundary, and the windows' calls go out together.
-    units, question = state["units"], state["trace"]["question"]
+    units, breaks, question = state["units"], _breaks(state), state["trace"]["question"]
 
     def variables(first: int, last: int) -> dict:
         return dict(question=question, units=[(n, units[n - 1]) for n in range(first, last + 1)],
-                    total_units=len(units))
+                    total_units=len(units), first=first, last=last)
 
     windows = plan(
         len(units), render=lambda first, last: render_messages(ctx.policy, "segmenter", **variables(first, last)),
@@ -75,25 +53,89 @@ async def _by_teacher_ranges(state: TraceState, ctx: RunContext) -> dict:
         item_text=lambda n: units[n - 1], max_items=ctx.policy.units.per_call,
     )
     answers = await asyncio.gather(*(
-        ask(ctx, "segmenter", 1, Segmentation, lambda r, w=w: check_ranges(r, w.last, w.first),
-            reply_tokens=w.reply_tokens, messages=w.messages, **variables(w.first, w.last))
+        ask(ctx, "segmenter", 1, segmentation_schema(w.first, w.last), lambda r: None,
+            max_tokens=_reply_tokens(w.first, w.last), reply_tokens=w.reply_tokens, messages=w.messages,
+            **variables(w.first, w.last))
         for w in windows
     ))
     steps, calls = [], []
-    for result, window_calls, error in answers:
+    for w, (result, window_calls, error) in zip(windows, answers):
         calls.extend(window_calls)
         if result is None:
             return _failed(calls, error)
         steps.extend(
-            {"unit_start": s.start, "unit_end": s.end, "text": "\n\n".join(units[s.start - 1 : s.end])}
-            for s in result.steps
+            {"unit_start": start, "unit_end": end, "text": join_units(units[start - 1 : end], breaks[start - 1 : end]),
+             "paragraph_start": breaks[start - 1]}
+            for start, end in steps_from_starts(result.starts, w.first, w.last)
         )
     return {"steps": steps, "calls": calls}
 
 
+async def _by_echo(state: TraceState, ctx: RunContext) -> dict:
+    """The paper's call 1, checked: each echoed step must be the original's text."""
+    settings, thinking = ctx.policy.echo, state["thinking"]
+    sentence_count = sum(len(sentences(p)) for p in paragraphs(thinking)) or 1
+    checked: dict[str, EchoCheck] = {}
+
+    def faithful(result) -> str | None:
+        echo = check_echo(thinking, [step.text for step in result.steps])
+        checked["last"] = echo
+        return _echo_problem(echo, settings)
+
+    result, calls, error = await ask(
+        ctx, "segmenter", 1, echo_schema(2 * sentence_count), faithful,
+        max_tokens=64 + int(1.3 * ctx.counter.count(thinking)) + 12 * sentence_count,
+        question=state["trace"]["question"], thinking=thinking,
+    )
+    echo = checked.get("last")
+    if echo is not None:
+        measured = echo.summary()
+        if result is not None:  # the paper's format: the last step states the result, skill "clarify answer"
+            measured["last_skill"] = result.steps[-1].skill
+        calls.append(deterministic("echo_check", 1, ctx, {"echoed_steps": len(echo.faithfulness)}, measured,
+                                   error=None if result is not None else error))
+    if result is None:
+        if echo is not None and error == _echo_problem(echo, settings):
+            return {"calls": calls, "status": "rejected", "reason": f"unfaithful_echo: {error}"}
+        return _failed(calls, error)
+    return {"steps": _steps_from_echo(thinking, result.steps, echo), "calls": calls, "echo_coverage": echo.coverage}
+
+
+def _echo_problem(echo: EchoCheck, settings) -> str | None:
+    """What is wrong with an echo, as the fix the teacher should make (None when it is faithful enough)."""
+    problems = []
+    if echo.coverage < settings.min_coverage:
+        problems.append(f"your steps reproduce only {echo.coverage:.0%} of the reasoning (at least "
+                        f"{settings.min_coverage:.0%} is needed): copy every sentence")
+    unfaithful = echo.unfaithful(settings.min_step_faithfulness)
+    if unfaithful:
+        listed = ", ".join(str(n) for n in unfaithful[:8])
+        problems.append(f"the text of step(s) {listed} is not in the reasoning: copy each step's text exactly")
+    return "; ".join(problems) or None
+
+
+def _steps_from_echo(thinking: str, echoed, echo: EchoCheck) -> list[dict]:
+    """Steps carry the original text each echoed step maps to (consecutive spans, so nothing is lost) and the
+    echo itself, for `drp diff`."""
+    starts = [span[0] if span else None for span in echo.spans]
+    bounds = [s for s in starts if s is not None]
+    steps = []
+    for number, step in enumerate(echoed):
+        start = starts[number]
+        if start is None:
+            text = ""
+        else:
+            following = [s for s in bounds if s > start]
+            end = following[0] if following else len(thinking)
+            text = thinking[0 if start == bounds[0] else start : end].strip()
+        steps.append({"unit_start": None, "unit_end": None, "text": text or step.text, "echo": step.text,
+                      "skill": step.skill, "paragraph_start": True})
+    return steps
+
+
 def _reply_tokens(first: int, last: int, size=None) -> int:
-    """At most one `{"start": n, "end": m}` per unit."""
-    return 16 * (last - first + 1) + 16
+    """At most one start number per unit."""
+    return 16 + 4 * (last - first + 1)
 
 
 def _failed(calls: list[dict], error: str | None) -> dict:

@@ -9,7 +9,9 @@ from typing import Annotated, TypedDict
 class Step(TypedDict, total=False):
     unit_start: int | None  # 1-based, inclusive; None when the segmentation re-typed the text (paper policy)
     unit_end: int | None
-    text: str
+    text: str  # the original text of the step
+    echo: str | None  # what an echo segmenter re-typed for it (paper policy)
+    paragraph_start: bool
     skill: str
     action: str  # KEEP | DELETE | COMPRESS | MERGE
     rewritten: str | None
@@ -22,6 +24,10 @@ class TraceState(TypedDict, total=False):
     answer_section: str
     original_answer: str | None
     units: list[str]
+    unit_breaks: list[bool]  # per unit: it starts a paragraph (else it continues the previous unit's)
+    echo_coverage: float | None  # echo segmenters: share of the original the echo reproduces
+    unit_breaks: list[bool]  # per unit: it starts a paragraph (else it continues the previous unit's)
+    echo_coverage: float | None  # echo segmenters: share of the original the echo reproduces
     thinking_reaches_answer: bool  # False when the answer is only derived after </think>
     response_tokens_before: int
     steps: list[Step]

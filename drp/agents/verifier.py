@@ -1,21 +1,37 @@
-"""Verifier: deterministic checks that the pruned reasoning is still the same solution.
+"""Verifier: checks that the pruned reasoning is still the same solution.
 
-1. it reaches the original final answer (math-verify equivalence) and commits to no other answer;
-2. it introduces no number that is in neither the question nor the original response;
-3. the pruned response (thinking + answer section) is shorter than the original, in the run's tokenizer.
+Deterministic checks, every one computed and recorded for every trace (a measurement); the policy's `verify`
+settings say which of them gate acceptance:
+1. same_answer: it reaches the original final answer (math-verify equivalence) and commits to no other;
+2. derivation: it still carries the computation that yields the answer (drp/derivation.py), so a bare
+   assertion ("the result is $168") or a path that lost a step the answer depends on fails;
+3. no_new_numbers: it introduces no number that is in neither the question nor the original response;
+4. shorter: the pruned response (thinking + answer section) is shorter, in the run's tokenizer;
+5. actions_agree (policies whose pruner writes its own path): KEEP steps are in it, DELETE steps are not.
 (The original answer is checked against gold before any teacher call: see agents/prepare.py.)
+Then, optionally, an LLM judge (agent `judge`, off by default) reads the pruned reasoning; its verdict is a
+recorded call like any other.
+A pruning that changed nothing (every step kept, not shorter) ends as `nothing_to_prune`, not as a failure.
 A failure produces a concrete feedback message for the pruner's next attempt. When the pruner worked in windows
 (long traces), the verdict also says which windows broke and what to tell each, so that the retry prunes those
 again and keeps the rest."""
 
 from __future__ import annotations
 
+import re
+
+from drp.agents.asking import ask
 from drp.agents.calls import deterministic
 from drp.agents.context import RunContext
 from drp.agents.state import TraceState
 from drp.answers import equivalent, extract_answer, last_boxed, numbers_in
+from drp.derivation import Derivation, check
+from drp.echo import action_agreement
 from drp.layout import join_response
+from drp.schemas import JudgeVerdict
 from drp.text import paragraphs
+
+_ANSWER_LINE = re.compile(r"\bthe (?:final )?answer is\b", re.I)
 
 
 def reaches_answer(pruned_thinking: str, answer: str) -> tuple[bool, str | None]:
@@ -30,62 +46,127 @@ def reaches_answer(pruned_thinking: str, answer: str) -> tuple[bool, str | None]
     return equivalent(answer, stated), stated
 
 
-def verify(state: TraceState, ctx: RunContext) -> dict:
+def derivation_of(pruned_thinking: str, pruned_answer_section: str, answer: str, question: str,
+                  original_thinking: str, original_answer_section: str = "") -> tuple[Derivation, list[str]] | None:
+    """The derivation check of a pruned trace against its original: the pruned text's derivation and the
+    numbers of the original's computation it no longer writes. None when the original's own derivation
+    cannot be read (then there is nothing to hold the pruned text to). When the original thinking stops
+    short of the answer, the answer sections count too."""
+    if reaches_answer(original_thinking, answer)[0]:
+        pruned, original = pruned_thinking, original_thinking
+    else:
+        pruned = f"{pruned_thinking}\n\n{pruned_answer_section}"
+        original = f"{original_thinking}\n\n{original_answer_section}"
+    source = check(original, answer, question, original)
+    if not source.answer_derived:
+        return None
+    return check(pruned, answer, question, original), source.lost_in(pruned)
+
+
+async def verify(state: TraceState, ctx: RunContext) -> dict:
     settings = ctx.policy.verify
     attempt = state.get("attempt", 1)
     trace, answer = state["trace"], state["original_answer"]
     pruned = state.get("pruned_thinking", "")
-    checks, failures = {}, []
-    blame: dict[str, str] = {}  # check → its failure message (for the windows)
+    answer_section = state.get("pruned_answer_section", "")
+    checks: dict[str, object] = {}
+    failures: dict[str, str] = {}  # check → feedback, for every check that fails (gated or not)
 
-    if settings.same_answer:
-        # When the original thinking stops short of the answer (it is derived after </think>), the pruned
-        # response as a whole must reach it; otherwise the pruned thinking must.
-        if state.get("thinking_reaches_answer", True):
-            reached, other = reaches_answer(pruned, answer)
-        else:
-            reached, other = reaches_answer(f"{pruned}\n\n{state.get('pruned_answer_section', '')}", answer)
-        checks["same_answer"] = reached
-        if not reached:
-            seen = f" (it ends at {other})" if other else ""
-            failures.append(blame.setdefault(
-                "same_answer",
-                f"The pruned reasoning no longer reaches the final answer {answer}{seen}. Keep the steps that compute it."
-            ))
-    allowed: set[str] = set()
-    if settings.no_new_numbers:
-        allowed = numbers_in(trace["question"]) | numbers_in(trace["response"])
-        new = sorted(numbers_in(pruned) - allowed)
-        checks["no_new_numbers"] = not new
-        if new:
-            failures.append(blame.setdefault("no_new_numbers", _new_numbers_message(new)))
+    # When the original thinking stops short of the answer (it is derived after </think>), the pruned
+    # response as a whole must reach it; otherwise the pruned thinking must.
+    if state.get("thinking_reaches_answer", True):
+        reached, other = reaches_answer(pruned, answer)
+    else:
+        reached, other = reaches_answer(f"{pruned}\n\n{answer_section}", answer)
+    checks["same_answer"] = reached
+    if not reached:
+        seen = f" (it ends at {other})" if other else ""
+        failures["same_answer"] = (f"The pruned reasoning no longer reaches the final answer {answer}{seen}. "
+                                   "Keep the steps that compute it.")
+
+    found = derivation_of(pruned, answer_section, answer, trace["question"], state.get("thinking", ""),
+                          state.get("answer_section", ""))
+    checks["derivation"] = None if found is None else found[0].answer_derived
+    if found is not None and not found[0].answer_derived:
+        derivation, lost = found
+        missing = f"; it no longer writes {', '.join(lost[:4])}" if lost else ""
+        failures["derivation"] = (f"The pruned reasoning no longer carries the computation of the answer: "
+                                  f"{derivation.explain(answer)}{missing}. Keep the steps that compute {answer}.")
+
+    allowed = numbers_in(trace["question"]) | numbers_in(trace["response"])
+    new = sorted(numbers_in(pruned) - allowed)
+    checks["no_new_numbers"] = not new
+    if new:
+        failures["no_new_numbers"] = _new_numbers_message(new)
+
     # "Shorter" is judged on the whole response the student will learn, thinking plus answer section.
     before = state.get("response_tokens_before") or ctx.counter.count(trace["response"])
-    after = ctx.counter.count(join_response(pruned, state.get("pruned_answer_section", "")))
-    if settings.shorter:
-        checks["shorter"] = after < before
-        if after >= before:
-            failures.append(blame.setdefault(
-                "shorter", f"The pruned response is not shorter ({after} tokens vs {before}). Delete or compress more."))
+    after = ctx.counter.count(join_response(pruned, answer_section))
+    checks["shorter"] = after < before
+    if after >= before:
+        failures["shorter"] = f"The pruned response is not shorter ({after} tokens vs {before}). Delete or compress more."
+
+    if ctx.policy.agents["pruner"].kind == "paper":
+        problems = action_agreement([s["text"] for s in state["steps"]], [s.get("action") for s in state["steps"]], pruned)
+        checks["actions_agree"] = not problems
+        if problems:
+            failures["actions_agree"] = ("Your actions and your pruned reasoning disagree: " + "; ".join(problems[:4])
+                                         + ". Write the pruned reasoning that your actions describe.")
+    checks["answer_line"] = bool(_ANSWER_LINE.search(paragraphs(pruned)[-1] if pruned.strip() else ""))
     if not pruned.strip():
         checks["not_empty"] = False
-        failures.append(blame.setdefault("not_empty", "The pruned reasoning is empty."))
+        failures["not_empty"] = "The pruned reasoning is empty."
+    if state.get("echo_coverage") is not None:
+        checks["echo_coverage"] = round(state["echo_coverage"], 4)
+
+    gated = {name: message for name, message in failures.items() if name == "not_empty" or getattr(settings, name, False)}
+    unchanged = _squash(pruned) == _squash(state.get("thinking", ""))
+    calls: list[dict] = []
+    if not gated and settings.judge:
+        verdict, calls = await JUDGES[ctx.policy.agents["judge"].kind](state, ctx, attempt, pruned, answer)
+        checks["judge"] = verdict.derives_answer if verdict else None
+        if verdict is None or not verdict.derives_answer:
+            gated["judge"] = failures["judge"] = (
+                f"A reviewer found that the pruned reasoning does not derive the answer: "
+                f"{(verdict.problem if verdict else '') or 'no usable verdict'}. Keep the calculations it needs.")
 
     verdict = {
-        "passed": not failures, "checks": checks, "failures": failures, "attempt": attempt,
-        "response_tokens_before": before, "response_tokens_after": after,
-        "feedback": " ".join(failures) or None,
+        "passed": not gated, "checks": checks, "gated": sorted(name for name, on in settings.model_dump().items()
+                                                                  if on is True and name in checks),
+        "failures": list(gated.values()), "measured_failures": sorted(set(failures) - set(gated)),
+        "attempt": attempt, "response_tokens_before": before, "response_tokens_after": after,
+        "feedback": " ".join(gated.values()) or None,
     }
     windows = state.get("prune_windows") or []
-    if failures and len(windows) > 1:
-        verdict["windows"] = window_feedback(state, windows, blame, allowed)
+    if gated and len(windows) > 1:
+        verdict["windows"] = window_feedback(state, windows, gated, allowed)
     call = deterministic("verifier", attempt, ctx, {"original_answer": answer}, verdict)
-    update = {"verdict": verdict, "calls": [call]}
+    update = {"verdict": verdict, "calls": [call, *calls]}
     if verdict["passed"]:
         update.update(status="accepted", reason="verified", pruned_answer=answer)
+    elif unchanged and set(gated) <= {"shorter"}:
+        # The teacher kept every step: a legitimate outcome on short thinking, not a failed pruning.
+        update.update(status="rejected", reason=f"nothing_to_prune: the teacher kept all {len(state['steps'])} steps "
+                                                  f"({after} tokens vs {before})")
     else:
         update["feedback"] = verdict["feedback"]
     return update
+
+
+async def _judge_by_teacher(state: TraceState, ctx: RunContext, attempt: int, pruned: str, answer: str):
+    """The optional LLM judge: (its verdict, or None when its reply was unusable; its calls)."""
+    verdict, calls, _ = await ask(
+        ctx, "judge", attempt, JudgeVerdict, lambda r: None, max_tokens=160,
+        question=state["trace"]["question"], pruned_reasoning=pruned, original_answer=answer,
+    )
+    return verdict, calls
+
+
+JUDGES = {"llm-judge": _judge_by_teacher}  # kind → agent (drp/agents/kinds.py)
+
+
+def _squash(text: str) -> str:
+    return " ".join((text or "").split())
 
 
 def _new_numbers_message(new: list[str]) -> str:
@@ -97,8 +178,9 @@ def window_feedback(state: TraceState, windows: list[dict], blame: dict[str, str
     """Which windows broke and what to tell each: new numbers where they appear, a lost answer where the
     original derives it, length and emptiness everywhere (a failure no window can be tied to: every window)."""
     messages: list[list[str]] = [[] for _ in windows]
-    if "same_answer" in blame:
-        messages[_answer_window(state, windows)].append(blame["same_answer"])
+    for check in ("same_answer", "derivation"):
+        if check in blame:
+            messages[_answer_window(state, windows)].append(blame[check])
     if "no_new_numbers" in blame:
         found = [sorted(numbers_in(window.get("thinking") or "") - allowed) for window in windows]
         for index, new in enumerate(found):
@@ -107,10 +189,10 @@ def window_feedback(state: TraceState, windows: list[dict], blame: dict[str, str
         if not any(found):
             for window_messages in messages:
                 window_messages.append(blame["no_new_numbers"])
-    for check in ("shorter", "not_empty"):
-        if check in blame:
+    for check, message in blame.items():  # shorter, not_empty, the judge's, actions_agree: every window
+        if check not in ("same_answer", "derivation", "no_new_numbers"):
             for window_messages in messages:
-                window_messages.append(blame[check])
+                window_messages.append(message)
     return [{"window": index, "steps": [window["first"], window["last"]], "feedback": " ".join(said)}
             for index, (window, said) in enumerate(zip(windows, messages)) if said]
 

@@ -86,29 +86,57 @@ def _clip(text: str, limit: int = 600) -> str:
 
 
 def diff(run: RunArg, trace_id: Annotated[str, typer.Argument(help="Trace id.")]) -> None:
-    """Original vs pruned, step by step, with each step's skill and action."""
+    """Original vs pruned, step by step, with each step's skill and action. For policies whose teacher re-types
+    the trace (the paper's echo), the echo is shown next to the original span it maps to, and the real pruned
+    reasoning — the teacher's own text, not assembled from the steps — below."""
     from rich.console import Console
+    from rich.panel import Panel
     from rich.table import Table
     from rich.text import Text
+
+    from drp.store import json_or_text
 
     store = _open(run)
     trace = _trace(store, trace_id)
     steps = store.steps(trace_id)
+    echoed = any(step.get("echo") for step in steps)
     console = Console()
+    checks = json_or_text(trace.get("checks")) or {}
+    measured = ", ".join(f"{k} {v}" for k, v in checks.items()) if checks else "-"
     # Everything from the run is a Text, never markup: traces and replies hold `[/]`, `[a, b]`, `[bold]`.
     header = Text.assemble((trace_id, "bold"), f" {trace['status']} ({trace['reason']}) · thinking tokens "
-                           f"{trace['thinking_tokens_before']} → {trace['thinking_tokens_after'] or '-'}")
+                           f"{trace['thinking_tokens_before']} → {trace['thinking_tokens_after'] or '-'} · checks: {measured}")
     console.print(header)
     styles = {"KEEP": "green", "DELETE": "red", "COMPRESS": "yellow", "MERGE": "cyan"}
     table = Table(show_lines=True, expand=True)
-    for column in ("#", "skill", "action", "original", "pruned"):
+    last = "echo (re-typed by the teacher)" if echoed else "pruned"
+    for column in ("#", "skill", "action", "original", last):
         table.add_column(column, overflow="fold", ratio=None if column in ("#", "skill", "action") else 1)
     for step in steps:
         action = step["action"] or "-"
-        pruned = {"KEEP": step["text"], "DELETE": ""}.get(action, step["rewritten"] or "")
+        if echoed:
+            right = Text(step["echo"] or "")
+            if " ".join(right.plain.split()) == " ".join((step["text"] or "").split()):
+                right.append("\n(identical)", style="dim")
+        else:
+            right = Text({"KEEP": step["text"], "DELETE": ""}.get(action, step["rewritten"] or "") or "")
         table.add_row(str(step["step"]), Text(step["skill"] or "-"), Text(action, styles.get(action, "white")),
-                      Text(step["text"] or ""), Text(pruned or ""))
+                      Text(step["text"] or ""), right)
     console.print(table)
+    if echoed:
+        console.print(Panel(Text(trace["original_thinking"] or ""), title="original thinking (the trace)"))
+        console.print(Panel(Text(_pruned_text(store, trace) or "(none)"), title="pruned reasoning (what the student learns)"))
+
+
+def _pruned_text(store, trace: dict) -> str | None:
+    """The accepted pruned thinking, or the last pruning the teacher wrote for a trace that was not accepted."""
+    if trace["pruned_thinking"]:
+        return trace["pruned_thinking"]
+    for call in reversed(store.calls(trace["id"], nodes=("pruner",))):
+        parsed = call["parsed"] if isinstance(call["parsed"], dict) else {}
+        if parsed.get("pruned_reasoning"):
+            return parsed["pruned_reasoning"]
+    return None
 
 
 def stats(

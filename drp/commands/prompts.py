@@ -58,17 +58,18 @@ def show(
 @prompts_app.command("render")
 def render_prompt(
     policy: Annotated[str, typer.Argument(help="Policy name or folder.")],
-    agent: Annotated[str, typer.Argument(help="segmenter | classifier | pruner")],
+    agent: Annotated[str, typer.Argument(help="segmenter | classifier | pruner | judge")],
     trace: Annotated[str, typer.Option(help="FILE:ID — the trace to render the prompt for.")],
     prompts_dir: PromptsDir = None,
 ) -> None:
     """The exact messages an agent would receive for one trace (steps cut by rules for later agents)."""
     from drp.agents import rules
     from drp.answers import extract_answer
-    from drp.prompting import render_messages
+    from drp.derivation import needed_passages
     from drp.input_traces import load
     from drp.layout import split_response
-    from drp.text import atomic_units
+    from drp.prompting import render_messages
+    from drp.text import unit_layout
 
     resolved = _policy(policy, prompts_dir)
     if agent not in resolved.agents or resolved.prompt_path(agent) is None:
@@ -80,14 +81,17 @@ def render_prompt(
     if record is None:
         raise UserError(f"no usable trace {trace_id!r} in {file}")
     split = split_response(record["response"])
-    units = atomic_units(split.thinking, resolved.units.max_chars)
-    steps = rules.label_steps(rules.unit_steps(units))
+    units, breaks = unit_layout(split.thinking, resolved.units.max_chars)
+    steps = rules.label_steps(rules.unit_steps(units, breaks))
+    answer = extract_answer(split.answer_section)
+    needed = needed_passages([s["text"] for s in steps], split.thinking, answer, record["question"]) if answer else {}
+    last = min(resolved.units.per_call, len(units))
     messages = render_messages(
-        resolved, agent, question=record["question"], total_units=len(units),
-        units=list(enumerate(units[: resolved.units.per_call], start=1)),
-        steps=list(enumerate(steps, start=1)), total_steps=len(steps), context_before=[], context_after=[],
-        thinking=split.thinking, feedback=None, attempt=1,
-        original_answer=extract_answer(split.answer_section),
+        resolved, agent, question=record["question"], total_units=len(units), first=1, last=last,
+        units=list(enumerate(units[:last], start=1)), steps=list(enumerate(steps, start=1)),
+        total_steps=len(steps), context_before=[], context_after=[],
+        protected={number: note for number, (note, _) in needed.items()}, thinking=split.thinking,
+        pruned_reasoning=split.thinking, feedback=None, attempt=1, original_answer=answer,
     )
     for message in messages:
         typer.echo(f"── {message['role']} ──\n{message['content']}\n")

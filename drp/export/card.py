@@ -116,8 +116,8 @@ def render_card(info: dict, questions: list[str] | None = None) -> str:
         for part in ("thinking", "response"):
             before, after = tokens.get(f"{part}_before"), tokens.get(f"{part}_after")
             if before and after:
-                reduction = tokens.get(f"{part}_reduction")
-                shown = f"{reduction:.1%}" if reduction is not None else "–"
+                # from the totals, not the rounded figure: 0.66354 rounded twice would show 66.3%
+                shown = f"{1 - after['total'] / before['total']:.1%}" if before["total"] else "–"
                 lines.append(
                     f"| {part} | {before['mean']} | {after['mean']} | {before['median']} | {after['median']} "
                     f"| {before['total']} | {after['total']} | {shown} |"

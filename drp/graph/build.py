@@ -33,6 +33,7 @@ def _teacher_node(agent_function):
 _segment = _teacher_node(segmenter.segment)
 _classify = _teacher_node(classifier.classify)
 _prune = _teacher_node(pruner.prune)
+_verify = _teacher_node(verifier.verify)  # the optional LLM judge is a teacher call too
 
 
 # Deterministic nodes are declared async so LangGraph runs them inline on the event loop: they are short,
@@ -41,12 +42,8 @@ async def _prepare(state: TraceState, runtime: Runtime[RunContext]) -> dict:
     return prepare(state, runtime.context)
 
 
-async def _verify(state: TraceState, runtime: Runtime[RunContext]) -> dict:
-    return verifier.verify(state, runtime.context)
-
-
 async def _fallback(state: TraceState, runtime: Runtime[RunContext]) -> dict:
-    return fallback(state, runtime.context)
+    return await fallback(state, runtime.context)
 
 
 class Routing(TypedDict, total=False):
@@ -65,7 +62,7 @@ def _continue_unless_done(next_node: str):
 
 
 async def route_after_verify(state: Routing, runtime: Runtime[RunContext]) -> Literal["prune", "fallback", "__end__"]:
-    if state.get("status") == "accepted":
+    if state.get("status"):  # accepted, or nothing to prune
         return END
     if state["attempt"] <= runtime.context.policy.max_retries:
         return "prune"

@@ -16,7 +16,7 @@ LIST_COLUMNS = (
     "pruned_answer", "thinking_tokens_before", "thinking_tokens_after", "response_tokens_before",
     "response_tokens_after", "teacher_input_tokens", "teacher_output_tokens", "teacher_calls", "seconds",
 )
-STEP_COLUMNS = ("step", "attempt", "unit_start", "unit_end", "skill", "action", "merge_group", "text", "rewritten")
+STEP_COLUMNS = ("step", "attempt", "unit_start", "unit_end", "skill", "action", "merge_group", "text", "rewritten", "echo")
 CALL_COLUMNS = (
     "seq", "node", "attempt", "policy", "prompt_name", "prompt_hash", "messages", "raw_output", "parsed",
     "error", "model", "input_tokens", "output_tokens", "latency_ms", "started_at", "llm", "usage",
@@ -69,6 +69,9 @@ def trace_detail(src: RunStore, trace_id: str) -> dict | None:
     steps = src.steps(trace_id)
     calls = [_with_parsed_is_raw(call) for call in src.calls(trace_id)]
     section = row.get("pruned_answer_section")
+    # Echo steps are the teacher's re-typing, not the trace: then the original travels too, and the pruned
+    # path is the teacher's own text, not assembled from the steps.
+    echoed = any(step.get("echo") for step in steps)
     return {  # question, answers and token counts travel in the index row, not here
         "extra": json_or_text(row.get("extra")),
         "original_answer_section": row.get("original_answer_section"),
@@ -77,7 +80,8 @@ def trace_detail(src: RunStore, trace_id: str) -> dict | None:
         # The pruned response is thinking + answer section, and the steps hold the original thinking:
         # keep only what cannot be rebuilt, so big reports stay small.
         "pruned_response": row.get("pruned_response") if section is None else None,
-        "original_thinking": None if steps else (row.get("original_thinking") or row.get("response")),
+        "original_thinking": (row.get("original_thinking") or row.get("response")) if echoed or not steps else None,
+        "echoed": echoed,
         "steps": as_rows(steps, STEP_COLUMNS),
         "calls": as_rows([_embeddable(c) for c in calls], EMBEDDED_CALL_COLUMNS),
         "verdicts": verdicts(calls),

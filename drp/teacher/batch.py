@@ -33,6 +33,7 @@ from drp.teacher.scope import current_call
 ENDPOINT = "/v1/chat/completions"
 ENDED = ("completed", "failed", "expired", "cancelled")
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+BATCH_API_TIMEOUT = 120.0  # seconds per file/job API call when --teacher-timeout is not given
 MAX_REQUESTS_PER_JOB = 50_000  # the Batch API's limit per file
 
 
@@ -80,6 +81,7 @@ class BatchTransport(httpx2.AsyncBaseTransport):
         self.jobs_submitted = 0
 
     client_max_retries = 0  # the chat client never re-sends: a request that needs another try joins the next job
+    request_deadline = False  # a request waits on its job (up to a day), not on one reply
 
     # ------------------------------------------------------------ what the runner and the client call
 
@@ -157,7 +159,8 @@ class BatchTransport(httpx2.AsyncBaseTransport):
         self._store = open_run(self.folder, write=True)
         options = self.settings.client_options()
         self._client = openai.AsyncOpenAI(base_url=options["base_url"], api_key=options["api_key"],
-                                          timeout=options["timeout"], max_retries=options["max_retries"])
+                                          timeout=options["timeout"] or BATCH_API_TIMEOUT,
+                                          max_retries=options["max_retries"])
         self._wake = asyncio.Event()
         await self._resume_jobs()
         self._collector = asyncio.create_task(self._collect())

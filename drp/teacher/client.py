@@ -1,24 +1,41 @@
 """The teacher client: every LLM call goes through langchain-openai against an OpenAI-compatible endpoint.
 
 Servers differ in how they take structured output, so the method is a per-teacher setting:
-`json_schema` (OpenAI, vLLM), `function_calling`, `json_mode`, or `prompt` (plain reply, JSON parsed by
-drp.teacher.replies). Transport faults (HTTP errors after the client's own retries, timeouts, refused
-connections) raise TeacherError, described as drp.endpoint describes them for the student client too; a reply
+`json_schema` (OpenAI, vLLM, llama.cpp), `function_calling`, `json_mode` (`json_object` with the schema
+attached, which llama.cpp and vLLM enforce), or `prompt` (plain reply, JSON parsed by drp.teacher.replies). The
+schema is built per call (see drp/schemas.py), and so are the output budget (`max_tokens`) and the temperature.
+
+Time: every online request has a total deadline (`--teacher-timeout`, or by default 60 s, plus 1 s per 100
+characters of prompt and 1 s per 5 output tokens the request allows: short calls end fast on an API, long ones
+still fit a small model on a busy CPU). A reply still incomplete at the deadline — slow, stuck, or dripping bytes —
+is abandoned and never re-sent (the endpoint pool counts it as that endpoint's failure); the client's own retries
+cover only quick refusals (HTTP 429 with Retry-After, 5xx, refused connections) within that deadline.
+Transport faults raise TeacherError, described as drp.endpoint describes them for the student client too; a reply
 that does not parse is returned as an error string, for the agent to retry.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ValidationError
 
-from drp.endpoint import NO_KEY, EndpointSettings, describe_error
+from drp.endpoint import NO_KEY, EndpointSettings, describe_error, timeout_message
 from drp.policy import AgentSettings, StructuredMethod
 from drp.redaction import redact_url
-from drp.teacher.replies import content, describe, parse_json_reply, parse_tool_call, raw_text, response_format
+from drp.teacher.replies import (
+    content, describe, parse_json_reply, parse_tool_call, raw_text, repeated_tail, response_format,
+)
 from drp.teacher.scope import CURRENT_CALL, CURRENT_TRACE, CallScope
+
+# The automatic deadline: a fixed allowance (connection, queueing) plus reading the prompt and writing max_tokens
+# at the slowest rates we plan for. Measured: a 1.5B Q4 model on two busy CPU cores reads ~20-30 prompt tokens/s
+# (~100 characters/s) and writes 2-15 tokens/s.
+DEADLINE_BASE_SECONDS = 60.0
+DEADLINE_PROMPT_CHARS_PER_SECOND = 100.0
+DEADLINE_TOKENS_PER_SECOND = 5.0
 
 
 class TeacherError(RuntimeError):
@@ -29,6 +46,14 @@ class TeacherError(RuntimeError):
 class TeacherSettings(EndpointSettings):
     structured_output: StructuredMethod = "json_schema"
     extra_urls: tuple[str, ...] = ()  # more endpoints beside `url`: each request goes to the least busy one
+    timeout: float | None = None  # total deadline per request in seconds; None: sized from the request
+    max_retries: int = 2  # quick refusals only: a request that ran into its deadline is never re-sent
+
+    def deadline(self, max_tokens: int, prompt_chars: int = 0) -> float:
+        if self.timeout:
+            return self.timeout
+        return round(DEADLINE_BASE_SECONDS + prompt_chars / DEADLINE_PROMPT_CHARS_PER_SECOND
+                     + max_tokens / DEADLINE_TOKENS_PER_SECOND, 1)
 
     @property
     def urls(self) -> tuple[str, ...]:
@@ -75,27 +100,30 @@ class Teacher:
 
             options = self.settings.client_options()
             retries = self.transport.client_max_retries
+            # No client timeout: the deadline in `_ask` always governs, and a request that timed out must not be
+            # re-sent by the client's retries.
             # trust_env off: proxy settings must not divert requests around the transport (which routes them).
-            http = TransportClient(transport=self.transport, timeout=options["timeout"], trust_env=False)
+            http = TransportClient(transport=self.transport, timeout=None, trust_env=False)
             self._client = openai.AsyncOpenAI(base_url=ROUTED_BASE, api_key=options["api_key"] or NO_KEY,
-                                              timeout=options["timeout"],
+                                              timeout=None,
                                               max_retries=options["max_retries"] if retries is None else retries,
                                               http_client=http)
         return self._client
 
-    def _chat_model(self, agent: AgentSettings, max_tokens: int):
+    def _chat_model(self, agent: AgentSettings, max_tokens: int, temperature: float | None = None):
         from langchain_openai import ChatOpenAI
 
         from drp.teacher.resource import ChatCompletions
 
         model = agent.model or self.settings.model
-        key = (model, agent.temperature, max_tokens)
+        temperature = agent.temperature if temperature is None else temperature
+        key = (model, temperature, max_tokens)
         if key not in self._models:
             client = self._openai_client()
             self._models[key] = ChatOpenAI(
-                model=model, temperature=agent.temperature, max_tokens=max_tokens, api_key=client.api_key,
+                model=model, temperature=temperature, max_tokens=max_tokens, api_key=client.api_key,
                 async_client=ChatCompletions(client), root_async_client=client, client=_SYNC_UNUSED,
-                max_retries=self.settings.max_retries, timeout=self.settings.timeout,
+                max_retries=self.settings.max_retries, timeout=None,
             )
         return self._models[key]
 
@@ -115,13 +143,16 @@ class Teacher:
         await self.transport.aclose()
 
     async def ask(self, agent: AgentSettings, messages: list[dict], schema: type[BaseModel], *,
-                  max_tokens: int | None = None, node: str | None = None, attempt: int | None = None) -> Reply:
-        """One request. `max_tokens` (capped by the agent's) sizes this call's reply; `node` and `attempt` name it
-        for the transport (the batch queue keys requests by trace, node and attempt)."""
+                  max_tokens: int | None = None, temperature: float | None = None, node: str | None = None,
+                  attempt: int | None = None) -> Reply:
+        """One request. `max_tokens` (capped by the agent's) sizes this call's reply and `temperature` (default:
+        the agent's) samples it; `node` and `attempt` name it for the transport (the batch queue keys requests by
+        trace, node and attempt)."""
         scope = CallScope(trace_id=CURRENT_TRACE.get(), node=node, attempt=attempt)
         token = CURRENT_CALL.set(scope)
         try:
-            reply = await self._ask(agent, messages, schema, min(max_tokens or agent.max_tokens, agent.max_tokens))
+            reply = await self._ask(agent, messages, schema, min(max_tokens or agent.max_tokens, agent.max_tokens),
+                                    temperature)
         except TeacherError as exc:
             exc.endpoint, exc.endpoint_errors = scope.endpoint, scope.endpoint_errors or None
             raise
@@ -130,31 +161,40 @@ class Teacher:
         reply.endpoint, reply.endpoint_errors = scope.endpoint, scope.endpoint_errors or None
         return reply
 
-    async def _ask(self, agent: AgentSettings, messages: list[dict], schema: type[BaseModel], max_tokens: int) -> Reply:
+    async def _ask(self, agent: AgentSettings, messages: list[dict], schema: type[BaseModel], max_tokens: int,
+                   temperature: float | None) -> Reply:
         import openai
 
-        chat = self._chat_model(agent, max_tokens)
+        chat = self._chat_model(agent, max_tokens, temperature)
         method = agent.structured_output or self.settings.structured_output
+        deadline = self.settings.deadline(max_tokens, sum(len(str(m.get("content", ""))) for m in messages))
+        # Batch mode waits on a job (up to a day), not on one reply: no deadline there.
+        limit = deadline if getattr(self.transport, "request_deadline", True) else None
         started = time.perf_counter()
         try:
-            if method == "function_calling":
-                runnable = chat.with_structured_output(schema, method=method, include_raw=True)
-                result = await runnable.ainvoke(messages)
-                raw_message = result["raw"]
-                parsed, error = parse_tool_call(raw_message, schema)
-            else:
-                # Sent as extra body so the client does not parse (and raise on) the reply itself: an unparseable
-                # or length-cut reply must keep its raw text and become a retry with feedback.
-                extra = {} if method == "prompt" else {"extra_body": {"response_format": response_format(method, schema)}}
-                raw_message = await chat.ainvoke(messages, **extra)
-                parsed, error = parse_json_reply(content(raw_message), schema)
-                if error and (getattr(raw_message, "response_metadata", None) or {}).get("finish_reason") == "length":
-                    error += f" (the reply was cut at max_tokens={max_tokens})"
+            async with asyncio.timeout(limit):
+                if method == "function_calling":
+                    runnable = chat.with_structured_output(schema, method=method, include_raw=True)
+                    result = await runnable.ainvoke(messages)
+                    raw_message = result["raw"]
+                    parsed, error = parse_tool_call(raw_message, schema)
+                else:
+                    # Sent as extra body so the client does not parse (and raise on) the reply itself: an
+                    # unparseable or length-cut reply must keep its raw text and become a retry with feedback.
+                    extra = {} if method == "prompt" else {"extra_body": {"response_format": response_format(method, schema)}}
+                    raw_message = await chat.ainvoke(messages, **extra)
+                    parsed, error = parse_json_reply(content(raw_message), schema)
+                    if error and (getattr(raw_message, "response_metadata", None) or {}).get("finish_reason") == "length":
+                        looping = repeated_tail(content(raw_message))
+                        error += (f" (the reply repeated {looping!r} until it was cut at max_tokens={max_tokens}: "
+                                  "write each item once)" if looping else f" (the reply was cut at max_tokens={max_tokens})")
+        except (TimeoutError, openai.APITimeoutError) as exc:  # the deadline: never re-sent
+            raise TeacherError(timeout_message(deadline)) from exc
         except (openai.APIStatusError, openai.APIConnectionError) as exc:
-            raise TeacherError(self.transport.scrub(describe_error(exc, self.settings.timeout))) from exc
+            raise TeacherError(self.transport.scrub(describe_error(exc, deadline))) from exc
         except (ValidationError, ValueError, openai.LengthFinishReasonError, openai.ContentFilterFinishReasonError) as exc:
             # the client library raises some parse failures itself (function calling): a retry, not a crash
-            return Reply(None, "", describe(exc), chat.model_name, latency_ms=_ms(started))
+            return Reply(None, "", describe(exc, schema), chat.model_name, latency_ms=_ms(started))
         raw = raw_text(raw_message)
         return Reply(parsed=parsed, raw=raw, error=error, model=chat.model_name, latency_ms=_ms(started),
                      **self._usage(raw_message, messages, raw))

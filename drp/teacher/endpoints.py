@@ -28,6 +28,7 @@ from drp.redaction import redact_url, scrub
 from drp.teacher.scope import current_call
 
 ROUTED_BASE = "http://teacher.drp.invalid/v1"
+DEADLINE_ERROR = "no reply by the request's deadline"
 FAILURES_BEFORE_SET_ASIDE = 3  # consecutive failed requests
 COOLDOWN_SECONDS = 30.0
 UNHEALTHY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
@@ -124,6 +125,9 @@ class EndpointPool(httpx2.AsyncBaseTransport):
                 if isinstance(exc, httpx2.ConnectError) and self.choose(exclude=tried) is not None:
                     continue  # it never reached that server: another endpoint takes it at once
                 raise
+            except asyncio.CancelledError:  # the request's deadline passed (drp.teacher.client): not re-sent
+                self._failed(endpoint, scope, DEADLINE_ERROR)
+                raise
             finally:
                 endpoint.in_flight -= 1
             if response.status_code >= 400:
@@ -133,6 +137,7 @@ class EndpointPool(httpx2.AsyncBaseTransport):
                 endpoint.failures = 0
             if scope is not None:
                 scope.endpoint = endpoint.name
+            request.extensions["drp_endpoint"] = endpoint  # for `abandoned`, should the body not come in time
             return response
 
     @staticmethod
@@ -154,6 +159,12 @@ class EndpointPool(httpx2.AsyncBaseTransport):
             return await self._sender.handle_async_request(request)
         except httpx2.TransportError as exc:
             raise _classified(exc) from exc.__cause__
+
+    def abandoned(self, request: httpx2.Request) -> None:
+        """The reply's headers came, its body did not by the request's deadline: that endpoint's failure."""
+        endpoint = request.extensions.get("drp_endpoint")
+        if endpoint is not None:
+            self._failed(endpoint, current_call(), DEADLINE_ERROR)
 
     def _failed(self, endpoint: Endpoint, scope, error: str, counts: bool = True) -> None:
         if scope is not None:

@@ -9,6 +9,7 @@ passes it on. Anything unusual (files, form data, cookies) takes httpx's own pat
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import timedelta
 
@@ -48,6 +49,11 @@ class TransportClient(httpx2.AsyncClient):
         if not stream:
             try:
                 await response.aread()
+            except asyncio.CancelledError:  # the request's deadline passed mid-reply: the transport counts it
+                abandoned = getattr(self._transport, "abandoned", None)
+                if abandoned is not None:
+                    abandoned(request)
+                raise
             finally:
                 await response.aclose()
             response.elapsed = timedelta(seconds=time.perf_counter() - started)

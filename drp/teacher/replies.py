@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
 
 from pydantic import BaseModel, ValidationError
 
@@ -14,11 +13,20 @@ from drp import reply_json
 from drp.endpoint import short
 
 
-@lru_cache(maxsize=64)
 def response_format(method: str, schema: type[BaseModel]) -> dict:
+    """json_mode sends the schema too (llama.cpp and vLLM enforce it). Not cached: schemas are built per call."""
     if method == "json_mode":
-        return {"type": "json_object"}
+        return {"type": "json_object", "schema": schema.model_json_schema()}
     return {"type": "json_schema", "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema()}}
+
+
+def repeated_tail(text: str) -> str | None:
+    """The phrase a runaway reply keeps repeating at its end (three times or more), or None."""
+    found = _LOOP.search(text[-3000:])
+    return short(found.group(1).strip(), 60) if found else None
+
+
+_LOOP = re.compile(r"(.{6,200}?)(?:\s*\1){2,}\W*$", re.S)
 
 
 def parse_json_reply(text: str, schema: type[BaseModel]) -> tuple[BaseModel | None, str | None]:
@@ -32,7 +40,7 @@ def parse_json_reply(text: str, schema: type[BaseModel]) -> tuple[BaseModel | No
     except reply_json.ReplyJSONError as exc:
         return None, str(exc)
     except ValidationError as exc:
-        return None, describe(exc)
+        return None, describe(exc, schema)
 
 
 def parse_tool_call(message, schema: type[BaseModel]) -> tuple[BaseModel | None, str | None]:
@@ -47,7 +55,7 @@ def parse_tool_call(message, schema: type[BaseModel]) -> tuple[BaseModel | None,
     except reply_json.ReplyJSONError as exc:
         return None, str(exc)
     except ValidationError as exc:
-        return None, describe(exc)
+        return None, describe(exc, schema)
     return None, "the reply held no tool call"
 
 
@@ -83,11 +91,14 @@ def raw_text(message) -> str:
     return text
 
 
-def describe(exc) -> str | None:
-    """A parse failure as one line of feedback."""
+def describe(exc, schema: type[BaseModel] | None = None) -> str | None:
+    """A parse failure as feedback the teacher can act on (the schema says how to fix its own fields)."""
     if exc is None:
         return None
     if isinstance(exc, ValidationError):
+        explain = getattr(schema, "explain", None)
+        if explain is not None and exc.title == schema.__name__:
+            return explain(exc)
         problems = [f"{'.'.join(map(str, e['loc'])) or 'reply'}: {e['msg']}" for e in exc.errors()[:5]]
         return "the reply does not match the schema: " + "; ".join(problems)
     return short(f"{type(exc).__name__}: {exc}")

@@ -402,8 +402,13 @@
         pruned = groupFirst.get(g) === s.step ? pre(groupText.get(g) || '(no merged text recorded)')
           : el('p', 'gone', 'merged into #' + groupFirst.get(g));
       } else pruned = s.rewritten ? pre(s.rewritten) : el('p', 'gone', action === 'COMPRESS' ? '(no rewrite recorded)' : txt(s.text));
-      add(box, el('div', 'step ' + actionClass(action), el('div', 'step-orig', meta, pre(s.text, 'text' + (action === 'DELETE' ? ' struck' : ''))),
-        el('div', 'step-pruned', pruned)));
+      var original = el('div', 'step-orig', meta, pre(s.text, 'text' + (action === 'DELETE' ? ' struck' : '')));
+      // Echo policies: the teacher re-typed the step; show what it wrote next to the original span it maps to.
+      if (s.echo !== null && s.echo !== undefined) {
+        add(original, el('p', 'muted', 'echo (as re-typed by the teacher' + (txt(s.echo) === txt(s.text) ? ', identical' : '') + '):'), pre(s.echo, 'text'));
+        pruned = el('p', 'muted', action + ' (the pruned path below is written by the teacher, not assembled from the steps)');
+      }
+      add(box, el('div', 'step ' + actionClass(action), original, el('div', 'step-pruned', pruned)));
     });
     return box;
   }
@@ -550,12 +555,16 @@
       parts.push(el('h3', null, 'Reasoning ', el('span', 'small', '(no steps recorded for this trace)')));
       parts.push(sideBySide('Original thinking', d.original_thinking, 'Pruned thinking', d.pruned_thinking));
     }
+    if (d.echoed) {
+      parts.push(el('h3', null, 'Original trace and the real pruned reasoning'));
+      parts.push(sideBySide('Original thinking (the trace)', d.original_thinking, 'Pruned reasoning (what the student learns)', d.pruned_thinking));
+    }
     parts.push(el('h3', null, 'Answer section'));
     parts.push(sideBySide('Original', d.original_answer_section, 'Pruned', d.pruned_answer_section !== null && d.pruned_answer_section !== undefined ? d.pruned_answer_section : null));
     parts.push(el('h3', null, 'Verifier verdict per attempt'));
     parts.push(verdictView(d.verdicts));
     parts.push(fold('Full texts: original thinking and pruned response', function () {
-      return sideBySide('Original thinking', steps.length ? joinSteps(steps) : d.original_thinking, 'Pruned response', prunedResponse(d));
+      return sideBySide('Original thinking', steps.length && !d.echoed ? joinSteps(steps) : d.original_thinking, 'Pruned response', prunedResponse(d));
     }));
     var calls = d.calls || [];
     var transcript = fold('Agent transcript (' + calls.length + ' calls)', function () {
