@@ -144,37 +144,24 @@ class Endpoint:
         """A raw completion (no chat template), cut at the first stop string as lm-eval cuts it."""
         from drp.evals.protocols import cut_at_stop
 
-        started = time.perf_counter()
-        try:
-            response = self.client.completions.create(
-                model=self.model, prompt=prompt, temperature=decoding.temperature, top_p=decoding.top_p,
-                max_tokens=decoding.max_tokens, seed=seed, stop=list(stop) or None,
-                extra_body=self.sampling_extra(decoding) or None,
-            )
-        except Exception as exc:  # every fault becomes a recorded per-sample error
-            return Completion(latency_s=time.perf_counter() - started,
-                              error=describe_error(exc, self.settings.timeout))
-        latency = time.perf_counter() - started
-        if not getattr(response, "choices", None):
-            return Completion(latency_s=latency, error="the server returned no choices")
-        choice = response.choices[0]
-        usage = getattr(response, "usage", None)
-        return Completion(
-            text=cut_at_stop(choice.text or "", stop),
-            finish_reason=choice.finish_reason,
-            completion_tokens=getattr(usage, "completion_tokens", None),
-            prompt_tokens=getattr(usage, "prompt_tokens", None),
-            latency_s=latency,
-        )
+        return self._timed(lambda: self.client.completions.create(
+            model=self.model, prompt=prompt, temperature=decoding.temperature, top_p=decoding.top_p,
+            max_tokens=decoding.max_tokens, seed=seed, stop=list(stop) or None,
+            extra_body=self.sampling_extra(decoding) or None,
+        ), lambda choice: cut_at_stop(choice.text or "", stop))
 
     def complete(self, messages: list[dict], decoding: Decoding, seed: int | None) -> Completion:
+        return self._timed(lambda: self.client.chat.completions.create(
+            model=self.model, messages=messages, temperature=decoding.temperature, top_p=decoding.top_p,
+            max_tokens=decoding.max_tokens, seed=seed, extra_body=self.sampling_extra(decoding) or None,
+        ), lambda choice: _full_text(choice.message))
+
+    def _timed(self, send, text_of) -> Completion:
+        """One request, timed; every fault becomes a recorded per-sample error, never an exception."""
         started = time.perf_counter()
         try:
-            response = self.client.chat.completions.create(
-                model=self.model, messages=messages, temperature=decoding.temperature, top_p=decoding.top_p,
-                max_tokens=decoding.max_tokens, seed=seed, extra_body=self.sampling_extra(decoding) or None,
-            )
-        except Exception as exc:  # every fault becomes a recorded per-sample error
+            response = send()
+        except Exception as exc:
             return Completion(latency_s=time.perf_counter() - started,
                               error=describe_error(exc, self.settings.timeout))
         latency = time.perf_counter() - started
@@ -183,7 +170,7 @@ class Endpoint:
         choice = response.choices[0]
         usage = getattr(response, "usage", None)
         return Completion(
-            text=_full_text(choice.message),
+            text=text_of(choice),
             finish_reason=choice.finish_reason,
             completion_tokens=getattr(usage, "completion_tokens", None),
             prompt_tokens=getattr(usage, "prompt_tokens", None),
