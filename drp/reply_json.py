@@ -80,7 +80,7 @@ def decode(text: str):
 
 def clean(value):
     """A reply the client decoded already (a tool call's arguments), cleaned as `decode` cleans."""
-    evidence = _Evidence(escaped=any(_BACKSLASH_COMMAND.search(text) for text in _strings(value)))
+    evidence = _Evidence(escaped=any(_BACKSLASH_COMMAND.search(text) for text in strings_in(value)))
     return _clean(value, evidence)
 
 
@@ -110,7 +110,7 @@ def _escape_stray(text: str, evidence: _Evidence) -> str:
 
 
 def _clean(value, evidence: _Evidence):
-    for text in _strings(value):  # first look: how does this reply write its LaTeX?
+    for text in strings_in(value):  # first look: how does this reply write its LaTeX?
         _restore(text, None, evidence)
     if evidence.ambiguous and not evidence.swallowed and not evidence.escaped:
         spots = ", ".join(dict.fromkeys(evidence.ambiguous))
@@ -148,15 +148,16 @@ def _restore(text: str, ambiguous_as_latex: bool | None, evidence: _Evidence | N
     return _LONE_BACKSLASH.sub(r"\\\\", text)
 
 
-def _strings(value):
+def strings_in(value):
+    """Every string inside a parsed JSON value, depth first."""
     if isinstance(value, str):
         yield value
     elif isinstance(value, dict):
         for item in value.values():
-            yield from _strings(item)
+            yield from strings_in(item)
     elif isinstance(value, list):
         for item in value:
-            yield from _strings(item)
+            yield from strings_in(item)
 
 
 def _walk(value, where: str, fix, problems: list[str]):

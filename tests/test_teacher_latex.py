@@ -16,7 +16,7 @@ from skill_aware_responder import agent_of, label, segment
 
 from drp.layout import split_response
 from drp.teacher.replies import parse_json_reply
-from drp.reply_json import ReplyJSONError, decode
+from drp.reply_json import ReplyJSONError, decode, strings_in
 from drp.schemas import PrunePlan
 from drp.text import atomic_units, join_units, unit_layout
 
@@ -130,17 +130,6 @@ def _covering_traces(traces: list[dict]) -> list[dict]:
     return chosen
 
 
-def _strings(value):
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
-
-
 def _latex_pruner(sloppy: bool):
     """Segments one step per unit, labels by rules, and rewrites (COMPRESS) every step that holds LaTeX with its
     own text: the LaTeX of the pruned thinking reaches the training text only through the teacher's JSON."""
@@ -192,7 +181,7 @@ def test_exported_training_text_is_byte_identical_to_what_a_careful_teacher_give
     for row in rows:  # and to what the teacher meant: the steps it rewrote, verbatim
         assert row["thinking"] == meant[row["trace_id"]]
         assert f"<think>\n{row['thinking']}\n</think>" in row["completion"][0]["content"]
-    text = "\n".join(_strings(rows))
+    text = "\n".join(strings_in(rows))
     assert not CONTROL.search(text)
     thinking_commands = {c for t in traces for c in re.findall(r"\\([A-Za-z]+)", split_response(t["response"]).thinking)}
     assert {"frac", "boxed", "times", "text"} <= thinking_commands
