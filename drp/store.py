@@ -79,6 +79,12 @@ def _fails_quick_check(file: Path) -> bool:
 
 def check_intact(file: Path) -> None:
     """Refuse, before any query, a file that is not an SQLite database or is shorter than its header says."""
+    if _connected.get(file):
+        # Not while this process has the file open: reading the header opens and closes the file, and closing
+        # any descriptor of a file drops every POSIX lock the process holds on it, those of its SQLite
+        # connections included. Without them, another process that opens the run rebuilds the write-ahead
+        # log's index and sees nothing committed since (a reader, or another worker of the run).
+        return
     size = file.stat().st_size
     if size == 0:
         return  # created but never written: SQLite reads it as an empty database
@@ -292,11 +298,7 @@ def open_run(path: Path | str, write: bool = False) -> RunStore:
     """A run's database. `write`: create and migrate it as needed; else read-only, and only a complete run
     (RunNotFound when there is none, IncompleteRun when its creation never finished)."""
     file = db_path(path)
-    if file.is_file() and not _connected.get(file):
-        # Not while this process has the file open: reading the header opens and closes the file, and closing
-        # any descriptor of a file drops every POSIX lock the process holds on it, those of its SQLite
-        # connections included. Without them, another process that opens the run rebuilds the write-ahead
-        # log's index and sees nothing committed since (a reader, or another worker of the run).
+    if file.is_file():
         check_intact(file)
     _opened[file] = None
     if write:
