@@ -93,6 +93,10 @@ class Policy(_Strict):
     parse_retries: int = Field(default=2, ge=0)
     retry_temperature: float = Field(default=0.7, ge=0, description="temperature of every retry: a retry must differ")
     protect_derivation: bool = Field(default=True, description="the pruner may not delete steps that compute the answer")
+    retry_plan_rules: bool = Field(
+        default=False, description="ask the pruner again (up to parse_retries) when its plan breaks a rule the schema "
+        "cannot express; false: leave the breaking actions out at once (a retry costs a whole call, and small "
+        "teachers repeat the same slip)")
     fallback: Literal["reject", "rules"] = "reject"
     answer_section: Literal["keep", "short", "answer_line"] = "keep"
     units: UnitSettings = Field(default_factory=UnitSettings)

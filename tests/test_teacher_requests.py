@@ -117,13 +117,22 @@ def test_a_rewrite_that_drops_what_its_step_computes_is_sent_back():
         return sensible(request)
 
     with ScriptedTeacher(responder) as teacher:
-        assert run_llm(teacher.url, "rewrite").exit_code == 0
+        assert run_llm(teacher.url, "rewrite", "--set", "retry_plan_rules=true").exit_code == 0
+        assert run_llm(teacher.url, "rewrite-kept").exit_code == 0
     first = calls_of("rewrite", "pruner")[0]
     assert first["error"].startswith("the rewrite of step") and "drops 10 (the step computes 60 / 6 = 10): keep it" in first["error"]
     assert traces_of("rewrite")["demo-001"]["status"] == "accepted"
+    # by default the rewrite is left out at once: the step stays as written, and no second call is made
+    asked, repaired = calls_of("rewrite-kept", "pruner")
+    assert asked["llm"] == 1 and asked["error"] is None and repaired["llm"] == 0
+    assert "drops 10" in json.loads(repaired["parsed"])["left_out"][0]
+    kept = traces_of("rewrite-kept")["demo-001"]
+    assert kept["status"] == "accepted" and "So she fills the bags." not in kept["pruned_thinking"]
+    actions = db_of("rewrite-kept").query("select action from steps where trace_id = 'demo-001' and rewritten is not null")
+    assert not list(actions)  # nothing rewritten: the needed step kept as written
 
 
-def test_a_plan_that_keeps_breaking_a_rule_is_repaired_not_thrown_away():
+def test_a_plan_that_breaks_a_rule_is_repaired_not_thrown_away():
     def responder(request):
         if agent_of(request) == "pruner":  # every try deletes the restatements but also merges a deleted step
             plan = json.loads(sensible(request).content)
@@ -133,14 +142,38 @@ def test_a_plan_that_keeps_breaking_a_rule_is_repaired_not_thrown_away():
         return sensible(request)
 
     with ScriptedTeacher(responder) as teacher:
+        assert run_llm(teacher.url, "repair-asked", "--set", "retry_plan_rules=true").exit_code == 0
         assert run_llm(teacher.url, "repair").exit_code == 0
+    asked = calls_of("repair-asked", "pruner")
+    assert [c["llm"] for c in asked] == [1, 1, 1, 0]  # three tries, then the repair (recorded, no LLM)
+    assert all("is both deleted and merged: choose one" in c["error"] for c in asked[:3])
     pruner = calls_of("repair", "pruner")
-    assert [c["llm"] for c in pruner] == [1, 1, 1, 0]  # three tries, then the repair (recorded, no LLM)
-    assert all("is both deleted and merged: choose one" in c["error"] for c in pruner[:3])
-    repair = json.loads(pruner[-1]["parsed"])
-    assert repair["left_out"] and "is both deleted and merged" in repair["left_out"][0]
-    trace = traces_of("repair")["demo-001"]
-    assert trace["status"] == "accepted" and "Merged." not in trace["pruned_thinking"]
+    assert [c["llm"] for c in pruner] == [1, 0]  # the default: repaired at once, no call spent on the slip
+    for run_id, calls in (("repair-asked", asked), ("repair", pruner)):
+        repair = json.loads(calls[-1]["parsed"])
+        assert repair["left_out"] and "is both deleted and merged" in repair["left_out"][0]
+        trace = traces_of(run_id)["demo-001"]
+        assert trace["status"] == "accepted" and "Merged." not in trace["pruned_thinking"]
+        assert trace["pruned_thinking"] == traces_of("repair")["demo-001"]["pruned_thinking"]
+
+
+def test_a_one_step_merge_is_read_as_that_steps_rewrite():
+    def responder(request):
+        if agent_of(request) == "pruner":  # a small teacher's habit: "merge" one step with itself
+            plan = json.loads(sensible(request).content)
+            step = min(set(range(1, len(steps_in(request)) + 1)) - set(plan["delete"]))
+            plan["merge"] = [{"first": step, "last": step, "text": "ONE-STEP MERGE TEXT."}]
+            plan["compress"] = [c for c in plan["compress"] if c["step"] != step]
+            return Text(json.dumps(plan))
+        return sensible(request)
+
+    with ScriptedTeacher(responder) as teacher:
+        assert run_llm(teacher.url, "onestep", "--set", "protect_derivation=false").exit_code == 0
+    asked, repaired = calls_of("onestep", "pruner")
+    assert asked["error"] is None and json.loads(repaired["parsed"])["left_out"] == []
+    assert "give the first and the last" in json.loads(json.loads(repaired["messages"])[0]["content"])["last_problem"]
+    steps = db_of("onestep").query("select action, rewritten from steps where trace_id = 'demo-001' order by step")
+    assert {"action": "COMPRESS", "rewritten": "ONE-STEP MERGE TEXT."} in [dict(s) for s in steps]
 
 
 def test_nothing_to_prune_is_its_own_outcome():

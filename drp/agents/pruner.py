@@ -32,13 +32,16 @@ def check_plan(plan, needed: dict[int, tuple[str, list[str]]]) -> str | None:
 
 
 def repair_plan(plan, needed: dict[int, tuple[str, list[str]]]):
-    """The last usable reading of a plan that kept failing check_plan: each step keeps its first claim
-    (delete, then compress, then merge), and a rewrite that drops what its step computes is not applied (the
-    step is kept as written). Returns the plan and what was left out."""
+    """The usable reading of a plan that breaks check_plan: a one-step "merge" is that step's rewrite, each
+    step keeps its first claim (delete, then compress, then merge), and a rewrite that drops what its step
+    computes is not applied (the step is kept as written). Returns the plan and what was left out."""
     kept = plan.model_copy(update={"delete": [], "compress": [], "merge": []})
+    one_step = [run for run in plan.merge if run.first == run.last]
+    rewrites = [*plan.compress, *(_as_rewrite(plan, run) for run in one_step)]
+    claims = {"delete": plan.delete, "compress": rewrites, "merge": [r for r in plan.merge if r not in one_step]}
     left_out = []
     for field in ("delete", "compress", "merge"):
-        for item in getattr(plan, field):
+        for item in claims[field]:
             trial = kept.model_copy(update={field: [*getattr(kept, field), item]})
             problems = _plan_problems(trial, needed)
             if problems:
@@ -46,6 +49,11 @@ def repair_plan(plan, needed: dict[int, tuple[str, list[str]]]):
             else:
                 kept = trial
     return kept, left_out
+
+
+def _as_rewrite(plan, run):
+    rewrite_type = type(plan).model_fields["compress"].annotation.__args__[0]
+    return rewrite_type(step=run.first, text=run.text)
 
 
 def _plan_problems(plan, needed: dict[int, tuple[str, list[str]]]) -> list[str]:
@@ -229,8 +237,10 @@ async def _by_teacher_actions(state: TraceState, ctx: RunContext, attempt: int) 
     todo = _to_redo(state, windows)
     # Each window's schema: its own step numbers, its own protected steps.
     schemas = {index: plan_schema(windows[index]["last"], protected, windows[index]["first"]) for index, _ in todo}
+    # A rule the schema cannot express is either asked again or, by default, repaired at once below.
+    rule_check = (lambda plan: check_plan(plan, needed)) if ctx.policy.retry_plan_rules else (lambda plan: None)
     answers = await asyncio.gather(*(
-        ask(ctx, "pruner", attempt, schemas[index], lambda plan: check_plan(plan, needed),
+        ask(ctx, "pruner", attempt, schemas[index], rule_check,
             max_tokens=windows[index]["reply_tokens"], temperature=_temperature(ctx, attempt),
             messages=rendered.get(index),
             **_window_variables(state, windows[index]["first"], windows[index]["last"], feedback, attempt, protected))
@@ -240,9 +250,11 @@ async def _by_teacher_actions(state: TraceState, ctx: RunContext, attempt: int) 
     annotated = [dict(step) for step in steps]
     for (index, _), (result, window_calls, error) in zip(todo, answers):
         if result is None and window_calls and isinstance(window_calls[-1]["parsed"], dict):
-            # Every try broke a rule the schema cannot express: use what the last one got right.
-            result, left_out = repair_plan(schemas[index].model_validate(window_calls[-1]["parsed"]), needed)
-            calls.append(deterministic("pruner", attempt, ctx, {"last_problem": error}, {"left_out": left_out}))
+            result = schemas[index].model_validate(window_calls[-1]["parsed"])  # every try broke a rule
+        if result is not None and (problem := check_plan(result, needed)):
+            # Use what the plan got right; what it got wrong is left out, and recorded.
+            result, left_out = repair_plan(result, needed)
+            calls.append(deterministic("pruner", attempt, ctx, {"last_problem": problem}, {"left_out": left_out}))
         if result is None:
             return _failed(calls, error, attempt)
         window = windows[index]
