@@ -29,15 +29,28 @@ def test_units_are_lossless_and_bounded():
 
 def test_sentence_units_join_back_into_the_original_paragraphs():
     text = "First, I need the total. 4 times 18 is 72.\n\nNext, 72 minus 12 is 60. So 60 are left."
-    units, breaks = unit_layout(text, max_chars=1)  # every sentence a unit
+    units, joins = unit_layout(text, max_chars=1)  # every sentence a unit
     assert units == ["First, I need the total.", "4 times 18 is 72.", "Next, 72 minus 12 is 60.", "So 60 are left."]
-    assert breaks == [True, False, True, False]
-    assert join_units(units, breaks) == text
+    assert joins == ["\n\n", " ", "\n\n", " "]
+    assert join_units(units, joins) == text
     # dropping the sentences that only plan keeps the paragraphs of what remains
     kept = [1, 3]
-    assert join_units([units[i] for i in kept], [breaks[i] for i in kept]) == "4 times 18 is 72. So 60 are left."
-    assert join_units([units[i] for i in (0, 2)], [breaks[i] for i in (0, 2)]) == \
+    assert join_units([units[i] for i in kept], [joins[i] for i in kept]) == "4 times 18 is 72. So 60 are left."
+    assert join_units([units[i] for i in (0, 2)], [joins[i] for i in (0, 2)]) == \
         "First, I need the total.\n\nNext, 72 minus 12 is 60."
+
+
+@pytest.mark.parametrize("max_chars", [1, 30, 400])
+def test_line_breaks_inside_a_paragraph_survive_units(max_chars):
+    # a list written one item per line, inside one paragraph: each line ends a sentence
+    text = ("Let me list the costs.\n1. Pens: 2 × 3 = 6.\n2. Notebook: 5.\nTotal: 6 + 5 = 11. So the answer is 11."
+            "\n\nDone.")
+    units, joins = unit_layout(text, max_chars=max_chars)
+    assert join_units(units, joins) == text
+    if max_chars == 1:
+        assert joins[:4] == ["\n\n", "\n", "\n", "\n"]
+        # dropping the announcement keeps the list one item per line
+        assert join_units(units[1:4], joins[1:4]) == "1. Pens: 2 × 3 = 6.\n2. Notebook: 5.\nTotal: 6 + 5 = 11."
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ async def fallback(state: TraceState, ctx: RunContext) -> dict:
     rejected = {"status": "rejected", "reason": f"verification_failed: after {state['attempt']} attempts: {failures}"}
     if ctx.policy.fallback != "rules":
         return rejected
-    steps = rules.label_steps(rules.unit_steps(state["units"], state.get("unit_breaks")))
+    steps = rules.label_steps(rules.unit_steps(state["units"], state.get("unit_joins")))
     actions = rules.plan(steps, state["original_answer"], ctx.policy.rules, state["trace"]["question"])
     annotated, thinking = apply_plan(steps, actions)
     trial = {**state, "steps": annotated, "pruned_thinking": thinking, "attempt": state["attempt"] + 1}

@@ -19,7 +19,7 @@ from drp.agents.windows import Budget, neighbours, plan
 from drp.derivation import needed_passages, states_value
 from drp.prompting import render_messages
 from drp.schemas import paper_prune_schema, plan_schema
-from drp.text import join_steps, join_units
+from drp.text import PARAGRAPH, join_steps, join_units
 
 _PAPER_ACTIONS = {"KEEP": "KEEP", "DELETE": "DELETE", "SINGLE-STEP COMPRESS": "COMPRESS", "MULTI-STEP COMPRESS": "MERGE"}
 
@@ -101,7 +101,7 @@ def plan_actions(plan, step_count: int, first: int = 1) -> list[dict]:
 
 def apply_plan(steps: list[dict], actions: list[dict]) -> tuple[list[dict], str]:
     """Steps annotated with their actions, and the assembled pruned thinking (original paragraphs kept)."""
-    annotated, pieces, breaks, merged_groups = [], [], [], set()
+    annotated, pieces, joins, merged_groups = [], [], [], set()
     by_step = {a["step"]: a for a in actions}
     for number, step in enumerate(steps, start=1):
         action = dict(by_step[number])
@@ -122,9 +122,9 @@ def apply_plan(steps: list[dict], actions: list[dict]) -> tuple[list[dict], str]
             piece = rewritten
         if piece:
             pieces.append(piece)
-            breaks.append(step.get("paragraph_start", True))
+            joins.append(step.get("joined_by", PARAGRAPH))
         annotated.append({**step, "action": action["action"], "rewritten": rewritten, "merge_group": group})
-    return annotated, join_units(pieces, breaks)
+    return annotated, join_units(pieces, joins)
 
 
 async def prune(state: TraceState, ctx: RunContext) -> dict:

@@ -8,7 +8,7 @@ import re
 from drp.answers import equivalent, numbers_in
 from drp.derivation import needed_passages, writes_number
 from drp.policy import RulesSettings
-from drp.text import sentences
+from drp.text import PARAGRAPH, sentences
 
 _PATTERNS = [  # checked in order; the first match names the skill
     ("final_answer", re.compile(r"\\boxed|\*\*final answer|\b(?:the|my|final) answer (?:is|should be|would be)\b", re.I)),
@@ -37,11 +37,11 @@ def classify(text: str, index: int, total: int) -> str:
     return "setup" if index == 0 else "reasoning"
 
 
-def unit_steps(units: list[str], breaks: list[bool] | None = None) -> list[dict]:
+def unit_steps(units: list[str], joins: list[str] | None = None) -> list[dict]:
     """One step per unit: the rule-based segmentation."""
-    breaks = breaks or [True] * len(units)
-    return [{"unit_start": i, "unit_end": i, "text": unit, "paragraph_start": starts}
-            for i, (unit, starts) in enumerate(zip(units, breaks), start=1)]
+    joins = joins or [PARAGRAPH] * len(units)
+    return [{"unit_start": i, "unit_end": i, "text": unit, "joined_by": join}
+            for i, (unit, join) in enumerate(zip(units, joins), start=1)]
 
 
 def label_steps(steps: list[dict]) -> list[dict]:

@@ -19,20 +19,20 @@ from drp.agents.windows import Budget, plan
 from drp.echo import EchoCheck, check_echo
 from drp.prompting import render_messages
 from drp.schemas import echo_schema, segmentation_schema, steps_from_starts
-from drp.text import join_units, paragraphs, sentences
+from drp.text import PARAGRAPH, join_units, paragraphs, sentences
 
 
 async def segment(state: TraceState, ctx: RunContext) -> dict:
     return await SEGMENTERS[ctx.policy.agents["segmenter"].kind](state, ctx)
 
 
-def _breaks(state: TraceState) -> list[bool]:
-    return state.get("unit_breaks") or [True] * len(state["units"])
+def _joins(state: TraceState) -> list[str]:
+    return state.get("unit_joins") or [PARAGRAPH] * len(state["units"])
 
 
 async def _by_rules(state: TraceState, ctx: RunContext) -> dict:
     units = state["units"]
-    steps = rules.unit_steps(units, _breaks(state))
+    steps = rules.unit_steps(units, _joins(state))
     call = deterministic("segmenter", 1, ctx, {"units": len(units)}, {"steps": len(steps)})
     return {"steps": steps, "calls": [call]}
 
@@ -41,7 +41,7 @@ async def _by_teacher_ranges(state: TraceState, ctx: RunContext) -> dict:
     # Long traces are segmented a window of units at a time (at most units.per_call, and within the teacher's
     # context), so every list stays short enough for small teachers; units keep their global numbers, no step
     # crosses a window boundary, and the windows' calls go out together.
-    units, breaks, question = state["units"], _breaks(state), state["trace"]["question"]
+    units, joins, question = state["units"], _joins(state), state["trace"]["question"]
 
     def variables(first: int, last: int) -> dict:
         return dict(question=question, units=[(n, units[n - 1]) for n in range(first, last + 1)],
@@ -64,8 +64,8 @@ async def _by_teacher_ranges(state: TraceState, ctx: RunContext) -> dict:
         if result is None:
             return _failed(calls, error)
         steps.extend(
-            {"unit_start": start, "unit_end": end, "text": join_units(units[start - 1 : end], breaks[start - 1 : end]),
-             "paragraph_start": breaks[start - 1]}
+            {"unit_start": start, "unit_end": end, "text": join_units(units[start - 1 : end], joins[start - 1 : end]),
+             "joined_by": joins[start - 1]}
             for start, end in steps_from_starts(result.starts, w.first, w.last)
         )
     return {"steps": steps, "calls": calls}
@@ -129,7 +129,7 @@ def _steps_from_echo(thinking: str, echoed, echo: EchoCheck) -> list[dict]:
             end = following[0] if following else len(thinking)
             text = thinking[0 if start == bounds[0] else start : end].strip()
         steps.append({"unit_start": None, "unit_end": None, "text": text or step.text, "echo": step.text,
-                      "skill": step.skill, "paragraph_start": True})
+                      "skill": step.skill, "joined_by": PARAGRAPH})
     return steps
 
 

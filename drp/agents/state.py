@@ -11,7 +11,7 @@ class Step(TypedDict, total=False):
     unit_end: int | None
     text: str  # the original text of the step
     echo: str | None  # what an echo segmenter re-typed for it (paper policy)
-    paragraph_start: bool
+    joined_by: str  # what joins it to the text before it (drp.text.PARAGRAPH, a line break or a space)
     skill: str
     action: str  # KEEP | DELETE | COMPRESS | MERGE
     rewritten: str | None
@@ -24,9 +24,7 @@ class TraceState(TypedDict, total=False):
     answer_section: str
     original_answer: str | None
     units: list[str]
-    unit_breaks: list[bool]  # per unit: it starts a paragraph (else it continues the previous unit's)
-    echo_coverage: float | None  # echo segmenters: share of the original the echo reproduces
-    unit_breaks: list[bool]  # per unit: it starts a paragraph (else it continues the previous unit's)
+    unit_joins: list[str]  # per unit, what joins it to the text before it: drp.text.PARAGRAPH, a line break or a space
     echo_coverage: float | None  # echo segmenters: share of the original the echo reproduces
     thinking_reaches_answer: bool  # False when the answer is only derived after </think>
     response_tokens_before: int
