@@ -160,16 +160,21 @@ class PrunePlan(CallSchema):
         if error["type"] in ("less_than_equal", "greater_than_equal") and len(loc) == 3:
             return f"step {error['input']} does not exist; the steps are numbered {first} to {count}"
         if error["type"] == "too_long" and len(loc) == 1:
+            if loc[0] == "delete" and cls.context.get("keep_one"):
+                return "delete lists every step: keep at least the steps that reach the answer"
             return f"{loc[0]} lists more steps than there are ({count - first + 1})"
         return None
 
 
-def plan_schema(last: int, protected: dict[int, str] | None = None, first: int = 1) -> type[PrunePlan]:
+def plan_schema(last: int, protected: dict[int, str] | None = None, first: int = 1,
+                keep_one: bool = False) -> type[PrunePlan]:
     """Step numbers bounded by the window first..last (the whole trace: 1..count); steps in `protected`
-    (step → what it computes) cannot be deleted."""
+    (step → what it computes) cannot be deleted; `keep_one` (the window is the whole thinking): not every step
+    can be deleted either."""
     protected = {n: note for n, note in (protected or {}).items() if first <= n <= last}
     count = last - first + 1
     deletable = tuple(n for n in range(first, last + 1) if n not in protected)
+    most_deleted = len(deletable) - 1 if keep_one and len(deletable) == count else len(deletable)
     step = _bounded(int, first, last)
     name = f"{last}" if first == 1 else f"{first}_{last}"
     rewrite = create_model(f"Rewrite_{name}", __base__=Rewrite, step=(step, ...))
@@ -177,11 +182,11 @@ def plan_schema(last: int, protected: dict[int, str] | None = None, first: int =
     model = create_model(
         f"PrunePlan_{name}", __base__=PrunePlan,
         delete=(list[Literal[deletable]] if deletable else list[step],  # type: ignore[valid-type]
-                Field(default_factory=list, max_length=len(deletable), description="numbers of the steps to delete")),
+                Field(default_factory=list, max_length=max(most_deleted, 0), description="numbers of the steps to delete")),
         compress=(list[rewrite], Field(default_factory=list, max_length=count)),
         merge=(list[run], Field(default_factory=list, max_length=max(count // 2, 1))),
     )
-    model.context = {"first": first, "steps": last, "protected": dict(protected)}
+    model.context = {"first": first, "steps": last, "protected": dict(protected), "keep_one": keep_one}
     return model
 
 

@@ -176,6 +176,22 @@ def test_a_one_step_merge_is_read_as_that_steps_rewrite():
     assert {"action": "COMPRESS", "rewritten": "ONE-STEP MERGE TEXT."} in [dict(s) for s in steps]
 
 
+def test_a_plan_cannot_delete_every_step_of_the_thinking():
+    def responder(request):
+        if agent_of(request) == "pruner" and "could not be used" not in request["messages"][-1]["content"]:
+            return Text(json.dumps({"delete": [n for n, *_ in steps_in(request)], "compress": []}))
+        return sensible(request)
+
+    with ScriptedTeacher(responder) as teacher:
+        assert run_llm(teacher.url, "all-deleted", "--set", "protect_derivation=false").exit_code == 0
+    pruner_request = next(r for r in teacher.requests if agent_of(r) == "pruner")
+    assert schema_of(pruner_request)["properties"]["delete"]["maxItems"] == len(steps_in(pruner_request)) - 1
+    first, second = calls_of("all-deleted", "pruner")[:2]
+    assert first["error"] == "delete lists every step: keep at least the steps that reach the answer"
+    assert second["error"] is None
+    assert traces_of("all-deleted")["demo-001"]["status"] == "accepted"
+
+
 def test_nothing_to_prune_is_its_own_outcome():
     def responder(request):
         if agent_of(request) == "pruner":

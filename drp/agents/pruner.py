@@ -236,7 +236,8 @@ async def _by_teacher_actions(state: TraceState, ctx: RunContext, attempt: int) 
         rendered = {index: w.messages for index, w in enumerate(planned) if not state.get("feedback")}
     todo = _to_redo(state, windows)
     # Each window's schema: its own step numbers, its own protected steps.
-    schemas = {index: plan_schema(windows[index]["last"], protected, windows[index]["first"]) for index, _ in todo}
+    schemas = {index: plan_schema(windows[index]["last"], protected, windows[index]["first"], keep_one=len(windows) == 1)
+               for index, _ in todo}
     # A rule the schema cannot express is either asked again or, by default, repaired at once below.
     rule_check = (lambda plan: check_plan(plan, needed)) if ctx.policy.retry_plan_rules else (lambda plan: None)
     answers = await asyncio.gather(*(
