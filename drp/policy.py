@@ -44,6 +44,9 @@ class UnitSettings(_Strict):
     max_chars: int = Field(default=400, ge=1)
     max_units: int = Field(default=2000, ge=1)
     per_call: int = Field(default=60, ge=1, description="units shown to the segmenter in one call")
+    one_step_each_below: int = Field(
+        default=0, ge=0, description="a thinking of fewer units is segmented one step per unit without asking the "
+        "teacher (0: always ask)")
 
 
 class ContextSettings(_Strict):

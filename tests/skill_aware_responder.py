@@ -69,6 +69,8 @@ def prune(request: dict, delete_everything_after: int | None = None) -> str:
         )
         if drop and number not in needed:
             delete.append(number)
+    if len(delete) == len(steps_in(request)) and "The reasoning has" not in first_user(request):
+        delete = delete[1:]  # the schema keeps one step of a whole thinking: the first stays
     return json.dumps({"delete": delete, "compress": []})
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 
-from helpers import EXAMPLES, db_of, drp, traces_of
+from helpers import EXAMPLES, db_of, drp, traces_of, write_jsonl
 from scripted_teacher import Drip, ScriptedTeacher, Text
 from skill_aware_responder import agent_of, needed_in, sensible, steps_in
 
@@ -190,6 +190,30 @@ def test_a_plan_cannot_delete_every_step_of_the_thinking():
     assert first["error"] == "delete lists every step: keep at least the steps that reach the answer"
     assert second["error"] is None
     assert traces_of("all-deleted")["demo-001"]["status"] == "accepted"
+
+
+def test_a_thinking_of_a_few_sentences_is_one_step_each_without_asking(tmp_path):
+    short = {"id": "short", "question": "Tom has 3 boxes of 4 pens. How many pens does he have?", "gold_answer": "12",
+             "response": "Okay, Tom has 3 boxes. Each box holds 4 pens. So 3 times 4 is 12 pens. Let me check: 4 + 4 + 4"
+                         " is 12. Yes.\n</think>\n\nTom has \\boxed{12} pens."}
+    source = write_jsonl(tmp_path / "short.jsonl", [short])
+    with ScriptedTeacher(sensible) as teacher:
+        result = drp("run", source, "--policy", "skill-aware", "--teacher-url", teacher.url, "--teacher-model", "m",
+                     "--run-id", "few", "--quiet")
+        asked = drp("run", source, "--policy", "skill-aware", "--teacher-url", teacher.url, "--teacher-model", "m",
+                    "--run-id", "few-asked", "--quiet", "--set", "units.one_step_each_below=0")
+    assert result.exit_code == 0 and asked.exit_code == 0
+    few = list(db_of("few").query("select * from calls where trace_id = 'short' order by seq"))
+    segmenter = next(c for c in few if c["node"] == "segmenter")
+    assert segmenter["llm"] == 0 and "one step each" in segmenter["parsed"]
+    units = json.loads(few[0]["parsed"])["units"]
+    assert 1 < units < load_policy("skill-aware").units.one_step_each_below
+    assert sorted({agent_of(r) for r in teacher.requests[: len(teacher.requests) - 3]}) == ["classifier", "pruner"]
+    steps = list(db_of("few").query("select unit_start, unit_end from steps where trace_id = 'short'"))
+    assert [(s["unit_start"], s["unit_end"]) for s in steps] == [(n, n) for n in range(1, units + 1)]
+    assert traces_of("few")["short"]["status"] != "failed"
+    # set to 0, the segmenter is asked as for any trace
+    assert [agent_of(r) for r in teacher.requests[-3:]] == ["segmenter", "classifier", "pruner"]
 
 
 def test_nothing_to_prune_is_its_own_outcome():

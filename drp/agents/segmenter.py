@@ -42,6 +42,11 @@ async def _by_teacher_ranges(state: TraceState, ctx: RunContext) -> dict:
     # context), so every list stays short enough for small teachers; units keep their global numbers, no step
     # crosses a window boundary, and the windows' calls go out together.
     units, joins, question = state["units"], _joins(state), state["trace"]["question"]
+    if len(units) < ctx.policy.units.one_step_each_below:
+        steps = rules.unit_steps(units, joins)
+        call = deterministic("segmenter", 1, ctx, {"units": len(units)},
+                             {"steps": len(steps), "why": "fewer units than units.one_step_each_below: one step each"})
+        return {"steps": steps, "calls": [call]}
 
     def variables(first: int, last: int) -> dict:
         return dict(question=question, units=[(n, units[n - 1]) for n in range(first, last + 1)],
