@@ -18,7 +18,7 @@ from drp.agents.state import TraceState
 from drp.agents.windows import Budget, neighbours, plan
 from drp.derivation import needed_passages, states_value
 from drp.prompting import render_messages
-from drp.schemas import paper_prune_schema, plan_schema
+from drp.schemas import Rewrite, paper_prune_schema, plan_schema
 from drp.text import PARAGRAPH, join_steps, join_units
 
 _PAPER_ACTIONS = {"KEEP": "KEEP", "DELETE": "DELETE", "SINGLE-STEP COMPRESS": "COMPRESS", "MULTI-STEP COMPRESS": "MERGE"}
@@ -37,7 +37,7 @@ def repair_plan(plan, needed: dict[int, tuple[str, list[str]]]):
     computes is not applied (the step is kept as written). Returns the plan and what was left out."""
     kept = plan.model_copy(update={"delete": [], "compress": [], "merge": []})
     one_step = [run for run in plan.merge if run.first == run.last]
-    rewrites = [*plan.compress, *(_as_rewrite(plan, run) for run in one_step)]
+    rewrites = [*plan.compress, *(Rewrite(step=run.first, text=run.text) for run in one_step)]
     claims = {"delete": plan.delete, "compress": rewrites, "merge": [r for r in plan.merge if r not in one_step]}
     left_out = []
     for field in ("delete", "compress", "merge"):
@@ -49,11 +49,6 @@ def repair_plan(plan, needed: dict[int, tuple[str, list[str]]]):
             else:
                 kept = trial
     return kept, left_out
-
-
-def _as_rewrite(plan, run):
-    rewrite_type = type(plan).model_fields["compress"].annotation.__args__[0]
-    return rewrite_type(step=run.first, text=run.text)
 
 
 def _plan_problems(plan, needed: dict[int, tuple[str, list[str]]]) -> list[str]:
