@@ -200,11 +200,18 @@ def _facts(original: str, question: str) -> frozenset:
     return check(original, "", question).facts
 
 
+@lru_cache(maxsize=256)
+def own_derivation(text: str, answer: str, question: str = "") -> Derivation:
+    """`check(text, answer, question, text)`: an original's derivation, which the pruner and the verifier both
+    read on every attempt of a trace, so it is worked out once. Shared between callers: read only."""
+    return check(text, answer, question, text)
+
+
 def needed_passages(passages: list[str], text: str, answer: str, question: str = "") -> dict[int, tuple[str, list[str]]]:
     """Which passages of `text` (1-based, e.g. a trace's steps) hold the computation of the answer or of a
     number it depends on → (what the passage contributes, the numbers it writes that the computation uses).
     Empty when `text` does not derive its answer."""
-    derivation = check(text, answer, question, text)
+    derivation = own_derivation(text, answer, question)
     found: dict[int, tuple[str, list[str]]] = {}
     squashed = [" ".join(p.split()) for p in passages]
     for index, (contribution, values) in derivation.chain().items():
@@ -255,19 +262,20 @@ def _operation(key: float, first_operands: list[float], second_operands: set) ->
     """One operation yielding `key` from a written operand and another written value (or a common constant
     as a factor). Both operands must be written: "so she spent $38" after "$45" does not show the $7 coupon,
     even if the question mentions it."""
+    # The innermost loop of the check: `round(…, 6)` is `_key`, written out (a call per candidate costs more).
     for a in first_operands:
         for b, sign in ((key - a, "+"), (a - key, "-"), (key + a, "-")):
-            b = _key(b)
+            b = round(b, 6)
             if b and b != a and b in second_operands:  # a + a is a coincidence more often than a step
                 return ("operation", a, sign, b, key)
         multiplicative = ((key / a if a else None, "*"), (a / key if key else None, "/"), (key * a, "/"))
         for number, (b, sign) in enumerate(multiplicative):
-            if b is None or (b := _key(b)) in (0, 1) or (sign == "/" and b == a):  # not 9 / 9 = 1
+            if b is None or (b := round(b, 6)) in (0, 1) or (sign == "/" and b == a):  # not 9 / 9 = 1
                 continue
             # a constant scales the written operand (× 60, ÷ 12); it is never the numerator of c / a
             if b in second_operands or (b in CONSTANTS and number < 2):
                 return ("operation", a, sign, b, key)
-        if a and (b := _key(key * 100 / a)) in second_operands:
+        if a and (b := round(key * 100 / a, 6)) in second_operands:
             return ("operation", a, "%", b, key)
     return None
 
@@ -287,7 +295,10 @@ def _mentions(text: str) -> list[tuple[str, tuple[float, ...]]]:
     return [(raw, values + parts) for raw, values, parts in _mention_parts(text)]
 
 
-def _mention_parts(text: str) -> list[tuple[str, tuple[float, ...], tuple[float, ...]]]:
+# Sentences are read again and again: the original's in the pruner and in the verifier, and most of them again in
+# the pruned text and on every retry. What a sentence writes depends on the sentence alone, so it is read once.
+@lru_cache(maxsize=4096)
+def _mention_parts(text: str) -> tuple[tuple[str, tuple[float, ...], tuple[float, ...]], ...]:
     """Each number written in a text: (as written, the values it stands for, the parts it also writes). A part
     (the 3 of 2/3, the "thirds" of two-thirds) can be an operand, but is never itself a result."""
     found = []
@@ -309,17 +320,18 @@ def _mention_parts(text: str) -> list[tuple[str, tuple[float, ...], tuple[float,
             value = float(raw.replace(",", ""))
             percent = text[match.end() : match.end() + 9].lstrip().startswith(("%", "\\%", "percent"))
             found.append((raw, (value, value / 100) if percent else (value,), ()))
-    return found
+    return tuple(found)
 
 
-def _equations(sentence: str) -> dict[float, tuple[str, set[float]]]:
+@lru_cache(maxsize=4096)
+def _equations(sentence: str) -> dict[float, tuple[str, frozenset[float]]]:
     """Results of the equations written in a sentence whose left side really evaluates to them:
-    result → (the equation, its operands)."""
+    result → (the equation, its operands). Shared between callers (cached, like `_mention_parts`): read only."""
     text = sentence
     for pattern, replacement in _SPOKEN:
         text = pattern.sub(replacement, text)
     tokens = _drop_empty_brackets(_EXPR_TOKEN.findall(text.replace(",", "")))
-    results: dict[float, tuple[str, set[float]]] = {}
+    results: dict[float, tuple[str, frozenset[float]]] = {}
     for index, token in enumerate(tokens):
         if token != "=" or index + 1 >= len(tokens) or not _is_number(tokens[index + 1]):
             continue
@@ -328,7 +340,7 @@ def _equations(sentence: str) -> dict[float, tuple[str, set[float]]]:
         while len(left) > 1:
             value = _evaluate(left)
             if value is not None and _close(value, result):
-                operands = {_key(float(t)) for t in left if _is_number(t)}
+                operands = frozenset(_key(float(t)) for t in left if _is_number(t))
                 results.setdefault(_key(result), (f"{' '.join(left)} = {tokens[index + 1]}", operands))
                 break
             left = left[1:]  # a shorter left side: words were dropped, so earlier numbers may not belong to it

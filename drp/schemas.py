@@ -1,13 +1,17 @@
-"""What each agent must return (pydantic), built per call so the JSON schema a server sees carries the
-counts and bounds of *this* trace: unit numbers bounded by the last unit, exactly one skill per step from the
+"""What each agent must return (pydantic), built for each shape of call so the JSON schema a server sees carries
+the counts and bounds of *this* trace: unit numbers bounded by the last unit, exactly one skill per step from the
 policy's taxonomy, exactly one action per step. Servers that enforce schemas (llama.cpp grammars, vLLM,
 OpenAI) then cannot produce the usual small-model failures (unit 8 of 7, 19 labels for 1 step, endless lists);
 for the others, a reply that does not fit becomes a retry whose feedback names the exact fix.
+
+Building a pydantic model costs about a millisecond, more than the rest of a call's client work: each schema is
+built once per shape (its bounds and counts) and reused, so a model and its `context` never change once built.
 
 Parsing is lenient about case, spacing and extra keys, strict about structure."""
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
@@ -70,6 +74,7 @@ class Segmentation(CallSchema):
         return _count_problem(error, last - first + 1, "start numbers at most", "unit") if error["type"] == "too_long" else None
 
 
+@lru_cache(maxsize=1024)
 def segmentation_schema(first: int, last: int) -> type[Segmentation]:
     """Starts within units first..last; at most one step per unit."""
     unit = int
@@ -112,7 +117,12 @@ class SkillLabels(CallSchema):
         return _count_problem(error, count, "skills", "step")
 
 
-def labels_schema(step_count: int, taxonomy: list[str]) -> type[SkillLabels]:
+def labels_schema(step_count: int, taxonomy: list[str] | tuple[str, ...]) -> type[SkillLabels]:
+    return _labels_schema(step_count, tuple(taxonomy))
+
+
+@lru_cache(maxsize=1024)
+def _labels_schema(step_count: int, taxonomy: tuple[str, ...]) -> type[SkillLabels]:
     skill = Literal[tuple(taxonomy)]  # type: ignore[valid-type]
     model = create_model(
         f"SkillLabels_{step_count}", __base__=SkillLabels,
@@ -171,14 +181,19 @@ def plan_schema(last: int, protected: dict[int, str] | None = None, first: int =
     """Step numbers bounded by the window first..last (the whole trace: 1..count); steps in `protected`
     (step → what it computes) cannot be deleted; `keep_one` (the window is the whole thinking): not every step
     can be deleted either."""
-    protected = {n: note for n, note in (protected or {}).items() if first <= n <= last}
+    notes = tuple(sorted((n, note) for n, note in (protected or {}).items() if first <= n <= last))
+    return _plan_schema(first, last, notes, keep_one)
+
+
+@lru_cache(maxsize=1024)
+def _plan_schema(first: int, last: int, notes: tuple[tuple[int, str], ...], keep_one: bool) -> type[PrunePlan]:
+    protected = dict(notes)
     count = last - first + 1
     deletable = tuple(n for n in range(first, last + 1) if n not in protected)
     most_deleted = len(deletable) - 1 if keep_one and len(deletable) == count else len(deletable)
     step = _bounded(int, first, last)
     name = f"{last}" if first == 1 else f"{first}_{last}"
-    rewrite = create_model(f"Rewrite_{name}", __base__=Rewrite, step=(step, ...))
-    run = create_model(f"MergeRun_{name}", __base__=MergeRun, first=(step, ...), last=(step, ...))
+    rewrite, run = _plan_items(first, last)
     model = create_model(
         f"PrunePlan_{name}", __base__=PrunePlan,
         delete=(list[Literal[deletable]] if deletable else list[step],  # type: ignore[valid-type]
@@ -186,8 +201,18 @@ def plan_schema(last: int, protected: dict[int, str] | None = None, first: int =
         compress=(list[rewrite], Field(default_factory=list, max_length=count)),
         merge=(list[run], Field(default_factory=list, max_length=max(count // 2, 1))),
     )
-    model.context = {"first": first, "steps": last, "protected": dict(protected), "keep_one": keep_one}
+    model.context = {"first": first, "steps": last, "protected": protected, "keep_one": keep_one}
     return model
+
+
+@lru_cache(maxsize=1024)
+def _plan_items(first: int, last: int) -> tuple[type[Rewrite], type[MergeRun]]:
+    """A window's rewrite and merge items: the same whichever of its steps are protected."""
+    step = _bounded(int, first, last)
+    name = f"{last}" if first == 1 else f"{first}_{last}"
+    rewrite = create_model(f"Rewrite_{name}", __base__=Rewrite, step=(step, ...))
+    run = create_model(f"MergeRun_{name}", __base__=MergeRun, first=(step, ...), last=(step, ...))
+    return rewrite, run
 
 
 # ---------------------------------------------------------------- the paper's two calls
@@ -204,6 +229,7 @@ class EchoSegmentation(CallSchema):
     steps: list[EchoStep]
 
 
+@lru_cache(maxsize=1024)
 def echo_schema(max_steps: int) -> type[EchoSegmentation]:
     model = create_model(
         f"EchoSegmentation_{max_steps}", __base__=EchoSegmentation,
@@ -232,6 +258,7 @@ class PaperPrune(CallSchema):
         return _count_problem(error, cls.context["steps"], "actions", "step")
 
 
+@lru_cache(maxsize=1024)
 def paper_prune_schema(step_count: int) -> type[PaperPrune]:
     action = Literal[PAPER_ACTIONS]  # type: ignore[valid-type]
     model = create_model(

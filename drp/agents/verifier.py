@@ -25,7 +25,7 @@ from drp.agents.calls import deterministic
 from drp.agents.context import RunContext
 from drp.agents.state import TraceState
 from drp.answers import equivalent, extract_answer, last_boxed, numbers_in
-from drp.derivation import Derivation, check
+from drp.derivation import Derivation, check, own_derivation
 from drp.echo import action_agreement
 from drp.layout import join_response
 from drp.schemas import JudgeVerdict
@@ -57,7 +57,7 @@ def derivation_of(pruned_thinking: str, pruned_answer_section: str, answer: str,
     else:
         pruned = f"{pruned_thinking}\n\n{pruned_answer_section}"
         original = f"{original_thinking}\n\n{original_answer_section}"
-    source = check(original, answer, question, original)
+    source = own_derivation(original, answer, question)
     if not source.answer_derived:
         return None
     return check(pruned, answer, question, original), source.lost_in(pruned)

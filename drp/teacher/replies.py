@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 
 from pydantic import BaseModel, ValidationError
 
@@ -14,7 +15,14 @@ from drp.endpoint import short
 
 
 def response_format(method: str, schema: type[BaseModel]) -> dict:
-    """json_mode sends the schema too (llama.cpp and vLLM enforce it). Not cached: schemas are built per call."""
+    """json_mode sends the schema too (llama.cpp and vLLM enforce it). The dict is shared between calls (schemas
+    are built once per shape, drp/schemas.py, and writing their JSON schema costs more than building the
+    request): nothing may change it."""
+    return _response_format(method, schema)
+
+
+@lru_cache(maxsize=1024)
+def _response_format(method: str, schema: type[BaseModel]) -> dict:
     if method == "json_mode":
         return {"type": "json_object", "schema": schema.model_json_schema()}
     return {"type": "json_schema", "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema()}}
