@@ -179,6 +179,9 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the openai/httpx client expects
+    # Headers and body go out as two writes: with Nagle's algorithm on, the body waits for the client's delayed
+    # ACK of the headers (up to 40 ms on Linux), which real servers (uvicorn, vLLM, llama.cpp) never add.
+    disable_nagle_algorithm = True
     server: _Server
 
     def log_message(self, format, *args):  # quiet: tests read teacher.requests instead
