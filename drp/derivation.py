@@ -262,20 +262,20 @@ def _operation(key: float, first_operands: list[float], second_operands: set) ->
     """One operation yielding `key` from a written operand and another written value (or a common constant
     as a factor). Both operands must be written: "so she spent $38" after "$45" does not show the $7 coupon,
     even if the question mentions it."""
-    # The innermost loop of the check: `round(…, 6)` is `_key`, written out (a call per candidate costs more).
+    # The innermost loop of the check: `round(…, _PLACES)` is `_key`, written out (a call per candidate costs more).
     for a in first_operands:
         for b, sign in ((key - a, "+"), (a - key, "-"), (key + a, "-")):
-            b = round(b, 6)
+            b = round(b, _PLACES)
             if b and b != a and b in second_operands:  # a + a is a coincidence more often than a step
                 return ("operation", a, sign, b, key)
         multiplicative = ((key / a if a else None, "*"), (a / key if key else None, "/"), (key * a, "/"))
         for number, (b, sign) in enumerate(multiplicative):
-            if b is None or (b := round(b, 6)) in (0, 1) or (sign == "/" and b == a):  # not 9 / 9 = 1
+            if b is None or (b := round(b, _PLACES)) in (0, 1) or (sign == "/" and b == a):  # not 9 / 9 = 1
                 continue
             # a constant scales the written operand (× 60, ÷ 12); it is never the numerator of c / a
             if b in second_operands or (b in CONSTANTS and number < 2):
                 return ("operation", a, sign, b, key)
-        if a and (b := round(key * 100 / a, 6)) in second_operands:
+        if a and (b := round(key * 100 / a, _PLACES)) in second_operands:
             return ("operation", a, "%", b, key)
     return None
 
@@ -413,9 +413,12 @@ def _value(answer: str | None) -> float | None:
         return None
 
 
+_PLACES = 6  # decimal places kept when values are compared
+
+
 def _key(value: float) -> float:
     """Values compared after rounding away float noise (0.1 * 3 is 0.3)."""
-    return round(value, 6)
+    return round(value, _PLACES)
 
 
 def _show(value: float) -> str:

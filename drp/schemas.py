@@ -197,7 +197,7 @@ def _plan_schema(first: int, last: int, notes: tuple[tuple[int, str], ...], keep
     model = create_model(
         f"PrunePlan_{name}", __base__=PrunePlan,
         delete=(list[Literal[deletable]] if deletable else list[step],  # type: ignore[valid-type]
-                Field(default_factory=list, max_length=max(most_deleted, 0), description="numbers of the steps to delete")),
+                Field(default_factory=list, max_length=most_deleted, description="numbers of the steps to delete")),
         compress=(list[rewrite], Field(default_factory=list, max_length=count)),
         merge=(list[run], Field(default_factory=list, max_length=max(count // 2, 1))),
     )

@@ -14,15 +14,11 @@ from drp import reply_json
 from drp.endpoint import short
 
 
+@lru_cache(maxsize=1024)
 def response_format(method: str, schema: type[BaseModel]) -> dict:
     """json_mode sends the schema too (llama.cpp and vLLM enforce it). The dict is shared between calls (schemas
     are built once per shape, drp/schemas.py, and writing their JSON schema costs more than building the
     request): nothing may change it."""
-    return _response_format(method, schema)
-
-
-@lru_cache(maxsize=1024)
-def _response_format(method: str, schema: type[BaseModel]) -> dict:
     if method == "json_mode":
         return {"type": "json_object", "schema": schema.model_json_schema()}
     return {"type": "json_schema", "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema()}}
