@@ -232,6 +232,7 @@ def _process_in_workers(options: RunOptions, folder: Path, policy, teacher, grap
                         bar) -> None:
     """Fork workers over interleaved shares of the pending traces; follow their progress in the database."""
     import multiprocessing
+    from multiprocessing.connection import wait
 
     context = multiprocessing.get_context("fork")  # the parent has imported everything: forking is cheap
     workers = min(options.workers, len(ids))
@@ -246,8 +247,12 @@ def _process_in_workers(options: RunOptions, folder: Path, policy, teacher, grap
         process.start()
     done_before = store.terminal_count()
     try:
-        while any(process.is_alive() for process in processes):
-            time.sleep(0.2)
+        running = {process.sentinel: process for process in processes}
+        while running:
+            # Woken by a worker's exit as well as by the clock: the run ends when its last worker does,
+            # not up to a progress tick later.
+            for sentinel in wait(list(running), timeout=0.2):
+                del running[sentinel]
             bar.n = store.terminal_count() - done_before
             bar.refresh()
     except KeyboardInterrupt:
