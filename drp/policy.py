@@ -20,6 +20,7 @@ from drp.agents.kinds import AGENT_KINDS, OPTIONAL_ROLES, kind_problem, uses_llm
 from drp.endpoint import StructuredMethod
 from drp.errors import UserError
 from drp.paths import builtin_prompts_dir
+from drp.text import LONGEST_UNIT
 
 
 
@@ -42,6 +43,8 @@ class AgentSettings(_Strict):
 
 class UnitSettings(_Strict):
     max_chars: int = Field(default=400, ge=1)
+    longest: int = Field(default=LONGEST_UNIT, ge=1, description="characters: a longer sentence (a display-math "
+                         "block) is cut at its line breaks, a longer line at spaces, so every unit fits a small context")
     max_units: int = Field(default=2000, ge=1)
     per_call: int = Field(default=60, ge=1, description="units shown to the segmenter in one call")
     one_step_each_below: int = Field(

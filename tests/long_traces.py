@@ -10,6 +10,8 @@ The shared traces are short GSM8K ones (about 680 thinking tokens), and the hidd
   \\frac, \\sqrt, aligned equations and [asy] blocks) as the sub-problems' reasoning, integer answers only.
 - `synthetic_latex`: generated here, for machines without ../shared: LaTeX-heavy sub-problems with the hesitation,
   re-checking and second methods real traces have, so pruning has something to remove.
+- `one_display_block`: generated here: a sum whose terms are tabulated in one aligned display block, a single
+  paragraph with no sentence end, longer than a small teacher's whole context.
 """
 
 from __future__ import annotations
@@ -84,3 +86,23 @@ def synthetic_latex(counter, tokens: int = 16_500, seed: int = 7) -> dict:
         ])
         parts.append((question, thinking, total))
     return _joined(parts, "long-synthetic")
+
+
+def one_display_block(counter, tokens: int = 9_000, seed: int = 11) -> tuple[dict, str]:
+    """(trace, its display block)."""
+    rng = random.Random(seed)
+    lines, terms, used = [], [], 0
+    while used < tokens:
+        a, b = rng.randint(2, 99), rng.randint(2, 99)
+        lines.append(f"t_{{{len(lines) + 1}}} &= {a} \\cdot {b} = {a * b} \\\\")
+        terms.append(a * b)
+        used += counter.count(lines[-1]) + 1
+    total = sum(terms)
+    block = "\\[\n\\begin{aligned}\n" + "\n".join(lines) + "\n\\end{aligned}\n\\]"
+    thinking = (f"Okay, so I need to add up the {len(terms)} products listed in the problem.\n\n"
+                f"Let me tabulate every term first:\n{block}\n\n"
+                "Hmm, wait, is the table complete? Yes, every product is in it once.\n\n"
+                f"Adding all the terms gives {total}. So the answer is \\boxed{{{total}}}.")
+    response = f"{thinking}\n</think>\n\nThe sum is $\\boxed{{{total}}}$."
+    question = f"Find the sum of the {len(terms)} products $t_k$ listed in the table."
+    return {"id": "long-block", "question": question, "response": response, "gold_answer": str(total)}, block

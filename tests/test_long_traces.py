@@ -10,7 +10,7 @@ import re
 
 import pytest
 from helpers import db_of, drp, traces_of, write_jsonl
-from long_traces import joined_gsm8k, joined_math, synthetic_latex
+from long_traces import joined_gsm8k, joined_math, one_display_block, synthetic_latex
 from scripted_teacher import ScriptedTeacher, Text
 from skill_aware_responder import agent_of, needed_in, prune, sensible, steps_in
 
@@ -72,6 +72,21 @@ def test_a_long_trace_fits_a_small_teacher_context(kind, counter, tmp_path, requ
         assert "Just before them (context only" in later and f"The reasoning has {len(steps)} steps" in later
         assert trace["question"].splitlines()[0] in later  # the question travels with every window
     assert all(step["action"] in ("KEEP", "DELETE") for step in steps)
+
+
+def test_a_display_block_longer_than_the_context_is_cut_into_units_and_kept_in_place(counter, tmp_path):
+    # one paragraph, no sentence end, more tokens than the teacher's whole context
+    trace, block = one_display_block(counter)
+    assert counter.count(block) > CONTEXT
+    result, requests = _run(tmp_path, trace, sensible, "block")
+    assert result.exit_code == 0, result.output
+    row = traces_of("block")[trace["id"]]
+    assert row["status"] == "accepted", row["reason"]
+    assert max(_context_of(r, counter) for r in requests) <= CONTEXT - MARGIN
+    assert sum(agent_of(r) == "pruner" for r in requests) > 1  # the block's units took several windows
+    # Kept whole and in place: where one pruner window ends inside the block, the next goes on with a line break.
+    assert block in row["pruned_thinking"]
+    assert row["thinking_tokens_after"] < row["thinking_tokens_before"]
 
 
 def test_the_verifier_sends_only_the_broken_window_back(counter, tmp_path):

@@ -53,6 +53,24 @@ def test_line_breaks_inside_a_paragraph_survive_units(max_chars):
         assert join_units(units[1:4], joins[1:4]) == "1. Pens: 2 × 3 = 6.\n2. Notebook: 5.\nTotal: 6 + 5 = 11."
 
 
+@pytest.mark.parametrize("max_chars", [1, 400])
+def test_a_sentence_too_long_for_one_unit_is_cut_at_line_breaks_then_spaces(max_chars):
+    # a display-math block with no sentence end: 300 lines, one of them a wall of 120 words with no break
+    lines = [f"x_{{{n}}} = {n} \\cdot 3 = {3 * n} \\\\" for n in range(300)]
+    lines[150] = " ".join(f"w{n}" for n in range(120))
+    block = "So the terms are\n\\[\n\\begin{aligned}\n" + "\n".join(lines) + "\n\\end{aligned}\n\\]"
+    text = f"Let me list them. {block}\n\nSo the answer is 42."
+    units, joins = unit_layout(text, max_chars=max_chars, longest=200)
+    assert join_units(units, joins) == text  # nothing lost, every line break where it was
+    assert max(len(unit) for unit in units) <= 200
+    assert units[0] == "Let me list them." and units[-1] == "So the answer is 42."
+    assert set(joins[1:-1]) == {"\n", " "}  # the block cut at its lines, and the wall at spaces
+    assert any(unit.startswith("w") and join == " " for unit, join in zip(units, joins))
+    # a sentence within the bound stays whole, however many lines it has
+    short = "First line\nsecond line\nthird line."
+    assert unit_layout(short, max_chars=1, longest=200)[0] == [short]
+
+
 @pytest.mark.parametrize(
     "text, answer",
     [("so \\boxed{\\frac{3}{4}} done", "\\frac{3}{4}"), ("The final answer is 42.", "42"),

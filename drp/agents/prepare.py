@@ -21,7 +21,7 @@ def prepare(state: TraceState, ctx: RunContext) -> dict:
     split = split_response(trace["response"])
     update: dict = {"thinking": split.thinking, "answer_section": split.answer_section, "attempt": 0}
     answer = extract_answer(split.answer_section) or extract_answer("\n\n".join(paragraphs(split.thinking)[-1:]))
-    units, joins = unit_layout(split.thinking, policy.units.max_chars)
+    units, joins = unit_layout(split.thinking, policy.units.max_chars, policy.units.longest)
     gold = trace.get("gold_answer")
     verdict = {"complete": split.complete, "original_answer": answer, "gold_answer": gold, "units": len(units)}
 

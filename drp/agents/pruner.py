@@ -19,7 +19,7 @@ from drp.agents.windows import Budget, neighbours, plan
 from drp.derivation import needed_passages, states_value
 from drp.prompting import render_messages
 from drp.schemas import Rewrite, paper_prune_schema, plan_schema
-from drp.text import PARAGRAPH, join_steps, join_units
+from drp.text import PARAGRAPH, join_units
 
 _PAPER_ACTIONS = {"KEEP": "KEEP", "DELETE": "DELETE", "SINGLE-STEP COMPRESS": "COMPRESS", "MULTI-STEP COMPRESS": "MERGE"}
 
@@ -216,6 +216,11 @@ async def _by_paper_method(state: TraceState, ctx: RunContext, attempt: int) -> 
     return {"steps": annotated, "pruned_thinking": result.pruned_reasoning.strip(), "attempt": attempt, "calls": calls}
 
 
+def _first_join(annotated: list[dict]) -> str:
+    """What joins a window's pruned text to the text before it: the join of its first step that kept text."""
+    return next((step.get("joined_by", PARAGRAPH) for step in annotated if step["action"] != "DELETE"), PARAGRAPH)
+
+
 async def _by_teacher_actions(state: TraceState, ctx: RunContext, attempt: int) -> dict:
     # A long trace is pruned a window of steps at a time (each call within the teacher's context, its
     # neighbouring steps shown as context); on a retry only the windows the verifier blamed are pruned again.
@@ -257,8 +262,11 @@ async def _by_teacher_actions(state: TraceState, ctx: RunContext, attempt: int) 
         first, last = window["first"], window["last"]
         local = [{**action, "step": action["step"] - first + 1} for action in plan_actions(result, last, first)]
         annotated[first - 1 : last], window["thinking"] = apply_plan(steps[first - 1 : last], local)
+        window["joined_by"] = _first_join(annotated[first - 1 : last])
     _number_merge_groups(annotated, windows)
-    thinking = join_steps([window["thinking"] for window in windows])
+    # Windows are joined as their first kept steps were: a window that starts mid-paragraph stays in it.
+    thinking = join_units([window["thinking"] for window in windows],
+                          [window.get("joined_by", PARAGRAPH) for window in windows])
     return {"steps": annotated, "pruned_thinking": thinking, "attempt": attempt, "calls": calls,
             "prune_windows": windows}
 

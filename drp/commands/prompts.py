@@ -81,7 +81,7 @@ def render_prompt(
     if record is None:
         raise UserError(f"no usable trace {trace_id!r} in {file}")
     split = split_response(record["response"])
-    units, joins = unit_layout(split.thinking, resolved.units.max_chars)
+    units, joins = unit_layout(split.thinking, resolved.units.max_chars, resolved.units.longest)
     steps = rules.label_steps(rules.unit_steps(units, joins))
     answer = extract_answer(split.answer_section)
     needed = needed_passages([s["text"] for s in steps], split.thinking, answer, record["question"]) if answer else {}
