@@ -3,8 +3,9 @@
 A seeded sample of the input's usable records (`--estimate-sample N`, `--seed S`: the same seed draws the same
 sample) goes through the same policy and teacher in a fresh temporary run, online (a batch round can take a day),
 and its per-trace figures project the whole dataset: teacher tokens and cost with a 95% interval on the per-trace
-mean (Student's t over the sample), and time from the sample's seconds per trace at the run's concurrency (batch
-mode: how many rounds of jobs it takes). Nothing of the sample run is kept.
+mean (Student's t over the sample, narrowed by the share of the dataset it covers), and time from the sample's
+seconds per trace at the run's concurrency (batch mode: how many rounds of jobs it takes). Nothing of the sample
+run is kept.
 """
 
 from __future__ import annotations
@@ -51,7 +52,9 @@ class Estimate:
 
 
 def project(values: list[float], records: int, scale: float = 1.0) -> Projection:
-    """The per-trace mean with a 95% t-interval, and the whole dataset's total (times `scale`)."""
+    """The per-trace mean with a 95% t-interval, and the whole dataset's total (times `scale`). The sample is
+    drawn without replacement from the `records`, so the interval narrows as it covers more of them (finite
+    population correction): a sample of every record has no uncertainty left."""
     from scipy import stats
 
     known = len(values)
@@ -59,7 +62,8 @@ def project(values: list[float], records: int, scale: float = 1.0) -> Projection
         return Projection(None, None, None, None, None, None, 0)
     mean = sum(values) / known
     if known > 1:
-        spread = math.sqrt(sum((v - mean) ** 2 for v in values) / (known - 1)) / math.sqrt(known)
+        unsampled = math.sqrt(max(records - known, 0) / (records - 1)) if records > 1 else 0.0
+        spread = math.sqrt(sum((v - mean) ** 2 for v in values) / (known - 1)) / math.sqrt(known) * unsampled
         half = stats.t.ppf(0.975, known - 1) * spread
     else:
         half = float("nan")  # one trace says nothing about the spread

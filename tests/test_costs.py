@@ -14,6 +14,7 @@ from scripted_teacher import ScriptedTeacher, Text
 from skill_aware_responder import sensible
 
 from drp.costs import Price, price_table, resolve_price
+from drp.estimate import project
 from drp.paths import runs_dir
 
 
@@ -118,6 +119,16 @@ def test_estimate_projects_the_whole_dataset_from_a_seeded_sample(tmp_path):
     assert total == pytest.approx(per_trace * 80, rel=0.01)
     assert re.search(r"cost \$[\d.]+ \(95% CI \$[\d.]+–\$[\d.]+\), \$[\d.]+ per trace, at gpt-4o", text)
     assert re.search(r"time .* at concurrency 8", text)
+
+
+def test_the_estimate_interval_narrows_as_the_sample_covers_the_dataset():
+    values = [0.0, 3400.0, 2900.0, 4100.0, 0.0, 3600.0, 3300.0, 2800.0, 3900.0, 3500.0]
+    far = project(values, 100_000)  # a sample of a large dataset: the plain t-interval of the mean
+    assert far.low < far.mean < far.high and far.total == pytest.approx(far.mean * 100_000)
+    most = project(values, 15)
+    assert most.mean == far.mean and (most.high - most.low) < 0.65 * (far.high - far.low)  # sqrt(5/14) = 0.60
+    whole = project(values, 10)  # every record sampled: the total is known
+    assert whole.low == whole.high == whole.mean and whole.total == pytest.approx(sum(values))
 
 
 def _timeless(text: str) -> list[str]:
