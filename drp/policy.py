@@ -23,7 +23,6 @@ from drp.paths import builtin_prompts_dir
 from drp.text import LONGEST_UNIT
 
 
-
 class PolicyError(UserError):
     """A policy that cannot be used (unknown name, bad file, unknown agent kind): the message says why."""
 
@@ -44,7 +43,7 @@ class AgentSettings(_Strict):
 class UnitSettings(_Strict):
     max_chars: int = Field(default=400, ge=1)
     longest: int = Field(default=LONGEST_UNIT, ge=1, description="characters: a longer sentence (a display-math "
-                         "block) is cut at its line breaks, a longer line at spaces, so every unit fits a small context")
+                         "block) is cut at its line breaks, a longer line at spaces: units fit a small context")
     max_units: int = Field(default=2000, ge=1)
     per_call: int = Field(default=60, ge=1, description="units shown to the segmenter in one call")
     one_step_each_below: int = Field(

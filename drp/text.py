@@ -82,8 +82,8 @@ def unit_layout(thinking: str, max_chars: int = 400, longest: int = LONGEST_UNIT
     longer than `longest` characters unless a single word is."""
     units: list[str] = []
     joins: list[str] = []
+    limit = min(max_chars, longest)
     for paragraph in paragraphs(thinking):
-        limit = min(max_chars, longest)
         if len(paragraph) <= limit:
             units.append(paragraph)
             joins.append(PARAGRAPH)

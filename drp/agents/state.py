@@ -29,7 +29,7 @@ class TraceState(TypedDict, total=False):
     thinking_reaches_answer: bool  # False when the answer is only derived after </think>
     response_tokens_before: int
     steps: list[Step]
-    prune_windows: list[dict]  # the pruner's windows of steps: first, last (1-based), reply_tokens, pruned "thinking", joined_by
+    prune_windows: list[dict]  # the pruner's windows: first, last (1-based), reply_tokens, pruned "thinking", joined_by
     pruned_thinking: str
     pruned_answer_section: str
     pruned_answer: str | None
