@@ -96,6 +96,13 @@ def plan_actions(plan, step_count: int, first: int = 1) -> list[dict]:
 
 def apply_plan(steps: list[dict], actions: list[dict]) -> tuple[list[dict], str]:
     """Steps annotated with their actions, and the assembled pruned thinking (original paragraphs kept)."""
+    annotated, pieces, joins = _planned_pieces(steps, actions)
+    return annotated, join_units(pieces, joins)
+
+
+def _planned_pieces(steps: list[dict], actions: list[dict]) -> tuple[list[dict], list[str], list[str]]:
+    """Steps annotated with their actions, the pruned thinking's pieces in order, and what joins each piece to
+    the text before it (its step's own join)."""
     annotated, pieces, joins, merged_groups = [], [], [], set()
     by_step = {a["step"]: a for a in actions}
     for number, step in enumerate(steps, start=1):
@@ -119,7 +126,7 @@ def apply_plan(steps: list[dict], actions: list[dict]) -> tuple[list[dict], str]
             pieces.append(piece)
             joins.append(step.get("joined_by", PARAGRAPH))
         annotated.append({**step, "action": action["action"], "rewritten": rewritten, "merge_group": group})
-    return annotated, join_units(pieces, joins)
+    return annotated, pieces, joins
 
 
 async def prune(state: TraceState, ctx: RunContext) -> dict:
@@ -216,11 +223,6 @@ async def _by_paper_method(state: TraceState, ctx: RunContext, attempt: int) -> 
     return {"steps": annotated, "pruned_thinking": result.pruned_reasoning.strip(), "attempt": attempt, "calls": calls}
 
 
-def _first_join(annotated: list[dict]) -> str:
-    """What joins a window's pruned text to the text before it: the join of its first step that kept text."""
-    return next((step.get("joined_by", PARAGRAPH) for step in annotated if step["action"] != "DELETE"), PARAGRAPH)
-
-
 async def _by_teacher_actions(state: TraceState, ctx: RunContext, attempt: int) -> dict:
     # A long trace is pruned a window of steps at a time (each call within the teacher's context, its
     # neighbouring steps shown as context); on a retry only the windows the verifier blamed are pruned again.
@@ -261,8 +263,9 @@ async def _by_teacher_actions(state: TraceState, ctx: RunContext, attempt: int) 
         window = windows[index]
         first, last = window["first"], window["last"]
         local = [{**action, "step": action["step"] - first + 1} for action in plan_actions(result, last, first)]
-        annotated[first - 1 : last], window["thinking"] = apply_plan(steps[first - 1 : last], local)
-        window["joined_by"] = _first_join(annotated[first - 1 : last])
+        annotated[first - 1 : last], pieces, joins = _planned_pieces(steps[first - 1 : last], local)
+        window["thinking"] = join_units(pieces, joins)
+        window["joined_by"] = joins[0] if joins else PARAGRAPH  # its first kept piece's join
     _number_merge_groups(annotated, windows)
     # Windows are joined as their first kept steps were: a window that starts mid-paragraph stays in it.
     thinking = join_units([window["thinking"] for window in windows],
