@@ -34,9 +34,7 @@ def main() -> None:
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="drp-orch-"))
     os.environ["DRP_RUNS_DIR"] = str(workdir / "runs")
-    # The handwritten examples that reach the pruner (correct and complete), repeated under new ids.
-    examples = [json.loads(line) for line in (REPO / "examples" / "traces.jsonl").read_text().splitlines()]
-    usable = [r for r in examples if r["id"] not in ("demo-007", "demo-008")]
+    usable = usable_examples()  # repeated under new ids
     source = workdir / "traces.jsonl"
     source.write_text("".join(
         json.dumps({**usable[i % len(usable)], "id": f"t{i:05d}"}) + "\n" for i in range(args.traces)
@@ -74,6 +72,12 @@ def main() -> None:
     print(f"teacher process CPU {teacher_cpu * 1000 / args.traces:.1f} ms per trace (whole life, start-up included); "
           f"both processes share {len(os.sched_getaffinity(0))} cores")
     print(f"wall {summary.seconds:.2f}s")
+
+
+def usable_examples() -> list[dict]:
+    """The handwritten examples that reach the pruner (correct and complete)."""
+    examples = [json.loads(line) for line in (REPO / "examples" / "traces.jsonl").read_text().splitlines()]
+    return [r for r in examples if r["id"] not in ("demo-007", "demo-008")]
 
 
 def _cpu_seconds() -> float:

@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from orchestration import _serve  # noqa: E402
+from orchestration import _serve, usable_examples  # noqa: E402
 from scripted_teacher import ScriptedTeacher  # noqa: E402
 from skill_aware_responder import sensible  # noqa: E402
 
@@ -72,10 +72,8 @@ def _recorded_requests() -> list[list[bytes]]:
 
     workdir = Path(tempfile.mkdtemp(prefix="drp-ceiling-"))
     os.environ["DRP_RUNS_DIR"] = str(workdir / "runs")
-    examples = [json.loads(line) for line in (REPO / "examples" / "traces.jsonl").read_text().splitlines()]
-    usable = [r for r in examples if r["id"] not in ("demo-007", "demo-008")]  # as orchestration.py
     source = workdir / "traces.jsonl"
-    source.write_text("".join(json.dumps(r) + "\n" for r in usable))
+    source.write_text("".join(json.dumps(r) + "\n" for r in usable_examples()))
     with ScriptedTeacher(sensible) as teacher:
         summary = run(RunOptions(source=str(source), run_id="ceiling", policy="skill-aware",
                                  teacher_urls=[teacher.url], teacher_model="scripted", concurrency=1), progress=False)

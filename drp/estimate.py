@@ -62,8 +62,8 @@ def project(values: list[float], records: int, scale: float = 1.0) -> Projection
         return Projection(None, None, None, None, None, None, 0)
     mean = sum(values) / known
     if known > 1:
-        unsampled = math.sqrt(max(records - known, 0) / (records - 1)) if records > 1 else 0.0
-        spread = math.sqrt(sum((v - mean) ** 2 for v in values) / (known - 1)) / math.sqrt(known) * unsampled
+        finite_population = math.sqrt(max(records - known, 0) / (records - 1)) if records > 1 else 0.0
+        spread = math.sqrt(sum((v - mean) ** 2 for v in values) / (known - 1)) / math.sqrt(known) * finite_population
         half = stats.t.ppf(0.975, known - 1) * spread
     else:
         half = float("nan")  # one trace says nothing about the spread

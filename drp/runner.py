@@ -247,12 +247,12 @@ def _process_in_workers(options: RunOptions, folder: Path, policy, teacher, grap
         process.start()
     done_before = store.terminal_count()
     try:
-        running = {process.sentinel: process for process in processes}
+        running = [process.sentinel for process in processes]
         while running:
             # Woken by a worker's exit as well as by the clock: the run ends when its last worker does,
             # not up to a progress tick later.
-            for sentinel in wait(list(running), timeout=0.2):
-                del running[sentinel]
+            ended = wait(running, timeout=0.2)
+            running = [sentinel for sentinel in running if sentinel not in ended]
             bar.n = store.terminal_count() - done_before
             bar.refresh()
     except KeyboardInterrupt:
