@@ -20,6 +20,13 @@ class SplitResponse:
     complete: bool  # False when the thinking never closed (generation ran out of tokens)
 
 
+def thinking_prefix(response: str) -> str | None:
+    """The response up to and including its first `</think>` (what token counts call thinking); None when the
+    thinking never closes."""
+    close = response.find(THINK_CLOSE)
+    return None if close < 0 else response[: close + len(THINK_CLOSE)]
+
+
 def split_response(response: str) -> SplitResponse:
     """`<think>…</think>answer` or `…</think>answer` (the opening tag was in the prompt)."""
     close = response.find(THINK_CLOSE)

@@ -68,3 +68,35 @@ def test_bootstrap_ci_degenerate_cases():
     assert bootstrap_ci([0.0, 0.0, 0.0]) == (0.0, 0.0)
     assert bootstrap_ci([7.0]) == (7.0, 7.0)
     assert all(math.isnan(v) for v in bootstrap_ci([]))
+
+
+def test_standard_error_and_distribution_by_hand():
+    from drp.evals.stats import distribution, standard_error
+
+    assert standard_error([1, 2, 3, 4]) == pytest.approx(math.sqrt(5 / 3) / 2)  # sd² = (2.25+0.25)·2/3
+    assert standard_error([0.3]) == 0.0
+    assert distribution(list(range(1, 11))) == {"mean": 5.5, "median": 5.5, "p90": pytest.approx(9.1)}
+    assert distribution([]) == {"mean": None, "median": None, "p90": None}
+
+
+def test_sign_flip_all_one_direction_is_exact():
+    from drp.evals.stats import sign_flip_test
+
+    result = sign_flip_test([0, 0, 0, 0], [1, 0.5, 1, 0.25])
+    assert result.exact and result.mean_difference == pytest.approx(0.6875)
+    assert result.pvalue == pytest.approx(2 / 16)  # only all-plus and all-minus are as extreme
+
+
+def test_sign_flip_matches_enumerating_every_sign():
+    import itertools
+
+    from drp.evals.stats import sign_flip_test
+
+    base, other = [0.5, 0.0, 1.0, 0.25, 0.75], [1.0, 1.0, 0.75, 0.5, 0.5]
+    diffs = [b - a for a, b in zip(base, other)]
+    observed = abs(sum(diffs))
+    signs = list(itertools.product((1, -1), repeat=len(diffs)))
+    as_extreme = sum(abs(sum(s * d for s, d in zip(flip, diffs))) >= observed - 1e-12 for flip in signs)
+    result = sign_flip_test(base, other)
+    assert result.pvalue == pytest.approx(as_extreme / len(signs))
+    assert sign_flip_test([1, 0], [1, 0]).pvalue == 1.0

@@ -76,3 +76,50 @@ def wilcoxon_signed_rank(x: Sequence[float], y: Sequence[float]) -> Wilcoxon:
         return Wilcoxon(0.0, 1.0, 0)
     result = wilcoxon(x, y, zero_method="wilcox", alternative="two-sided")
     return Wilcoxon(float(result.statistic), float(result.pvalue), nonzero)
+
+
+def standard_error(values: Sequence[float]) -> float:
+    """Standard error of the mean: sample sd / √n (0.0 for a single value, NaN for none)."""
+    _, sd = mean_std(values)
+    return sd / math.sqrt(len(values)) if values else math.nan
+
+
+def summary(values: Sequence[float]) -> dict:
+    """A per-problem score over problems: its mean, standard error and 95% bootstrap CI."""
+    mean, _ = mean_std(values)
+    return {"value": mean, "se": standard_error(values), "ci95": list(bootstrap_ci(values))}
+
+
+def distribution(values: Sequence[float]) -> dict:
+    """Mean, median and 90th percentile (linear interpolation, NumPy's default); None for no values."""
+    import numpy as np
+
+    if not values:
+        return {"mean": None, "median": None, "p90": None}
+    data = np.asarray(values, dtype=float)
+    return {"mean": float(data.mean()), "median": float(np.median(data)), "p90": float(np.percentile(data, 90))}
+
+
+@dataclass(frozen=True)
+class SignFlip:
+    mean_difference: float  # mean of y - x over the pairs
+    pvalue: float
+    exact: bool  # every sign assignment enumerated (2^n within the resample budget)
+
+
+def sign_flip_test(x: Sequence[float], y: Sequence[float], n_resamples: int = 10000, seed: int = 0) -> SignFlip:
+    """Two-sided paired permutation test on the mean difference: under the null each pair's difference is as
+    likely to have either sign (SciPy's permutation_test, exact when 2^n ≤ n_resamples)."""
+    import numpy as np
+    from scipy.stats import permutation_test
+
+    if len(x) != len(y):
+        raise ValueError("a sign-flip test needs paired values of equal length")
+    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    difference = float((b - a).mean()) if a.size else math.nan
+    if a.size == 0 or np.all(a == b):
+        return SignFlip(difference, 1.0, True)
+    result = permutation_test((b, a), lambda u, v, axis: np.mean(u - v, axis=axis), permutation_type="samples",
+                              vectorized=True, n_resamples=n_resamples, alternative="two-sided",
+                              rng=np.random.default_rng(seed))
+    return SignFlip(difference, float(result.pvalue), 2 ** a.size <= n_resamples)
