@@ -27,8 +27,10 @@ def eval_command(
     benchmarks: Annotated[str, typer.Option(
         help="Comma-separated: gsm8k, math500, aime24, amc23, NAME:SPLIT, hub ids, or .jsonl paths.")
     ] = "gsm8k,math500,aime24,amc23",
-    seeds: Annotated[int, typer.Option(min=1, help="Samples per problem (seeds 0..N-1); 1 under --protocol paper.")
-                     ] = 3,
+    seeds: Annotated[int, typer.Option(
+        "--seeds", "--samples", min=1,
+        help="k: samples per problem (seeds 0..k-1), scored as avg@k, pass@k and maj@k; 1 under --protocol paper.")
+    ] = 3,
     protocol: Annotated[Protocol, typer.Option(
         help="default: chat requests with the student family's instruction. paper: as the DRP paper measured "
              "(lm-eval's zero-shot prompts as raw /v1/completions, greedy, GSM8K cut at 'Q:', caps 40,000 "
@@ -108,9 +110,36 @@ def print_metrics(metrics: dict) -> None:
     if not console.is_terminal:  # piped or captured: do not squeeze the table into 80 columns
         console.width = 160
     console.print(table)
+    console.print(samples_and_tokens_table(metrics))
     for name, count, total in contaminated:
         console.print(f"[bold red]WARNING: {name}: the student trained on {count} of the {total} evaluated "
                       "problems; this is not a held-out score[/bold red]")
+
+
+def samples_and_tokens_table(metrics: dict):
+    """The k-sample scores (± standard error over problems) and the thinking/answer token split."""
+    from rich.table import Table
+
+    from drp.evals.report import count_text, rate_text, score_text
+
+    table = Table(title="k samples per problem (± standard error over problems); tokens split at </think>")
+    for column in ("benchmark", "k", "avg@k", "pass@k", "maj@k", "thinking mean / median / p90",
+                   "answer mean", "tokens ✓ / ✗", "stopped", "truncated", "no </think>", "no answer"):
+        table.add_column(column, no_wrap=column in ("avg@k", "pass@k", "maj@k"))
+    for name, m in metrics.items():
+        split, endings, passes = m.get("token_split") or {}, m.get("endings"), m.get("pass@k") or {}
+        largest = max(passes, key=int) if passes else None
+        table.add_row(
+            name, str((m.get("avg@k") or {}).get("k", "–")), score_text(m.get("avg@k")),
+            "–" if largest is None else f"@{largest} {score_text(passes[largest])}",
+            "–" if not m.get("maj@k") else f"@{m['maj@k']['k']} {score_text(m['maj@k'])}",
+            " / ".join(count_text((split.get("thinking") or {}).get(key)) for key in ("mean", "median", "p90")),
+            count_text((split.get("answer") or {}).get("mean")),
+            " / ".join(count_text(((split.get(part) or {}).get("tokens") or {}).get("mean"))
+                       for part in ("correct", "incorrect")),
+            *(rate_text(endings, key) for key in ("stopped", "truncated", "no_think_close", "no_answer")),
+        )
+    return table
 
 
 def _trained_on(m: dict, name: str, contaminated: list) -> str:

@@ -25,8 +25,10 @@ PromptTemplate = Annotated[Optional[str], typer.Option(
     help="Student family (r1-distill-qwen, qwen-math, plain), a file, or a template with {problem}.")]
 Tokenizer = Annotated[Optional[str], typer.Option(
     help="Tokenizer that counts response tokens (default: the model folder's, else R1-Distill-Qwen).")]
-Temperature = Annotated[float, typer.Option(min=0.0)]
-TopP = Annotated[float, typer.Option(min=0.0, max=1.0)]
+# The defaults (0.6, 0.95) are what DeepSeek recommends for R1 and its distilled students, drp's students.
+Temperature = Annotated[float, typer.Option(
+    min=0.0, help="Sampling temperature (0.6 with top-p 0.95: DeepSeek's recommendation for R1-style students).")]
+TopP = Annotated[float, typer.Option(min=0.0, max=1.0, help="Nucleus sampling top-p.")]
 MaxTokens = Annotated[int, typer.Option(min=1, help="Generation cap (reported with how often it is hit).")]
 Concurrency = Annotated[int, typer.Option(min=1, help="Requests in flight.")]
 Timeout = Annotated[float, typer.Option(help="Seconds per request.", callback=above_zero)]

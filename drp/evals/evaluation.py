@@ -24,6 +24,7 @@ from drp.evals.problems import Benchmark
 from drp.evals.sampling import SampleWriter, SamplingSettings, Task, latest_by_key, read_records, run_tasks
 from drp.evals.scoring import grade
 from drp.evals.templates import fill_template, resolve_template
+from drp.evals.token_split import split_tokens
 
 SAMPLES = "samples.jsonl"
 CONFIG = "config.json"
@@ -110,6 +111,9 @@ def run_eval(settings: EvalSettings, echo: Callable[[str], None] = print) -> Eva
                                   counter.count, echo)
         config["paper_caps"] = {name: max(cap for _, cap in per.values()) for name, per in requests.items()}
     _warn_contamination(benchmarks, trained, trained_source, echo)
+    if settings.seeds > 1 and settings.decoding.temperature == 0:
+        echo(f"note: {settings.seeds} samples per problem at temperature 0 are (near) copies of one another: "
+             "pass@k and maj@k then say no more than avg@k")
     if settings.overwrite:
         _remove_outputs(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -149,10 +153,12 @@ def run_eval(settings: EvalSettings, echo: Callable[[str], None] = print) -> Eva
             else:
                 verdict = grade(completion.text, problem.gold)
                 tally["correct"] += verdict.correct
+                split = split_tokens(completion.text, counter.count)
                 record.update(
                     response=completion.text, finish_reason=completion.finish_reason,
                     extracted_answer=verdict.extracted, answer_source=verdict.source, correct=verdict.correct,
-                    tokens=counter.count(completion.text), server_completion_tokens=completion.completion_tokens,
+                    tokens=split.tokens, thinking_tokens=split.thinking, answer_tokens=split.answer,
+                    think_closed=split.think_closed, server_completion_tokens=completion.completion_tokens,
                     prompt_tokens=completion.prompt_tokens, latency_s=round(completion.latency_s, 3), error=None,
                 )
                 if protocol == "paper":  # lm-eval's two filters, beside math-verify's verdict in `correct`

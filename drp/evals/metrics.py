@@ -1,10 +1,13 @@
-"""Per-benchmark metrics from sample records: per seed, over seeds, and over problems (bootstrap CI)."""
+"""Per-benchmark metrics from sample records: per seed, over seeds, and over problems (bootstrap CI); over the
+k samples of each problem (drp.evals.sample_scores) and the thinking/answer token split (drp.evals.token_split)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 
+from drp.evals.sample_scores import sample_scores
 from drp.evals.stats import bootstrap_ci, mean_std
+from drp.evals.token_split import response_endings, token_split_metrics
 
 # A server usually counts the end-of-sequence token the text does not contain: one token apart is a match.
 TOKEN_TOLERANCE = 1
@@ -23,6 +26,9 @@ def per_problem(records: list[dict]) -> dict[str, dict]:
         pid: {
             "accuracy": sum(bool(r["correct"]) for r in rows) / len(rows),
             "tokens": sum(r["tokens"] for r in rows) / len(rows),
+            # None for samples recorded before the thinking/answer split
+            "thinking_tokens": None if any(r.get("thinking_tokens") is None for r in rows)
+            else sum(r["thinking_tokens"] for r in rows) / len(rows),
             "question_sha": rows[0].get("question_sha"),
             "seeds": len(rows),
         }
@@ -30,8 +36,10 @@ def per_problem(records: list[dict]) -> dict[str, dict]:
     }
 
 
-def benchmark_metrics(records: list[dict], max_tokens: int | None = None) -> dict:
-    """Metrics of one benchmark from its latest sample records (errored ones counted apart, never as wrong)."""
+def benchmark_metrics(records: list[dict], max_tokens: int | None = None, maj_k: int | None = None,
+                      pass_k: list[int] | None = None) -> dict:
+    """Metrics of one benchmark from its latest sample records (errored ones counted apart, never as wrong);
+    `maj_k` and `pass_k` as drp.evals.sample_scores takes them (compare sets them to what every run has)."""
     done = successes(records)
     by_seed: dict[int, list[dict]] = defaultdict(list)
     for record in done:
@@ -61,6 +69,9 @@ def benchmark_metrics(records: list[dict], max_tokens: int | None = None) -> dic
                      "ci95": list(bootstrap_ci([p["accuracy"] for p in problems.values()]))},
         "tokens": {"mean": tok_mean, "std": tok_std,
                    "ci95": list(bootstrap_ci([p["tokens"] for p in problems.values()]))},
+        **sample_scores(records, maj_k=maj_k, pass_k=pass_k),
+        "token_split": token_split_metrics(done),
+        "endings": response_endings(done),
         "max_tokens": max_tokens,
         "length_capped": {"count": capped, "rate": capped / len(done) if done else 0.0},
         "no_answer": [{"problem_id": r["problem_id"], "seed": r["seed"]} for r in done
