@@ -87,7 +87,7 @@ def test_compare_two_runs(tmp_path, data_dir, smollm2):
     assert "1/2, p=1.000" in markdown and "p=0.008" in markdown
     assert markdown in result.output
     html = (report / "report.html").read_text()
-    assert html.count("<tr") == 3 and "<td>short</td>" in html and "data:image/png;base64," in html
+    assert html.count("<tr") == 6 and "<td>short</td>" in html and "data:image/png;base64," in html  # 2 tables
     png = (report / "accuracy_vs_tokens.png").read_bytes()
     assert png.startswith(b"\x89PNG")
     import matplotlib.image
@@ -123,3 +123,54 @@ def test_not_eval_folders(tmp_path, data_dir, smollm2):
     assert result.exit_code == 2 and "is not an eval folder" in result.output
     result = CliRunner().invoke(app, ["compare", str(run), "--out", str(tmp_path / "r")])
     assert result.exit_code == 2 and "at least two" in result.output
+
+
+def seeded_student(right_seeds: list[int], words: int):
+    """Problem i is solved on its seeds below right_seeds[i] (else answered 0); reasoning `words` + i words long."""
+    def reply(request):
+        index = int(request["messages"][-1]["content"].split(":")[0].split()[1])
+        answer = GOLDS[index] if request["seed"] < right_seeds[index] else "0"
+        padding = " ".join(["step"] * (words + index))
+        return Text(f"{padding}\n</think>\n\n\\boxed{{{answer}}}")
+    return reply
+
+
+def test_compare_k_samples_side_by_side_with_paired_tests(tmp_path, data_dir, smollm2):
+    import itertools
+
+    from drp.evals.stats import bootstrap_ci
+
+    base = make_eval(tmp_path / "base", data_dir, smollm2, seeded_student([4, 4, 2, 1, 0, 0, 3, 4], 60), seeds=4)
+    other = make_eval(tmp_path / "other", data_dir, smollm2, seeded_student([2, 2, 2, 2, 1, 0, 2, 1], 20), seeds=2)
+    report = tmp_path / "report"
+    result = CliRunner().invoke(app, ["compare", str(base), str(other), "--out", str(report)])
+    assert result.exit_code == 0, result.output
+    first, second = json.loads((report / "comparison.json").read_text())["benchmarks"]["gsm8k"]["rows"]
+
+    base_accuracy = [1, 1, 0.5, 0.25, 0, 0, 0.75, 1]
+    other_accuracy = [1, 1, 1, 1, 0.5, 0, 1, 0.5]
+    assert first["avg@k"]["value"] == pytest.approx(sum(base_accuracy) / 8)
+    assert second["avg@k"]["value"] == pytest.approx(sum(other_accuracy) / 8)
+    # Side by side at the k both runs have (2): pass@2 of the 4-sample run by the unbiased estimator.
+    assert first["pass@k"]["k"] == second["pass@k"]["k"] == 2
+    assert first["pass@k"]["value"] == pytest.approx((1 + 1 + 5 / 6 + 0.5 + 0 + 0 + 1 + 1) / 8)
+    assert second["pass@k"]["value"] == pytest.approx(7 / 8)  # n = k = 2: any right sample
+    # maj@2 over the first two samples: a right and a wrong answer tie at 1/2.
+    assert first["maj@k"]["value"] == pytest.approx(5.5 / 8) and second["maj@k"]["value"] == pytest.approx(6 / 8)
+
+    diffs = [b - a for a, b in zip(base_accuracy, other_accuracy)]
+    paired = second["accuracy_paired"]
+    assert paired["mean_difference"] == pytest.approx(sum(diffs) / 8)
+    assert paired["ci95"] == pytest.approx(list(bootstrap_ci(diffs)))
+    flips = list(itertools.product((1, -1), repeat=8))
+    as_extreme = sum(abs(sum(s * d for s, d in zip(f, diffs))) >= abs(sum(diffs)) - 1e-12 for f in flips)
+    assert paired["exact"] and paired["sign_flip_pvalue"] == pytest.approx(as_extreme / len(flips))
+    # Every problem thinks shorter in the other run: the exact two-sided signed-rank p of 8 pairs.
+    assert second["wilcoxon_thinking"]["pvalue"] == pytest.approx(2 / 2 ** 8)
+    assert second["thinking_tokens"]["mean"] < first["thinking_tokens"]["mean"]
+    assert second["endings"]["no_think_close"]["rate"] == 0.0 and second["endings"]["stopped"]["rate"] == 1.0
+
+    markdown = (report / "report.md").read_text()
+    assert "| avg@k | pass@k | maj@k |" in markdown and "| thinking mean / median / p90 |" in markdown
+    assert f"p={paired['sign_flip_pvalue']:.3f}" in markdown and "@2 75.0% ±" in markdown
+    assert "accuracy vs thinking tokens" in markdown

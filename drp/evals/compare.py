@@ -1,9 +1,11 @@
 """`drp compare`: eval folders side by side, paired on the same problems, with the tests reviewers ask for.
 
 The first folder is the baseline. Per benchmark and run: accuracy and tokens (mean ± sd over seeds, 95%
-bootstrap CI over problems), token reduction, and against the baseline an exact McNemar test on accuracy
-(per problem: correct in most of its seeds) and a Wilcoxon signed-rank test on tokens (per-problem mean over
-seeds). Runs on different problem sets are refused, naming the difference.
+bootstrap CI over problems), avg@k, pass@k and maj@k at the k every run has, thinking and answer tokens, how
+responses ended, token reduction, and against the baseline, paired on the per-problem means over samples: the
+accuracy difference with its paired bootstrap CI and a sign-flip test, an exact McNemar test (per problem:
+correct in most of its samples), and Wilcoxon signed-rank tests on tokens and on thinking tokens. Runs on
+different problem sets are refused, naming the difference.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from drp.errors import UserError
 from drp.evals.evaluation import CONFIG, SAMPLES, load_samples
 from drp.evals.metrics import benchmark_metrics, per_problem
 from drp.evals.protocols import DEFAULT_PROTOCOL
-from drp.evals.stats import mcnemar_exact, wilcoxon_signed_rank
+from drp.evals.sample_scores import by_problem
+from drp.evals.stats import bootstrap_ci, mcnemar_exact, sign_flip_test, wilcoxon_signed_rank
 
 
 class CompareError(UserError):
@@ -128,17 +131,28 @@ def _few(ids: list[str], shown: int = 5) -> str:
 def _compare_benchmark(name: str, runs: list[EvalRun]) -> dict:
     base_problems = per_problem(runs[0].samples[name])
     ids = sorted(base_problems)
+    # Scores over k samples stand side by side only at one k: the fewest samples any run has on a problem.
+    k = min(min((len(rows) for rows in by_problem(run.samples[name]).values()), default=0) for run in runs)
     rows = []
     for run in runs:
         cap = (run.config.get("paper_caps") or {}).get(name) or (run.config.get("decoding") or {}).get("max_tokens")
-        metrics = benchmark_metrics(run.samples[name], cap)
+        metrics = benchmark_metrics(run.samples[name], cap, maj_k=k, pass_k=[k])
         problems = per_problem(run.samples[name])
+        thinking = [problems[i]["thinking_tokens"] for i in ids]
         row = {
             "label": run.label,
             "n_problems": metrics["n_problems"],
             "seeds": len(metrics["seeds"]),
             "accuracy": metrics["accuracy"],
             "tokens": metrics["tokens"],
+            "samples_per_problem": metrics["samples_per_problem"],
+            "avg@k": metrics["avg@k"],
+            "pass@k": {"k": k, **metrics["pass@k"][str(k)]} if str(k) in metrics["pass@k"] else None,
+            "maj@k": metrics["maj@k"],
+            "thinking_tokens": None if None in thinking else {
+                **metrics["token_split"]["thinking"], "ci95": list(bootstrap_ci(thinking))},
+            "token_split": metrics["token_split"],
+            "endings": metrics["endings"],
             "length_capped_rate": metrics["length_capped"]["rate"],
             "no_answer": len(metrics["no_answer"]),
             "errors": len(metrics["errors"]),
@@ -151,6 +165,15 @@ def _compare_benchmark(name: str, runs: list[EvalRun]) -> dict:
                                     [problems[i]["accuracy"] > 0.5 for i in ids])
             wilcoxon = wilcoxon_signed_rank([base_problems[i]["tokens"] for i in ids],
                                             [problems[i]["tokens"] for i in ids])
+            base_accuracy, accuracy = [base_problems[i]["accuracy"] for i in ids], [problems[i]["accuracy"] for i in ids]
+            flip = sign_flip_test(base_accuracy, accuracy)
+            row.update(
+                accuracy_paired={"mean_difference": flip.mean_difference,
+                                 "ci95": list(bootstrap_ci([b - a for a, b in zip(base_accuracy, accuracy)])),
+                                 "sign_flip_pvalue": flip.pvalue, "exact": flip.exact},
+                wilcoxon_thinking=_wilcoxon_thinking(rows[0], row, [base_problems[i] for i in ids],
+                                                     [problems[i] for i in ids]),
+            )
             row.update(
                 accuracy_delta=metrics["accuracy"]["mean"] - rows[0]["accuracy"]["mean"],
                 token_reduction=(1 - metrics["tokens"]["mean"] / base_tokens) if base_tokens else None,
@@ -160,3 +183,11 @@ def _compare_benchmark(name: str, runs: list[EvalRun]) -> dict:
             )
         rows.append(row)
     return {"n_problems": len(ids), "rows": rows}
+
+
+def _wilcoxon_thinking(base_row: dict, row: dict, base: list[dict], this: list[dict]) -> dict | None:
+    """Wilcoxon on per-problem mean thinking tokens; None when a run's samples predate the split."""
+    if base_row["thinking_tokens"] is None or row["thinking_tokens"] is None:
+        return None
+    test = wilcoxon_signed_rank([p["thinking_tokens"] for p in base], [p["thinking_tokens"] for p in this])
+    return {"statistic": test.statistic, "pvalue": test.pvalue, "n_nonzero": test.n_nonzero}

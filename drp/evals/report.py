@@ -15,7 +15,17 @@ NOTES = [
     "token reduction: 1 − mean tokens / baseline mean tokens (tokens counted with each run's tokenizer).",
     "McNemar: exact two-sided binomial test on discordant problems (a problem counts as solved when it is "
     "solved in more than half of its seeds); base✓/this✓ = problems only the baseline / only this run solves.",
-    "Wilcoxon: two-sided signed-rank test on per-problem mean tokens (zero differences dropped).",
+    "Wilcoxon: two-sided signed-rank test on per-problem mean tokens (zero differences dropped); "
+    "thinking: the same on per-problem mean thinking tokens.",
+    "avg@k: share of a problem's samples that are correct, averaged over problems (= pass@1); pass@k: Chen et al. "
+    "2021's unbiased estimator; maj@k: the most common answer among a problem's first k samples (math-verify "
+    "equivalence groups answers; a tie counts the share of tied answers that are correct). k is the fewest "
+    "samples any run has on a problem; ± is the standard error over problems.",
+    "Δ 95% CI: paired bootstrap over problems of the per-problem accuracy difference; sign-flip: two-sided paired "
+    "permutation test on it (exact up to 13 problems).",
+    "thinking: tokens up to and including </think>; answer: the rest. A response without </think> counts as "
+    "thinking and under no </think>. ✓ / ✗: mean tokens of correct / incorrect samples. The plot puts accuracy "
+    "against mean thinking tokens.",
 ]
 
 
@@ -29,6 +39,41 @@ def _p(value: float | None) -> str:
     return "<0.001" if value < 0.001 else f"{value:.3f}"
 
 
+def score_text(score: dict | None) -> str:
+    """A score over problems with its standard error."""
+    return "–" if not score or score.get("value") is None else f"{score['value']:.1%} ± {score['se']:.1%}"
+
+
+def count_text(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0f}"
+
+
+def rate_text(endings: dict | None, key: str) -> str:
+    return _pct(((endings or {}).get(key) or {}).get("rate"))
+
+
+def _k_and_split(row: dict) -> dict:
+    """The k-sample scores, the paired accuracy tests and the token split of one run."""
+    split, paired = row.get("token_split") or {}, row.get("accuracy_paired")
+    thinking = split.get("thinking") or {}
+    wilcoxon = row.get("wilcoxon_thinking")
+    return {
+        "avg_k": "–" if not row.get("avg@k") else f"@{row['avg@k']['k']} {score_text(row['avg@k'])}",
+        "pass_k": "–" if not row.get("pass@k") else f"@{row['pass@k']['k']} {score_text(row['pass@k'])}",
+        "maj_k": "–" if not row.get("maj@k") else f"@{row['maj@k']['k']} {score_text(row['maj@k'])}",
+        "delta_ci": "–" if not paired else f"[{paired['ci95'][0] * 100:+.1f}, {paired['ci95'][1] * 100:+.1f}] pp",
+        "sign_flip": "–" if not paired else f"p={_p(paired['sign_flip_pvalue'])}",
+        "thinking": " / ".join(count_text(thinking.get(key)) for key in ("mean", "median", "p90")),
+        "answer": count_text((split.get("answer") or {}).get("mean")),
+        "by_outcome": f"{count_text(((split.get('correct') or {}).get('tokens') or {}).get('mean'))} / "
+                      f"{count_text(((split.get('incorrect') or {}).get('tokens') or {}).get('mean'))}",
+        "wilcoxon_thinking": "–" if not wilcoxon else f"p={_p(wilcoxon['pvalue'])}",
+        "stopped": rate_text(row.get("endings"), "stopped"),
+        "no_think_close": rate_text(row.get("endings"), "no_think_close"),
+        "no_answer_rate": rate_text(row.get("endings"), "no_answer"),
+    }
+
+
 def table_rows(benchmark: dict) -> list[dict]:
     """Display strings per run, shared by the Markdown and HTML renderings."""
     rows = []
@@ -36,6 +81,7 @@ def table_rows(benchmark: dict) -> list[dict]:
         acc, tok = row["accuracy"], row["tokens"]
         mcnemar, wilcoxon = row.get("mcnemar"), row.get("wilcoxon_tokens")
         rows.append({
+            **_k_and_split(row),
             "label": row["label"],
             "size": f"{row['n_problems']} × {row['seeds']}",
             "accuracy": f"{acc['mean']:.1%} ± {acc['std']:.1%}",
@@ -68,10 +114,17 @@ def contamination_warnings(comparison: dict) -> list[str]:
             if (row.get("contamination") or {}).get("trained_on")]
 
 
-COLUMNS = [("label", "run"), ("size", "problems × seeds"), ("accuracy", "accuracy"), ("accuracy_ci", "95% CI"),
-           ("accuracy_delta", "Δ accuracy"), ("tokens", "tokens"), ("tokens_ci", "95% CI"),
-           ("token_reduction", "token reduction"), ("mcnemar", "McNemar base✓/this✓"),
-           ("wilcoxon", "Wilcoxon (tokens)"), ("capped", "hit cap"), ("trained_on", "trained on")]
+# Two tables per benchmark: accuracy, then tokens.
+ACCURACY_COLUMNS = [("label", "run"), ("size", "problems × seeds"), ("accuracy", "accuracy"),
+                    ("accuracy_ci", "95% CI"), ("accuracy_delta", "Δ accuracy"), ("delta_ci", "Δ 95% CI"),
+                    ("sign_flip", "sign-flip"), ("mcnemar", "McNemar base✓/this✓"), ("avg_k", "avg@k"),
+                    ("pass_k", "pass@k"), ("maj_k", "maj@k"), ("trained_on", "trained on")]
+TOKEN_COLUMNS = [("label", "run"), ("tokens", "tokens"), ("tokens_ci", "95% CI"),
+                 ("token_reduction", "token reduction"), ("wilcoxon", "Wilcoxon (tokens)"),
+                 ("thinking", "thinking mean / median / p90"), ("wilcoxon_thinking", "Wilcoxon (thinking)"),
+                 ("answer", "answer mean"), ("by_outcome", "tokens ✓ / ✗"), ("stopped", "stopped"),
+                 ("capped", "hit cap"), ("no_think_close", "no </think>"), ("no_answer_rate", "no answer")]
+TABLES = [ACCURACY_COLUMNS, TOKEN_COLUMNS]
 
 
 def markdown(comparison: dict) -> str:
@@ -83,18 +136,18 @@ def markdown(comparison: dict) -> str:
                      f"T={decoding.get('temperature')}, top_p={decoding.get('top_p')}, "
                      f"max_tokens={decoding.get('max_tokens')}, prompt {run.get('prompt_template')}")
     for name, benchmark in comparison["benchmarks"].items():
-        lines += ["", f"## {name} ({benchmark['n_problems']} problems)", "",
-                  "| " + " | ".join(title for _, title in COLUMNS) + " |",
-                  "|" + "---|" * len(COLUMNS)]
-        for row in table_rows(benchmark):
-            lines.append("| " + " | ".join(row[key] for key, _ in COLUMNS) + " |")
+        lines += ["", f"## {name} ({benchmark['n_problems']} problems)"]
+        rows = table_rows(benchmark)
+        for columns in TABLES:
+            lines += ["", "| " + " | ".join(title for _, title in columns) + " |", "|" + "---|" * len(columns)]
+            lines += ["| " + " | ".join(row[key] for key, _ in columns) + " |" for row in rows]
     warnings = contamination_warnings(comparison)
     if warnings:
         lines += [""] + [f"**{warning}**" for warning in warnings]
     if comparison["skipped_benchmarks"]:
         lines += ["", "Not in every run (left out): " + "; ".join(
             f"{b} ({', '.join(labels)})" for b, labels in comparison["skipped_benchmarks"].items())]
-    lines += ["", f"![accuracy vs tokens]({PLOT})", "", "Notes:", ""] + [f"- {note}" for note in NOTES]
+    lines += ["", f"![accuracy vs thinking tokens]({PLOT})", "", "Notes:", ""] + [f"- {note}" for note in NOTES]
     return "\n".join(lines) + "\n"
 
 
@@ -108,18 +161,21 @@ def plot(comparison: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 4), squeeze=False)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for axis, name in zip(axes[0], names):
-        for index, row in enumerate(comparison["benchmarks"][name]["rows"]):
-            acc, tok = row["accuracy"], row["tokens"]
+        rows = comparison["benchmarks"][name]["rows"]
+        # Thinking tokens when every run has the split; runs sampled before it only have whole responses.
+        split = all(row.get("thinking_tokens") for row in rows)
+        for index, row in enumerate(rows):
+            acc, tok = row["accuracy"], row["thinking_tokens"] if split else row["tokens"]
             x, y = tok["mean"], acc["mean"] * 100
             axis.errorbar(x, y, xerr=[[x - tok["ci95"][0]], [tok["ci95"][1] - x]],
                           yerr=[[y - acc["ci95"][0] * 100], [acc["ci95"][1] * 100 - y]],
                           fmt="o", capsize=3, color=colours[index % len(colours)], label=row["label"])
         axis.set_title(name)
-        axis.set_xlabel("mean response tokens")
+        axis.set_xlabel("mean thinking tokens" if split else "mean response tokens")
         axis.set_ylabel("accuracy (%)")
         axis.grid(alpha=0.3)
     axes[0][0].legend(fontsize="small")
-    fig.suptitle("accuracy vs tokens (95% bootstrap CI)")
+    fig.suptitle("accuracy vs thinking tokens (95% bootstrap CI)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -132,7 +188,7 @@ def html(comparison: dict, png: Path) -> str:
     template = env.from_string(TEMPLATE.read_text(encoding="utf-8"))
     image = base64.b64encode(png.read_bytes()).decode() if png.exists() else None
     return template.render(
-        comparison=comparison, columns=COLUMNS, notes=NOTES, image=image,
+        comparison=comparison, tables_columns=TABLES, notes=NOTES, image=image,
         warnings=contamination_warnings(comparison),
         tables={name: table_rows(b) for name, b in comparison["benchmarks"].items()},
     )
