@@ -96,6 +96,34 @@ def equivalent(reference: str | None, candidate: str | None) -> bool:
         return False
 
 
+# Units math-verify may drop when comparing ("10\\%" matches "10"): values written with them are left to it.
+_UNITS = re.compile(r"%|\\circ|degree|\\text|\\mbox")
+RELATIVE_GAP = 1e-3  # well above math-verify's rounding, so a pair it could call equal is never decided here
+
+
+def clearly_different(reference: str, candidate: str) -> bool:
+    """True when both answers are plain constants (no unknowns, no units) whose values differ by more than
+    RELATIVE_GAP: certainly not equivalent, known without math-verify's symbolic comparison, which takes tens of
+    milliseconds on answers that differ. False means "ask `equivalent`"."""
+    values = []
+    for answer in (reference, candidate):
+        answer = _strip_currency(str(answer))
+        if not answer or _UNITS.search(answer):
+            return False
+        try:
+            parsed = _parsed(answer)
+            if not parsed or not getattr(parsed[0], "is_number", False):
+                return False
+            value = complex(parsed[0].evalf(30))
+        except Exception:  # anything sympy cannot evaluate: leave it to `equivalent`
+            return False
+        if value != value or abs(value) == float("inf"):
+            return False
+        values.append(value)
+    first, second = values
+    return abs(first - second) > RELATIVE_GAP * max(1.0, abs(first), abs(second))
+
+
 def _strip_currency(answer: str) -> str:
     return answer.replace("\\$", "").replace("\\%", "%").replace("\\!", "").strip()
 

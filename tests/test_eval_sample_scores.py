@@ -6,9 +6,9 @@ import math
 import pytest
 
 from drp.evals.metrics import benchmark_metrics, per_problem
-from drp.evals.sample_scores import answer_groups, k_values, majority_vote, pass_at_k, sample_scores
+from drp.evals.sample_scores import answer_groups, k_values, majority_vote, pass_at_k, same_answer, sample_scores
 from drp.evals.token_split import response_endings, split_tokens, token_split_metrics
-from drp.answers import equivalent
+from drp.answers import clearly_different, equivalent
 from drp.tokens import approximate_count
 
 
@@ -62,9 +62,50 @@ def test_groups_compare_each_distinct_answer_once():
     ([("5", True), ("6", False), ("7", False)], 1 / 3),
     ([(None, False), (None, False), ("5", True)], 1.0),  # no answer, no vote
     ([(None, False), (None, False)], 0.0),
+    ([("\\frac{1}{2}", False), ("0.5", False), ("3", True), ("3.0", True)], 0.5),  # wrong answers grouped too
+    ([("\\frac{1}{2}", False), ("0.5", False), ("3", True)], 0.0),
 ])
 def test_majority_vote(votes, expected):
     assert majority_vote(votes, equivalent) == pytest.approx(expected)
+
+
+def test_majority_vote_asks_for_equivalence_only_where_the_vote_depends_on_it():
+    calls = []
+
+    def same(a, b):
+        calls.append((a, b))
+        return equivalent(a, b)
+
+    # Two right, one wrong: decided by the counts. Three wrong "7": decided by the text.
+    assert majority_vote([("12", True), ("12.0", True), ("7", False)], same) == 1.0
+    assert majority_vote([("6", True), ("7", False), ("7", False), (" 7", False)], same) == 0.0
+    assert calls == []
+    # Two right against two different wrong answers: only the wrong ones are compared, with each other.
+    assert majority_vote([("6", True), ("6", True), ("7", False), ("8", False)], same) == 1.0
+    assert calls == [("7", "8")]
+
+
+@pytest.mark.parametrize("first, second, different", [
+    ("3\\sqrt{2}", "\\frac{\\pi}{4}", True),
+    ("7", "-7", True),
+    ("3\\sqrt{2}", "\\sqrt{18}", False),  # equal values
+    ("\\frac{1}{3}", "0.3333", False),  # within the gap: math-verify decides
+    ("10\\%", "0.2", False),  # units: math-verify decides
+    ("(1, 2)", "7", False),  # not a constant
+    ("x^2+1", "2", False),
+])
+def test_clearly_different_constants(first, second, different):
+    assert clearly_different(first, second) is different
+
+
+def test_clearly_different_never_contradicts_math_verify():
+    answers = ["\\frac{1}{3}", "0.3333", "\\frac14", "0.25", "3\\sqrt{2}", "\\sqrt{18}", "10\\%", "10", "0.1",
+               "30^\\circ", "\\frac{\\pi}{6}", "\\$18", "18", "1,000", "1000"]
+    pairs = list(itertools.combinations(answers, 2))
+    decided = [(a, b) for a, b in pairs if clearly_different(a, b)]
+    assert len(decided) > len(pairs) / 3  # the shortcut earns its place
+    assert not [(a, b) for a, b in decided if equivalent(a, b) or equivalent(b, a)]
+    assert same_answer("\\frac14", "0.25") and not same_answer("0.25", "3\\sqrt{2}")
 
 
 def _record(pid, seed, correct, answer, thinking=10, answer_tokens=5, finish="stop", closed=True, error=None):

@@ -6,14 +6,15 @@ of the benchmark).
 
 - avg@k: the share of a problem's samples that are correct (the unbiased pass@1 estimate).
 - pass@k′ (k′ ≤ n): Chen et al. 2021's unbiased estimator 1 − C(n−c, k′) / C(n, k′) from n samples, c correct.
-- maj@k: the answer most of the first k samples give wins (samples without an answer do not vote; answers are
-  grouped by math-verify equivalence, so "0.5" and "\\frac{1}{2}" are one vote). A tie is worth the share of the
-  tied answers that are correct: the expected score of a fair coin between them, with no seed favoured.
+- maj@k: the answer most of the first k samples give wins (samples without an answer do not vote). The correct
+  answers are one answer (each is equivalent to the gold one); wrong answers are grouped by math-verify
+  equivalence, so a wrong "0.5" and "\\frac{1}{2}" are one vote. A tie is worth the share of the tied answers
+  that are correct: the expected score of a fair coin between them, with no seed favoured.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from math import comb
 from typing import Callable
 
@@ -56,15 +57,30 @@ def answer_groups(answers: list[str], same: Callable[[str, str], bool]) -> list[
 
 
 def majority_vote(votes: list[tuple[str | None, bool]], same: Callable[[str, str], bool]) -> float:
-    """maj@k of one problem from its samples' (extracted answer, correct): 1, 0, or a tie's share correct."""
+    """maj@k of one problem from its samples' (extracted answer, correct): 1, 0, or a tie's share correct.
+
+    The correct answers are one group already (each is equivalent to the gold answer); only the wrong ones are
+    grouped, and only when they might outvote it: math-verify is slow on answers that differ, so it runs only
+    where the vote depends on it."""
     answered = [(answer, correct) for answer, correct in votes if answer is not None]
-    if not answered:
-        return 0.0
-    groups = answer_groups([answer for answer, _ in answered], same)
-    largest = max(len(group) for group in groups)
-    tied = [group for group in groups if len(group) == largest]
-    # A group is correct when its members are (they are equivalent answers; its first member decides).
-    return sum(answered[group[0]][1] for group in tied) / len(tied)
+    right = sum(correct for _, correct in answered)
+    wrong = [answer for answer, correct in answered if not correct]
+    if right == 0 or len(wrong) < right:
+        return 1.0 if right else 0.0
+    if max(Counter(answer.strip() for answer in wrong).values()) > right:
+        return 0.0  # one wrong answer, written the same way, outvotes it already
+    sizes = [len(group) for group in answer_groups(wrong, same)]
+    if max(sizes) != right:
+        return 1.0 if max(sizes) < right else 0.0
+    return 1 / (1 + sizes.count(right))
+
+
+def same_answer(first: str, second: str) -> bool:
+    """math-verify equivalence; constants of plainly different value are told apart before it, at a fraction of
+    its cost (drp.answers.clearly_different)."""
+    from drp.answers import clearly_different, equivalent
+
+    return not clearly_different(first, second) and equivalent(first, second)
 
 
 def by_problem(records: list[dict]) -> dict[str, list[dict]]:
@@ -83,8 +99,7 @@ def sample_scores(records: list[dict], maj_k: int | None = None, pass_k: list[in
     k is the fewest samples any problem has (a resumed run with failed samples may leave some short); pass@k′ is
     given for `pass_k` (default: k_values(k)), maj@k over each problem's first `maj_k` samples (default k).
     """
-    if same is None:
-        from drp.answers import equivalent as same
+    same = same or same_answer
     problems = by_problem(records)
     if not problems:
         return {"samples_per_problem": {"min": 0, "max": 0}, "avg@k": None, "pass@k": {}, "maj@k": None}
