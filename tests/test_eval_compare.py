@@ -174,3 +174,22 @@ def test_compare_k_samples_side_by_side_with_paired_tests(tmp_path, data_dir, sm
     assert "| avg@k | pass@k | maj@k |" in markdown and "| thinking mean / median / p90 |" in markdown
     assert f"p={paired['sign_flip_pvalue']:.3f}" in markdown and "@2 75.0% ±" in markdown
     assert "accuracy vs thinking tokens" in markdown
+
+
+def test_a_run_from_before_the_token_split_compares_on_whole_responses(tmp_path, data_dir, smollm2):
+    old = make_eval(tmp_path / "old", data_dir, smollm2, student({0, 1}, 30), seeds=1, limit=4)
+    new = make_eval(tmp_path / "new", data_dir, smollm2, student({0, 1, 2}, 10), seeds=1, limit=4)
+    rows = [json.loads(line) for line in open(old / "samples.jsonl")]
+    with open(old / "samples.jsonl", "w") as handle:
+        for row in rows:
+            handle.write(json.dumps({k: v for k, v in row.items()
+                                     if k not in ("thinking_tokens", "answer_tokens", "think_closed")}) + "\n")
+    report = tmp_path / "report"
+    result = CliRunner().invoke(app, ["compare", str(old), str(new), "--out", str(report)])
+    assert result.exit_code == 0, result.output
+    first, second = json.loads((report / "comparison.json").read_text())["benchmarks"]["gsm8k"]["rows"]
+    assert first["thinking_tokens"] is None and second["thinking_tokens"]["mean"] > 0
+    assert second["wilcoxon_thinking"] is None and second["wilcoxon_tokens"]["n_nonzero"] == 4
+    assert first["token_split"]["n"] == 0 and first["avg@k"]["value"] == 0.5
+    assert "| – / – / – |" in result.output  # the old run has no thinking figures, shown as such
+    assert (report / "accuracy_vs_tokens.png").read_bytes().startswith(b"\x89PNG")

@@ -163,7 +163,7 @@ def plot(comparison: dict, path: Path) -> None:
     for axis, name in zip(axes[0], names):
         rows = comparison["benchmarks"][name]["rows"]
         # Thinking tokens when every run has the split; runs sampled before it only have whole responses.
-        split = all(row.get("thinking_tokens") for row in rows)
+        split = all((row.get("thinking_tokens") or {}).get("mean") is not None for row in rows)
         for index, row in enumerate(rows):
             acc, tok = row["accuracy"], row["thinking_tokens"] if split else row["tokens"]
             x, y = tok["mean"], acc["mean"] * 100
