@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 
 from helpers import DRP, EXAMPLES, db_of, traces_of
@@ -61,7 +63,8 @@ def test_bad_result_lines_fail_their_own_requests_and_junk_is_ignored():
             {**no_body, "response": {"status_code": 200, "request_id": "x"}},
             {**no_status, "response": {**no_status["response"], "status_code": "OK"}},
             {**no_completion, "response": {"status_code": 200, "body": {"object": "list", "data": [1, 2]}}},
-            duplicated,
+            {**duplicated, "response": {**duplicated["response"], "body": {  # usage that is no token counts: dropped
+                **duplicated["response"]["body"], "usage": {"prompt_tokens": "many", "completion_tokens": -1}}}},
             {**duplicated, "response": {"status_code": 400, "body": {"error": {"message": "later line"}}}},
             unknown,  # not a request of this job
             "[1, 2, 3]", '"a string"', "null", '{"no": "custom_id"}', '{"custom_id": 12}', "\x00\x7f garbage {",
@@ -210,3 +213,25 @@ def test_requests_never_wait_on_a_watcher_or_submitter_that_died(tmp_path):
                     assert "scripted: disk gone" in trace["reason"]
             resume_finishes(api.url, run_id, command=[sys.executable, str(script)])
         assert jobs_of("watcher")[0]["status"] == "failed"
+
+
+def test_a_resumed_run_whose_job_the_endpoint_forgot_sends_its_requests_again():
+    forgot = threading.Event()
+    hostile = Hostile(poll=lambda job: 404 if job.index == 0 and forgot.is_set() else None)
+    with ScriptedBatchAPI(sensible, hold=threading.Event(), hostile=hostile) as api:
+        command = [*DRP, "run", str(EXAMPLES), "--policy", "skill-aware", "--teacher-url", api.url, "--teacher-model",
+                   "m", "--run-id", "forgot", "--quiet", "--teacher-mode", "batch", "--batch-poll-seconds", "0.05"]
+        process = subprocess.Popen(command, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + LIMIT
+        while time.time() < deadline and not (api.jobs and next(iter(api.jobs.values())).polls >= 2):
+            time.sleep(0.05)  # the run is polling its submitted job
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        forgot.set()
+        api.hold.set()
+        resumed = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=LIMIT,
+                                 env=os.environ.copy())
+    assert resumed.returncode == 0, resumed.stderr
+    stored = jobs_of("forgot")
+    assert stored[0]["status"] == "lost" and "does not know job" in stored[0]["detail"]
+    assert sum(t["status"] == "accepted" for t in traces_of("forgot").values()) == TEACHER

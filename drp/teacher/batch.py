@@ -484,9 +484,13 @@ def _describe_line(status: int | None, body: dict | None) -> str | None:
 
 
 def _errors(batch) -> str | None:
+    """A failed job's own errors (validation), as the endpoint words them, kept short."""
     errors = getattr(batch, "errors", None)
-    data = getattr(errors, "data", None) if errors is not None else None
-    return json.dumps([getattr(e, "message", str(e)) for e in data]) if data else None
+    data = errors.get("data") if isinstance(errors, dict) else getattr(errors, "data", None)
+    if not isinstance(data, list) or not data:
+        return None
+    said = [error.get("message") if isinstance(error, dict) else getattr(error, "message", error) for error in data[:20]]
+    return _short(json.dumps([_short(str(message), 300) for message in said], ensure_ascii=False), 2000)
 
 
 def _response(request: httpx2.Request, status: int, body: dict) -> httpx2.Response:

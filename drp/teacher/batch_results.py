@@ -76,7 +76,7 @@ def _read_line(line: str, budgets: dict[str, int]) -> tuple[str | None, tuple[in
     """(custom_id or None, the (status, body) it answers or why it cannot be used)."""
     try:
         record = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         record = None
         problem = "not JSON"
     else:
@@ -107,7 +107,7 @@ def _outcome(record: dict) -> tuple[int, dict] | str:
     if not isinstance(response, dict):
         return f"a response that is {type(response).__name__}, not an object"
     status = response.get("status_code")
-    if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
+    if not isinstance(status, int) or isinstance(status, bool) or not 200 <= status <= 599:
         return f"status_code {_head(json.dumps(status), 60)} is not an HTTP status"
     body = response.get("body")
     if 200 <= status < 300:
@@ -133,9 +133,19 @@ def _not_a_chat_completion(body) -> str | None:
             return "a message whose content is not text"
         if not isinstance(message.get("tool_calls"), (list, type(None))):
             return "a message whose tool_calls are not a list"
-    if not isinstance(body.get("usage"), (dict, type(None))):
-        return "a usage that is not an object"
+        if not isinstance(message.get("function_call"), (dict, type(None))):
+            return "a message whose function_call is not an object"
+    body["usage"] = _plain_usage(body.get("usage"))
     return None
+
+
+def _plain_usage(usage) -> dict | None:
+    """The token counts a usage reports, when they are counts (the reply stands without them: tokens unknown)."""
+    if not isinstance(usage, dict):
+        return None
+    counts = {key: usage[key] for key in ("prompt_tokens", "completion_tokens", "total_tokens")
+              if isinstance(usage.get(key), int) and not isinstance(usage[key], bool) and 0 <= usage[key] < 10**9}
+    return counts if "prompt_tokens" in counts and "completion_tokens" in counts else None
 
 
 def _head(text: str, limit: int = RAW_KEPT_CHARS) -> str:
