@@ -107,6 +107,7 @@ def test_result_downloads_that_fail_are_failed_polls_retried_up_to_a_bound():
         assert sum(t["status"] == "accepted" for t in traces_of("downloads").values()) == TEACHER
         jobs = list(api.jobs.values())
         assert api.downloads[jobs[0].output_file_id] == 3 and api.downloads[jobs[1].output_file_id] == 3
+        assert api.cancels == [jobs[0].id]  # given up on: asked to stop, so it is not paid for twice
         stored = jobs_of("downloads")
         assert stored[0]["status"] == "lost" and "3 failed polls in a row" in stored[0]["detail"]
         assert [j["status"] for j in stored[1:]] == ["completed"] * (len(stored) - 1)

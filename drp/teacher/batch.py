@@ -44,7 +44,8 @@ ENDPOINT = "/v1/chat/completions"
 ENDED = ("completed", "failed", "expired", "cancelled")
 RUNNING = ("validating", "in_progress", "finalizing", "cancelling")
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-CALL_TIMEOUT = 300.0  # seconds, total, per Files/Batches API call (upload, create, poll, download)
+CALL_TIMEOUT = 60.0  # seconds, total, per Files/Batches API call (upload, create, poll, download)
+TRANSFER_BYTES_PER_SECOND = 1_000_000  # the slowest link planned for: a file's upload or download gets this on top
 POLL_FAILURES = 10  # failed polls in a row that end a job
 JOB_TIMEOUT = 26 * 3600.0  # seconds from a job's creation: its 24-hour window, and time to finalize
 LIST_LIMIT = 1000  # jobs looked through for one whose submission was cut short
@@ -202,12 +203,14 @@ class BatchTransport(httpx2.AsyncBaseTransport):
         self._collector = asyncio.create_task(self._collect())
         self._collector.add_done_callback(self._collector_stopped)
 
-    async def _call(self, what: str, call):
-        """One Files/Batches API call, under its total deadline: a reply that drips cannot hold it open."""
+    async def _call(self, what: str, call, transfer_bytes: int = 0):
+        """One Files/Batches API call, under its total deadline (longer by the time a file of `transfer_bytes`
+        takes on a slow link): a reply that drips cannot hold it open."""
+        limit = round(self.call_timeout + transfer_bytes / TRANSFER_BYTES_PER_SECOND, 1)
         try:
-            return await asyncio.wait_for(call, self.call_timeout)
+            return await asyncio.wait_for(call, limit)
         except TimeoutError:
-            raise TimeoutError(f"{what}: no complete answer within {self.call_timeout:g} s") from None
+            raise TimeoutError(f"{what}: no complete answer within {limit:g} s") from None
 
     async def _resume_jobs(self) -> None:
         """Jobs an earlier session submitted and never settled: wait for them again (or adopt a job whose
@@ -270,9 +273,10 @@ class BatchTransport(httpx2.AsyncBaseTransport):
         lines = "".join(json.dumps({"custom_id": r.custom_id, "method": "POST", "url": ENDPOINT, "body": r.body},
                                    ensure_ascii=False) + "\n" for r in requests)
         job = _Job(job_id, None, [r.custom_id for r in requests], round_number)
+        content = lines.encode()
         try:
             uploaded = await self._call("uploading the job's file", self._client.files.create(
-                file=(f"{job_id}.jsonl", lines.encode()), purpose="batch"))
+                file=(f"{job_id}.jsonl", content), purpose="batch"), len(content))
             if not _usable_id(getattr(uploaded, "id", None)):
                 raise ValueError("the upload answered no file id")
             batch = await self._call("creating the job", self._client.batches.create(
@@ -317,9 +321,10 @@ class BatchTransport(httpx2.AsyncBaseTransport):
                 raise
             except Exception as exc:  # noqa: BLE001 - a failed poll (or download): tried again, up to a bound
                 failures += 1
-                last = self.scrub(f"poll: {_said(exc)}")
+                last = self.scrub(f"poll: {exc if isinstance(exc, _FailedPoll) else _said(exc)}")
                 self._store.update_batch_job(job.id, detail=last)
                 if failures >= self.poll_failures:
+                    await self._cancel(job)  # it may run on where we cannot see it: not paid for twice
                     raise _JobEnded("lost", f"{failures} failed polls in a row; last: {last}") from None
             waited = time.time() - job.created
             if waited >= self.job_timeout:
@@ -340,7 +345,7 @@ class BatchTransport(httpx2.AsyncBaseTransport):
             if not _usable_id(file_id):
                 raise _FailedPoll(f"job {job.batch_id} names its {name} {_short(repr(file_id), 80)}")
             try:
-                text = await self._call(f"downloading {file_id}", self._download(file_id, cap))
+                text = await self._call(f"downloading {file_id}", self._download(file_id, cap), cap)
             except _TooLarge as exc:
                 raise _JobEnded("failed", f"its {name} {file_id} holds more than {cap} bytes, more than its "
                                           f"{len(budgets)} requests can need: not read ({exc})") from None
