@@ -135,6 +135,19 @@ def test_polls_that_404_drip_or_name_no_state_end_their_jobs():
         resume_finishes(api.url, "polls")
 
 
+def test_poll_replies_too_large_or_gzip_bombs_are_failed_polls():
+    hostile = Hostile(poll=lambda job: {0: Gzip(20_000_000), 1: Junk(300_000_000)}.get(job.index))
+    with ScriptedBatchAPI(sensible, hostile=hostile) as api:
+        result = run_batch(api.url, "bombs")
+        assert result.returncode == 0, result.stderr
+        stored = jobs_of("bombs")
+        assert [j["status"] for j in stored[:2]] == ["lost", "lost"]
+        assert "encoded 'gzip', which was not asked for" in stored[0]["detail"]
+        assert "a reply longer than" in stored[1]["detail"]
+        assert api.junk_sent < 50_000_000  # three polls cut short, not 900 MB read
+        assert sum(t["status"] == "accepted" for t in traces_of("bombs").values()) == TEACHER
+
+
 def test_a_job_that_never_ends_is_cancelled_at_its_deadline_and_a_cancelled_job_goes_out_again():
     hostile = Hostile(poll=lambda job: "in_progress" if job.index == 0 else None)
     outcome = lambda job: Outcome("cancelled", expire=lambda custom_id: True) if job.index == 1 else Outcome()  # noqa: E731

@@ -49,6 +49,7 @@ TRANSFER_BYTES_PER_SECOND = 1_000_000  # the slowest link planned for: a file's 
 POLL_FAILURES = 10  # failed polls in a row that end a job
 JOB_TIMEOUT = 26 * 3600.0  # seconds from a job's creation: its 24-hour window, and time to finalize
 LIST_LIMIT = 1000  # jobs looked through for one whose submission was cut short
+REPLY_CAP = 1_000_000  # bytes of one Files/Batches API reply other than a result file (those are capped as read)
 MAX_REQUESTS_PER_JOB = 50_000  # the Batch API's limit per file
 
 
@@ -196,8 +197,11 @@ class BatchTransport(httpx2.AsyncBaseTransport):
 
         self._store = open_run(self.folder, write=True)
         options = self.settings.client_options()
+        http = openai.DefaultAsyncHttpxClient(timeout=self.call_timeout, event_hooks={
+            "request": [_ask_plain], "response": [_cap_reply]})
         self._client = openai.AsyncOpenAI(base_url=options["base_url"], api_key=options["api_key"],
-                                          timeout=self.call_timeout, max_retries=options["max_retries"])
+                                          timeout=self.call_timeout, max_retries=options["max_retries"],
+                                          http_client=http)
         self._wake = asyncio.Event()
         await self._resume_jobs()
         self._collector = asyncio.create_task(self._collect())
@@ -457,6 +461,42 @@ class _TooLarge(Exception):
     pass
 
 
+# Job descriptions, list pages and upload receipts are a few KB: each reply is read unencoded and at most REPLY_CAP
+# bytes of it, so that a reply that never ends or a gzip bomb is a failed call, not a run out of memory.
+def _is_download(request: httpx2.Request) -> bool:
+    return "/files/" in request.url.path and request.url.path.endswith("/content")
+
+
+async def _ask_plain(request: httpx2.Request) -> None:
+    if not _is_download(request):
+        request.headers["Accept-Encoding"] = "identity"
+
+
+async def _cap_reply(response: httpx2.Response) -> None:
+    if _is_download(response.request):
+        return
+    encoding = response.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in ("", "identity"):
+        raise httpx2.DecodingError(f"a reply encoded {encoding!r}, which was not asked for", request=response.request)
+    response.stream = _CappedStream(response.stream, response.request)
+
+
+class _CappedStream(httpx2.AsyncByteStream):
+    def __init__(self, inner, request: httpx2.Request):
+        self._inner, self._request = inner, request
+
+    async def __aiter__(self):
+        size = 0
+        async for chunk in self._inner:
+            size += len(chunk)
+            if size > REPLY_CAP:
+                raise httpx2.DecodingError(f"a reply longer than {REPLY_CAP} bytes", request=self._request)
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
 def _usable_id(value) -> bool:
     return isinstance(value, str) and 0 < len(value) <= 200 and value.isprintable() and "/" not in value
 
@@ -469,7 +509,11 @@ def _epoch(stored: str | None) -> float:
 
 
 def _said(exc: BaseException | None) -> str:
-    return _short(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, 500)
+    said = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    cause = exc.__cause__ if exc is not None else None
+    if cause is not None and str(cause) and str(cause) not in said:  # openai's "Connection error." says little
+        said += f" ({type(cause).__name__}: {cause})"
+    return _short(said, 500)
 
 
 def _short(text: str, limit: int) -> str:
