@@ -47,6 +47,9 @@ class RunOptions:
     teacher_max_retries: int = 2
     teacher_mode: str = "online"  # or "batch": the OpenAI Batch API (drp.teacher.batch)
     batch_poll_seconds: float = 30.0
+    batch_call_timeout: float | None = None  # total deadline per Files/Batches API call (None: drp.teacher.batch's)
+    batch_poll_failures: int = 10  # failed polls in a row that end a batch job
+    batch_job_timeout: float = 26 * 3600.0  # seconds a batch job may take from its submission
     teacher_price: str | None = None  # IN,OUT per million tokens or a price table name (drp.costs)
     prices_file: str | None = None
     limit: int | None = None
@@ -521,7 +524,9 @@ def _teacher(options: RunOptions, policy, folder: Path):
     if options.teacher_mode == "batch":
         from drp.teacher.batch import BatchTransport
 
-        transport = BatchTransport(settings, folder, options.run_id, poll_seconds=options.batch_poll_seconds)
+        transport = BatchTransport(settings, folder, options.run_id, poll_seconds=options.batch_poll_seconds,
+                                   call_timeout=options.batch_call_timeout, poll_failures=options.batch_poll_failures,
+                                   job_timeout=options.batch_job_timeout)
         return Teacher(settings, transport, usage_counter=_usage_counter(options))
     return Teacher(settings, usage_counter=_usage_counter(options))
 

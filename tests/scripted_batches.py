@@ -7,14 +7,21 @@ script (the same responders as tests/scripted_teacher.py), for drp's batch mode.
 A job answers when it is first looked at after `hold` (a threading.Event, default: none) is set. `outcome(job)`
 decides how it ends: completed (every line answered), or `Outcome(status, expire=…, fail=…)` for expired, failed or
 partly failed jobs. Each line's reply comes from `responder(body)`, exactly as a chat request to ScriptedTeacher.
+
+`hostile` (a Hostile) makes the endpoint misbehave: rewrite a job's output file line by line, answer a poll or a
+file download with an HTTP error, a connection reset, a reply that drips, a job state that never ends, a body too
+large or a gzip bomb. POST /v1/batches/{id}/cancel is recorded in `cancels`.
 """
 
 from __future__ import annotations
 
 import email.parser
 import email.policy
+import gzip
 import itertools
 import json
+import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -47,11 +54,50 @@ class Job:
     polls: int = 0
 
 
+RESET = "reset"  # the connection is reset (RST) halfway through the reply
+DRIP = "drip"  # 200 and a long Content-Length, then one byte now and then
+
+
+@dataclass
+class Gzip:
+    """A body sent gzip-compressed: `size` bytes of `fill` once decompressed."""
+
+    size: int
+    fill: bytes = b"0"
+
+
+@dataclass
+class Junk:
+    """A body of `size` bytes of junk, streamed (what the client read before it hung up: `Junk.sent`)."""
+
+    size: int
+
+
+@dataclass
+class Hostile:
+    """How the endpoint misbehaves; a hook that answers None leaves that reply alone.
+
+    lines(job, records) → the output file's lines: records (dicts, written as JSON) or raw strings, as they are.
+    poll(job) → an HTTP status, RESET, DRIP, or a job state to report instead of looking at the job.
+    download(job, file_id, attempt) → an HTTP status, RESET, DRIP, bytes, Gzip(…) or Junk(…); attempt counts from 1.
+    """
+
+    lines: Callable | None = None
+    poll: Callable | None = None
+    download: Callable | None = None
+
+
 class ScriptedBatchAPI:
-    def __init__(self, responder, outcome: Callable[[Job], Outcome] | None = None, hold: threading.Event | None = None):
+    def __init__(self, responder, outcome: Callable[[Job], Outcome] | None = None, hold: threading.Event | None = None,
+                 hostile: Hostile | None = None):
         self.responder = responder
         self.outcome = outcome or (lambda job: Outcome())
         self.hold = hold
+        self.hostile = hostile or Hostile()
+        self.cancels: list[str] = []  # job ids drp asked to cancel
+        self.downloads: dict[str, int] = {}  # file id → downloads tried
+        self.junk_sent = 0  # bytes of Junk bodies written before the client hung up
+        self.file_job: dict[str, Job] = {}  # result file id → its job
         self.files: dict[str, bytes] = {}
         self.jobs: dict[str, Job] = {}
         self.answered: list[str] = []  # custom_ids answered, in order (a line answered twice shows up twice)
@@ -64,8 +110,7 @@ class ScriptedBatchAPI:
     # --- lifecycle
 
     def __enter__(self) -> ScriptedBatchAPI:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.api = self
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
@@ -126,10 +171,15 @@ class ScriptedBatchAPI:
             self.answered.append(custom_id)
             output.append({"id": f"req_{next(self._ids)}", "custom_id": custom_id, "error": None, "response": {
                 "status_code": 200, "request_id": "x", "body": self._chat._completion(line["body"], reply)}})
+        if self.hostile.lines is not None:
+            output = self.hostile.lines(job, output)
         if output:
-            job.output_file_id = self.add_file("".join(json.dumps(o) + "\n" for o in output).encode())
+            job.output_file_id = self.add_file("".join(
+                (o if isinstance(o, str) else json.dumps(o)) + "\n" for o in output).encode())
+            self.file_job[job.output_file_id] = job
         if errors:
             job.error_file_id = self.add_file("".join(json.dumps(e) + "\n" for e in errors).encode())
+            self.file_job[job.error_file_id] = job
         job.status = outcome.status
         job.errors = outcome.errors
 
@@ -145,6 +195,13 @@ class ScriptedBatchAPI:
     def requests_sent(self) -> list[str]:
         """Every custom_id that went out, in job order (one that went out twice appears twice)."""
         return [line["custom_id"] for job in self.jobs.values() for line in job.lines]
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        pass  # a client that hung up on a reply it gave up on (drp does, at its deadlines and caps)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -180,8 +237,70 @@ class _Handler(BaseHTTPRequestHandler):
                              "filename": parts["file"].get_filename(), "purpose": "batch", "status": "processed"})
         elif path == "/v1/batches":
             self._send(200, api.describe(api.create_job(json.loads(raw))))
+        elif path.startswith("/v1/batches/") and path.endswith("/cancel") and path.split("/")[3] in api.jobs:
+            job = api.jobs[path.split("/")[3]]
+            api.cancels.append(job.id)
+            self._send(200, {**api.describe(job), "status": "cancelling"})
         else:
             self._send(404, {"error": {"message": f"no route POST {self.path}"}})
+
+    def _misbehave(self, reply, content: bytes = b"") -> None:
+        api: ScriptedBatchAPI = self.server.api
+        if isinstance(reply, int):
+            self._send(reply, {"error": {"message": f"scripted {reply}", "type": "invalid_request_error"}})
+        elif isinstance(reply, bytes):
+            self._send(200, reply)
+        elif isinstance(reply, Gzip):
+            body = gzip.compress(reply.fill * reply.size, compresslevel=1)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self._write(body)
+        elif isinstance(reply, Junk):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(reply.size))
+            self.end_headers()
+            chunk = b"junk " * 13107  # 64 KiB
+            left = reply.size
+            while left > 0:
+                if not self._write(chunk[:left]):
+                    break
+                api.junk_sent += min(left, len(chunk))
+                left -= len(chunk)
+        elif reply == RESET:
+            content = content or json.dumps({"id": "x", "object": "batch", "status": "in_progress"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(content)))
+            self.end_headers()
+            self._write(content[: len(content) // 2])
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+            self.close_connection = True
+        elif reply == DRIP:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            for _ in range(2000):
+                if not self._write(b" "):
+                    break
+                time.sleep(0.05)
+            self.close_connection = True
+        else:
+            raise ValueError(f"no such misbehaviour: {reply!r}")
+
+    def _write(self, data: bytes) -> bool:
+        try:
+            self.wfile.write(data)
+            self.wfile.flush()
+            return True
+        except OSError:
+            self.close_connection = True
+            return False
 
     def do_GET(self):
         api: ScriptedBatchAPI = self.server.api
@@ -192,8 +311,25 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, {"object": "list", "data": data, "has_more": False,
                              "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None})
         elif len(parts) == 4 and parts[2] == "batches" and parts[3] in api.jobs:
-            self._send(200, api.describe(api.look_at(api.jobs[parts[3]])))
+            job = api.jobs[parts[3]]
+            reply = api.hostile.poll(job) if api.hostile.poll else None
+            if reply is None:
+                self._send(200, api.describe(api.look_at(job)))
+            elif isinstance(reply, str) and reply not in (RESET, DRIP):
+                job.polls += 1
+                self._send(200, {**api.describe(job), "status": reply})
+            else:
+                job.polls += 1
+                self._misbehave(reply)
         elif len(parts) == 5 and parts[2] == "files" and parts[4] == "content" and parts[3] in api.files:
-            self._send(200, api.files[parts[3]])
+            file_id = parts[3]
+            with api._lock:
+                api.downloads[file_id] = attempt = api.downloads.get(file_id, 0) + 1
+            job = api.file_job.get(file_id)
+            reply = api.hostile.download(job, file_id, attempt) if api.hostile.download and job else None
+            if reply is None:
+                self._send(200, api.files[file_id])
+            else:
+                self._misbehave(reply, api.files[file_id])
         else:
             self._send(404, {"error": {"message": f"no route GET {self.path}"}})
