@@ -28,6 +28,7 @@ from drp.errors import UserError
 from drp.input_traces import LoadedRecord, unused_key
 from drp.layout import answer_section_after
 from drp.paths import DB_NAME
+from drp.redaction import scrub_secrets
 
 TERMINAL = ("accepted", "rejected", "failed")
 
@@ -470,6 +471,15 @@ class RunStore:
         rows = self._rows("select id, line from traces where status = 'pending' order by line")
         return [row["id"] for row in rows if last_line is None or row["line"] <= last_line]
 
+    def reopen_failed(self, reason_prefix: str) -> int:
+        """Failed traces whose reason starts with `reason_prefix` become pending again (a resume retries them);
+        their old calls and steps stay until the retry's replace them. Returns how many."""
+        with self.db.conn:
+            cursor = self.db.execute(
+                "update traces set status = 'pending', reason = null, finished_at = null "
+                "where status = 'failed' and substr(reason, 1, ?) = ?", [len(reason_prefix), reason_prefix])
+        return cursor.rowcount
+
     def trace_input(self, trace_id: str) -> dict:
         """What the graph needs of one trace: id, question, response, gold_answer."""
         row = self.db["traces"].get(trace_id)
@@ -490,13 +500,17 @@ class RunStore:
         step_rows, call_rows, results = [], [], []
         for trace_id, result, steps, calls in finished:
             step_rows += [{**step, "trace_id": trace_id, "step": number} for number, step in enumerate(steps, start=1)]
+            # What an endpoint said (its errors, its replies) may echo the API key: masked here, where it is kept.
             call_rows += [
                 {**call, "trace_id": trace_id, "seq": seq, "messages": dumps(call["messages"]),
                  "parsed": dumps(call["parsed"]), "policy_hash": policy_hash,
-                 "endpoint_errors": dumps(call.get("endpoint_errors"))}
+                 "error": scrub_secrets(call.get("error")), "raw_output": scrub_secrets(call.get("raw_output")),
+                 "endpoint_errors": dumps([{**entry, "error": scrub_secrets(entry.get("error"))}
+                                           for entry in call["endpoint_errors"]] if call.get("endpoint_errors") else None)}
                 for seq, call in enumerate(calls, start=1)
             ]
-            results.append({**result, "id": trace_id, "policy_hash": policy_hash, "finished_at": now()})
+            results.append({**result, "id": trace_id, "policy_hash": policy_hash, "finished_at": now(),
+                            **({"reason": scrub_secrets(result["reason"])} if "reason" in result else {})})
         ids = [trace_id for trace_id, *_ in finished]
         marks = ", ".join("?" for _ in ids)
         with self.db.conn:
