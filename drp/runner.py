@@ -141,9 +141,11 @@ def _prune_pending(store: RunStore, folder: Path, options: RunOptions, policy, t
     counts = store.status_counts()
     store.close()
     if unreachable:
-        raise TeacherUnreachable(f"{unreachable}: stopped with {counts.get('pending', 0)} traces left pending; "
-                                 f"finish with `drp run {options.source} --run-id {options.run_id} --resume` "
-                                 "once an endpoint answers")
+        error = TeacherUnreachable(f"{unreachable}: stopped with {counts.get('pending', 0)} traces left pending; "
+                                   f"finish with `drp run {options.source} --run-id {options.run_id} --resume` "
+                                   "once an endpoint answers")
+        error.reason = unreachable
+        raise error
     return RunSummary(options.run_id, folder, len(pending), counts, seconds)
 
 

@@ -203,12 +203,12 @@ class Teacher:
                                   "write each item once)" if looping else f" (the reply was cut at max_tokens={max_tokens})")
         except (TimeoutError, openai.APITimeoutError) as exc:  # the deadline: never re-sent
             raise TeacherError(timeout_message(deadline)) from exc
+        except BadReply as exc:  # the endpoints answered, but nothing usable (each was tried: not re-sent)
+            raise TeacherError(str(exc), raw=exc.raw) from exc
         except openai.APIConnectionError as exc:
-            cause = transport_cause(exc, openai.APIConnectionError)
-            if isinstance(cause, BadReply):  # the endpoints answered, but nothing usable
-                raise TeacherError(str(cause), raw=cause.raw) from exc
             raise TeacherError(self.transport.scrub(describe_error(exc, deadline)),
-                               unreachable=isinstance(cause, UNREACHABLE)) from exc
+                               unreachable=isinstance(transport_cause(exc, openai.APIConnectionError),
+                                                      UNREACHABLE)) from exc
         except openai.APIStatusError as exc:
             raise TeacherError(self.transport.scrub(describe_error(exc, deadline))) from exc
         except (ValidationError, ValueError, openai.LengthFinishReasonError, openai.ContentFilterFinishReasonError) as exc:
