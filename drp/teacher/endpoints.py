@@ -9,6 +9,11 @@ the first one); any other fault is left to the openai client's retry policy (drp
 next try comes back here and goes to the healthiest endpoint. Which endpoint answered, and which tries failed on
 the way, are noted in the request's CallScope for its call record.
 
+Bodies are read here, whole, capped and checked (drp/teacher/bodies.py): a reply that is too large or is not a
+chat completion is that endpoint's failure, and the request goes to an endpoint not yet tried (BadReply once
+every endpoint was). Requests that reach no endpoint at all, enough of them in a row with no reply since, mark
+the pool `down`: nothing more is sent, and the runner stops the run (drp/runner.py).
+
 The openai client only ever sees ROUTED_BASE: every request is re-addressed here to the chosen endpoint's URL
 (its path prefix, query parameters and user info included). Bytes move through aiohttp (httpx-aiohttp), which
 costs less CPU per request than httpx's own connection pool at drp's concurrency.
