@@ -9,12 +9,13 @@ and so is any `Bearer …` token an endpoint echoes back.
 
 from __future__ import annotations
 
+import base64
 import re
-from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 
 MASK = "***"
 MIN_SECRET = 4  # shorter values are left alone: masking every "a" would garble the text and protect nothing
-_BEARER = re.compile(r"(?i)\b(bearer|basic)(\s+|%20|\+)[A-Za-z0-9._~+/=-]+")
+_BEARER = re.compile(r"(?i)\b(bearer)(\s+|%20|\+)[A-Za-z0-9._~+/=-]+")
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]+")
 _remembered: set[str] = set()  # this process's secrets (forked workers inherit them)
 # Query parameters known to hold no secret (Azure OpenAI's API version); every other value is masked.
@@ -84,12 +85,15 @@ def remember_secrets(api_key: str | None, *urls: str) -> None:
     found = {api_key} if api_key and api_key != NO_KEY else set()
     for url in urls:
         found |= _secrets(url)
+        login = url_login(url)
+        if login:  # as it travels in the Authorization header (drp.teacher.endpoints), should it be echoed
+            found.add(base64.b64encode(login.encode()).decode())
     _remembered.update(secret for secret in found if len(secret) >= MIN_SECRET)
 
 
 def scrub_secrets(text):
-    """Error text as it may be stored or printed: every remembered secret, `Bearer …`/`Basic …` tokens and URL
-    credentials masked. Anything that is not text is returned as it is."""
+    """Error text as it may be stored or printed: every remembered secret, `Bearer …` tokens and URL credentials
+    masked. Anything that is not text is returned as it is."""
     if not isinstance(text, str) or not text:
         return text
     for secret in sorted(_remembered, key=len, reverse=True):
@@ -99,6 +103,17 @@ def scrub_secrets(text):
     if "@" in text or "?" in text:
         text = redact_command(text)
     return text
+
+
+def url_login(url: str) -> str | None:
+    """`user:password` from a URL's user info, decoded; None without one."""
+    try:
+        netloc = urlsplit(url).netloc
+    except ValueError:
+        return None
+    if "@" not in netloc:
+        return None
+    return ":".join(unquote(part) for part in netloc.rpartition("@")[0].split(":", 1))
 
 
 def redact_command(text: str) -> str:

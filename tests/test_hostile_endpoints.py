@@ -251,6 +251,9 @@ GARBAGE = {
     "bad-tool-calls": Raw('{"choices": [{"message": {"role": "assistant", "content": null, "tool_calls": 7}}]}'),
     "empty": Raw(""),
     "null": Raw("null"),
+    "deep": Raw("[" * 200_000),
+    "brotli": Raw(b"\x1b\x00\x00", headers={"Content-Encoding": "br"}),
+    "bad-gzip": Raw(b"\x1f\x8b not really gzip", headers={"Content-Encoding": "gzip"}),
 }
 
 
@@ -295,10 +298,12 @@ def test_a_dead_endpoint_stops_the_run_early_leaving_traces_pending_then_resume_
     assert all(t["status"] != "pending" and not (t["reason"] or "").startswith("teacher_error") for t in traces)
 
 
-def test_a_refused_endpoint_leaves_every_trace_pending():
-    result = run(refused_url(), "refused", "--limit", "3")
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_refused_endpoint_leaves_every_trace_pending(workers):
+    result = run(refused_url(), "refused", "--limit", "3", "--workers", workers)
     assert result.exit_code == 3 and one_line_error(result.output), result.output
-    assert "no teacher endpoint could be reached for 3 traces" in result.output and "left pending" in result.output
+    assert "could not reach any teacher endpoint" in result.output or "could be reached for 3 traces" in result.output
+    assert "left pending" in result.output
     assert [t["status"] for t in traces_of("refused").values()][:3] == ["pending"] * 3
 
 

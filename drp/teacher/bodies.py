@@ -40,10 +40,10 @@ def body_limit(max_tokens: int | None) -> int:
 async def read_capped(response, limit: int, *, truncate: bool = False) -> bytes:
     """The response's body, decompressed, never more than `limit` bytes held: past it, BadReply (or, with
     `truncate`, the first `limit` bytes). The response is closed either way."""
-    decoder = _decoder(response.headers.get("content-encoding", ""))
     chunks: list[bytes] = []
     size = 0
     try:
+        decoder = _decoder(response.headers.get("content-encoding", ""))
         async for raw in response.aiter_raw():
             room = limit - size
             chunk = decoder(raw, room + 1)
@@ -89,7 +89,7 @@ def chat_completion(body: bytes, max_tokens: int | None) -> dict:
     """The body as a chat completion (usage out of range dropped), or BadReply saying what is wrong with it."""
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested past what the parser follows
         raise BadReply("reply is not JSON" + _content_hint(body), _head(body)) from None
     problem = shape_problem(data)
     if problem:

@@ -25,11 +25,10 @@ import asyncio
 import base64
 import time
 from dataclasses import dataclass, field
-from urllib.parse import unquote
 
 import httpx2
 
-from drp.redaction import redact_url, scrub
+from drp.redaction import redact_url, scrub, url_login
 from drp.teacher.bodies import ERROR_BODY_BYTES, BadReply, body_limit, chat_completion, read_capped
 from drp.teacher.scope import current_call
 
@@ -41,6 +40,7 @@ UNHEALTHY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 FAILURES_BEFORE_DOWN = 6  # requests in a row that reached no endpoint (at least one per endpoint)
 # Faults that mean no endpoint was reached at all (refused, unresolvable, dropped before any answer).
 UNREACHABLE = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.RemoteProtocolError)
+ACCEPTED_ENCODINGS = "gzip, deflate"
 _BODY_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 
 
@@ -63,10 +63,8 @@ class Endpoint:
     @classmethod
     def from_url(cls, url: str) -> Endpoint:
         parsed = httpx2.URL(url)
-        authorization = None
-        if parsed.userinfo:
-            login = ":".join(unquote(part) for part in parsed.userinfo.decode().split(":", 1))
-            authorization = "Basic " + base64.b64encode(login.encode()).decode()
+        login = url_login(url)
+        authorization = "Basic " + base64.b64encode(login.encode()).decode() if login else None
         base = parsed.copy_with(username=None, password=None)
         return cls(url=url, name=redact_url(url), base=base, authorization=authorization, host=base.netloc.decode())
 
@@ -194,6 +192,7 @@ class EndpointPool(httpx2.AsyncBaseTransport):
         """Point the request (built by the openai client for this one try) at the endpoint."""
         request.url = endpoint.address(routed_url)
         request.headers["Host"] = endpoint.host
+        request.headers["Accept-Encoding"] = ACCEPTED_ENCODINGS  # what bodies.read_capped decodes, and no more
         if endpoint.authorization:  # user info in the URL wins over the bearer key, as httpx itself does
             request.headers["Authorization"] = endpoint.authorization
 
