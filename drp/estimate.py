@@ -111,7 +111,8 @@ def estimate(options, sample_size: int = DEFAULT_SAMPLE, seed: int = 0, progress
         raise UserError(f"the estimate's sample failed: all {len(rows)} traces failed (first: "
                         f"{short(failed[0]['reason'] or '?', 200)}); nothing to project from")
     done = [row for row in rows if row["status"] != "failed"]
-    known = [row for row in done if row["teacher_input_tokens"] is not None and row["teacher_output_tokens"] is not None]
+    known = [row for row in done
+             if row["teacher_input_tokens"] is not None and row["teacher_output_tokens"] is not None]
     count = len(usable)
     costs = [price.cost(row["teacher_input_tokens"], row["teacher_output_tokens"], batch) for row in known] if price else []
     concurrency = max(1, options.concurrency)

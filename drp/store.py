@@ -281,6 +281,14 @@ def _sane_tokens(row: dict) -> dict:
     return row
 
 
+def _scrubbed_tries(tries: list[dict] | None) -> list[dict] | None:
+    """A call's failed tries with their errors' secrets masked."""
+    if not tries:
+        return None
+    return [{**entry, "error": scrub_secrets(entry.get("error"))} if isinstance(entry, dict) else entry
+            for entry in tries]
+
+
 def _legacy_trace_columns(row: dict) -> dict:
     """What later migrations add to a trace row, computed for a run read before them (read-only)."""
     if "pruned_answer_section" not in row:
@@ -523,8 +531,7 @@ class RunStore:
                 {**call, "trace_id": trace_id, "seq": seq, "messages": dumps(call["messages"]),
                  "parsed": dumps(call["parsed"]), "policy_hash": policy_hash,
                  "error": scrub_secrets(call.get("error")), "raw_output": scrub_secrets(call.get("raw_output")),
-                 "endpoint_errors": dumps([{**entry, "error": scrub_secrets(entry.get("error"))}
-                                           for entry in call["endpoint_errors"]] if call.get("endpoint_errors") else None)}
+                 "endpoint_errors": dumps(_scrubbed_tries(call.get("endpoint_errors")))}
                 for seq, call in enumerate(calls, start=1)
             ]
             results.append({**result, "id": trace_id, "policy_hash": policy_hash, "finished_at": now(),

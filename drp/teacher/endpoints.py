@@ -94,7 +94,8 @@ class EndpointPool(httpx2.AsyncBaseTransport):
         pass
 
     def __init__(self, urls: list[str] | tuple[str, ...], *, failures_before_set_aside: int = FAILURES_BEFORE_SET_ASIDE,
-                 cooldown: float = COOLDOWN_SECONDS, down_after: int = FAILURES_BEFORE_DOWN, max_connections: int = 1024, clock=time.monotonic):
+                 cooldown: float = COOLDOWN_SECONDS, down_after: int = FAILURES_BEFORE_DOWN,
+                 max_connections: int = 1024, clock=time.monotonic):
         if not urls:
             raise ValueError("an endpoint pool needs at least one URL")
         self.endpoints = [Endpoint.from_url(url) for url in urls]
