@@ -5,9 +5,7 @@ from failures, teacher URLs checked before any trace."""
 
 from __future__ import annotations
 
-import gzip
 import json
-import math
 import os
 import stat
 import subprocess
