@@ -48,7 +48,9 @@ class _Commands(TyperGroup):
 
 
 def _fail(message: str, exit_code: int):
-    typer.echo(f"error: {message}", err=True)
+    from drp.redaction import scrub_secrets
+
+    typer.echo(f"error: {scrub_secrets(message)}", err=True)
     raise typer.Exit(exit_code) from None
 
 

@@ -9,6 +9,7 @@ says how many traces are unknown.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,6 +28,15 @@ class Price:
     batch_discount: float = 0.0  # share taken off in batch mode
     name: str | None = None  # the table entry, or None for a price given as IN,OUT
 
+    def __post_init__(self):
+        """Prices are finite and not negative, the discount a share (0 to 1): else ValueError, before any use."""
+        for what, value in (("input price", self.input), ("output price", self.output)):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{what} must be a finite number ≥ 0, not {value!r}")
+        discount = self.batch_discount
+        if not isinstance(discount, (int, float)) or isinstance(discount, bool) or not 0 <= discount <= 1:
+            raise ValueError(f"batch_discount must be a share between 0 and 1, not {discount!r}")
+
     def cost(self, input_tokens: int | None, output_tokens: int | None, batch: bool = False) -> float | None:
         if input_tokens is None or output_tokens is None:
             return None
@@ -43,7 +53,11 @@ class Price:
 
     @classmethod
     def from_public(cls, data: dict | None) -> Price | None:
-        return cls(**data) if data else None
+        """The price a run stored; None for one that is not a valid price (written by older or other code)."""
+        try:
+            return cls(**data) if isinstance(data, dict) and data else None
+        except (TypeError, ValueError):
+            return None
 
 
 def price_table(prices_file: Path | str | None = None) -> dict[str, Price]:
@@ -58,9 +72,12 @@ def price_table(prices_file: Path | str | None = None) -> dict[str, Price]:
             data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
             currency = data.get("currency", "USD")
             for name, entry in (data.get("models") or {}).items():
-                table[str(name)] = Price(float(entry["input"]), float(entry["output"]),
-                                         str(entry.get("currency", currency)),
-                                         float(entry.get("batch_discount", 0.0)), str(name))
+                try:
+                    table[str(name)] = Price(float(entry["input"]), float(entry["output"]),
+                                             str(entry.get("currency", currency)),
+                                             float(entry.get("batch_discount", 0.0)), str(name))
+                except ValueError as exc:
+                    raise ValueError(f"entry {str(name)[:80]!r}: {exc}") from None
         except (OSError, ValueError, TypeError, KeyError, AttributeError, yaml.YAMLError) as exc:
             raise UserError(f"price table {path}: {type(exc).__name__}: {exc} (expected `models: {{NAME: "
                             "{input: X, output: Y, batch_discount: Z}}`)") from None
@@ -73,11 +90,10 @@ def resolve_price(spec: str | None, model: str | None, prices_file: Path | str |
         if "," in spec:
             try:
                 given, taken = (float(part) for part in spec.split(","))
-            except ValueError:
-                raise UserError(f"--teacher-price wants IN,OUT (per million tokens) or a name, got {spec!r}") from None
-            if given < 0 or taken < 0:
-                raise UserError(f"--teacher-price cannot be negative: {spec!r}")
-            return Price(given, taken)
+                return Price(given, taken)
+            except ValueError as exc:
+                reason = str(exc) if "must be" in str(exc) else "IN,OUT (per million tokens) or a name"
+                raise UserError(f"--teacher-price wants {reason}, got {spec!r}") from None
         table = price_table(prices_file)
         if spec not in table:
             raise UserError(f"no price named {spec!r}; known: {', '.join(sorted(table))} (add yours with --prices-file)")
@@ -96,11 +112,7 @@ def run_price(config: dict | None) -> tuple[Price | None, bool]:
     """The price a run was started with (its config), and whether it ran in batch mode."""
     config = config if isinstance(config, dict) else {}
     options = config.get("options") or {}
-    try:
-        price = Price.from_public(config.get("price"))
-    except TypeError:  # a config written by other code
-        price = None
-    return price, options.get("teacher_mode") == "batch"
+    return Price.from_public(config.get("price")), options.get("teacher_mode") == "batch"
 
 
 def run_cost(totals: dict | None, price: Price | None, batch: bool) -> dict:

@@ -49,7 +49,7 @@ def _describe(exc: BaseException, timeout: float) -> str:
     if isinstance(exc, openai.APITimeoutError):
         return timeout_message(timeout)
     if isinstance(exc, openai.APIConnectionError):
-        return f"connection failed: {short(str(_transport_cause(exc, openai.APIConnectionError)))}"
+        return f"connection failed: {short(str(transport_cause(exc, openai.APIConnectionError)))}"
     if isinstance(exc, openai.APIStatusError):
         message = exc.message if isinstance(exc.message, str) else str(exc)
         return f"HTTP {exc.status_code}: {short(message)}"
@@ -61,7 +61,7 @@ def timeout_message(seconds: float) -> str:
     return f"timeout after {seconds:g}s"
 
 
-def _transport_cause(exc: BaseException, wrapper: type) -> BaseException:
+def transport_cause(exc: BaseException, wrapper: type) -> BaseException:
     """What the HTTP transport said, under the client's generic "Connection error." (langchain wraps it once more)."""
     while isinstance(exc, wrapper) and (exc.__cause__ or exc.__context__) is not None:
         exc = exc.__cause__ or exc.__context__

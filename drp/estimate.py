@@ -6,6 +6,9 @@ and its per-trace figures project the whole dataset: teacher tokens and cost wit
 mean (Student's t over the sample, narrowed by the share of the dataset it covers), and time from the sample's
 seconds per trace at the run's concurrency (batch mode: how many rounds of jobs it takes). Nothing of the sample
 run is kept.
+
+Failed sample traces project nothing: their teacher tokens are unknown (a failed call may have been paid for),
+so the figures come from the other traces, with a loud warning; a sample that failed whole is an error.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+from drp.endpoint import short
+from drp.errors import UserError
 
 DEFAULT_SAMPLE = 20
 
@@ -49,6 +55,8 @@ class Estimate:
     batch: bool
     rounds: int  # teacher stages a trace went through at most (batch mode: jobs in sequence, each up to 24 h)
     sample_seconds: float
+    failed: int = 0  # sample traces that failed: left out of every projection
+    failure: str | None = None  # the first one's reason
 
 
 def project(values: list[float], records: int, scale: float = 1.0) -> Projection:
@@ -74,7 +82,7 @@ def project(values: list[float], records: int, scale: float = 1.0) -> Projection
 def estimate(options, sample_size: int = DEFAULT_SAMPLE, seed: int = 0, progress: bool = False) -> Estimate:
     from drp import input_traces
     from drp.costs import resolve_price
-    from drp.runner import run
+    from drp.runner import TeacherUnreachable, run
     from drp.store import open_run
 
     loaded = list(input_traces.load(options.source, options.field_map, options.split))
@@ -87,15 +95,24 @@ def estimate(options, sample_size: int = DEFAULT_SAMPLE, seed: int = 0, progress
         source.write_text("".join(json.dumps(_as_record(item.record), ensure_ascii=False) + "\n" for item in sample))
         sampled = replace(options, source=str(source), run_id="estimate", teacher_mode="online", limit=None,
                           resume=False, overwrite=False, field_map={}, workers=1)
-        summary = run(sampled, progress=progress)
+        try:
+            summary = run(sampled, progress=progress)
+        except TeacherUnreachable as exc:
+            raise TeacherUnreachable(f"the --estimate sample stopped: {exc.reason}; nothing to project from") from None
         store = open_run(summary.path)
-        rows = store.traces(("id", "status", "teacher_input_tokens", "teacher_output_tokens", "seconds"))
+        rows = store.traces(("id", "status", "reason", "teacher_input_tokens", "teacher_output_tokens", "seconds"))
         rounds = _rounds(store, [row["id"] for row in rows])
         store.close()
     statuses: dict[str, int] = {}
     for row in rows:
         statuses[row["status"]] = statuses.get(row["status"], 0) + 1
-    known = [row for row in rows if row["teacher_input_tokens"] is not None and row["teacher_output_tokens"] is not None]
+    failed = [row for row in rows if row["status"] == "failed"]
+    if rows and len(failed) == len(rows):
+        raise UserError(f"the estimate's sample failed: all {len(rows)} traces failed (first: "
+                        f"{short(failed[0]['reason'] or '?', 200)}); nothing to project from")
+    done = [row for row in rows if row["status"] != "failed"]
+    known = [row for row in done
+             if row["teacher_input_tokens"] is not None and row["teacher_output_tokens"] is not None]
     count = len(usable)
     costs = [price.cost(row["teacher_input_tokens"], row["teacher_output_tokens"], batch) for row in known] if price else []
     concurrency = max(1, options.concurrency)
@@ -105,8 +122,9 @@ def estimate(options, sample_size: int = DEFAULT_SAMPLE, seed: int = 0, progress
         input_tokens=project([row["teacher_input_tokens"] for row in known], count),
         output_tokens=project([row["teacher_output_tokens"] for row in known], count),
         cost=project(costs, count) if price else None, price=price.describe(batch) if price else None,
-        seconds=project([row["seconds"] for row in rows if row["seconds"] is not None], count, 1 / concurrency),
+        seconds=project([row["seconds"] for row in done if row["seconds"] is not None], count, 1 / concurrency),
         concurrency=concurrency, batch=batch, rounds=rounds, sample_seconds=summary.seconds,
+        failed=len(failed), failure=failed[0]["reason"] if failed else None,
     )
 
 
@@ -170,6 +188,10 @@ def describe(result: Estimate) -> str:
             f" (95% CI {_duration(seconds.total_low)}–{_duration(seconds.total_high)})")
         lines.append(f"  time {_duration(seconds.total)}{interval} at concurrency {result.concurrency} "
                      f"({seconds.mean:.1f}s per trace, if the endpoint keeps up)")
+    if result.failed:
+        lines.insert(1, f"WARNING: {result.failed} of {len(result.sample_ids)} sample traces failed (first: "
+                        f"{short(result.failure or '?', 200)}): their teacher tokens are unknown and every figure "
+                        "below leaves them out, so it may be low")
     if result.unusable:
         lines.append(f"  {result.unusable} unusable input records end as failed without a teacher call")
     lines.append("nothing else was sent: run again without --estimate to prune the whole dataset")

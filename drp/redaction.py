@@ -1,14 +1,23 @@
-"""Credentials inside endpoint URLs are never written anywhere.
+"""Credentials inside endpoint URLs, and API keys, are never written anywhere.
 
 `https://user:pass@host/v1` and `…/v1?api_key=…` work as endpoints, but run configs, databases, reports,
-logs and error messages only ever see them masked: `https://***@host/v1`, `…/v1?api_key=***`.
+logs, lock files and error messages only ever see them masked: `https://***@host/v1`, `…/v1?api_key=***`.
+An API key (and every URL credential) the run uses is remembered once (`remember_secrets`) and masked in
+every error text that is stored or printed (`scrub_secrets`, applied where a run's results are written),
+and so is any `Bearer …` token an endpoint echoes back.
 """
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
+import base64
+import re
+from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 
 MASK = "***"
+MIN_SECRET = 4  # shorter values are left alone: masking every "a" would garble the text and protect nothing
+_BEARER = re.compile(r"(?i)\b(bearer)(\s+|%20|\+)[A-Za-z0-9._~+/=-]+")
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]+")
+_remembered: set[str] = set()  # this process's secrets (forked workers inherit them)
 # Query parameters known to hold no secret (Azure OpenAI's API version); every other value is masked.
 PUBLIC_QUERY_KEYS = frozenset({"api-version", "api_version"})
 
@@ -43,8 +52,7 @@ def scrub(text: str, url: str | None) -> str:
         return text
     text = text.replace(url, redact_url(url))
     for secret in sorted(_secrets(url), key=len, reverse=True):
-        # Very short values are left alone: masking every "a" would garble the message and protect nothing.
-        if len(secret) >= 4:
+        if len(secret) >= MIN_SECRET:
             text = text.replace(secret, MASK)
     return text
 
@@ -68,3 +76,46 @@ def _secrets(url: str) -> set[str]:
     if parts.fragment:
         found.add(parts.fragment)
     return {s for s in found if s}
+
+
+def remember_secrets(api_key: str | None, *urls: str) -> None:
+    """The secrets this process uses: an API key's value and the credentials inside endpoint URLs."""
+    from drp.endpoint import NO_KEY
+
+    found = {api_key} if api_key and api_key != NO_KEY else set()
+    for url in urls:
+        found |= _secrets(url)
+        login = url_login(url)
+        if login:  # as it travels in the Authorization header (drp.teacher.endpoints), should it be echoed
+            found.add(base64.b64encode(login.encode()).decode())
+    _remembered.update(secret for secret in found if len(secret) >= MIN_SECRET)
+
+
+def scrub_secrets(text):
+    """Error text as it may be stored or printed: every remembered secret, `Bearer …` tokens and URL credentials
+    masked. Anything that is not text is returned as it is."""
+    if not isinstance(text, str) or not text:
+        return text
+    for secret in sorted(_remembered, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, MASK)
+    text = _BEARER.sub(lambda found: f"{found.group(1)} {MASK}", text)
+    if "@" in text or "?" in text:
+        text = redact_command(text)
+    return text
+
+
+def url_login(url: str) -> str | None:
+    """`user:password` from a URL's user info, decoded; None without one."""
+    try:
+        netloc = urlsplit(url).netloc
+    except ValueError:
+        return None
+    if "@" not in netloc:
+        return None
+    return ":".join(unquote(part) for part in netloc.rpartition("@")[0].split(":", 1))
+
+
+def redact_command(text: str) -> str:
+    """A command line (or any text) with every URL in it shown as `redact_url` shows it."""
+    return _URL.sub(lambda found: redact_url(found.group(0)), text)

@@ -2,10 +2,11 @@
 
 `drp run` takes an exclusive `flock` on `<runs>/.drp/<id>.lock` before it looks at the run, and holds it
 until it ends: creating, resuming, overwriting and processing all happen under it. The kernel drops the lock
-when the owner dies, however it dies, so there is never a stale lock to clean up; worker processes forked
-by `--workers` share the owner's lock. The file also says who holds it (pid, host, command, start), for
-the refusal a second process gets. Lock files are never deleted: deleting one while another process
-waits on it would let two owners in.
+when the owner dies, however it dies, so a lock left behind by a killed owner is never in the way; worker
+processes forked by `--workers` share the owner's lock. The file says who holds it (pid, host, command with
+any URL credentials masked, start), for the refusal a second process gets, and only its owner may read it
+(mode 0600). The owner removes the file when it ends, still holding the lock; a process that locked the file
+in the meantime finds it no longer at its path and starts again on a new one, so there is never a second owner.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ import os
 import socket
 import sys
 from datetime import datetime, timezone
+from pathlib import Path
 
 from drp.errors import UserError
 from drp.paths import check_run_id, work_dir
+from drp.redaction import redact_command
 
 
 class RunInUse(UserError):
@@ -28,11 +31,16 @@ class RunInUse(UserError):
 class RunLock:
     """The held lock of one run; `release()` (or the process ending) lets the next owner in."""
 
-    def __init__(self, run_id: str, fd: int):
-        self.run_id, self._fd = run_id, fd
+    def __init__(self, run_id: str, fd: int, path: Path):
+        self.run_id, self._fd, self._path, self._owner = run_id, fd, path, os.getpid()
 
     def release(self) -> None:
         if self._fd is not None:
+            if os.getpid() == self._owner:  # not a forked worker: the run's owner ends
+                try:
+                    self._path.unlink()  # while still locked: see the module's docstring
+                except OSError:
+                    pass
             os.close(self._fd)  # closing the last descriptor of the file drops the flock
             self._fd = None
 
@@ -46,9 +54,23 @@ class RunLock:
 def lock_run(run_id: str) -> RunLock:
     """Own the run `run_id`, or RunInUse naming the process that does."""
     path = work_dir() / f"{check_run_id(run_id)}.lock"
+    while True:
+        fd = _locked(run_id, path)
+        if _is_current(fd, path):
+            break
+        os.close(fd)  # its owner removed it once done: lock the file now at the path
+    info = {"pid": os.getpid(), "host": socket.gethostname(), "command": redact_command(" ".join(sys.argv))[:300],
+            "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps(info).encode(), 0)
+    return RunLock(run_id, fd, path)
+
+
+def _locked(run_id: str, path: Path) -> int:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.fchmod(fd, 0o600)  # a file left by an older drp may be readable by all
     except OSError as exc:
         raise UserError(f"cannot lock run {run_id!r} at {path}: {exc.strerror}") from None
     try:
@@ -60,11 +82,17 @@ def lock_run(run_id: str) -> RunLock:
     except OSError as exc:  # e.g. a file system without locks
         os.close(fd)
         raise UserError(f"cannot lock run {run_id!r} at {path}: {exc.strerror}") from None
-    info = {"pid": os.getpid(), "host": socket.gethostname(), "command": " ".join(sys.argv)[:300],
-            "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, json.dumps(info).encode(), 0)
-    return RunLock(run_id, fd)
+    return fd
+
+
+def _is_current(fd: int, path: Path) -> bool:
+    """Whether the locked file is still the one at `path` (its owner may have removed it meanwhile)."""
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (found.st_dev, found.st_ino) == (held.st_dev, held.st_ino)
 
 
 def _owner(fd: int) -> str:
@@ -73,7 +101,8 @@ def _owner(fd: int) -> str:
         info = json.loads(os.pread(fd, 65536, 0) or b"{}")
     except ValueError:
         info = {}
-    if not info.get("pid"):
+    if not isinstance(info, dict) or not info.get("pid"):
         return "another process (starting up)"
-    return (f"process {info['pid']} on {info.get('host', '?')}, started {info.get('started_at', '?')} "
-            f"({info.get('command', '?')})")
+    # masked again: a file written by an older drp may hold the command line as typed
+    return redact_command(f"process {info['pid']} on {info.get('host', '?')}, started {info.get('started_at', '?')} "
+                          f"({info.get('command', '?')})")

@@ -3,6 +3,11 @@ concurrency, write each finished trace atomically, resume where a killed run sto
 
 One process owns a run at a time (drp/run_lock.py); a new run is built aside and appears whole
 (drp/run_folders.py); a resume under a changed policy is refused unless asked for, and then recorded.
+
+A trace whose teacher could not be reached at all (no endpoint answered) is left pending, not failed, and once
+every endpoint is taken for down (drp.teacher.endpoints) the run stops taking traces and ends with a
+TeacherUnreachable error; a resume then finishes them. A resume also retries the traces that failed on a
+teacher error (an endpoint's fault, not the trace's) unless told not to (`retry_failed`).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import asyncio
 import json
 import os
 import signal
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -18,7 +24,7 @@ from pathlib import Path
 
 from drp import input_traces
 from drp.agents.kinds import uses_llm
-from drp.errors import UserError
+from drp.errors import EXIT_ENDPOINT_DOWN, UserError
 from drp.layout import join_response
 from drp.paths import new_run_dir
 from drp.run_folders import clear_leftovers, is_empty_folder, is_run_folder, publish, staging
@@ -27,11 +33,18 @@ from drp.store import DB_NAME, RunStore, check_intact, dumps, now, open_run
 
 
 DEFAULT_POLICY = "skill-aware"
+TEACHER_ERROR = "teacher_error:"  # the reason of a trace that failed on the teacher's fault (drp.graph.build)
 WRITE_EVERY = 0.2  # seconds between writes of finished traces
 
 
 class RunError(UserError):
     """A problem with the run as a whole (bad options, existing run): reported before any trace is touched."""
+
+
+class TeacherUnreachable(UserError):
+    """No teacher endpoint could be reached: the run stopped, the traces it could not do are left pending."""
+
+    exit_code = EXIT_ENDPOINT_DOWN
 
 
 @dataclass
@@ -63,6 +76,7 @@ class RunOptions:
     prompts_dirs: list[str] = field(default_factory=list)
     policy_overrides: dict[str, object] = field(default_factory=dict)
     allow_policy_change: bool = False  # resume under a policy that differs from the run's (both are recorded)
+    retry_failed: bool = True  # on resume, traces that failed on a teacher error are tried again
     max_record_chars: int = input_traces.DEFAULT_MAX_RECORD_CHARS
     teacher_tokenizer: str | None = None  # counts teacher calls that come without usage (None: the model's folder)
 
@@ -104,6 +118,8 @@ def run(options: RunOptions, progress: bool = True) -> RunSummary:
 
 
 def _prune_pending(store: RunStore, folder: Path, options: RunOptions, policy, teacher, progress: bool) -> RunSummary:
+    if options.resume and options.retry_failed and teacher is not None:
+        store.reopen_failed(TEACHER_ERROR)
     pending = store.pending_ids(options.limit)
     store.start_session(options.run_id)
     started = time.perf_counter()
@@ -114,17 +130,25 @@ def _prune_pending(store: RunStore, folder: Path, options: RunOptions, policy, t
     batch = teacher is not None and options.teacher_mode == "batch"
     with _setup_frozen():
         if batch:  # every pending trace at once, in one process: each graph stage of all of them is one batch job
-            _run_loop(_process_ids(options, folder, policy, teacher, graph, pending, max(1, len(pending)), bar))
+            unreachable = _run_loop(_process_ids(options, folder, policy, teacher, graph, pending,
+                                                 max(1, len(pending)), bar))
         elif options.workers <= 1 or len(pending) < 2:
-            _run_loop(_process_ids(options, folder, policy, teacher, graph, pending, options.concurrency, bar))
+            unreachable = _run_loop(_process_ids(options, folder, policy, teacher, graph, pending,
+                                                 options.concurrency, bar))
         else:
-            _process_in_workers(options, folder, policy, teacher, graph, pending, store, bar)
+            unreachable = _process_in_workers(options, folder, policy, teacher, graph, pending, store, bar)
     bar.close()
     seconds = time.perf_counter() - started
     store.end_session(options.run_id, seconds)
     write_pruned_jsonl(store, folder)
     counts = store.status_counts()
     store.close()
+    if unreachable:
+        error = TeacherUnreachable(f"{unreachable}: stopped with {counts.get('pending', 0)} traces left pending; "
+                                   f"finish with `drp run {options.source} --run-id {options.run_id} --resume` "
+                                   "once an endpoint answers")
+        error.reason = unreachable
+        raise error
     return RunSummary(options.run_id, folder, len(pending), counts, seconds)
 
 
@@ -179,8 +203,9 @@ def _graph():
 
 
 async def _process_ids(options: RunOptions, folder: Path, policy, teacher, graph, ids: list[str], concurrency: int,
-                       bar=None) -> None:
-    """Run the graph over these traces, `concurrency` at a time, storing each as soon as it ends."""
+                       bar=None) -> str | None:
+    """Run the graph over these traces, `concurrency` at a time, storing each as soon as it ends. A trace whose
+    teacher could not be reached is left pending; returns why, if any was (None: every trace ended)."""
     from drp.agents.context import RunContext
     from drp.teacher.scope import CURRENT_TRACE
 
@@ -191,6 +216,10 @@ async def _process_ids(options: RunOptions, folder: Path, policy, teacher, graph
     for trace_id in ids:
         queue.put_nowait(trace_id)
     finished: list[tuple] = []  # results not yet written (a kill loses them like traces in flight: redone on resume)
+    unreachable: list[str] = []  # why traces were left pending (no teacher endpoint reached)
+
+    def teacher_down() -> str | None:
+        return getattr(teacher.transport, "down", None) if teacher is not None else None
 
     def write_finished() -> None:
         batch = finished[:]
@@ -208,13 +237,16 @@ async def _process_ids(options: RunOptions, folder: Path, policy, teacher, graph
             write_finished()
 
     async def worker():
-        while not queue.empty():
+        while not queue.empty() and not teacher_down():
             trace = store.trace_input(queue.get_nowait())
             CURRENT_TRACE.set(trace["id"])
             if teacher is not None:
                 teacher.trace_started()
             try:
                 result = await _process(graph, ctx, trace)
+                if result.get("teacher_unreachable"):  # the endpoints' fault, not the trace's: left pending
+                    unreachable.append(result["reason"].removeprefix(TEACHER_ERROR).strip())
+                    continue
                 finished.append((trace["id"], *_result_rows(trace, result, counter)))
             finally:
                 if teacher is not None:
@@ -229,11 +261,17 @@ async def _process_ids(options: RunOptions, folder: Path, policy, teacher, graph
         if teacher is not None:
             await teacher.aclose()
         store.close()
+    if teacher_down():
+        return teacher_down()
+    if unreachable:
+        return f"no teacher endpoint could be reached for {len(unreachable)} traces (last: {unreachable[-1][:200]})"
+    return None
 
 
 def _process_in_workers(options: RunOptions, folder: Path, policy, teacher, graph, ids: list[str], store: RunStore,
-                        bar) -> None:
-    """Fork workers over interleaved shares of the pending traces; follow their progress in the database."""
+                        bar) -> str | None:
+    """Fork workers over interleaved shares of the pending traces; follow their progress in the database.
+    Returns why traces were left pending when a worker could not reach the teacher (see _process_ids)."""
     import multiprocessing
     from multiprocessing.connection import wait
 
@@ -265,9 +303,11 @@ def _process_in_workers(options: RunOptions, folder: Path, policy, teacher, grap
     for process in processes:
         process.join()
     bar.n = store.terminal_count() - done_before
-    failed = [p.exitcode for p in processes if p.exitcode]
+    failed = [p.exitcode for p in processes if p.exitcode and p.exitcode != EXIT_ENDPOINT_DOWN]
     if failed:
         raise RunError(f"{len(failed)} worker process(es) died (exit codes {failed}); finish with --resume")
+    stopped = sum(1 for p in processes if p.exitcode == EXIT_ENDPOINT_DOWN)
+    return f"{stopped} worker(s) could not reach any teacher endpoint" if stopped else None
 
 
 def _worker_main(options: RunOptions, folder: Path, policy, teacher, graph, ids: list[str], concurrency: int,
@@ -278,19 +318,19 @@ def _worker_main(options: RunOptions, folder: Path, policy, teacher, graph, ids:
     # worker, at once, so no orphan keeps writing beside a resume. What it finished is committed (but for the
     # last WRITE_EVERY seconds, redone on resume).
     die_with_parent(signal.SIGKILL, parent)
-    _run_loop(_process_ids(options, folder, policy, teacher, graph, ids, concurrency))
+    if _run_loop(_process_ids(options, folder, policy, teacher, graph, ids, concurrency)):
+        sys.exit(EXIT_ENDPOINT_DOWN)  # the parent says so, once
 
 
-def _run_loop(main) -> None:
+def _run_loop(main):
     """Run the traces' event loop: uvloop's where installed (its sockets and scheduling cost a fraction of
     asyncio's own per request), else asyncio's."""
     try:
         import uvloop
     except ImportError:
-        asyncio.run(main)
-        return
+        return asyncio.run(main)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(main)
+        return runner.run(main)
 
 
 def _counter(options: RunOptions):
@@ -400,6 +440,7 @@ def _settle_existing_run(folder: Path, options: RunOptions) -> tuple[RunOptions,
         # the policy settings with --set (a policy change, refused unless allowed).
         keep = {"concurrency": options.concurrency, "workers": options.workers, "limit": options.limit,
                 "resume": True, "overwrite": False, "allow_policy_change": options.allow_policy_change,
+                "retry_failed": options.retry_failed,
                 "policy_overrides": {**(saved.get("policy_overrides") or {}), **options.policy_overrides}}
         legacy_url = saved.pop("teacher_url", None)  # runs stored before several endpoints were possible
         saved.setdefault("teacher_urls", [legacy_url] if legacy_url else [])
@@ -515,6 +556,8 @@ def _teacher(options: RunOptions, policy, folder: Path):
         raise RunError(f"--teacher-mode is online or batch, not {options.teacher_mode!r}")
     if options.teacher_mode == "batch" and len(options.teacher_urls) > 1:
         raise RunError("batch mode sends its jobs to one endpoint: give one --teacher-url")
+    for url in options.teacher_urls:
+        check_teacher_url(url)
     first, *others = options.teacher_urls
     settings = TeacherSettings(
         url=first, extra_urls=tuple(others), model=options.teacher_model, api_key_env=options.teacher_api_key_env,
@@ -529,6 +572,23 @@ def _teacher(options: RunOptions, policy, folder: Path):
                                    job_timeout=options.batch_job_timeout)
         return Teacher(settings, transport, usage_counter=_usage_counter(options))
     return Teacher(settings, usage_counter=_usage_counter(options))
+
+
+def check_teacher_url(url: str) -> None:
+    """An http(s) URL with a host, or a RunError before anything is sent (a `file://` URL, a bare host name)."""
+    from urllib.parse import urlsplit
+
+    from drp.redaction import redact_url
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - a port that is not a number raises here
+        usable = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        usable = False
+    if not usable:
+        raise RunError(f"teacher URL {redact_url(url)!r} is not an http:// or https:// URL with a host "
+                       "(e.g. http://127.0.0.1:8000/v1)")
 
 
 def _price(options: RunOptions, teacher):

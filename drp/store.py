@@ -28,8 +28,13 @@ from drp.errors import UserError
 from drp.input_traces import LoadedRecord, unused_key
 from drp.layout import answer_section_after
 from drp.paths import DB_NAME
+from drp.redaction import scrub_secrets
 
 TERMINAL = ("accepted", "rejected", "failed")
+# A teacher token count beyond this (or negative, or not whole) is no count: stored before usage was checked
+# (drp/teacher/bodies.py), it reads as missing, and sums over a run can never overflow.
+MAX_TOKENS = 10**9
+_TEACHER_TOKEN_COLUMNS = ("teacher_input_tokens", "teacher_output_tokens", "input_tokens", "output_tokens")
 
 
 class RunNotFound(UserError):
@@ -262,6 +267,28 @@ MIGRATIONS = [
 ]
 
 
+def _tokens(column: str) -> str:
+    """SQL for a teacher token column, NULL where its value is no count."""
+    return f"(case when typeof([{column}]) = 'integer' and [{column}] between 0 and {MAX_TOKENS} then [{column}] end)"
+
+
+def _sane_tokens(row: dict) -> dict:
+    """The row with teacher token counts out of range read as missing (None)."""
+    for column in _TEACHER_TOKEN_COLUMNS:
+        value = row.get(column)
+        if value is not None and not (isinstance(value, int) and 0 <= value <= MAX_TOKENS):
+            row[column] = None
+    return row
+
+
+def _scrubbed_tries(tries: list[dict] | None) -> list[dict] | None:
+    """A call's failed tries with their errors' secrets masked."""
+    if not tries:
+        return None
+    return [{**entry, "error": scrub_secrets(entry.get("error"))} if isinstance(entry, dict) else entry
+            for entry in tries]
+
+
 def _legacy_trace_columns(row: dict) -> dict:
     """What later migrations add to a trace row, computed for a run read before them (read-only)."""
     if "pruned_answer_section" not in row:
@@ -470,6 +497,15 @@ class RunStore:
         rows = self._rows("select id, line from traces where status = 'pending' order by line")
         return [row["id"] for row in rows if last_line is None or row["line"] <= last_line]
 
+    def reopen_failed(self, reason_prefix: str) -> int:
+        """Failed traces whose reason starts with `reason_prefix` become pending again (a resume retries them);
+        their old calls and steps stay until the retry's replace them. Returns how many."""
+        with self.db.conn:
+            cursor = self.db.execute(
+                "update traces set status = 'pending', reason = null, finished_at = null "
+                "where status = 'failed' and substr(reason, 1, ?) = ?", [len(reason_prefix), reason_prefix])
+        return cursor.rowcount
+
     def trace_input(self, trace_id: str) -> dict:
         """What the graph needs of one trace: id, question, response, gold_answer."""
         row = self.db["traces"].get(trace_id)
@@ -490,13 +526,16 @@ class RunStore:
         step_rows, call_rows, results = [], [], []
         for trace_id, result, steps, calls in finished:
             step_rows += [{**step, "trace_id": trace_id, "step": number} for number, step in enumerate(steps, start=1)]
+            # What an endpoint said (its errors, its replies) may echo the API key: masked here, where it is kept.
             call_rows += [
                 {**call, "trace_id": trace_id, "seq": seq, "messages": dumps(call["messages"]),
                  "parsed": dumps(call["parsed"]), "policy_hash": policy_hash,
-                 "endpoint_errors": dumps(call.get("endpoint_errors"))}
+                 "error": scrub_secrets(call.get("error")), "raw_output": scrub_secrets(call.get("raw_output")),
+                 "endpoint_errors": dumps(_scrubbed_tries(call.get("endpoint_errors")))}
                 for seq, call in enumerate(calls, start=1)
             ]
-            results.append({**result, "id": trace_id, "policy_hash": policy_hash, "finished_at": now()})
+            results.append({**result, "id": trace_id, "policy_hash": policy_hash, "finished_at": now(),
+                            **({"reason": scrub_secrets(result["reason"])} if "reason" in result else {})})
         ids = [trace_id for trace_id, *_ in finished]
         marks = ", ".join("?" for _ in ids)
         with self.db.conn:
@@ -624,7 +663,7 @@ class RunStore:
         if limit is not None:
             sql += " limit ?"
             params.append(limit)
-        rows = self._rows(sql, params)
+        rows = [_sane_tokens(row) for row in self._rows(sql, params)]
         return [_legacy_trace_columns(row) for row in rows] if wanted is None else rows
 
     def accepted(self) -> list[dict]:
@@ -636,7 +675,7 @@ class RunStore:
         if not self.columns("traces"):
             return None
         rows = self._rows("select * from traces where id = ?", [trace_id])
-        return _legacy_trace_columns(rows[0]) if rows else None
+        return _legacy_trace_columns(_sane_tokens(rows[0])) if rows else None
 
     def steps(self, trace_id: str) -> list[dict]:
         if not self.columns("steps"):
@@ -652,7 +691,7 @@ class RunStore:
         if nodes:
             sql += f" and node in ({', '.join('?' for _ in nodes)})"
             params += nodes
-        calls = [_legacy_call_columns(call) for call in self._rows(sql + " order by seq", params)]
+        calls = [_legacy_call_columns(_sane_tokens(call)) for call in self._rows(sql + " order by seq", params)]
         for call in calls:
             call["messages"], call["parsed"] = json_or_text(call.get("messages")), json_or_text(call.get("parsed"))
         return calls
@@ -695,9 +734,10 @@ class RunStore:
         `unknown_traces` those whose teacher tokens are missing."""
         if not {"teacher_input_tokens", "teacher_output_tokens", "teacher_calls"} <= self.columns("traces"):
             return None
+        given, taken = _tokens("teacher_input_tokens"), _tokens("teacher_output_tokens")
         row = self._rows(
-            "select sum(teacher_input_tokens) as input, sum(teacher_output_tokens) as output, "
-            "sum(teacher_calls) as calls, sum(teacher_calls > 0 and teacher_input_tokens is null) as unknown, "
+            f"select sum({given}) as input, sum({taken}) as output, sum(teacher_calls) as calls, "
+            f"sum(teacher_calls > 0 and ({given} is null or {taken} is null)) as unknown, "
             "count(teacher_calls) as traces from traces")[0]
         totals = {key: row[key] or 0 for key in ("input", "output", "calls")}
         totals["traces"], totals["unknown_traces"] = row["traces"] or 0, row["unknown"] or 0
@@ -751,11 +791,12 @@ class RunStore:
         """Per graph node: calls, tokens, mean latency, errors, distinct models (in graph order)."""
         if not self.columns("calls"):
             return []
+        given, taken = _tokens("input_tokens"), _tokens("output_tokens")
         return self._rows(
             # a token total with a call of unknown usage in it is unknown (NULL), not the sum of the rest
             "select node, count(*) as calls, "
-            "case when count(input_tokens) < count(*) then null else sum(input_tokens) end as input_tokens, "
-            "case when count(output_tokens) < count(*) then null else sum(output_tokens) end as output_tokens, "
+            f"case when count({given}) < count(*) then null else sum({given}) end as input_tokens, "
+            f"case when count({taken}) < count(*) then null else sum({taken}) end as output_tokens, "
             "avg(latency_ms) as mean_latency_ms, sum(error is not null and error != '') as errors, "
             "count(distinct model) as models from calls group by node order by min(seq), node")
 

@@ -1,7 +1,7 @@
 """A real OpenAI-compatible HTTP server on loopback that answers from a script.
 
 Tests and benchmarks point the teacher client at ``ScriptedTeacher.url`` and decide, per request, what the
-"teacher" replies: text, a tool call, an HTTP error, a hang, or a dropped connection. Chat requests
+"teacher" replies: text, a tool call, an HTTP error, a hang, a dropped connection, raw bytes or an endless body. Chat requests
 (``/v1/chat/completions``) and raw completions (``/v1/completions``, the legacy API; ``completions=False``
 answers 404 there, as a chat-only server does) go to the same responder: a raw request has ``prompt``
 instead of ``messages``. Everything goes over real
@@ -82,14 +82,26 @@ class Drop:
 
 @dataclass
 class Raw:
-    """Exactly these bytes as the body (for replies that are not valid JSON at the HTTP level)."""
+    """Exactly these bytes as the body (for replies that are not valid JSON at the HTTP level), with any extra
+    headers (e.g. ``{"Content-Encoding": "gzip"}`` over compressed bytes)."""
 
     body: Union[str, bytes]
     status: int = 200
     content_type: str = "application/json"
+    headers: dict | None = None
 
 
-Reply = Union[Text, ToolCall, Error, Hang, Drip, Drop, Raw]
+@dataclass
+class Endless:
+    """A 200 whose chunked body never ends: ``chunk`` again and again (every ``interval`` seconds) until the
+    client goes away or the server stops."""
+
+    chunk: bytes = b" " * 65536
+    interval: float = 0.0
+    start: bytes = b'{"choices": [{"message": {"role": "assistant", "content": "'
+
+
+Reply = Union[Text, ToolCall, Error, Hang, Drip, Drop, Raw, Endless]
 Responder = Callable[[dict], Reply]
 
 
@@ -221,6 +233,23 @@ class _Handler(BaseHTTPRequestHandler):
             pass
         self.close_connection = True
 
+    def _endless(self, reply: Endless) -> None:
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            chunk = reply.start
+            while True:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.wfile.flush()
+                chunk = reply.chunk
+                if self.server.teacher._sleep(reply.interval):
+                    break
+        except _CLIENT_GONE:
+            pass
+        self.close_connection = True
+
     def _error(self, status: int, message: str, headers: dict | None = None, body: dict | None = None) -> None:
         if body is None:
             body = {"error": {"message": message, "type": _STATUS_TYPES.get(status, "api_error"),
@@ -285,7 +314,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif isinstance(reply, Error):
             self._error(reply.status, f"scripted error {reply.status}", reply.headers, reply.body)
         elif isinstance(reply, Raw):
-            self._send(reply.status, reply.body, content_type=reply.content_type)
+            self._send(reply.status, reply.body, reply.headers, content_type=reply.content_type)
+        elif isinstance(reply, Endless):
+            self._endless(reply)
         elif isinstance(reply, Text) and "prompt" in request:
             self._send(200, self.server.teacher._text_completion(request, reply))
         elif isinstance(reply, (Text, ToolCall)):

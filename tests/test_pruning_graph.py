@@ -150,10 +150,11 @@ def test_http_faults_end_as_failed_traces(reply, reason):
     assert call["node"] == "segmenter" and call["error"].startswith("teacher_error")
 
 
-def test_connection_refused_is_a_failed_trace():
+def test_connection_refused_leaves_the_trace_pending():
+    # No endpoint reached: the teacher's fault, not the trace's (tests/test_hostile_endpoints.py has the rest).
     result = run_llm(refused_url(), "refused", "--limit", "1")
-    assert result.exit_code == 1
-    assert traces_of("refused")["demo-001"]["reason"].startswith("teacher_error: connection failed")
+    assert result.exit_code == 3 and "connection failed" in result.output
+    assert traces_of("refused")["demo-001"]["status"] == "pending"
 
 
 def test_rate_limit_with_retry_after_is_retried_by_the_client():

@@ -63,8 +63,10 @@ async def ask(
                                           node=agent, attempt=attempt)
         except TeacherError as exc:
             calls.append(
+                # tokens unknown (None), never 0: a call that timed out may well have been paid for
                 record(agent, attempt, policy.name, prompt_name, policy.prompt_hashes[agent], llm=True,
-                       messages=messages, error=f"teacher_error: {exc}", model=model, temperature=temperature,
+                       messages=messages, raw_output=exc.raw, error=f"teacher_error: {exc}", model=model,
+                       input_tokens=None, output_tokens=None, temperature=temperature,
                        max_tokens=room, endpoint=getattr(exc, "endpoint", None),
                        endpoint_errors=getattr(exc, "endpoint_errors", None))
             )

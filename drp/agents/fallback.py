@@ -23,6 +23,8 @@ async def fallback(state: TraceState, ctx: RunContext) -> dict:
     try:
         result = await verifier.verify(trial, ctx)  # the optional LLM judge may call the teacher
     except TeacherError as exc:
+        if exc.unreachable:  # not the trace's fault: the graph leaves it for a later session
+            raise
         return {**rejected, "calls": getattr(exc, "calls", [])}
     if result.get("status") != "accepted":
         return {**rejected, "calls": result["calls"], "verdict": result["verdict"]}

@@ -38,4 +38,5 @@ class TraceState(TypedDict, total=False):
     verdict: dict
     status: str | None  # accepted | rejected | failed once terminal
     reason: str | None
+    teacher_unreachable: bool  # failed because no teacher endpoint could be reached: left pending, not failed
     calls: Annotated[list[dict], operator.add]  # every agent call, in order

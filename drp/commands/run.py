@@ -38,6 +38,7 @@ def run(
     resume: Annotated[bool, typer.Option(help="Finish an interrupted run; finished traces are not redone.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run with this id (only ever a drp run), once the new one is set up.")] = False,
     allow_policy_change: Annotated[bool, typer.Option(help="With --resume: finish the run under a policy that differs from its own (prompts or settings); both are recorded.")] = False,
+    retry_failed: Annotated[bool, typer.Option(help="With --resume: try again the traces that failed on a teacher error (timeouts, HTTP errors, unusable replies); --no-retry-failed keeps them failed.")] = True,
     tokenizer: Annotated[Optional[str], typer.Option(help="Tokenizer for token counts (path or hub id; default: the R1-Distill-Qwen one).")] = None,
     teacher_tokenizer: Annotated[Optional[str], typer.Option(help="The teacher's tokenizer, to count teacher calls the server reports no usage for (default: the teacher model's folder when it is one; else such calls' tokens are shown as missing).")] = None,
     field: Annotated[Optional[list[str]], typer.Option(help="Remap an input field: OURS=THEIRS, e.g. question=problem.")] = None,
@@ -68,7 +69,8 @@ def run(
         prices_file=str(prices_file) if prices_file else None,
         limit=limit, concurrency=concurrency, workers=workers, resume=resume, overwrite=overwrite, tokenizer=tokenizer,
         field_map=parse_field_map(field or []), split=split, prompts_dirs=[str(p) for p in prompts_dir or []],
-        policy_overrides=overrides, allow_policy_change=allow_policy_change, max_record_chars=max_record_chars,
+        policy_overrides=overrides, allow_policy_change=allow_policy_change, retry_failed=retry_failed,
+        max_record_chars=max_record_chars,
         teacher_tokenizer=teacher_tokenizer,
     )
     if estimate:

@@ -18,13 +18,15 @@ from drp.teacher import TeacherError
 
 
 def _teacher_node(agent_function):
-    """A teacher fault ends the trace as `failed` with its transcript, instead of escaping the graph."""
+    """A teacher fault ends the trace as `failed` with its transcript, instead of escaping the graph (and says
+    whether no endpoint could be reached at all: the runner then leaves the trace pending)."""
 
     async def node(state: TraceState, runtime: Runtime[RunContext]) -> dict:
         try:
             return await agent_function(state, runtime.context)
         except TeacherError as exc:
-            return {"status": "failed", "reason": f"teacher_error: {exc}", "calls": getattr(exc, "calls", [])}
+            return {"status": "failed", "reason": f"teacher_error: {exc}", "calls": getattr(exc, "calls", []),
+                    "teacher_unreachable": exc.unreachable}
 
     node.__name__ = agent_function.__name__
     return node
@@ -34,16 +36,13 @@ _segment = _teacher_node(segmenter.segment)
 _classify = _teacher_node(classifier.classify)
 _prune = _teacher_node(pruner.prune)
 _verify = _teacher_node(verifier.verify)  # the optional LLM judge is a teacher call too
+_fallback = _teacher_node(fallback)  # so is the judge of its rule-based attempt
 
 
 # Deterministic nodes are declared async so LangGraph runs them inline on the event loop: they are short,
 # and a hop through its thread pool per node costs more than the work itself.
 async def _prepare(state: TraceState, runtime: Runtime[RunContext]) -> dict:
     return prepare(state, runtime.context)
-
-
-async def _fallback(state: TraceState, runtime: Runtime[RunContext]) -> dict:
-    return await fallback(state, runtime.context)
 
 
 class Routing(TypedDict, total=False):

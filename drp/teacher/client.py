@@ -22,9 +22,10 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ValidationError
 
-from drp.endpoint import NO_KEY, EndpointSettings, describe_error, timeout_message
+from drp.endpoint import NO_KEY, EndpointSettings, describe_error, timeout_message, transport_cause
 from drp.policy import AgentSettings, StructuredMethod
-from drp.redaction import redact_url
+from drp.redaction import redact_url, remember_secrets
+from drp.teacher.bodies import BadReply, plausible_usage
 from drp.teacher.replies import (
     content, describe, parse_json_reply, parse_tool_call, raw_text, repeated_tail, response_format,
 )
@@ -39,7 +40,12 @@ DEADLINE_TOKENS_PER_SECOND = 5.0
 
 
 class TeacherError(RuntimeError):
-    """The endpoint failed (after retries): the trace fails, the run goes on."""
+    """The endpoint failed (after retries): the trace fails, the run goes on. `raw`: the start of a reply that was
+    not usable (for the transcript); `unreachable`: no endpoint could be reached at all (the trace is not to blame)."""
+
+    def __init__(self, message: str, raw: str | None = None, unreachable: bool = False):
+        super().__init__(message)
+        self.raw, self.unreachable = raw, unreachable
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,8 @@ class Teacher:
         self.settings = settings
         self.transport = transport if transport is not None else EndpointPool(settings.urls)
         self.usage_counter = usage_counter  # the teacher's tokenizer (a TokenCounter), for replies without usage
+        # The key and the URLs' credentials are masked in every error text a run stores or prints.
+        remember_secrets(settings.client_options()["api_key"], *settings.urls)
         self._client = None
         self._models: dict[tuple, object] = {}
 
@@ -148,11 +156,14 @@ class Teacher:
         """One request. `max_tokens` (capped by the agent's) sizes this call's reply and `temperature` (default:
         the agent's) samples it; `node` and `attempt` name it for the transport (the batch queue keys requests by
         trace, node and attempt)."""
-        scope = CallScope(trace_id=CURRENT_TRACE.get(), node=node, attempt=attempt)
+        budget = min(max_tokens or agent.max_tokens, agent.max_tokens)
+        down = getattr(self.transport, "down", None)
+        if down:  # every endpoint is down: the run is stopping, nothing more is sent
+            raise TeacherError(down, unreachable=True)
+        scope = CallScope(trace_id=CURRENT_TRACE.get(), node=node, attempt=attempt, max_tokens=budget)
         token = CURRENT_CALL.set(scope)
         try:
-            reply = await self._ask(agent, messages, schema, min(max_tokens or agent.max_tokens, agent.max_tokens),
-                                    temperature)
+            reply = await self._ask(agent, messages, schema, budget, temperature)
         except TeacherError as exc:
             exc.endpoint, exc.endpoint_errors = scope.endpoint, scope.endpoint_errors or None
             raise
@@ -164,6 +175,8 @@ class Teacher:
     async def _ask(self, agent: AgentSettings, messages: list[dict], schema: type[BaseModel], max_tokens: int,
                    temperature: float | None) -> Reply:
         import openai
+
+        from drp.teacher.endpoints import UNREACHABLE
 
         chat = self._chat_model(agent, max_tokens, temperature)
         method = agent.structured_output or self.settings.structured_output
@@ -190,20 +203,27 @@ class Teacher:
                                   "write each item once)" if looping else f" (the reply was cut at max_tokens={max_tokens})")
         except (TimeoutError, openai.APITimeoutError) as exc:  # the deadline: never re-sent
             raise TeacherError(timeout_message(deadline)) from exc
-        except (openai.APIStatusError, openai.APIConnectionError) as exc:
+        except BadReply as exc:  # the endpoints answered, but nothing usable (each was tried: not re-sent)
+            raise TeacherError(str(exc), raw=exc.raw) from exc
+        except openai.APIConnectionError as exc:
+            raise TeacherError(self.transport.scrub(describe_error(exc, deadline)),
+                               unreachable=isinstance(transport_cause(exc, openai.APIConnectionError),
+                                                      UNREACHABLE)) from exc
+        except openai.APIStatusError as exc:
             raise TeacherError(self.transport.scrub(describe_error(exc, deadline))) from exc
         except (ValidationError, ValueError, openai.LengthFinishReasonError, openai.ContentFilterFinishReasonError) as exc:
             # the client library raises some parse failures itself (function calling): a retry, not a crash
             return Reply(None, "", describe(exc, schema), chat.model_name, latency_ms=_ms(started))
         raw = raw_text(raw_message)
         return Reply(parsed=parsed, raw=raw, error=error, model=chat.model_name, latency_ms=_ms(started),
-                     **self._usage(raw_message, messages, raw))
+                     **self._usage(raw_message, messages, raw, max_tokens))
 
-    def _usage(self, message, messages: list[dict], raw: str) -> dict:
-        """The call's teacher tokens: the server's usage; without one, a count with the teacher's tokenizer
-        when there is one; else missing (None), which the run's figures show as missing, not as 0."""
+    def _usage(self, message, messages: list[dict], raw: str, max_tokens: int) -> dict:
+        """The call's teacher tokens: the server's usage; without one (or with one out of range: negative, not
+        whole, or far beyond what this request could take), a count with the teacher's tokenizer when there is
+        one; else missing (None), which the run's figures show as missing, not as 0."""
         usage = getattr(message, "usage_metadata", None)
-        if usage:
+        if usage and plausible_usage(usage.get("input_tokens"), usage.get("output_tokens"), messages, max_tokens):
             return {"input_tokens": usage.get("input_tokens"), "output_tokens": usage.get("output_tokens"),
                     "usage": "reported"}
         if self.usage_counter is not None:

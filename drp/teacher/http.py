@@ -9,7 +9,6 @@ passes it on. Anything unusual (files, form data, cookies) takes httpx's own pat
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import timedelta
 
@@ -46,14 +45,9 @@ class TransportClient(httpx2.AsyncClient):
         started = time.perf_counter()
         response = await self._transport.handle_async_request(request)
         response.request = request
-        if not stream:
+        if not stream:  # the transports hand over replies read whole already (the pool reads them capped)
             try:
                 await response.aread()
-            except asyncio.CancelledError:  # the request's deadline passed mid-reply: the transport counts it
-                abandoned = getattr(self._transport, "abandoned", None)
-                if abandoned is not None:
-                    abandoned(request)
-                raise
             finally:
                 await response.aclose()
             response.elapsed = timedelta(seconds=time.perf_counter() - started)

@@ -48,4 +48,6 @@ class RawReply:
         self.headers = response.headers
 
     def parse(self) -> dict:
-        return self.http_response.json()
+        # The endpoint pool parsed (and checked) the reply already (drp/teacher/bodies.py): not parsed twice.
+        parsed = self.http_response.extensions.get("drp_parsed")
+        return parsed if parsed is not None else self.http_response.json()

@@ -21,6 +21,7 @@ class CallScope:
     trace_id: str | None = None
     node: str | None = None
     attempt: int | None = None
+    max_tokens: int | None = None  # the reply's budget: what its body may weigh follows from it
     endpoint: str | None = None  # the endpoint that answered (credentials masked)
     endpoint_errors: list[dict] = field(default_factory=list)  # tries that failed first: {"endpoint", "error"}
 
