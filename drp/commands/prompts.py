@@ -42,8 +42,9 @@ def show(
 
     resolved = _policy(policy, prompts_dir)
     if agent is None:
+        hashes = resolved.prompt_hashes  # every prompt file read (and vetted) before anything is printed
         typer.echo(yaml.safe_dump(resolved.model_dump(mode="json", exclude={"folders"}), sort_keys=False))
-        typer.echo(f"prompt hashes: {resolved.prompt_hashes}")
+        typer.echo(f"prompt hashes: {hashes}")
         return
     if agent not in resolved.agents:
         raise UserError(f"policy {resolved.name!r} has no agent {agent!r}; agents: {', '.join(resolved.agents)}")
@@ -52,7 +53,7 @@ def show(
         typer.echo(f"{agent} in {resolved.name!r} is `{resolved.agents[agent].kind}`: no prompt (no LLM)")
         return
     typer.echo(f"# {path} · hash {resolved.prompt_hashes[agent]}")
-    typer.echo(path.read_text())
+    typer.echo(resolved.prompt_text(agent))
 
 
 @prompts_app.command("render")
