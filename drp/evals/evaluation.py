@@ -72,9 +72,12 @@ def run_eval(settings: EvalSettings, echo: Callable[[str], None] = print) -> Eva
     from drp.redaction import redact_url
     from drp.tokens import TokenCounter
 
+    from drp.outputs import check_output
+
     started = time.perf_counter()
     if settings.out.exists() and not settings.out.is_dir():
         raise EvalError(f"--out {settings.out} is a file: eval writes a folder (samples, metrics); name a folder")
+    check_output(settings.out, "eval")
     protocol = check_protocol(settings.protocol)
     label, template = resolve_template(settings.prompt_template)
     if protocol == "paper":  # the paper's prompts replace the student family's template
