@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from drp.errors import UserError
+from drp.surrogates import first_surrogate
 
 REQUIRED = ("question", "response")
 # A record longer than this (question + response, in characters) ends as too_long before it is split or
@@ -164,6 +165,13 @@ def _normalise(line: int, raw: object, error: str | None, field_map: dict[str, s
         return LoadedRecord("", line, None, error)
     if not isinstance(raw, dict):
         return LoadedRecord("", line, None, f"invalid_record: expected a JSON object, got {type(raw).__name__}")
+    surrogate = first_surrogate(raw)
+    if surrogate is not None:  # a JSON `\udc80` escape: no text at all, and nothing could store or print it
+        where, escape = surrogate
+        own, _ = _own_id(raw.get(field_map.get("id", "id")))
+        own = None if own is None or first_surrogate(own) else own
+        return LoadedRecord("", line, None, f"invalid_text: {where} holds a lone surrogate ({escape}), which "
+                            "is not a character (a broken \\u escape in the JSON)", own)
 
     def field(name: str):
         return raw.get(field_map.get(name, name))
