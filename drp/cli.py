@@ -48,7 +48,9 @@ class _Commands(TyperGroup):
 
 
 def _fail(message: str, exit_code: int):
-    typer.echo(f"error: {message}", err=True)
+    from drp.terminal import printable
+
+    typer.echo(f"error: {printable(message)}", err=True)  # messages quote input and endpoints' replies
     raise typer.Exit(exit_code) from None
 
 
