@@ -94,6 +94,12 @@ def check_source(source: str) -> None:
     path = Path(source).expanduser()
     if path.is_file():
         return
+    if path.exists() and not path.is_dir():  # a FIFO, a device, a socket: there, but no file to read twice
+        from drp.safe_files import check_regular
+
+        check_regular(path, "input")  # raises, saying what it is
+    if path.is_symlink() and not path.exists():
+        raise InputError(f"input {source} is a link to nothing ({path.readlink()})")
     if path.is_dir():
         if not any((path / marker).is_file() for marker in ("dataset_dict.json", "state.json", "dataset_info.json")):
             raise InputError(f"{source} is a folder but not a `datasets` folder (one written by save_to_disk): "

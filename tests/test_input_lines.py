@@ -4,8 +4,12 @@ bad lines never lose a record, and each row keeps the record's own id beside its
 from __future__ import annotations
 
 import json
+import os
 
-from helpers import drp, example_records, pruned_of, traces_of
+import pytest
+from helpers import drp, drp_process, example_records, one_line_error, pruned_of, traces_of
+
+from drp.paths import run_dir
 
 from drp.input_traces import load
 
@@ -136,3 +140,21 @@ def test_stored_text_never_holds_a_lone_surrogate(tmp_path):
 
     assert _cell("a\udc80b") == "a\ufffdb" and dumps({"x": "\ud800"}) == '{"x": "\ufffd"}'
     assert _cell("plain") == "plain" and _cell("emoji \U0001F600") == "emoji \U0001F600"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "dangling-link"])
+def test_a_traces_path_that_is_no_regular_file_is_an_error(kind, tmp_path, monkeypatch):
+    """A FIFO or device named as the traces is refused for what it is, never looked up as a hub dataset and
+    never read (a FIFO would block, a device never end)."""
+    monkeypatch.chdir(tmp_path)
+    name = "traces"  # no suffix, no slash: a name the hub could also have
+    if kind == "fifo":
+        os.mkfifo(name)
+    elif kind == "device":
+        os.symlink("/dev/zero", name)
+    else:
+        os.symlink(tmp_path / "gone.jsonl", name)
+    result = drp_process("run", name, "--policy", "rules", "--run-id", "f", "--quiet", timeout=60)
+    assert result.returncode == 2 and one_line_error(result.stderr), result.stderr
+    assert {"fifo": "FIFO", "device": "device", "dangling-link": "link to nothing"}[kind] in result.stderr
+    assert "dataset" not in result.stderr and not run_dir("f").exists()
