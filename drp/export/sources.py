@@ -68,6 +68,12 @@ def load_accepted_run(spec: str) -> AcceptedRun:
 
 
 def _from_db(folder: Path, name: str) -> AcceptedRun:
+    from drp.run_lock import holder
+
+    running = holder(folder)
+    if running is not None:  # its accepted traces so far are not the run's dataset: refuse rather than cut it
+        raise SourceError(f"run {name!r} is still in progress ({running}): export it once it has ended "
+                          "(an interrupted run finishes with `drp run … --resume`)")
     store = open_run(folder)
     meta = store.run_row()
     counts = store.status_counts()

@@ -1,5 +1,5 @@
-"""`drp run --estimate` prunes its sample in a scratch run: a real SIGKILL in the middle leaves it behind, and the
-next estimate removes it (never one a living estimate holds)."""
+"""A killed `drp run --estimate` leaves its scratch run only until the next estimate (a real SIGKILL), and a run
+still in progress (a live process holds its lock) is not exported cut short."""
 
 from __future__ import annotations
 
@@ -44,3 +44,34 @@ def test_a_scratch_folder_in_use_is_never_cleared(tmp_path):
         assert clear_stale("drp-test-", tmp_path) == []
         assert (mine / "work").exists()
     assert not mine.exists()
+
+
+def test_export_of_a_run_still_in_progress_says_so(tmp_path):
+    """A live `drp run` holds its run's lock: export refuses to cut the dataset short, in one line, and exports
+    once the run has ended (here: killed, so the lock is free and the accepted traces so far are the run's)."""
+    from helpers import drp, one_line_error
+
+    from drp.paths import run_dir
+
+    source = write_jsonl(tmp_path / "many.jsonl", [{**r, "id": f"{r['id']}-{k}"} for k in range(4)
+                                                   for r in example_records()])
+    with ScriptedTeacher(sensible, latency=0.3) as teacher:
+        process = subprocess.Popen(list(map(str, [*DRP, "run", source, "--teacher-url", teacher.url,
+                                                  "--teacher-model", "m", "--run-id", "live", "--quiet",
+                                                  "--concurrency", "1"])),
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 120
+            while (not run_dir("live").exists() or len(teacher.requests) < 2) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert process.poll() is None and run_dir("live").exists()
+            result = drp("export", "live", "--out", tmp_path / "ds")
+            assert result.exit_code == 2 and one_line_error(result.output), result.output
+            assert "still in progress" in result.output and f"process {process.pid}" in result.output
+            assert not (tmp_path / "ds").exists()
+        finally:
+            process.kill()
+            process.wait()
+    after = drp("export", "live", "--out", tmp_path / "ds")
+    assert after.exit_code in (0, 2), after.output
+    assert "still in progress" not in after.output
