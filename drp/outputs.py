@@ -24,7 +24,8 @@ MARKERS: dict[str, str] = {
     "compare": "comparison.json",  # drp.evals.report.write_report
     "eval": "samples.jsonl",  # drp.evals.evaluation.SAMPLES
 }
-# The files each command writes into its folder (and reads back); None: all of them but logs (a model folder).
+# The files each command writes into its folder (and reads back); None: every file already there but logs (a
+# model folder: its files have no fixed names). A new file or a sub-folder of such a folder stays free.
 OWNED_FILES: dict[str, frozenset[str] | None] = {
     "eval": frozenset({"samples.jsonl", "config.json", "metrics.json"}),
     "export": frozenset({"drp_export.json", "train.jsonl", "validation.jsonl", "README.md", "train_questions.txt",
@@ -80,11 +81,13 @@ def check_output(path: Path, writer: Writer, flag: str = "--out",
         raise OutputRefused(f"{flag} {path} is the output folder of `{COMMANDS[owner]}`: another command never "
                             f"writes over it; choose another {flag}")
     owner = owner_of(resolved.parent)
-    if owner not in (None, writer, "run") and _owns(owner, resolved.name):
+    if owner not in (None, writer, "run") and _owns(owner, resolved):
         raise OutputRefused(f"{flag} {path} is a file of `{COMMANDS[owner]}`'s output folder {resolved.parent}: "
                             f"another command never writes over it; choose another {flag}")
 
 
-def _owns(owner: str, name: str) -> bool:
+def _owns(owner: str, path: Path) -> bool:
     files = OWNED_FILES[owner]
-    return not name.endswith(".log") if files is None else name in files
+    if files is None:  # a model folder: any file already there may be part of the model; new paths are free
+        return path.is_file() and path.suffix != ".log"
+    return path.name in files
