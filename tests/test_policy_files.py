@@ -132,3 +132,18 @@ def test_links_inside_the_policy_folder_and_inherited_prompts_still_work(tmp_pat
     assert result.exit_code == 0 and "user:" in result.output, result.output
     classifier = drp("prompts", "show", "linked", "classifier", "--prompts-dir", folder.parent)  # the parent's file
     assert classifier.exit_code == 0 and "skill-aware" in classifier.output.splitlines()[0], classifier.output
+
+
+def test_an_eval_template_file_is_read_only_when_regular_and_small(tmp_path):
+    from drp.evals.templates import MAX_TEMPLATE_BYTES, TemplateError, resolve_template
+
+    huge = tmp_path / "huge.txt"
+    huge.write_text("{problem}\n" + "x" * MAX_TEMPLATE_BYTES)
+    fifo = tmp_path / "fifo.txt"
+    os.mkfifo(fifo)
+    for path, words in ((huge, "bytes"), (fifo, "FIFO")):
+        with pytest.raises(TemplateError, match=words):
+            resolve_template(str(path))
+    small = tmp_path / "small.txt"
+    small.write_text("Solve: {problem}")
+    assert resolve_template(str(small)) == (str(small), "Solve: {problem}")
