@@ -317,6 +317,8 @@ def _load_raw(name: str, extra, seen: tuple[str, ...]) -> tuple[dict, list[Path]
 
 
 def _policy_file(path: Path) -> dict:
+    if not inside(path, path.parent):
+        raise PolicyError(f"policy file {path} is a link out of its policy folder: a policy's files live in its folder")
     try:
         own = yaml.safe_load(read_capped_text(path, MAX_POLICY_FILE_BYTES, "policy file")) or {}
     except UnsafeFile as error:

@@ -147,3 +147,13 @@ def test_an_eval_template_file_is_read_only_when_regular_and_small(tmp_path):
     small = tmp_path / "small.txt"
     small.write_text("Solve: {problem}")
     assert resolve_template(str(small)) == (str(small), "Solve: {problem}")
+
+
+def test_a_policy_file_linked_out_of_its_folder_is_refused(tmp_path):
+    outside = tmp_path / "outside.yaml"
+    outside.write_text(f"inherits: skill-aware\ndescription: {SECRET}\n")
+    folder = tmp_path / "policies" / "evil"
+    folder.mkdir(parents=True)
+    (folder / "policy.yaml").symlink_to(outside)
+    result = drp("prompts", "show", str(folder))
+    assert result.exit_code == 2 and one_line_error(result.output) and SECRET not in result.output, result.output
