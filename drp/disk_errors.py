@@ -14,6 +14,7 @@ from drp.errors import UserError
 _DISK_ERRNOS = {errno.ENOSPC: "no space left on the device", errno.EFBIG: "a file grew over the file-size limit",
                 errno.EDQUOT: "the disk quota is used up", errno.EROFS: "the file system is read-only"}
 _SQLITE_IOERR, _SQLITE_FULL = 10, 13
+DISK_REFUSED_EXIT = 75  # how a `drp run --workers` worker stopped by the disk tells its parent (EX_TEMPFAIL)
 
 ADVICE = ("free space (or raise the file-size limit, `ulimit -f`) and run the command again; what was finished "
           "before is kept (a run goes on with --resume)")

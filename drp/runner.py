@@ -11,6 +11,8 @@ import asyncio
 import json
 import os
 import signal
+import sqlite3
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -18,6 +20,7 @@ from pathlib import Path
 
 from drp import input_traces
 from drp.agents.kinds import uses_llm
+from drp.disk_errors import ADVICE, DISK_REFUSED_EXIT, DiskRefused, disk_error
 from drp.errors import UserError
 from drp.layout import join_response
 from drp.paths import new_run_dir
@@ -263,6 +266,9 @@ def _process_in_workers(options: RunOptions, folder: Path, policy, teacher, grap
         process.join()
     bar.n = store.terminal_count() - done_before
     failed = [p.exitcode for p in processes if p.exitcode]
+    if DISK_REFUSED_EXIT in failed:  # a worker said why it stopped (drp.disk_errors): say it once, in one line
+        raise DiskRefused(f"a worker process could not write (the disk is full, or a file is over the file-size "
+                          f"limit): {ADVICE}")
     if failed:
         raise RunError(f"{len(failed)} worker process(es) died (exit codes {failed}); finish with --resume")
 
@@ -275,7 +281,12 @@ def _worker_main(options: RunOptions, folder: Path, policy, teacher, graph, ids:
     # worker, at once, so no orphan keeps writing beside a resume. What it finished is committed (but for the
     # last WRITE_EVERY seconds, redone on resume).
     die_with_parent(signal.SIGKILL, parent)
-    _run_loop(_process_ids(options, folder, policy, teacher, graph, ids, concurrency))
+    try:
+        _run_loop(_process_ids(options, folder, policy, teacher, graph, ids, concurrency))
+    except (OSError, sqlite3.Error) as error:
+        if disk_error(error) is None:
+            raise
+        sys.exit(DISK_REFUSED_EXIT)  # no traceback: the parent reports it
 
 
 def _run_loop(main) -> None:

@@ -28,10 +28,10 @@ def _refused(result: subprocess.CompletedProcess) -> None:
     assert one_line_error(result.stderr) and "ulimit -f" in result.stderr, result.stderr
 
 
-@pytest.mark.parametrize("limit", [100_000, 1_500_000])  # before the run exists / while it runs
-def test_run_over_the_file_size_limit_is_one_line_and_resumes(tmp_path, limit):
+@pytest.mark.parametrize("limit,workers", [(100_000, 1), (1_500_000, 1), (1_500_000, 2)])  # before the run
+def test_run_over_the_file_size_limit_is_one_line_and_resumes(tmp_path, limit, workers):  # exists / while it runs
     source = copies_of_examples(tmp_path / "in.jsonl", 20)
-    _refused(_limited(limit, "run", source, "--policy", "rules", "--run-id", "big", "--quiet"))
+    _refused(_limited(limit, "run", source, "--policy", "rules", "--run-id", "big", "--quiet", "--workers", workers))
     again = ("--resume",) if run_dir("big").exists() else ("--policy", "rules")
     result = drp("run", source, "--run-id", "big", "--quiet", *again)
     assert result.exit_code == 0, result.output
