@@ -65,3 +65,18 @@ def test_error_lines_escape_them(tmp_path):
     assert result.exit_code == 2 and one_line_error(result.output), result.output
     _clean(result.output)
     assert "gone\\x1b[2J\\u202e.jsonl" in result.output
+
+
+def test_eval_metrics_table_prints_benchmark_names_as_text(capsys):
+    from drp.commands.evaluate import print_metrics
+
+    name = "[bold red]fake[/bold red]\x1b[2J"
+    metrics = {name: {"accuracy": {"mean": 0.5, "std": 0.0, "ci95": [0.4, 0.6]}, "tokens": {"mean": 10, "std": 1},
+                      "token_check": {"mismatch_rate": None}, "n_problems": 2, "seeds": [0],
+                      "length_capped": {"count": 0}, "max_tokens": 100, "no_answer": [], "errors": [],
+                      "contamination": {"checked": True, "trained_on": 1}}}
+    print_metrics(metrics)
+    out = capsys.readouterr().out
+    _clean(out)
+    assert "WARNING: [bold red]fake[/bold red]\\x1b[2J: the student" in out
+    assert "red]fake[/bold" in out.split("WARNING")[0]  # in the table too (folded over lines), as text
