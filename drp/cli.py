@@ -39,18 +39,28 @@ class _Commands(TyperGroup):
             where = f" (see `{error.ctx.command_path} --help`)" if error.ctx is not None else ""
             _fail(error.format_message() + where, EXIT_BAD_INPUT)
         except sqlite3.DatabaseError as error:
+            from drp.disk_errors import disk_error
             from drp.store import damaged_database
 
-            damaged = damaged_database(error)
+            damaged = damaged_database(error) or disk_error(error)
             if damaged is None:
                 raise
             _fail(str(damaged), damaged.exit_code)
+        except OSError as error:  # the disk refused a write (full, file-size limit, quota, read-only)
+            from drp.disk_errors import disk_error
+
+            refused = disk_error(error)
+            if refused is None:
+                raise
+            _fail(str(refused), refused.exit_code)
 
 
 def _fail(message: str, exit_code: int):
     from drp.redaction import scrub_secrets
+    from drp.terminal import printable
 
-    typer.echo(f"error: {scrub_secrets(message)}", err=True)
+    # messages quote input and endpoints' replies: secrets masked, control characters made visible
+    typer.echo(f"error: {printable(scrub_secrets(message))}", err=True)
     raise typer.Exit(exit_code) from None
 
 

@@ -17,7 +17,6 @@ import json
 import math
 import os
 import random
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,6 +25,7 @@ from drp.endpoint import short
 from drp.errors import UserError
 
 DEFAULT_SAMPLE = 20
+SCRATCH_PREFIX = "drp-estimate-"  # in the temporary folder (drp.scratch)
 
 
 @dataclass
@@ -83,6 +83,7 @@ def estimate(options, sample_size: int = DEFAULT_SAMPLE, seed: int = 0, progress
     from drp import input_traces
     from drp.costs import resolve_price
     from drp.runner import TeacherUnreachable, run
+    from drp.scratch import scratch_folder
     from drp.store import open_run
 
     loaded = list(input_traces.load(options.source, options.field_map, options.split))
@@ -90,7 +91,8 @@ def estimate(options, sample_size: int = DEFAULT_SAMPLE, seed: int = 0, progress
     sample = random.Random(seed).sample(usable, min(sample_size, len(usable)))
     price = resolve_price(options.teacher_price, options.teacher_model, options.prices_file)
     batch = options.teacher_mode == "batch"
-    with tempfile.TemporaryDirectory(prefix="drp-estimate-") as scratch, _runs_dir(Path(scratch) / "runs"):
+    # The sample's run lives in a scratch folder: removed at the end, or by the next estimate after a kill.
+    with scratch_folder(SCRATCH_PREFIX) as scratch, _runs_dir(Path(scratch) / "runs"):
         source = Path(scratch) / "sample.jsonl"
         source.write_text("".join(json.dumps(_as_record(item.record), ensure_ascii=False) + "\n" for item in sample))
         sampled = replace(options, source=str(source), run_id="estimate", teacher_mode="online", limit=None,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from drp.errors import UserError
+from drp.surrogates import first_surrogate
 
 REQUIRED = ("question", "response")
 # A record longer than this (question + response, in characters) ends as too_long before it is split or
@@ -93,6 +94,12 @@ def check_source(source: str) -> None:
     path = Path(source).expanduser()
     if path.is_file():
         return
+    if path.exists() and not path.is_dir():  # a FIFO, a device, a socket: there, but no file to read twice
+        from drp.safe_files import check_regular
+
+        check_regular(path, "input")  # raises, saying what it is
+    if path.is_symlink() and not path.exists():
+        raise InputError(f"input {source} is a link to nothing ({path.readlink()})")
     if path.is_dir():
         if not any((path / marker).is_file() for marker in ("dataset_dict.json", "state.json", "dataset_info.json")):
             raise InputError(f"{source} is a folder but not a `datasets` folder (one written by save_to_disk): "
@@ -164,6 +171,13 @@ def _normalise(line: int, raw: object, error: str | None, field_map: dict[str, s
         return LoadedRecord("", line, None, error)
     if not isinstance(raw, dict):
         return LoadedRecord("", line, None, f"invalid_record: expected a JSON object, got {type(raw).__name__}")
+    surrogate = first_surrogate(raw)
+    if surrogate is not None:  # a JSON `\udc80` escape: no text at all, and nothing could store or print it
+        where, escape = surrogate
+        own, _ = _own_id(raw.get(field_map.get("id", "id")))
+        own = None if own is None or first_surrogate(own) else own
+        return LoadedRecord("", line, None, f"invalid_text: {where} holds a lone surrogate ({escape}), which "
+                            "is not a character (a broken \\u escape in the JSON)", own)
 
     def field(name: str):
         return raw.get(field_map.get(name, name))

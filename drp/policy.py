@@ -20,7 +20,12 @@ from drp.agents.kinds import AGENT_KINDS, OPTIONAL_ROLES, kind_problem, uses_llm
 from drp.endpoint import StructuredMethod
 from drp.errors import UserError
 from drp.paths import builtin_prompts_dir
+from drp.safe_files import UnsafeFile, inside, read_capped, read_capped_text
 from drp.text import LONGEST_UNIT
+
+# Policy folders are shared between people: their files are read only when regular, inside the policy's own
+# folders, and small (the built-in ones are under 3 kB; parsing a template costs ~10 µs a byte).
+MAX_POLICY_FILE_BYTES = 128 * 1024
 
 
 class PolicyError(UserError):
@@ -145,26 +150,56 @@ class Policy(_Strict):
         return _validated(data)
 
     _paths: dict = PrivateAttr(default_factory=dict)  # agent → resolved prompt file (looked up once)
+    _contents: dict = PrivateAttr(default_factory=dict)  # agent → its prompt file's bytes (read once)
 
     def prompt_path(self, agent: str) -> Path | None:
+        """The agent's prompt file: looked up in the policy's folders (own first, then ancestors'), and only
+        where it stays inside that folder once every link is followed (no `../`, no absolute path, no link out)."""
         if agent in self._paths:
             return self._paths[agent]
         name = self.agents[agent].prompt
         if not name:
             return None
         for folder in self.folders:
-            if (folder / name).exists():
-                self._paths[agent] = folder / name
-                return folder / name
+            candidate = folder / name
+            if not (candidate.exists() or candidate.is_symlink()):
+                continue
+            if not inside(candidate, folder):
+                raise PolicyError(f"policy {self.name!r}: prompt file {name!r} for {agent} lies outside the policy "
+                                  f"folder {folder}: prompt files are named inside their policy's folder")
+            self._paths[agent] = candidate
+            return candidate
         raise PolicyError(f"policy {self.name!r}: prompt file {name!r} for {agent} not found in {self.folders}")
+
+    def prompt_bytes(self, agent: str) -> bytes | None:
+        """The content of the agent's prompt file (a regular file, size-capped), read once."""
+        path = self.prompt_path(agent)
+        if path is None:
+            return None
+        if agent not in self._contents:
+            try:
+                self._contents[agent] = read_capped(path, MAX_POLICY_FILE_BYTES, "prompt file")
+            except UnsafeFile as error:
+                raise PolicyError(f"policy {self.name!r}, {agent}: {error}") from None
+        return self._contents[agent]
+
+    def prompt_text(self, agent: str) -> str | None:
+        data = self.prompt_bytes(agent)
+        if data is None:
+            return None
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise PolicyError(f"policy {self.name!r}, {agent}: prompt file {self.prompt_path(agent)} is not UTF-8 "
+                              f"text ({exc.reason} at byte {exc.start})") from None
 
     @cached_property
     def prompt_hashes(self) -> dict[str, str]:
         """Hash of each agent's prompt file content (or of its settings for prompt-less agents)."""
         hashes = {}
         for agent, settings in self.agents.items():
-            path = self.prompt_path(agent)
-            payload = path.read_bytes() if path else settings.model_dump_json().encode()
+            data = self.prompt_bytes(agent)
+            payload = data if data is not None else settings.model_dump_json().encode()
             hashes[agent] = hashlib.sha256(payload).hexdigest()[:12]
         return hashes
 
@@ -172,7 +207,7 @@ class Policy(_Strict):
         """The resolved policy, as written into a run's config (prompt texts included)."""
         data = self.model_dump(mode="json", exclude={"folders"})
         data["prompt_hashes"] = self.prompt_hashes
-        data["prompts"] = {a: p.read_text() for a in self.agents if (p := self.prompt_path(a))}
+        data["prompts"] = {a: text for a in self.agents if (text := self.prompt_text(a)) is not None}
         return data
 
     @cached_property
@@ -270,7 +305,7 @@ def _load_raw(name: str, extra, seen: tuple[str, ...]) -> tuple[dict, list[Path]
     if folder is None:
         known = ", ".join(available(extra)) or "none"
         raise PolicyError(f"unknown policy {name!r}; available: {known}")
-    own = yaml.safe_load((folder / "policy.yaml").read_text()) or {}
+    own = _policy_file(folder / "policy.yaml")
     own.setdefault("name", folder.name)
     parent_name = own.get("inherits")
     if not parent_name:
@@ -279,6 +314,20 @@ def _load_raw(name: str, extra, seen: tuple[str, ...]) -> tuple[dict, list[Path]
     merged = _deep_merge(parent, own)
     merged["name"] = own["name"]
     return merged, [folder, *parent_folders]
+
+
+def _policy_file(path: Path) -> dict:
+    if not inside(path, path.parent):
+        raise PolicyError(f"policy file {path} is a link out of its policy folder: a policy's files live in its folder")
+    try:
+        own = yaml.safe_load(read_capped_text(path, MAX_POLICY_FILE_BYTES, "policy file")) or {}
+    except UnsafeFile as error:
+        raise PolicyError(str(error)) from None
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"policy file {path} is not YAML ({getattr(exc, 'problem', None) or type(exc).__name__})") from None
+    if not isinstance(own, dict):
+        raise PolicyError(f"policy file {path} must hold settings (a YAML mapping), not {type(own).__name__}")
+    return own
 
 
 def _deep_merge(base: dict, override: dict) -> dict:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import yaml
 
-from drp.policy import Policy, PolicyError
+from drp.policy import MAX_POLICY_FILE_BYTES, Policy, PolicyError
+from drp.safe_files import UnsafeFile, read_capped_text
 
 # What the agents pass to their templates (plus `taxonomy`); a template naming anything else is refused
 # before a run starts instead of failing on every trace.
@@ -72,8 +73,12 @@ def _templates(path: Path):
 
     env = _environment()
     try:
-        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        text = read_capped_text(path, MAX_POLICY_FILE_BYTES, "prompt file")
+    except UnsafeFile as exc:
+        raise PolicyTemplateError(f"{path}: {exc}") from None
+    try:
+        spec = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
         raise PolicyTemplateError(f"{path}: not a readable prompt file: {exc}") from None
     if not isinstance(spec, dict) or {"system", "user"} - set(spec):
         raise PolicyTemplateError(f"{path}: prompt file needs ['system', 'user']")

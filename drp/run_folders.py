@@ -9,6 +9,7 @@ only a leftover that the next `drp run` of that id removes (under the run's lock
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sqlite3
 import tempfile
@@ -43,15 +44,37 @@ def is_empty_folder(folder: Path) -> bool:
     return folder.is_dir() and not any(folder.iterdir())
 
 
+# Between a run id and what a folder of the work corner is for: a character no run id holds (drp.paths), so
+# one run's leftovers never match another's (`a+new-…` is never `a.new-q`'s).
+SEPARATOR = "+"
+_TEMP_SUFFIX = re.compile(r"[a-z0-9_]{8}")  # what tempfile.mkdtemp adds after a prefix
+
+
+def staging_prefix(run_id: str, purpose: str = "new") -> str:
+    """The name start of the folders that build (`new`) or swap out (`old`) the run `run_id`."""
+    return f"{run_id}{SEPARATOR}{purpose}-"
+
+
 def clear_leftovers(run_id: str) -> None:
     """Remove what killed creations or swaps of this run left in the work folder (call it holding the lock)."""
     root = work_dir()
     if not root.is_dir():
         return
-    for prefix in (f"{run_id}.new-", f"{run_id}.old-"):
-        for leftover in root.glob(f"{prefix}*"):
-            if leftover.is_dir():
-                shutil.rmtree(leftover, ignore_errors=True)
+    for entry in root.iterdir():
+        if entry.is_dir() and not entry.is_symlink() and _leftover_of(entry.name, run_id):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _leftover_of(name: str, run_id: str) -> bool:
+    for purpose in ("new", "old"):
+        if name.startswith(staging_prefix(run_id, purpose)):
+            return True
+        # Before the separator was `+`: `<id>.new-` and exactly mkdtemp's eight characters, which no other
+        # run id's leftover ends with (theirs carry their own `.new-XXXXXXXX` after a longer id).
+        legacy = f"{run_id}.{purpose}-"
+        if name.startswith(legacy) and _TEMP_SUFFIX.fullmatch(name[len(legacy):]):
+            return True
+    return False
 
 
 @contextmanager
@@ -59,7 +82,7 @@ def staging(run_id: str):
     """A private folder to build the run `run_id` in; removed unless it was published."""
     root = work_dir()
     root.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix=f"{run_id}.new-", dir=root))
+    folder = Path(tempfile.mkdtemp(prefix=staging_prefix(run_id), dir=root))
     folder.chmod(0o777 & ~_umask())  # mkdtemp's folder is private; a run folder gets the usual permissions
     try:
         yield folder
@@ -79,7 +102,7 @@ def publish(staged: Path, folder: Path) -> None:
     folder.parent.mkdir(parents=True, exist_ok=True)
     old = None
     if folder.exists() and not is_empty_folder(folder):
-        old = Path(tempfile.mkdtemp(prefix=f"{folder.name}.old-", dir=work_dir()))
+        old = Path(tempfile.mkdtemp(prefix=staging_prefix(folder.name, "old"), dir=work_dir()))
         os.replace(folder, old)  # the old run steps aside, onto the fresh empty name
     os.replace(staged, folder)
     if old is not None:

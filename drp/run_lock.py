@@ -106,3 +106,25 @@ def _owner(fd: int) -> str:
     # masked again: a file written by an older drp may hold the command line as typed
     return redact_command(f"process {info['pid']} on {info.get('host', '?')}, started {info.get('started_at', '?')} "
                           f"({info.get('command', '?')})")
+
+
+def holder(folder) -> str | None:
+    """Who is running the run in `folder` right now (its lock is held), or None. Only looks: creates nothing,
+    and takes the lock for no longer than the look (a shared lock, which a live owner's exclusive one refuses)."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    path = folder.parent / work_dir().name / f"{folder.name}.lock"
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None  # never locked: no run has ever held it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _owner(fd)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return None

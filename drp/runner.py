@@ -16,6 +16,7 @@ import asyncio
 import json
 import os
 import signal
+import sqlite3
 import sys
 import time
 from contextlib import contextmanager
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from drp import input_traces
 from drp.agents.kinds import uses_llm
+from drp.disk_errors import ADVICE, DISK_REFUSED_EXIT, DiskRefused, disk_error
 from drp.errors import EXIT_ENDPOINT_DOWN, UserError
 from drp.layout import join_response
 from drp.paths import new_run_dir
@@ -304,6 +306,9 @@ def _process_in_workers(options: RunOptions, folder: Path, policy, teacher, grap
         process.join()
     bar.n = store.terminal_count() - done_before
     failed = [p.exitcode for p in processes if p.exitcode and p.exitcode != EXIT_ENDPOINT_DOWN]
+    if DISK_REFUSED_EXIT in failed:  # a worker said why it stopped (drp.disk_errors): say it once, in one line
+        raise DiskRefused(f"a worker process could not write (the disk is full, or a file is over the file-size "
+                          f"limit): {ADVICE}")
     if failed:
         raise RunError(f"{len(failed)} worker process(es) died (exit codes {failed}); finish with --resume")
     stopped = sum(1 for p in processes if p.exitcode == EXIT_ENDPOINT_DOWN)
@@ -318,8 +323,13 @@ def _worker_main(options: RunOptions, folder: Path, policy, teacher, graph, ids:
     # worker, at once, so no orphan keeps writing beside a resume. What it finished is committed (but for the
     # last WRITE_EVERY seconds, redone on resume).
     die_with_parent(signal.SIGKILL, parent)
-    if _run_loop(_process_ids(options, folder, policy, teacher, graph, ids, concurrency)):
-        sys.exit(EXIT_ENDPOINT_DOWN)  # the parent says so, once
+    try:
+        if _run_loop(_process_ids(options, folder, policy, teacher, graph, ids, concurrency)):
+            sys.exit(EXIT_ENDPOINT_DOWN)  # the parent says so, once
+    except (OSError, sqlite3.Error) as error:
+        if disk_error(error) is None:
+            raise
+        sys.exit(DISK_REFUSED_EXIT)  # no traceback: the parent reports it
 
 
 def _run_loop(main):

@@ -29,6 +29,7 @@ from drp.input_traces import LoadedRecord, unused_key
 from drp.layout import answer_section_after
 from drp.paths import DB_NAME
 from drp.redaction import scrub_secrets
+from drp.surrogates import without_surrogates
 
 TERMINAL = ("accepted", "rejected", "failed")
 # A teacher token count beyond this (or negative, or not whole) is no count: stored before usage was checked
@@ -120,11 +121,14 @@ def loads(value: str | None):
 
 
 def dumps(value) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False, default=str)
+    return None if value is None else without_surrogates(json.dumps(value, ensure_ascii=False, default=str))
 
 
 def _cell(value):
-    """A value as SQLite stores it: containers as JSON text (as sqlite-utils stores them), the rest as is."""
+    """A value as SQLite stores it: containers as JSON text (as sqlite-utils stores them), text without lone
+    surrogates (a teacher's reply may carry a `\\udc80` escape; SQLite cannot hold it), the rest as is."""
+    if isinstance(value, str):
+        return without_surrogates(value)
     return dumps(value) if isinstance(value, (dict, list, tuple)) else value
 
 
@@ -476,6 +480,7 @@ class RunStore:
             if item.record is None:
                 batch.append({"id": key, "line": item.line, "source_id": item.source_id, "status": "failed",
                               "reason": item.error, "attempts": 0, "finished_at": now()})
+                batch[-1] = {name: _cell(value) for name, value in batch[-1].items()}
             else:
                 rec = item.record
                 batch.append({"id": key, "line": item.line, "source_id": item.source_id, "question": rec["question"],

@@ -16,6 +16,7 @@ from scripted_teacher import ScriptedTeacher
 from skill_aware_responder import sensible
 
 from drp.paths import run_dir, work_dir
+from drp.run_folders import staging_prefix
 from drp.store import open_run
 
 READERS = (("stats", "{run}"), ("stats", "{run}", "--json"), ("logs", "list", "{run}"), ("logs", "show", "{run}", "demo-001-0"),
@@ -103,7 +104,7 @@ def test_a_kill_at_any_instant_leaves_no_run_or_a_resumable_one(tmp_path):
                     assert resumed.exit_code == 0, (delay, resumed.output)
                     outcomes.append("resumed")
             _check_resumed(run_id, 24)
-            assert not list(work_dir().glob(f"{run_id}.new-*")), "a finished run leaves nothing being built"
+            assert not list(work_dir().glob(f"{staging_prefix(run_id)}*")), "a finished run leaves nothing being built"
     print(f"start-up {made:.2f}s, whole run {timeline['end']:.2f}s; after {len(delays)} kills: "
           f"{outcomes.count('none')} left no run, {outcomes.count('resumed')} a run that resumed")
     # The delays did reach both sides of the moment the run appears.
@@ -114,7 +115,7 @@ def test_an_unloadable_tokenizer_leaves_no_run(hermetic_runs, tmp_path):
     result = drp_process("run", EXAMPLES, "--policy", "rules", "--run-id", "tok", "--tokenizer", tmp_path / "nonexistent")
     assert result.returncode == 2 and one_line_error(result.stderr), result.stderr
     assert "tokenizer" in result.stderr
-    assert not run_dir("tok").exists() and not list(work_dir().glob("tok.new-*"))
+    assert not run_dir("tok").exists() and not list(work_dir().glob(f"{staging_prefix('tok')}*"))
     assert drp("run", EXAMPLES, "--policy", "rules", "--run-id", "tok", "--resume").exit_code == 2
 
 
@@ -169,9 +170,26 @@ def test_reading_or_resuming_a_leftover_is_a_one_line_error(hermetic_runs, tmp_p
 
 def test_a_staged_run_named_by_path_is_not_read_as_a_run(hermetic_runs, tmp_path):
     """What a kill during creation leaves is in the runs folder's work corner; pointed at, it says so."""
-    staged = work_dir() / "x.new-abc"
+    staged = work_dir() / f"{staging_prefix('x')}abc"
     staged.mkdir(parents=True)
     store = open_run(staged, write=True)
     store.ingest([])
     store.close()
     assert set(_read_everything(str(staged), tmp_path).values()) == {2}
+
+
+def test_a_run_clears_only_its_own_leftovers(hermetic_runs):
+    """Run ids may hold `.` and `-`, so `a.new-q` is a run id: what it is building is never `a`'s leftover."""
+    root = work_dir()
+    root.mkdir(parents=True)
+    others = [root / f"{staging_prefix('a.new-q')}k3j2h1g0", root / "a.new-q.new-k3j2h1g0",  # now and before
+              root / f"{staging_prefix('a.old-x', 'old')}zz11yy22", root / "a.new-q.old-abcdefgh",
+              root / f"{staging_prefix('a-b')}abcdefgh"]
+    mine = [root / f"{staging_prefix('a')}k3j2h1g0", root / f"{staging_prefix('a', 'old')}k3j2h1g0",
+            root / "a.new-k3j2h1g0", root / "a.old-k3j2h1g0"]  # a kill's leftovers, the earlier naming too
+    for folder in others + mine:
+        folder.mkdir()
+        (folder / "drp.db").write_text("")
+    assert drp("run", EXAMPLES, "--policy", "rules", "--run-id", "a", "--quiet").exit_code == 0
+    assert all(folder.is_dir() for folder in others), [f.name for f in root.iterdir()]
+    assert not any(folder.exists() for folder in mine)

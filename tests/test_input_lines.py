@@ -4,8 +4,12 @@ bad lines never lose a record, and each row keeps the record's own id beside its
 from __future__ import annotations
 
 import json
+import os
 
-from helpers import drp, example_records, pruned_of, traces_of
+import pytest
+from helpers import drp, drp_process, example_records, one_line_error, pruned_of, traces_of
+
+from drp.paths import run_dir
 
 from drp.input_traces import load
 
@@ -90,3 +94,67 @@ def test_every_line_gets_one_row_and_no_record_hides_another(tmp_path):
     assert export.exit_code == 0, export.output
     exported = [json.loads(line)["id"] for line in (tmp_path / "sft" / "train.jsonl").read_text().splitlines()]
     assert exported == accepted
+
+
+def test_a_lone_surrogate_fails_its_own_line_only(tmp_path):
+    """JSON `\\udXXX` escapes that pair with nothing are no text: wherever one sits (question, response, id, an
+    extra field, a key, a list), its line alone ends as failed; a real escaped pair (an emoji) is text."""
+    good = example_records()[0]
+    body = {"question": good["question"], "response": good["response"], "gold_answer": good["gold_answer"]}
+    hostile = {
+        "in-question": {"id": "q", **body, "question": "Maya \udc80 has"},
+        "in-response": {"id": "r", **body, "response": body["response"] + "\ud800"},
+        "in-gold": {"id": "g", **body, "gold_answer": "\udfff"},
+        "in-extra": {"id": "e", **body, "meta": {"tags": ["ok", "\udbff"]}},
+        "in-a-key": {"id": "k", **body, "\udc80": 1},
+        "in-the-id": {"id": "bad\ud83d", **body},  # half an emoji pair
+    }
+    lines = [json.dumps({"id": "first", **body})]
+    lines += [json.dumps(record) for record in hostile.values()]  # json escapes each surrogate as \udXXX
+    lines += [json.dumps({"id": "emoji", **body, "question": body["question"] + " \U0001F600"}),
+              json.dumps({"id": "last", **body})]
+    path = tmp_path / "surrogates.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    assert "\\udc80" in path.read_text()
+
+    result = drp("run", path, "--policy", "rules", "--run-id", "surrogates", "--quiet")
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    rows = traces_of("surrogates")
+    assert len(rows) == len(lines)
+    by_line = {row["line"]: row for row in rows.values()}
+    for line in range(2, 2 + len(hostile)):
+        assert by_line[line]["status"] == "failed" and by_line[line]["reason"].startswith("invalid_text: ")
+        assert "lone surrogate" in by_line[line]["reason"]
+    assert by_line[len(hostile) + 1]["id"] == "line-000007"  # the id itself was no text: a key of its line
+    assert {rows["first"]["status"], rows["emoji"]["status"], rows["last"]["status"]} == {"accepted"}
+    # Everything after the ingest reads and prints it.
+    for command in (("logs", "list", "surrogates"), ("stats", "surrogates"), ("report", "surrogates")):
+        shown = drp(*command)
+        assert shown.exit_code == 0 and "Traceback" not in shown.output, (command, shown.output)
+    assert len(pruned_of("surrogates")) == 3
+
+
+def test_stored_text_never_holds_a_lone_surrogate(tmp_path):
+    """What a teacher replies is stored whatever it holds: a lone surrogate becomes U+FFFD, never an error."""
+    from drp.store import _cell, dumps
+
+    assert _cell("a\udc80b") == "a\ufffdb" and dumps({"x": "\ud800"}) == '{"x": "\ufffd"}'
+    assert _cell("plain") == "plain" and _cell("emoji \U0001F600") == "emoji \U0001F600"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "dangling-link"])
+def test_a_traces_path_that_is_no_regular_file_is_an_error(kind, tmp_path, monkeypatch):
+    """A FIFO or device named as the traces is refused for what it is, never looked up as a hub dataset and
+    never read (a FIFO would block, a device never end)."""
+    monkeypatch.chdir(tmp_path)
+    name = "traces"  # no suffix, no slash: a name the hub could also have
+    if kind == "fifo":
+        os.mkfifo(name)
+    elif kind == "device":
+        os.symlink("/dev/zero", name)
+    else:
+        os.symlink(tmp_path / "gone.jsonl", name)
+    result = drp_process("run", name, "--policy", "rules", "--run-id", "f", "--quiet", timeout=60)
+    assert result.returncode == 2 and one_line_error(result.stderr), result.stderr
+    assert {"fifo": "FIFO", "device": "device", "dangling-link": "link to nothing"}[kind] in result.stderr
+    assert "dataset" not in result.stderr and not run_dir("f").exists()

@@ -124,3 +124,22 @@ def test_generate_refuses_before_asking_the_endpoint(tmp_path, problems, shared_
     existing = write_jsonl(tmp_path / "existing.jsonl", [{"id": "t", "question": "q", "response": "r"}])
     result = _generate(refused_url(), problems, existing, shared_tokenizer)
     assert result.exit_code == 2 and "not a file of drp generate" in result.output, result.output
+
+
+def test_generate_resumes_again_and_again_after_a_torn_last_line(tmp_path, problems, shared_tokenizer):
+    """A kill mid-write leaves the samples file's last line cut short: every later run resumes from it (the
+    cut line is dropped, its sample drawn again), not just the first."""
+    out = tmp_path / "traces.jsonl"
+    samples = tmp_path / "traces.samples.jsonl"
+    with ScriptedTeacher(_answer, models=("student",)) as teacher:
+        assert _generate(teacher.url, problems, out, shared_tokenizer, "--limit", "2").exit_code == 0
+        for torn in ('{"id": "p3_s0", "problem_id": "p3", "sam', '{"id": "p3_s1", "resp'):
+            with open(samples, "a") as handle:
+                handle.write(torn)  # what a kill in the middle of a write leaves
+            for _ in range(2):
+                again = _generate(teacher.url, problems, out, shared_tokenizer, "--limit", "3")
+                assert again.exit_code == 0, again.output
+            assert all(line.endswith("}") for line in samples.read_text().splitlines())
+    records = [json.loads(line) for line in samples.read_text().splitlines()]
+    assert sorted((r["problem_id"], r["sample"]) for r in records) == [(f"p{n}", k) for n in (1, 2, 3) for k in (0, 1)]
+    assert len(teacher.requests) == 6 and len(out.read_text().splitlines()) == 6

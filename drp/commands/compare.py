@@ -18,10 +18,13 @@ def compare(
     """
     from drp.evals.compare import compare as compare_runs
     from drp.evals.report import markdown, write_report
+    from drp.outputs import check_output
+    from drp.terminal import echo
 
+    check_output(out, "compare")  # before reading anything (write_report checks again)
     comparison = compare_runs(runs)
     paths = write_report(comparison, out)
-    typer.echo(markdown(comparison))
+    echo(markdown(comparison))
     typer.echo(f"report: {paths['markdown']}, {paths['html']}, {paths['png']}", err=True)
 
 

@@ -85,6 +85,10 @@ def _paper_settings(common: dict, seeds: int, given: Callable[[str], bool]) -> t
 def print_metrics(metrics: dict) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.markup import escape
+    from rich.text import Text
+
+    from drp.terminal import printable
 
     protocols = sorted({m.get("protocol", "default") for m in metrics.values()})
     paper = "paper" in protocols
@@ -100,7 +104,7 @@ def print_metrics(metrics: dict) -> None:
         lm_eval = m.get("lm_eval") or {}
         filters = tuple(f"{lm_eval[k]:.1%}" if k in lm_eval else "–" for k in ("strict", "flexible")) if paper else ()
         table.add_row(
-            name, str(m["n_problems"]), str(len(m["seeds"])),
+            Text(printable(name)), str(m["n_problems"]), str(len(m["seeds"])),
             f"{acc['mean']:.1%} ± {acc['std']:.1%}", f"[{acc['ci95'][0]:.1%}, {acc['ci95'][1]:.1%}]", *filters,
             f"{tok['mean']:.0f} ± {tok['std']:.0f}",
             f"{m['length_capped']['count']} (cap {m['max_tokens']})", str(len(m["no_answer"])), mismatch,
@@ -112,7 +116,7 @@ def print_metrics(metrics: dict) -> None:
     console.print(table)
     console.print(samples_and_tokens_table(metrics))
     for name, count, total in contaminated:
-        console.print(f"[bold red]WARNING: {name}: the student trained on {count} of the {total} evaluated "
+        console.print(f"[bold red]WARNING: {escape(printable(name))}: the student trained on {count} of the {total} evaluated "
                       "problems; this is not a held-out score[/bold red]")
 
 

@@ -8,6 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from drp.terminal import echo, printable, printable_json
+
 logs_app = typer.Typer(help="Per-trace transcripts of a run.", no_args_is_help=True)
 
 RunArg = Annotated[str, typer.Argument(help="Run id (under $DRP_RUNS_DIR) or run folder.")]
@@ -40,12 +42,13 @@ def logs_list(
     columns = ("id", "status", "reason", "attempts", "response_tokens_before", "response_tokens_after", "teacher_calls")
     for row in _open(run).traces(columns, statuses=[status] if status else None):
         if ids:
-            typer.echo(row["id"])
+            echo(row["id"], one_line=True)
         elif json_:
-            typer.echo(json.dumps(row))
+            typer.echo(printable_json(json.dumps(row)))
         else:
             tokens = f"{row['response_tokens_before'] or '-'}→{row['response_tokens_after'] or '-'}"
-            typer.echo(f"{row['id']}\t{row['status']}\tattempts={row['attempts']}\ttokens={tokens}\t{row['reason'] or ''}")
+            echo("\t".join([printable(row["id"], one_line=True), str(row["status"]), f"attempts={row['attempts']}",
+                            f"tokens={tokens}", printable(row["reason"] or "", one_line=True)]))
 
 
 @logs_app.command("show")
@@ -59,18 +62,18 @@ def logs_show(
     trace = _trace(store, trace_id)
     calls = store.calls(trace_id)
     if json_:
-        typer.echo(json.dumps({"trace": trace, "calls": calls}, indent=2, ensure_ascii=False))
+        typer.echo(printable_json(json.dumps({"trace": trace, "calls": calls}, indent=2, ensure_ascii=False)))
         return
-    typer.echo(f"trace {trace_id}: {trace['status']} ({trace['reason']}), attempts {trace['attempts']}")
+    echo(f"trace {trace_id}: {trace['status']} ({trace['reason']}), attempts {trace['attempts']}")
     for call in calls:
         tokens = _call_tokens(call) if call["llm"] else ""
-        typer.echo(f"\n── #{call['seq']} {call['node']} (attempt {call['attempt']}) · {call['model']} · "
+        echo(f"\n── #{call['seq']} {call['node']} (attempt {call['attempt']}) · {call['model']} · "
                    f"{call['prompt_name'] or ''} [{call['prompt_hash'] or ''}] · {call['latency_ms']:.0f} ms {tokens}")
         for message in call["messages"]:
-            typer.echo(f"   [{message['role']}] {_clip(message['content'])}")
-        typer.echo(f"   reply:  {_clip(call['raw_output'] or '')}")
+            echo(f"   [{message['role']}] {_clip(message['content'])}")
+        echo(f"   reply:  {_clip(call['raw_output'] or '')}")
         if call["error"]:
-            typer.echo(f"   error:  {call['error']}")
+            echo(f"   error:  {call['error']}")
 
 
 def _call_tokens(call: dict) -> str:
@@ -104,8 +107,10 @@ def diff(run: RunArg, trace_id: Annotated[str, typer.Argument(help="Trace id.")]
     checks = json_or_text(trace.get("checks")) or {}
     measured = ", ".join(f"{k} {v}" for k, v in checks.items()) if checks else "-"
     # Everything from the run is a Text, never markup: traces and replies hold `[/]`, `[a, b]`, `[bold]`.
-    header = Text.assemble((trace_id, "bold"), f" {trace['status']} ({trace['reason']}) · thinking tokens "
-                           f"{trace['thinking_tokens_before']} → {trace['thinking_tokens_after'] or '-'} · checks: {measured}")
+    # Control characters are escaped first (drp.terminal): rich passes ESC sequences through as they are.
+    header = Text.assemble((printable(trace_id), "bold"), printable(
+        f" {trace['status']} ({trace['reason']}) · thinking tokens {trace['thinking_tokens_before']} → "
+        f"{trace['thinking_tokens_after'] or '-'} · checks: {measured}"))
     console.print(header)
     styles = {"KEEP": "green", "DELETE": "red", "COMPRESS": "yellow", "MERGE": "cyan"}
     table = Table(show_lines=True, expand=True)
@@ -115,17 +120,18 @@ def diff(run: RunArg, trace_id: Annotated[str, typer.Argument(help="Trace id.")]
     for step in steps:
         action = step["action"] or "-"
         if echoed:
-            right = Text(step["echo"] or "")
+            right = Text(printable(step["echo"] or ""))
             if " ".join(right.plain.split()) == " ".join((step["text"] or "").split()):
                 right.append("\n(identical)", style="dim")
         else:
-            right = Text({"KEEP": step["text"], "DELETE": ""}.get(action, step["rewritten"] or "") or "")
-        table.add_row(str(step["step"]), Text(step["skill"] or "-"), Text(action, styles.get(action, "white")),
-                      Text(step["text"] or ""), right)
+            right = Text(printable({"KEEP": step["text"], "DELETE": ""}.get(action, step["rewritten"] or "") or ""))
+        table.add_row(str(step["step"]), Text(printable(step["skill"] or "-")),
+                      Text(printable(action), styles.get(action, "white")), Text(printable(step["text"] or "")), right)
     console.print(table)
     if echoed:
-        console.print(Panel(Text(trace["original_thinking"] or ""), title="original thinking (the trace)"))
-        console.print(Panel(Text(_pruned_text(store, trace) or "(none)"), title="pruned reasoning (what the student learns)"))
+        console.print(Panel(Text(printable(trace["original_thinking"] or "")), title="original thinking (the trace)"))
+        console.print(Panel(Text(printable(_pruned_text(store, trace) or "(none)")),
+                            title="pruned reasoning (what the student learns)"))
 
 
 def _pruned_text(store, trace: dict) -> str | None:
@@ -154,44 +160,44 @@ def stats(
     price = resolve_price(teacher_price, None, prices_file) if teacher_price else None
     result = compute(_open(run), TokenCounter(tokenizer) if tokenizer else None, price)
     if json_:
-        typer.echo(json.dumps(result, indent=2))
+        typer.echo(printable_json(json.dumps(result, indent=2)))
         return
     from drp.costs import format_cost
 
     pct = lambda v: "-" if v is None else f"{v:.1%}"  # noqa: E731
     num = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
-    typer.echo(f"run {result['run_id']} · policy {result['policy']} · tokenizer {result['tokenizer']}")
-    typer.echo(f"traces {result['traces']}: accepted {result['accepted']}, rejected {result['rejected']}, "
+    echo(f"run {result['run_id']} · policy {result['policy']} · tokenizer {result['tokenizer']}")
+    echo(f"traces {result['traces']}: accepted {result['accepted']}, rejected {result['rejected']}, "
                f"failed {result['failed']}, pending {result['pending']}")
     for reason, count in result["reasons"].items():
-        typer.echo(f"  {reason}: {count}")
-    typer.echo(f"thinking tokens  {num(result['thinking_tokens_before_mean'])} → {num(result['thinking_tokens_after_mean'])}"
+        echo(f"  {reason}: {count}")
+    echo(f"thinking tokens  {num(result['thinking_tokens_before_mean'])} → {num(result['thinking_tokens_after_mean'])}"
                f"  reduction mean {pct(result['thinking_token_reduction_mean'])}, median {pct(result['thinking_token_reduction_median'])}")
-    typer.echo(f"response tokens  {num(result['response_tokens_before_mean'])} → {num(result['response_tokens_after_mean'])}"
+    echo(f"response tokens  {num(result['response_tokens_before_mean'])} → {num(result['response_tokens_after_mean'])}"
                f"  reduction mean {pct(result['response_token_reduction_mean'])}, median {pct(result['response_token_reduction_median'])}")
     tokens = lambda v: "missing" if v is None and result["teacher_llm_calls"] else num(v)  # noqa: E731
-    typer.echo(f"attempts/trace {num(result['attempts_per_trace_mean'])} {result['attempts_histogram']} · teacher calls/trace "
+    echo(f"attempts/trace {num(result['attempts_per_trace_mean'])} {result['attempts_histogram']} · teacher calls/trace "
                f"{num(result['teacher_calls_per_trace'])}, tokens in/out per trace {tokens(result['teacher_input_tokens_per_trace'])}"
                f"/{tokens(result['teacher_output_tokens_per_trace'])}")
     if result["teacher_calls_without_usage"]:
         counted = result["teacher_calls_counted_with_tokenizer"]
-        typer.echo(f"  {result['teacher_calls_without_usage']} of {result['teacher_llm_calls']} teacher calls came without "
+        echo(f"  {result['teacher_calls_without_usage']} of {result['teacher_llm_calls']} teacher calls came without "
                    f"usage: {counted} counted with the teacher's tokenizer"
                    + ("" if counted == result["teacher_calls_without_usage"] else
                       ", the rest missing (pass --teacher-tokenizer to count them)"))
     cost = result["cost"]
     if cost["price"] is None:
         if result["teacher_llm_calls"]:  # a run without teacher calls (rules, identity) has no cost to price
-            typer.echo("teacher cost unknown: no price (drp stats --teacher-price IN,OUT or NAME)")
+            echo("teacher cost unknown: no price (drp stats --teacher-price IN,OUT or NAME)")
     else:
         unknown = f" · {cost['unknown_traces']} traces without token usage" if cost["unknown_traces"] else ""
-        typer.echo(f"teacher cost {format_cost(cost['total'], cost['currency'])} · per trace "
+        echo(f"teacher cost {format_cost(cost['total'], cost['currency'])} · per trace "
                    f"{format_cost(cost['per_trace'], cost['currency'])} ({cost['described']}){unknown}")
     for endpoint in result["endpoints"]:
         latency = "-" if endpoint["mean_latency_ms"] is None else f"{endpoint['mean_latency_ms']:.0f} ms"
-        typer.echo(f"endpoint {endpoint['endpoint']}: {endpoint['calls']} calls, {endpoint['errors']} errors, "
+        echo(f"endpoint {endpoint['endpoint']}: {endpoint['calls']} calls, {endpoint['errors']} errors, "
                    f"mean latency {latency}")
-    typer.echo(f"wall {result['wall_seconds']:.1f}s over {result['sessions']} session(s) · {num(result['traces_per_second'])} traces/s")
+    echo(f"wall {result['wall_seconds']:.1f}s over {result['sessions']} session(s) · {num(result['traces_per_second'])} traces/s")
 
 
 def register(app: typer.Typer) -> None:

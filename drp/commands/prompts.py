@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from drp.errors import UserError
+from drp.terminal import echo
 
 prompts_app = typer.Typer(help="Pruning policies and their prompts.", no_args_is_help=True)
 PromptsDir = Annotated[Optional[list[Path]], typer.Option(help="Extra folder(s) of policies, searched first.")]
@@ -42,8 +43,9 @@ def show(
 
     resolved = _policy(policy, prompts_dir)
     if agent is None:
+        hashes = resolved.prompt_hashes  # every prompt file read (and vetted) before anything is printed
         typer.echo(yaml.safe_dump(resolved.model_dump(mode="json", exclude={"folders"}), sort_keys=False))
-        typer.echo(f"prompt hashes: {resolved.prompt_hashes}")
+        typer.echo(f"prompt hashes: {hashes}")
         return
     if agent not in resolved.agents:
         raise UserError(f"policy {resolved.name!r} has no agent {agent!r}; agents: {', '.join(resolved.agents)}")
@@ -52,7 +54,7 @@ def show(
         typer.echo(f"{agent} in {resolved.name!r} is `{resolved.agents[agent].kind}`: no prompt (no LLM)")
         return
     typer.echo(f"# {path} · hash {resolved.prompt_hashes[agent]}")
-    typer.echo(path.read_text())
+    echo(resolved.prompt_text(agent))
 
 
 @prompts_app.command("render")
@@ -94,7 +96,7 @@ def render_prompt(
         pruned_reasoning=split.thinking, feedback=None, attempt=1, original_answer=answer,
     )
     for message in messages:
-        typer.echo(f"── {message['role']} ──\n{message['content']}\n")
+        echo(f"── {message['role']} ──\n{message['content']}\n")
 
 
 def register(app: typer.Typer) -> None:

@@ -108,7 +108,9 @@ def parse_extra_body(text: str | None) -> dict:
 
 
 def echo_progress(line: str) -> None:
-    typer.echo(line, err=True)
+    from drp.terminal import echo
+
+    echo(line, err=True)  # lines quote benchmark names and endpoint errors
 
 
 def exit_for(failed: int, aborted: str | None, interrupted: bool, what: str) -> None:

@@ -30,7 +30,11 @@ def serve(
     import signal
 
     from drp.models import resolve
+    from drp.outputs import check_output
     from drp.serving import ManagedServer, ServeError, build_command, free_port
+
+    if log is not None:
+        check_output(log, "serve-log", flag="--log")
 
     command = build_command(resolve(model), backend, host, port or free_port(host), vllm_bin, ctx.args)
     server = ManagedServer(command, log)

@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None, callbacks: list | None = None) -> Path:
 
 
 def train(script_args, training_args, model_args, distill_args, callbacks: list | None = None) -> Path:
+    from drp.outputs import check_output
+
+    check_output(Path(training_args.output_dir), "distill", flag="--output_dir")  # never into a run's folder
     from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTTrainer, get_peft_config, get_quantization_config
 

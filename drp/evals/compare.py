@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from drp.errors import UserError
-from drp.evals.evaluation import CONFIG, SAMPLES, load_samples
+from drp.evals.evaluation import CONFIG, SAMPLES, sample_key
 from drp.evals.metrics import benchmark_metrics, per_problem
 from drp.evals.protocols import DEFAULT_PROTOCOL
 from drp.evals.sample_scores import by_problem
@@ -37,11 +37,72 @@ class EvalRun:
 def load_eval_run(path: Path) -> EvalRun:
     if not (path / SAMPLES).is_file():
         raise CompareError(f"{path} is not an eval folder (no {SAMPLES}); make one with `drp eval --out`")
-    config = json.loads((path / CONFIG).read_text()) if (path / CONFIG).is_file() else {}
-    samples = load_samples(path)
+    config = _config(path / CONFIG)
+    samples = _checked_samples(path / SAMPLES)
     if not samples:
         raise CompareError(f"{path}: {SAMPLES} holds no samples")
     return EvalRun(path.name, path, config, samples)
+
+
+def _config(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CompareError(f"{path} is not the JSON `drp eval` writes ({error})") from None
+    if not isinstance(config, dict):
+        raise CompareError(f"{path} holds a JSON {type(config).__name__}, not the settings `drp eval` writes")
+    for key, kind in (("decoding", dict), ("prompt_template", dict), ("paper_caps", dict), ("protocol", str),
+                      ("model", str)):
+        if config.get(key) is not None and not isinstance(config[key], kind):
+            raise CompareError(f"{path}: {key} is {type(config[key]).__name__}, not what `drp eval` writes")
+    return config
+
+
+def _checked_samples(path: Path) -> dict[str, list[dict]]:
+    """Benchmark → its latest records, each checked to be a sample `drp eval` wrote (one-line error if not)."""
+    from drp.evals.sampling import latest_by_key, read_records
+
+    records = []
+    try:
+        for number, record in enumerate(read_records(path), start=1):
+            problem = _sample_problem(record)
+            if problem:
+                raise CompareError(f"{path}: record {number} is not a sample of `drp eval`: {problem}")
+            records.append(record)
+    except UnicodeDecodeError as error:
+        raise CompareError(f"{path} is not UTF-8 text ({error.reason} at byte {error.start})") from None
+    grouped: dict[str, list[dict]] = {}
+    for record in latest_by_key(records, sample_key).values():
+        grouped.setdefault(record["benchmark"], []).append(record)
+    return grouped
+
+
+def _number(value) -> bool:
+    import math
+
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+
+
+def _sample_problem(record: dict) -> str | None:
+    """What the statistics would trip over in one record, or None."""
+    from drp.surrogates import first_surrogate
+
+    checks = [("benchmark", lambda v: isinstance(v, str) and v.strip(), "text"),
+              ("seed", lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+              ("problem_id", lambda v: isinstance(v, (str, int)) and not isinstance(v, bool), "text or an integer")]
+    if not record.get("error"):  # a finished sample is scored and counted
+        checks += [("correct", lambda v: isinstance(v, (bool, int)), "true or false"),
+                   ("tokens", _number, "a token count"),
+                   ("finish_reason", lambda v: v is None or isinstance(v, str), "text"),
+                   ("question_sha", lambda v: v is None or isinstance(v, str), "text")]
+    for key, valid, expected in checks:
+        if key not in record or not valid(record[key]):
+            shown = "missing" if key not in record else f"{json.dumps(record[key], default=str)[:40]}"
+            return f"{key} is {shown}, not {expected}"
+    surrogate = first_surrogate(record)
+    return f"{surrogate[0]} holds a lone surrogate ({surrogate[1]})" if surrogate else None
 
 
 def _unique_labels(runs: list[EvalRun]) -> None:

@@ -73,9 +73,12 @@ def run_eval(settings: EvalSettings, echo: Callable[[str], None] = print) -> Eva
     from drp.redaction import redact_url
     from drp.tokens import TokenCounter
 
+    from drp.outputs import check_output
+
     started = time.perf_counter()
     if settings.out.exists() and not settings.out.is_dir():
         raise EvalError(f"--out {settings.out} is a file: eval writes a folder (samples, metrics); name a folder")
+    check_output(settings.out, "eval")
     protocol = check_protocol(settings.protocol)
     label, template = resolve_template(settings.prompt_template)
     if protocol == "paper":  # the paper's prompts replace the student family's template
@@ -120,7 +123,7 @@ def run_eval(settings: EvalSettings, echo: Callable[[str], None] = print) -> Eva
     _write_config(out, config)
 
     samples_path = out / SAMPLES
-    latest = latest_by_key(read_records(samples_path), _key)
+    latest = latest_by_key(read_records(samples_path), sample_key)
     finished = {k for k, r in latest.items() if not r.get("error")}
 
     def task(benchmark: Benchmark, seed: int, problem) -> Task:
@@ -177,14 +180,15 @@ def run_eval(settings: EvalSettings, echo: Callable[[str], None] = print) -> Eva
                        outcome.interrupted, time.perf_counter() - started)
 
 
-def _key(record: dict) -> tuple:
+def sample_key(record: dict) -> tuple:
+    """A sample's place: benchmark, seed, problem (a later record of the same place replaces an earlier one)."""
     return (record.get("benchmark"), record.get("seed"), str(record.get("problem_id")))
 
 
 def load_samples(out: Path) -> dict[str, list[dict]]:
     """Benchmark → its latest sample records (one per seed and problem)."""
     grouped: dict[str, list[dict]] = {}
-    for record in latest_by_key(read_records(out / SAMPLES), _key).values():
+    for record in latest_by_key(read_records(out / SAMPLES), sample_key).values():
         grouped.setdefault(record["benchmark"], []).append(record)
     return grouped
 

@@ -156,8 +156,12 @@ def _keep(record: dict, settings: GenerateSettings) -> bool:
 
 def _check_outputs(settings: GenerateSettings) -> None:
     """OUT and its samples file are generate's own (or absent); neither is the problems file."""
+    from drp.outputs import check_output
+
     samples = samples_path_for(settings.out)
     problems = Path(settings.problems)
+    for path in (settings.out, samples):
+        check_output(path, "generate")
     for path in (settings.out, samples):
         if problems.is_file() and path.exists() and path.resolve() == problems.resolve():
             raise EvalError(f"--out {settings.out} would write over the problems file {problems}: choose another --out")

@@ -195,6 +195,9 @@ def html(comparison: dict, png: Path) -> str:
 
 
 def write_report(comparison: dict, out: Path) -> dict[str, Path]:
+    from drp.outputs import check_output
+
+    check_output(out, "compare")
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "comparison.json", "markdown": out / "report.md", "png": out / PLOT,
              "html": out / "report.html"}

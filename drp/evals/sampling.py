@@ -337,12 +337,26 @@ class SampleWriter:
 
     @staticmethod
     def _repair_tail(path: Path) -> None:
-        # A kill mid-write leaves a line without its newline: end it, so the next record starts cleanly.
-        if path.exists() and path.stat().st_size:
-            with open(path, "rb+") as handle:
-                handle.seek(-1, 2)
-                if handle.read(1) != b"\n":
-                    handle.write(b"\n")
+        # A kill mid-write leaves a last line without its newline: a record cut short, never read (its sample
+        # is drawn again). It is cut off, so the file holds whole records only and resumes any number of times.
+        if not path.exists() or not path.stat().st_size:
+            return
+        with open(path, "rb+") as handle:
+            handle.seek(-1, 2)
+            if handle.read(1) == b"\n":
+                return
+            end = handle.seek(0, 2)
+            start = end
+            while start > 0:  # back to the last newline, a block at a time
+                step = min(65536, start)
+                handle.seek(start - step)
+                block = handle.read(step)
+                newline = block.rfind(b"\n")
+                if newline >= 0:
+                    handle.truncate(start - step + newline + 1)
+                    return
+                start -= step
+            handle.truncate(0)
 
     def write(self, record: dict) -> None:
         self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")

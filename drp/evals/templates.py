@@ -11,6 +11,9 @@ from drp.layout import DEFAULT_FAMILY, FAMILY_INSTRUCTIONS, family_template
 FAMILIES: dict[str, str] = {family: family_template(family) for family in FAMILY_INSTRUCTIONS}
 
 
+MAX_TEMPLATE_BYTES = 1_000_000
+
+
 class TemplateError(UserError):
     """A --prompt-template that cannot be used."""
 
@@ -21,8 +24,13 @@ def resolve_template(value: str | None) -> tuple[str, str]:
     if value in FAMILIES:
         return value, FAMILIES[value]
     path = Path(value)
-    if "{problem}" not in value and path.is_file():
-        text = path.read_text(encoding="utf-8")
+    if "{problem}" not in value and path.exists() and not path.is_dir():
+        from drp.safe_files import UnsafeFile, read_capped_text
+
+        try:  # a regular file of a sane size: never a FIFO that blocks or a device that never ends
+            text = read_capped_text(path, MAX_TEMPLATE_BYTES, "template file")
+        except UnsafeFile as error:
+            raise TemplateError(str(error)) from None
         _check(text, f"template file {path}")
         return str(path), text
     _check(value, "--prompt-template")

@@ -68,6 +68,12 @@ def load_accepted_run(spec: str) -> AcceptedRun:
 
 
 def _from_db(folder: Path, name: str) -> AcceptedRun:
+    from drp.run_lock import holder
+
+    running = holder(folder)
+    if running is not None:  # its accepted traces so far are not the run's dataset: refuse rather than cut it
+        raise SourceError(f"run {name!r} is still in progress ({running}): export it once it has ended "
+                          "(an interrupted run finishes with `drp run … --resume`)")
     store = open_run(folder)
     meta = store.run_row()
     counts = store.status_counts()
@@ -97,13 +103,16 @@ def _trace_from_record(record: dict) -> AcceptedTrace:
         thinking=(record.get("thinking") or "").strip(),
         answer_section=(record.get("answer_section") or "").strip(),
         answer=record.get("pruned_answer") or record.get("original_answer"),
-        gold_answer=record.get("gold_answer"),
+        gold_answer=None if record.get("gold_answer") is None else str(record["gold_answer"]),
         tokens={key: tokens.get(key) for key in TOKEN_KEYS},
     )
 
 
 def _from_pruned_jsonl(path: Path, name: str) -> AcceptedRun:
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    try:
+        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except UnicodeDecodeError as error:
+        raise SourceError(f"run {name!r}: {path} is not UTF-8 text ({error.reason} at byte {error.start})") from None
     if not lines:
         raise SourceError(f"run {name!r} has no accepted traces: {path} is empty")
     traces, policies, hashes = [], set(), {}
@@ -112,6 +121,9 @@ def _from_pruned_jsonl(path: Path, name: str) -> AcceptedRun:
             record = json.loads(line)
         except json.JSONDecodeError as error:
             raise SourceError(f"run {name!r}: {path} line {number} is not JSON ({error})") from None
+        problem = record_problem(record)
+        if problem:
+            raise SourceError(f"run {name!r}: {path} line {number} is not a pruned trace of drp run: {problem}")
         policies.add(record.get("policy"))
         hashes.update(record.get("prompt_hashes") or {})
         traces.append(_trace_from_record(record))
@@ -127,6 +139,43 @@ def _from_pruned_jsonl(path: Path, name: str) -> AcceptedRun:
         status_counts={"accepted": len(traces)},
         traces=traces,
     )
+
+
+_OPTIONAL_TEXT = ("thinking", "answer_section", "pruned_answer", "original_answer", "policy")
+
+
+def record_problem(record) -> str | None:
+    """What makes a pruned.jsonl record unusable (a file from elsewhere, edited by hand), or None."""
+    from drp.surrogates import first_surrogate
+
+    if not isinstance(record, dict):
+        return f"a JSON {type(record).__name__}, not an object"
+    trace_id = record.get("id")
+    if isinstance(trace_id, bool) or not isinstance(trace_id, (str, int)) or not str(trace_id).strip():
+        return "no id (text or an integer)" if trace_id in (None, "") else f"its id is {type(trace_id).__name__}"
+    question = record.get("question")
+    if not isinstance(question, str) or not question.strip():
+        return "the question is " + ("missing" if question is None else "empty" if isinstance(question, str)
+                                     else f"{type(question).__name__}, not text")
+    gold = record.get("gold_answer")
+    if gold is not None and (isinstance(gold, bool) or not isinstance(gold, (str, int, float))):
+        return f"gold_answer is {type(gold).__name__}, not text or a number"
+    for key in _OPTIONAL_TEXT:
+        if record.get(key) is not None and not isinstance(record[key], str):
+            return f"{key} is {type(record[key]).__name__}, not text"
+    for key, kind in (("tokens", dict), ("prompt_hashes", dict)):
+        if record.get(key) is not None and not isinstance(record[key], kind):
+            return f"{key} is {type(record[key]).__name__}, not an object"
+    for key in TOKEN_KEYS:
+        count = (record.get("tokens") or {}).get(key)
+        if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
+            return f"tokens.{key} is {count!r}, not a count"
+    if any(not isinstance(v, str) for v in (record.get("prompt_hashes") or {}).values()):
+        return "prompt_hashes holds values that are not text"
+    surrogate = first_surrogate(record)
+    if surrogate:
+        return f"{surrogate[0]} holds a lone surrogate ({surrogate[1]})"
+    return None
 
 
 def _require_accepted(name: str, traces: list[AcceptedTrace], counts: dict[str, int]) -> None:

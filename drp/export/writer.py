@@ -125,6 +125,9 @@ def _mix(sources: list[AcceptedRun], instruction, system_prompt, answer, duplica
 
 
 def _check_target(out: Path, overwrite: bool) -> None:
+    from drp.outputs import check_output
+
+    check_output(out, "export")
     if not out.exists() or (out.is_dir() and not any(out.iterdir())):
         return
     if not overwrite:

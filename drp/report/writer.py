@@ -61,6 +61,8 @@ def default_out(src: RunStore, vs: RunStore | None) -> Path:
 
 def is_report(path: Path) -> bool:
     """A page this writer made (its title says so near the top)."""
+    if not path.is_file():  # never open a FIFO or a device to look
+        return False
     try:
         with open(path, "rb") as handle:
             return b"<title>drp report" in handle.read(4096)
@@ -68,20 +70,24 @@ def is_report(path: Path) -> bool:
         return False
 
 
-def check_out(out: Path, runs: list[RunStore], overwrite: bool) -> None:
+def check_out(out: Path, overwrite: bool) -> None:
     """The report may replace an earlier report; any other file only with `overwrite`, and never a file of
-    a run it reads (its database, config, results)."""
+    any drp run (its database, config, results) or of another command's output (drp.outputs): inside a run's
+    folder it only adds or replaces an HTML page."""
+    from drp.outputs import check_output
+
     if out.is_dir():
         raise UserError(f"--out {out} is a folder: name the HTML file to write, e.g. --out {out / 'report.html'}")
+    check_output(out, "report", allowed_in_run=_page_in_a_run)
     if not out.exists() or is_report(out):
         return
-    for run in runs:
-        if out.resolve().parent == run.folder.resolve():
-            raise UserError(f"--out {out} is one of run {run.folder.name}'s own files: the report never replaces "
-                            "them; choose another --out")
     if not overwrite:
         raise UserError(f"--out {out} exists and is not a drp report: pass --overwrite to replace it, or choose "
                         "another --out")
+
+
+def _page_in_a_run(path: Path) -> bool:
+    return path.suffix.lower() == ".html" and (not path.exists() or is_report(path))
 
 
 def write_report(
@@ -97,7 +103,7 @@ def write_report(
     src = data.open_report_run(run)
     other = data.open_report_run(vs) if vs else None
     out = Path(out) if out else default_out(src, other)
-    check_out(out, [src, *([other] if other else [])], overwrite)
+    check_out(out, overwrite)
     rows = data.list_rows(src, statuses, limit)
     index = build_index(src, rows, statuses, limit, other)
 
