@@ -62,6 +62,7 @@ class RunOptions:
     allow_policy_change: bool = False  # resume under a policy that differs from the run's (both are recorded)
     max_record_chars: int = input_traces.DEFAULT_MAX_RECORD_CHARS
     teacher_tokenizer: str | None = None  # counts teacher calls that come without usage (None: the model's folder)
+    reuse: list[str] = field(default_factory=list)  # run folders whose stored teacher replies answer equal requests
 
 
 @dataclass
@@ -91,16 +92,36 @@ def run(options: RunOptions, progress: bool = True) -> RunSummary:
         teacher = _teacher(options, policy, folder)  # refuse an LLM policy without a teacher before touching anything
         _price(options, teacher)  # and an unknown price
         changes = _policy_changes(options, saved, policy) if saved else []
+        reuse = _reuse_sources(options, folder, teacher)
         counter = _counter(options)
         if saved is None:
             _create(folder, options, policy, counter, teacher)
             store = open_run(folder, write=True)
         else:
             store = _reopen(folder, options, policy, counter, teacher, saved, changes)
-        return _prune_pending(store, folder, options, policy, teacher, progress)
+        try:
+            return _prune_pending(store, folder, options, policy, teacher, progress, reuse)
+        finally:
+            if reuse is not None:
+                reuse.close()
 
 
-def _prune_pending(store: RunStore, folder: Path, options: RunOptions, policy, teacher, progress: bool) -> RunSummary:
+def _reuse_sources(options: RunOptions, folder: Path, teacher):
+    """The stored replies of the --reuse runs (None without any, or without a teacher to stand in for). A run
+    never reuses itself: its calls are rewritten as it goes (and replaced whole by --overwrite)."""
+    from drp.reuse import open_sources
+
+    if not options.reuse or teacher is None:
+        return None
+    for source in options.reuse:
+        if _same_file(source, str(folder)):
+            raise RunError(f"--reuse {Path(source).name}: a run cannot reuse its own replies; reuse another run "
+                           "(copy this one under a new id first to rerun it)")
+    return open_sources(options.reuse)
+
+
+def _prune_pending(store: RunStore, folder: Path, options: RunOptions, policy, teacher, progress: bool,
+                   reuse=None) -> RunSummary:
     pending = store.pending_ids(options.limit)
     store.start_session(options.run_id)
     started = time.perf_counter()
@@ -111,11 +132,11 @@ def _prune_pending(store: RunStore, folder: Path, options: RunOptions, policy, t
     batch = teacher is not None and options.teacher_mode == "batch"
     with _setup_frozen():
         if batch:  # every pending trace at once, in one process: each graph stage of all of them is one batch job
-            _run_loop(_process_ids(options, folder, policy, teacher, graph, pending, max(1, len(pending)), bar))
+            _run_loop(_process_ids(options, folder, policy, teacher, graph, pending, max(1, len(pending)), bar, reuse))
         elif options.workers <= 1 or len(pending) < 2:
-            _run_loop(_process_ids(options, folder, policy, teacher, graph, pending, options.concurrency, bar))
+            _run_loop(_process_ids(options, folder, policy, teacher, graph, pending, options.concurrency, bar, reuse))
         else:
-            _process_in_workers(options, folder, policy, teacher, graph, pending, store, bar)
+            _process_in_workers(options, folder, policy, teacher, graph, pending, store, bar, reuse)
     bar.close()
     seconds = time.perf_counter() - started
     store.end_session(options.run_id, seconds)
@@ -176,14 +197,15 @@ def _graph():
 
 
 async def _process_ids(options: RunOptions, folder: Path, policy, teacher, graph, ids: list[str], concurrency: int,
-                       bar=None) -> None:
+                       bar=None, reuse=None) -> None:
     """Run the graph over these traces, `concurrency` at a time, storing each as soon as it ends."""
     from drp.agents.context import RunContext
     from drp.teacher.scope import CURRENT_TRACE
 
     store = open_run(folder, write=True)
     counter = _counter(options)
-    ctx = RunContext(policy=policy, teacher=teacher, counter=counter, max_record_chars=options.max_record_chars)
+    ctx = RunContext(policy=policy, teacher=teacher, counter=counter, max_record_chars=options.max_record_chars,
+                     reuse=reuse)
     queue: asyncio.Queue = asyncio.Queue()
     for trace_id in ids:
         queue.put_nowait(trace_id)
@@ -229,7 +251,7 @@ async def _process_ids(options: RunOptions, folder: Path, policy, teacher, graph
 
 
 def _process_in_workers(options: RunOptions, folder: Path, policy, teacher, graph, ids: list[str], store: RunStore,
-                        bar) -> None:
+                        bar, reuse=None) -> None:
     """Fork workers over interleaved shares of the pending traces; follow their progress in the database."""
     import multiprocessing
     from multiprocessing.connection import wait
@@ -240,7 +262,7 @@ def _process_in_workers(options: RunOptions, folder: Path, policy, teacher, grap
     parent = os.getpid()
     processes = [
         context.Process(target=_worker_main,
-                        args=(options, folder, policy, teacher, graph, ids[index::workers], per_worker, parent))
+                        args=(options, folder, policy, teacher, graph, ids[index::workers], per_worker, parent, reuse))
         for index in range(workers)
     ]
     for process in processes:
@@ -268,14 +290,14 @@ def _process_in_workers(options: RunOptions, folder: Path, policy, teacher, grap
 
 
 def _worker_main(options: RunOptions, folder: Path, policy, teacher, graph, ids: list[str], concurrency: int,
-                 parent: int) -> None:
+                 parent: int, reuse=None) -> None:
     from drp.parent_death import die_with_parent
 
     # A worker belongs to the process that owns the run: when that one dies (even by SIGKILL), so does the
     # worker, at once, so no orphan keeps writing beside a resume. What it finished is committed (but for the
     # last WRITE_EVERY seconds, redone on resume).
     die_with_parent(signal.SIGKILL, parent)
-    _run_loop(_process_ids(options, folder, policy, teacher, graph, ids, concurrency))
+    _run_loop(_process_ids(options, folder, policy, teacher, graph, ids, concurrency, reuse=reuse))
 
 
 def _run_loop(main) -> None:
@@ -335,7 +357,10 @@ def _result_rows(trace: dict, state: dict, counter) -> tuple[dict, list[dict], l
         "response_tokens_after": _response_tokens_after(state, counter, pruned_response) if accepted else None,
         "teacher_input_tokens": _teacher_tokens(calls, "input_tokens"),
         "teacher_output_tokens": _teacher_tokens(calls, "output_tokens"),
-        "teacher_calls": sum(1 for c in calls if c["llm"]),
+        "teacher_calls": sum(1 for c in calls if c["llm"] and not c.get("reused_run")),
+        "reused_calls": sum(1 for c in calls if c.get("reused_run")),
+        "reused_input_tokens": _teacher_tokens(calls, "input_tokens", reused=True),
+        "reused_output_tokens": _teacher_tokens(calls, "output_tokens", reused=True),
         "seconds": round(state.get("seconds", 0.0), 4),
         "checks": dumps((state.get("verdict") or {}).get("checks")),
     }
@@ -350,9 +375,10 @@ def _result_rows(trace: dict, state: dict, counter) -> tuple[dict, list[dict], l
     return result, steps, calls
 
 
-def _teacher_tokens(calls: list[dict], key: str) -> int | None:
-    """The trace's teacher tokens; None (missing) when a teacher reply came without usage and uncounted."""
-    counts = [call[key] for call in calls if call["llm"]]
+def _teacher_tokens(calls: list[dict], key: str, reused: bool = False) -> int | None:
+    """The trace's teacher tokens this run spent (with `reused`: those of the replies it reused instead); None
+    (missing) when a teacher reply came without usage and uncounted."""
+    counts = [call[key] for call in calls if call["llm"] and bool(call.get("reused_run")) == reused]
     return None if any(count is None for count in counts) else sum(counts)
 
 
@@ -397,6 +423,7 @@ def _settle_existing_run(folder: Path, options: RunOptions) -> tuple[RunOptions,
         # the policy settings with --set (a policy change, refused unless allowed).
         keep = {"concurrency": options.concurrency, "workers": options.workers, "limit": options.limit,
                 "resume": True, "overwrite": False, "allow_policy_change": options.allow_policy_change,
+                "reuse": options.reuse,
                 "policy_overrides": {**(saved.get("policy_overrides") or {}), **options.policy_overrides}}
         legacy_url = saved.pop("teacher_url", None)  # runs stored before several endpoints were possible
         saved.setdefault("teacher_urls", [legacy_url] if legacy_url else [])

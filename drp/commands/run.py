@@ -41,6 +41,7 @@ def run(
     split: Annotated[str, typer.Option(help="Dataset split, for `datasets` inputs.")] = "train",
     prompts_dir: Annotated[Optional[list[Path]], typer.Option(help="Extra folder(s) of policies, searched first.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a policy setting: KEY=YAML, e.g. max_retries=4 or answer_section=keep.")] = None,
+    reuse: Annotated[Optional[list[str]], typer.Option(help="Answer a teacher request from this run's stored reply when it asked exactly the same (messages, model, sampling, schema, structured-output mode): no network call. Give it several times for several runs. Retries and failed replies are always asked again.")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
     estimate: Annotated[bool, typer.Option(help="Spend only a sample: prune --estimate-sample traces (drawn with --seed) in a temporary run, then print the projected teacher tokens, time and cost of the whole input, with 95% intervals.")] = False,
     estimate_sample: Annotated[int, typer.Option(help="Traces in the --estimate sample.", min=1)] = 20,
@@ -50,7 +51,7 @@ def run(
     from datetime import datetime
 
     from drp.input_traces import parse_field_map
-    from drp.paths import runs_dir
+    from drp.paths import run_dir, runs_dir
     from drp.policy import parse_overrides
     from drp.runner import RunOptions, run as run_graph
 
@@ -65,7 +66,7 @@ def run(
         limit=limit, concurrency=concurrency, workers=workers, resume=resume, overwrite=overwrite, tokenizer=tokenizer,
         field_map=parse_field_map(field or []), split=split, prompts_dirs=[str(p) for p in prompts_dir or []],
         policy_overrides=overrides, allow_policy_change=allow_policy_change, max_record_chars=max_record_chars,
-        teacher_tokenizer=teacher_tokenizer,
+        teacher_tokenizer=teacher_tokenizer, reuse=[str(run_dir(name).resolve()) for name in reuse or []],
     )
     if estimate:
         from drp.estimate import describe, estimate as estimate_run
