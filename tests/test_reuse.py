@@ -244,3 +244,54 @@ def test_bad_reuse_sources_are_refused_in_one_line(tmp_path):
         assert _run(teacher, "self", "--limit", "1").exit_code in (0, 1)
         itself = _run(teacher, "self", "--overwrite", "--reuse", "self")
         assert itself.exit_code == 2 and "cannot reuse its own" in itself.output, itself.output
+
+
+def test_stats_cost_and_transcript_count_reused_calls_apart():
+    with ScriptedTeacher(sensible) as teacher:
+        _run(teacher, "paid", "--teacher-price", "1,2")
+    with ScriptedTeacher(sensible) as teacher:
+        _run(teacher, "half", "--teacher-price", "1,2", "--reuse", "paid", "--set", "max_retries=1")
+    paid = json.loads(drp("stats", "paid", "--json").output)
+    half = json.loads(drp("stats", "half", "--json").output)
+    assert paid["teacher_reused_calls"] == 0 and paid["cost"]["saved"] == 0.0 and paid["cost"]["total"] > 0
+    # max_retries changes no prompt: every reply is reused, nothing is spent, and what was saved is the first cost
+    assert half["teacher_llm_calls"] == 0 and half["cost"]["total"] == 0
+    assert half["teacher_reused_calls"] == paid["teacher_llm_calls"] > 0
+    assert half["cost"]["saved"] == pytest.approx(paid["cost"]["total"])
+    assert half["teacher_reused_input_tokens"] == sum(
+        row["teacher_input_tokens"] for row in db_of("paid").query("select teacher_input_tokens from traces"))
+    text = drp("stats", "half").output
+    assert "reused from other runs (--reuse): " in text and "saved by reuse" in text, text
+    trace = next(iter(db_of("half").query("select trace_id, reused_trace, reused_seq from calls where reused_run is not null")))
+    shown = drp("logs", "show", "half", trace["trace_id"]).output
+    assert f"reused from run paid, trace {trace['reused_trace']} call #{trace['reused_seq']}" in shown
+
+
+def test_the_estimate_knows_what_a_reuse_saves(policy_dir):
+    import re
+
+    with ScriptedTeacher(sensible) as teacher:
+        _run(teacher, "base", policy_dir=policy_dir)
+    _edit(policy_dir / "mine" / "pruner.yaml", "system: |", "system: |\n  Be brief.")
+    with ScriptedTeacher(sensible) as teacher:
+        plain = _run(teacher, "est", "--estimate", "--estimate-sample", "8", "--teacher-price", "1,2",
+                     policy_dir=policy_dir)
+        asked_plain = len(teacher.requests)
+    with ScriptedTeacher(sensible) as teacher:
+        reusing = _run(teacher, "est", "--estimate", "--estimate-sample", "8", "--teacher-price", "1,2",
+                       "--reuse", "base", policy_dir=policy_dir)
+        asked = [agent_of(r) for r in teacher.requests]
+    assert plain.exit_code == reusing.exit_code == 0, reusing.output
+    assert "reuse:" not in plain.output
+    assert set(asked) == {"pruner"} and len(asked) < asked_plain  # the sample itself reused what it could
+    found = re.search(r"reuse: (\d+) of the sample's (\d+) teacher calls \((\d+)%\) answered from stored replies; "
+                      r"saves ([\d,]+) .*input and ([\d,]+) .*output tokens, \$[\d.]+ not spent", reusing.output)
+    assert found, reusing.output
+    reused, total = int(found.group(1)), int(found.group(2))
+    assert total == asked_plain and reused == asked_plain - len(asked)
+
+    def spent(text: str) -> float:
+        return float(re.search(r"teacher input tokens\s+([\d,]+)", text).group(1).replace(",", ""))
+
+    saved = float(found.group(4).replace(",", ""))
+    assert spent(reusing.output) + saved == pytest.approx(spent(plain.output), rel=0.01)

@@ -64,8 +64,10 @@ def logs_show(
     typer.echo(f"trace {trace_id}: {trace['status']} ({trace['reason']}), attempts {trace['attempts']}")
     for call in calls:
         tokens = _call_tokens(call) if call["llm"] else ""
+        reused = (f" · reused from run {call['reused_run']}, trace {call['reused_trace']} call #{call['reused_seq']}"
+                  if call.get("reused_run") else "")
         typer.echo(f"\n── #{call['seq']} {call['node']} (attempt {call['attempt']}) · {call['model']} · "
-                   f"{call['prompt_name'] or ''} [{call['prompt_hash'] or ''}] · {call['latency_ms']:.0f} ms {tokens}")
+                   f"{call['prompt_name'] or ''} [{call['prompt_hash'] or ''}] · {call['latency_ms']:.0f} ms {tokens}{reused}")
         for message in call["messages"]:
             typer.echo(f"   [{message['role']}] {_clip(message['content'])}")
         typer.echo(f"   reply:  {_clip(call['raw_output'] or '')}")
@@ -173,6 +175,12 @@ def stats(
     typer.echo(f"attempts/trace {num(result['attempts_per_trace_mean'])} {result['attempts_histogram']} · teacher calls/trace "
                f"{num(result['teacher_calls_per_trace'])}, tokens in/out per trace {tokens(result['teacher_input_tokens_per_trace'])}"
                f"/{tokens(result['teacher_output_tokens_per_trace'])}")
+    if result["teacher_reused_calls"]:
+        reused_in, reused_out = result["teacher_reused_input_tokens"], result["teacher_reused_output_tokens"]
+        typer.echo(f"  reused from other runs (--reuse): {result['teacher_reused_calls']} calls, "
+                   f"{'missing' if reused_in is None else f'{reused_in:,}'}/"
+                   f"{'missing' if reused_out is None else f'{reused_out:,}'} tokens in/out not spent "
+                   f"({num(result['teacher_reused_calls_per_trace'])} per trace); the figures above are this run's own")
     if result["teacher_calls_without_usage"]:
         counted = result["teacher_calls_counted_with_tokenizer"]
         typer.echo(f"  {result['teacher_calls_without_usage']} of {result['teacher_llm_calls']} teacher calls came without "
@@ -185,8 +193,10 @@ def stats(
             typer.echo("teacher cost unknown: no price (drp stats --teacher-price IN,OUT or NAME)")
     else:
         unknown = f" · {cost['unknown_traces']} traces without token usage" if cost["unknown_traces"] else ""
+        saved = (f" · saved by reuse {format_cost(cost['saved'], cost['currency'])}"
+                 if result["teacher_reused_calls"] else "")
         typer.echo(f"teacher cost {format_cost(cost['total'], cost['currency'])} · per trace "
-                   f"{format_cost(cost['per_trace'], cost['currency'])} ({cost['described']}){unknown}")
+                   f"{format_cost(cost['per_trace'], cost['currency'])} ({cost['described']}){unknown}{saved}")
     for endpoint in result["endpoints"]:
         latency = "-" if endpoint["mean_latency_ms"] is None else f"{endpoint['mean_latency_ms']:.0f} ms"
         typer.echo(f"endpoint {endpoint['endpoint']}: {endpoint['calls']} calls, {endpoint['errors']} errors, "
