@@ -87,10 +87,21 @@ def _clip(text: str, limit: int = 600) -> str:
     return text if len(text) <= limit else text[:limit] + f" … ({len(text) - limit} more chars; --json for all)"
 
 
-def diff(run: RunArg, trace_id: Annotated[str, typer.Argument(help="Trace id.")]) -> None:
+def diff(
+    run: RunArg,
+    trace_or_run: Annotated[str, typer.Argument(metavar="[RUN_B] ID", help="Trace id; or a second run, then the trace id.")],
+    trace_id: Annotated[Optional[str], typer.Argument(metavar="", help="The trace id, after a second run.", show_default=False)] = None,
+) -> None:
     """Original vs pruned, step by step, with each step's skill and action. For policies whose teacher re-types
     the trace (the paper's echo), the echo is shown next to the original span it maps to, and the real pruned
-    reasoning — the teacher's own text, not assembled from the steps — below."""
+    reasoning — the teacher's own text, not assembled from the steps — below. `drp diff RUN_A RUN_B ID`: one trace
+    under two runs' policies, step by step (skills, actions, pruned text) with both runs' checks."""
+    if trace_id is not None:
+        from drp.run_diff import show
+
+        show(_open(run), _open(trace_or_run), trace_id)
+        return
+    trace_id = trace_or_run
     from rich.console import Console
     from rich.panel import Panel
     from rich.table import Table
@@ -142,19 +153,30 @@ def _pruned_text(store, trace: dict) -> str | None:
 
 
 def stats(
-    run: RunArg,
+    runs: Annotated[list[str], typer.Argument(help="Run id(s) or folder(s). Several: one side-by-side table on the traces they all finished.")],
     json_: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     tokenizer: Annotated[Optional[str], typer.Option(help="Recount tokens with this tokenizer (path or hub id).")] = None,
     teacher_price: Annotated[Optional[str], typer.Option(help="Cost at this price instead of the run's: IN,OUT per million tokens, or a name from the price table.")] = None,
     prices_file: Annotated[Optional[Path], typer.Option(help="Your own price table (YAML, the shape of drp/prices.yaml); also DRP_PRICES.")] = None,
 ) -> None:
-    """Counts by status and reason, token reduction (mean, median), attempts, teacher tokens and cost, speed."""
+    """Counts by status and reason, token reduction (mean, median), attempts, teacher tokens and cost, speed.
+    Several runs: accepted share, reductions, derivation pass rate, teacher calls and tokens per trace, cost and
+    wall time, per run, on the traces they share."""
     from drp.costs import resolve_price
+    from drp.errors import UserError
     from drp.run_stats import compute
     from drp.tokens import TokenCounter
 
     price = resolve_price(teacher_price, None, prices_file) if teacher_price else None
-    result = compute(_open(run), TokenCounter(tokenizer) if tokenizer else None, price)
+    if len(runs) > 1:
+        from drp.run_compare import compare, table
+
+        if tokenizer:
+            raise UserError("--tokenizer recounts one run: give one run with it")
+        result = compare([_open(run) for run in runs], price)
+        typer.echo(json.dumps(result, indent=2) if json_ else table(result))
+        return
+    result = compute(_open(runs[0]), TokenCounter(tokenizer) if tokenizer else None, price)
     if json_:
         typer.echo(json.dumps(result, indent=2))
         return
