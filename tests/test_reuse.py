@@ -295,3 +295,31 @@ def test_the_estimate_knows_what_a_reuse_saves(policy_dir):
 
     saved = float(found.group(4).replace(",", ""))
     assert spent(reusing.output) + saved == pytest.approx(spent(plain.output), rel=0.01)
+
+
+@pytest.mark.slow  # three runs of the benchmark, in its own process
+def test_the_reuse_benchmark_asks_only_what_changed(tmp_path):
+    import re
+    import subprocess
+    import sys
+
+    from helpers import REPO
+
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "reuse_share.py"), "--traces", "12"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert re.search(r"segmenter: 0 of \d+ asked again", out) and re.search(r"classifier: 0 of \d+ asked again", out)
+    asked, total = map(int, re.search(r"pruner: (\d+) of (\d+) asked again", out).groups())
+    assert asked == total > 0
+    assert "outside the target (not the pruner's, not after the pruner of a changed trace): 0" in out
+    assert re.search(r"same policy, --reuse of the first run: 0 new calls .* byte-identical: True", out), out
+
+
+def test_worker_processes_reuse_too():
+    with ScriptedTeacher(sensible) as teacher:
+        _run(teacher, "one")
+    with ScriptedTeacher(sensible) as teacher:
+        assert _run(teacher, "forked", "--reuse", "one", "--workers", "2").exit_code in (0, 1)
+        assert teacher.requests == []
+    assert (run_dir("forked") / "pruned.jsonl").read_bytes() == (run_dir("one") / "pruned.jsonl").read_bytes()
