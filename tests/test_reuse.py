@@ -323,3 +323,19 @@ def test_worker_processes_reuse_too():
         assert _run(teacher, "forked", "--reuse", "one", "--workers", "2").exit_code in (0, 1)
         assert teacher.requests == []
     assert (run_dir("forked") / "pruned.jsonl").read_bytes() == (run_dir("one") / "pruned.jsonl").read_bytes()
+
+
+def test_a_run_made_before_replies_were_keyed_is_refused_in_one_line():
+    import sqlite3
+
+    with ScriptedTeacher(sensible) as teacher:
+        _run(teacher, "older", "--limit", "1")
+    conn = sqlite3.connect(run_dir("older") / "drp.db")
+    with conn:
+        conn.execute("drop index calls_reuse_key")
+        conn.execute("alter table calls drop column reuse_key")
+    conn.close()
+    with ScriptedTeacher(sensible) as teacher:
+        refused = _run(teacher, "newer", "--reuse", "older")
+    assert refused.exit_code == 2 and one_line_error(refused.output), refused.output
+    assert "before teacher replies were keyed" in refused.output and not run_dir("newer").exists()
