@@ -265,6 +265,12 @@ def test_stats_cost_and_transcript_count_reused_calls_apart():
     trace = next(iter(db_of("half").query("select trace_id, reused_trace, reused_seq from calls where reused_run is not null")))
     shown = drp("logs", "show", "half", trace["trace_id"]).output
     assert f"reused from run paid, trace {trace['reused_trace']} call #{trace['reused_seq']}" in shown
+    from test_report import embedded  # the report's transcript carries where each reused call came from
+
+    assert drp("report", "half").exit_code == 0
+    _, blocks = embedded((run_dir("half") / "report.html").read_text())
+    llm_calls = [call for block in blocks.values() for call in block["calls"] if call["llm"]]
+    assert llm_calls and all(call["reused_run"] == "paid" and call["reused_seq"] for call in llm_calls)
 
 
 def test_the_estimate_knows_what_a_reuse_saves(policy_dir):

@@ -89,8 +89,8 @@ def _clip(text: str, limit: int = 600) -> str:
 
 def diff(
     run: RunArg,
-    trace_or_run: Annotated[str, typer.Argument(metavar="[RUN_B] ID", help="Trace id; or a second run, then the trace id.")],
-    trace_id: Annotated[Optional[str], typer.Argument(metavar="", help="The trace id, after a second run.", show_default=False)] = None,
+    trace_or_run: Annotated[str, typer.Argument(metavar="ID_OR_RUN_B", help="Trace id; or a second run, then the trace id.")],
+    trace_id: Annotated[Optional[str], typer.Argument(metavar="[ID]", help="The trace id, after a second run.", show_default=False)] = None,
 ) -> None:
     """Original vs pruned, step by step, with each step's skill and action. For policies whose teacher re-types
     the trace (the paper's echo), the echo is shown next to the original span it maps to, and the real pruned

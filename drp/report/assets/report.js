@@ -463,7 +463,9 @@
       : num(c.input_tokens) + ' in / ' + num(c.output_tokens) + ' out' + (c.usage === 'counted' ? ' (counted)' : '');
     var head = [c.seq === null || c.seq === undefined ? '' : '#' + c.seq, txt(c.node || '?'), 'attempt ' + txt(c.attempt),
       c.model ? txt(c.model) : null, tokens,
-      c.latency_ms === null || c.latency_ms === undefined ? null : num(c.latency_ms, 1) + ' ms'].filter(Boolean).join(' · ');
+      c.latency_ms === null || c.latency_ms === undefined ? null : num(c.latency_ms, 1) + ' ms',
+      c.reused_run ? 'reused from run ' + txt(c.reused_run) + ', trace ' + txt(c.reused_trace) + ' call #' + txt(c.reused_seq) : null
+    ].filter(Boolean).join(' · ');
     var summary = [head, c.error ? el('span', 'err-flag', ' · error') : null];
     var d = fold(summary, function () {
       var parts = [kv([['prompt', txt(c.prompt_name || '–') + (c.prompt_hash ? ' (' + c.prompt_hash + ')' : '')],
