@@ -80,7 +80,7 @@ def _needed(rows: list[dict], side: str) -> float | None:
     values = []
     for row in rows:
         spent, reused = row[f"teacher_{side}_tokens"], row[f"reused_{side}_tokens"]
-        if spent is None and row["teacher_calls"] or reused is None and row["reused_calls"]:
+        if (spent is None and row["teacher_calls"]) or (reused is None and row["reused_calls"]):
             return None
         values.append((spent or 0) + (reused or 0))
     return sum(values) / len(values) if values else None
