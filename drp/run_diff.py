@@ -55,27 +55,35 @@ def show(store_a, store_b, trace_id: str) -> None:
                         "response differ): compare runs of the same input")
     console = Console()
     console.print(Text(trace_id, "bold"))
-    for name, store, trace in zip(names, (store_a, store_b), traces):
+    for side, name, store, trace in zip("AB", names, (store_a, store_b), traces):
         checks = json_or_text(trace.get("checks")) or {}
         measured = ", ".join(f"{k} {v}" for k, v in checks.items()) if checks else "-"
-        console.print(Text(f"{name} ({store.run_row().get('policy')}): {trace['status']} ({trace['reason'] or '-'}) · "
-                           f"attempts {trace['attempts']} · thinking tokens {trace['thinking_tokens_before']} → "
-                           f"{trace['thinking_tokens_after'] or '-'} · checks: {measured}"))
+        console.print(Text(f"{side} = {name} ({store.run_row().get('policy')}): {trace['status']} "
+                           f"({trace['reason'] or '-'}) · attempts {trace['attempts']} · thinking tokens "
+                           f"{trace['thinking_tokens_before']} → {trace['thinking_tokens_after'] or '-'} · checks: {measured}"))
     table = Table(show_lines=True, expand=True)
     table.add_column("units")
     table.add_column("original", overflow="fold", ratio=1)
-    for name in names:
-        table.add_column(f"{name}: skill · action", overflow="fold")
-        table.add_column(f"{name}: becomes", overflow="fold", ratio=1)
+    table.add_column("A", overflow="fold", ratio=1)
+    table.add_column("B", overflow="fold", ratio=1)
     steps = [store.steps(trace_id) for store in (store_a, store_b)]
     for where, original, a, b in rows(*steps):
         same = a is not None and b is not None and (a["action"], became(a), a["skill"]) == (b["action"], became(b), b["skill"])
-        cells = [Text(where + ("" if same else " ≠"), "bold" if not same else ""), Text(original)]
-        for step in (a, b):
-            if step is None:
-                cells += [Text("(inside another step)", "dim"), Text("")]
-            else:
-                action = (step["action"] or "-").upper()
-                cells += [Text(f"{step['skill'] or '-'} · ").append(action, STYLES.get(action, "white")), Text(became(step))]
-        table.add_row(*cells)
+        table.add_row(Text(where + ("" if same else " ≠"), "" if same else "bold"), Text(original), _cell(a), _cell(b))
     console.print(table)
+    for side, trace in zip("AB", traces):  # after </think>: what each policy made of the answer section
+        section = trace.get("pruned_answer_section")
+        console.print(Text(f"{side} after </think>: ").append(section if section is not None else "(not accepted)", "dim"))
+
+
+def _cell(step: dict | None):
+    """A step as one run made it: skill and action, then what the step became (a kept step: its original)."""
+    from rich.text import Text
+
+    if step is None:
+        return Text("(inside another step)", "dim")
+    action = (step["action"] or "-").upper()
+    cell = Text(f"{step['skill'] or '-'} · ").append(action, STYLES.get(action, "white"))
+    if action == "KEEP":
+        return cell.append("\n(as the original)", "dim")
+    return cell.append("\n" + became(step)) if became(step) else cell

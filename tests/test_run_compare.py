@@ -74,7 +74,8 @@ def test_stats_of_several_runs_is_one_table_on_the_traces_they_share(runs_here):
 def test_diff_of_two_runs_lines_up_the_steps(runs_here):
     shown = drp("diff", "a", "r", "demo-001")
     assert shown.exit_code == 0, shown.output
-    assert "a (skill-aware)" in shown.output and "r (rules)" in shown.output and "checks:" in shown.output
+    assert "A = a (skill-aware)" in shown.output and "B = r (rules)" in shown.output and "checks:" in shown.output
+    assert "A after </think>: " in shown.output and "B after </think>: " in shown.output
     missing = drp("diff", "a", "r", "nope")
     assert missing.exit_code == 2 and one_line_error(missing.output) and "in run a" in missing.output
     single = drp("diff", "a", "demo-001")  # one run, as before
