@@ -405,6 +405,7 @@ def _settle_existing_run(folder: Path, options: RunOptions) -> tuple[RunOptions,
     if exists and not is_run_folder(folder):
         if not options.overwrite and (folder / DB_NAME).is_file():
             check_intact(folder / DB_NAME)  # a damaged database is named as such, not as a stranger's folder
+            _check_readable(folder / DB_NAME)  # so is one damaged inside, where its list of tables spans pages
         raise RunError(f"{folder} exists and is not a drp run: drp never writes into or deletes it. "
                        "Choose another --run-id, or move that folder")
     if exists and options.overwrite:
@@ -442,6 +443,24 @@ def _settle_existing_run(folder: Path, options: RunOptions) -> tuple[RunOptions,
     if options.policy is None:
         options.policy = DEFAULT_POLICY
     return options, None
+
+
+def _check_readable(file: Path) -> None:
+    """Refuse a database SQLite finds damaged when it reads its schema (DamagedRun, naming it)."""
+    import sqlite3
+
+    from drp.store import damaged_database
+
+    try:
+        connection = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            connection.execute("select name from sqlite_master").fetchall()
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError as error:
+        damaged = damaged_database(error)
+        if damaged is not None:
+            raise damaged from None
 
 
 def _saved_config(folder: Path, run_id: str) -> dict:
