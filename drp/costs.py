@@ -116,11 +116,18 @@ def run_price(config: dict | None) -> tuple[Price | None, bool]:
 
 
 def run_cost(totals: dict | None, price: Price | None, batch: bool) -> dict:
-    """Cost of a run from its teacher token totals (drp.store.RunStore.teacher_totals)."""
+    """Cost of a run from its teacher token totals (drp.store.RunStore.teacher_totals): what it spent (`total`;
+    replies reused from other runs cost nothing) and what reusing them saved (`saved`)."""
     totals = totals or {}
     traces = totals.get("traces") or 0
     total = price.cost(totals.get("input", 0), totals.get("output", 0), batch) if price else None
+    # What the calls answered from other runs' replies (--reuse) would have cost here: saved, not spent.
+    saved = None
+    if price is not None:
+        saved = price.cost(totals.get("reused_input", 0), totals.get("reused_output", 0), batch) \
+            if totals.get("reused_calls") else 0.0
     return {
+        "saved": saved,
         "price": price.public() if price else None, "batch": batch,
         "described": price.describe(batch) if price else None,
         "total": total, "per_trace": total / traces if total is not None and traces else None,

@@ -57,6 +57,11 @@ class Estimate:
     sample_seconds: float
     failed: int = 0  # sample traces that failed: left out of every projection
     failure: str | None = None  # the first one's reason
+    reused_calls: int = 0  # sample calls answered from the --reuse runs' stored replies
+    new_calls: int = 0  # sample calls sent to the teacher
+    reused_input_tokens: Projection | None = None  # what reuse saves (None: no --reuse)
+    reused_output_tokens: Projection | None = None
+    saved_cost: Projection | None = None
 
 
 def project(values: list[float], records: int, scale: float = 1.0) -> Projection:
@@ -102,7 +107,8 @@ def estimate(options, sample_size: int = DEFAULT_SAMPLE, seed: int = 0, progress
         except TeacherUnreachable as exc:
             raise TeacherUnreachable(f"the --estimate sample stopped: {exc.reason}; nothing to project from") from None
         store = open_run(summary.path)
-        rows = store.traces(("id", "status", "reason", "teacher_input_tokens", "teacher_output_tokens", "seconds"))
+        rows = store.traces(("id", "status", "reason", "teacher_input_tokens", "teacher_output_tokens", "seconds",
+                             "teacher_calls", "reused_calls", "reused_input_tokens", "reused_output_tokens"))
         rounds = _rounds(store, [row["id"] for row in rows])
         store.close()
     statuses: dict[str, int] = {}
@@ -118,6 +124,15 @@ def estimate(options, sample_size: int = DEFAULT_SAMPLE, seed: int = 0, progress
     count = len(usable)
     costs = [price.cost(row["teacher_input_tokens"], row["teacher_output_tokens"], batch) for row in known] if price else []
     concurrency = max(1, options.concurrency)
+    reused = [row for row in rows if row["reused_input_tokens"] is not None and row["reused_output_tokens"] is not None]
+    savings = {}
+    if options.reuse:
+        savings = {
+            "reused_input_tokens": project([row["reused_input_tokens"] for row in reused], count),
+            "reused_output_tokens": project([row["reused_output_tokens"] for row in reused], count),
+            "saved_cost": project([price.cost(row["reused_input_tokens"], row["reused_output_tokens"], batch)
+                                   for row in reused], count) if price else None,
+        }
     return Estimate(
         records=count, unusable=len(loaded) - count, sample_ids=[item.id for item in sample], seed=seed,
         statuses=statuses,
@@ -127,6 +142,8 @@ def estimate(options, sample_size: int = DEFAULT_SAMPLE, seed: int = 0, progress
         seconds=project([row["seconds"] for row in done if row["seconds"] is not None], count, 1 / concurrency),
         concurrency=concurrency, batch=batch, rounds=rounds, sample_seconds=summary.seconds,
         failed=len(failed), failure=failed[0]["reason"] if failed else None,
+        reused_calls=sum(row["reused_calls"] or 0 for row in rows), new_calls=sum(row["teacher_calls"] or 0 for row in rows),
+        **savings,
     )
 
 
@@ -182,6 +199,15 @@ def describe(result: Estimate) -> str:
             f" (95% CI {format_cost(result.cost.total_low)}–{format_cost(result.cost.total_high)})")
         lines.append(f"  cost {format_cost(result.cost.total)}{interval}, {format_cost(result.cost.mean)} per trace, "
                      f"at {result.price}")
+    if result.reused_input_tokens is not None:
+        asked = result.reused_calls + result.new_calls
+        share = f"{result.reused_calls / asked:.0%}" if asked else "none"
+        saved = ""
+        if result.saved_cost is not None and result.saved_cost.total is not None:
+            saved = f", {format_cost(result.saved_cost.total)} not spent"
+        lines.append(f"  reuse: {result.reused_calls} of the sample's {asked} teacher calls ({share}) answered from "
+                     f"stored replies; saves {tokens(result.reused_input_tokens)} input and "
+                     f"{tokens(result.reused_output_tokens)} output tokens{saved} (the figures above are what is spent)")
     seconds = result.seconds
     if result.batch:
         lines.append(f"  time: batch mode, {result.rounds} rounds of jobs one after another, each up to 24 h")

@@ -68,7 +68,9 @@ def _check_repeat(left, right) -> None:
 
 
 @lru_cache(maxsize=64)
-def _templates(path: Path):
+def _templates(path: Path, content_hash: str | None = None):
+    """The file's compiled templates, cached per content (`content_hash`, the policy's hash of the file): a prompt
+    edited between two runs of one process (a sweep, a test) is compiled afresh, as the policy's hash says."""
     from jinja2 import TemplateSyntaxError, meta, nodes
 
     env = _environment()
@@ -149,7 +151,7 @@ def render_messages(policy: Policy, agent: str, **variables) -> list[dict]:
 
 def _templates_for(policy: Policy, agent: str, path: Path):
     try:
-        return _templates(path)
+        return _templates(path, policy.prompt_hashes.get(agent))
     except PolicyTemplateError as exc:
         raise PolicyTemplateError(f"policy {policy.name!r}, {agent} prompt {exc}") from None
 

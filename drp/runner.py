@@ -81,6 +81,7 @@ class RunOptions:
     retry_failed: bool = True  # on resume, traces that failed on a teacher error are tried again
     max_record_chars: int = input_traces.DEFAULT_MAX_RECORD_CHARS
     teacher_tokenizer: str | None = None  # counts teacher calls that come without usage (None: the model's folder)
+    reuse: list[str] = field(default_factory=list)  # run folders whose stored teacher replies answer equal requests
 
 
 @dataclass
@@ -110,16 +111,36 @@ def run(options: RunOptions, progress: bool = True) -> RunSummary:
         teacher = _teacher(options, policy, folder)  # refuse an LLM policy without a teacher before touching anything
         _price(options, teacher)  # and an unknown price
         changes = _policy_changes(options, saved, policy) if saved else []
+        reuse = _reuse_sources(options, folder, teacher)
         counter = _counter(options)
         if saved is None:
             _create(folder, options, policy, counter, teacher)
             store = open_run(folder, write=True)
         else:
             store = _reopen(folder, options, policy, counter, teacher, saved, changes)
-        return _prune_pending(store, folder, options, policy, teacher, progress)
+        try:
+            return _prune_pending(store, folder, options, policy, teacher, progress, reuse)
+        finally:
+            if reuse is not None:
+                reuse.close()
 
 
-def _prune_pending(store: RunStore, folder: Path, options: RunOptions, policy, teacher, progress: bool) -> RunSummary:
+def _reuse_sources(options: RunOptions, folder: Path, teacher):
+    """The stored replies of the --reuse runs (None without any, or without a teacher to stand in for). A run
+    never reuses itself: its calls are rewritten as it goes (and replaced whole by --overwrite)."""
+    from drp.reuse import open_sources
+
+    if not options.reuse or teacher is None:
+        return None
+    for source in options.reuse:
+        if _same_file(source, str(folder)):
+            raise RunError(f"--reuse {Path(source).name}: a run cannot reuse its own replies; reuse another run "
+                           "(copy this one under a new id first to rerun it)")
+    return open_sources(options.reuse)
+
+
+def _prune_pending(store: RunStore, folder: Path, options: RunOptions, policy, teacher, progress: bool,
+                   reuse=None) -> RunSummary:
     if options.resume and options.retry_failed and teacher is not None:
         store.reopen_failed(TEACHER_ERROR)
     pending = store.pending_ids(options.limit)
@@ -133,12 +154,12 @@ def _prune_pending(store: RunStore, folder: Path, options: RunOptions, policy, t
     with _setup_frozen():
         if batch:  # every pending trace at once, in one process: each graph stage of all of them is one batch job
             unreachable = _run_loop(_process_ids(options, folder, policy, teacher, graph, pending,
-                                                 max(1, len(pending)), bar))
+                                                 max(1, len(pending)), bar, reuse))
         elif options.workers <= 1 or len(pending) < 2:
             unreachable = _run_loop(_process_ids(options, folder, policy, teacher, graph, pending,
-                                                 options.concurrency, bar))
+                                                 options.concurrency, bar, reuse))
         else:
-            unreachable = _process_in_workers(options, folder, policy, teacher, graph, pending, store, bar)
+            unreachable = _process_in_workers(options, folder, policy, teacher, graph, pending, store, bar, reuse)
     bar.close()
     seconds = time.perf_counter() - started
     store.end_session(options.run_id, seconds)
@@ -205,7 +226,7 @@ def _graph():
 
 
 async def _process_ids(options: RunOptions, folder: Path, policy, teacher, graph, ids: list[str], concurrency: int,
-                       bar=None) -> str | None:
+                       bar=None, reuse=None) -> str | None:
     """Run the graph over these traces, `concurrency` at a time, storing each as soon as it ends. A trace whose
     teacher could not be reached is left pending; returns why, if any was (None: every trace ended)."""
     from drp.agents.context import RunContext
@@ -213,7 +234,8 @@ async def _process_ids(options: RunOptions, folder: Path, policy, teacher, graph
 
     store = open_run(folder, write=True)
     counter = _counter(options)
-    ctx = RunContext(policy=policy, teacher=teacher, counter=counter, max_record_chars=options.max_record_chars)
+    ctx = RunContext(policy=policy, teacher=teacher, counter=counter, max_record_chars=options.max_record_chars,
+                     reuse=reuse)
     queue: asyncio.Queue = asyncio.Queue()
     for trace_id in ids:
         queue.put_nowait(trace_id)
@@ -271,7 +293,7 @@ async def _process_ids(options: RunOptions, folder: Path, policy, teacher, graph
 
 
 def _process_in_workers(options: RunOptions, folder: Path, policy, teacher, graph, ids: list[str], store: RunStore,
-                        bar) -> str | None:
+                        bar, reuse=None) -> str | None:
     """Fork workers over interleaved shares of the pending traces; follow their progress in the database.
     Returns why traces were left pending when a worker could not reach the teacher (see _process_ids)."""
     import multiprocessing
@@ -283,7 +305,7 @@ def _process_in_workers(options: RunOptions, folder: Path, policy, teacher, grap
     parent = os.getpid()
     processes = [
         context.Process(target=_worker_main,
-                        args=(options, folder, policy, teacher, graph, ids[index::workers], per_worker, parent))
+                        args=(options, folder, policy, teacher, graph, ids[index::workers], per_worker, parent, reuse))
         for index in range(workers)
     ]
     for process in processes:
@@ -316,7 +338,7 @@ def _process_in_workers(options: RunOptions, folder: Path, policy, teacher, grap
 
 
 def _worker_main(options: RunOptions, folder: Path, policy, teacher, graph, ids: list[str], concurrency: int,
-                 parent: int) -> None:
+                 parent: int, reuse=None) -> None:
     from drp.parent_death import die_with_parent
 
     # A worker belongs to the process that owns the run: when that one dies (even by SIGKILL), so does the
@@ -324,7 +346,7 @@ def _worker_main(options: RunOptions, folder: Path, policy, teacher, graph, ids:
     # last WRITE_EVERY seconds, redone on resume).
     die_with_parent(signal.SIGKILL, parent)
     try:
-        if _run_loop(_process_ids(options, folder, policy, teacher, graph, ids, concurrency)):
+        if _run_loop(_process_ids(options, folder, policy, teacher, graph, ids, concurrency, reuse=reuse)):
             sys.exit(EXIT_ENDPOINT_DOWN)  # the parent says so, once
     except (OSError, sqlite3.Error) as error:
         if disk_error(error) is None:
@@ -388,7 +410,10 @@ def _result_rows(trace: dict, state: dict, counter) -> tuple[dict, list[dict], l
         "response_tokens_after": _response_tokens_after(state, counter, pruned_response) if accepted else None,
         "teacher_input_tokens": _teacher_tokens(calls, "input_tokens"),
         "teacher_output_tokens": _teacher_tokens(calls, "output_tokens"),
-        "teacher_calls": sum(1 for c in calls if c["llm"]),
+        "teacher_calls": sum(1 for c in calls if c["llm"] and not c.get("reused_run")),
+        "reused_calls": sum(1 for c in calls if c.get("reused_run")),
+        "reused_input_tokens": _teacher_tokens(calls, "input_tokens", reused=True),
+        "reused_output_tokens": _teacher_tokens(calls, "output_tokens", reused=True),
         "seconds": round(state.get("seconds", 0.0), 4),
         "checks": dumps((state.get("verdict") or {}).get("checks")),
     }
@@ -403,9 +428,10 @@ def _result_rows(trace: dict, state: dict, counter) -> tuple[dict, list[dict], l
     return result, steps, calls
 
 
-def _teacher_tokens(calls: list[dict], key: str) -> int | None:
-    """The trace's teacher tokens; None (missing) when a teacher reply came without usage and uncounted."""
-    counts = [call[key] for call in calls if call["llm"]]
+def _teacher_tokens(calls: list[dict], key: str, reused: bool = False) -> int | None:
+    """The trace's teacher tokens this run spent (with `reused`: those of the replies it reused instead); None
+    (missing) when a teacher reply came without usage and uncounted."""
+    counts = [call[key] for call in calls if call["llm"] and bool(call.get("reused_run")) == reused]
     return None if any(count is None for count in counts) else sum(counts)
 
 
@@ -432,6 +458,7 @@ def _settle_existing_run(folder: Path, options: RunOptions) -> tuple[RunOptions,
     if exists and not is_run_folder(folder):
         if not options.overwrite and (folder / DB_NAME).is_file():
             check_intact(folder / DB_NAME)  # a damaged database is named as such, not as a stranger's folder
+            _check_readable(folder / DB_NAME)  # so is one damaged inside, where its list of tables spans pages
         raise RunError(f"{folder} exists and is not a drp run: drp never writes into or deletes it. "
                        "Choose another --run-id, or move that folder")
     if exists and options.overwrite:
@@ -451,6 +478,7 @@ def _settle_existing_run(folder: Path, options: RunOptions) -> tuple[RunOptions,
         keep = {"concurrency": options.concurrency, "workers": options.workers, "limit": options.limit,
                 "resume": True, "overwrite": False, "allow_policy_change": options.allow_policy_change,
                 "retry_failed": options.retry_failed,
+                "reuse": options.reuse,
                 "policy_overrides": {**(saved.get("policy_overrides") or {}), **options.policy_overrides}}
         legacy_url = saved.pop("teacher_url", None)  # runs stored before several endpoints were possible
         saved.setdefault("teacher_urls", [legacy_url] if legacy_url else [])
@@ -469,6 +497,24 @@ def _settle_existing_run(folder: Path, options: RunOptions) -> tuple[RunOptions,
     if options.policy is None:
         options.policy = DEFAULT_POLICY
     return options, None
+
+
+def _check_readable(file: Path) -> None:
+    """Refuse a database SQLite finds damaged when it reads its schema (DamagedRun, naming it)."""
+    import sqlite3
+
+    from drp.store import damaged_database
+
+    try:
+        connection = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            connection.execute("select name from sqlite_master").fetchall()
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError as error:
+        damaged = damaged_database(error)
+        if damaged is not None:
+            raise damaged from None
 
 
 def _saved_config(folder: Path, run_id: str) -> dict:

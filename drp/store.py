@@ -258,6 +258,19 @@ def _m009_call_settings_echo_checks(db: sqlite_utils.Database) -> None:
     db["traces"].add_column("checks", str)
 
 
+def _m010_reuse(db: sqlite_utils.Database) -> None:
+    """Teacher replies reused across runs (drp/reuse.py): each reusable call's content key, where a reused reply
+    came from (run, trace, call), and per trace the reused calls and their tokens, apart from what the run spent."""
+    db["calls"].add_column("reuse_key", str)
+    db["calls"].add_column("reused_run", str)
+    db["calls"].add_column("reused_trace", str)
+    db["calls"].add_column("reused_seq", int)
+    db["calls"].create_index(["reuse_key"], index_name="calls_reuse_key")
+    db["traces"].add_column("reused_calls", int)
+    db["traces"].add_column("reused_input_tokens", int)
+    db["traces"].add_column("reused_output_tokens", int)
+
+
 MIGRATIONS = [
     ("m001_initial", _m001_initial),
     ("m002_pruned_answer_section", _m002_pruned_answer_section),
@@ -268,6 +281,7 @@ MIGRATIONS = [
     ("m007_call_endpoint", _m007_call_endpoint),
     ("m008_batch_jobs", _m008_batch_jobs),
     ("m009_call_settings_echo_checks", _m009_call_settings_echo_checks),
+    ("m010_reuse", _m010_reuse),
 ]
 
 
@@ -300,6 +314,8 @@ def _legacy_trace_columns(row: dict) -> dict:
     row.setdefault("source_id", None)
     row.setdefault("policy_hash", None)
     row.setdefault("checks", None)
+    for column in ("reused_calls", "reused_input_tokens", "reused_output_tokens"):
+        row.setdefault(column, None)
     return row
 
 
@@ -313,6 +329,8 @@ def _legacy_call_columns(row: dict) -> dict:
     row["endpoint_errors"] = json_or_text(row.get("endpoint_errors"))
     row.setdefault("temperature", None)
     row.setdefault("max_tokens", None)
+    for column in ("reuse_key", "reused_run", "reused_trace", "reused_seq"):
+        row.setdefault(column, None)
     return row
 
 
@@ -748,7 +766,20 @@ class RunStore:
         totals["traces"], totals["unknown_traces"] = row["traces"] or 0, row["unknown"] or 0
         if row["unknown"]:
             totals["input"] = totals["output"] = None
-        return {**totals, **self.usage_counts()}
+        return {**totals, **self.usage_counts(), **self.reused_totals()}
+
+    def reused_totals(self) -> dict[str, int | None]:
+        """Teacher calls answered from another run's stored replies (--reuse), and their tokens: what reusing saved
+        (those calls' tokens as first paid for; None where some were never known)."""
+        columns = ("reused_calls", "reused_input_tokens", "reused_output_tokens")
+        if not set(columns) <= self.columns("traces"):
+            return {"reused_calls": 0, "reused_input": 0, "reused_output": 0}
+        row = self._rows("select sum(reused_calls) as calls, sum(reused_input_tokens) as input, "
+                         "sum(reused_output_tokens) as output, "
+                         "sum(reused_calls > 0 and reused_input_tokens is null) as unknown from traces")[0]
+        unknown = bool(row["unknown"])
+        return {"reused_calls": row["calls"] or 0, "reused_input": None if unknown else row["input"] or 0,
+                "reused_output": None if unknown else row["output"] or 0}
 
     def usage_counts(self) -> dict[str, int]:
         """How many LLM calls had no usage from the server: all of them (`missing_usage`, counts NULL) and those
@@ -757,7 +788,9 @@ class RunStore:
             return {"missing_usage": 0, "counted_usage": 0}
         if "usage" not in self.columns("calls"):  # calls stored before m006 all had the server's usage
             return {"missing_usage": 0, "counted_usage": 0}
-        row = self._rows("select sum(usage = 'missing') as missing, sum(usage = 'counted') as counted from calls")[0]
+        fresh = " where reused_run is null" if "reused_run" in self.columns("calls") else ""  # reused: counted at first
+        row = self._rows("select sum(usage = 'missing') as missing, sum(usage = 'counted') as counted "
+                         f"from calls{fresh}")[0]
         return {"missing_usage": row["missing"] or 0, "counted_usage": row["counted"] or 0}
 
     def seconds_stats(self) -> dict | None:

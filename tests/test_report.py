@@ -160,6 +160,11 @@ def test_vs_matches_traces_by_id(rules_run, hermetic_runs, tmp_path):
         else:
             assert (row["vs"]["status"], row["vs"]["after"]) == theirs[:2]
             assert blocks[pos]["vs"]["pruned_thinking"] == theirs[2]
+    # each trace links to its twin in B's own side-by-side report, which `drp report b --vs ex` writes there
+    assert (rules_run / index["vs"]["twin_report"]).resolve() == (hermetic_runs / "b" / "report-vs-ex.html").resolve()
+    drp("report", "b", "--vs", "ex")
+    twin_index, _ = embedded((hermetic_runs / "b" / "report-vs-ex.html").read_text())
+    assert (hermetic_runs / "b" / twin_index["vs"]["twin_report"]).resolve() == (rules_run / "report-vs-b.html").resolve()
 
 
 def test_untrusted_text_cannot_leave_its_json_block(hermetic_runs, tmp_path):

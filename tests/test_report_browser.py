@@ -265,6 +265,11 @@ def test_vs_shows_both_pruned_versions(runs, view, tmp_path):
             run, "SELECT pruned_thinking, thinking_tokens_before, thinking_tokens_after FROM traces WHERE id = ?", (trace,))[0]
         assert thinking.strip() in side and f"{before:,}→{after:,}" in side
     assert "rules-keep-answer" in page.inner_text("#header")
+    twin = page.get_attribute("#detail section.vs a.twin", "href")
+    assert twin.endswith(f"report-vs-a.html#trace={trace}") and (tmp_path / twin.split("#")[0]).resolve() == \
+        (runs / "b" / "report-vs-a.html").resolve()
+    gaps = page.eval_on_selector_all(".row .row-vs", "ns => ns.map(n => n.innerText)")
+    assert any("B\u2212A" in gap for gap in gaps)
     view.screenshot("report-vs")
     assert view.errors == []
 

@@ -31,6 +31,11 @@ def _downgrade_to_m001(db_file) -> None:
         conn.execute("alter table calls drop column endpoint_errors")
         for table in ("batch_jobs", "batch_requests", "batch_results"):
             conn.execute(f"drop table {table}")
+        conn.execute("drop index calls_reuse_key")
+        for table, column in (("calls", "reuse_key"), ("calls", "reused_run"), ("calls", "reused_trace"),
+                              ("calls", "reused_seq"), ("traces", "reused_calls"), ("traces", "reused_input_tokens"),
+                              ("traces", "reused_output_tokens")):
+            conn.execute(f"alter table {table} drop column {column}")
         conn.execute("delete from _migrations where name != 'm001_initial'")
     conn.execute("vacuum")
     conn.close()  # the last connection: SQLite folds the write-ahead log into the file

@@ -6,6 +6,10 @@ the exact fix ("unit 8 does not exist; the last unit is 7"), the failed reply is
 grow the input and invite a copy), and the temperature rises to the policy's `retry_temperature`, so a
 deterministic teacher cannot return the same bytes again.
 
+Reuse (drp/reuse.py): a first try at the agent's own temperature carries a content key; when one of the run's
+`--reuse` runs answered that key, its stored reply is used without a network call and the record names where it
+came from. Retries are never keyed, so never reused.
+
 Each call's `max_tokens` is the output budget the agent sized for it (at most the agent's own cap), further
 bounded by what the context budget leaves (drp/agents/windows.py): the prompt plus the reply always fit the
 teacher's context, and a call without room for the reply it needs is not sent."""
@@ -20,6 +24,7 @@ from drp.agents.calls import record
 from drp.agents.context import RunContext
 from drp.agents.windows import Budget
 from drp.prompting import render_messages
+from drp.reuse import request_key, stored_reply
 from drp.teacher import TeacherError
 
 DEFAULT_REPLY_TOKENS = 256  # room a call must leave for its reply when the agent gives no estimate
@@ -43,6 +48,7 @@ async def ask(
     prompt_name = f"{policy.name}/{settings.prompt}"
     first_temperature = settings.temperature if temperature is None else temperature
     model = settings.model or ctx.teacher.settings.model
+    method = settings.structured_output or ctx.teacher.settings.structured_output
     calls: list[dict] = []
     error = None
     for _ in range(policy.parse_retries + 1):
@@ -58,9 +64,16 @@ async def ask(
             calls.append(record(agent, attempt, policy.name, prompt_name, policy.prompt_hashes[agent], llm=False,
                                 messages=messages, error=error, model=model))
             return None, calls, error
+        # Only a first try at the agent's own temperature is keyed (and so reusable): a retry is a new question.
+        key = (request_key(messages, model, temperature, room, method, schema)
+               if error is None and temperature <= settings.temperature else None)
+        stored = ctx.reuse.lookup(key) if key is not None and ctx.reuse is not None else None
         try:
-            reply = await ctx.teacher.ask(settings, messages, schema, max_tokens=room, temperature=temperature,
-                                          node=agent, attempt=attempt)
+            if stored is not None:
+                reply = stored_reply(stored, method, schema)
+            else:
+                reply = await ctx.teacher.ask(settings, messages, schema, max_tokens=room, temperature=temperature,
+                                              node=agent, attempt=attempt)
         except TeacherError as exc:
             calls.append(
                 # tokens unknown (None), never 0: a call that timed out may well have been paid for
@@ -79,7 +92,7 @@ async def ask(
                 raw_output=reply.raw, parsed=reply.parsed, error=error, model=reply.model,
                 input_tokens=reply.input_tokens, output_tokens=reply.output_tokens, latency_ms=reply.latency_ms,
                 usage=reply.usage, temperature=temperature, max_tokens=room,
-                endpoint=reply.endpoint, endpoint_errors=reply.endpoint_errors,
+                endpoint=reply.endpoint, endpoint_errors=reply.endpoint_errors, reuse_key=key, reused_from=stored,
             )
         )
         if error is None:

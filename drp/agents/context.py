@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from drp.teacher import Teacher
 from drp.policy import Policy
+from drp.reuse import ReplySource
 from drp.tokens import TokenCounter
 
 
@@ -15,3 +16,4 @@ class RunContext:
     teacher: Teacher | None
     counter: TokenCounter
     max_record_chars: int | None = None  # a longer record ends as too_long before it is read (None: no cap)
+    reuse: ReplySource | None = None  # the replies of the --reuse runs (drp/reuse.py)

@@ -67,8 +67,10 @@ def logs_show(
     echo(f"trace {trace_id}: {trace['status']} ({trace['reason']}), attempts {trace['attempts']}")
     for call in calls:
         tokens = _call_tokens(call) if call["llm"] else ""
+        reused = (f" · reused from run {call['reused_run']}, trace {call['reused_trace']} call #{call['reused_seq']}"
+                  if call.get("reused_run") else "")
         echo(f"\n── #{call['seq']} {call['node']} (attempt {call['attempt']}) · {call['model']} · "
-                   f"{call['prompt_name'] or ''} [{call['prompt_hash'] or ''}] · {call['latency_ms']:.0f} ms {tokens}")
+                   f"{call['prompt_name'] or ''} [{call['prompt_hash'] or ''}] · {call['latency_ms']:.0f} ms {tokens}{reused}")
         for message in call["messages"]:
             echo(f"   [{message['role']}] {_clip(message['content'])}")
         echo(f"   reply:  {_clip(call['raw_output'] or '')}")
@@ -88,10 +90,21 @@ def _clip(text: str, limit: int = 600) -> str:
     return text if len(text) <= limit else text[:limit] + f" … ({len(text) - limit} more chars; --json for all)"
 
 
-def diff(run: RunArg, trace_id: Annotated[str, typer.Argument(help="Trace id.")]) -> None:
+def diff(
+    run: RunArg,
+    trace_or_run: Annotated[str, typer.Argument(metavar="ID_OR_RUN_B", help="Trace id; or a second run, then the trace id.")],
+    trace_id: Annotated[Optional[str], typer.Argument(metavar="[ID]", help="The trace id, after a second run.", show_default=False)] = None,
+) -> None:
     """Original vs pruned, step by step, with each step's skill and action. For policies whose teacher re-types
     the trace (the paper's echo), the echo is shown next to the original span it maps to, and the real pruned
-    reasoning — the teacher's own text, not assembled from the steps — below."""
+    reasoning — the teacher's own text, not assembled from the steps — below. `drp diff RUN_A RUN_B ID`: one trace
+    under two runs' policies, step by step (skills, actions, pruned text) with both runs' checks."""
+    if trace_id is not None:
+        from drp.run_diff import show
+
+        show(_open(run), _open(trace_or_run), trace_id)
+        return
+    trace_id = trace_or_run
     from rich.console import Console
     from rich.panel import Panel
     from rich.table import Table
@@ -146,19 +159,30 @@ def _pruned_text(store, trace: dict) -> str | None:
 
 
 def stats(
-    run: RunArg,
+    runs: Annotated[list[str], typer.Argument(help="Run id(s) or folder(s). Several: one side-by-side table on the traces they all finished.")],
     json_: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     tokenizer: Annotated[Optional[str], typer.Option(help="Recount tokens with this tokenizer (path or hub id).")] = None,
     teacher_price: Annotated[Optional[str], typer.Option(help="Cost at this price instead of the run's: IN,OUT per million tokens, or a name from the price table.")] = None,
     prices_file: Annotated[Optional[Path], typer.Option(help="Your own price table (YAML, the shape of drp/prices.yaml); also DRP_PRICES.")] = None,
 ) -> None:
-    """Counts by status and reason, token reduction (mean, median), attempts, teacher tokens and cost, speed."""
+    """Counts by status and reason, token reduction (mean, median), attempts, teacher tokens and cost, speed.
+    Several runs: accepted share, reductions, derivation pass rate, teacher calls and tokens per trace, cost and
+    wall time, per run, on the traces they share."""
     from drp.costs import resolve_price
+    from drp.errors import UserError
     from drp.run_stats import compute
     from drp.tokens import TokenCounter
 
     price = resolve_price(teacher_price, None, prices_file) if teacher_price else None
-    result = compute(_open(run), TokenCounter(tokenizer) if tokenizer else None, price)
+    if len(runs) > 1:
+        from drp.run_compare import compare, table
+
+        if tokenizer:
+            raise UserError("--tokenizer recounts one run: give one run with it")
+        result = compare([_open(run) for run in runs], price)
+        typer.echo(json.dumps(result, indent=2) if json_ else table(result))
+        return
+    result = compute(_open(runs[0]), TokenCounter(tokenizer) if tokenizer else None, price)
     if json_:
         typer.echo(printable_json(json.dumps(result, indent=2)))
         return
@@ -179,6 +203,12 @@ def stats(
     echo(f"attempts/trace {num(result['attempts_per_trace_mean'])} {result['attempts_histogram']} · teacher calls/trace "
                f"{num(result['teacher_calls_per_trace'])}, tokens in/out per trace {tokens(result['teacher_input_tokens_per_trace'])}"
                f"/{tokens(result['teacher_output_tokens_per_trace'])}")
+    if result["teacher_reused_calls"]:
+        reused_in, reused_out = result["teacher_reused_input_tokens"], result["teacher_reused_output_tokens"]
+        typer.echo(f"  reused from other runs (--reuse): {result['teacher_reused_calls']} calls, "
+                   f"{'missing' if reused_in is None else f'{reused_in:,}'}/"
+                   f"{'missing' if reused_out is None else f'{reused_out:,}'} tokens in/out not spent "
+                   f"({num(result['teacher_reused_calls_per_trace'])} per trace); the figures above are this run's own")
     if result["teacher_calls_without_usage"]:
         counted = result["teacher_calls_counted_with_tokenizer"]
         echo(f"  {result['teacher_calls_without_usage']} of {result['teacher_llm_calls']} teacher calls came without "
@@ -191,8 +221,10 @@ def stats(
             echo("teacher cost unknown: no price (drp stats --teacher-price IN,OUT or NAME)")
     else:
         unknown = f" · {cost['unknown_traces']} traces without token usage" if cost["unknown_traces"] else ""
+        saved = (f" · saved by reuse {format_cost(cost['saved'], cost['currency'])}"
+                 if result["teacher_reused_calls"] else "")
         echo(f"teacher cost {format_cost(cost['total'], cost['currency'])} · per trace "
-                   f"{format_cost(cost['per_trace'], cost['currency'])} ({cost['described']}){unknown}")
+                   f"{format_cost(cost['per_trace'], cost['currency'])} ({cost['described']}){unknown}{saved}")
     for endpoint in result["endpoints"]:
         latency = "-" if endpoint["mean_latency_ms"] is None else f"{endpoint['mean_latency_ms']:.0f} ms"
         echo(f"endpoint {endpoint['endpoint']}: {endpoint['calls']} calls, {endpoint['errors']} errors, "

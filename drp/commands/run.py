@@ -44,7 +44,8 @@ def run(
     field: Annotated[Optional[list[str]], typer.Option(help="Remap an input field: OURS=THEIRS, e.g. question=problem.")] = None,
     split: Annotated[str, typer.Option(help="Dataset split, for `datasets` inputs.")] = "train",
     prompts_dir: Annotated[Optional[list[Path]], typer.Option(help="Extra folder(s) of policies, searched first.")] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a policy setting: KEY=YAML, e.g. max_retries=4 or answer_section=keep.")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a policy setting: KEY=YAML, e.g. max_retries=4 or answer_section=keep. KEY=V1,V2,… sweeps: one child run RUN_ID.KEY-V per value, each reusing the teacher replies of those before it, then a side-by-side table.")] = None,
+    reuse: Annotated[Optional[list[str]], typer.Option(help="Answer a teacher request from this run's stored reply when it asked exactly the same (messages, model, sampling, schema, structured-output mode): no network call. Give it several times for several runs. Retries and failed replies are always asked again.")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
     estimate: Annotated[bool, typer.Option(help="Spend only a sample: prune --estimate-sample traces (drawn with --seed) in a temporary run, then print the projected teacher tokens, time and cost of the whole input, with 95% intervals.")] = False,
     estimate_sample: Annotated[int, typer.Option(help="Traces in the --estimate sample.", min=1)] = 20,
@@ -54,11 +55,14 @@ def run(
     from datetime import datetime
 
     from drp.input_traces import parse_field_map
-    from drp.paths import runs_dir
+    from drp.paths import run_dir, runs_dir
     from drp.policy import parse_overrides
     from drp.runner import RunOptions, run as run_graph
 
-    overrides = parse_overrides(set_ or [])
+    from drp.sweep import run_sweep, split_sweeps
+
+    plain_sets, swept = split_sweeps(set_ or [])
+    overrides = parse_overrides(plain_sets)
     options = RunOptions(
         source=traces, run_id=datetime.now().strftime("%Y%m%d-%H%M%S") if run_id is None else run_id, policy=policy,
         teacher_urls=[*(teacher_url or []), *read_urls_file(teacher_urls_file)], teacher_model=teacher_model,
@@ -71,12 +75,30 @@ def run(
         field_map=parse_field_map(field or []), split=split, prompts_dirs=[str(p) for p in prompts_dir or []],
         policy_overrides=overrides, allow_policy_change=allow_policy_change, retry_failed=retry_failed,
         max_record_chars=max_record_chars,
-        teacher_tokenizer=teacher_tokenizer,
+        teacher_tokenizer=teacher_tokenizer, reuse=[str(run_dir(name).resolve()) for name in reuse or []],
     )
     if estimate:
         from drp.estimate import describe, estimate as estimate_run
 
         typer.echo(describe(estimate_run(options, estimate_sample, seed, progress=not quiet)))
+        return
+    if swept:
+        if estimate:
+            from drp.errors import UserError
+
+            raise UserError("--estimate projects one run: leave the sweep (--set KEY=V1,V2) out of it")
+        try:
+            summaries, table = run_sweep(options, swept, progress=not quiet)
+        except KeyboardInterrupt:
+            typer.echo("\ninterrupted: each child run finished so far is kept; finish one with "
+                       f"`drp run {traces} --run-id {options.run_id}.KEY-VALUE --resume`", err=True)
+            raise typer.Exit(EXIT_INTERRUPTED)
+        for summary in summaries:
+            counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.items()))
+            typer.echo(f"run {summary.run_id}: {counts} ({summary.processed} processed in {summary.seconds:.1f}s)")
+        typer.echo(table)
+        if any(summary.failed for summary in summaries):
+            raise typer.Exit(EXIT_FAILURES)
         return
     try:
         summary = run_graph(options, progress=not quiet)

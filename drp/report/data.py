@@ -20,6 +20,7 @@ STEP_COLUMNS = ("step", "attempt", "unit_start", "unit_end", "skill", "action", 
 CALL_COLUMNS = (
     "seq", "node", "attempt", "policy", "prompt_name", "prompt_hash", "messages", "raw_output", "parsed",
     "error", "model", "input_tokens", "output_tokens", "latency_ms", "started_at", "llm", "usage",
+    "reused_run", "reused_trace", "reused_seq",
 )
 EMBEDDED_CALL_COLUMNS = (*CALL_COLUMNS, "parsed_is_raw")
 

@@ -106,6 +106,11 @@ def write_report(
     check_out(out, overwrite)
     rows = data.list_rows(src, statuses, limit)
     index = build_index(src, rows, statuses, limit, other)
+    if index["vs"] is not None:
+        # Each trace links to its twin in the other run's own side-by-side report (`drp report B --vs A`).
+        twin = default_out(other, src)
+        index["vs"]["twin_report"] = os.path.relpath(twin.resolve(), out.parent.resolve())
+        index["vs"]["twin_command"] = f"drp report {other.folder} --vs {src.folder}"
 
     js = _asset("report.js")
     script_hash = base64.b64encode(hashlib.sha256(js.encode("utf-8")).digest()).decode()

@@ -296,6 +296,12 @@
     list.scrollTop = 0;
     renderList(true);
   }
+  function gapLabel(r) {
+    // thinking tokens after pruning, B minus A: what the other policy keeps more (+) or less (−)
+    if (!r.vs || r.vs.after === null || r.vs.after === undefined || r.after === null || r.after === undefined) return '';
+    var gap = r.vs.after - r.after;
+    return ' (B\u2212A ' + (gap > 0 ? '+' : gap < 0 ? '\u2212' : '\u00b1') + num(Math.abs(gap)) + ')';
+  }
   function sortShown() {
     var key = F.sort.value;
     function red(i) { var r = ROWS[i], v = reduction(r.before, r.after); return v === null ? -Infinity : v; }
@@ -343,7 +349,7 @@
       var pos = shown[k], r = ROWS[pos];
       var row = el('div', 'row' + (pos === current ? ' selected' : ''),
         el('div', 'row-top', el('span', 'row-id', txt(r.id)), statusBadge(r.status), el('span', 'row-tok', tokensLabel(r.before, r.after)),
-          VS ? el('span', 'row-vs', r.vs ? 'B ' + tokensLabel(r.vs.before, r.vs.after) : 'B –') : null, actionBar(r.actions)),
+          VS ? el('span', 'row-vs', r.vs ? 'B ' + tokensLabel(r.vs.before, r.vs.after) + gapLabel(r) : 'B –') : null, actionBar(r.actions)),
         el('div', 'row-sub', r.status !== 'accepted' && r.reason ? el('span', 'row-reason', txt(r.reason) + ' · ') : null, txt(r.question)));
       row.style.top = (k * ROW_H) + 'px';
       row.setAttribute('role', 'option');
@@ -457,7 +463,9 @@
       : num(c.input_tokens) + ' in / ' + num(c.output_tokens) + ' out' + (c.usage === 'counted' ? ' (counted)' : '');
     var head = [c.seq === null || c.seq === undefined ? '' : '#' + c.seq, txt(c.node || '?'), 'attempt ' + txt(c.attempt),
       c.model ? txt(c.model) : null, tokens,
-      c.latency_ms === null || c.latency_ms === undefined ? null : num(c.latency_ms, 1) + ' ms'].filter(Boolean).join(' · ');
+      c.latency_ms === null || c.latency_ms === undefined ? null : num(c.latency_ms, 1) + ' ms',
+      c.reused_run ? 'reused from run ' + txt(c.reused_run) + ', trace ' + txt(c.reused_trace) + ' call #' + txt(c.reused_seq) : null
+    ].filter(Boolean).join(' · ');
     var summary = [head, c.error ? el('span', 'err-flag', ' · error') : null];
     var d = fold(summary, function () {
       var parts = [kv([['prompt', txt(c.prompt_name || '–') + (c.prompt_hash ? ' (' + c.prompt_hash + ')' : '')],
@@ -531,6 +539,12 @@
       var v = d.vs;
       var box = el('section', 'vs');
       add(box, el('h3', null, 'A vs B: pruned thinking'));
+      if (VS.twin_report) {
+        var twin = el('a', 'twin', 'this trace in B\u2019s own report (A as its twin)');
+        twin.href = VS.twin_report + '#trace=' + encodeURIComponent(r.id);
+        twin.title = 'written by: ' + (VS.twin_command || '');
+        add(box, el('p', 'small', twin));
+      }
       if (!v) add(box, el('p', 'muted', 'B (' + txt(VS.run.id) + ') has no trace with this id.'));
       else {
         add(box, el('div', 'pair',
