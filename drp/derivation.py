@@ -67,6 +67,7 @@ class Derivation:
     facts: frozenset = frozenset()  # their values
     written: dict[float, list[int]] = field(default_factory=dict)  # value → sentences writing it
     attempts: list[tuple[int, tuple]] = field(default_factory=list)  # every computation written, derived or not
+    source: dict[float, tuple] = field(default_factory=dict)  # the original's own derivations, value → (how, index)
 
     @property
     def derived(self) -> dict[str, str]:
@@ -142,10 +143,15 @@ class Derivation:
         links = self.missing_links()
         if links:
             return "; ".join(f"{value} is used (in {used_in}) but never computed: keep the step that computes {value}"
-                             for value, used_in in links[:4])
+                             f"{self._in_original(value)}" for value, used_in in links[:4])
         return (f"the reasoning states {answer} without the computation that yields it (no computation written in it "
                 f"has {answer} as its result; stating a number, or using it as an operand, does not compute it): keep "
-                f"the step that computes {answer}")
+                f"the step that computes {answer}{self._in_original(_show(self.target)) if self.target is not None else ''}")
+
+    def _in_original(self, shown: str) -> str:
+        """Where the original computes a number: " (the original's 30 - 2 = 28)", or nothing."""
+        found = next((how for value, (how, _) in self.source.items() if _show(value) == shown), None)
+        return f" (the original's {_explain(found)})" if found else ""
 
 
 def check(text: str, answer: str, question: str = "", original: str | None = None) -> Derivation:
@@ -183,8 +189,9 @@ def check(text: str, answer: str, question: str = "", original: str | None = Non
     roots = sorted({op for _, how in attempts if how[3] not in origins for op in how[2]
                     if op not in available and op not in results})
     mentioned = target is not None and target in written
+    source = own_derivation(original, answer, question).origins if original is not None and original != text else {}
     return Derivation(target is not None and target in origins, mentioned, target, sentences, given, origins,
-                      [_show(value) for value in roots], frozenset(roots), written, attempts)
+                      [_show(value) for value in roots], frozenset(roots), written, attempts, source)
 
 
 def _steps(result: float, operands: tuple[float, ...], earlier: set[float], named: bool) -> list[tuple]:

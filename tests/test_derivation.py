@@ -176,3 +176,21 @@ def test_a_restatement_needs_a_computation_above_it():
     assert not check("She gives the 5 back. The answer is 10.", "10", question).answer_derived
     assert check("She has 10 + 5 = 15, then gives 5 back: 15 - 5 = 10. The answer is 10.", "10",
                  question + " Then she gives 5 back.").answer_derived
+
+
+def test_the_verifier_tells_the_pruner_which_link_is_missing():
+    import asyncio
+
+    from drp.agents.context import RunContext
+    from drp.agents.verifier import verify
+    from drp.policy import load_policy
+    from drp.tokens import TokenCounter
+
+    pruned = "Sam starts with 30 marbles and lost 2.\n\nHe gives half of them to his sister: 28 / 2 = 14."
+    state = {"trace": {"question": MARBLES, "response": f"{MARBLES_THINKING}\n</think>\n\n\\boxed{{14}}"},
+             "original_answer": "14", "thinking": MARBLES_THINKING, "answer_section": "\\boxed{14}",
+             "pruned_thinking": pruned, "pruned_answer_section": "\\boxed{14}", "steps": [], "attempt": 1}
+    update = asyncio.run(verify(state, RunContext(load_policy("skill-aware"), None, TokenCounter())))
+    assert update["verdict"]["checks"]["derivation"] is False and not update["verdict"]["passed"]
+    assert ("28 is used (in 28 / 2 = 14) but never computed: keep the step that computes 28 (the original's "
+            "30 - 2 = 28)") in update["feedback"]
