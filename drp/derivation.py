@@ -4,7 +4,8 @@ A deterministic check for the verifier. A number is *available* when it is given
 a few conventions (`CONSTANTS`: 1, 2, percent's 100, units such as 60 minutes or 7 days, usable as operands only),
 or, when the text was pruned from an original, a number the original itself uses without ever computing it (31
 days in May). A number becomes available when the text writes a *computation* that yields it from available
-operands, transitively. Computations are read from what the text writes, in symbols or in words:
+operands, transitively and in reading order (a number computed only later does not support its use above).
+Computations are read from what the text writes, in symbols or in words:
 `45 - 7 = 38`, `50 cookies divided by 5 jars equals 10`, `\\frac{1}{5} \\times 100 = 20`, `twice 14 is 28`,
 `half of 28 is 14`, `3 times as many as 5 is 15`, `2 pieces of 20 / 8 ounces is 5 ounces`, `$1 less than the $5
 magazine is $4`, `20% of 50 is 10`, `subtract 2 from 30 to get 28`; each is checked by evaluating its left side.
@@ -93,7 +94,8 @@ class Derivation:
         needed: dict[int, tuple[str, list[str]]] = {}
         for index, how, value in self.computations():
             for where in (index, *how[4:]):  # a result written in the sentence after its computation: both
-                _, values = needed.setdefault(where, (f"computes {_explain(how)}", []))
+                note = f"computes {_explain(how)}" if where == index else f"writes the operands of {_explain(how)}"
+                _, values = needed.setdefault(where, (note, []))
                 for number in (value, *sorted(how[2])):
                     if where in self.written.get(number, ()) and _show(number) not in values:
                         values.append(_show(number))
@@ -168,21 +170,29 @@ def check(text: str, answer: str, question: str = "", original: str | None = Non
     written: dict[float, list[int]] = {}
     attempts: list[tuple[int, tuple]] = []
     recent: list[list[float]] = []  # the numbers each sentence writes
-    waiting, named_before = None, False
+    waiting: list[tuple[int, tuple]] = []  # computations written without their result: (sentence, pending)
+    named_before = False
     for index, sentence in enumerate(sentences):
         numbers = [_key(value) for _, values, parts in _mention_parts(sentence) for value in values + parts]
         for value in numbers:
             written.setdefault(value, []).append(index)
-        equations, open_results, pending, named = _computations(sentence)
+        equations, open_results, pending, named, restating = _computations(sentence)
         attempts.extend((index, how) for how in equations)
-        if waiting is not None and waiting[2] in numbers:  # the result of the computation the sentence before wrote
-            attempts.append((index, ("equation", f"{waiting[0]} = {_show(waiting[2])}", waiting[1], waiting[2], index - 1)))
-        earlier = {value for previous in recent[-_WINDOW:] for value in previous}
-        for result, before in open_results:
-            # both operands from the sentences before only where this one or the one before names the operation
-            attempts.extend((index, how) for how in _steps(result, before, earlier, named or named_before))
+        for where, (shown, operands, value) in waiting:  # a result written a few sentences after its computation
+            if value in numbers:
+                attempts.append((index, ("equation", f"{shown} = {_show(value)}", operands, value, where)))
+        waiting = [(where, found) for where, found in waiting if found[2] not in numbers and index - where < _WINDOW]
+        earlier = [value for previous in recent[-_WINDOW:] for value in previous]
+        # both operands from the sentences before only where this one or the one before names the operation; the
+        # answer restated ("This gives the final answer of 75") only right after an operation named
+        if not restating or named_before:
+            for result, before in open_results:
+                attempts.extend((index, how) for how in _steps(result, before, earlier, named or named_before,
+                                                               recent[-1] if recent else []))
         recent.append(numbers)
-        waiting, named_before = pending, named or pending is not None
+        if pending is not None:
+            waiting.append((index, pending))
+        named_before = named or pending is not None
     origins = _derive(attempts, given)
     results = {how[3] for _, how in attempts}
     available = given | set(origins)
@@ -194,16 +204,23 @@ def check(text: str, answer: str, question: str = "", original: str | None = Non
                       [_show(value) for value in roots], frozenset(roots), written, attempts, source)
 
 
-def _steps(result: float, operands: tuple[float, ...], earlier: set[float], named: bool) -> list[tuple]:
-    """The one-operation computations an open result may stand for: an operand its sentence writes and another
+def _steps(result: float, operands: tuple[float, ...], earlier: list[float], named: bool,
+           last: list[float]) -> list[tuple]:
+    """The computations an open result may stand for: one operation on an operand its sentence writes and another
     from that sentence or the few before ("Multiplying this by 31 days gives 93,000" after "3,000 posts a day");
-    where an operation is named, two from the sentences before ("Adding them together gives 20,000")."""
+    where an operation is named, on two from the sentences before ("Adding them together gives 20,000"); or the
+    sum of the three or more numbers the sentence writes ("Adding $200, $60, and $48 gives $308"), or, where it
+    names an operation, the sentence before writes."""
     found = []
-    firsts = [*operands, *(sorted(earlier) if named else ())]
+    for terms in (operands, last if named else ()):
+        if len(terms) > 2 and _key(sum(terms)) == result:
+            found.append(("step", " + ".join(map(_show, terms)) + f" = {_show(result)}", frozenset(terms), result))
+    seen = [*operands, *earlier]
+    firsts = [*operands, *(sorted(set(earlier)) if named else ())]
     for a in dict.fromkeys(firsts):
-        for b in dict.fromkeys((*operands, *sorted(earlier))):
-            if a == b and operands.count(a) < 2:  # a + a, a / a: coincidences unless written twice ("4 ... 4")
-                continue
+        for b in dict.fromkeys((*operands, *sorted(set(earlier)))):
+            if a == b and seen.count(a) < 2 or result in (a, b):  # a + a, a / a: coincidences unless written
+                continue  # twice ("4 ... 4"); a × 1 computes nothing
             for sign, value in (("+", a + b), ("-", a - b), ("-", b - a), ("×", a * b), ("/", a / b if b else None),
                                 ("/", b / a if a else None)):
                 if value is not None and _key(value) == result:
@@ -214,18 +231,23 @@ def _steps(result: float, operands: tuple[float, ...], earlier: set[float], name
 
 
 def _derive(attempts: list[tuple[int, tuple]], given: frozenset) -> dict[float, tuple]:
-    """The least set of values the written computations yield from the given ones, transitively: value → (the
-    first computation, in reading order, that yields it from available operands; its sentence)."""
+    """The values the written computations yield from the given ones, transitively, in reading order: a
+    computation may use what is given and what the text computed before it or in its own sentence, never a
+    number it only computes later. Value → (the first computation that yields it; its sentence)."""
     origins: dict[float, tuple] = {}
     available = set(given)
-    changed = True
-    while changed:
-        changed = False
-        for index, how in attempts:
-            if how[3] not in origins and how[2] <= available:
-                origins[how[3]] = (how, index)
-                available.add(how[3])
-                changed = True
+    by_sentence: dict[int, list[tuple]] = {}
+    for index, how in attempts:
+        by_sentence.setdefault(index, []).append(how)
+    for index in sorted(by_sentence):
+        changed = True
+        while changed:  # "28 / 2 = 14, from 30 - 2 = 28": within a sentence, any order
+            changed = False
+            for how in by_sentence[index]:
+                if how[3] not in origins and how[2] <= available:
+                    origins[how[3]] = (how, index)
+                    available.add(how[3])
+                    changed = True
     return origins
 
 
@@ -243,19 +265,42 @@ def own_derivation(text: str, answer: str, question: str = "") -> Derivation:
 
 
 def needed_passages(passages: list[str], text: str, answer: str, question: str = "") -> dict[int, tuple[str, list[str]]]:
-    """Which passages of `text` (1-based, e.g. a trace's steps) hold the computation of the answer or of a
-    number it depends on → (what the passage contributes, the numbers it writes that the computation uses).
-    Empty when `text` does not derive its answer."""
+    """Which passages of `text` (1-based, e.g. a trace's steps, in order) hold the computation of the answer or of
+    a number it depends on → (what the passage contributes, the numbers it writes that the computation uses).
+    A sentence is matched to the passages it overlaps where it stands in the text, so a short passage ("W = 4")
+    is not taken for a later sentence that happens to contain it. Empty when `text` does not derive its answer."""
     derivation = own_derivation(text, answer, question)
+    chain = derivation.chain()
+    if not chain:
+        return {}
+    squashed = [" ".join(_clean(p).split()) for p in passages]
+    whole = " ".join(_clean(text).split())
+    passage_spans = _spans(squashed, whole)
+    sentence_spans = _spans([" ".join(s.split()) for s in derivation.sentences], whole)
     found: dict[int, tuple[str, list[str]]] = {}
-    squashed = [" ".join(p.split()) for p in passages]
-    for index, (contribution, values) in derivation.chain().items():
+    for index, (contribution, values) in chain.items():
         sentence = " ".join(derivation.sentences[index].split())
+        start, end = sentence_spans[index]
         for number, passage in enumerate(squashed, start=1):
-            if sentence and passage and (sentence in passage or passage in sentence):
+            p_start, p_end = passage_spans[number - 1]
+            if start >= 0 and p_start >= 0:
+                overlaps = p_start < max(end, start + 1) and start < max(p_end, p_start + 1)
+            else:  # not found where it stands (the text is not the passages joined): by content
+                overlaps = bool(sentence and passage and (sentence in passage or passage in sentence))
+            if overlaps:
                 _, kept = found.setdefault(number, (contribution, []))
                 kept.extend(v for v in values if v not in kept)
     return dict(sorted(found.items()))
+
+
+def _spans(pieces: list[str], whole: str) -> list[tuple[int, int]]:
+    """Where each piece stands in `whole`, looked for in order after the previous one: (start, end), or (-1, -1)."""
+    spans, cursor = [], 0
+    for piece in pieces:
+        start = whole.find(piece, cursor) if piece else -1
+        spans.append((start, start + len(piece)) if start >= 0 else (-1, -1))
+        cursor = start + len(piece) if start >= 0 else cursor
+    return spans
 
 
 def writes_number(text: str) -> bool:
@@ -311,7 +356,7 @@ def _mention_parts(text: str) -> tuple[tuple[str, tuple[float, ...], tuple[float
 # the words between an operation and its operands are dropped, as they are for symbols).
 _N = r"\$?(\d+(?:\.\d+)?)"
 # words between an operation's cue and its operand ("the $5 magazine"), never across a clause or a result
-_GAP = r"(?:(?!\b(?:is|are|was|were|equals?|gives?|giving|results?|resulting|makes|totals?|totaling|so|which|that)\b)[^\d=.,;!?]){0,40}?"
+_GAP = r"(?:(?!\b(?:is|are|was|were|equals?|gives?|giving|results?|resulting|makes|totals|totaling|so|which|that)\b)[^\d=.,;!?]){0,40}?"
 _CARDINALS = {word: value for word, value in _WORDS.items() if word not in _FRACTION_WORDS + _DENOMINATOR_WORDS
               and word not in ("twice", "double", "doubled", "triple", "tripled")}
 _DENOMINATORS = {"half": 2, "halves": 2, "third": 3, "thirds": 3, "quarter": 4, "quarters": 4, "fourth": 4,
@@ -333,8 +378,8 @@ def _fraction_word(match: re.Match) -> str:
 
 _READING = [
     (re.compile(r"(?<=\d),(?=\d{3}\b)"), ""),  # 1,000
-    (re.compile(r"\\frac\s*\{([^{}]+)\}\s*\{([^{}]+)\}"), r"((\1)/(\2))"),
-    (re.compile(r"\\(?:left|right|,|!|;|quad)|\\text\s*\{[^{}]*\}"), " "),
+    (re.compile(r"\\(?:left|right|,|!|;|quad)|\\(?:text|mathrm|textbf)\s*\{[^{}]*\}"), " "),
+    (re.compile(r"\\d?frac\s*\{([^{}]+)\}\s*\{([^{}]+)\}"), r"((\1)/(\2))"),
     (re.compile(r"\([^()\d]*\)"), " "),  # "100 (two years ago) + 50": words in brackets are a comment
     (re.compile(r"(?<=[a-zA-Z\d])-(?=[a-zA-Z])"), " "),  # multiple-choice, 1000-piece
     (re.compile(r"\\(?:times|cdot)|×|·|∗"), "*"),
@@ -380,7 +425,7 @@ _READING = [
     (re.compile(r"\bplus\b", re.I), " + "),
     (re.compile(r"\bminus\b", re.I), " - "),
     (re.compile(r"\b(?:equals?|is equal to|gives(?: us)?|makes|results in|comes to|totals|is|are|was|were|"
-                r"(?:to|we|I|you) get|leaving|leaves|means|so(?=\s+\$?\d)|left(?: with)?|totall?ing|(?:would|will|should) be|resulting in|leading to|for a total of)\b|≈", re.I), " = "),
+                r"(?:to|we|I|you) get|leaving|leaves|means|costs?|so(?=\s+\$?\d)|left(?: with)?|totall?ing|(?:would|will|should) be|resulting in|leading to|for a total of)\b|≈", re.I), " = "),
 ]
 # An equation as read: operands joined by operators, then `=` (everything else was words).
 # A sentence that names an operation, for a result whose operand it takes from the sentences before; never a
@@ -390,9 +435,10 @@ _OPERATION_CUE = re.compile(
     r"every|total|sum|altogether|combined|together|left|remain\w*|leav\w+|add\w*|plus|minus|subtract\w*|multipl\w+|"
     r"divid\w+|split|shar\w+|difference|product|increas\w+|decreas\w+|discount\w*|profit|percent|of)\b|%", re.I)
 # ... or, when it writes none of the operands, that names the operation itself ("performing the multiplication
-# gives 3,360"): "the total is 28" alone computes nothing.
+# gives 3,360", "this left 84 remaining"): then both operands come from the sentences just before.
 _OPERATION_NAMED = re.compile(r"\b(?:multiplication|addition|subtraction|division|multiplying|dividing|adding|"
-                              r"subtracting|sum|product|difference|combin\w+|together|add|adds|added|subtract|multiply|divide)\b", re.I)
+                              r"subtracting|sum|product|difference|combin\w+|together|add|adds|added|subtract|multiply|divide|remaining|rest|"
+                              r"left|total|altogether)\b", re.I)
 _RESTATEMENT = re.compile(r"\banswer\b|\\boxed", re.I)
 _EXPR_TOKEN = re.compile(r"\d+(?:\.\d+)?|[-+*/()%=]")
 
@@ -415,6 +461,7 @@ def _computations(sentence: str) -> tuple[tuple[tuple, ...], tuple[tuple[float, 
     found: list[tuple] = []
     open_results: list[tuple[float, tuple[float, ...]]] = []
     named = bool(_OPERATION_NAMED.search(sentence))
+    fractions = [_key(v) for raw, values, _ in _mention_parts(sentence) if "/" in raw for v in values]  # 3/4 as 0.75
     for index, token in enumerate(tokens):
         if token != "=" or index + 1 >= len(tokens) or not _is_number(tokens[index + 1]):
             continue
@@ -428,13 +475,16 @@ def _computations(sentence: str) -> tuple[tuple[tuple, ...], tuple[tuple[float, 
                 break
             left = left[1:]
         else:
+            if index + 2 < len(tokens) and tokens[index + 2] in ("+", "-", "*", "/"):
+                continue  # "is 2 boxes multiplied by $2.00": the first operand of what follows, not a result
             if len(left) == 1 and _is_number(left[0]) and (step := _conversion(float(left[0]), result)):
                 found.append(step)
                 continue
             before = tuple(_key(float(t)) for t in tokens[:index] if _is_number(t) and _key(float(t)) != _key(result))
-            if (named or before and _OPERATION_CUE.search(sentence)) and not _RESTATEMENT.search(sentence):
+            before += tuple(value for value in fractions if value != _key(result))
+            if named or before and _OPERATION_CUE.search(sentence):
                 open_results.append((_key(result), before))
-    return tuple(found), tuple(open_results), _pending(tokens), named
+    return tuple(found), tuple(open_results), _pending(tokens), named, bool(_RESTATEMENT.search(sentence))
 
 
 def _pending(tokens: list[str]) -> tuple | None:
