@@ -379,6 +379,8 @@ def _fraction_word(match: re.Match) -> str:
 _READING = [
     (re.compile(r"(?<=\d),(?=\d{3}\b)"), ""),  # 1,000
     (re.compile(r"\\(?:left|right|,|!|;|quad)|\\(?:text|mathrm|textbf)\s*\{[^{}]*\}"), " "),
+    (re.compile(r"\\boxed\s*\{([^{}]*)\}"), r" \1 "),
+    (re.compile(r"\\[()\[\]]|\*\*"), " "),  # inline math delimiters, bold
     (re.compile(r"\\d?frac\s*\{([^{}]+)\}\s*\{([^{}]+)\}"), r"((\1)/(\2))"),
     (re.compile(r"\([^()\d]*\)"), " "),  # "100 (two years ago) + 50": words in brackets are a comment
     (re.compile(r"(?<=[a-zA-Z\d])-(?=[a-zA-Z])"), " "),  # multiple-choice, 1000-piece
@@ -406,8 +408,8 @@ _READING = [
     (re.compile(rf"\bproduct of\s+{_N}{_GAP}\band\s+{_GAP}{_N}", re.I), r" (\1 * \2) = "),
     (re.compile(rf"\bdifference (?:between|of)\s+{_N}{_GAP}\band\s+{_GAP}{_N}", re.I), r" (\1 - \2) = "),
     # "$1 less than the $5 magazine" is 5 - 1; "3 more than 10" is 10 + 3
-    (re.compile(rf"{_N}{_GAP}\b(?:less|fewer|cheaper|shorter|younger|lighter) than\s+{_GAP}{_N}", re.I), r" (\2 - \1) "),
-    (re.compile(rf"{_N}{_GAP}\b(?:more|greater|older|taller|heavier|longer|larger|bigger) than\s+{_GAP}{_N}", re.I),
+    (re.compile(rf"{_N}{_GAP}\b(?:less|fewer|cheaper|shorter|younger|lighter) than\s+{_GAP}{_N}(?!\s*(?:times|\*|×|x\b|[a-z]+ times))", re.I), r" (\2 - \1) "),
+    (re.compile(rf"{_N}{_GAP}\b(?:more|greater|older|taller|heavier|longer|larger|bigger) than\s+{_GAP}{_N}(?!\s*(?:times|\*|×|x\b|[a-z]+ times))", re.I),
      r" (\2 + \1) "),
     (re.compile(r"\\?%|\bpercent\b", re.I), " % "),
     # results written as changes and remainders: "increasing her total to 21", "has $50 left", "the remaining 4"
@@ -425,7 +427,7 @@ _READING = [
     (re.compile(r"\bplus\b", re.I), " + "),
     (re.compile(r"\bminus\b", re.I), " - "),
     (re.compile(r"\b(?:equals?|is equal to|gives(?: us)?|makes|results in|comes to|totals|is|are|was|were|"
-                r"(?:to|we|I|you) get|leaving|leaves|means|costs?|so(?=\s+\$?\d)|left(?: with)?|totall?ing|(?:would|will|should) be|resulting in|leading to|for a total of)\b|≈", re.I), " = "),
+                r"(?:to|we|I|you) get|leaving|leaves|means|costs?|so(?=\s+\$?\d)|left(?: with)?|totall?ing|(?:would|will|should) be|resulting in|equaling|adds? up to|leading to|for a total of)\b|≈", re.I), " = "),
 ]
 # An equation as read: operands joined by operators, then `=` (everything else was words).
 # A sentence that names an operation, for a result whose operand it takes from the sentences before; never a

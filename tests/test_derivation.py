@@ -194,3 +194,28 @@ def test_the_verifier_tells_the_pruner_which_link_is_missing():
     assert update["verdict"]["checks"]["derivation"] is False and not update["verdict"]["passed"]
     assert ("28 is used (in 28 / 2 = 14) but never computed: keep the step that computes 28 (the original's "
             "30 - 2 = 28)") in update["feedback"]
+
+
+def test_a_finished_run_is_rechecked_with_the_strict_check(tmp_path, capsys):
+    """benchmarks/derivation_recheck.py: an accepted trace whose stored pruning lost a computation is turned away."""
+    import importlib.util
+
+    from helpers import REPO, db_of, drp, write_jsonl
+
+    response = f"{MARBLES_THINKING}\n</think>\n\nHe gave \\boxed{{14}} marbles."
+    source = write_jsonl(tmp_path / "marbles.jsonl", [
+        {"id": "kept", "question": MARBLES, "response": response, "gold_answer": "14"},
+        {"id": "lost", "question": MARBLES, "response": response, "gold_answer": "14"}])
+    assert drp("run", source, "--policy", "rules", "--run-id", "recheck", "--quiet").exit_code == 0
+    # as an older check accepted it: the step that made 28 deleted, the derivation stored as passed
+    db_of("recheck")["traces"].update("lost", {
+        "status": "accepted", "checks": json.dumps({"derivation": True}),
+        "pruned_thinking": "Sam starts with 30 marbles and lost 2.\n\nHe gives half of them to his sister: 28 / 2 = 14."})
+    db_of("recheck")["traces"].update("kept", {"status": "accepted", "pruned_thinking": MARBLES_THINKING})
+    spec = importlib.util.spec_from_file_location("derivation_recheck", REPO / "benchmarks" / "derivation_recheck.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rows = {row["id"]: row for row in module.recheck("recheck")}
+    assert rows["kept"]["now"] is True
+    assert rows["lost"]["stored"] is True and rows["lost"]["now"] is False
+    assert rows["lost"]["why"].startswith("28 is used (in 28 / 2 = 14) but never computed")
