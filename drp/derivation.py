@@ -377,55 +377,55 @@ def _fraction_word(match: re.Match) -> str:
 
 
 _READING = [
-    (re.compile(r"(?<=\d),(?=\d{3}\b)"), ""),  # 1,000
-    (re.compile(r"\\(?:left|right|,|!|;|quad)|\\(?:text|mathrm|textbf)\s*\{[^{}]*\}"), " "),
-    (re.compile(r"\\boxed\s*\{([^{}]*)\}"), r" \1 "),
-    (re.compile(r"\\[()\[\]]|\*\*"), " "),  # inline math delimiters, bold
-    (re.compile(r"\\d?frac\s*\{([^{}]+)\}\s*\{([^{}]+)\}"), r"((\1)/(\2))"),
-    (re.compile(r"\([^()\d]*\)"), " "),  # "100 (two years ago) + 50": words in brackets are a comment
-    (re.compile(r"(?<=[a-zA-Z\d])-(?=[a-zA-Z])"), " "),  # multiple-choice, 1000-piece
-    (re.compile(r"\\(?:times|cdot)|×|·|∗"), "*"),
-    (re.compile(r"\\div|÷"), "/"),
-    (re.compile(r"\\approx|\\Rightarrow|\\implies|→|⇒"), " = "),
-    (re.compile(r"/(?!\s*[\d(.$\\])"), " "),  # a unit's slash: 11 sandwiches/day
-    (re.compile(r"−|–"), "-"),
+    (re.compile(r"(?<=\d),(?=\d{3}\b)"), "", (",",)),  # 1,000
+    (re.compile(r"\\(?:left|right|,|!|;|quad)|\\(?:text|mathrm|textbf)\s*\{[^{}]*\}"), " ", ("\\",)),
+    (re.compile(r"\\boxed\s*\{([^{}]*)\}"), r" \1 ", ("\\boxed",)),
+    (re.compile(r"\\[()\[\]]|\*\*"), " ", ("\\", "**")),  # inline math delimiters, bold
+    (re.compile(r"\\d?frac\s*\{([^{}]+)\}\s*\{([^{}]+)\}"), r"((\1)/(\2))", ("frac",)),
+    (re.compile(r"\([^()\d]*\)"), " ", ("(",)),  # "100 (two years ago) + 50": words in brackets are a comment
+    (re.compile(r"(?<=[a-zA-Z\d])-(?=[a-zA-Z])"), " ", ("-",)),  # multiple-choice, 1000-piece
+    (re.compile(r"\\(?:times|cdot)|×|·|∗"), "*", ("\\", "×", "·", "∗")),
+    (re.compile(r"\\div|÷"), "/", ("\\div", "÷")),
+    (re.compile(r"\\approx|\\Rightarrow|\\implies|→|⇒"), " = ", ("\\", "→", "⇒")),
+    (re.compile(r"/(?!\s*[\d(.$\\])"), " ", ("/",)),  # a unit's slash: 11 sandwiches/day
+    (re.compile(r"−|–"), "-", ("−", "–")),
     # number words as digits ("twenty-five" is 25)
     (re.compile(rf"\b(?:(?:{_TENS})[\s-](?:{_UNITS})|" + "|".join(sorted(_CARDINALS, key=len, reverse=True)) + r")\b",
                 re.I), _word_number),
     # fractions in words: "two-thirds" is (2 / 3), "a third" and "half" (1 / 3), (1 / 2)
     (re.compile(r"\b(?:(\d+)[\s-]+|an?\s+|one[\s-]+)?(" + "|".join(sorted(_DENOMINATORS, key=len, reverse=True))
-                + r")\b(?=(?:\s+[a-z']+){0,4}\s+\$?\(?\d)", re.I), _fraction_word),
-    (re.compile(r"\b(?:twice|double)\b", re.I), " 2 * "),
-    (re.compile(r"\btriple\b", re.I), " 3 * "),
-    (re.compile(r"\bdoubled\b", re.I), " * 2 "),
-    (re.compile(r"\btripled\b", re.I), " * 3 "),
-    (re.compile(r"\bhalved\b", re.I), " / 2 "),
+                + r")\b(?=(?:\s+[a-z']+){0,4}\s+\$?\(?\d)", re.I), _fraction_word, ("half", "halves", "third", "quarter", "fourth", "fifth", "sixth", "eighth", "tenth")),
+    (re.compile(r"\b(?:twice|double)\b", re.I), " 2 * ", ("twice", "double")),
+    (re.compile(r"\btriple\b", re.I), " 3 * ", ("triple",)),
+    (re.compile(r"\bdoubled\b", re.I), " * 2 ", ("doubled",)),
+    (re.compile(r"\btripled\b", re.I), " * 3 ", ("tripled",)),
+    (re.compile(r"\bhalved\b", re.I), " / 2 ", ("halved",)),
     # operations named before their operands; what follows is their result ("..., I find that he has $4")
-    (re.compile(rf"\bsubtract(?:ing|ed)?\s+{_GAP}{_N}{_GAP}\bfrom\s+{_GAP}{_N}", re.I), r" (\2 - \1) = "),
-    (re.compile(rf"\b(?:multiply(?:ing)?|multiplied)\s+{_GAP}{_N}{_GAP}\bby\s+{_GAP}{_N}", re.I), r" (\1 * \2) = "),
-    (re.compile(rf"\b(?:divid(?:e|ing|ed))\s+{_GAP}{_N}{_GAP}\bby\s+{_GAP}{_N}", re.I), r" (\1 / \2) = "),
-    (re.compile(rf"\b(?:add(?:ing|ed)?|sum of|total of)\s+{_GAP}{_N}{_GAP}\b(?:and|to|with)\s+{_GAP}{_N}", re.I), r" (\1 + \2) = "),
-    (re.compile(rf"\bproduct of\s+{_N}{_GAP}\band\s+{_GAP}{_N}", re.I), r" (\1 * \2) = "),
-    (re.compile(rf"\bdifference (?:between|of)\s+{_N}{_GAP}\band\s+{_GAP}{_N}", re.I), r" (\1 - \2) = "),
+    (re.compile(rf"\bsubtract(?:ing|ed)?\s+{_GAP}{_N}{_GAP}\bfrom\s+{_GAP}{_N}", re.I), r" (\2 - \1) = ", ("subtract",)),
+    (re.compile(rf"\b(?:multiply(?:ing)?|multiplied)\s+{_GAP}{_N}{_GAP}\bby\s+{_GAP}{_N}", re.I), r" (\1 * \2) = ", ("multipl",)),
+    (re.compile(rf"\b(?:divid(?:e|ing|ed))\s+{_GAP}{_N}{_GAP}\bby\s+{_GAP}{_N}", re.I), r" (\1 / \2) = ", ("divid",)),
+    (re.compile(rf"\b(?:add(?:ing|ed)?|sum of|total of)\s+{_GAP}{_N}{_GAP}\b(?:and|to|with)\s+{_GAP}{_N}", re.I), r" (\1 + \2) = ", ("add", "sum of", "total of")),
+    (re.compile(rf"\bproduct of\s+{_N}{_GAP}\band\s+{_GAP}{_N}", re.I), r" (\1 * \2) = ", ("product",)),
+    (re.compile(rf"\bdifference (?:between|of)\s+{_N}{_GAP}\band\s+{_GAP}{_N}", re.I), r" (\1 - \2) = ", ("difference",)),
     # "$1 less than the $5 magazine" is 5 - 1; "3 more than 10" is 10 + 3
-    (re.compile(rf"{_N}{_GAP}\b(?:less|fewer|cheaper|shorter|younger|lighter) than\s+{_GAP}{_N}(?!\s*(?:times|\*|×|x\b|[a-z]+ times))", re.I), r" (\2 - \1) "),
+    (re.compile(rf"{_N}{_GAP}\b(?:less|fewer|cheaper|shorter|younger|lighter) than\s+{_GAP}{_N}(?!\s*(?:times|\*|×|x\b|[a-z]+ times))", re.I), r" (\2 - \1) ", (" than",)),
     (re.compile(rf"{_N}{_GAP}\b(?:more|greater|older|taller|heavier|longer|larger|bigger) than\s+{_GAP}{_N}(?!\s*(?:times|\*|×|x\b|[a-z]+ times))", re.I),
-     r" (\2 + \1) "),
-    (re.compile(r"\\?%|\bpercent\b", re.I), " % "),
+     r" (\2 + \1) ", (" than",)),
+    (re.compile(r"\\?%|\bpercent\b", re.I), " % ", ("%", "percent")),
     # results written as changes and remainders: "increasing her total to 21", "has $50 left", "the remaining 4"
     (re.compile(r"\b(?:increas|reduc|decreas|bring|brought|rais|drop|grow|grew|go(?:es)? up|go(?:es)? down|went)\w*"
-                r"\b[^\d=.;!?]{0,40}?\bto(?=\s+\$?\d)", re.I), " = "),
+                r"\b[^\d=.;!?]{0,40}?\bto(?=\s+\$?\d)", re.I), " = ", ("increas", "reduc", "decreas", "bring", "brought", "rais", "drop", "grow", "grew", " up", " down", "went")),
     (re.compile(r"\b(?:has|have|had|with|are|is)\s+\$?(\d+(?:\.\d+)?)\s+(?:[a-z]+\s+){0,2}?(?:left|remaining)\b", re.I),
-     r" = \1 "),
-    (re.compile(r"\b(?:the\s+)?(?:remaining|rest of|other)\s+(?=\$?\d)", re.I), " = "),
+     r" = \1 ", ("left", "remaining")),
+    (re.compile(r"\b(?:the\s+)?(?:remaining|rest of|other)\s+(?=\$?\d)", re.I), " = ", ("remaining", "rest of", "other")),
     # "2 pieces of 20 / 8 ounces", "20% of 50", "(1 / 3) of 30": of is a product
-    (re.compile(r"(?<=[\d%)])\s*(?:(?!out\b)[a-z]+\s+){0,2}?of\s+(?:[a-z']+\s+){0,2}?(?=\$?\(?\d)", re.I), " * "),
-    (re.compile(r"(?<=[%)])\s*(?:(?:as|many|much|of|the|each)\s+){0,4}(?=\$?\(?\d)", re.I), " * "),  # "(1 / 2) as many as 28"
-    (re.compile(r"(?<=\d)\s*[xX]\s*(?=\$?\(?\d)"), " * "),
-    (re.compile(r"\b(?:multiplied by|times)\b", re.I), " * "),
-    (re.compile(r"\b(?:divided (?:by|into)|split (?:among|between|into))\b|(?<=\d)\s*over(?=\s*\$?\d)", re.I), " / "),
-    (re.compile(r"\bplus\b", re.I), " + "),
-    (re.compile(r"\bminus\b", re.I), " - "),
+    (re.compile(r"(?<=[\d%)])\s*(?:(?!out\b)[a-z]+\s+){0,2}?of\s+(?:[a-z']+\s+){0,2}?(?=\$?\(?\d)", re.I), " * ", ("of",)),
+    (re.compile(r"(?<=[%)])\s*(?:(?:as|many|much|of|the|each)\s+){0,4}(?=\$?\(?\d)", re.I), " * ", ("%", ")")),  # "(1 / 2) as many as 28"
+    (re.compile(r"(?<=\d)\s*[xX]\s*(?=\$?\(?\d)"), " * ", ("x",)),
+    (re.compile(r"\b(?:multiplied by|times)\b", re.I), " * ", ("multiplied", "times")),
+    (re.compile(r"\b(?:divided (?:by|into)|split (?:among|between|into))\b|(?<=\d)\s*over(?=\s*\$?\d)", re.I), " / ", ("divided", "split", "over")),
+    (re.compile(r"\bplus\b", re.I), " + ", ("plus",)),
+    (re.compile(r"\bminus\b", re.I), " - ", ("minus",)),
     (re.compile(r"\b(?:equals?|is equal to|gives(?: us)?|makes|results in|comes to|totals|is|are|was|were|"
                 r"(?:to|we|I|you) get|leaving|leaves|means|costs?|so(?=\s+\$?\d)|left(?: with)?|totall?ing|(?:would|will|should) be|resulting in|equaling|adds? up to|leading to|for a total of)\b|≈", re.I), " = "),
 ]
@@ -445,9 +445,15 @@ _RESTATEMENT = re.compile(r"\banswer\b|\\boxed", re.I)
 _EXPR_TOKEN = re.compile(r"\d+(?:\.\d+)?|[-+*/()%=]")
 
 
+# A rule runs only where one of its words is (most sentences hold few of them): each rule's words as one pattern.
+_RULES = [(pattern, replacement, re.compile("|".join(map(re.escape, needs[0])), re.I) if needs else None)
+          for pattern, replacement, *needs in _READING]
+
+
 def _read(sentence: str) -> str:
-    for pattern, replacement in _READING:
-        sentence = pattern.sub(replacement, sentence)
+    for pattern, replacement, needs in _RULES:
+        if needs is None or needs.search(sentence):
+            sentence = pattern.sub(replacement, sentence)
     return sentence
 
 
@@ -459,6 +465,8 @@ def _computations(sentence: str) -> tuple[tuple[tuple, ...], tuple[tuple[float, 
     a number after an `=` that no left side yields, in a sentence that names an operation ("Multiplying this by
     31 days gives 93,000"): (result, the numbers the sentence writes before it), for `_steps` to complete with
     an operand of the sentences before. Cached: sentences are read again on every attempt."""
+    if not _mention_parts(sentence):
+        return (), (), None, bool(_OPERATION_NAMED.search(sentence)), False
     tokens = _drop_empty_brackets(_EXPR_TOKEN.findall(_read(sentence)))
     found: list[tuple] = []
     open_results: list[tuple[float, tuple[float, ...]]] = []
