@@ -9,12 +9,19 @@ Computations are read from what the text writes, in symbols or in words:
 `45 - 7 = 38`, `50 cookies divided by 5 jars equals 10`, `\\frac{1}{5} \\times 100 = 20`, `twice 14 is 28`,
 `half of 28 is 14`, `3 times as many as 5 is 15`, `2 pieces of 20 / 8 ounces is 5 ounces`, `$1 less than the $5
 magazine is $4`, `20% of 50 is 10`, `subtract 2 from 30 to get 28`; each is checked by evaluating its left side.
+Steps told in words are read too, where a sentence names the operation and writes the result after a result word:
+`She gives away 24, leaving her with 6` (one operand in the sentence, the other among the numbers of the few
+sentences before: 30), `Multiplying this by 31 days gives 93,000`, `This left 84 remaining` (an operation named:
+both operands from the sentences before), `we add 42 to the initial 23. This brings the total to 65` (a result
+written just after its computation), `$0.50 is 50 cents` (a unit conversion).
 The answer is derived only when a written computation *yields* it (its result) from available operands. A number
 never counts as derived because it is written elsewhere: the answer written only as an operand ("the pen costs $1
-less", answer 1), or only stated ("The answer is 15", "the result is $168"), derives nothing; such a restatement is
-harmless when a computation of the answer is written somewhere in the text, and never enough on its own. An operand
-whose own computation was deleted (28 in `28 / 2 = 14`, after `30 - 2 = 28` was pruned away) is not available, so
-neither is anything computed from it.
+less", answer 1), or only stated ("The answer is 15", "the result is $168"), derives nothing. A restatement of the
+answer (a sentence that says "answer" or boxes it) is never read as a step of its own, unless the sentence right
+before names the operation it concludes ("I add the red and black pens. This gives the final answer of 75"): it is
+harmless when a computation of the answer is written above it, and never enough on its own. An operand whose own
+computation was deleted (28 in `28 / 2 = 14`, after `30 - 2 = 28` was pruned away) is not available, so neither is
+anything computed from it, and `Derivation.explain` names that missing link.
 """
 
 from __future__ import annotations
