@@ -192,8 +192,8 @@ def check(text: str, answer: str, question: str = "", original: str | None = Non
         earlier = [value for previous in recent[-_WINDOW:] for value in previous]
         # both operands from the sentences before only where this one or the one before names the operation; the
         # answer restated ("This gives the final answer of 75") only right after an operation named
-        if not restating or named_before:
-            for result, before in open_results:
+        for result, before, cued in open_results:
+            if (cued or named_before) and (not restating or named_before):
                 attempts.extend((index, how) for how in _steps(result, before, earlier, named or named_before,
                                                                recent[-1] if recent else []))
         recent.append(numbers)
@@ -465,18 +465,19 @@ def _read(sentence: str) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _computations(sentence: str) -> tuple[tuple[tuple, ...], tuple[tuple[float, tuple[float, ...]], ...]]:
-    """What a sentence computes: (its equations, its open results). An equation is ("equation", as read,
-    operands, result) for an `=` whose left side (back to the previous `=`, or a shorter tail of it: words were
-    dropped, so earlier numbers may not belong to it) evaluates to the number right after it. An open result is
-    a number after an `=` that no left side yields, in a sentence that names an operation ("Multiplying this by
-    31 days gives 93,000"): (result, the numbers the sentence writes before it), for `_steps` to complete with
-    an operand of the sentences before. Cached: sentences are read again on every attempt."""
+def _computations(sentence: str) -> tuple:
+    """What a sentence computes: (its equations, its open results, a computation it leaves without a result, whether
+    it names an operation, whether it restates the answer). An equation is ("equation", as read, operands, result)
+    for an `=` whose left side (back to the previous `=`, or a shorter tail of it: words were dropped, so earlier
+    numbers may not belong to it) evaluates to the number right after it. An open result is a number after an `=`
+    that no left side yields ("Multiplying this by 31 days gives 93,000"): (result, the numbers the sentence writes
+    before it, whether the sentence cues an operation), for `check` to complete with operands of the sentences
+    before. Cached: sentences are read again on every attempt."""
     if not _mention_parts(sentence):
         return (), (), None, bool(_OPERATION_NAMED.search(sentence)), False
     tokens = _drop_empty_brackets(_EXPR_TOKEN.findall(_read(sentence)))
     found: list[tuple] = []
-    open_results: list[tuple[float, tuple[float, ...]]] = []
+    open_results: list[tuple[float, tuple[float, ...], bool]] = []
     named = bool(_OPERATION_NAMED.search(sentence))
     fractions = [_key(v) for raw, values, _ in _mention_parts(sentence) if "/" in raw for v in values]  # 3/4 as 0.75
     for index, token in enumerate(tokens):
@@ -499,8 +500,7 @@ def _computations(sentence: str) -> tuple[tuple[tuple, ...], tuple[tuple[float, 
                 continue
             before = tuple(_key(float(t)) for t in tokens[:index] if _is_number(t) and _key(float(t)) != _key(result))
             before += tuple(value for value in fractions if value != _key(result))
-            if named or before and _OPERATION_CUE.search(sentence):
-                open_results.append((_key(result), before))
+            open_results.append((_key(result), before, bool(named or before and _OPERATION_CUE.search(sentence))))
     return tuple(found), tuple(open_results), _pending(tokens), named, bool(_RESTATEMENT.search(sentence))
 
 

@@ -162,6 +162,9 @@ def test_the_feedback_names_the_missing_link():
      "21", "Patricia has 30 roses. She gives away 24 and buys 15 more."),
     ("We add 42 to the initial 23.\nThis brings the total number of cookies to 65.", "65", "23 cookies, 42 more."),
     ("Each stick costs $15.00 / 30 = $0.50. $0.50 is 50 cents.", "50", "A $15 bag has 30 sticks. Cents per stick?"),
+    # a conclusion right after the operation it concludes is named
+    ("There are 5 * 5 = 25 red pens and 2 * 25 = 50 black pens. I add the red and black pens together.\nThis gives "
+     "me the final answer of 75 pens.", "75", "5 packs of 5 red pens, twice as many black pens."),
 ])
 def test_computations_written_in_words_derive(text, answer, question):
     assert check(text, answer, question).answer_derived, check(text, answer, question).explain(answer)
