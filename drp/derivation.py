@@ -1,15 +1,27 @@
 """Does a piece of reasoning still carry the computation that yields its answer?
 
-A deterministic check for the verifier. Every number the text writes is a *mention*. A mention is supported
-when its value is given (by the question, or used without derivation by the original the text was pruned
-from: 31 days in May), or when the text derives it from supported mentions before it (or beside it, in the
-same sentence):
-- explicitly: an equation the text writes, `45 - 7 = 38`, `50 cookies divided by 5 jars equals 10`,
-  `\\frac{1}{5} \\times 100 = 20`, whose left side evaluates to its right side;
-- implicitly: one operation on two supported values the text wrote (or one and a common constant such as 60
-  minutes, as a factor): `She ate 5 of them, leaving 50` after `55 cookies` (55 - 5), `80% of 20`.
-The answer passes when the text derives it. A bare assertion ("the result is $168") derives nothing, and a
-reasoning that lost the step computing an operand (the $7 discount) no longer supports the final operation.
+A deterministic check for the verifier. A number is *available* when it is given: written in the question, one of
+a few conventions (`CONSTANTS`: 1, 2, percent's 100, units such as 60 minutes or 7 days, usable as operands only),
+or, when the text was pruned from an original, a number the original itself uses without ever computing it (31
+days in May). A number becomes available when the text writes a *computation* that yields it from available
+operands, transitively and in reading order (a number computed only later does not support its use above).
+Computations are read from what the text writes, in symbols or in words:
+`45 - 7 = 38`, `50 cookies divided by 5 jars equals 10`, `\\frac{1}{5} \\times 100 = 20`, `twice 14 is 28`,
+`half of 28 is 14`, `3 times as many as 5 is 15`, `2 pieces of 20 / 8 ounces is 5 ounces`, `$1 less than the $5
+magazine is $4`, `20% of 50 is 10`, `subtract 2 from 30 to get 28`; each is checked by evaluating its left side.
+Steps told in words are read too, where a sentence names the operation and writes the result after a result word:
+`She gives away 24, leaving her with 6` (one operand in the sentence, the other among the numbers of the few
+sentences before: 30), `Multiplying this by 31 days gives 93,000`, `This left 84 remaining` (an operation named:
+both operands from the sentences before), `we add 42 to the initial 23. This brings the total to 65` (a result
+written just after its computation), `$0.50 is 50 cents` (a unit conversion).
+The answer is derived only when a written computation *yields* it (its result) from available operands. A number
+never counts as derived because it is written elsewhere: the answer written only as an operand ("the pen costs $1
+less", answer 1), or only stated ("The answer is 15", "the result is $168"), derives nothing. A restatement of the
+answer (a sentence that says "answer" or boxes it) is never read as a step of its own, unless the sentence right
+before names the operation it concludes ("I add the red and black pens. This gives the final answer of 75"): it is
+harmless when a computation of the answer is written above it, and never enough on its own. An operand whose own
+computation was deleted (28 in `28 / 2 = 14`, after `30 - 2 = 28` was pruned away) is not available, so neither is
+anything computed from it, and `Derivation.explain` names that missing link.
 """
 
 from __future__ import annotations
@@ -21,10 +33,11 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
 
-# Facts a solution may use without writing them down (days in a week, minutes in an hour, percent, ...).
-# (Not 2, 10 or 100: doubling and tenfold coincidences are too common; "twice", "half" and "5%" are written.)
-CONSTANTS = frozenset(float(n) for n in (7, 12, 24, 52, 60, 365, 1000, 3600))  # as factors only
-_WINDOW = 24  # how many recent supported values an implicit step may take an operand from
+# Conventions a solution may use as operands without writing where they come from: 1 and 2 (one each, halving,
+# doubling), 100 (percent), and units (days in a week, months, hours, weeks in a year, minutes, grams, seconds).
+# Never results: a conventional number the answer happens to equal is not a derivation of it.
+CONSTANTS = frozenset(float(n) for n in (1, 2, 100, 7, 12, 24, 52, 60, 365, 1000, 3600))
+_WINDOW = 4  # how many sentences before an open result may hold its other operand
 
 _WORDS = {
     "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
@@ -44,25 +57,6 @@ _MENTION = re.compile(
     r"|\b(?P<word>" + "|".join(sorted(_WORDS, key=len, reverse=True)) + r")\b",
     re.I,
 )
-
-# Spoken and LaTeX operators, rewritten to Python's before equations are read.
-_SPOKEN = [
-    (re.compile(r"\\frac\s*\{([^{}]+)\}\s*\{([^{}]+)\}"), r"((\1)/(\2))"),
-    (re.compile(r"\\(?:left|right|,|!|;|quad)"), " "),
-    (re.compile(r"\\(?:times|cdot)|×|·|∗"), "*"),
-    (re.compile(r"\\div|÷"), "/"),
-    (re.compile(r"−|–"), "-"),
-    (re.compile(r"(?<=\d)\s*[xX]\s*(?=\$?\d)"), " * "),
-    (re.compile(r"\b(?:multiplied by|times)\b", re.I), " * "),
-    (re.compile(r"\b(?:divided by|over)\b", re.I), " / "),
-    (re.compile(r"\bplus\b", re.I), " + "),
-    (re.compile(r"\bminus\b", re.I), " - "),
-    (re.compile(r"\b(?:equals?|is equal to|gives(?: us)?|makes|results in|comes to|totals?|is|are|was|were)\b|≈", re.I), " = "),
-    (re.compile(r"\\?%"), " % "),
-]
-# An equation as written: operands (with units, $ and words between them dropped) joined by operators, then `=`.
-_EXPR_TOKEN = re.compile(r"\d+(?:\.\d+)?|[-+*/()%=]")
-_MAY_HOLD_EQUATION = re.compile(r"=|≈|equal|gives|makes|results in|comes to|total|\bis\b|\bare\b|\bwas\b|\bwere\b", re.I)
 _SENTENCE = re.compile(r"(?<=[.!?:;])\s+|\n+")
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
 
@@ -77,9 +71,11 @@ class Derivation:
     sentences: list[str] = field(default_factory=list)
     given: frozenset = frozenset()
     origins: dict[float, tuple] = field(default_factory=dict)  # value → (how, sentence index), first derivation
-    unsupported: list[str] = field(default_factory=list)  # numbers the text uses but never derives nor was given
+    unsupported: list[str] = field(default_factory=list)  # operands the text uses but never computes nor was given
     facts: frozenset = frozenset()  # their values
-    written: dict[float, list[int]] = field(default_factory=dict)  # supported value → sentences writing it
+    written: dict[float, list[int]] = field(default_factory=dict)  # value → sentences writing it
+    attempts: list[tuple[int, tuple]] = field(default_factory=list)  # every computation written, derived or not
+    source: dict[float, tuple] = field(default_factory=dict)  # the original's own derivations, value → (how, index)
 
     @property
     def derived(self) -> dict[str, str]:
@@ -96,29 +92,20 @@ class Derivation:
             seen.add(value)
             how, index = self.origins[value]
             found.append((index, how, value))
-            todo.extend(operand for operand in _operands(how) if operand not in self.given)
+            todo.extend(operand for operand in sorted(how[2]) if operand not in self.given)
         return found
 
     def chain(self) -> dict[int, tuple[str, list[str]]]:
         """The sentences (by index) the answer's computation needs → (what the sentence contributes, the numbers
-        it writes that the computation uses): those that compute the answer or a number it depends on, and those
-        that write an operand an implicit step takes from elsewhere ("Patricia starts with 30 roses" before
-        "... leaving her with 6")."""
+        it writes that the computation uses): those that compute the answer or a number it depends on."""
         needed: dict[int, tuple[str, list[str]]] = {}
-
-        def note(index: int, text: str, value: float) -> None:
-            _, values = needed.setdefault(index, (text, []))
-            if _show(value) not in values:
-                values.append(_show(value))
-
         for index, how, value in self.computations():
-            note(index, f"computes {_explain(how)}", value)
-            for operand in sorted(_operands(how)):
-                where = max((i for i in self.written.get(operand, []) if i <= index), default=None)
-                if where == index:
-                    note(index, f"computes {_explain(how)}", operand)
-                elif where is not None and how[0] == "operation":
-                    note(where, f"states {_show(operand)}, used in {_explain(how)}", operand)
+            for where in (index, *how[4:]):  # a result written in the sentence after its computation: both
+                note = f"computes {_explain(how)}" if where == index else f"writes the operands of {_explain(how)}"
+                _, values = needed.setdefault(where, (note, []))
+                for number in (value, *sorted(how[2])):
+                    if where in self.written.get(number, ()) and _show(number) not in values:
+                        values.append(_show(number))
         return dict(sorted(needed.items()))
 
     def lost_in(self, text: str) -> list[str]:
@@ -128,75 +115,152 @@ class Derivation:
         for _, how, value in self.computations():
             if value not in written:
                 lost.setdefault(value, f"{_show(value)} (computed by {_explain(how)})")
-            for operand in _operands(how):
-                implicit_constant = how[0] == "operation" and operand in CONSTANTS
-                if operand not in written and not implicit_constant:
+            for operand in how[2]:
+                if operand not in written and operand in self.written:
                     lost.setdefault(operand, f"{_show(operand)} (used in {_explain(how)})")
         return list(lost.values())
+
+    def missing_links(self) -> list[tuple[str, str]]:
+        """When the answer is not derived: (number, the computation using it) for each number on the way to the
+        answer that the text uses but never computes from available numbers, followed back from the last
+        computation written that yields the answer. Empty when no written computation yields it at all."""
+        if self.answer_derived:
+            return []
+        available = set(self.given) | set(self.origins)
+        links: dict[float, str] = {}
+
+        def follow(how: tuple, seen: frozenset) -> None:
+            for operand in sorted(how[2]):
+                if operand in available:
+                    continue
+                makers = [h for _, h in self.attempts if h[3] == operand]
+                if makers and operand not in seen and len(seen) < 12:  # (a circle: 28 / 2 = 14, 2 × 14 = 28)
+                    follow(makers[-1], seen | {operand})
+                else:
+                    links.setdefault(operand, _explain(how))
+
+        finals = [how for _, how in self.attempts if how[3] == self.target]
+        if finals:
+            follow(finals[-1], frozenset({self.target}))
+        return [(_show(value), used_in) for value, used_in in links.items()]
 
     def explain(self, answer: str) -> str:
         if self.answer_derived:
             return f"{answer} is derived: {_explain(self.origins[self.target][0])}"
         if not self.answer_mentioned:
             return f"the reasoning never writes the answer {answer}"
-        missing = f" (it uses {', '.join(self.unsupported[:5])} without computing it)" if self.unsupported else ""
-        return f"the reasoning states {answer} without the computation that yields it{missing}"
+        links = self.missing_links()
+        if links:
+            return "; ".join(f"{value} is used (in {used_in}) but never computed: keep the step that computes {value}"
+                             f"{self._in_original(value)}" for value, used_in in links[:4])
+        return (f"the reasoning states {answer} without the computation that yields it (no computation written in it "
+                f"has {answer} as its result; stating a number, or using it as an operand, does not compute it): keep "
+                f"the step that computes {answer}{self._in_original(_show(self.target)) if self.target is not None else ''}")
+
+    def _in_original(self, shown: str) -> str:
+        """Where the original computes a number: " (the original's 30 - 2 = 28)", or nothing."""
+        found = next((how for value, (how, _) in self.source.items() if _show(value) == shown), None)
+        return f" (the original's {_explain(found)})" if found else ""
 
 
 def check(text: str, answer: str, question: str = "", original: str | None = None) -> Derivation:
     """Whether `text` derives `answer` from the question's numbers through computations it writes down.
-    With `original` (the text it was pruned from), numbers the original itself uses without deriving them
+    With `original` (the text it was pruned from), numbers the original itself uses without computing them
     (31 days in May, a minute and a half as 1.5) count as given: pruning must not drop computations, and
     these never had one."""
     target = _value(answer)
     target = None if target is None else _key(target)
-    given = frozenset(_key(v) for _, vs in _mentions(question) for v in vs)
+    given = frozenset(_key(v) for _, vs in _mentions(question) for v in vs) | CONSTANTS
     if original is not None:
         given = given | _facts(original, question)
-    recent: list[float] = []  # supported values, most recent last: the operands an implicit step may use
-    supported: set[float] = set()
-    origins: dict[float, tuple] = {}
-    unsupported: list[str] = []
-    facts: set[float] = set()
-    written: dict[float, list[int]] = {}
-    mentioned = False
     sentences = _SENTENCE.split(_clean(text or ""))
+    written: dict[float, list[int]] = {}
+    attempts: list[tuple[int, tuple]] = []
+    recent: list[list[float]] = []  # the numbers each sentence writes
+    waiting: list[tuple[int, tuple]] = []  # computations written without their result: (sentence, pending)
+    named_before = False
     for index, sentence in enumerate(sentences):
-        mentions = _mention_parts(sentence)
-        if not mentions:
-            continue
-        if target is not None and any(target in map(_key, values) for _, values, _ in mentions):
-            mentioned = True
-        equations = _equations(sentence) if _MAY_HOLD_EQUATION.search(sentence) else {}
-        # Two passes: a sentence may name a result before its operands ("leaving 50 of the 55").
-        pending = list(mentions)
-        local: list[float] = []  # supported values this sentence writes
-        for _ in range(2):
-            still = []
-            for raw, values, parts in pending:
-                how = _support(values, supported, local, recent[-_WINDOW:], given, equations, target) if values else "part"
-                if how is None:
-                    still.append((raw, values, parts))
-                    continue
-                for value in values + parts:
-                    key = _key(value)
-                    if key not in supported:
-                        supported.add(key)
-                        recent.append(key)
-                    local.append(key)
-                    written.setdefault(key, []).append(index)
-                if how not in ("given", "part"):
-                    origins.setdefault(how[-1], (how, index))
-            pending = still
-        unsupported.extend(raw for raw, _, _ in pending if raw not in unsupported)
-        facts.update(_key(value) for _, values, parts in pending for value in values + parts)
+        numbers = [_key(value) for _, values, parts in _mention_parts(sentence) for value in values + parts]
+        for value in numbers:
+            written.setdefault(value, []).append(index)
+        equations, open_results, pending, named, restating = _computations(sentence)
+        attempts.extend((index, how) for how in equations)
+        for where, (shown, operands, value) in waiting:  # a result written a few sentences after its computation
+            if value in numbers:
+                attempts.append((index, ("equation", f"{shown} = {_show(value)}", operands, value, where)))
+        waiting = [(where, found) for where, found in waiting if found[2] not in numbers and index - where < _WINDOW]
+        earlier = [value for previous in recent[-_WINDOW:] for value in previous]
+        # both operands from the sentences before only where this one or the one before names the operation; the
+        # answer restated ("This gives the final answer of 75") only right after an operation named
+        for result, before, cued in open_results:
+            if (cued or named_before) and (not restating or named_before):
+                attempts.extend((index, how) for how in _steps(result, before, earlier, named or named_before,
+                                                               recent[-1] if recent else []))
+        recent.append(numbers)
+        if pending is not None:
+            waiting.append((index, pending))
+        named_before = named or pending is not None
+    origins = _derive(attempts, given)
+    results = {how[3] for _, how in attempts}
+    available = given | set(origins)
+    roots = sorted({op for _, how in attempts if how[3] not in origins for op in how[2]
+                    if op not in available and op not in results})
+    mentioned = target is not None and target in written
+    source = own_derivation(original, answer, question).origins if original is not None and original != text else {}
     return Derivation(target is not None and target in origins, mentioned, target, sentences, given, origins,
-                      unsupported, frozenset(facts), written)
+                      [_show(value) for value in roots], frozenset(roots), written, attempts, source)
+
+
+def _steps(result: float, operands: tuple[float, ...], earlier: list[float], named: bool,
+           last: list[float]) -> list[tuple]:
+    """The computations an open result may stand for: one operation on an operand its sentence writes and another
+    from that sentence or the few before ("Multiplying this by 31 days gives 93,000" after "3,000 posts a day");
+    where an operation is named, on two from the sentences before ("Adding them together gives 20,000"); or the
+    sum of the three or more numbers the sentence writes ("Adding $200, $60, and $48 gives $308"), or, where it
+    names an operation, the sentence before writes."""
+    found = []
+    for terms in (operands, last if named else ()):
+        if len(terms) > 2 and _key(sum(terms)) == result:
+            found.append(("step", " + ".join(map(_show, terms)) + f" = {_show(result)}", frozenset(terms), result))
+    seen = [*operands, *earlier]
+    firsts = [*operands, *(sorted(set(earlier)) if named else ())]
+    for a in dict.fromkeys(firsts):
+        for b in dict.fromkeys((*operands, *sorted(set(earlier)))):
+            if a == b and seen.count(a) < 2 or result in (a, b):  # a + a, a / a: coincidences unless written
+                continue  # twice ("4 ... 4"); a × 1 computes nothing
+            for sign, value in (("+", a + b), ("-", a - b), ("-", b - a), ("×", a * b), ("/", a / b if b else None),
+                                ("/", b / a if a else None)):
+                if value is not None and _key(value) == result:
+                    x, y = (b, a) if (sign in "-/" and value in (b - a, b / a if a else None)) else (a, b)
+                    found.append(("step", f"{_show(x)} {sign} {_show(y)} = {_show(result)}", frozenset((a, b)), result))
+                    break
+    return found
+
+
+def _derive(attempts: list[tuple[int, tuple]], given: frozenset) -> dict[float, tuple]:
+    """The values the written computations yield from the given ones, transitively, in reading order: a
+    computation may use what is given and what the text computed before it or in its own sentence, never a
+    number it only computes later. Value → (the first computation that yields it; its sentence)."""
+    origins: dict[float, tuple] = {}
+    available = set(given)
+    by_sentence: dict[int, list[tuple]] = {}
+    for index, how in attempts:
+        by_sentence.setdefault(index, []).append(how)
+    for index in sorted(by_sentence):
+        changed = True
+        while changed:  # "28 / 2 = 14, from 30 - 2 = 28": within a sentence, any order
+            changed = False
+            for how in by_sentence[index]:
+                if how[3] not in origins and how[2] <= available:
+                    origins[how[3]] = (how, index)
+                    available.add(how[3])
+                    changed = True
+    return origins
 
 
 @lru_cache(maxsize=256)
 def _facts(original: str, question: str) -> frozenset:
-    """The numbers a text uses without deriving them (cached: every attempt of a trace asks again)."""
+    """The numbers a text uses without computing them (cached: every attempt of a trace asks again)."""
     return check(original, "", question).facts
 
 
@@ -208,19 +272,42 @@ def own_derivation(text: str, answer: str, question: str = "") -> Derivation:
 
 
 def needed_passages(passages: list[str], text: str, answer: str, question: str = "") -> dict[int, tuple[str, list[str]]]:
-    """Which passages of `text` (1-based, e.g. a trace's steps) hold the computation of the answer or of a
-    number it depends on → (what the passage contributes, the numbers it writes that the computation uses).
-    Empty when `text` does not derive its answer."""
+    """Which passages of `text` (1-based, e.g. a trace's steps, in order) hold the computation of the answer or of
+    a number it depends on → (what the passage contributes, the numbers it writes that the computation uses).
+    A sentence is matched to the passages it overlaps where it stands in the text, so a short passage ("W = 4")
+    is not taken for a later sentence that happens to contain it. Empty when `text` does not derive its answer."""
     derivation = own_derivation(text, answer, question)
+    chain = derivation.chain()
+    if not chain:
+        return {}
+    squashed = [" ".join(_clean(p).split()) for p in passages]
+    whole = " ".join(_clean(text).split())
+    passage_spans = _spans(squashed, whole)
+    sentence_spans = _spans([" ".join(s.split()) for s in derivation.sentences], whole)
     found: dict[int, tuple[str, list[str]]] = {}
-    squashed = [" ".join(p.split()) for p in passages]
-    for index, (contribution, values) in derivation.chain().items():
+    for index, (contribution, values) in chain.items():
         sentence = " ".join(derivation.sentences[index].split())
+        start, end = sentence_spans[index]
         for number, passage in enumerate(squashed, start=1):
-            if sentence and passage and (sentence in passage or passage in sentence):
+            p_start, p_end = passage_spans[number - 1]
+            if start >= 0 and p_start >= 0:
+                overlaps = p_start < max(end, start + 1) and start < max(p_end, p_start + 1)
+            else:  # not found where it stands (the text is not the passages joined): by content
+                overlaps = bool(sentence and passage and (sentence in passage or passage in sentence))
+            if overlaps:
                 _, kept = found.setdefault(number, (contribution, []))
                 kept.extend(v for v in values if v not in kept)
     return dict(sorted(found.items()))
+
+
+def _spans(pieces: list[str], whole: str) -> list[tuple[int, int]]:
+    """Where each piece stands in `whole`, looked for in order after the previous one: (start, end), or (-1, -1)."""
+    spans, cursor = [], 0
+    for piece in pieces:
+        start = whole.find(piece, cursor) if piece else -1
+        spans.append((start, start + len(piece)) if start >= 0 else (-1, -1))
+        cursor = start + len(piece) if start >= 0 else cursor
+    return spans
 
 
 def writes_number(text: str) -> bool:
@@ -234,60 +321,8 @@ def states_value(text: str, value: str) -> bool:
     return target is not None and any(_key(target) in map(_key, values) for _, values in _mentions(_clean(text)))
 
 
-def _operands(how: tuple) -> set[float]:
-    return set(how[2]) if how[0] == "equation" else {how[1], how[3]}
-
-
-def _support(values: tuple[float, ...], supported: set, local: list, recent: list, given: frozenset,
-             equations: dict, target: float | None):
-    """How a mention is supported: 'given', an equation, or one operation on supported values; None if not.
-    For the answer itself a derivation is sought first, so an answer that happens to equal a given number
-    still has to be computed. Operands written in the same sentence are tried first ("4 times 18 is 72")."""
-    keys = [_key(value) for value in values]
-    is_given = any(key in given for key in keys)
-    if is_given and target not in keys:
-        return "given"
-    for key in keys:
-        if key in equations and all(op in supported or op in given for op in equations[key][1]):
-            return ("equation", equations[key][0], equations[key][1], key)
-    nearby = [a for a in local if a not in keys]
-    for key in keys:
-        how = _operation(key, nearby, set(nearby)) or _operation(key, [*nearby, *reversed(recent)], supported)
-        if how:
-            return how
-    return "given" if is_given else None
-
-
-def _operation(key: float, first_operands: list[float], second_operands: set) -> tuple | None:
-    """One operation yielding `key` from a written operand and another written value (or a common constant
-    as a factor). Both operands must be written: "so she spent $38" after "$45" does not show the $7 coupon,
-    even if the question mentions it."""
-    # The innermost loop of the check: `round(…, _PLACES)` is `_key`, written out (a call per candidate costs more).
-    for a in first_operands:
-        for b, sign in ((key - a, "+"), (a - key, "-"), (key + a, "-")):
-            b = round(b, _PLACES)
-            if b and b != a and b in second_operands:  # a + a is a coincidence more often than a step
-                return ("operation", a, sign, b, key)
-        multiplicative = ((key / a if a else None, "*"), (a / key if key else None, "/"), (key * a, "/"))
-        for number, (b, sign) in enumerate(multiplicative):
-            if b is None or (b := round(b, _PLACES)) in (0, 1) or (sign == "/" and b == a):  # not 9 / 9 = 1
-                continue
-            # a constant scales the written operand (× 60, ÷ 12); it is never the numerator of c / a
-            if b in second_operands or (b in CONSTANTS and number < 2):
-                return ("operation", a, sign, b, key)
-        if a and (b := round(key * 100 / a, _PLACES)) in second_operands:
-            return ("operation", a, "%", b, key)
-    return None
-
-
-def _explain(how) -> str:
-    if how[0] == "equation":
-        return how[1]
-    _, a, sign, b, value = how
-    left = {"+": f"{_show(a)} + {_show(b)}", "-": f"{_show(max(a, b))} - {_show(min(a, b))}",
-            "*": f"{_show(a)} × {_show(b)}", "/": f"{_show(max(a, b))} / {_show(min(a, b))}",
-            "%": f"{_show(b)}% of {_show(a)}"}[sign]
-    return f"{left} = {_show(value)}"
+def _explain(how: tuple) -> str:
+    return how[1]
 
 
 def _mentions(text: str) -> list[tuple[str, tuple[float, ...]]]:
@@ -323,38 +358,197 @@ def _mention_parts(text: str) -> tuple[tuple[str, tuple[float, ...], tuple[float
     return tuple(found)
 
 
+
+# How computations written in words and LaTeX read as arithmetic, in this order (a number is `_N`; its `$` and
+# the words between an operation and its operands are dropped, as they are for symbols).
+_N = r"\$?(\d+(?:\.\d+)?)"
+# words between an operation's cue and its operand ("the $5 magazine"), never across a clause or a result
+_GAP = r"(?:(?!\b(?:is|are|was|were|equals?|gives?|giving|results?|resulting|makes|totals|totaling|so|which|that)\b)[^\d=.,;!?]){0,40}?"
+_CARDINALS = {word: value for word, value in _WORDS.items() if word not in _FRACTION_WORDS + _DENOMINATOR_WORDS
+              and word not in ("twice", "double", "doubled", "triple", "tripled")}
+_DENOMINATORS = {"half": 2, "halves": 2, "third": 3, "thirds": 3, "quarter": 4, "quarters": 4, "fourth": 4,
+                 "fourths": 4, "fifth": 5, "fifths": 5, "sixth": 6, "sixths": 6, "eighth": 8, "eighths": 8,
+                 "tenth": 10, "tenths": 10}
+_TENS = "twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety"
+_UNITS = "one|two|three|four|five|six|seven|eight|nine"
+
+
+def _word_number(match: re.Match) -> str:
+    words = re.split(r"[\s-]+", match.group().lower())
+    return str(sum(_CARDINALS[w] for w in words))
+
+
+def _fraction_word(match: re.Match) -> str:
+    count, word = match.group(1), match.group(2).lower()
+    return f" ({count or 1} / {_DENOMINATORS[word]}) "
+
+
+_READING = [
+    (re.compile(r"(?<=\d),(?=\d{3}\b)"), "", (",",)),  # 1,000
+    (re.compile(r"\\(?:left|right|,|!|;|quad)|\\(?:text|mathrm|textbf)\s*\{[^{}]*\}"), " ", ("\\",)),
+    (re.compile(r"\\boxed\s*\{([^{}]*)\}"), r" \1 ", ("\\boxed",)),
+    (re.compile(r"\\[()\[\]]|\*\*"), " ", ("\\", "**")),  # inline math delimiters, bold
+    (re.compile(r"\\d?frac\s*\{([^{}]+)\}\s*\{([^{}]+)\}"), r"((\1)/(\2))", ("frac",)),
+    (re.compile(r"\([^()\d]*\)"), " ", ("(",)),  # "100 (two years ago) + 50": words in brackets are a comment
+    (re.compile(r"(?<=[a-zA-Z\d])-(?=[a-zA-Z])"), " ", ("-",)),  # multiple-choice, 1000-piece
+    (re.compile(r"\\(?:times|cdot)|×|·|∗"), "*", ("\\", "×", "·", "∗")),
+    (re.compile(r"\\div|÷"), "/", ("\\div", "÷")),
+    (re.compile(r"\\approx|\\Rightarrow|\\implies|→|⇒"), " = ", ("\\", "→", "⇒")),
+    (re.compile(r"/(?!\s*[\d(.$\\])"), " ", ("/",)),  # a unit's slash: 11 sandwiches/day
+    (re.compile(r"−|–"), "-", ("−", "–")),
+    # number words as digits ("twenty-five" is 25)
+    (re.compile(rf"\b(?:(?:{_TENS})[\s-](?:{_UNITS})|" + "|".join(sorted(_CARDINALS, key=len, reverse=True)) + r")\b",
+                re.I), _word_number),
+    # fractions in words: "two-thirds" is (2 / 3), "a third" and "half" (1 / 3), (1 / 2)
+    (re.compile(r"\b(?:(\d+)[\s-]+|an?\s+|one[\s-]+)?(" + "|".join(sorted(_DENOMINATORS, key=len, reverse=True))
+                + r")\b(?=(?:\s+[a-z']+){0,4}\s+\$?\(?\d)", re.I), _fraction_word, ("half", "halves", "third", "quarter", "fourth", "fifth", "sixth", "eighth", "tenth")),
+    (re.compile(r"\b(?:twice|double)\b", re.I), " 2 * ", ("twice", "double")),
+    (re.compile(r"\btriple\b", re.I), " 3 * ", ("triple",)),
+    (re.compile(r"\bdoubled\b", re.I), " * 2 ", ("doubled",)),
+    (re.compile(r"\btripled\b", re.I), " * 3 ", ("tripled",)),
+    (re.compile(r"\bhalved\b", re.I), " / 2 ", ("halved",)),
+    # operations named before their operands; what follows is their result ("..., I find that he has $4")
+    (re.compile(rf"\bsubtract(?:ing|ed)?\s+{_GAP}{_N}{_GAP}\bfrom\s+{_GAP}{_N}", re.I), r" (\2 - \1) = ", ("subtract",)),
+    (re.compile(rf"\b(?:multiply(?:ing)?|multiplied)\s+{_GAP}{_N}{_GAP}\bby\s+{_GAP}{_N}", re.I), r" (\1 * \2) = ", ("multipl",)),
+    (re.compile(rf"\b(?:divid(?:e|ing|ed))\s+{_GAP}{_N}{_GAP}\bby\s+{_GAP}{_N}", re.I), r" (\1 / \2) = ", ("divid",)),
+    (re.compile(rf"\b(?:add(?:ing|ed)?|sum of|total of)\s+{_GAP}{_N}{_GAP}\b(?:and|to|with)\s+{_GAP}{_N}", re.I), r" (\1 + \2) = ", ("add", "sum of", "total of")),
+    (re.compile(rf"\bproduct of\s+{_N}{_GAP}\band\s+{_GAP}{_N}", re.I), r" (\1 * \2) = ", ("product",)),
+    (re.compile(rf"\bdifference (?:between|of)\s+{_N}{_GAP}\band\s+{_GAP}{_N}", re.I), r" (\1 - \2) = ", ("difference",)),
+    # "$1 less than the $5 magazine" is 5 - 1; "3 more than 10" is 10 + 3
+    (re.compile(rf"{_N}{_GAP}\b(?:less|fewer|cheaper|shorter|younger|lighter) than\s+{_GAP}{_N}(?!\s*(?:times|\*|×|x\b|[a-z]+ times))", re.I), r" (\2 - \1) ", (" than",)),
+    (re.compile(rf"{_N}{_GAP}\b(?:more|greater|older|taller|heavier|longer|larger|bigger) than\s+{_GAP}{_N}(?!\s*(?:times|\*|×|x\b|[a-z]+ times))", re.I),
+     r" (\2 + \1) ", (" than",)),
+    (re.compile(r"\\?%|\bpercent\b", re.I), " % ", ("%", "percent")),
+    # results written as changes and remainders: "increasing her total to 21", "has $50 left", "the remaining 4"
+    (re.compile(r"\b(?:increas|reduc|decreas|bring|brought|rais|drop|grow|grew|go(?:es)? up|go(?:es)? down|went)\w*"
+                r"\b[^\d=.;!?]{0,40}?\bto(?=\s+\$?\d)", re.I), " = ", ("increas", "reduc", "decreas", "bring", "brought", "rais", "drop", "grow", "grew", " up", " down", "went")),
+    (re.compile(r"\b(?:has|have|had|with|are|is)\s+\$?(\d+(?:\.\d+)?)\s+(?:[a-z]+\s+){0,2}?(?:left|remaining)\b", re.I),
+     r" = \1 ", ("left", "remaining")),
+    (re.compile(r"\b(?:the\s+)?(?:remaining|rest of|other)\s+(?=\$?\d)", re.I), " = ", ("remaining", "rest of", "other")),
+    # "2 pieces of 20 / 8 ounces", "20% of 50", "(1 / 3) of 30": of is a product
+    (re.compile(r"(?<=[\d%)])\s*(?:(?!out\b)[a-z]+\s+){0,2}?of\s+(?:[a-z']+\s+){0,2}?(?=\$?\(?\d)", re.I), " * ", ("of",)),
+    (re.compile(r"(?<=[%)])\s*(?:(?:as|many|much|of|the|each)\s+){0,4}(?=\$?\(?\d)", re.I), " * ", ("%", ")")),  # "(1 / 2) as many as 28"
+    (re.compile(r"(?<=\d)\s*[xX]\s*(?=\$?\(?\d)"), " * ", ("x",)),
+    (re.compile(r"\b(?:multiplied by|times)\b", re.I), " * ", ("multiplied", "times")),
+    (re.compile(r"\b(?:divided (?:by|into)|split (?:among|between|into))\b|(?<=\d)\s*over(?=\s*\$?\d)", re.I), " / ", ("divided", "split", "over")),
+    (re.compile(r"\bplus\b", re.I), " + ", ("plus",)),
+    (re.compile(r"\bminus\b", re.I), " - ", ("minus",)),
+    (re.compile(r"\b(?:equals?|is equal to|gives(?: us)?|makes|results in|comes to|totals|is|are|was|were|"
+                r"(?:to|we|I|you) get|leaving|leaves|means|costs?|so(?=\s+\$?\d)|left(?: with)?|totall?ing|(?:would|will|should) be|resulting in|equaling|adds? up to|leading to|for a total of)\b|≈", re.I), " = "),
+]
+# An equation as read: operands joined by operators, then `=` (everything else was words).
+# A sentence that names an operation, for a result whose operand it takes from the sentences before; never a
+# restatement of the answer.
+_OPERATION_CUE = re.compile(
+    r"[-+*/×÷]|\\(?:times|cdot|div|frac)|\b(?:less|more|fewer|times|twice|double|triple|half|third|quarter|each|per|"
+    r"every|total|sum|altogether|combined|together|left|remain\w*|leav\w+|add\w*|plus|minus|subtract\w*|multipl\w+|"
+    r"divid\w+|split|shar\w+|difference|product|increas\w+|decreas\w+|discount\w*|profit|percent|of)\b|%", re.I)
+# ... or, when it writes none of the operands, that names the operation itself ("performing the multiplication
+# gives 3,360", "this left 84 remaining"): then both operands come from the sentences just before.
+_OPERATION_NAMED = re.compile(r"\b(?:multiplication|addition|subtraction|division|multiplying|dividing|adding|"
+                              r"subtracting|sum|product|difference|combin\w+|together|add|adds|added|subtract|multiply|divide|remaining|rest|"
+                              r"left|total|altogether)\b", re.I)
+_RESTATEMENT = re.compile(r"\banswer\b|\\boxed", re.I)
+_EXPR_TOKEN = re.compile(r"\d+(?:\.\d+)?|[-+*/()%=]")
+
+
+# A rule runs only where one of its words is (most sentences hold few of them): each rule's words as one pattern.
+_RULES = [(pattern, replacement, re.compile("|".join(map(re.escape, needs[0])), re.I) if needs else None)
+          for pattern, replacement, *needs in _READING]
+
+
+def _read(sentence: str) -> str:
+    for pattern, replacement, needs in _RULES:
+        if needs is None or needs.search(sentence):
+            sentence = pattern.sub(replacement, sentence)
+    return sentence
+
+
 @lru_cache(maxsize=4096)
-def _equations(sentence: str) -> dict[float, tuple[str, frozenset[float]]]:
-    """Results of the equations written in a sentence whose left side really evaluates to them:
-    result → (the equation, its operands). Shared between callers (cached, like `_mention_parts`): read only."""
-    text = sentence
-    for pattern, replacement in _SPOKEN:
-        text = pattern.sub(replacement, text)
-    tokens = _drop_empty_brackets(_EXPR_TOKEN.findall(text.replace(",", "")))
-    results: dict[float, tuple[str, frozenset[float]]] = {}
+def _computations(sentence: str) -> tuple:
+    """What a sentence computes: (its equations, its open results, a computation it leaves without a result, whether
+    it names an operation, whether it restates the answer). An equation is ("equation", as read, operands, result)
+    for an `=` whose left side (back to the previous `=`, or a shorter tail of it: words were dropped, so earlier
+    numbers may not belong to it) evaluates to the number right after it. An open result is a number after an `=`
+    that no left side yields ("Multiplying this by 31 days gives 93,000"): (result, the numbers the sentence writes
+    before it, whether the sentence cues an operation), for `check` to complete with operands of the sentences
+    before. Cached: sentences are read again on every attempt."""
+    if not _mention_parts(sentence):
+        return (), (), None, bool(_OPERATION_NAMED.search(sentence)), False
+    tokens = _drop_empty_brackets(_EXPR_TOKEN.findall(_read(sentence)))
+    found: list[tuple] = []
+    open_results: list[tuple[float, tuple[float, ...], bool]] = []
+    named = bool(_OPERATION_NAMED.search(sentence))
+    fractions = [_key(v) for raw, values, _ in _mention_parts(sentence) if "/" in raw for v in values]  # 3/4 as 0.75
     for index, token in enumerate(tokens):
         if token != "=" or index + 1 >= len(tokens) or not _is_number(tokens[index + 1]):
             continue
         result = float(tokens[index + 1])
+        percent = index + 2 < len(tokens) and tokens[index + 2] == "%"
         left = _left_side(tokens[:index])
         while len(left) > 1:
-            value = _evaluate(left)
-            if value is not None and _close(value, result):
+            if any(_close(value, result) or (percent and _close(value * 100, result)) for value in _values(left)):
                 operands = frozenset(_key(float(t)) for t in left if _is_number(t))
-                results.setdefault(_key(result), (f"{' '.join(left)} = {tokens[index + 1]}", operands))
+                found.append(("equation", f"{' '.join(left)} = {tokens[index + 1]}", operands, _key(result)))
                 break
-            left = left[1:]  # a shorter left side: words were dropped, so earlier numbers may not belong to it
-    return results
+            left = left[1:]
+        else:
+            if index + 2 < len(tokens) and tokens[index + 2] in ("+", "-", "*", "/"):
+                continue  # "is 2 boxes multiplied by $2.00": the first operand of what follows, not a result
+            if len(left) == 1 and _is_number(left[0]) and (step := _conversion(float(left[0]), result)):
+                found.append(step)
+                continue
+            before = tuple(_key(float(t)) for t in tokens[:index] if _is_number(t) and _key(float(t)) != _key(result))
+            before += tuple(value for value in fractions if value != _key(result))
+            open_results.append((_key(result), before, bool(named or before and _OPERATION_CUE.search(sentence))))
+    return tuple(found), tuple(open_results), _pending(tokens), named, bool(_RESTATEMENT.search(sentence))
+
+
+def _pending(tokens: list[str]) -> tuple | None:
+    """A computation written without its result, last in a sentence ("so we add 42 to the initial 23."), whose
+    result the next sentence writes ("This brings the total to 65."): (as read, operands, value)."""
+    tail = _left_side(tokens[:-1] if tokens[-1:] == ["="] else tokens)
+    while len(tail) > 2:
+        if sum(map(_is_number, tail)) > 1 and any(t in "+-*/" for t in tail):
+            values = _values(tail)
+            if values:
+                value = next(iter(values))
+                return " ".join(tail), frozenset(_key(float(t)) for t in tail if _is_number(t)), _key(value)
+        tail = tail[1:]
+    return None
+
+
+def _conversion(value: float, result: float) -> tuple | None:
+    """`$0.50 is 50 cents`, `2 weeks is 14 days`: a number restated in another unit, by a conventional factor."""
+    for factor in sorted(CONSTANTS - {1.0, 2.0}):
+        for sign, converted in (("×", value * factor), ("/", value / factor)):
+            if _key(converted) == _key(result) and value != result:
+                return ("equation", f"{_show(value)} {sign} {_show(factor)} = {_show(result)}",
+                        frozenset((_key(value), factor)), _key(result))
+    return None
+
+
+def _values(left: list[str]) -> set[float]:
+    """What a left side evaluates to: with each percent as a hundredth, and as written (0.1 × 100% = 10%)."""
+    values = {_evaluate(left)}
+    if "%" in left:
+        values.add(_evaluate([t for t in left if t != "%"]))
+    return {value for value in values if value is not None}
 
 
 def _drop_empty_brackets(tokens: list[str]) -> list[str]:
-    """`$1.00 (pennies) + $2.00 (nickels)`: the words are gone, their brackets must go too."""
+    """`$1.00 (pennies) + $2.00 (nickels)`, `8 points (multiple-choice)`: the words are gone, their brackets (and
+    what is left between them without a number) must go too; so must an `=` repeated where words stood between."""
     out: list[str] = []
     for token in tokens:
-        if token == ")" and out and out[-1] == "(":
-            out.pop()
-        else:
-            out.append(token)
+        if token == ")" and "(" in out:
+            start = len(out) - 1 - out[::-1].index("(")
+            if not any(_is_number(t) for t in out[start:]):
+                del out[start:]
+                continue
+        if token == "=" and out and out[-1] == "=":
+            continue
+        out.append(token)
     return out
 
 
@@ -367,7 +561,7 @@ def _left_side(tokens: list[str]) -> list[str]:
 
 
 def _evaluate(tokens: list[str]) -> float | None:
-    source = " ".join(tokens).replace("%", "/100")
+    source = " ".join(tokens).replace("%", "/100")  # (a percent is also tried as written: 0.1 × 100% = 10%)
     try:
         return _fold(ast.parse(source, mode="eval").body)
     except (SyntaxError, ZeroDivisionError, ValueError, TypeError, RecursionError, OverflowError):

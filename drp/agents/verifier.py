@@ -3,8 +3,10 @@
 Deterministic checks, every one computed and recorded for every trace (a measurement); the policy's `verify`
 settings say which of them gate acceptance:
 1. same_answer: it reaches the original final answer (math-verify equivalence) and commits to no other;
-2. derivation: it still carries the computation that yields the answer (drp/derivation.py), so a bare
-   assertion ("the result is $168") or a path that lost a step the answer depends on fails;
+2. derivation: it still carries the computation that yields the answer (drp/derivation.py): every operand of
+   the computation whose result is the answer is followed back to the question's numbers, so a bare assertion
+   ("the result is $168"), an answer written only as an operand ("$1 less"), or a path that lost the step
+   computing an operand (28 in "28 / 2 = 14") fails, and the feedback names the missing link;
 3. no_new_numbers: it introduces no number that is in neither the question nor the original response;
 4. shorter: the pruned response (thinking + answer section) is shorter, in the run's tokenizer;
 5. actions_agree (policies whose pruner writes its own path): KEEP steps are in it, DELETE steps are not.
@@ -90,8 +92,8 @@ async def verify(state: TraceState, ctx: RunContext) -> dict:
     if found is not None and not found[0].answer_derived:
         derivation, lost = found
         missing = f"; it no longer writes {', '.join(lost[:4])}" if lost else ""
-        failures["derivation"] = (f"The pruned reasoning no longer carries the computation of the answer: "
-                                  f"{derivation.explain(answer)}{missing}. Keep the steps that compute {answer}.")
+        failures["derivation"] = (f"The pruned reasoning no longer carries the computation of the answer {answer}: "
+                                  f"{derivation.explain(answer)}{missing}.")
 
     allowed = numbers_in(trace["question"]) | numbers_in(trace["response"])
     new = sorted(numbers_in(pruned) - allowed)

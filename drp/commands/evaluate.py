@@ -123,8 +123,10 @@ def print_metrics(metrics: dict) -> None:
 def samples_and_tokens_table(metrics: dict):
     """The k-sample scores (± standard error over problems) and the thinking/answer token split."""
     from rich.table import Table
+    from rich.text import Text
 
     from drp.evals.report import count_text, rate_text, score_text
+    from drp.terminal import printable
 
     table = Table(title="k samples per problem (± standard error over problems); tokens split at </think>")
     for column in ("benchmark", "k", "avg@k", "pass@k", "maj@k", "thinking mean / median / p90",
@@ -134,7 +136,7 @@ def samples_and_tokens_table(metrics: dict):
         split, endings, passes = m.get("token_split") or {}, m.get("endings"), m.get("pass@k") or {}
         largest = max(passes, key=int) if passes else None
         table.add_row(
-            name, str((m.get("avg@k") or {}).get("k", "–")), score_text(m.get("avg@k")),
+            Text(printable(name)), str((m.get("avg@k") or {}).get("k", "–")), score_text(m.get("avg@k")),
             "–" if largest is None else f"@{largest} {score_text(passes[largest])}",
             "–" if not m.get("maj@k") else f"@{m['maj@k']['k']} {score_text(m['maj@k'])}",
             " / ".join(count_text((split.get("thinking") or {}).get(key)) for key in ("mean", "median", "p90")),
