@@ -69,7 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--structured-output", default="json_schema")
     parser.add_argument("--student", default="qwen2.5-coder-0.5b-instruct", help="pulled model name or folder")
     parser.add_argument("--recipe", default="qwen2.5-0.5b-cpu-lora")
-    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--learning-rate", type=float, default=2e-4)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--eval-benchmark", default="gsm8k:train")
