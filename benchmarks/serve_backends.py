@@ -2,8 +2,10 @@
 
     python benchmarks/serve_backends.py [--model qwen2.5-coder-0.5b-instruct] [--backends transformers,llama.cpp]
                                         [--requests 8] [--max-tokens 128] [--out FILE.json]
+                                        [--transformers-args "--continuous-batching --cb-max-memory-percent 0.1"]
 
-Each backend is started as `drp serve` starts it (drp.serving), sent one short warm-up request, then the first
+Each backend is started as `drp serve` starts it (drp.serving; transformers with continuous batching, its best
+setting for requests in flight, as benchmarks/drp_effect_small.py serves it; llama.cpp with its defaults), sent one short warm-up request, then the first
 `--requests` GSM8K train questions at once (chat, greedy, `--max-tokens` each); tokens/s = completion tokens
 (as the server counts them) / wall time from the first request sent to the last answer. The load average is
 printed with each figure: the machine is shared. Needs the pulled model, and for llama.cpp its build
@@ -36,10 +38,10 @@ def questions(count: int) -> list[str]:
         return [json.loads(next(handle))["question"] for _ in range(count)]
 
 
-def measure(backend: str, model: str, prompts: list[str], max_tokens: int, log: Path) -> dict:
+def measure(backend: str, model: str, prompts: list[str], max_tokens: int, log: Path, extra: list[str]) -> dict:
     import httpx
 
-    command = build_command(model, backend, "127.0.0.1", free_port())
+    command = build_command(model, backend, "127.0.0.1", free_port(), extra_args=extra)
     started = time.perf_counter()
     with ManagedServer(command, log) as server:
         ready = time.perf_counter() - started
@@ -74,13 +76,16 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=8)
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--transformers-args", default="--continuous-batching --cb-max-memory-percent 0.1")
+    parser.add_argument("--llama-args", default="", help="more llama-server arguments, e.g. '-t 1'")
     args = parser.parse_args()
     model = resolve(args.model)
     prompts = questions(args.requests)
     results = []
     with tempfile.TemporaryDirectory() as logs:
         for backend in args.backends.split(","):
-            result = measure(backend, model, prompts, args.max_tokens, Path(logs) / f"{backend}.log")
+            extra = (args.transformers_args if backend == "transformers" else args.llama_args).split()
+            result = measure(backend, model, prompts, args.max_tokens, Path(logs) / f"{backend}.log", extra)
             results.append(result)
             print(f"{backend:12s} {result['tokens_per_second']:7.2f} tokens/s  ({result['completion_tokens']} tokens, "
                   f"{result['requests']} requests in flight, {result['wall_seconds']} s; ready after "

@@ -162,6 +162,17 @@ def test_command_for_a_gguf_file(fake_server, gguf_file):
                             "--alias", str(gguf_file), "--jinja", "-t", "2"]
     named = build_command(str(gguf_file), "llama.cpp", "127.0.0.1", 8123, extra_args=["--alias", "student"])
     assert named.model_name == "student" and named.argv.count("--alias") == 1
+    assert named.argv[named.argv.index("-t") + 1] in ("1", str(os.cpu_count()))  # by the load, unless given
+
+
+def test_a_busy_cpu_gets_one_llama_thread(monkeypatch):
+    from drp import serving
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.0, 1.0, 1.0))
+    assert serving.llama_threads() == 1
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.5, 1.0, 1.0))
+    assert serving.llama_threads() == 2
 
 
 def test_a_folder_with_a_fresh_gguf_is_served_as_it_is(fake_server, tmp_path):
@@ -392,7 +403,8 @@ def test_a_real_lora_adapter_is_converted_and_served_over_the_pulled_gguf(tmp_pa
         reply = httpx.post(f"{command.base_url}/completions", timeout=600, json={
             "model": command.model_name, "temperature": 0, "max_tokens": 4, "prompt": "1 + 1 ="})
         assert reply.status_code == 200 and reply.json()["choices"][0]["text"].strip()
-    assert "lora" in (tmp_path / "server.log").read_text().lower()
+        loaded = httpx.get(command.base_url.removesuffix("/v1") + "/lora-adapters", timeout=60).json()
+        assert [Path(a["path"]) for a in loaded] == [adapter / "gguf" / "adapter-f16.gguf"]
 
 
 # --- the shared build script -------------------------------------------------------------------------------------
