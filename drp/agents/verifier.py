@@ -74,7 +74,9 @@ async def verify(state: TraceState, ctx: RunContext) -> dict:
 
     # When the original thinking stops short of the answer (it is derived after </think>), the pruned
     # response as a whole must reach it; otherwise the pruned thinking must.
-    if state.get("thinking_reaches_answer", True):
+    if ctx.policy.answer_section == "from_path":  # the path's closing sentence moved to the answer section
+        reached, other = reaches_answer(f"{pruned}\n\n{answer_section}".strip(), answer)
+    elif state.get("thinking_reaches_answer", True):
         reached, other = reaches_answer(pruned, answer)
     else:
         reached, other = reaches_answer(f"{pruned}\n\n{answer_section}", answer)
@@ -112,7 +114,16 @@ async def verify(state: TraceState, ctx: RunContext) -> dict:
         if problems:
             failures["actions_agree"] = ("Your actions and your pruned reasoning disagree: " + "; ".join(problems[:4])
                                          + ". Write the pruned reasoning that your actions describe.")
-    checks["answer_line"] = bool(_ANSWER_LINE.search(paragraphs(pruned)[-1] if pruned.strip() else ""))
+    closing = answer_section if ctx.policy.answer_section == "from_path" else (paragraphs(pruned)[-1] if pruned.strip() else "")
+    checks["answer_line"] = bool(_ANSWER_LINE.search(closing))
+    gaps = state.get("reply_gaps")
+    if gaps is not None:
+        checks["actions_complete"] = not gaps["steps_without_action"] and not gaps["unknown_actions"]
+        if not checks["actions_complete"]:
+            failures["actions_complete"] = (f"Give every step one of the four actions (steps without one: "
+                                            f"{gaps['steps_without_action'][:8]}; unknown: {gaps['unknown_actions'][:4]}).")
+    if state.get("original_correct") is not None:
+        checks["original_correct"] = state["original_correct"]
     if not pruned.strip():
         checks["not_empty"] = False
         failures["not_empty"] = "The pruned reasoning is empty."
