@@ -85,8 +85,8 @@ def text_compress(request: dict, *, drop_last_action: bool = False, closing: boo
     if drop_last_action:
         blocks = blocks[:-1]
     kept = [s for s, a in zip(steps, actions) if a == "KEEP"]
-    answer = re.findall(r"\d+", kept[-1])[-1]
-    path = " ".join(kept) + (f" The answer is {answer}." if closing else "")
+    numbers = re.findall(r"\d+", " ".join(kept))
+    path = " ".join(kept) + (f" The answer is {numbers[-1] if numbers else 0}." if closing else "")
     return Text("\n".join(blocks) + "\n\n=== PRUNED REASONING ===\n" + path)
 
 
