@@ -203,7 +203,8 @@ def dry_settings(args, teacher_urls: dict[str, str]) -> Settings:
     export_layout, distill_layout = LAYOUTS[args.layout]
     return Settings(
         base="smollm2-135m-instruct", serve=["--backend", "transformers"],
-        train_problems=[["gsm8k:train", "--limit", "2"], *([*source, "--limit", "2"] for source in extra_sources(args))],
+        train_problems=[["gsm8k:train", "--limit", "2"],
+                        *([*source, "--limit", "2"] for source in extra_sources(args))],
         test_limit=["--limit", "2"],
         generate=["--n", "1", "--temperature", "0", "--top-p", "1", "--max-tokens", "24", "--keep", "all",
                   "--concurrency", "2"],

@@ -27,7 +27,8 @@ _HEADER = re.compile(r"^[ \t*#>-]*Step\s+(\d+)\s*[*:.\-–]*\s*[\[(]([^\]\n)]*)[
 # the separator line before the pruned path: "=== PRUNED REASONING ===", "### Pruned reasoning:", ...
 _SEPARATOR = re.compile(r"^[ \t=#*_-]*pruned reasoning[ \t=#*_:-]*$", re.I | re.M)
 # the path's closing sentence, which becomes the answer section
-_CLOSING = re.compile(r"(?:^|(?<=[.!?)\]$])\s+|\n)((?:So |Therefore,? |Thus,? )?The (?:final )?answer is [^\n]*?\.?)\s*$", re.I)
+_CLOSING = re.compile(
+    r"(?:^|(?<=[.!?)\]$])\s+|\n)((?:So |Therefore,? |Thus,? )?The (?:final )?answer is [^\n]*?\.?)\s*$", re.I)
 
 
 def _blocks(text: str) -> list[tuple[int, str, str]]:

@@ -78,7 +78,7 @@ class EchoSettings(_Strict):
 
     min_coverage: float = Field(default=0.9, ge=0, le=1, description="share of the original's words the echo holds")
     min_step_faithfulness: float = Field(default=0.8, ge=0, le=1, description="share of each step's words from the original")
-    gate: bool = Field(default=True, description="reject (or retry) an echo below these shares; false: record them only")
+    gate: bool = Field(default=True, description="reject (or retry) an echo below these shares; false: record only")
 
 
 class RulesSettings(_Strict):

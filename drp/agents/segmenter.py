@@ -91,7 +91,8 @@ async def _by_echo(state: TraceState, ctx: RunContext) -> dict:
     if ctx.policy.replies == "text":  # the paper's free text, at the agent's own output cap (2048 in the paper)
         schema, max_tokens = EchoText, ctx.policy.agents["segmenter"].max_tokens
     else:
-        schema, max_tokens = echo_schema(2 * sentence_count), 64 + int(1.3 * ctx.counter.count(thinking)) + 12 * sentence_count
+        schema = echo_schema(2 * sentence_count)
+        max_tokens = 64 + int(1.3 * ctx.counter.count(thinking)) + 12 * sentence_count
     result, calls, error = await ask(
         ctx, "segmenter", 1, schema, faithful, max_tokens=max_tokens,
         question=state["trace"]["question"], thinking=thinking,

@@ -114,14 +114,18 @@ async def verify(state: TraceState, ctx: RunContext) -> dict:
         if problems:
             failures["actions_agree"] = ("Your actions and your pruned reasoning disagree: " + "; ".join(problems[:4])
                                          + ". Write the pruned reasoning that your actions describe.")
-    closing = answer_section if ctx.policy.answer_section == "from_path" else (paragraphs(pruned)[-1] if pruned.strip() else "")
+    if ctx.policy.answer_section == "from_path":
+        closing = answer_section
+    else:
+        closing = paragraphs(pruned)[-1] if pruned.strip() else ""
     checks["answer_line"] = bool(_ANSWER_LINE.search(closing))
     gaps = state.get("reply_gaps")
     if gaps is not None:
         checks["actions_complete"] = not gaps["steps_without_action"] and not gaps["unknown_actions"]
         if not checks["actions_complete"]:
-            failures["actions_complete"] = (f"Give every step one of the four actions (steps without one: "
-                                            f"{gaps['steps_without_action'][:8]}; unknown: {gaps['unknown_actions'][:4]}).")
+            failures["actions_complete"] = (
+                f"Give every step one of the four actions (steps without one: {gaps['steps_without_action'][:8]}; "
+                f"unknown: {gaps['unknown_actions'][:4]}).")
     if state.get("original_correct") is not None:
         checks["original_correct"] = state["original_correct"]
     if not pruned.strip():
