@@ -118,6 +118,21 @@ def test_the_headline_score_is_a_choice_and_rescoring_draws_nothing(tmp_path, da
         compare([strict, verify])
 
 
+def test_transformers_serve_gets_no_field_it_would_refuse():
+    """`transformers serve` answers 422 to fields it does not know: add_special_tokens goes to the others only."""
+    from drp.endpoint import EndpointSettings
+    from drp.evals.sampling import Decoding, Endpoint
+
+    with ScriptedTeacher(lambda request: Text(" 5"), models=("student",)) as teacher:
+        endpoint = Endpoint(EndpointSettings(url=teacher.url, model="student", max_retries=0))
+        for kind in ("other", "transformers"):
+            endpoint.kind = kind
+            completion = endpoint.complete_raw("Q: 2+3?\nA:", ("Q:",), Decoding(0.0, 1.0, 8), seed=0)
+            assert completion.text == " 5" and completion.error is None
+        other, transformers = teacher.requests
+    assert other["add_special_tokens"] is False and "add_special_tokens" not in transformers
+
+
 def test_score_is_refused_outside_the_paper_protocol(tmp_path, data_dir, smollm2):
     result = CliRunner().invoke(app, ["eval", "--model-url", "http://127.0.0.1:9/v1", "--model", "m", "--out",
                                       str(tmp_path / "x"), "--data-dir", str(data_dir), "--score", "strict"])
