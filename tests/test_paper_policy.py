@@ -76,7 +76,7 @@ def test_paper_records_every_check_and_gates_none(tmp_path):
         assert result.exit_code == 0, result.output
     assert len(teacher.requests) == 2  # sent although its answer is wrong; never retried
     trace = traces_of("ungated")["demo-001"]
-    assert trace["status"] == "accepted"
+    assert trace["status"] == "accepted" and trace["reason"] == "recorded: no check gates this policy"
     checks = json.loads(trace["checks"])
     assert checks["original_correct"] is False and checks["echo_coverage"] < 0.3
     assert checks["derivation"] is False and checks["actions_complete"] is False

@@ -158,7 +158,9 @@ async def verify(state: TraceState, ctx: RunContext) -> dict:
     call = deterministic("verifier", attempt, ctx, {"original_answer": answer}, verdict)
     update = {"verdict": verdict, "calls": [call, *calls]}
     if verdict["passed"]:
-        update.update(status="accepted", reason="verified", pruned_answer=answer)
+        # A policy that gates nothing (the paper's) accepts unverified: its checks are on record, not passed.
+        reason = "verified" if verdict["gated"] or settings.judge else "recorded: no check gates this policy"
+        update.update(status="accepted", reason=reason, pruned_answer=answer)
     elif unchanged and set(gated) <= {"shorter"}:
         # The teacher kept every step: a legitimate outcome on short thinking, not a failed pruning.
         update.update(status="rejected", reason=f"nothing_to_prune: the teacher kept all {len(state['steps'])} steps "
