@@ -83,6 +83,7 @@ class EchoSettings(_Strict):
 
     min_coverage: float = Field(default=0.9, ge=0, le=1, description="share of the original's words the echo holds")
     min_step_faithfulness: float = Field(default=0.8, ge=0, le=1, description="share of each step's words from the original")
+    gate: bool = Field(default=True, description="reject (or retry) an echo below these shares; false: record only")
 
 
 class RulesSettings(_Strict):
@@ -108,7 +109,13 @@ class Policy(_Strict):
         "cannot express; false: leave the breaking actions out at once (a retry costs a whole call, and small "
         "teachers repeat the same slip)")
     fallback: Literal["reject", "rules"] = "reject"
-    answer_section: Literal["keep", "short", "answer_line"] = "keep"
+    answer_section: Literal["keep", "short", "answer_line", "from_path"] = Field(
+        default="keep", description="the pruned answer section: the original's (keep), the boxed answer alone (short), "
+        "\"The answer is N.\" (answer_line), or the closing answer sentence of the pruner's own path, moved out of "
+        "the thinking so the answer is written once (from_path)")
+    replies: Literal["json", "text"] = Field(
+        default="json", description="json: every reply is held to a schema; text: the paper's free-text replies, "
+        "read back by drp/paper_text.py (echo segmenter and paper pruner only)")
     units: UnitSettings = Field(default_factory=UnitSettings)
     context: ContextSettings = Field(default_factory=ContextSettings)
     verify: VerifySettings = Field(default_factory=VerifySettings)

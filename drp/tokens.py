@@ -36,6 +36,12 @@ class TokenCounter:
                           "token counts are approximate (words and punctuation): pass --tokenizer", stacklevel=2)
             self.name, self._tokenizer = APPROXIMATE, None
 
+    @property
+    def eos_token(self) -> str | None:
+        """The tokenizer's end-of-sequence text (a stop string for raw completions); None when unknown."""
+        token = getattr(self._tokenizer, "eos_token", None) if self._tokenizer is not None else None
+        return token if isinstance(token, str) and token else None
+
     def count(self, text: str | None) -> int:
         if not text:
             return 0

@@ -1,6 +1,7 @@
 """A scripted 'teacher' for the paper's two calls, by reading the rendered prompts: a faithful echo (one step
-per paragraph, the last one "clarify answer") and a pruning that drops hesitation and re-checks. Variants
-break one thing on purpose: an invented echo, a bare assertion, actions that disagree with the path."""
+per paragraph, the last one "clarify answer") and a pruning that drops hesitation and re-checks, in free text for
+`paper` and in JSON for `paper-verified`. Variants break one thing on purpose: an invented echo, a bare
+assertion, actions that disagree with the path."""
 
 from __future__ import annotations
 
@@ -14,6 +15,10 @@ HESITATION = ("Wait", "Hmm", "Alternatively")
 
 def is_echo(request: dict) -> bool:
     return "Copy the text of every step exactly" in request["messages"][0]["content"]
+
+
+def is_text_echo(request: dict) -> bool:
+    return "Break it into the consecutive steps" in request["messages"][0]["content"]
 
 
 def user(request: dict) -> str:
@@ -41,7 +46,7 @@ def invented_echo(request: dict) -> Text:
 
 def steps_of(request: dict) -> list[str]:
     """The steps' texts (a step may span several lines)."""
-    listing = user(request).split("Steps:\n", 1)[1].split("\nThere are exactly", 1)[0]
+    listing = user(request).split("Steps:\n", 1)[1].split("\nThere are exactly", 1)[0].rstrip()
     return [m.group(1).strip() for m in re.finditer(r"^Step \d+ \[[^\]]*\]: (.*?)(?=^Step \d+ \[|\Z)", listing, re.M | re.S)]
 
 
@@ -61,5 +66,33 @@ def bare_assertion(request: dict) -> Text:
     return Text(json.dumps({"actions": ["KEEP"] * len(steps), "pruned_reasoning": path}))
 
 
+def text_echo(request: dict, steps: list[tuple[str, str]] | None = None) -> Text:
+    """The free-text echo: `Step N [skill]: text`, one block per paragraph (or the steps given)."""
+    if steps is None:
+        thinking = user(request).split("Reasoning:\n", 1)[1]
+        paragraphs = [p.strip() for p in thinking.split("\n\n") if p.strip()]
+        steps = [("arithmetic on the given amounts", p) for p in paragraphs[:-1]] + [("clarify answer", paragraphs[-1])]
+    return Text("Here are the steps.\n\n" + "\n".join(f"Step {n} [{skill}]: {text}"
+                                                      for n, (skill, text) in enumerate(steps, 1)))
+
+
+def text_compress(request: dict, *, drop_last_action: bool = False, closing: bool = True) -> Text:
+    """Free text: each step's action and resulting text, the separator, then the kept steps as one path closed
+    by the paper's answer line."""
+    steps = steps_of(request)
+    actions = ["DELETE" if s.startswith(HESITATION) else "KEEP" for s in steps]
+    blocks = [f"Step {n} [{a}]: {s if a == 'KEEP' else ''}".rstrip() for n, (s, a) in enumerate(zip(steps, actions), 1)]
+    if drop_last_action:
+        blocks = blocks[:-1]
+    kept = [s for s, a in zip(steps, actions) if a == "KEEP"]
+    numbers = re.findall(r"\d+", " ".join(kept))
+    path = " ".join(kept) + (f" The answer is {numbers[-1] if numbers else 0}." if closing else "")
+    return Text("\n".join(blocks) + "\n\n=== PRUNED REASONING ===\n" + path)
+
+
 def paper(request: dict) -> Text:
+    if is_text_echo(request):
+        return text_echo(request)
+    if "=== PRUNED REASONING ===" in request["messages"][0]["content"]:
+        return text_compress(request)
     return echo(request) if is_echo(request) else compress(request)

@@ -94,6 +94,28 @@ def test_effect_small_end_to_end_on_tiny_settings(tmp_path, smollm2):
     assert Path(result["compare_report"]).is_file()
 
 
+def test_paper_recipe_follows_the_base_and_the_settings_are_the_papers(tmp_path):
+    assert paper_gsm8k.recipe_for("deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B") == "r1-distill-qwen-1.5b-lora"
+    assert paper_gsm8k.recipe_for("/models/DeepSeek-R1-Distill-Qwen-7B") == "r1-distill-qwen-7b-lora"
+    with pytest.raises(SystemExit, match="pass --recipe"):
+        paper_gsm8k.recipe_for("Qwen/QwQ-32B")
+    args = paper_gsm8k.parse_args(["--teacher-url", "http://t/v1", "--base", "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B",
+                                   "--train-problems", "data/prm12k.jsonl", "--layout", "paper"])
+    settings = paper_gsm8k.real_settings(args)
+    assert settings.distill[:4] == ["--recipe", "r1-distill-qwen-1.5b-lora", "--model_name_or_path", args.base]
+    assert "--template" in settings.distill and settings.export[-4:] == ["--instruction", "", "--answer", "answer-line"]
+    assert settings.serve[settings.serve.index("--dtype") + 1] == "half" and "--max-model-len" not in settings.serve
+    assert settings.train_problems == [["gsm8k:train"], ["data/prm12k.jsonl"]]
+    assert paper_gsm8k.EVAL_BENCHMARKS == "gsm8k,math500,aime24,amc23"
+
+    first, second = tmp_path / "gsm8k.jsonl", tmp_path / "prm12k.jsonl"
+    first.write_text('{"id": "1", "question": "a"}\n{"id": "2", "question": "b"}\n')
+    second.write_text('{"id": "2", "question": "c"}\n')
+    assert paper_gsm8k.combine_traces([first, second], tmp_path / "all.jsonl") == 3
+    ids = [json.loads(line)["id"] for line in (tmp_path / "all.jsonl").read_text().splitlines()]
+    assert ids == ["1", "2", "prm12k/2"]
+
+
 @pytest.mark.slow
 def test_paper_gsm8k_dry_run(tmp_path, shared, smollm2):
     """The recipe's every step on tiny models here: base traces and scores, two policies, exports without
@@ -103,10 +125,12 @@ def test_paper_gsm8k_dry_run(tmp_path, shared, smollm2):
     assert set(summary["reports"]) == {"default", "paper"}
     for protocol, report in summary["reports"].items():
         text = Path(report).read_text()
-        assert f"protocol: **{protocol}**" in text and "skill-aware" in text and "rules" in text
-    for label in ("base", "skill-aware", "rules"):
-        paper = json.loads((work / "evals" / f"{label}-paper" / "metrics.json").read_text())["gsm8k"]
-        assert paper["protocol"] == "paper" and "lm_eval" in paper
-    card = json.loads((work / "exports" / "rules" / "drp_export.json").read_text())
+        assert f"protocol: **{protocol}**" in text and "skill-aware" in text and "paper" in text
+    for label in ("base", "skill-aware", "paper"):
+        metrics = json.loads((work / "evals" / f"{label}-paper" / "metrics.json").read_text())
+        assert set(metrics) == {"gsm8k", "math500", "aime24", "amc23"}
+        assert metrics["gsm8k"]["protocol"] == "paper" and "lm_eval" in metrics["gsm8k"]
+        assert "assumed prompt" in metrics["aime24"]["prompt_note"]
+    card = json.loads((work / "exports" / "paper" / "drp_export.json").read_text())
     assert card["options"]["exclude_benchmarks"] and card["splits"].get("validation")
-    assert (work / "students" / "rules" / "train_questions.txt").is_file()
+    assert (work / "students" / "paper" / "train_questions.txt").is_file()

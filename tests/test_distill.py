@@ -61,6 +61,11 @@ def test_builtin_recipes_parse_with_the_papers_settings():
         assert training.max_length == 4096
         assert training.per_device_train_batch_size * training.gradient_accumulation_steps == 8
         assert model_args.lora_target_modules == "all-linear"
+        # LLaMA-Factory's LoRA defaults, which the paper's run used
+        assert (model_args.lora_r, model_args.lora_alpha, model_args.lora_dropout) == (8, 16, 0.0)
+        assert distill.template == "model"
+    _, _, _, distill = parse(["--recipe", "r1-distill-qwen-7b-lora", "--template", "qwen"])
+    assert distill.template == "qwen"
 
 
 def test_cpu_recipe_runs_in_fp32_here_and_overrides_win():

@@ -3,6 +3,7 @@ the model's context, lm-eval's strict and flexible scores beside math-verify, th
 `drp compare` refusing to mix protocols; a chat-only server gets one clear error."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -64,10 +65,12 @@ def test_raw_greedy_requests_with_the_paper_caps_and_three_scores(tmp_path, data
     assert len(gsm8k) == 3  # one greedy sample per problem: --seeds defaults to 1 under this protocol
     assert {r["prompt"] for r in gsm8k} == {f"Q: Problem {i}: what is {g}?\nA: Let's think step by step."
                                             for i, g in enumerate(GOLDS)}
-    assert all(r["stop"] == ["Q:"] and r["temperature"] == 0 and r["top_p"] == 1 for r in gsm8k)
+    # lm-eval's stops: the task's own, its end markers, the model's EOS (SmolLM2's is <|im_end|>: listed once)
+    assert all(r["stop"] == ["Q:", "</s>", "<|im_end|>"] and r["temperature"] == 0 and r["top_p"] == 1 for r in gsm8k)
+    assert all(r["add_special_tokens"] is False for r in requests)  # no BOS on raw prompts, as lm-eval sends them
     assert {r["max_tokens"] for r in gsm8k} == {40_000}  # "student" is no local folder: no context to clip to
     [math] = [r for r in requests if r["prompt"].startswith("Problem:")]
-    assert math["stop"] == ["Problem:"] and math["max_tokens"] == 130_000
+    assert math["stop"] == ["Problem:", "</s>", "<|im_end|>"] and math["max_tokens"] == 130_000
 
     samples = {s["problem_id"]: s for s in map(json.loads, open(out / "samples.jsonl")) if s["benchmark"] == "gsm8k"}
     assert all("Q:" not in s["response"] for s in samples.values())  # cut where lm-eval cuts
@@ -79,12 +82,61 @@ def test_raw_greedy_requests_with_the_paper_caps_and_three_scores(tmp_path, data
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["gsm8k"]["protocol"] == "paper" and metrics["gsm8k"]["max_tokens"] == 40_000
     assert metrics["gsm8k"]["lm_eval"] == {"strict": pytest.approx(1 / 3), "flexible": pytest.approx(2 / 3)}
-    assert metrics["gsm8k"]["accuracy"]["mean"] == pytest.approx(2 / 3)  # math-verify
+    assert metrics["gsm8k"]["score"] == "flexible"  # the default headline
+    assert metrics["gsm8k"]["accuracy"]["mean"] == pytest.approx(2 / 3)
     assert metrics["math500"]["max_tokens"] == 130_000
+    # off GSM8K the prompt is an assumption, said in metrics.json, and lm-eval's GSM8K filters are not applied
+    assert metrics["math500"]["score"] == "math-verify" and "assumed prompt" in metrics["math500"]["prompt_note"]
+    assert "lm_eval" not in metrics["math500"]
+    [math_sample] = [s for s in map(json.loads, open(out / "samples.jsonl")) if s["benchmark"] == "math500"]
+    assert "strict_correct" not in math_sample and math_sample["correct"] is math_sample["math_verify_correct"] is True
     config = json.loads((out / "config.json").read_text())
     assert config["protocol"] == "paper" and config["decoding"]["max_tokens"] is None
     assert config["paper_caps"] == {"gsm8k": 40_000, "math500": 130_000}
     assert "protocol: paper" in result.output and "strict" in result.output
+
+
+def test_the_headline_score_is_a_choice_and_rescoring_draws_nothing(tmp_path, data_dir, smollm2):
+    from drp.evals.compare import CompareError, compare
+
+    strict, verify = tmp_path / "strict", tmp_path / "verify"
+    with ScriptedTeacher(paper_student, models=("student",)) as teacher:
+        assert paper_eval(teacher.url, "student", strict, data_dir, smollm2).exit_code == 0
+        drawn = len(sampled(teacher))
+        rescored = paper_eval(teacher.url, "student", strict, data_dir, smollm2, "--score", "strict")
+        assert rescored.exit_code == 0, rescored.output
+        assert len(sampled(teacher)) == drawn  # the samples keep every score: nothing is drawn again
+        assert paper_eval(teacher.url, "student", verify, data_dir, smollm2, "--score", "math-verify").exit_code == 0
+    metrics = json.loads((strict / "metrics.json").read_text())["gsm8k"]
+    assert metrics["score"] == "strict" and metrics["accuracy"]["mean"] == pytest.approx(1 / 3)
+    assert "strict" in rescored.output
+    # drp compare reads each folder's headline, and refuses to set two different ones side by side
+    shutil.copytree(strict, tmp_path / "strict2")
+    rows = compare([strict, tmp_path / "strict2"])["benchmarks"]["gsm8k"]["rows"]
+    assert [row["accuracy"]["mean"] for row in rows] == [pytest.approx(1 / 3)] * 2
+    with pytest.raises(CompareError, match="different headline scores"):
+        compare([strict, verify])
+
+
+def test_transformers_serve_gets_no_field_it_would_refuse():
+    """`transformers serve` answers 422 to fields it does not know: add_special_tokens goes to the others only."""
+    from drp.endpoint import EndpointSettings
+    from drp.evals.sampling import Decoding, Endpoint
+
+    with ScriptedTeacher(lambda request: Text(" 5"), models=("student",)) as teacher:
+        endpoint = Endpoint(EndpointSettings(url=teacher.url, model="student", max_retries=0))
+        for kind in ("other", "transformers"):
+            endpoint.kind = kind
+            completion = endpoint.complete_raw("Q: 2+3?\nA:", ("Q:",), Decoding(0.0, 1.0, 8), seed=0)
+            assert completion.text == " 5" and completion.error is None
+        other, transformers = teacher.requests
+    assert other["add_special_tokens"] is False and "add_special_tokens" not in transformers
+
+
+def test_score_is_refused_outside_the_paper_protocol(tmp_path, data_dir, smollm2):
+    result = CliRunner().invoke(app, ["eval", "--model-url", "http://127.0.0.1:9/v1", "--model", "m", "--out",
+                                      str(tmp_path / "x"), "--data-dir", str(data_dir), "--score", "strict"])
+    assert result.exit_code == 2 and "--score chooses the headline under --protocol paper" in result.output
 
 
 def test_caps_are_clipped_to_the_served_models_context_with_a_warning(tmp_path, data_dir, smollm2):

@@ -20,7 +20,10 @@ def test_gsm8k_gets_the_zero_shot_cot_prompt_as_a_raw_completion():
     request = paper_request("gsm8k", "Tom has 3 {apples}. How many?")
     assert request.raw and not request.messages
     assert request.prompt == "Q: Tom has 3 {apples}. How many?\nA: Let's think step by step."
-    assert request.stop == ("Q:",)
+    assert request.stop == ("Q:", "</s>", "<|im_end|>")  # lm-eval's end markers too
+    assert paper_request("gsm8k", "x", eos="<｜end▁of▁sentence｜>").stop == ("Q:", "</s>", "<|im_end|>",
+                                                                        "<｜end▁of▁sentence｜>")
+    assert paper_request("gsm8k", "x", eos="</s>").stop == ("Q:", "</s>", "<|im_end|>")  # each once
     assert paper_cap("gsm8k") == PAPER_GSM8K_CAP == 40_000
 
 
@@ -33,7 +36,7 @@ def test_every_spelling_of_gsm8k_is_gsm8k(name):
 def test_other_benchmarks_get_the_math_layout_and_the_long_cap(name):
     request = paper_request(name, "Find $x$ if $\\frac{x}{2}=1$.")
     assert request.prompt == "Problem: Find $x$ if $\\frac{x}{2}=1$.\nAnswer:"
-    assert request.stop == ("Problem:",)
+    assert request.stop == ("Problem:", "</s>", "<|im_end|>")
     assert paper_cap(name) == PAPER_OTHER_CAP == 130_000
 
 

@@ -207,3 +207,33 @@ def test_export_prompts_the_student_as_eval_does(runs, tmp_path):
     summary = export_dataset([str(runs / "rules-a")], tmp_path / "sft")
     rows = read_jsonl(summary.out / "train.jsonl")
     assert rows and all(row["prompt"][-1]["content"] == fill_template(template, row["question"].strip()) for row in rows)
+
+
+def test_answer_line_and_the_papers_chatml_layout(runs, tmp_path, shared_tokenizer):
+    """`--answer answer-line` closes every example with the line the strict filter reads, and `template: qwen`
+    renders it in the paper's ChatML layout (default system prompt, turns closed by <|im_end|>)."""
+    from datasets import load_from_disk
+    from transformers import AutoTokenizer
+
+    from drp.distill.data import render_dataset
+    from drp.distill.sft import apply_template
+    from drp.evals.protocols import lm_eval_scores
+
+    summary = export_dataset([str(runs / "rules-a")], tmp_path / "paper", answer="answer-line", instruction=None)
+    rows = read_jsonl(summary.out / "train.jsonl")
+    for row in rows:
+        text = row["completion"][0]["content"]
+        assert text.endswith(f"\n</think>\n\nThe answer is {row['answer']}.") and row["answer_style"] == "answer-line"
+        assert lm_eval_scores(text, row["gold_answer"]).strict_correct
+
+    tokenizer = AutoTokenizer.from_pretrained(shared_tokenizer)
+    turn_end = apply_template(tokenizer, "qwen")
+    dataset = load_from_disk(str(tmp_path / "paper"))["train"]
+    for source, row in zip(dataset, render_dataset(dataset, tokenizer, turn_end)):
+        assert row["prompt"] == ("<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful "
+                                 f"assistant.<|im_end|>\n<|im_start|>user\n{source['question'].strip()}<|im_end|>\n"
+                                 "<|im_start|>assistant\n")
+        assert row["completion"] == (f"<think>\n{source['thinking']}\n</think>\n\n{source['answer_section']}"
+                                     f"<|im_end|>{tokenizer.eos_token}")
+    with pytest.raises(Exception, match="template 'llama' is not one drp has"):
+        apply_template(tokenizer, "llama")

@@ -55,7 +55,8 @@ async def ask(
         messages = first
         temperature = first_temperature
         if error is not None:
-            messages = with_note(first, f"Your previous reply could not be used: {error}. Reply again with JSON only.")
+            layout = "in the layout asked for" if hasattr(schema, "from_text") else "with JSON only"
+            messages = with_note(first, f"Your previous reply could not be used: {error}. Reply again {layout}.")
             temperature = max(first_temperature, policy.retry_temperature)
         room = budget.reply_room(messages, cap)
         if room < needed:

@@ -24,6 +24,9 @@ def prepare(state: TraceState, ctx: RunContext) -> dict:
     units, joins = unit_layout(split.thinking, policy.units.max_chars, policy.units.longest)
     gold = trace.get("gold_answer")
     verdict = {"complete": split.complete, "original_answer": answer, "gold_answer": gold, "units": len(units)}
+    original_correct = None if answer is None or gold in (None, "") else equivalent(str(gold), answer)
+    if original_correct is not None:  # recorded always; it rejects the trace only under verify.check_gold
+        verdict["original_correct"] = update["original_correct"] = original_correct
 
     if not split.complete:
         update.update(status="rejected", reason="incomplete_trace: the thinking never closes (no </think>)")
@@ -31,7 +34,7 @@ def prepare(state: TraceState, ctx: RunContext) -> dict:
         update.update(status="rejected", reason="empty_thinking: nothing between <think> and </think>")
     elif answer is None:
         update.update(status="rejected", reason="no_final_answer: no answer found in the response")
-    elif policy.verify.check_gold and gold not in (None, "") and not equivalent(str(gold), answer):
+    elif policy.verify.check_gold and original_correct is False:
         update.update(status="rejected", reason=f"wrong_original: the trace answers {answer}, gold is {gold}")
     elif policy.uses_llm and len(units) > policy.units.max_units:
         update.update(
@@ -48,6 +51,8 @@ def prepare(state: TraceState, ctx: RunContext) -> dict:
             update["pruned_answer_section"] = split.answer_section
         elif policy.answer_section == "answer_line":
             update["pruned_answer_section"] = answer_line(answer)
+        elif policy.answer_section == "from_path":
+            update["pruned_answer_section"] = ""  # the pruner's path brings its own closing sentence
         elif thinking_reaches:
             update["pruned_answer_section"] = short_answer(answer)
         else:

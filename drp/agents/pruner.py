@@ -17,6 +17,7 @@ from drp.agents.context import RunContext
 from drp.agents.state import TraceState
 from drp.agents.windows import Budget, neighbours, plan
 from drp.derivation import needed_passages, states_value
+from drp.paper_text import CompressText, split_closing_answer
 from drp.prompting import render_messages
 from drp.schemas import Rewrite, paper_prune_schema, plan_schema
 from drp.text import PARAGRAPH, join_units
@@ -212,6 +213,8 @@ def _to_redo(state: TraceState, windows: list[dict]) -> list[tuple[int, str | No
 
 async def _by_paper_method(state: TraceState, ctx: RunContext, attempt: int) -> dict:
     steps = state["steps"]
+    if ctx.policy.replies == "text":
+        return await _by_paper_text(state, ctx, attempt)
     result, calls, error = await ask(
         ctx, "pruner", attempt, paper_prune_schema(len(steps)), _check_paper,
         max_tokens=48 + 8 * len(steps) + int(1.2 * _step_tokens(state, ctx)), **_request(state, ctx, attempt),
@@ -221,6 +224,29 @@ async def _by_paper_method(state: TraceState, ctx: RunContext, attempt: int) -> 
     annotated = [{**step, "action": _PAPER_ACTIONS[action], "rewritten": None, "merge_group": None}
                  for step, action in zip(steps, result.actions)]
     return {"steps": annotated, "pruned_thinking": result.pruned_reasoning.strip(), "attempt": attempt, "calls": calls}
+
+
+async def _by_paper_text(state: TraceState, ctx: RunContext, attempt: int) -> dict:
+    """The paper's call 2 as it ran: free text at the agent's own output cap, every step's action and rewrite,
+    then the path after the separator. The path is the training target as written; what the reply leaves
+    unsaid (a step without an action, an action that is none of the four) is recorded, not refused."""
+    steps = state["steps"]
+    result, calls, error = await ask(ctx, "pruner", attempt, CompressText, lambda reply: None,
+                                     max_tokens=ctx.policy.agents["pruner"].max_tokens, **_request(state, ctx, attempt))
+    if result is None:
+        return _failed(calls, error, attempt)
+    stated = result.actions_for(len(steps))
+    annotated = [{**step, "action": _PAPER_ACTIONS.get(said.action, said.action) if said else None,
+                  "rewritten": (said.text or None) if said else None, "merge_group": None}
+                 for step, said in zip(steps, stated)]
+    update = {"steps": annotated, "attempt": attempt, "calls": calls,
+              "reply_gaps": {"steps_without_action": [n for n, said in enumerate(stated, 1) if said is None],
+                             "unknown_actions": result.unknown_actions()}}
+    body, closing = split_closing_answer(result.path)
+    if ctx.policy.answer_section == "from_path" and closing and body:
+        # the answer is written once: the path's closing sentence becomes the answer section
+        return {**update, "pruned_thinking": body, "pruned_answer_section": closing}
+    return {**update, "pruned_thinking": result.path.strip()}
 
 
 async def _by_teacher_actions(state: TraceState, ctx: RunContext, attempt: int) -> dict:

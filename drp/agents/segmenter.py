@@ -17,6 +17,7 @@ from drp.agents.context import RunContext
 from drp.agents.state import TraceState
 from drp.agents.windows import Budget, plan
 from drp.echo import EchoCheck, check_echo
+from drp.paper_text import EchoText
 from drp.prompting import render_messages
 from drp.schemas import echo_schema, segmentation_schema, steps_from_starts
 from drp.text import PARAGRAPH, join_units, paragraphs, sentences
@@ -85,16 +86,22 @@ async def _by_echo(state: TraceState, ctx: RunContext) -> dict:
     def faithful(result) -> str | None:
         echo = check_echo(thinking, [step.text for step in result.steps])
         checked["last"] = echo
-        return _echo_problem(echo, settings)
+        return _echo_problem(echo, settings) if settings.gate else None  # ungated: measured below, not refused
 
+    if ctx.policy.replies == "text":  # the paper's free text, at the agent's own output cap (2048 in the paper)
+        schema, max_tokens = EchoText, ctx.policy.agents["segmenter"].max_tokens
+    else:
+        schema = echo_schema(2 * sentence_count)
+        max_tokens = 64 + int(1.3 * ctx.counter.count(thinking)) + 12 * sentence_count
     result, calls, error = await ask(
-        ctx, "segmenter", 1, echo_schema(2 * sentence_count), faithful,
-        max_tokens=64 + int(1.3 * ctx.counter.count(thinking)) + 12 * sentence_count,
+        ctx, "segmenter", 1, schema, faithful, max_tokens=max_tokens,
         question=state["trace"]["question"], thinking=thinking,
     )
     echo = checked.get("last")
     if echo is not None:
         measured = echo.summary()
+        if not settings.gate:
+            measured["problem"] = _echo_problem(echo, settings)  # what a gated policy would have refused
         if result is not None:  # the paper's format: the last step states the result, skill "clarify answer"
             measured["last_skill"] = result.steps[-1].skill
         calls.append(deterministic("echo_check", 1, ctx, {"echoed_steps": len(echo.faithfulness)}, measured,

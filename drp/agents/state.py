@@ -25,6 +25,8 @@ class TraceState(TypedDict, total=False):
     original_answer: str | None
     units: list[str]
     unit_joins: list[str]  # per unit, what joins it to the text before it: drp.text.PARAGRAPH, a line break or a space
+    original_correct: bool | None  # the original answer against gold (None: no gold); a gate when verify.check_gold
+    reply_gaps: dict  # free-text pruner: steps its reply gave no action, actions that are none of the paper's four
     echo_coverage: float | None  # echo segmenters: share of the original the echo reproduces
     thinking_reaches_answer: bool  # False when the answer is only derived after </think>
     response_tokens_before: int

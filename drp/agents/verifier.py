@@ -76,7 +76,9 @@ async def verify(state: TraceState, ctx: RunContext) -> dict:
 
     # When the original thinking stops short of the answer (it is derived after </think>), the pruned
     # response as a whole must reach it; otherwise the pruned thinking must.
-    if state.get("thinking_reaches_answer", True):
+    if ctx.policy.answer_section == "from_path":  # the path's closing sentence moved to the answer section
+        reached, other = reaches_answer(f"{pruned}\n\n{answer_section}".strip(), answer)
+    elif state.get("thinking_reaches_answer", True):
         reached, other = reaches_answer(pruned, answer)
     else:
         reached, other = reaches_answer(f"{pruned}\n\n{answer_section}", answer)
@@ -114,7 +116,20 @@ async def verify(state: TraceState, ctx: RunContext) -> dict:
         if problems:
             failures["actions_agree"] = ("Your actions and your pruned reasoning disagree: " + "; ".join(problems[:4])
                                          + ". Write the pruned reasoning that your actions describe.")
-    checks["answer_line"] = bool(_ANSWER_LINE.search(paragraphs(pruned)[-1] if pruned.strip() else ""))
+    if ctx.policy.answer_section == "from_path":
+        closing = answer_section
+    else:
+        closing = paragraphs(pruned)[-1] if pruned.strip() else ""
+    checks["answer_line"] = bool(_ANSWER_LINE.search(closing))
+    gaps = state.get("reply_gaps")
+    if gaps is not None:
+        checks["actions_complete"] = not gaps["steps_without_action"] and not gaps["unknown_actions"]
+        if not checks["actions_complete"]:
+            failures["actions_complete"] = (
+                f"Give every step one of the four actions (steps without one: {gaps['steps_without_action'][:8]}; "
+                f"unknown: {gaps['unknown_actions'][:4]}).")
+    if state.get("original_correct") is not None:
+        checks["original_correct"] = state["original_correct"]
     if not pruned.strip():
         checks["not_empty"] = False
         failures["not_empty"] = "The pruned reasoning is empty."
@@ -145,7 +160,9 @@ async def verify(state: TraceState, ctx: RunContext) -> dict:
     call = deterministic("verifier", attempt, ctx, {"original_answer": answer}, verdict)
     update = {"verdict": verdict, "calls": [call, *calls]}
     if verdict["passed"]:
-        update.update(status="accepted", reason="verified", pruned_answer=answer)
+        # A policy that gates nothing (the paper's) accepts unverified: its checks are on record, not passed.
+        reason = "verified" if verdict["gated"] or settings.judge else "recorded: no check gates this policy"
+        update.update(status="accepted", reason=reason, pruned_answer=answer)
     elif unchanged and set(gated) <= {"shorter"}:
         # The teacher kept every step: a legitimate outcome on short thinking, not a failed pruning.
         update.update(status="rejected", reason=f"nothing_to_prune: the teacher kept all {len(state['steps'])} steps "

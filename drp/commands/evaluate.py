@@ -20,6 +20,12 @@ class Protocol(str, Enum):
     paper = "paper"
 
 
+class Score(str, Enum):
+    strict = "strict"
+    flexible = "flexible"
+    math_verify = "math-verify"
+
+
 @sampling_command
 def eval_command(
     ctx: typer.Context,
@@ -36,6 +42,12 @@ def eval_command(
              "(lm-eval's zero-shot prompts as raw /v1/completions, greedy, GSM8K cut at 'Q:', caps 40,000 "
              "(GSM8K) / 130,000 tokens, or --max-tokens; clipped to the model's context), scored strictly, "
              "flexibly and by math-verify.")] = Protocol.default,
+    score: Annotated[Score, typer.Option(
+        help="--protocol paper: the headline score that accuracy, the table and `drp compare` use on GSM8K: "
+             "lm-eval's strict filter ('The answer is N.'), its flexible filter (the last number) or math-verify. "
+             "Default flexible: the paper's unpruned baseline closes with a boxed answer, which only the flexible "
+             "filter reads (README). The other benchmarks are scored by math-verify. All three are kept per "
+             "sample; rerun with another --score to rescore without sampling.")] = Score.flexible,
     train_questions: Annotated[Optional[Path], typer.Option(
         help="The student's training questions (train_questions.txt, an export folder or a .jsonl), to count "
              "evaluated problems it trained on (default: the list `drp distill` saved with the model).")] = None,
@@ -50,8 +62,12 @@ def eval_command(
     paper_max_tokens = None
     if protocol is Protocol.paper:
         common, seeds, paper_max_tokens = _paper_settings(common, seeds, lambda name: _given(ctx, name))
+    elif _given(ctx, "score"):
+        raise UserError("--score chooses the headline under --protocol paper; the default protocol scores by "
+                        "math-verify")
     settings = EvalSettings(benchmarks=names, out=out, seeds=seeds, protocol=protocol.value,
-                            paper_max_tokens=paper_max_tokens, train_questions=train_questions, **common)
+                            paper_max_tokens=paper_max_tokens, score=score.value, train_questions=train_questions,
+                            **common)
     outcome = run_eval(settings, echo=echo_progress)
     print_metrics(outcome.metrics)
     typer.echo(f"samples and metrics in {outcome.out} ({outcome.wall_s:.1f} s)", err=True)
@@ -93,7 +109,7 @@ def print_metrics(metrics: dict) -> None:
     protocols = sorted({m.get("protocol", "default") for m in metrics.values()})
     paper = "paper" in protocols
     table = Table(title=f"drp eval (protocol: {', '.join(protocols) or 'default'})")
-    for column in ("benchmark", "problems", "seeds", "accuracy (mean ± sd)", "95% CI",
+    for column in ("benchmark", *(("score",) if paper else ()), "problems", "seeds", "accuracy (mean ± sd)", "95% CI",
                    *(("strict", "flexible") if paper else ()), "tokens (mean ± sd)",
                    "hit cap", "no answer", "token mismatch", "errors", "trained on"):
         table.add_column(column)
@@ -104,7 +120,8 @@ def print_metrics(metrics: dict) -> None:
         lm_eval = m.get("lm_eval") or {}
         filters = tuple(f"{lm_eval[k]:.1%}" if k in lm_eval else "–" for k in ("strict", "flexible")) if paper else ()
         table.add_row(
-            Text(printable(name)), str(m["n_problems"]), str(len(m["seeds"])),
+            Text(printable(name)), *((m.get("score") or "math-verify",) if paper else ()), str(m["n_problems"]),
+            str(len(m["seeds"])),
             f"{acc['mean']:.1%} ± {acc['std']:.1%}", f"[{acc['ci95'][0]:.1%}, {acc['ci95'][1]:.1%}]", *filters,
             f"{tok['mean']:.0f} ± {tok['std']:.0f}",
             f"{m['length_capped']['count']} (cap {m['max_tokens']})", str(len(m["no_answer"])), mismatch,

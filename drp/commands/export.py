@@ -18,6 +18,7 @@ class Format(str, Enum):
 class Answer(str, Enum):
     full = "full"
     short = "short"
+    answer_line = "answer-line"
 
 
 class Duplicates(str, Enum):
@@ -31,7 +32,10 @@ def export(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the dataset to.")],
     format: Annotated[Format, typer.Option(help="Dataset format.")] = Format.sft,
     answer: Annotated[
-        Answer, typer.Option(help="full: keep the pruned answer section; short: a single \\boxed{} answer line.")
+        Answer, typer.Option(help="full: keep the pruned answer section; short: a single \\boxed{} answer line; "
+                                  "answer-line: 'The answer is N.', the closing line the paper's strict filter reads "
+                                  "(so a student trained on any policy's traces is scored fairly under "
+                                  "`drp eval --protocol paper --score strict`).")
     ] = Answer.full,
     instruction: Annotated[
         str, typer.Option(help="Appended to each question on its own line (the student family's instruction); "

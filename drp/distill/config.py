@@ -32,6 +32,12 @@ class DistillArguments:
         default=False,
         metadata={"help": "Leave out examples longer than max_length instead of stopping with an error."},
     )
+    template: str = field(
+        default="model",
+        metadata={"help": "The chat layout: model (the tokenizer's own chat template; R1-Distill: its R1 layout) or "
+                          "qwen (ChatML with Qwen's default system prompt, each turn closed by <|im_end|>: the "
+                          "paper's LLaMA-Factory `template: qwen`).", "choices": ["model", "qwen"]},
+    )
     merge: bool = field(
         default=False,
         metadata={"help": "After LoRA training, fold the adapter into the base model, saved in OUTPUT_DIR/merged."},

@@ -93,8 +93,9 @@ def _assistant_text(completion) -> str:
     return "".join(message["content"] for message in completion if message.get("role", "assistant") == "assistant")
 
 
-def render_example(example: dict, tokenizer, strip_bos: bool) -> dict:
-    """One exported example → {"prompt", "completion", "thinking"} strings in the student's exact format."""
+def render_example(example: dict, tokenizer, strip_bos: bool, turn_end: str | None = None) -> dict:
+    """One exported example → {"prompt", "completion", "thinking"} strings in the student's exact format
+    (`turn_end`: what closes the assistant turn before the EOS, e.g. ChatML's <|im_end|>)."""
     messages = example["prompt"]
     if isinstance(messages, str):
         messages = [{"role": "user", "content": messages}]
@@ -106,18 +107,20 @@ def render_example(example: dict, tokenizer, strip_bos: bool) -> dict:
     if prompt.rstrip().endswith(THINK_OPEN) and completion.lstrip().startswith(THINK_OPEN):
         # The template already opened the thinking (R1 style): continue right after it, as at inference.
         completion = completion.lstrip()[len(THINK_OPEN):].lstrip("\n")
+    if turn_end and not completion.endswith(turn_end):
+        completion += turn_end
     eos = tokenizer.eos_token
     if eos and not completion.endswith(eos):
         completion += eos
     return {"prompt": prompt, "completion": completion, "thinking": thinking}
 
 
-def render_dataset(dataset, tokenizer):
+def render_dataset(dataset, tokenizer, turn_end: str | None = None):
     """Keep id + the three rendered strings + the token length of prompt+completion."""
     strip_bos = _adds_bos(tokenizer)
     ids = dataset["id"] if "id" in dataset.column_names else [str(i) for i in range(len(dataset))]
     rendered = dataset.map(
-        lambda example: render_example(example, tokenizer, strip_bos),
+        lambda example: render_example(example, tokenizer, strip_bos, turn_end),
         remove_columns=[c for c in dataset.column_names if c not in ("prompt", "completion", "thinking")],
         desc="Rendering with the chat template",
     )

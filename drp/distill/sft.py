@@ -62,17 +62,18 @@ def train(script_args, training_args, model_args, distill_args, callbacks: list 
     resume_from = _resume_point(output_dir, training_args, distill_args, get_last_checkpoint)
 
     tokenizer = _load_tokenizer(model_path, model_args, training_args)
+    turn_end = apply_template(tokenizer, distill_args.template)
     train_split = load_split(script_args.dataset_name, script_args.dataset_train_split, script_args.dataset_config)
     questions = _train_questions(train_split)
     train_rows, dropped = enforce_max_length(
-        render_dataset(train_split, tokenizer), training_args.max_length, distill_args.drop_long_examples,
+        render_dataset(train_split, tokenizer, turn_end), training_args.max_length, distill_args.drop_long_examples,
     )
     _evaluate_when_present(script_args, training_args, has_split)
     eval_rows = None
     if training_args.eval_strategy != "no":
         eval_rows, _ = enforce_max_length(
             render_dataset(load_split(script_args.dataset_name, script_args.dataset_test_split, script_args.dataset_config),
-                   tokenizer),
+                   tokenizer, turn_end),
             training_args.max_length, distill_args.drop_long_examples,
         )
 
@@ -168,6 +169,18 @@ def _resume_point(output_dir: Path, training_args, distill_args, get_last_checkp
             "--overwrite_output_dir to start over, or choose another output_dir"
         )
     return None
+
+
+def apply_template(tokenizer, name: str) -> str | None:
+    """Set the chat layout the recipe names (drp/distill/templates.py); returns what closes an assistant turn.
+    The tokenizer is saved with the student, so a server started on it renders prompts the same way."""
+    from drp.distill.templates import TEMPLATES, TURN_ENDS
+
+    if name not in TEMPLATES:
+        raise DistillError(f"template {name!r} is not one drp has; choose one of: {', '.join(TEMPLATES)}")
+    if TEMPLATES[name]:
+        tokenizer.chat_template = TEMPLATES[name]
+    return TURN_ENDS[name]
 
 
 def _load_tokenizer(model_path: str, model_args, training_args):

@@ -154,6 +154,11 @@ def _same_protocol(runs: list[EvalRun]) -> None:
         raise CompareError("these runs were evaluated under different protocols ("
                            + ", ".join(f"{run.label}: {_protocol(run)}" for run in runs)
                            + "); evaluate them all with the same `drp eval --protocol`")
+    scores = {run.config.get("score") for run in runs}  # paper protocol: the headline each folder was scored by
+    if len(scores) > 1:
+        raise CompareError("these runs have different headline scores ("
+                           + ", ".join(f"{run.label}: {run.config.get('score')}" for run in runs)
+                           + "); rerun `drp eval` on each folder with the same --score (no new sampling)")
 
 
 def _same_problems(name: str, runs: list[EvalRun]) -> None:

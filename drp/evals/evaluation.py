@@ -17,7 +17,9 @@ from drp.contamination import TrainQuestionsError, find_train_questions, fingerp
 from drp.errors import UserError
 from drp.evals.paper_protocol import paper_requests
 from drp.evals.problem_sets import Fields, load_benchmark
-from drp.evals.protocols import DEFAULT_PROTOCOL, lm_eval_scores
+from drp.evals.protocols import (
+    ASSUMED_PROMPT_NOTE, DEFAULT_PROTOCOL, DEFAULT_SCORE, check_score, headline_correct, is_gsm8k, lm_eval_scores,
+)
 from drp.evals.protocols import check as check_protocol
 from drp.evals.metrics import benchmark_metrics
 from drp.evals.problems import Benchmark
@@ -41,6 +43,7 @@ class EvalSettings(SamplingSettings):
     protocol: str = "default"  # drp.evals.protocols.PROTOCOLS
     # `paper` only: one cap for every benchmark instead of the paper's per-benchmark caps
     paper_max_tokens: int | None = None
+    score: str = DEFAULT_SCORE  # `paper` only: the headline score (strict, flexible or math-verify), see protocols
     train_questions: Path | None = None  # default: the list `drp distill` saved with the model, when found
 
 
@@ -92,6 +95,7 @@ def run_eval(settings: EvalSettings, echo: Callable[[str], None] = print) -> Eva
         "model": settings.endpoint.model,
         "model_url": redact_url(settings.endpoint.url),  # credentials in the URL are never written
         "protocol": protocol,
+        **({"score": check_score(settings.score)} if protocol == "paper" else {}),
         "train_questions": trained_source,
         "prompt_template": {"label": label, "template": template},
         "tokenizer": tokenizer_name,
@@ -111,7 +115,7 @@ def run_eval(settings: EvalSettings, echo: Callable[[str], None] = print) -> Eva
     if protocol == "paper":
         endpoint.probe_completions()
         requests = paper_requests(benchmarks, settings.paper_max_tokens, endpoint.context_length(),
-                                  counter.count, echo)
+                                  counter.count, echo, eos=counter.eos_token)
         config["paper_caps"] = {name: max(cap for _, cap in per.values()) for name, per in requests.items()}
     _warn_contamination(benchmarks, trained, trained_source, echo)
     if settings.seeds > 1 and settings.decoding.temperature == 0:
@@ -164,10 +168,16 @@ def run_eval(settings: EvalSettings, echo: Callable[[str], None] = print) -> Eva
                     think_closed=split.think_closed, server_completion_tokens=completion.completion_tokens,
                     prompt_tokens=completion.prompt_tokens, latency_s=round(completion.latency_s, 3), error=None,
                 )
-                if protocol == "paper":  # lm-eval's two filters, beside math-verify's verdict in `correct`
-                    scores = lm_eval_scores(completion.text, problem.gold)
-                    record.update(strict_answer=scores.strict, strict_correct=scores.strict_correct,
-                                  flexible_answer=scores.flexible, flexible_correct=scores.flexible_correct)
+                if protocol == "paper":
+                    # every score side by side; `correct` is the headline (--score). lm-eval's two filters are
+                    # GSM8K's own and are not applied to the other benchmarks.
+                    record["math_verify_correct"] = verdict.correct
+                    if is_gsm8k(problem.benchmark):
+                        scores = lm_eval_scores(completion.text, problem.gold)
+                        record.update(strict_answer=scores.strict, strict_correct=scores.strict_correct,
+                                      flexible_answer=scores.flexible, flexible_correct=scores.flexible_correct)
+                    record["correct"] = headline_correct(record, config["score"])
+                    tally["correct"] += record["correct"] - verdict.correct
             writer.write(record)
             progress.update(1)
             progress.set_postfix(correct=tally["correct"], errors=tally["errors"], refresh=False)
@@ -186,9 +196,15 @@ def sample_key(record: dict) -> tuple:
 
 
 def load_samples(out: Path) -> dict[str, list[dict]]:
-    """Benchmark → its latest sample records (one per seed and problem)."""
+    """Benchmark → its latest sample records (one per seed and problem). Under the paper protocol `correct` is
+    the folder's headline score (config.json's `score`), so a rerun with another --score rescores without
+    sampling again, and the table, metrics and `drp compare` all read that one score."""
+    config = json.loads((out / CONFIG).read_text()) if (out / CONFIG).is_file() else {}
+    score = config.get("score") if config.get("protocol") == "paper" else None
     grouped: dict[str, list[dict]] = {}
     for record in latest_by_key(read_records(out / SAMPLES), sample_key).values():
+        if score and not record.get("error") and "math_verify_correct" in record:
+            record["correct"] = headline_correct(record, score)
         grouped.setdefault(record["benchmark"], []).append(record)
     return grouped
 
@@ -200,13 +216,23 @@ def write_metrics(out: Path, max_tokens: int | dict[str, int] | None) -> dict:
     every = {}
     for name, records in sorted(load_samples(out).items()):
         cap = max_tokens.get(name) if isinstance(max_tokens, dict) else max_tokens
-        every[name] = {"benchmark": name, "protocol": protocol, **benchmark_metrics(records, cap)}
+        every[name] = {"benchmark": name, "protocol": protocol, **_paper_notes(name, config),
+                       **benchmark_metrics(records, cap)}
     (out / "metrics").mkdir(exist_ok=True)
     for name, metrics in every.items():
         (out / "metrics" / f"{name.replace(':', '-').replace('/', '-')}.json").write_text(
             json.dumps(metrics, indent=2) + "\n")
     (out / "metrics.json").write_text(json.dumps(every, indent=2) + "\n")
     return every
+
+
+def _paper_notes(benchmark: str, config: dict) -> dict:
+    """Under the paper protocol: which score `accuracy` is, and, off GSM8K, that the prompt is an assumption."""
+    if config.get("protocol") != "paper":
+        return {}
+    if is_gsm8k(benchmark):
+        return {"score": config.get("score", DEFAULT_SCORE)}
+    return {"score": "math-verify", "prompt_note": ASSUMED_PROMPT_NOTE}
 
 
 def _decoding_record(settings: EvalSettings, protocol: str) -> dict:

@@ -15,6 +15,7 @@ def paper_requests(
     context: int | None,
     count_tokens: Callable[[str], int],
     echo: Callable[[str], None],
+    eos: str | None = None,
 ) -> dict[str, dict[str, tuple[Request, int]]]:
     """Benchmark → problem id → (request, cap). A cap the context cannot hold is clipped, with one warning
     per benchmark: vLLM refuses a request whose prompt plus max_tokens exceed the model's context."""
@@ -23,7 +24,7 @@ def paper_requests(
         wanted = override or paper_cap(benchmark.name)
         per_problem, clipped = {}, []
         for problem in benchmark.problems:
-            request = paper_request(benchmark.name, problem.question)
+            request = paper_request(benchmark.name, problem.question, eos)
             cap = wanted
             if context is not None:
                 room = context - count_tokens(request.prompt)

@@ -4,11 +4,14 @@
 math-verify on the boxed answer.
 
 `paper` is how the DRP paper measured (lm-eval 0.4.5 on vLLM, greedy): GSM8K is lm-eval's `gsm8k_cot_zeroshot`,
-a raw completion (`/v1/completions`, no chat template) of `Q: {question}\\nA: Let's think step by step.`, cut at
-the next `Q:`, capped at 40,000 tokens; the other benchmarks (the paper's own lm-eval task files for them are not
-published) use lm-eval's zero-shot MATH layout `Problem: {problem}\\nAnswer:`, cut at the next `Problem:`,
-capped at 130,000 tokens. Answers are scored three ways side by side: lm-eval's strict filter
-(`The answer is N.`), its flexible filter (the last number), and math-verify.
+a raw completion (`/v1/completions`, no chat template, no BOS: `add_special_tokens` false, as lm-eval sends it) of
+`Q: {question}\\nA: Let's think step by step.`, stopped at the next `Q:` and at lm-eval's end markers (`</s>`,
+`<|im_end|>`, the model's EOS), capped at 40,000 tokens, and scored three ways side by side: lm-eval's strict filter
+(`The answer is N.`), its flexible filter (the last number), and math-verify; `--score` names the headline.
+The other benchmarks are an ASSUMPTION: the paper's lm-eval task files for MATH-500 / AIME24 / AMC23 are not
+published (the task names in its scripts do not exist in lm-eval 0.4.5), so drp sends lm-eval's zero-shot MATH
+layout `Problem: {problem}\\nAnswer:`, stopped at the next `Problem:` and the same end markers, capped at 130,000
+tokens, and scores them by math-verify only (lm-eval's GSM8K filters are not applied to them).
 """
 
 from __future__ import annotations
@@ -58,11 +61,24 @@ def is_gsm8k(benchmark: str) -> bool:
     return base.rsplit("/", 1)[-1] == "gsm8k"
 
 
-def paper_request(benchmark: str, question: str) -> Request:
+# lm-eval 0.4.5 stops every generation at these too, besides the task's own `until` (and the tokenizer's EOS).
+LM_EVAL_END_MARKERS = ("</s>", "<|im_end|>")
+# The MATH-500 / AIME24 / AMC23 prompts are our assumption (see above): said in every metrics.json they score.
+ASSUMED_PROMPT_NOTE = ("assumed prompt: the paper's lm-eval task files for this benchmark are unpublished; drp sends "
+                       "lm-eval's zero-shot MATH layout 'Problem: ...\\nAnswer:' and scores by math-verify only "
+                       "(lm-eval's GSM8K filters do not apply)")
+
+
+def paper_stops(own: str, eos: str | None = None) -> tuple[str, ...]:
+    """The task's own stop string, lm-eval's end markers and the model's EOS, each once, in that order."""
+    return tuple(dict.fromkeys(s for s in (own, *LM_EVAL_END_MARKERS, eos) if s))
+
+
+def paper_request(benchmark: str, question: str, eos: str | None = None) -> Request:
     # Plain replacement, not str.format: problems are full of LaTeX braces.
     if is_gsm8k(benchmark):
-        return Request(prompt=GSM8K_COT_ZEROSHOT.replace("{question}", question), stop=("Q:",))
-    return Request(prompt=MATH_ZEROSHOT.replace("{question}", question), stop=("Problem:",))
+        return Request(prompt=GSM8K_COT_ZEROSHOT.replace("{question}", question), stop=paper_stops("Q:", eos))
+    return Request(prompt=MATH_ZEROSHOT.replace("{question}", question), stop=paper_stops("Problem:", eos))
 
 
 def paper_cap(benchmark: str) -> int:
@@ -124,6 +140,30 @@ class LmEvalScores:
 def lm_eval_scores(response: str | None, gold: str | None) -> LmEvalScores:
     strict, flexible = strict_answer(response), flexible_answer(response)
     return LmEvalScores(strict, exact_match(strict, gold), flexible, exact_match(flexible, gold))
+
+
+# ---------------------------------------------------------------- the headline score under `paper`
+
+SCORES = ("strict", "flexible", "math-verify")
+# The paper reports one accuracy per model from lm-eval's gsm8k_cot_zeroshot, which computes both filters, without
+# saying which. Its unpruned baseline (R1-Distill-Qwen-7B, 91.7%) closes with a boxed answer, not "The answer is
+# N.", so only the flexible filter (the last number) can give it that score; the same filter must then score the
+# pruned students beside it. Hence flexible by default; strict is what the pruned path's closing line targets.
+DEFAULT_SCORE = "flexible"
+
+
+def headline_correct(record: dict, score: str) -> bool:
+    """A paper-protocol sample's verdict under `score`; math-verify's where lm-eval's filters were not applied
+    (the non-GSM8K benchmarks)."""
+    if score != "math-verify" and f"{score}_correct" in record:
+        return bool(record[f"{score}_correct"])
+    return bool(record.get("math_verify_correct", record.get("correct")))
+
+
+def check_score(name: str) -> str:
+    if name not in SCORES:
+        raise ProtocolError(f"unknown score {name!r}; choose one of {', '.join(SCORES)}")
+    return name
 
 
 def check(name: str) -> str:

@@ -141,13 +141,18 @@ class Endpoint:
             pass
 
     def complete_raw(self, prompt: str, stop: tuple[str, ...], decoding: Decoding, seed: int | None) -> Completion:
-        """A raw completion (no chat template), cut at the first stop string as lm-eval cuts it."""
+        """A raw completion (no chat template), cut at the first stop string as lm-eval cuts it. No BOS is added
+        to the prompt (`add_special_tokens` false, which vLLM reads): lm-eval 0.4.5 sends raw prompts so.
+        `transformers serve` refuses fields it does not know (HTTP 422) and tokenizes with the tokenizer's
+        defaults: it gets no such field (drp's CPU path; a BOS-adding tokenizer then adds one there)."""
         from drp.evals.protocols import cut_at_stop
 
+        extra = self.sampling_extra(decoding)
+        if self.kind != "transformers":
+            extra = {"add_special_tokens": False, **extra}
         return self._timed(lambda: self.client.completions.create(
             model=self.model, prompt=prompt, temperature=decoding.temperature, top_p=decoding.top_p,
-            max_tokens=decoding.max_tokens, seed=seed, stop=list(stop) or None,
-            extra_body=self.sampling_extra(decoding) or None,
+            max_tokens=decoding.max_tokens, seed=seed, stop=list(stop) or None, extra_body=extra or None,
         ), lambda choice: cut_at_stop(choice.text or "", stop))
 
     def complete(self, messages: list[dict], decoding: Decoding, seed: int | None) -> Completion:

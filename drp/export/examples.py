@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Literal
 
 from drp.export.sources import AcceptedTrace
-from drp.layout import sft_completion, short_answer, user_message
+from drp.layout import answer_line, sft_completion, short_answer, user_message
 
-AnswerStyle = Literal["full", "short"]
+AnswerStyle = Literal["full", "short", "answer-line"]
 
 
 def build_example(
@@ -27,9 +27,13 @@ def build_example(
     """The exported row: chat prompt + completion, and the plain fields they were built from."""
     answer_section = trace.answer_section
     # An empty answer section would teach the student to stop without committing to an answer.
-    style = "short" if answer_style == "short" or not answer_section.strip() else "full"
+    style = answer_style
+    if style == "full" and not answer_section.strip():
+        style = "short"
     if style == "short":
         answer_section = short_answer(trace.answer)
+    elif style == "answer-line":  # the closing line lm-eval's strict filter reads (the paper's layout)
+        answer_section = answer_line(trace.answer)
     prompt = [{"role": "system", "content": system_prompt}] if system_prompt else []
     prompt.append({"role": "user", "content": user_message(trace.question, instruction)})
     return {

@@ -186,7 +186,7 @@ class Teacher:
         started = time.perf_counter()
         try:
             async with asyncio.timeout(limit):
-                if method == "function_calling":
+                if method == "function_calling" and not hasattr(schema, "from_text"):
                     runnable = chat.with_structured_output(schema, method=method, include_raw=True)
                     result = await runnable.ainvoke(messages)
                     raw_message = result["raw"]
@@ -194,9 +194,13 @@ class Teacher:
                 else:
                     # Sent as extra body so the client does not parse (and raise on) the reply itself: an
                     # unparseable or length-cut reply must keep its raw text and become a retry with feedback.
-                    extra = {} if method == "prompt" else {"extra_body": {"response_format": response_format(method, schema)}}
+                    # A free-text schema (drp/paper_text.py) reads plain prose: no response_format is sent.
+                    free_text = hasattr(schema, "from_text")
+                    extra = {} if method == "prompt" or free_text else \
+                        {"extra_body": {"response_format": response_format(method, schema)}}
                     raw_message = await chat.ainvoke(messages, **extra)
-                    parsed, error = parse_json_reply(content(raw_message), schema)
+                    parsed, error = schema.from_text(content(raw_message)) if free_text else \
+                        parse_json_reply(content(raw_message), schema)
                     if error and (getattr(raw_message, "response_metadata", None) or {}).get("finish_reason") == "length":
                         looping = repeated_tail(content(raw_message))
                         error += (f" (the reply repeated {looping!r} until it was cut at max_tokens={max_tokens}: "
