@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import sqlite_utils
@@ -62,3 +63,24 @@ def one_line_error(text: str) -> bool:
     """What a refusal prints: a single `error: ...` line, no traceback."""
     lines = [line for line in text.splitlines() if line.strip()]
     return "Traceback" not in text and len(lines) == 1 and lines[0].startswith("error: ")
+
+
+def gone(pid: int, within: float = 10) -> bool:
+    """Whether process `pid` has exited within `within` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def gsm8k_data_dir(root: Path, questions: dict[str, str]) -> Path:
+    """A data folder whose gsm8k/test.jsonl holds these question → gold pairs, as `drp eval --data-dir` reads it."""
+    (root / "gsm8k").mkdir(parents=True)
+    with open(root / "gsm8k" / "test.jsonl", "w") as handle:
+        for question, gold in questions.items():
+            handle.write(json.dumps({"question": question, "answer": f"Work.\n#### {gold}"}) + "\n")
+    return root

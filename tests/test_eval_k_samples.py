@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from drp.cli import app
+from helpers import gsm8k_data_dir
 from scripted_teacher import ScriptedTeacher, Text
 
 QUESTIONS = {"What is 2+3?": "5", "What is 10-4?": "6", "What is 3*3?": "9"}
@@ -16,12 +17,7 @@ CUT = "Let me think about three threes and"  # a response cut at the cap: no </t
 
 @pytest.fixture
 def data_dir(tmp_path) -> Path:
-    root = tmp_path / "data"
-    (root / "gsm8k").mkdir(parents=True)
-    with open(root / "gsm8k" / "test.jsonl", "w") as handle:
-        for question, gold in QUESTIONS.items():
-            handle.write(json.dumps({"question": question, "answer": f"Work.\n#### {gold}"}) + "\n")
-    return root
+    return gsm8k_data_dir(tmp_path / "data", QUESTIONS)
 
 
 def by_seed(request: dict) -> Text:

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from drp.cli import app
+from helpers import gone
 from drp.serving import ManagedServer, ServeError, build_command, choose_backend, hub_cache_env
 
 
@@ -121,15 +122,6 @@ def fake_backend(folder: Path, status: int, body: str) -> Path:
     return script
 
 
-def gone(pid: int, within: float) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_an_error_answer_from_the_backend_stops_serve_at_once(tmp_path):

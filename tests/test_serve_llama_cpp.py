@@ -18,8 +18,9 @@ import pytest
 from typer.testing import CliRunner
 
 from drp.cli import app
+from helpers import gone
 from drp.llama_cpp import LlamaCppError, gguf_for
-from drp.serving import ManagedServer, ServeError, build_command, choose_backend, free_port
+from drp.serving import ManagedServer, build_command, choose_backend, free_port
 
 # A stand-in for llama-server: `llama-server -m GGUF [--lora A] --host H --port P --alias NAME --jinja ...`.
 # It writes its argv and pid next to itself, answers 503 (loading) to its first GET /v1/models, then lists its
@@ -277,15 +278,6 @@ def test_auto_serves_local_models_with_llama_cpp_when_it_is_built(llama_env, fak
 
 # --- start, stop and faults with a real process ------------------------------------------------------------------
 
-def gone(pid: int, within: float = 10) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_serve_waits_for_the_model_then_stops_on_ctrl_c(fake_server, gguf_file, tmp_path):
