@@ -186,7 +186,7 @@ def describe(result: Estimate) -> str:
     lines = [
         f"estimate for {result.records} traces from a sample of {len(result.sample_ids)} (seed {result.seed}; "
         f"the sample took {result.sample_seconds:.1f}s online)",
-        f"  sample: " + ", ".join(f"{status} {n}" for status, n in sorted(result.statuses.items())),
+        "  sample: " + ", ".join(f"{status} {n}" for status, n in sorted(result.statuses.items())),
         f"  teacher input tokens  {tokens(result.input_tokens)}",
         f"  teacher output tokens {tokens(result.output_tokens)}",
     ]

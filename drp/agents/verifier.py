@@ -197,9 +197,9 @@ def window_feedback(state: TraceState, windows: list[dict], blame: dict[str, str
     """Which windows broke and what to tell each: new numbers where they appear, a lost answer where the
     original derives it, length and emptiness everywhere (a failure no window can be tied to: every window)."""
     messages: list[list[str]] = [[] for _ in windows]
-    for check in ("same_answer", "derivation"):
-        if check in blame:
-            messages[_answer_window(state, windows)].append(blame[check])
+    for name in ("same_answer", "derivation"):
+        if name in blame:
+            messages[_answer_window(state, windows)].append(blame[name])
     if "no_new_numbers" in blame:
         found = [sorted(numbers_in(window.get("thinking") or "") - allowed) for window in windows]
         for index, new in enumerate(found):
