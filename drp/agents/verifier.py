@@ -208,8 +208,8 @@ def window_feedback(state: TraceState, windows: list[dict], blame: dict[str, str
         if not any(found):
             for window_messages in messages:
                 window_messages.append(blame["no_new_numbers"])
-    for check, message in blame.items():  # shorter, not_empty, the judge's, actions_agree: every window
-        if check not in ("same_answer", "derivation", "no_new_numbers"):
+    for name, message in blame.items():  # shorter, not_empty, the judge's, actions_agree: every window
+        if name not in ("same_answer", "derivation", "no_new_numbers"):
             for window_messages in messages:
                 window_messages.append(message)
     return [{"window": index, "steps": [window["first"], window["last"]], "feedback": " ".join(said)}
