@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from drp.errors import UserError
-from drp.evals.evaluation import CONFIG, SAMPLES, sample_key
+from drp.evals.evaluation import CONFIG, SAMPLES, sample_key, with_headline
 from drp.evals.metrics import benchmark_metrics, per_problem
 from drp.evals.protocols import DEFAULT_PROTOCOL
 from drp.evals.sample_scores import by_problem
@@ -38,7 +38,7 @@ def load_eval_run(path: Path) -> EvalRun:
     if not (path / SAMPLES).is_file():
         raise CompareError(f"{path} is not an eval folder (no {SAMPLES}); make one with `drp eval --out`")
     config = _config(path / CONFIG)
-    samples = _checked_samples(path / SAMPLES)
+    samples = _checked_samples(path / SAMPLES, config)
     if not samples:
         raise CompareError(f"{path}: {SAMPLES} holds no samples")
     return EvalRun(path.name, path, config, samples)
@@ -60,8 +60,9 @@ def _config(path: Path) -> dict:
     return config
 
 
-def _checked_samples(path: Path) -> dict[str, list[dict]]:
-    """Benchmark → its latest records, each checked to be a sample `drp eval` wrote (one-line error if not)."""
+def _checked_samples(path: Path, config: dict) -> dict[str, list[dict]]:
+    """Benchmark → its latest records, each checked to be a sample `drp eval` wrote (one-line error if not) and
+    scored by the folder's headline score."""
     from drp.evals.sampling import latest_by_key, read_records
 
     records = []
@@ -75,7 +76,7 @@ def _checked_samples(path: Path) -> dict[str, list[dict]]:
         raise CompareError(f"{path} is not UTF-8 text ({error.reason} at byte {error.start})") from None
     grouped: dict[str, list[dict]] = {}
     for record in latest_by_key(records, sample_key).values():
-        grouped.setdefault(record["benchmark"], []).append(record)
+        grouped.setdefault(record["benchmark"], []).append(with_headline(record, config))
     return grouped
 
 

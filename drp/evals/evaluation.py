@@ -200,13 +200,18 @@ def load_samples(out: Path) -> dict[str, list[dict]]:
     the folder's headline score (config.json's `score`), so a rerun with another --score rescores without
     sampling again, and the table, metrics and `drp compare` all read that one score."""
     config = json.loads((out / CONFIG).read_text()) if (out / CONFIG).is_file() else {}
-    score = config.get("score") if config.get("protocol") == "paper" else None
     grouped: dict[str, list[dict]] = {}
     for record in latest_by_key(read_records(out / SAMPLES), sample_key).values():
-        if score and not record.get("error") and "math_verify_correct" in record:
-            record["correct"] = headline_correct(record, score)
-        grouped.setdefault(record["benchmark"], []).append(record)
+        grouped.setdefault(record["benchmark"], []).append(with_headline(record, config))
     return grouped
+
+
+def with_headline(record: dict, config: dict) -> dict:
+    """The sample with `correct` set to the folder's headline score (paper protocol; else as sampled)."""
+    score = config.get("score") if config.get("protocol") == "paper" else None
+    if score and not record.get("error") and "math_verify_correct" in record:
+        record["correct"] = headline_correct(record, score)
+    return record
 
 
 def write_metrics(out: Path, max_tokens: int | dict[str, int] | None) -> dict:
