@@ -26,15 +26,27 @@ def recheck(run_id: str) -> list[dict]:
     rows = []
     for trace in store.traces(statuses=["accepted"]):
         answer = trace["original_answer"]
-        found = derivation_of(trace["pruned_thinking"] or "", trace["pruned_answer_section"] or "", answer,
-                              trace["question"], trace["original_thinking"] or "", trace["original_answer_section"] or "")
+        found = derivation_of(
+            trace["pruned_thinking"] or "",
+            trace["pruned_answer_section"] or "",
+            answer,
+            trace["question"],
+            trace["original_thinking"] or "",
+            trace["original_answer_section"] or "",
+        )
         checks = json_or_text(trace.get("checks")) or {}
-        rows.append({
-            "id": trace["id"], "question": trace["question"], "answer": answer, "kept": trace["pruned_thinking"] or "",
-            "stored": checks.get("derivation"), "now": None if found is None else found[0].answer_derived,
-            "why": "" if found is None or found[0].answer_derived else found[0].explain(answer),
-            "lost": [] if found is None else found[1],
-        })
+        rows.append(
+            {
+                "id": trace["id"],
+                "question": trace["question"],
+                "answer": answer,
+                "kept": trace["pruned_thinking"] or "",
+                "stored": checks.get("derivation"),
+                "now": None if found is None else found[0].answer_derived,
+                "why": "" if found is None or found[0].answer_derived else found[0].explain(answer),
+                "lost": [] if found is None else found[1],
+            }
+        )
     return rows
 
 
@@ -45,10 +57,12 @@ def main() -> None:
     args = parser.parse_args()
     rows = recheck(args.run_id)
     away = [r for r in rows if r["now"] is False]
-    print(f"{args.run_id}: {len(rows)} accepted; derivation as stored: "
-          f"{sum(r['stored'] is True for r in rows)} pass, {sum(r['stored'] is None for r in rows)} not applicable; "
-          f"now: {sum(r['now'] is True for r in rows)} pass, {sum(r['now'] is None for r in rows)} not applicable, "
-          f"{len(away)} turned away")
+    print(
+        f"{args.run_id}: {len(rows)} accepted; derivation as stored: "
+        f"{sum(r['stored'] is True for r in rows)} pass, {sum(r['stored'] is None for r in rows)} not applicable; "
+        f"now: {sum(r['now'] is True for r in rows)} pass, {sum(r['now'] is None for r in rows)} not applicable, "
+        f"{len(away)} turned away"
+    )
     for row in away[: args.show]:
         print(f"\n## {row['id']} (answer {row['answer']}; stored derivation {row['stored']})")
         print("question:", row["question"])

@@ -45,8 +45,12 @@ def _examples(tokenizer, max_length: int, count: int) -> list[dict]:
         split = split_response(trace["response"])
         thinking, answer = split.thinking, split.answer_section
         prompt = [{"role": "user", "content": user_message(trace["question"], DEFAULT_INSTRUCTION)}]
-        row = {"id": trace["id"], "prompt": prompt, "thinking": thinking.strip(),
-               "completion": [{"role": "assistant", "content": ""}]}
+        row = {
+            "id": trace["id"],
+            "prompt": prompt,
+            "thinking": thinking.strip(),
+            "completion": [{"role": "assistant", "content": ""}],
+        }
         words = thinking.split(" ")
         low, high = 1, len(words)
         while low < high:  # the longest prefix of the thinking that fits
@@ -93,11 +97,28 @@ def one(max_length: int, steps: int) -> dict:
         tokenizer = AutoTokenizer.from_pretrained(resolve(recipe_model.model_name_or_path))
         data = Path(tmp) / "train.jsonl"
         data.write_text("".join(json.dumps(r) + "\n" for r in _examples(tokenizer, max_length, batch * steps)))
-        script, training, model, distill = parse([
-            "--recipe", "smollm2-135m-cpu", "--dataset_name", str(data), "--output_dir", f"{tmp}/out",
-            "--max_length", str(max_length), "--max_steps", str(steps), "--save_strategy", "no",
-            "--logging_steps", "1", "--dataloader_pin_memory", "false", "--disable_tqdm", "true",
-        ])
+        script, training, model, distill = parse(
+            [
+                "--recipe",
+                "smollm2-135m-cpu",
+                "--dataset_name",
+                str(data),
+                "--output_dir",
+                f"{tmp}/out",
+                "--max_length",
+                str(max_length),
+                "--max_steps",
+                str(steps),
+                "--save_strategy",
+                "no",
+                "--logging_steps",
+                "1",
+                "--dataloader_pin_memory",
+                "false",
+                "--disable_tqdm",
+                "true",
+            ]
+        )
         clock = StepClock()
         train(script, training, model, distill, callbacks=[clock])
     timed = clock.seconds[1:] or clock.seconds
@@ -124,17 +145,23 @@ def main() -> None:
         print("RESULT " + json.dumps(one(args.one, args.steps)), flush=True)
         return
     print(f"smollm2-135m-cpu recipe on CPU ({os.cpu_count()} cores), {args.steps} steps per length, first left out")
-    print(f"{'max_length':>10} {'batch':>5} {'s/step':>8} {'tokens/s':>9} {'peak RSS GiB':>13} {'threads':>7} {'load':>5}")
+    print(
+        f"{'max_length':>10} {'batch':>5} {'s/step':>8} {'tokens/s':>9} {'peak RSS GiB':>13} {'threads':>7} {'load':>5}"
+    )
     for length in args.lengths:
-        done = subprocess.run([sys.executable, __file__, "--one", str(length), "--steps", str(args.steps)],
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            [sys.executable, __file__, "--one", str(length), "--steps", str(args.steps)], capture_output=True, text=True
+        )
         lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
         if done.returncode or not lines:
             print(f"{length:>10} failed:\n{done.stderr[-3000:]}")
             continue
-        r = json.loads(lines[-1][len("RESULT "):])
-        print(f"{r['max_length']:>10} {r['batch']:>5} {r['seconds_per_step']:>8} {r['tokens_per_second']:>9} "
-              f"{r['peak_rss_gib']:>13} {r['torch_threads']:>7} {r['load_average_1m']:>5}", flush=True)
+        r = json.loads(lines[-1][len("RESULT ") :])
+        print(
+            f"{r['max_length']:>10} {r['batch']:>5} {r['seconds_per_step']:>8} {r['tokens_per_second']:>9} "
+            f"{r['peak_rss_gib']:>13} {r['torch_threads']:>7} {r['load_average_1m']:>5}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

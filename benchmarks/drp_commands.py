@@ -12,9 +12,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,9 +31,13 @@ class DrpRunner:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.logs = self.workdir / "logs"
         self.logs.mkdir(exist_ok=True)
-        self.env = {**os.environ, "DRP_RUNS_DIR": str(self.workdir / "runs"), "PYTHONUNBUFFERED": "1",
-                    "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-                    **(env or {})}
+        self.env = {
+            **os.environ,
+            "DRP_RUNS_DIR": str(self.workdir / "runs"),
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+            **(env or {}),
+        }
         self.seconds: dict[str, float] = {}
 
     def command(self, *argv: str) -> list[str]:
@@ -47,8 +51,9 @@ class DrpRunner:
         with open(path, "w", encoding="utf-8") as handle:
             handle.write("$ " + shlex.join(self.command(*argv)) + "\n")
             handle.flush()
-            code = subprocess.run(self.command(*argv), stdout=handle, stderr=subprocess.STDOUT, env=self.env,
-                                  cwd=self.workdir).returncode
+            code = subprocess.run(
+                self.command(*argv), stdout=handle, stderr=subprocess.STDOUT, env=self.env, cwd=self.workdir
+            ).returncode
         self.seconds[log] = round(time.perf_counter() - started, 1)
         if code not in ok:
             raise StepFailed(f"drp {argv[0]} failed with exit status {code}; last lines of {path}:\n{tail(path)}")
@@ -60,8 +65,15 @@ class DrpRunner:
         argv = ["serve", model, "--port", "0", "--log", str(self.logs / f"{log}.log"), *serve_args]
         print(f"$ drp {shlex.join(argv)} &", flush=True)
         started = time.perf_counter()
-        server = subprocess.Popen(self.command(*argv), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                                  env=self.env, cwd=self.workdir, start_new_session=True)
+        server = subprocess.Popen(
+            self.command(*argv),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=self.env,
+            cwd=self.workdir,
+            start_new_session=True,
+        )
         try:
             url = name = None
             for line in server.stdout:  # `drp serve` prints "ready: URL", then "model: NAME"
@@ -71,8 +83,9 @@ class DrpRunner:
                     name = line.split(" ", 1)[1].strip()
                     break
             if not (url and name):
-                raise StepFailed(f"drp serve {model} did not start; last lines of its log:\n"
-                                 f"{tail(self.logs / f'{log}.log')}")
+                raise StepFailed(
+                    f"drp serve {model} did not start; last lines of its log:\n{tail(self.logs / f'{log}.log')}"
+                )
             self.seconds[f"{log}-start"] = round(time.perf_counter() - started, 1)
             yield url, name
         finally:

@@ -45,26 +45,56 @@ from drp_effect_small import assert_held_out, rendered_lengths  # noqa: E402  (t
 TRACES = "data/traces/r1-distill-qwen-1.5b.e2h-gsm8k.jsonl"
 ARMS = ("identity", "pruned")
 MODELS = ("base", *ARMS)
-STAGES = ("prepare", "select", "prune", "export", "distill-identity", "distill-pruned", "eval-base", "eval-identity",
-          "eval-pruned")
+STAGES = (
+    "prepare",
+    "select",
+    "prune",
+    "export",
+    "distill-identity",
+    "distill-pruned",
+    "eval-base",
+    "eval-identity",
+    "eval-pruned",
+)
 TEACHER_GGUF = "model/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"  # in local_teacher.sh's cache
 # Settings whose change makes earlier stages' outputs wrong for this experiment: a rerun with other values
 # is refused (use another --out) instead of mixing two experiments in one result.
-PINNED = ("traces", "train_traces", "max_length", "policy", "student", "recipe", "steps", "learning_rate", "seed",
-          "eval_benchmark", "eval_problems", "max_tokens", "teacher_url", "teacher_model")
+PINNED = (
+    "traces",
+    "train_traces",
+    "max_length",
+    "policy",
+    "student",
+    "recipe",
+    "steps",
+    "learning_rate",
+    "seed",
+    "eval_benchmark",
+    "eval_problems",
+    "max_tokens",
+    "teacher_url",
+    "teacher_model",
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="working folder (rerun with it to resume)")
     parser.add_argument("--traces", default=None, help=f"trace file (default: ../shared/{TRACES})")
-    parser.add_argument("--train-traces", type=int, default=160,
-                        help="how many selected traces to prune (the training set is those accepted by both arms)")
+    parser.add_argument(
+        "--train-traces",
+        type=int,
+        default=160,
+        help="how many selected traces to prune (the training set is those accepted by both arms)",
+    )
     parser.add_argument("--max-length", type=int, default=512, help="training examples fit this many tokens")
     parser.add_argument("--policy", default="skill-aware")
-    parser.add_argument("--teacher-url", default=None,
-                        help="an OpenAI-compatible teacher already served (default: the local 1.5B teacher, "
-                             "served by this script with llama.cpp)")
+    parser.add_argument(
+        "--teacher-url",
+        default=None,
+        help="an OpenAI-compatible teacher already served (default: the local 1.5B teacher, "
+        "served by this script with llama.cpp)",
+    )
     parser.add_argument("--teacher-model", default=None)
     parser.add_argument("--structured-output", default="json_schema")
     parser.add_argument("--student", default="qwen2.5-coder-0.5b-instruct", help="pulled model name or folder")
@@ -86,10 +116,12 @@ class Stages:
 
     def __init__(self, out: Path, settings: dict):
         self.path = out / "stages.json"
-        self.state = json.loads(self.path.read_text()) if self.path.is_file() else {"settings": settings,
-                                                                                   "stages": {}}
-        changed = {k: (self.state["settings"].get(k), v) for k, v in settings.items()
-                   if k in PINNED and self.state["settings"].get(k) != v}
+        self.state = json.loads(self.path.read_text()) if self.path.is_file() else {"settings": settings, "stages": {}}
+        changed = {
+            k: (self.state["settings"].get(k), v)
+            for k, v in settings.items()
+            if k in PINNED and self.state["settings"].get(k) != v
+        }
         if changed:
             described = ", ".join(f"{k}: {old!r} → {new!r}" for k, (old, new) in changed.items())
             raise SystemExit(f"{out} holds an experiment with other settings ({described}): use another --out")
@@ -130,8 +162,9 @@ def prepare(pipeline: Pipeline) -> dict:
     if not args.teacher_url:
         script = REPO / "benchmarks" / "local_teacher.sh"
         with open(pipeline.logs / "prepare-teacher.log", "w") as log:
-            code = subprocess.run([str(script), "--prepare-only"], stdout=log, stderr=subprocess.STDOUT,
-                                  env=pipeline.env).returncode
+            code = subprocess.run(
+                [str(script), "--prepare-only"], stdout=log, stderr=subprocess.STDOUT, env=pipeline.env
+            ).returncode
         if code != 0:
             raise StepFailed(f"{script} --prepare-only failed; see {pipeline.logs / 'prepare-teacher.log'}")
     return {}
@@ -161,8 +194,10 @@ def select(pipeline: Pipeline, traces: str, student: str) -> dict:
         # question + thinking + a short answer and the chat template's tokens: the example's length, closely
         length = len(tokenizer(record["question"] + "\n" + split.thinking)["input_ids"]) + 64
         if length <= args.max_length:
-            candidates.append({key: record[key] for key in ("id", "question", "response", "gold_answer")}
-                              | (record.get("extra") or {}))
+            candidates.append(
+                {key: record[key] for key in ("id", "question", "response", "gold_answer")}
+                | (record.get("extra") or {})
+            )
     random.Random(args.seed).shuffle(candidates)
     chosen = candidates[: args.train_traces]
     path = pipeline.out / "selected-traces.jsonl"
@@ -177,18 +212,50 @@ def prune(pipeline: Pipeline, student: str) -> dict:
     common = ["--tokenizer", student, "--quiet"]
     run("identity", pipeline, [traces, "--policy", "identity", *common])
     if args.teacher_url:
-        teacher = ["--teacher-url", args.teacher_url, *(["--teacher-model", args.teacher_model]
-                                                        if args.teacher_model else [])]
-        run("pruned", pipeline, [traces, "--policy", args.policy, *common, *teacher,
-                                 "--structured-output", args.structured_output, "--concurrency", "1"])
+        teacher = [
+            "--teacher-url",
+            args.teacher_url,
+            *(["--teacher-model", args.teacher_model] if args.teacher_model else []),
+        ]
+        run(
+            "pruned",
+            pipeline,
+            [
+                traces,
+                "--policy",
+                args.policy,
+                *common,
+                *teacher,
+                "--structured-output",
+                args.structured_output,
+                "--concurrency",
+                "1",
+            ],
+        )
     else:
         gguf = teacher_cache() / TEACHER_GGUF
         # One slot per agent, as local_teacher.sh serves it: each keeps its system prompt cached between traces.
-        with pipeline.served(str(gguf), "--backend", "llama.cpp", "--", "-c", "12288", "--parallel", "3",
-                             log="server-teacher") as (url, model):
-            run("pruned", pipeline, [traces, "--policy", args.policy, *common, "--teacher-url", url,
-                                     "--teacher-model", model, "--structured-output", args.structured_output,
-                                     "--concurrency", "1"])
+        with pipeline.served(
+            str(gguf), "--backend", "llama.cpp", "--", "-c", "12288", "--parallel", "3", log="server-teacher"
+        ) as (url, model):
+            run(
+                "pruned",
+                pipeline,
+                [
+                    traces,
+                    "--policy",
+                    args.policy,
+                    *common,
+                    "--teacher-url",
+                    url,
+                    "--teacher-model",
+                    model,
+                    "--structured-output",
+                    args.structured_output,
+                    "--concurrency",
+                    "1",
+                ],
+            )
     return {arm: run_summary(pipeline, arm) for arm in ARMS}
 
 
@@ -200,14 +267,26 @@ def run(run_id: str, pipeline: Pipeline, argv: list[str]) -> None:
 
 def run_summary(pipeline: Pipeline, run_id: str) -> dict:
     """The run's counts and teacher usage, as `drp stats --json` reports them."""
-    done = subprocess.run(pipeline.command("stats", run_id, "--json"), capture_output=True, text=True,
-                          env=pipeline.env, cwd=pipeline.out)
+    done = subprocess.run(
+        pipeline.command("stats", run_id, "--json"), capture_output=True, text=True, env=pipeline.env, cwd=pipeline.out
+    )
     if done.returncode != 0:
         raise StepFailed(f"drp stats {run_id} failed: {done.stderr.strip()}")
     stats = json.loads(done.stdout)
-    keys = ("traces", "accepted", "rejected", "failed", "reasons", "thinking_tokens_before_mean",
-            "thinking_tokens_after_mean", "teacher_llm_calls", "teacher_calls_per_trace",
-            "teacher_input_tokens_per_trace", "teacher_output_tokens_per_trace", "wall_seconds")
+    keys = (
+        "traces",
+        "accepted",
+        "rejected",
+        "failed",
+        "reasons",
+        "thinking_tokens_before_mean",
+        "thinking_tokens_after_mean",
+        "teacher_llm_calls",
+        "teacher_calls_per_trace",
+        "teacher_input_tokens_per_trace",
+        "teacher_output_tokens_per_trace",
+        "wall_seconds",
+    )
     return {key: stats.get(key) for key in keys}
 
 
@@ -230,21 +309,38 @@ def export(pipeline: Pipeline, student: str) -> dict:
         raise SystemExit(f"no trace accepted by both arms fits {args.max_length} tokens: raise --max-length")
     mismatched = answer_section_mismatches({arm: {i: rows[arm][i] for i in chosen} for arm in ARMS})
     if mismatched:
-        raise SystemExit(f"{len(mismatched)} ids have different answer sections in the two arms "
-                         f"(e.g. {mismatched[0]}): the arms must differ only in their thinking")
+        raise SystemExit(
+            f"{len(mismatched)} ids have different answer sections in the two arms "
+            f"(e.g. {mismatched[0]}): the arms must differ only in their thinking"
+        )
     (out / "selected").mkdir(exist_ok=True)
     keep = set(chosen)
     for arm in ARMS:
         source = out / "runs" / arm / "pruned.jsonl"
-        kept = [line for line in source.read_text(encoding="utf-8").splitlines()
-                if line.strip() and json.loads(line)["id"] in keep]
+        kept = [
+            line
+            for line in source.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line)["id"] in keep
+        ]
         (out / "selected" / f"{arm}.jsonl").write_text("\n".join(kept) + "\n", encoding="utf-8")
-        pipeline.drp("export", str(out / "selected" / f"{arm}.jsonl"), "--answer", "short",
-                     "--out", str(out / "exports" / arm), "--overwrite", log=f"export-{arm}")
+        pipeline.drp(
+            "export",
+            str(out / "selected" / f"{arm}.jsonl"),
+            "--answer",
+            "short",
+            "--out",
+            str(out / "exports" / arm),
+            "--overwrite",
+            log=f"export-{arm}",
+        )
     thinking = {arm: mean([thinking_tokens(rows[arm][i]["completion"], tokenizer) for i in chosen]) for arm in ARMS}
-    return {"accepted_by_both": len(both), "train_examples": len(chosen), "answer_sections_equal": len(chosen),
-            "train_thinking_tokens_mean": thinking,
-            "train_tokens_mean": {arm: mean([lengths[arm][i] for i in chosen]) for arm in ARMS}}
+    return {
+        "accepted_by_both": len(both),
+        "train_examples": len(chosen),
+        "answer_sections_equal": len(chosen),
+        "train_thinking_tokens_mean": thinking,
+        "train_tokens_mean": {arm: mean([lengths[arm][i] for i in chosen]) for arm in ARMS},
+    }
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -271,24 +367,63 @@ def answer_section_mismatches(arms: dict[str, dict[str, dict]]) -> list[str]:
 # --- distill -------------------------------------------------------------------------------------------------------
 def distill(pipeline: Pipeline, arm: str) -> None:
     args, out = pipeline.args, pipeline.out
-    pipeline.drp("distill", "--recipe", args.recipe, "--model_name_or_path", args.student,
-                 "--dataset_name", str(out / "exports" / arm), "--output_dir", str(out / "students" / arm),
-                 "--overwrite_output_dir", "--max_steps", str(args.steps), "--seed", str(args.seed),
-                 "--learning_rate", str(args.learning_rate), "--max_length", str(args.max_length),
-                 log=f"distill-{arm}")
+    pipeline.drp(
+        "distill",
+        "--recipe",
+        args.recipe,
+        "--model_name_or_path",
+        args.student,
+        "--dataset_name",
+        str(out / "exports" / arm),
+        "--output_dir",
+        str(out / "students" / arm),
+        "--overwrite_output_dir",
+        "--max_steps",
+        str(args.steps),
+        "--seed",
+        str(args.seed),
+        "--learning_rate",
+        str(args.learning_rate),
+        "--max_length",
+        str(args.max_length),
+        log=f"distill-{arm}",
+    )
 
 
 # --- eval ----------------------------------------------------------------------------------------------------------
 def evaluate(pipeline: Pipeline, name: str, model: str) -> None:
     """Serve `model` with llama.cpp, `drp eval` it greedily (its samples.jsonl resumes), stop the server."""
     args = pipeline.args
-    with pipeline.served(model, "--backend", "llama.cpp", "--", "--parallel", str(args.concurrency),
-                         log=f"server-{name}") as (url, served):
-        pipeline.drp("eval", "--model-url", url, "--model", served, "--tokenizer", args.student,
-                     "--benchmarks", args.eval_benchmark, "--limit", str(args.eval_problems), "--seeds", "1",
-                     "--temperature", "0", "--top-p", "1", "--max-tokens", str(args.max_tokens),
-                     "--concurrency", str(args.concurrency), "--out", str(pipeline.out / "evals" / name),
-                     "--quiet", log=f"eval-{name}")
+    with pipeline.served(
+        model, "--backend", "llama.cpp", "--", "--parallel", str(args.concurrency), log=f"server-{name}"
+    ) as (url, served):
+        pipeline.drp(
+            "eval",
+            "--model-url",
+            url,
+            "--model",
+            served,
+            "--tokenizer",
+            args.student,
+            "--benchmarks",
+            args.eval_benchmark,
+            "--limit",
+            str(args.eval_problems),
+            "--seeds",
+            "1",
+            "--temperature",
+            "0",
+            "--top-p",
+            "1",
+            "--max-tokens",
+            str(args.max_tokens),
+            "--concurrency",
+            str(args.concurrency),
+            "--out",
+            str(pipeline.out / "evals" / name),
+            "--quiet",
+            log=f"eval-{name}",
+        )
 
 
 # --- result --------------------------------------------------------------------------------------------------------
@@ -319,7 +454,9 @@ def model_figures(samples: list[dict], count) -> dict:
     return {
         "accuracy": round(sum(correct) / len(correct), 4) if correct else None,
         "accuracy_ci95": [round(low, 4), round(high, 4)],
-        "thinking_tokens_mean": mean(thinking), "answer_tokens_mean": mean(answer), "tokens_mean": mean(total),
+        "thinking_tokens_mean": mean(thinking),
+        "answer_tokens_mean": mean(answer),
+        "tokens_mean": mean(total),
         "capped": sum(1 for s in samples if s.get("finish_reason") == "length"),
         "without_think_close": sum(1 for s in samples if THINK_CLOSE not in (s.get("response") or "")),
         "errors": sum(1 for s in samples if s.get("error")),
@@ -361,8 +498,11 @@ def result(pipeline: Pipeline, stages: Stages, wall_this_run: float) -> dict:
     models = {name: model_figures(samples[name], count) for name in MODELS}
     per = {name: models[name].pop("_per_problem") for name in MODELS}
     identity, pruned = per["identity"], per["pruned"]
-    ratio = (models["pruned"]["thinking_tokens_mean"] / models["identity"]["thinking_tokens_mean"]
-             if models["identity"]["thinking_tokens_mean"] else None)
+    ratio = (
+        models["pruned"]["thinking_tokens_mean"] / models["identity"]["thinking_tokens_mean"]
+        if models["identity"]["thinking_tokens_mean"]
+        else None
+    )
     differences = [int(p) - int(i) for p, i in zip(pruned["correct"], identity["correct"])]
     low, high = bootstrap_ci(differences, n_resamples=10000)
     export_info, prune_info = stages.info("export"), stages.info("prune")

@@ -36,6 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from drp_commands import DrpRunner  # noqa: E402
+
 TRACES = "data/traces/r1-distill-qwen-1.5b.e2h-gsm8k.jsonl"
 VARIANTS = ("identity", "pruned")
 # Continuous batching serves concurrent requests together (several times the throughput of one at a time on a
@@ -51,32 +52,52 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--policy", default="rules", help="the pruning policy compared with identity")
     parser.add_argument("--teacher-url", default=None, help="OpenAI-compatible teacher, for an LLM policy")
     parser.add_argument("--teacher-model", default=None)
-    parser.add_argument("--run-arg", action="append", default=[],
-                        help="extra argument for the pruning `drp run` (repeatable), e.g. --run-arg=--concurrency=16")
+    parser.add_argument(
+        "--run-arg",
+        action="append",
+        default=[],
+        help="extra argument for the pruning `drp run` (repeatable), e.g. --run-arg=--concurrency=16",
+    )
     parser.add_argument("--student", default="smollm2-135m-instruct", help="pulled model name, folder or hub id")
     parser.add_argument("--recipe", default="smollm2-135m-cpu")
-    parser.add_argument("--max-length", type=int, default=512,
-                        help="training examples must fit this many tokens in both variants")
-    parser.add_argument("--train-examples", type=int, default=None,
-                        help="at most this many of the selected ids (default: all)")
+    parser.add_argument(
+        "--max-length", type=int, default=512, help="training examples must fit this many tokens in both variants"
+    )
+    parser.add_argument(
+        "--train-examples", type=int, default=None, help="at most this many of the selected ids (default: all)"
+    )
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--learning-rate", type=float, default=2e-4)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--distill-arg", action="append", default=[],
-                        help="extra recipe override for both students (repeatable), e.g. --distill-arg=--use_peft=true")
-    parser.add_argument("--eval-benchmark", default="gsm8k:train",
-                        help="problems neither student trained on (name[:split] or .jsonl, as `drp eval` takes it)")
+    parser.add_argument(
+        "--distill-arg",
+        action="append",
+        default=[],
+        help="extra recipe override for both students (repeatable), e.g. --distill-arg=--use_peft=true",
+    )
+    parser.add_argument(
+        "--eval-benchmark",
+        default="gsm8k:train",
+        help="problems neither student trained on (name[:split] or .jsonl, as `drp eval` takes it)",
+    )
     parser.add_argument("--eval-problems", type=int, default=40)
     parser.add_argument("--max-tokens", type=int, default=512, help="generation cap, the same for both")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--backend", default="auto", help="drp serve backend: auto, vllm, transformers")
-    parser.add_argument("--server-arg", action="append", default=None,
-                        help="argument for the server (repeatable; default for transformers: "
-                             f"{' '.join(TRANSFORMERS_SERVER_ARGS)})")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads for training and serving (OMP_NUM_THREADS). Default: 1 when the machine "
-                             "is busy (load average at least half the cores), where threads spin waiting for each "
-                             "other and one is 2-4x faster; else the libraries' own choice")
+    parser.add_argument(
+        "--server-arg",
+        action="append",
+        default=None,
+        help=f"argument for the server (repeatable; default for transformers: {' '.join(TRANSFORMERS_SERVER_ARGS)})",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for training and serving (OMP_NUM_THREADS). Default: 1 when the machine "
+        "is busy (load average at least half the cores), where threads spin waiting for each "
+        "other and one is 2-4x faster; else the libraries' own choice",
+    )
     args = parser.parse_args(argv)
     if args.threads is None and os.getloadavg()[0] >= (os.cpu_count() or 1) / 2:
         args.threads = 1
@@ -117,10 +138,24 @@ def prune(pipeline: Pipeline, traces: str, tokenizer: str) -> None:
     pipeline.drp("run", traces, "--policy", "identity", "--run-id", "identity", *common, log="run-identity")
     teacher = []
     if args.teacher_url:
-        teacher = ["--teacher-url", args.teacher_url, *(["--teacher-model", args.teacher_model]
-                                                         if args.teacher_model else [])]
-    pipeline.drp("run", traces, "--policy", args.policy, "--run-id", "pruned", *common, *teacher, *args.run_arg,
-                 log="run-pruned", ok=(0, 1))
+        teacher = [
+            "--teacher-url",
+            args.teacher_url,
+            *(["--teacher-model", args.teacher_model] if args.teacher_model else []),
+        ]
+    pipeline.drp(
+        "run",
+        traces,
+        "--policy",
+        args.policy,
+        "--run-id",
+        "pruned",
+        *common,
+        *teacher,
+        *args.run_arg,
+        log="run-pruned",
+        ok=(0, 1),
+    )
 
 
 def rendered_lengths(export_dir: Path, tokenizer) -> dict[str, int]:
@@ -143,8 +178,14 @@ def select_and_export(pipeline: Pipeline, student: str) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(student)
     lengths = {}
     for variant in VARIANTS:
-        pipeline.drp("export", variant, "--out", str(out / "exports" / f"all-{variant}"), "--overwrite",
-                     log=f"export-all-{variant}")
+        pipeline.drp(
+            "export",
+            variant,
+            "--out",
+            str(out / "exports" / f"all-{variant}"),
+            "--overwrite",
+            log=f"export-all-{variant}",
+        )
         lengths[variant] = rendered_lengths(out / "exports" / f"all-{variant}", tokenizer)
     both = sorted(set(lengths["identity"]) & set(lengths["pruned"]))
     fitting = [i for i in both if max(lengths[v][i] for v in VARIANTS) <= args.max_length]
@@ -155,25 +196,55 @@ def select_and_export(pipeline: Pipeline, student: str) -> dict:
     (out / "selected").mkdir(exist_ok=True)
     for variant in VARIANTS:
         source = out / "runs" / variant / "pruned.jsonl"
-        kept = [line for line in source.read_text(encoding="utf-8").splitlines()
-                if line.strip() and json.loads(line)["id"] in chosen]
+        kept = [
+            line
+            for line in source.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line)["id"] in chosen
+        ]
         (out / "selected" / f"{variant}.jsonl").write_text("\n".join(kept) + "\n", encoding="utf-8")
-        pipeline.drp("export", str(out / "selected" / f"{variant}.jsonl"), "--out", str(out / "exports" / variant),
-                     "--overwrite", log=f"export-{variant}")
+        pipeline.drp(
+            "export",
+            str(out / "selected" / f"{variant}.jsonl"),
+            "--out",
+            str(out / "exports" / variant),
+            "--overwrite",
+            log=f"export-{variant}",
+        )
     mean = lambda variant: sum(lengths[variant][i] for i in chosen) / len(chosen)  # noqa: E731
-    return {"accepted_by_both": len(both), "fitting_max_length": len(fitting), "train_examples": len(chosen),
-            "train_tokens_mean": {v: round(mean(v), 1) for v in VARIANTS}}
+    return {
+        "accepted_by_both": len(both),
+        "fitting_max_length": len(fitting),
+        "train_examples": len(chosen),
+        "train_tokens_mean": {v: round(mean(v), 1) for v in VARIANTS},
+    }
 
 
 def distill(pipeline: Pipeline) -> None:
     args, out = pipeline.args, pipeline.out
     for variant in VARIANTS:
         pipeline.drp(
-            "distill", "--recipe", args.recipe, "--dataset_name", str(out / "exports" / variant),
-            "--output_dir", str(out / "students" / variant), "--overwrite_output_dir",
-            "--max_steps", str(args.steps), "--seed", str(args.seed), "--learning_rate", str(args.learning_rate),
-            "--max_length", str(args.max_length), "--save_strategy", "no", "--logging_steps", "5",
-            *args.distill_arg, log=f"distill-{variant}",
+            "distill",
+            "--recipe",
+            args.recipe,
+            "--dataset_name",
+            str(out / "exports" / variant),
+            "--output_dir",
+            str(out / "students" / variant),
+            "--overwrite_output_dir",
+            "--max_steps",
+            str(args.steps),
+            "--seed",
+            str(args.seed),
+            "--learning_rate",
+            str(args.learning_rate),
+            "--max_length",
+            str(args.max_length),
+            "--save_strategy",
+            "no",
+            "--logging_steps",
+            "5",
+            *args.distill_arg,
+            log=f"distill-{variant}",
         )
 
 
@@ -184,19 +255,24 @@ def assert_held_out(pipeline: Pipeline) -> int:
     from drp.paths import shared_dir
 
     shared = shared_dir()
-    benchmark = load_benchmark(pipeline.args.eval_benchmark, shared / "data" if shared else None, "auto",
-                               pipeline.args.eval_problems)
+    benchmark = load_benchmark(
+        pipeline.args.eval_benchmark, shared / "data" if shared else None, "auto", pipeline.args.eval_problems
+    )
     trained = set()
     for variant in VARIANTS:
         for line in (pipeline.out / "exports" / variant / "train.jsonl").read_text(encoding="utf-8").splitlines():
             trained.add(fingerprint(json.loads(line)["question"]))
     overlap = [p.id for p in benchmark.problems if fingerprint(p.question) in trained]
     if overlap:
-        raise SystemExit(f"{len(overlap)} evaluated problems of {benchmark.name} are training questions, "
-                         f"e.g. {', '.join(map(str, overlap[:3]))}: evaluate on problems neither student trained on")
+        raise SystemExit(
+            f"{len(overlap)} evaluated problems of {benchmark.name} are training questions, "
+            f"e.g. {', '.join(map(str, overlap[:3]))}: evaluate on problems neither student trained on"
+        )
     if len(benchmark.problems) < pipeline.args.eval_problems:
-        raise SystemExit(f"{benchmark.name} has only {len(benchmark.problems)} problems, "
-                         f"not the {pipeline.args.eval_problems} asked for")
+        raise SystemExit(
+            f"{benchmark.name} has only {len(benchmark.problems)} problems, "
+            f"not the {pipeline.args.eval_problems} asked for"
+        )
     return len(benchmark.problems)
 
 
@@ -206,14 +282,40 @@ def serve_and_eval(pipeline: Pipeline, variant: str) -> None:
 
     args, out = pipeline.args, pipeline.out
     backend = choose_backend(args.backend, None)
-    server_args = args.server_arg if args.server_arg is not None else (
-        TRANSFORMERS_SERVER_ARGS if backend == "transformers" else [])
-    with pipeline.served(str(out / "students" / variant), "--backend", backend, "--", *server_args,
-                         log=f"server-{variant}") as (url, model):
-        pipeline.drp("eval", "--model-url", url, "--model", model, "--benchmarks", args.eval_benchmark,
-                     "--limit", str(args.eval_problems), "--seeds", "1", "--temperature", "0", "--top-p", "1",
-                     "--max-tokens", str(args.max_tokens), "--concurrency", str(args.concurrency),
-                     "--out", str(out / "evals" / variant), "--overwrite", "--quiet", log=f"eval-{variant}")
+    server_args = (
+        args.server_arg
+        if args.server_arg is not None
+        else (TRANSFORMERS_SERVER_ARGS if backend == "transformers" else [])
+    )
+    with pipeline.served(
+        str(out / "students" / variant), "--backend", backend, "--", *server_args, log=f"server-{variant}"
+    ) as (url, model):
+        pipeline.drp(
+            "eval",
+            "--model-url",
+            url,
+            "--model",
+            model,
+            "--benchmarks",
+            args.eval_benchmark,
+            "--limit",
+            str(args.eval_problems),
+            "--seeds",
+            "1",
+            "--temperature",
+            "0",
+            "--top-p",
+            "1",
+            "--max-tokens",
+            str(args.max_tokens),
+            "--concurrency",
+            str(args.concurrency),
+            "--out",
+            str(out / "evals" / variant),
+            "--overwrite",
+            "--quiet",
+            log=f"eval-{variant}",
+        )
 
 
 def summarise(pipeline: Pipeline, selection: dict, eval_problems: int, wall: float) -> dict:
@@ -221,8 +323,7 @@ def summarise(pipeline: Pipeline, selection: dict, eval_problems: int, wall: flo
     comparison = json.loads((out / "compare" / "comparison.json").read_text())
     benchmark = next(iter(comparison["benchmarks"].values()))
     base, pruned = benchmark["rows"][0], benchmark["rows"][1]
-    metrics = {v: next(iter(json.loads((out / "evals" / v / "metrics.json").read_text()).values()))
-               for v in VARIANTS}
+    metrics = {v: next(iter(json.loads((out / "evals" / v / "metrics.json").read_text()).values())) for v in VARIANTS}
     identity_tokens, pruned_tokens = base["tokens"]["mean"], pruned["tokens"]["mean"]
     return {
         "identity_tokens_mean": round(identity_tokens, 1),
@@ -277,9 +378,12 @@ def main(argv: list[str] | None = None) -> dict:
 
     clock = time.perf_counter()
     selection = select_and_export(pipeline, student)
-    print(f"selected {selection['train_examples']} ids ({selection['accepted_by_both']} accepted by both, "
-          f"{selection['fitting_max_length']} fit {args.max_length} tokens); mean training tokens "
-          f"{selection['train_tokens_mean']}", flush=True)
+    print(
+        f"selected {selection['train_examples']} ids ({selection['accepted_by_both']} accepted by both, "
+        f"{selection['fitting_max_length']} fit {args.max_length} tokens); mean training tokens "
+        f"{selection['train_tokens_mean']}",
+        flush=True,
+    )
     eval_problems = assert_held_out(pipeline)
     pipeline.stage("export", clock)
 
@@ -293,8 +397,14 @@ def main(argv: list[str] | None = None) -> dict:
     pipeline.stage("eval", clock)
 
     clock = time.perf_counter()
-    pipeline.drp("compare", str(pipeline.out / "evals" / "identity"), str(pipeline.out / "evals" / "pruned"),
-                 "--out", str(pipeline.out / "compare"), log="compare")
+    pipeline.drp(
+        "compare",
+        str(pipeline.out / "evals" / "identity"),
+        str(pipeline.out / "evals" / "pruned"),
+        "--out",
+        str(pipeline.out / "compare"),
+        log="compare",
+    )
     pipeline.stage("compare", clock)
 
     result = summarise(pipeline, selection, eval_problems, time.perf_counter() - started)

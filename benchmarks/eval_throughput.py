@@ -51,22 +51,40 @@ def main() -> None:
             url, model = command.base_url, command.model_name
         try:
             # Warm-up request, so the first level does not pay for lazy initialisation.
-            _measure(url, model, args, 1, Path(tmp) / "warmup", EvalSettings, Decoding, run_eval, shared_dir(),
-                     problems=1)
+            _measure(
+                url, model, args, 1, Path(tmp) / "warmup", EvalSettings, Decoding, run_eval, shared_dir(), problems=1
+            )
             # A level may be listed twice (e.g. 1,4,1) to see how much the machine's load drifted meanwhile.
-            rows = [_measure(url, model, args, level, Path(tmp) / f"run{index}-c{level}", EvalSettings, Decoding,
-                             run_eval, shared_dir())
-                    for index, level in enumerate(int(c) for c in args.concurrency.split(","))]
+            rows = [
+                _measure(
+                    url,
+                    model,
+                    args,
+                    level,
+                    Path(tmp) / f"run{index}-c{level}",
+                    EvalSettings,
+                    Decoding,
+                    run_eval,
+                    shared_dir(),
+                )
+                for index, level in enumerate(int(c) for c in args.concurrency.split(","))
+            ]
         finally:
             if server is not None:
                 server.stop()
-    print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}; model {model}; {args.problems} "
-          f"{args.benchmark} problems, greedy, max_tokens {args.max_tokens}")
-    print(f"{'concurrency':>11} {'samples':>7} {'wall s':>7} {'samples/s':>9} {'out tok':>7} {'out tok/s':>9} "
-          f"{'mean latency s':>14}")
+    print(
+        f"machine: {platform.machine()}, {platform.processor() or 'cpu'}; model {model}; {args.problems} "
+        f"{args.benchmark} problems, greedy, max_tokens {args.max_tokens}"
+    )
+    print(
+        f"{'concurrency':>11} {'samples':>7} {'wall s':>7} {'samples/s':>9} {'out tok':>7} {'out tok/s':>9} "
+        f"{'mean latency s':>14}"
+    )
     for row in rows:
-        print(f"{row['concurrency']:>11} {row['samples']:>7} {row['wall_s']:>7.1f} {row['samples_per_s']:>9.3f} "
-              f"{row['output_tokens']:>7} {row['output_tokens_per_s']:>9.1f} {row['mean_latency_s']:>14.2f}")
+        print(
+            f"{row['concurrency']:>11} {row['samples']:>7} {row['wall_s']:>7.1f} {row['samples_per_s']:>9.3f} "
+            f"{row['output_tokens']:>7} {row['output_tokens_per_s']:>9.1f} {row['mean_latency_s']:>14.2f}"
+        )
     print(json.dumps(rows))
 
 
@@ -74,11 +92,16 @@ def _measure(url, model, args, concurrency, out, EvalSettings, Decoding, run_eva
     from drp.endpoint import EndpointSettings
 
     settings = EvalSettings(
-        endpoint=EndpointSettings(url, model, timeout=1800.0, max_retries=0), benchmarks=[args.benchmark], out=out,
+        endpoint=EndpointSettings(url, model, timeout=1800.0, max_retries=0),
+        benchmarks=[args.benchmark],
+        out=out,
         seeds=1,
-        limit=problems or args.problems, data_dir=args.data_dir or ((shared / "data") if shared else None),
-        prompt_template=args.prompt_template, decoding=Decoding(0.0, 1.0, args.max_tokens),
-        concurrency=concurrency, progress=False,
+        limit=problems or args.problems,
+        data_dir=args.data_dir or ((shared / "data") if shared else None),
+        prompt_template=args.prompt_template,
+        decoding=Decoding(0.0, 1.0, args.max_tokens),
+        concurrency=concurrency,
+        progress=False,
     )
     started = time.perf_counter()
     outcome = run_eval(settings, echo=lambda line: None)
@@ -89,8 +112,12 @@ def _measure(url, model, args, concurrency, out, EvalSettings, Decoding, run_eva
     # Server-side counts when given (the tokens it generated), else our tokenizer's.
     tokens = sum(s.get("server_completion_tokens") or s["tokens"] for s in samples)
     return {
-        "concurrency": concurrency, "samples": len(samples), "wall_s": wall,
-        "samples_per_s": len(samples) / wall, "output_tokens": tokens, "output_tokens_per_s": tokens / wall,
+        "concurrency": concurrency,
+        "samples": len(samples),
+        "wall_s": wall,
+        "samples_per_s": len(samples) / wall,
+        "output_tokens": tokens,
+        "output_tokens_per_s": tokens / wall,
         "mean_latency_s": sum(s["latency_s"] for s in samples) / len(samples),
     }
 

@@ -30,14 +30,24 @@ import zipfile
 from pathlib import Path
 
 # What the lent GPU machines have (DESIGN.md, "Environment facts"), pinned so the resolution agrees with them.
-GPU_IMAGE = {"torch": "2.11.0", "transformers": "5.17.0", "accelerate": "1.15.0", "peft": "0.21.0",
-             "pyarrow": "25.0.0"}
+GPU_IMAGE = {"torch": "2.11.0", "transformers": "5.17.0", "accelerate": "1.15.0", "peft": "0.21.0", "pyarrow": "25.0.0"}
 # What each prepared GPU script needs on top of the image (the serving extra of transformers spelled out, so the
 # offline check sees every package).
 NEEDS = {
     "distill": ["trl==1.16.*", "datasets==5.2.*", "pyyaml", "typer", "rich"],
-    "eval": ["openai", "fastapi", "uvicorn", "starlette", "pydantic", "rich", "math-verify", "typer", "httpx",
-             "tqdm", "pyyaml"],
+    "eval": [
+        "openai",
+        "fastapi",
+        "uvicorn",
+        "starlette",
+        "pydantic",
+        "rich",
+        "math-verify",
+        "typer",
+        "httpx",
+        "tqdm",
+        "pyyaml",
+    ],
 }
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64", "linux_x86_64")
 
@@ -66,10 +76,14 @@ def stand_in(folder: Path, name: str, version: str) -> Path:
         f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
         f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: drp-gpu-wheels\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
     }
-    record = "".join(
-        f"{path},sha256={base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b'=').decode()},"
-        f"{len(text.encode())}\n" for path, text in files.items()
-    ) + f"{dist}/RECORD,,\n"
+    record = (
+        "".join(
+            f"{path},sha256={base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b'=').decode()},"
+            f"{len(text.encode())}\n"
+            for path, text in files.items()
+        )
+        + f"{dist}/RECORD,,\n"
+    )
     wheel = folder / f"{name.replace('-', '_')}-{version}-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as archive:
         for path, text in files.items():
@@ -91,9 +105,20 @@ def resolve(requirements: list[str], python_version: str, stand_ins: Path) -> di
     """name → version of everything pip would install for these requirements on the target."""
     with tempfile.TemporaryDirectory() as scratch:
         report = Path(scratch) / "report.json"
-        pip("install", "--dry-run", "--ignore-installed", "--quiet", "--report", str(report),
-            "--target", str(Path(scratch) / "target"), "--find-links", str(stand_ins),
-            *target_options(python_version), *requirements)
+        pip(
+            "install",
+            "--dry-run",
+            "--ignore-installed",
+            "--quiet",
+            "--report",
+            str(report),
+            "--target",
+            str(Path(scratch) / "target"),
+            "--find-links",
+            str(stand_ins),
+            *target_options(python_version),
+            *requirements,
+        )
         installs = json.loads(report.read_text())["install"]
     return {item["metadata"]["name"]: item["metadata"]["version"] for item in installs}
 
@@ -105,9 +130,22 @@ def check_offline(dest: Path, python_version: str) -> None:
         image.mkdir()
         for name, version in GPU_IMAGE.items():
             stand_in(image, name, version)
-        pip("install", "--dry-run", "--no-index", "--ignore-installed", "--quiet", "--find-links", str(dest),
-            "--find-links", str(image), "--target", str(Path(scratch) / "target"),
-            *target_options(python_version), "-r", str(dest / "requirements.txt"))
+        pip(
+            "install",
+            "--dry-run",
+            "--no-index",
+            "--ignore-installed",
+            "--quiet",
+            "--find-links",
+            str(dest),
+            "--find-links",
+            str(image),
+            "--target",
+            str(Path(scratch) / "target"),
+            *target_options(python_version),
+            "-r",
+            str(dest / "requirements.txt"),
+        )
 
 
 def prepare(dest: Path, requirements: list[str], python_version: str) -> list[str]:
@@ -142,8 +180,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "prepare":
         wanted = prepare(args.dest, [*NEEDS[args.script], *args.requirements], args.python_version)
         size = sum(p.stat().st_size for p in args.dest.glob("*.whl")) / 2**20
-        print(f"{len(wanted)} wheels for Python {args.python_version} in {args.dest} ({size:.1f} MiB), "
-              f"checked offline: {' '.join(wanted)}")
+        print(
+            f"{len(wanted)} wheels for Python {args.python_version} in {args.dest} ({size:.1f} MiB), "
+            f"checked offline: {' '.join(wanted)}"
+        )
     else:
         check_offline(args.dest, args.python_version)
         print(f"{args.dest}/requirements.txt installs offline for Python {args.python_version}")

@@ -41,8 +41,9 @@ def row_of(run_id: str) -> dict:
     accepted = [t for t in traces if t["status"] == "accepted"]
     spent = [t for t in eligible if t["seconds"] is not None]
     derived = sum(_derives(t, derivation_of) for t in accepted)
-    reductions = [1 - t["thinking_tokens_after"] / t["thinking_tokens_before"] for t in accepted
-                  if t["thinking_tokens_before"]]
+    reductions = [
+        1 - t["thinking_tokens_after"] / t["thinking_tokens_before"] for t in accepted if t["thinking_tokens_before"]
+    ]
     reasons: dict[str, int] = {}
     for t in traces:
         if t["status"] != "accepted":
@@ -52,8 +53,12 @@ def row_of(run_id: str) -> dict:
     coverages = [p["coverage"] for p in echo if isinstance(p, dict) and "coverage" in p]
     mean = lambda values: statistics.fmean(values) if values else float("nan")  # noqa: E731
     return {
-        "run": run_id, "policy": run.get("policy"), "traces": len(traces), "eligible": len(eligible),
-        "accepted": len(accepted), "rejected": sum(t["status"] == "rejected" for t in traces),
+        "run": run_id,
+        "policy": run.get("policy"),
+        "traces": len(traces),
+        "eligible": len(eligible),
+        "accepted": len(accepted),
+        "rejected": sum(t["status"] == "rejected" for t in traces),
         "failed": sum(t["status"] == "failed" for t in traces),
         "accepted_of_eligible": len(accepted) / len(eligible) if eligible else float("nan"),
         "calls_per_trace": mean([t["teacher_calls"] or 0 for t in spent]),
@@ -61,29 +66,41 @@ def row_of(run_id: str) -> dict:
         "tokens_out_per_trace": mean([t["teacher_output_tokens"] or 0 for t in spent]),
         "seconds_per_trace": mean([t["seconds"] for t in spent]),
         "max_seconds": max((t["seconds"] for t in spent), default=float("nan")),
-        "thinking_reduction": mean(reductions), "derivation_pass": derived,
-        "echo_coverage_mean": mean(coverages) if coverages else None, "reasons": reasons,
+        "thinking_reduction": mean(reductions),
+        "derivation_pass": derived,
+        "echo_coverage_mean": mean(coverages) if coverages else None,
+        "reasons": reasons,
     }
 
 
 def _derives(trace: dict, derivation_of) -> bool:
     """The verifier's derivation check, recomputed from what the run stored (True when it cannot apply)."""
-    found = derivation_of(trace["pruned_thinking"] or "", trace["pruned_answer_section"] or "", trace["original_answer"], trace["question"],
-                          trace["original_thinking"] or "", trace["original_answer_section"] or "")
+    found = derivation_of(
+        trace["pruned_thinking"] or "",
+        trace["pruned_answer_section"] or "",
+        trace["original_answer"],
+        trace["question"],
+        trace["original_thinking"] or "",
+        trace["original_answer_section"] or "",
+    )
     return found is None or found[0].answer_derived
 
 
 def table(run_ids: list[str]) -> None:
     rows = [row_of(run_id) for run_id in run_ids]
-    print("| policy | accepted / rejected / failed (eligible) | accepted of eligible | calls/trace | "
-          "teacher tokens in/out per trace | s/trace | max s/trace | thinking reduction (accepted) | "
-          "derivation check (accepted) |")
+    print(
+        "| policy | accepted / rejected / failed (eligible) | accepted of eligible | calls/trace | "
+        "teacher tokens in/out per trace | s/trace | max s/trace | thinking reduction (accepted) | "
+        "derivation check (accepted) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| `{r['policy']}` | {r['accepted']} / {r['rejected']} / {r['failed']} ({r['eligible']}) | "
-              f"{r['accepted_of_eligible']:.0%} | {r['calls_per_trace']:.1f} | "
-              f"{r['tokens_in_per_trace']:.0f} / {r['tokens_out_per_trace']:.0f} | {r['seconds_per_trace']:.0f} | "
-              f"{r['max_seconds']:.0f} | {r['thinking_reduction']:.1%} | {r['derivation_pass']} / {r['accepted']} |")
+        print(
+            f"| `{r['policy']}` | {r['accepted']} / {r['rejected']} / {r['failed']} ({r['eligible']}) | "
+            f"{r['accepted_of_eligible']:.0%} | {r['calls_per_trace']:.1f} | "
+            f"{r['tokens_in_per_trace']:.0f} / {r['tokens_out_per_trace']:.0f} | {r['seconds_per_trace']:.0f} | "
+            f"{r['max_seconds']:.0f} | {r['thinking_reduction']:.1%} | {r['derivation_pass']} / {r['accepted']} |"
+        )
     for r in rows:
         extra = f"; echo coverage mean {r['echo_coverage_mean']:.1%}" if r["echo_coverage_mean"] is not None else ""
         print(f"{r['run']}: not accepted by reason {r['reasons']}{extra}")

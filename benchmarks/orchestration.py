@@ -36,24 +36,34 @@ def main() -> None:
     os.environ["DRP_RUNS_DIR"] = str(workdir / "runs")
     usable = usable_examples()  # repeated under new ids
     source = workdir / "traces.jsonl"
-    source.write_text("".join(
-        json.dumps({**usable[i % len(usable)], "id": f"t{i:05d}"}) + "\n" for i in range(args.traces)
-    ))
+    source.write_text(
+        "".join(json.dumps({**usable[i % len(usable)], "id": f"t{i:05d}"}) + "\n" for i in range(args.traces))
+    )
     # The teacher lives in its own process, as a real endpoint would: it must not share our interpreter lock.
     ready, stop = multiprocessing.Queue(), multiprocessing.Event()
     server = multiprocessing.Process(target=_serve, args=(args.latency, ready, stop), daemon=True)
     server.start()
     url = ready.get(timeout=60)
     # Imports and the tokenizer load happen once per run, not per trace: do them before the clock starts.
-    import drp.graph.build  # noqa: F401
     import langchain_openai  # noqa: F401
+
+    import drp.graph.build  # noqa: F401
     from drp.tokens import TokenCounter
 
     TokenCounter()
     cpu_started = _cpu_seconds()
-    summary = run(RunOptions(source=str(source), run_id="orch", policy="skill-aware", teacher_urls=[url],
-                             teacher_model="scripted", concurrency=args.concurrency, workers=args.workers),
-                  progress=False)
+    summary = run(
+        RunOptions(
+            source=str(source),
+            run_id="orch",
+            policy="skill-aware",
+            teacher_urls=[url],
+            teacher_model="scripted",
+            concurrency=args.concurrency,
+            workers=args.workers,
+        ),
+        progress=False,
+    )
     cpu_seconds = _cpu_seconds() - cpu_started  # worker processes are joined by now: their CPU counts
     stop.set()
     requests, teacher_cpu = ready.get(timeout=60)
@@ -63,14 +73,22 @@ def main() -> None:
     achieved = args.traces / summary.seconds
     ideal = args.concurrency / (calls_per_trace * args.latency) if args.latency else float("inf")
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{args.traces} traces, {accepted} accepted, {requests} teacher calls ({calls_per_trace:.2f}/trace), "
-          f"latency {args.latency * 1000:.0f} ms, concurrency {args.concurrency}, workers {args.workers}")
-    print(f"achieved {achieved:.1f} traces/s; ideal {ideal:.1f} traces/s; efficiency {achieved / ideal:.3f} (target >= 0.85)")
+    print(
+        f"{args.traces} traces, {accepted} accepted, {requests} teacher calls ({calls_per_trace:.2f}/trace), "
+        f"latency {args.latency * 1000:.0f} ms, concurrency {args.concurrency}, workers {args.workers}"
+    )
+    print(
+        f"achieved {achieved:.1f} traces/s; ideal {ideal:.1f} traces/s; efficiency {achieved / ideal:.3f} (target >= 0.85)"
+    )
     print(f"peak RSS {peak_mib:.0f} MiB (orchestrating process; the teacher runs in its own process)")
-    print(f"orchestrator CPU {cpu_seconds * 1000 / args.traces:.1f} ms per trace "
-          f"(the ideal rate needs under {1000 / ideal:.1f} ms per trace of wall time on this process)")
-    print(f"teacher process CPU {teacher_cpu * 1000 / args.traces:.1f} ms per trace (whole life, start-up included); "
-          f"both processes share {len(os.sched_getaffinity(0))} cores")
+    print(
+        f"orchestrator CPU {cpu_seconds * 1000 / args.traces:.1f} ms per trace "
+        f"(the ideal rate needs under {1000 / ideal:.1f} ms per trace of wall time on this process)"
+    )
+    print(
+        f"teacher process CPU {teacher_cpu * 1000 / args.traces:.1f} ms per trace (whole life, start-up included); "
+        f"both processes share {len(os.sched_getaffinity(0))} cores"
+    )
     print(f"wall {summary.seconds:.2f}s")
 
 

@@ -21,8 +21,12 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-VARIANTS = {"drp": [], "-tokens": ["tokens"], "-tokens -client": ["tokens", "client"],
-            "-tokens -client -graph": ["tokens", "client", "graph"]}
+VARIANTS = {
+    "drp": [],
+    "-tokens": ["tokens"],
+    "-tokens -client": ["tokens", "client"],
+    "-tokens -client -graph": ["tokens", "client", "graph"],
+}
 
 
 def main() -> None:
@@ -37,16 +41,23 @@ def main() -> None:
         return
     for number in range(1, args.rounds + 1):
         for name, layers in VARIANTS.items():
-            done = subprocess.run([sys.executable, __file__, "--without", ",".join(layers), *passed],
-                                  capture_output=True, text=True, env=os.environ)
+            done = subprocess.run(
+                [sys.executable, __file__, "--without", ",".join(layers), *passed],
+                capture_output=True,
+                text=True,
+                env=os.environ,
+            )
             efficiency = re.search(r"efficiency ([\d.]+)", done.stdout)
             cpu = re.search(r"orchestrator CPU ([\d.]+) ms", done.stdout)
             accepted = re.search(r"(\d+) traces, (\d+) accepted", done.stdout)
             if done.returncode or not (efficiency and cpu and accepted):
                 print(f"round {number} {name:24s} failed:\n{done.stdout[-800:]}{done.stderr[-1500:]}")
                 continue
-            print(f"round {number} {name:24s} efficiency {efficiency.group(1)}  orchestrator CPU {cpu.group(1)} "
-                  f"ms/trace  ({accepted.group(2)} of {accepted.group(1)} accepted)", flush=True)
+            print(
+                f"round {number} {name:24s} efficiency {efficiency.group(1)}  orchestrator CPU {cpu.group(1)} "
+                f"ms/trace  ({accepted.group(2)} of {accepted.group(1)} accepted)",
+                flush=True,
+            )
 
 
 def _stub(layers: set[str]) -> None:
@@ -77,19 +88,31 @@ def _bare_client() -> None:
             choice, usage = reply["choices"][0], reply.get("usage") or {}
             self.content = choice["message"]["content"]
             self.response_metadata = {"finish_reason": choice.get("finish_reason")}
-            self.usage_metadata = {"input_tokens": usage.get("prompt_tokens"),
-                                   "output_tokens": usage.get("completion_tokens")}
+            self.usage_metadata = {
+                "input_tokens": usage.get("prompt_tokens"),
+                "output_tokens": usage.get("completion_tokens"),
+            }
 
     async def ask(self, agent, messages, schema, max_tokens, temperature):
         session = sessions.get(os.getpid()) or sessions.setdefault(os.getpid(), aiohttp.ClientSession())
         started = time.perf_counter()
-        body = {"model": self.settings.model, "messages": messages, "max_tokens": max_tokens,
-                "response_format": response_format("json_schema", schema)}
+        body = {
+            "model": self.settings.model,
+            "messages": messages,
+            "max_tokens": max_tokens,
+            "response_format": response_format("json_schema", schema),
+        }
         async with session.post(f"{self.settings.url.rstrip('/')}/chat/completions", json=body) as response:
             message = Message(await response.json())
         parsed, error = parse_json_reply(message.content, schema)
-        return client.Reply(parsed=parsed, raw=message.content, error=error, model=self.settings.model,
-                            latency_ms=client._ms(started), **self._usage(message, messages, message.content))
+        return client.Reply(
+            parsed=parsed,
+            raw=message.content,
+            error=error,
+            model=self.settings.model,
+            latency_ms=client._ms(started),
+            **self._usage(message, messages, message.content),
+        )
 
     client.Teacher._ask = ask
 
@@ -108,8 +131,11 @@ class _PlainGraph:
                 state[key] = state.get(key, []) + value if key == "calls" else value
             return bool(state.get("status"))
 
-        if merge(await build._prepare(state, runtime)) or merge(await build._segment(state, runtime)) \
-                or merge(await build._classify(state, runtime)):
+        if (
+            merge(await build._prepare(state, runtime))
+            or merge(await build._segment(state, runtime))
+            or merge(await build._classify(state, runtime))
+        ):
             return state
         while not merge(await build._prune(state, runtime)) and not merge(await build._verify(state, runtime)):
             route = await build.route_after_verify(state, runtime)

@@ -44,8 +44,10 @@ def main() -> None:
     context = multiprocessing.get_context("fork")
     per_worker = max(1, -(-args.concurrency // args.workers))
     cpu_started, started = _children_cpu(), time.perf_counter()
-    workers = [context.Process(target=_replay, args=(url, traces, ids[index::args.workers], per_worker))
-               for index in range(args.workers)]
+    workers = [
+        context.Process(target=_replay, args=(url, traces, ids[index :: args.workers], per_worker))
+        for index in range(args.workers)
+    ]
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -58,10 +60,14 @@ def main() -> None:
     calls_per_trace = requests / args.traces
     ideal = args.concurrency / (calls_per_trace * args.latency)
     achieved = args.traces / seconds
-    print(f"{args.traces} traces, {requests} teacher calls ({calls_per_trace:.2f}/trace), latency "
-          f"{args.latency * 1000:.0f} ms, concurrency {args.concurrency}, workers {args.workers}: bare replay")
-    print(f"achieved {achieved:.1f} traces/s; ideal {ideal:.1f} traces/s; efficiency {achieved / ideal:.3f} "
-          "(the harness's ceiling)")
+    print(
+        f"{args.traces} traces, {requests} teacher calls ({calls_per_trace:.2f}/trace), latency "
+        f"{args.latency * 1000:.0f} ms, concurrency {args.concurrency}, workers {args.workers}: bare replay"
+    )
+    print(
+        f"achieved {achieved:.1f} traces/s; ideal {ideal:.1f} traces/s; efficiency {achieved / ideal:.3f} "
+        "(the harness's ceiling)"
+    )
     print(f"client CPU {cpu * 1000 / args.traces:.1f} ms per trace; wall {seconds:.2f}s")
 
 
@@ -75,15 +81,25 @@ def _recorded_requests() -> list[list[bytes]]:
     source = workdir / "traces.jsonl"
     source.write_text("".join(json.dumps(r) + "\n" for r in usable_examples()))
     with ScriptedTeacher(sensible) as teacher:
-        summary = run(RunOptions(source=str(source), run_id="ceiling", policy="skill-aware",
-                                 teacher_urls=[teacher.url], teacher_model="scripted", concurrency=1), progress=False)
+        summary = run(
+            RunOptions(
+                source=str(source),
+                run_id="ceiling",
+                policy="skill-aware",
+                teacher_urls=[teacher.url],
+                teacher_model="scripted",
+                concurrency=1,
+            ),
+            progress=False,
+        )
         bodies = [json.dumps(request).encode() for request in teacher.requests]
     with sqlite3.connect(summary.path / DB_NAME) as db:
-        per_trace = [n for (n,) in db.execute(
-            "SELECT count(*) FROM calls WHERE llm = 1 GROUP BY trace_id ORDER BY min(id)")]
+        per_trace = [
+            n for (n,) in db.execute("SELECT count(*) FROM calls WHERE llm = 1 GROUP BY trace_id ORDER BY min(id)")
+        ]
     traces, start = [], 0
     for count in per_trace:  # at concurrency 1 a trace's requests are consecutive
-        traces.append(bodies[start:start + count])
+        traces.append(bodies[start : start + count])
         start += count
     return traces
 
@@ -94,11 +110,13 @@ def _replay(url: str, traces: list[list[bytes]], ids: list[int], concurrency: in
     async def replay_all():
         queue = list(reversed(ids))
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+
             async def worker():
                 while queue:
                     for body in traces[queue.pop() % len(traces)]:
-                        async with session.post(f"{url}/chat/completions", data=body,
-                                                headers={"content-type": "application/json"}) as response:
+                        async with session.post(
+                            f"{url}/chat/completions", data=body, headers={"content-type": "application/json"}
+                        ) as response:
                             json.loads(await response.read())
 
             await asyncio.gather(*(worker() for _ in range(concurrency)))

@@ -99,31 +99,46 @@ class Estimate:
 
 # Figures measured by us are marked so; the rest are arithmetic on them, or stated assumptions.
 ESTIMATES = (
-    Estimate("1 generate + eval base", "≈ 1.5 h, plus the longest AIME sample", "0",
-             "generate: 7,473 GSM8K train problems × ≈ 920 tokens (R1-Distill traces on GSM8K: 935 tokens mean, "
-             "measured on the shared 1.5B traces; the paper's 7B base: 917) ≈ 6.9 M tokens; eval, per protocol: "
-             "GSM8K 1,319 × ≈ 920 + MATH-500 500 × ≈ 2,500 (the paper's 2,486) + AIME24 30 × ≈ 13,000 + AMC23 40 × "
-             "≈ 6,000 (R1-Distill-Qwen-7B's usual lengths there; not measured by us) ≈ 3.3 M tokens; ≈ 13.5 M in "
-             "all at an assumed ≥ 2,500 output tokens/s for vLLM with a 7B model at 256 concurrent requests (not "
-             "measured: `benchmarks/eval_throughput.py --model-url` measures yours). One sequence runs at tens of "
-             "tokens/s, so an AIME answer near the 130,000-token cap alone takes tens of minutes. --train-problems "
-             "adds its problems × their trace length"),
-    Estimate("2 prune (per policy)", "≈ 1–2 h at 64 concurrent teacher calls", "paper ≤ 11 M in / 10 M out; "
-             "skill-aware ≈ 19 M in / 4.4 M out",
-             "≈ 6,800 correct traces × per-trace teacher tokens measured on 987 of the shared real traces "
-             "(R1-Distill-Qwen tokenizer, retries included; an earlier session of this work, its script not kept): "
-             "`paper` 1,653 in / 1,415 out in 2.0 calls (then with JSON replies; its free-text replies now stop at "
-             "2,048 output tokens per call, as the paper's did), `skill-aware` 2,767 in / 646 out in 3.1 calls. "
-             "The prompts were the real rendered ones; which teacher wrote the replies was not recorded, so the "
-             "output figures are indicative only (a real teacher's echo in `paper` is about the thinking's length)"),
+    Estimate(
+        "1 generate + eval base",
+        "≈ 1.5 h, plus the longest AIME sample",
+        "0",
+        "generate: 7,473 GSM8K train problems × ≈ 920 tokens (R1-Distill traces on GSM8K: 935 tokens mean, "
+        "measured on the shared 1.5B traces; the paper's 7B base: 917) ≈ 6.9 M tokens; eval, per protocol: "
+        "GSM8K 1,319 × ≈ 920 + MATH-500 500 × ≈ 2,500 (the paper's 2,486) + AIME24 30 × ≈ 13,000 + AMC23 40 × "
+        "≈ 6,000 (R1-Distill-Qwen-7B's usual lengths there; not measured by us) ≈ 3.3 M tokens; ≈ 13.5 M in "
+        "all at an assumed ≥ 2,500 output tokens/s for vLLM with a 7B model at 256 concurrent requests (not "
+        "measured: `benchmarks/eval_throughput.py --model-url` measures yours). One sequence runs at tens of "
+        "tokens/s, so an AIME answer near the 130,000-token cap alone takes tens of minutes. --train-problems "
+        "adds its problems × their trace length",
+    ),
+    Estimate(
+        "2 prune (per policy)",
+        "≈ 1–2 h at 64 concurrent teacher calls",
+        "paper ≤ 11 M in / 10 M out; skill-aware ≈ 19 M in / 4.4 M out",
+        "≈ 6,800 correct traces × per-trace teacher tokens measured on 987 of the shared real traces "
+        "(R1-Distill-Qwen tokenizer, retries included; an earlier session of this work, its script not kept): "
+        "`paper` 1,653 in / 1,415 out in 2.0 calls (then with JSON replies; its free-text replies now stop at "
+        "2,048 output tokens per call, as the paper's did), `skill-aware` 2,767 in / 646 out in 3.1 calls. "
+        "The prompts were the real rendered ones; which teacher wrote the replies was not recorded, so the "
+        "output figures are indicative only (a real teacher's echo in `paper` is about the thinking's length)",
+    ),
     Estimate("3 export", "< 1 min", "0", "measured: 780 traces exported in ≈ 5 s on a 2-core CPU"),
-    Estimate("4 distill (per policy)", "≈ 1.5 h (7B; 1.5B ≈ ¼ of it)", "0",
-             "3 epochs × ≈ 6,400 examples × ≈ 700 tokens ≈ 13 M tokens; 6 × 7.6 B params × tokens ≈ 6 × 10^17 "
-             "FLOPs at an assumed 35% of the H100's bf16 peak, plus gradient checkpointing (× 1.33) and "
-             "validation"),
-    Estimate("5 eval students (per policy)", "≈ 40 min, plus the longest AIME sample", "0",
-             "the four benchmarks under both protocols as in step 1, at the pruned lengths (the paper: GSM8K ≈ 330, "
-             "MATH-500 ≈ 1,800 tokens) and the throughput assumed there"),
+    Estimate(
+        "4 distill (per policy)",
+        "≈ 1.5 h (7B; 1.5B ≈ ¼ of it)",
+        "0",
+        "3 epochs × ≈ 6,400 examples × ≈ 700 tokens ≈ 13 M tokens; 6 × 7.6 B params × tokens ≈ 6 × 10^17 "
+        "FLOPs at an assumed 35% of the H100's bf16 peak, plus gradient checkpointing (× 1.33) and "
+        "validation",
+    ),
+    Estimate(
+        "5 eval students (per policy)",
+        "≈ 40 min, plus the longest AIME sample",
+        "0",
+        "the four benchmarks under both protocols as in step 1, at the pruned lengths (the paper: GSM8K ≈ 330, "
+        "MATH-500 ≈ 1,800 tokens) and the throughput assumed there",
+    ),
     Estimate("6 compare", "seconds", "0", "measured: < 5 s for two 40-problem runs on a 2-core CPU"),
 )
 
@@ -136,14 +151,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--teacher-model", default="gpt-4o")
     parser.add_argument("--policies", default="paper,skill-aware")
     parser.add_argument("--recipe", default=None, help="the distill recipe (default: the one of the base's size)")
-    parser.add_argument("--train-problems", default="",
-                        help="more training problems besides GSM8K train, comma-separated JSONL files or benchmarks "
-                             "(e.g. a MATH / PRM12K train file): the base generates its traces on each, pruned together")
-    parser.add_argument("--layout", choices=sorted(LAYOUTS), default="r1",
-                        help="r1: the tokenizer's R1 layout with drp's instruction; paper: ChatML with Qwen's default "
-                             "system prompt and 'The answer is N.' closing every example, as the paper trained")
-    parser.add_argument("--max-model-len", type=int, default=None,
-                        help="vLLM's context (default: the model's own; 131,072 for the R1 distills)")
+    parser.add_argument(
+        "--train-problems",
+        default="",
+        help="more training problems besides GSM8K train, comma-separated JSONL files or benchmarks "
+        "(e.g. a MATH / PRM12K train file): the base generates its traces on each, pruned together",
+    )
+    parser.add_argument(
+        "--layout",
+        choices=sorted(LAYOUTS),
+        default="r1",
+        help="r1: the tokenizer's R1 layout with drp's instruction; paper: ChatML with Qwen's default "
+        "system prompt and 'The answer is N.' closing every example, as the paper trained",
+    )
+    parser.add_argument(
+        "--max-model-len",
+        type=int,
+        default=None,
+        help="vLLM's context (default: the model's own; 131,072 for the R1 distills)",
+    )
     parser.add_argument("--vllm-bin", default=None, help="the vllm program, when it lives in another virtualenv")
     parser.add_argument("--teacher-concurrency", type=int, default=64)
     parser.add_argument("--plan", action="store_true", help="print the steps with their estimates and exit")
@@ -180,43 +206,128 @@ def extra_sources(args) -> list[list[str]]:
 def real_settings(args) -> Settings:
     # --dtype half as the authors ran vLLM; no --max-model-len by default: the model's own context, which holds the
     # paper's 130,000-token cap for the R1 distills (the eval clips each cap to what the context leaves).
-    vllm = ["--backend", "vllm", *(["--vllm-bin", args.vllm_bin] if args.vllm_bin else []),
-            "--", "--dtype", "half", *(["--max-model-len", str(args.max_model_len)] if args.max_model_len else []),
-            "--gpu-memory-utilization", "0.9"]
-    teacher = ["--teacher-url", args.teacher_url, "--teacher-model", args.teacher_model,
-               "--concurrency", str(args.teacher_concurrency)]
+    vllm = [
+        "--backend",
+        "vllm",
+        *(["--vllm-bin", args.vllm_bin] if args.vllm_bin else []),
+        "--",
+        "--dtype",
+        "half",
+        *(["--max-model-len", str(args.max_model_len)] if args.max_model_len else []),
+        "--gpu-memory-utilization",
+        "0.9",
+    ]
+    teacher = [
+        "--teacher-url",
+        args.teacher_url,
+        "--teacher-model",
+        args.teacher_model,
+        "--concurrency",
+        str(args.teacher_concurrency),
+    ]
     export_layout, distill_layout = LAYOUTS[args.layout]
     return Settings(
-        base=args.base, serve=vllm, train_problems=[["gsm8k:train"], *extra_sources(args)], test_limit=[],
-        generate=["--n", "1", "--temperature", "0.6", "--top-p", "0.95", "--max-tokens", "16384",
-                  "--require-think", "--concurrency", "256"],
-        traces=None, policies=args.policies.split(","), teacher={p: teacher for p in args.policies.split(",")},
+        base=args.base,
+        serve=vllm,
+        train_problems=[["gsm8k:train"], *extra_sources(args)],
+        test_limit=[],
+        generate=[
+            "--n",
+            "1",
+            "--temperature",
+            "0.6",
+            "--top-p",
+            "0.95",
+            "--max-tokens",
+            "16384",
+            "--require-think",
+            "--concurrency",
+            "256",
+        ],
+        traces=None,
+        policies=args.policies.split(","),
+        teacher={p: teacher for p in args.policies.split(",")},
         export=["--exclude-benchmarks", EVAL_BENCHMARKS, "--val-fraction", "0.05", *export_layout],
         distill=["--recipe", args.recipe, "--model_name_or_path", args.base, *distill_layout, "--merge"],
-        eval_cap={"default": ["--seeds", "1", "--temperature", "0", "--top-p", "1", "--max-tokens", "40000",
-                              "--concurrency", "256"],
-                  "paper": ["--concurrency", "256"]},
+        eval_cap={
+            "default": [
+                "--seeds",
+                "1",
+                "--temperature",
+                "0",
+                "--top-p",
+                "1",
+                "--max-tokens",
+                "40000",
+                "--concurrency",
+                "256",
+            ],
+            "paper": ["--concurrency", "256"],
+        },
     )
 
 
 def dry_settings(args, teacher_urls: dict[str, str]) -> Settings:
     export_layout, distill_layout = LAYOUTS[args.layout]
     return Settings(
-        base="smollm2-135m-instruct", serve=["--backend", "transformers"],
-        train_problems=[["gsm8k:train", "--limit", "2"],
-                        *([*source, "--limit", "2"] for source in extra_sources(args))],
+        base="smollm2-135m-instruct",
+        serve=["--backend", "transformers"],
+        train_problems=[
+            ["gsm8k:train", "--limit", "2"],
+            *([*source, "--limit", "2"] for source in extra_sources(args)),
+        ],
         test_limit=["--limit", "2"],
-        generate=["--n", "1", "--temperature", "0", "--top-p", "1", "--max-tokens", "24", "--keep", "all",
-                  "--concurrency", "2"],
-        traces=str(REPO / "examples" / "traces.jsonl"), policies=["skill-aware", "paper"],
-        teacher={policy: ["--teacher-url", url, "--teacher-model", "scripted-teacher", "--concurrency", "4"]
-                 for policy, url in teacher_urls.items()},
+        generate=[
+            "--n",
+            "1",
+            "--temperature",
+            "0",
+            "--top-p",
+            "1",
+            "--max-tokens",
+            "24",
+            "--keep",
+            "all",
+            "--concurrency",
+            "2",
+        ],
+        traces=str(REPO / "examples" / "traces.jsonl"),
+        policies=["skill-aware", "paper"],
+        teacher={
+            policy: ["--teacher-url", url, "--teacher-model", "scripted-teacher", "--concurrency", "4"]
+            for policy, url in teacher_urls.items()
+        },
         export=["--exclude-benchmarks", EVAL_BENCHMARKS, "--val-fraction", "0.25", *export_layout],
-        distill=["--recipe", args.recipe or "smollm2-135m-cpu", "--max_steps", "2", "--eval_steps", "1",
-                 "--max_length", "1024", "--drop_long_examples", "true", "--save_strategy", "no", *distill_layout],
-        eval_cap={"default": ["--seeds", "1", "--temperature", "0", "--top-p", "1", "--max-tokens", "24",
-                              "--concurrency", "2"],
-                  "paper": ["--max-tokens", "24", "--concurrency", "2"]},
+        distill=[
+            "--recipe",
+            args.recipe or "smollm2-135m-cpu",
+            "--max_steps",
+            "2",
+            "--eval_steps",
+            "1",
+            "--max_length",
+            "1024",
+            "--drop_long_examples",
+            "true",
+            "--save_strategy",
+            "no",
+            *distill_layout,
+        ],
+        eval_cap={
+            "default": [
+                "--seeds",
+                "1",
+                "--temperature",
+                "0",
+                "--top-p",
+                "1",
+                "--max-tokens",
+                "24",
+                "--concurrency",
+                "2",
+            ],
+            "paper": ["--max-tokens", "24", "--concurrency", "2"],
+        },
     )
 
 
@@ -231,9 +342,23 @@ def print_plan() -> None:
 
 def evaluate(runner: DrpRunner, settings: Settings, url: str, model: str, label: str) -> None:
     for protocol in PROTOCOLS:
-        runner.drp("eval", "--model-url", url, "--model", model, "--benchmarks", EVAL_BENCHMARKS, *settings.test_limit,
-                   "--protocol", protocol, *settings.eval_cap[protocol], "--quiet",
-                   "--out", str(runner.workdir / "evals" / f"{label}-{protocol}"), log=f"eval-{label}-{protocol}")
+        runner.drp(
+            "eval",
+            "--model-url",
+            url,
+            "--model",
+            model,
+            "--benchmarks",
+            EVAL_BENCHMARKS,
+            *settings.test_limit,
+            "--protocol",
+            protocol,
+            *settings.eval_cap[protocol],
+            "--quiet",
+            "--out",
+            str(runner.workdir / "evals" / f"{label}-{protocol}"),
+            log=f"eval-{label}-{protocol}",
+        )
 
 
 def run(args, settings: Settings) -> dict:
@@ -248,8 +373,19 @@ def run(args, settings: Settings) -> dict:
         generated = []
         for index, problems in enumerate(settings.train_problems):
             out = work / ("traces.jsonl" if index == 0 else f"traces-{index}.jsonl")
-            runner.drp("generate", *problems, "--model-url", url, "--model", model, *settings.generate,
-                       "--out", str(out), "--quiet", log="generate" if index == 0 else f"generate-{index}")
+            runner.drp(
+                "generate",
+                *problems,
+                "--model-url",
+                url,
+                "--model",
+                model,
+                *settings.generate,
+                "--out",
+                str(out),
+                "--quiet",
+                log="generate" if index == 0 else f"generate-{index}",
+            )
             generated.append(out)
         evaluate(runner, settings, url, model, "base")
     if len(generated) > 1:  # GSM8K train and the other sources, pruned as one trace file
@@ -261,18 +397,40 @@ def run(args, settings: Settings) -> dict:
         # 2-4. prune with the teacher, export without evaluation questions, distill with the paper's recipe
         run_id = f"gsm8k-{policy}"
         resume = ["--resume"] if (work / "runs" / run_id / "drp.db").exists() else []
-        runner.drp("run", traces, "--policy", policy, "--run-id", run_id, *resume, *settings.teacher[policy],
-                   "--quiet", log=f"run-{policy}", ok=(0, 1))
+        runner.drp(
+            "run",
+            traces,
+            "--policy",
+            policy,
+            "--run-id",
+            run_id,
+            *resume,
+            *settings.teacher[policy],
+            "--quiet",
+            log=f"run-{policy}",
+            ok=(0, 1),
+        )
         export = work / "exports" / policy
-        runner.drp("export", f"gsm8k-{policy}", "--out", str(export), "--overwrite", *settings.export,
-                   log=f"export-{policy}")
+        runner.drp(
+            "export", f"gsm8k-{policy}", "--out", str(export), "--overwrite", *settings.export, log=f"export-{policy}"
+        )
         student = work / "students" / policy
-        runner.drp("distill", *settings.distill, "--dataset_name", str(export), "--output_dir", str(student),
-                   "--overwrite_output_dir", log=f"distill-{policy}")
+        runner.drp(
+            "distill",
+            *settings.distill,
+            "--dataset_name",
+            str(export),
+            "--output_dir",
+            str(student),
+            "--overwrite_output_dir",
+            log=f"distill-{policy}",
+        )
         merged = student / "merged"
         # 5. the student, served and scored as the base was
-        with runner.served(str(merged if merged.is_dir() else student), *settings.serve,
-                           log=f"server-{policy}") as (url, model):
+        with runner.served(str(merged if merged.is_dir() else student), *settings.serve, log=f"server-{policy}") as (
+            url,
+            model,
+        ):
             evaluate(runner, settings, url, model, policy)
         students.append(policy)
 
@@ -282,8 +440,12 @@ def run(args, settings: Settings) -> dict:
         folders = [str(work / "evals" / f"{label}-{protocol}") for label in ("base", *students)]
         runner.drp("compare", *folders, "--out", str(work / "reports" / protocol), log=f"compare-{protocol}")
         reports[protocol] = str(work / "reports" / protocol / "report.md")
-    summary = {"work": str(work), "reports": reports, "seconds": runner.seconds,
-               "wall_seconds": round(time.perf_counter() - started, 1)}
+    summary = {
+        "work": str(work),
+        "reports": reports,
+        "seconds": runner.seconds,
+        "wall_seconds": round(time.perf_counter() - started, 1),
+    }
     (work / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(summary, indent=2))
     return summary
@@ -302,8 +464,10 @@ def main(argv: list[str] | None = None) -> dict | None:
         from scripted_teacher import ScriptedTeacher
         from skill_aware_responder import sensible
 
-        urls = {"skill-aware": stack.enter_context(ScriptedTeacher(sensible)).url,
-                "paper": stack.enter_context(ScriptedTeacher(paper)).url}
+        urls = {
+            "skill-aware": stack.enter_context(ScriptedTeacher(sensible)).url,
+            "paper": stack.enter_context(ScriptedTeacher(paper)).url,
+        }
         return run(args, dry_settings(args, urls))
 
 

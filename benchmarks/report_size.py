@@ -23,8 +23,16 @@ from pathlib import Path
 from drp.paths import shared_dir
 from drp.report import write_report
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 TRACES = "data/traces/r1-distill-qwen-1.5b.e2h-gsm8k.jsonl"
 
 
@@ -36,9 +44,24 @@ def base_run(runs: Path) -> Path:
         if shared is None:
             sys.exit("../shared is absent: this benchmark needs the real traces")
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "drp.cli", "run", str(shared / TRACES), "--policy", "rules",
-                        "--run-id", folder.name, "--overwrite"], check=True, env={**os.environ, "DRP_RUNS_DIR": str(runs)},
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "drp.cli",
+                "run",
+                str(shared / TRACES),
+                "--policy",
+                "rules",
+                "--run-id",
+                folder.name,
+                "--overwrite",
+            ],
+            check=True,
+            env={**os.environ, "DRP_RUNS_DIR": str(runs)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         print(f"rules run over the 1000 shared traces: {time.perf_counter() - started:.1f} s")
     return folder
 
@@ -63,12 +86,21 @@ def scaled_run(base: Path, runs: Path, size: int) -> Path:
             def renamed(cols, key):
                 return ", ".join(f"{c} || ?" if c == key else ("line + ?" if c == "line" else c) for c in cols)
 
-            db.execute(f"INSERT INTO traces ({', '.join(trace_cols)}) SELECT {renamed(trace_cols, 'id')} FROM traces "
-                       "WHERE id NOT LIKE '%-c%'", [suffix if c == "id" else copy * n for c in trace_cols if c in ("id", "line")])
-            db.execute(f"INSERT INTO steps ({', '.join(step_cols)}) SELECT {renamed(step_cols, 'trace_id')} FROM steps "
-                       "WHERE trace_id NOT LIKE '%-c%'", [suffix])
-            db.execute(f"INSERT INTO calls ({', '.join(call_cols)}) SELECT {renamed(call_cols, 'trace_id')} FROM calls "
-                       "WHERE trace_id NOT LIKE '%-c%'", [suffix])
+            db.execute(
+                f"INSERT INTO traces ({', '.join(trace_cols)}) SELECT {renamed(trace_cols, 'id')} FROM traces "
+                "WHERE id NOT LIKE '%-c%'",
+                [suffix if c == "id" else copy * n for c in trace_cols if c in ("id", "line")],
+            )
+            db.execute(
+                f"INSERT INTO steps ({', '.join(step_cols)}) SELECT {renamed(step_cols, 'trace_id')} FROM steps "
+                "WHERE trace_id NOT LIKE '%-c%'",
+                [suffix],
+            )
+            db.execute(
+                f"INSERT INTO calls ({', '.join(call_cols)}) SELECT {renamed(call_cols, 'trace_id')} FROM calls "
+                "WHERE trace_id NOT LIKE '%-c%'",
+                [suffix],
+            )
         extra = copies * n - size
         if extra:
             doomed = [r[0] for r in db.execute("SELECT id FROM traces ORDER BY line DESC LIMIT ?", [extra])]
@@ -94,12 +126,14 @@ def browser_figures(page, report: Path) -> dict:
     timing["filter_ms"] = page.evaluate("""() => {
         const s = document.getElementById('f-status'); const t = performance.now();
         s.value = 'accepted'; s.dispatchEvent(new Event('change')); return performance.now() - t; }""")
-    timing["open_trace_ms"] = statistics.median(page.evaluate("""() => {
+    timing["open_trace_ms"] = statistics.median(
+        page.evaluate("""() => {
         const out = [];
         for (let i = 0; i < 5; i++) {  // re-query: opening a trace re-renders the visible rows
             const row = document.querySelectorAll('#list .row')[i]; if (!row) break;
             const t = performance.now(); row.click(); out.push(performance.now() - t); }
-        return out; }"""))
+        return out; }""")
+    )
     timing["deep_search_ms"] = page.evaluate("""() => {
         const q = document.getElementById('f-text'), d = document.getElementById('f-deep');
         q.value = 'let me double-check'; d.checked = true; const t = performance.now();
@@ -129,7 +163,9 @@ def main() -> None:
             result = write_report(str(run), out=out)
             seconds.append(result.seconds)
         results.append((size, result, min(seconds)))
-        print(f"{result.traces:>6} traces: generation {min(seconds):.2f} s (best of 2), file {result.bytes / 1e6:.1f} MB")
+        print(
+            f"{result.traces:>6} traces: generation {min(seconds):.2f} s (best of 2), file {result.bytes / 1e6:.1f} MB"
+        )
 
     if args.no_browser:
         return
@@ -146,11 +182,13 @@ def main() -> None:
                 figures.append(browser_figures(context.new_page(), result.path))
                 context.close()
             best = {k: min(f[k] for f in figures) for k in figures[0] if figures[0][k] is not None}
-            print(f"{result.traces:>6} traces in Chromium (best of 2): first render {best['rendered']:.0f} ms, "
-                  f"painted {best['painted']:.0f} ms, DOMContentLoaded {best['dom_content_loaded']:.0f} ms, "
-                  f"load {best['load']:.0f} ms; status filter {best['filter_ms']:.1f} ms, open trace "
-                  f"{best['open_trace_ms']:.1f} ms, full-text search {best['deep_search_ms']:.0f} ms"
-                  + (f", JS heap {best['heap_mb']:.0f} MB" if "heap_mb" in best else ""))
+            print(
+                f"{result.traces:>6} traces in Chromium (best of 2): first render {best['rendered']:.0f} ms, "
+                f"painted {best['painted']:.0f} ms, DOMContentLoaded {best['dom_content_loaded']:.0f} ms, "
+                f"load {best['load']:.0f} ms; status filter {best['filter_ms']:.1f} ms, open trace "
+                f"{best['open_trace_ms']:.1f} ms, full-text search {best['deep_search_ms']:.0f} ms"
+                + (f", JS heap {best['heap_mb']:.0f} MB" if "heap_mb" in best else "")
+            )
         browser.close()
     if args.workdir is None:
         shutil.rmtree(workdir, ignore_errors=True)

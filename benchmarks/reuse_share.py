@@ -54,8 +54,11 @@ def traces(count: int, folder: Path) -> Path:
         lines = found.read_text(encoding="utf-8").splitlines()[:count]
     else:  # the examples, each copy its own question (copies would share their requests)
         examples = [json.loads(line) for line in (REPO / "examples" / "traces.jsonl").read_text().splitlines()]
-        lines = [json.dumps({**r, "id": f"{r['id']}-{n}", "question": f"{r['question']} (copy {n})"})
-                 for n in range(-(-count // len(examples))) for r in examples][:count]
+        lines = [
+            json.dumps({**r, "id": f"{r['id']}-{n}", "question": f"{r['question']} (copy {n})"})
+            for n in range(-(-count // len(examples)))
+            for r in examples
+        ][:count]
     source = folder / "traces.jsonl"
     source.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     return source
@@ -86,8 +89,9 @@ def main() -> None:
     url = ready.get(timeout=60)
 
     # Imports and the tokenizer load happen once per process, not per run: done before the first clock starts.
-    import drp.graph.build  # noqa: F401
     import langchain_openai  # noqa: F401
+
+    import drp.graph.build  # noqa: F401
     from drp.tokens import TokenCounter
 
     TokenCounter()
@@ -95,14 +99,27 @@ def main() -> None:
 
     def prune(run_id: str, policy: str, reuse: list[str]) -> float:
         started, cpu_started = time.perf_counter(), time.process_time()
-        run(RunOptions(source=str(source), run_id=run_id, policy=policy, prompts_dirs=[str(policies)],
-                       teacher_urls=[url], teacher_model="scripted", concurrency=args.concurrency,
-                       reuse=[str(run_dir(name).resolve()) for name in reuse]), progress=False)
+        run(
+            RunOptions(
+                source=str(source),
+                run_id=run_id,
+                policy=policy,
+                prompts_dirs=[str(policies)],
+                teacher_urls=[url],
+                teacher_model="scripted",
+                concurrency=args.concurrency,
+                reuse=[str(run_dir(name).resolve()) for name in reuse],
+            ),
+            progress=False,
+        )
         cpu[run_id] = time.process_time() - cpu_started
         return time.perf_counter() - started
 
-    seconds = {"first": prune("first", "base", []), "changed": prune("changed", "changed", ["first"]),
-               "same": prune("same", "base", ["first"])}
+    seconds = {
+        "first": prune("first", "base", []),
+        "changed": prune("changed", "changed", ["first"]),
+        "same": prune("same", "base", ["first"]),
+    }
     stop.set()
     server.join(timeout=10)
 
@@ -117,8 +134,12 @@ def main() -> None:
     for call in calls:
         if call["node"] == "pruner":
             pruner_seq[call["trace_id"]] = min(pruner_seq.get(call["trace_id"], call["seq"]), call["seq"])
-    outside = [call for call in new if call["node"] != "pruner" and not (
-        call["trace_id"] in differs and call["seq"] > pruner_seq.get(call["trace_id"], call["seq"]))]
+    outside = [
+        call
+        for call in new
+        if call["node"] != "pruner"
+        and not (call["trace_id"] in differs and call["seq"] > pruner_seq.get(call["trace_id"], call["seq"]))
+    ]
     tokens = sum(call["input_tokens"] or 0 for call in calls)
     new_tokens = sum(call["input_tokens"] or 0 for call in new)
     by_node: dict[str, list[int]] = {}
@@ -131,18 +152,30 @@ def main() -> None:
     same_new = same._rows("select count(*) as n from calls where llm and reused_run is null")[0]["n"]
     retries = first._rows("select count(*) as n from calls where llm and reuse_key is null")[0]["n"]
     identical = (run_dir("same") / "pruned.jsonl").read_bytes() == (run_dir("first") / "pruned.jsonl").read_bytes()
-    print(f"{len(after)} traces ({source.name} from {'shared real traces' if len(after) and 'demo' not in next(iter(after)) else 'examples'}), "
-          f"scripted teacher latency {args.latency} s, concurrency {args.concurrency}")
-    print(f"pruner prompt changed, --reuse of the first run: {len(new)} of {len(calls)} teacher calls asked again "
-          f"({len(new) / len(calls):.1%}), {new_tokens:,} of {tokens:,} input tokens ({new_tokens / tokens:.1%})")
+    print(
+        f"{len(after)} traces ({source.name} from {'shared real traces' if len(after) and 'demo' not in next(iter(after)) else 'examples'}), "
+        f"scripted teacher latency {args.latency} s, concurrency {args.concurrency}"
+    )
+    print(
+        f"pruner prompt changed, --reuse of the first run: {len(new)} of {len(calls)} teacher calls asked again "
+        f"({len(new) / len(calls):.1%}), {new_tokens:,} of {tokens:,} input tokens ({new_tokens / tokens:.1%})"
+    )
     for node, (total, asked) in by_node.items():
         print(f"  {node}: {asked} of {total} asked again")
-    print(f"  traces whose pruned result changed: {len(differs)}; asked calls outside the target "
-          f"(not the pruner's, not after the pruner of a changed trace): {len(outside)}")
-    print(f"same policy, --reuse of the first run: {same_new} new calls (the first run's retries: {retries}), "
-          f"pruned.jsonl byte-identical: {identical}")
-    print("wall seconds: " + ", ".join(f"{name} {value:.1f}" for name, value in seconds.items())
-          + " · drp's CPU seconds: " + ", ".join(f"{name} {value:.1f}" for name, value in cpu.items()))
+    print(
+        f"  traces whose pruned result changed: {len(differs)}; asked calls outside the target "
+        f"(not the pruner's, not after the pruner of a changed trace): {len(outside)}"
+    )
+    print(
+        f"same policy, --reuse of the first run: {same_new} new calls (the first run's retries: {retries}), "
+        f"pruned.jsonl byte-identical: {identical}"
+    )
+    print(
+        "wall seconds: "
+        + ", ".join(f"{name} {value:.1f}" for name, value in seconds.items())
+        + " · drp's CPU seconds: "
+        + ", ".join(f"{name} {value:.1f}" for name, value in cpu.items())
+    )
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -33,8 +33,14 @@ def main() -> None:
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, as the target says
     os.environ.setdefault("DRP_RUNS_DIR", tempfile.mkdtemp(prefix="drp-bench-"))
     source = shared / "data" / "traces" / "r1-distill-qwen-1.5b.e2h-gsm8k.jsonl"
-    options = RunOptions(source=str(source), run_id=f"bench-{args.policy}", policy=args.policy, overwrite=True,
-                         limit=args.limit, concurrency=1)
+    options = RunOptions(
+        source=str(source),
+        run_id=f"bench-{args.policy}",
+        policy=args.policy,
+        overwrite=True,
+        limit=args.limit,
+        concurrency=1,
+    )
     started = time.perf_counter()
     summary = run(options, progress=False)
     total = time.perf_counter() - started
@@ -43,13 +49,21 @@ def main() -> None:
     rows = store.traces(("status", "reason"))
     eligible = [r for r in rows if not (r["reason"] or "").startswith(NOT_ELIGIBLE)]
     accepted = sum(r["status"] == "accepted" for r in eligible)
-    print(f"policy {args.policy}: {len(rows)} traces, graph time {summary.seconds:.1f}s "
-          f"(process incl. tokenizer load and ingest {total:.1f}s) on one core")
+    print(
+        f"policy {args.policy}: {len(rows)} traces, graph time {summary.seconds:.1f}s "
+        f"(process incl. tokenizer load and ingest {total:.1f}s) on one core"
+    )
     print(f"traces/s (graph + storage): {summary.processed / summary.seconds:.1f}   target >= 50")
-    print(f"complete & correct originals: {len(eligible)}; accepted {accepted} = {accepted / len(eligible):.1%}   target >= 90%")
-    print(f"mean whole-response token reduction (accepted): {stats['response_token_reduction_mean']:.1%}   target >= 35%")
-    print(f"mean thinking token reduction (accepted): {stats['thinking_token_reduction_mean']:.1%}; "
-          f"response tokens {stats['response_tokens_before_mean']:.0f} -> {stats['response_tokens_after_mean']:.0f}")
+    print(
+        f"complete & correct originals: {len(eligible)}; accepted {accepted} = {accepted / len(eligible):.1%}   target >= 90%"
+    )
+    print(
+        f"mean whole-response token reduction (accepted): {stats['response_token_reduction_mean']:.1%}   target >= 35%"
+    )
+    print(
+        f"mean thinking token reduction (accepted): {stats['thinking_token_reduction_mean']:.1%}; "
+        f"response tokens {stats['response_tokens_before_mean']:.0f} -> {stats['response_tokens_after_mean']:.0f}"
+    )
     print("rejections/failures by reason:", stats["reasons"])
 
 

@@ -48,10 +48,22 @@ def measure(backend: str, model: str, prompts: list[str], max_tokens: int, log: 
         url = f"{command.base_url}/chat/completions"
 
         def ask(question: str, tokens: int) -> dict:
-            reply = httpx.post(url, timeout=3600, json={
-                "model": command.model_name, "temperature": 0, "max_tokens": tokens, "messages": [
-                    {"role": "user", "content": question + "\nPlease reason step by step, and put your final "
-                                                           "answer within \\boxed{}."}]})
+            reply = httpx.post(
+                url,
+                timeout=3600,
+                json={
+                    "model": command.model_name,
+                    "temperature": 0,
+                    "max_tokens": tokens,
+                    "messages": [
+                        {
+                            "role": "user",
+                            "content": question + "\nPlease reason step by step, and put your final "
+                            "answer within \\boxed{}.",
+                        }
+                    ],
+                },
+            )
             reply.raise_for_status()
             return reply.json()["usage"]
 
@@ -63,10 +75,18 @@ def measure(backend: str, model: str, prompts: list[str], max_tokens: int, log: 
         wall = time.perf_counter() - sent
         pid = server.process.pid
     tokens = sum(u["completion_tokens"] for u in usages)
-    return {"backend": backend, "argv": command.argv, "server_pid": pid, "ready_seconds": round(ready, 1),
-            "requests": len(prompts), "completion_tokens": tokens, "wall_seconds": round(wall, 1),
-            "tokens_per_second": round(tokens / wall, 2), "load_before": [round(x, 2) for x in load_before],
-            "load_after": [round(x, 2) for x in os.getloadavg()]}
+    return {
+        "backend": backend,
+        "argv": command.argv,
+        "server_pid": pid,
+        "ready_seconds": round(ready, 1),
+        "requests": len(prompts),
+        "completion_tokens": tokens,
+        "wall_seconds": round(wall, 1),
+        "tokens_per_second": round(tokens / wall, 2),
+        "load_before": [round(x, 2) for x in load_before],
+        "load_after": [round(x, 2) for x in os.getloadavg()],
+    }
 
 
 def main() -> None:
@@ -87,13 +107,17 @@ def main() -> None:
             extra = (args.transformers_args if backend == "transformers" else args.llama_args).split()
             result = measure(backend, model, prompts, args.max_tokens, Path(logs) / f"{backend}.log", extra)
             results.append(result)
-            print(f"{backend:12s} {result['tokens_per_second']:7.2f} tokens/s  ({result['completion_tokens']} tokens, "
-                  f"{result['requests']} requests in flight, {result['wall_seconds']} s; ready after "
-                  f"{result['ready_seconds']} s; load average {result['load_before'][0]} -> "
-                  f"{result['load_after'][0]} on {os.cpu_count()} cores)", flush=True)
+            print(
+                f"{backend:12s} {result['tokens_per_second']:7.2f} tokens/s  ({result['completion_tokens']} tokens, "
+                f"{result['requests']} requests in flight, {result['wall_seconds']} s; ready after "
+                f"{result['ready_seconds']} s; load average {result['load_before'][0]} -> "
+                f"{result['load_after'][0]} on {os.cpu_count()} cores)",
+                flush=True,
+            )
     if args.out:
-        args.out.write_text(json.dumps({"model": model, "max_tokens": args.max_tokens, "results": results},
-                                       indent=2) + "\n")
+        args.out.write_text(
+            json.dumps({"model": model, "max_tokens": args.max_tokens, "results": results}, indent=2) + "\n"
+        )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,13 @@ def finished_tokens(run_id: str) -> tuple[str, dict[str, dict]]:
     for t in store.traces():
         if t["status"] == "pending":
             continue
-        rows[t["question"]] = {"id": t["id"], "status": t["status"], "calls": t["teacher_calls"] or 0,
-                               "in": t["teacher_input_tokens"], "out": t["teacher_output_tokens"]}
+        rows[t["question"]] = {
+            "id": t["id"],
+            "status": t["status"],
+            "calls": t["teacher_calls"] or 0,
+            "in": t["teacher_input_tokens"],
+            "out": t["teacher_output_tokens"],
+        }
     return store.run_row().get("policy"), rows
 
 
@@ -37,21 +42,27 @@ def compare(run_a: str, run_b: str) -> dict:
     print(f"| trace | {policy_a} status | {policy_a} in / out | {policy_b} status | {policy_b} in / out |")
     print("|---|---|---|---|---|")
     for q in shared:
-        print(f"| {a[q]['id']} | {a[q]['status']} | {a[q]['in']} / {a[q]['out']} | {b[q]['status']} | "
-              f"{b[q]['in']} / {b[q]['out']} |")
+        print(
+            f"| {a[q]['id']} | {a[q]['status']} | {a[q]['in']} / {a[q]['out']} | {b[q]['status']} | "
+            f"{b[q]['in']} / {b[q]['out']} |"
+        )
     mean = lambda rows, key: statistics.fmean(r[key] for r in rows) if rows else float("nan")  # noqa: E731
     ours, theirs = [a[q] for q in shared], [b[q] for q in shared]
     result = {
-        "runs": [run_a, run_b], "policies": [policy_a, policy_b], "traces": len(shared),
+        "runs": [run_a, run_b],
+        "policies": [policy_a, policy_b],
+        "traces": len(shared),
         "out_per_trace": [mean(ours, "out"), mean(theirs, "out")],
         "in_per_trace": [mean(ours, "in"), mean(theirs, "in")],
     }
     out_b, in_b = result["out_per_trace"][1], result["in_per_trace"][1]
     result["out_ratio"] = result["out_per_trace"][0] / out_b if out_b else float("nan")
     result["in_ratio"] = result["in_per_trace"][0] / in_b if in_b else float("nan")
-    print(f"\n{len(shared)} shared traces: output tokens per trace {result['out_per_trace'][0]:.0f} ({policy_a}) vs "
-          f"{out_b:.0f} ({policy_b}) = {result['out_ratio']:.2f}x; input {result['in_per_trace'][0]:.0f} vs "
-          f"{in_b:.0f} = {result['in_ratio']:.2f}x")
+    print(
+        f"\n{len(shared)} shared traces: output tokens per trace {result['out_per_trace'][0]:.0f} ({policy_a}) vs "
+        f"{out_b:.0f} ({policy_b}) = {result['out_ratio']:.2f}x; input {result['in_per_trace'][0]:.0f} vs "
+        f"{in_b:.0f} = {result['in_ratio']:.2f}x"
+    )
     return result
 
 

@@ -29,6 +29,7 @@ from drp.errors import EXIT_BAD_INPUT, UserError
 # typer.BadParameter either way).
 _USAGE_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 
+
 class _Commands(TyperGroup):
     def invoke(self, ctx):
         try:

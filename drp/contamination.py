@@ -12,13 +12,15 @@ import hashlib
 import json
 import re
 import unicodedata
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 SIDECAR = "train_questions.txt"
 DISTILL_SUMMARY = "drp_distill.json"  # marks a `drp distill` output folder
-_HEADER = ("# drp training-question fingerprints: sha256 of the normalised question (NFKC, lower case, whitespace "
-           "collapsed), first 16 hex digits; one per line")
+_HEADER = (
+    "# drp training-question fingerprints: sha256 of the normalised question (NFKC, lower case, whitespace "
+    "collapsed), first 16 hex digits; one per line"
+)
 
 
 class TrainQuestionsError(ValueError):
@@ -46,8 +48,11 @@ def write_sidecar(folder: Path, hashes: Iterable[str]) -> Path:
 
 
 def read_sidecar(path: Path) -> set[str]:
-    return {line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()
-            if line.strip() and not line.startswith("#")}
+    return {
+        line.strip()
+        for line in Path(path).read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    }
 
 
 def load_train_questions(source: Path) -> set[str]:
@@ -58,8 +63,9 @@ def load_train_questions(source: Path) -> set[str]:
             return read_sidecar(source / SIDECAR)
         if (source / "train.jsonl").is_file():
             return _from_jsonl(source / "train.jsonl")
-        raise TrainQuestionsError(f"{source} holds no {SIDECAR} (written by drp export and drp distill) "
-                                  "and no train.jsonl")
+        raise TrainQuestionsError(
+            f"{source} holds no {SIDECAR} (written by drp export and drp distill) and no train.jsonl"
+        )
     if not source.is_file():
         raise TrainQuestionsError(f"training-questions file {source} does not exist")
     if source.suffix == ".jsonl":

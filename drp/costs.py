@@ -73,14 +73,20 @@ def price_table(prices_file: Path | str | None = None) -> dict[str, Price]:
             currency = data.get("currency", "USD")
             for name, entry in (data.get("models") or {}).items():
                 try:
-                    table[str(name)] = Price(float(entry["input"]), float(entry["output"]),
-                                             str(entry.get("currency", currency)),
-                                             float(entry.get("batch_discount", 0.0)), str(name))
+                    table[str(name)] = Price(
+                        float(entry["input"]),
+                        float(entry["output"]),
+                        str(entry.get("currency", currency)),
+                        float(entry.get("batch_discount", 0.0)),
+                        str(name),
+                    )
                 except ValueError as exc:
                     raise ValueError(f"entry {str(name)[:80]!r}: {exc}") from None
         except (OSError, ValueError, TypeError, KeyError, AttributeError, yaml.YAMLError) as exc:
-            raise UserError(f"price table {path}: {type(exc).__name__}: {exc} (expected `models: {{NAME: "
-                            "{input: X, output: Y, batch_discount: Z}}`)") from None
+            raise UserError(
+                f"price table {path}: {type(exc).__name__}: {exc} (expected `models: {{NAME: "
+                "{input: X, output: Y, batch_discount: Z}}`)"
+            ) from None
     return table
 
 
@@ -96,7 +102,9 @@ def resolve_price(spec: str | None, model: str | None, prices_file: Path | str |
                 raise UserError(f"--teacher-price wants {reason}, got {spec!r}") from None
         table = price_table(prices_file)
         if spec not in table:
-            raise UserError(f"no price named {spec!r}; known: {', '.join(sorted(table))} (add yours with --prices-file)")
+            raise UserError(
+                f"no price named {spec!r}; known: {', '.join(sorted(table))} (add yours with --prices-file)"
+            )
         return table[spec]
     return price_table(prices_file).get(model or "")
 
@@ -124,12 +132,18 @@ def run_cost(totals: dict | None, price: Price | None, batch: bool) -> dict:
     # What the calls answered from other runs' replies (--reuse) would have cost here: saved, not spent.
     saved = None
     if price is not None:
-        saved = price.cost(totals.get("reused_input", 0), totals.get("reused_output", 0), batch) \
-            if totals.get("reused_calls") else 0.0
+        saved = (
+            price.cost(totals.get("reused_input", 0), totals.get("reused_output", 0), batch)
+            if totals.get("reused_calls")
+            else 0.0
+        )
     return {
         "saved": saved,
-        "price": price.public() if price else None, "batch": batch,
+        "price": price.public() if price else None,
+        "batch": batch,
         "described": price.describe(batch) if price else None,
-        "total": total, "per_trace": total / traces if total is not None and traces else None,
-        "unknown_traces": totals.get("unknown_traces") or 0, "currency": price.currency if price else None,
+        "total": total,
+        "per_trace": total / traces if total is not None and traces else None,
+        "unknown_traces": totals.get("unknown_traces") or 0,
+        "currency": price.currency if price else None,
     }

@@ -40,12 +40,53 @@ CONSTANTS = frozenset(float(n) for n in (1, 2, 100, 7, 12, 24, 52, 60, 365, 1000
 _WINDOW = 4  # how many sentences before an open result may hold its other operand
 
 _WORDS = {
-    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
-    "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
-    "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50,
-    "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90, "hundred": 100, "thousand": 1000, "dozen": 12,
-    "twice": 2, "double": 2, "doubled": 2, "triple": 3, "tripled": 3, "half": 2, "halves": 2, "quarter": 4,
-    "quarters": 4, "third": 3, "thirds": 3, "fifth": 5, "fifths": 5, "sixth": 6, "eighth": 8, "tenth": 10,
+    "zero": 0,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "thirteen": 13,
+    "fourteen": 14,
+    "fifteen": 15,
+    "sixteen": 16,
+    "seventeen": 17,
+    "eighteen": 18,
+    "nineteen": 19,
+    "twenty": 20,
+    "thirty": 30,
+    "forty": 40,
+    "fifty": 50,
+    "sixty": 60,
+    "seventy": 70,
+    "eighty": 80,
+    "ninety": 90,
+    "hundred": 100,
+    "thousand": 1000,
+    "dozen": 12,
+    "twice": 2,
+    "double": 2,
+    "doubled": 2,
+    "triple": 3,
+    "tripled": 3,
+    "half": 2,
+    "halves": 2,
+    "quarter": 4,
+    "quarters": 4,
+    "third": 3,
+    "thirds": 3,
+    "fifth": 5,
+    "fifths": 5,
+    "sixth": 6,
+    "eighth": 8,
+    "tenth": 10,
 }
 # Singular fraction words are the fraction itself ("a third" is 1/3); plurals only name the denominator
 # ("two-thirds" is not 1/3). Either way the denominator is written.
@@ -151,11 +192,16 @@ class Derivation:
             return f"the reasoning never writes the answer {answer}"
         links = self.missing_links()
         if links:
-            return "; ".join(f"{value} is used (in {used_in}) but never computed: keep the step that computes {value}"
-                             f"{self._in_original(value)}" for value, used_in in links[:4])
-        return (f"the reasoning states {answer} without the computation that yields it (no computation written in it "
-                f"has {answer} as its result; stating a number, or using it as an operand, does not compute it): keep "
-                f"the step that computes {answer}{self._in_original(_show(self.target)) if self.target is not None else ''}")
+            return "; ".join(
+                f"{value} is used (in {used_in}) but never computed: keep the step that computes {value}"
+                f"{self._in_original(value)}"
+                for value, used_in in links[:4]
+            )
+        return (
+            f"the reasoning states {answer} without the computation that yields it (no computation written in it "
+            f"has {answer} as its result; stating a number, or using it as an operand, does not compute it): keep "
+            f"the step that computes {answer}{self._in_original(_show(self.target)) if self.target is not None else ''}"
+        )
 
     def _in_original(self, shown: str) -> str:
         """Where the original computes a number: " (the original's 30 - 2 = 28)", or nothing."""
@@ -194,8 +240,10 @@ def check(text: str, answer: str, question: str = "", original: str | None = Non
         # answer restated ("This gives the final answer of 75") only right after an operation named
         for result, before, cued in open_results:
             if (cued or named_before) and (not restating or named_before):
-                attempts.extend((index, how) for how in _steps(result, before, earlier, named or named_before,
-                                                               recent[-1] if recent else []))
+                attempts.extend(
+                    (index, how)
+                    for how in _steps(result, before, earlier, named or named_before, recent[-1] if recent else [])
+                )
         recent.append(numbers)
         if pending is not None:
             waiting.append((index, pending))
@@ -203,16 +251,35 @@ def check(text: str, answer: str, question: str = "", original: str | None = Non
     origins = _derive(attempts, given)
     results = {how[3] for _, how in attempts}
     available = given | set(origins)
-    roots = sorted({op for _, how in attempts if how[3] not in origins for op in how[2]
-                    if op not in available and op not in results})
+    roots = sorted(
+        {
+            op
+            for _, how in attempts
+            if how[3] not in origins
+            for op in how[2]
+            if op not in available and op not in results
+        }
+    )
     mentioned = target is not None and target in written
     source = own_derivation(original, answer, question).origins if original is not None and original != text else {}
-    return Derivation(target is not None and target in origins, mentioned, target, sentences, given, origins,
-                      [_show(value) for value in roots], frozenset(roots), written, attempts, source)
+    return Derivation(
+        target is not None and target in origins,
+        mentioned,
+        target,
+        sentences,
+        given,
+        origins,
+        [_show(value) for value in roots],
+        frozenset(roots),
+        written,
+        attempts,
+        source,
+    )
 
 
-def _steps(result: float, operands: tuple[float, ...], earlier: list[float], named: bool,
-           last: list[float]) -> list[tuple]:
+def _steps(
+    result: float, operands: tuple[float, ...], earlier: list[float], named: bool, last: list[float]
+) -> list[tuple]:
     """The computations an open result may stand for: one operation on an operand its sentence writes and another
     from that sentence or the few before ("Multiplying this by 31 days gives 93,000" after "3,000 posts a day");
     where an operation is named, on two from the sentences before ("Adding them together gives 20,000"); or the
@@ -228,8 +295,14 @@ def _steps(result: float, operands: tuple[float, ...], earlier: list[float], nam
         for b in dict.fromkeys((*operands, *sorted(set(earlier)))):
             if a == b and seen.count(a) < 2 or result in (a, b):  # a + a, a / a: coincidences unless written
                 continue  # twice ("4 ... 4"); a × 1 computes nothing
-            for sign, value in (("+", a + b), ("-", a - b), ("-", b - a), ("×", a * b), ("/", a / b if b else None),
-                                ("/", b / a if a else None)):
+            for sign, value in (
+                ("+", a + b),
+                ("-", a - b),
+                ("-", b - a),
+                ("×", a * b),
+                ("/", a / b if b else None),
+                ("/", b / a if a else None),
+            ):
                 if value is not None and _key(value) == result:
                     x, y = (b, a) if (sign in "-/" and value in (b - a, b / a if a else None)) else (a, b)
                     found.append(("step", f"{_show(x)} {sign} {_show(y)} = {_show(result)}", frozenset((a, b)), result))
@@ -271,7 +344,9 @@ def own_derivation(text: str, answer: str, question: str = "") -> Derivation:
     return check(text, answer, question, text)
 
 
-def needed_passages(passages: list[str], text: str, answer: str, question: str = "") -> dict[int, tuple[str, list[str]]]:
+def needed_passages(
+    passages: list[str], text: str, answer: str, question: str = ""
+) -> dict[int, tuple[str, list[str]]]:
     """Which passages of `text` (1-based, e.g. a trace's steps, in order) hold the computation of the answer or of
     a number it depends on → (what the passage contributes, the numbers it writes that the computation uses).
     A sentence is matched to the passages it overlaps where it stands in the text, so a short passage ("W = 4")
@@ -358,17 +433,35 @@ def _mention_parts(text: str) -> tuple[tuple[str, tuple[float, ...], tuple[float
     return tuple(found)
 
 
-
 # How computations written in words and LaTeX read as arithmetic, in this order (a number is `_N`; its `$` and
 # the words between an operation and its operands are dropped, as they are for symbols).
 _N = r"\$?(\d+(?:\.\d+)?)"
 # words between an operation's cue and its operand ("the $5 magazine"), never across a clause or a result
 _GAP = r"(?:(?!\b(?:is|are|was|were|equals?|gives?|giving|results?|resulting|makes|totals|totaling|so|which|that)\b)[^\d=.,;!?]){0,40}?"
-_CARDINALS = {word: value for word, value in _WORDS.items() if word not in _FRACTION_WORDS + _DENOMINATOR_WORDS
-              and word not in ("twice", "double", "doubled", "triple", "tripled")}
-_DENOMINATORS = {"half": 2, "halves": 2, "third": 3, "thirds": 3, "quarter": 4, "quarters": 4, "fourth": 4,
-                 "fourths": 4, "fifth": 5, "fifths": 5, "sixth": 6, "sixths": 6, "eighth": 8, "eighths": 8,
-                 "tenth": 10, "tenths": 10}
+_CARDINALS = {
+    word: value
+    for word, value in _WORDS.items()
+    if word not in _FRACTION_WORDS + _DENOMINATOR_WORDS
+    and word not in ("twice", "double", "doubled", "triple", "tripled")
+}
+_DENOMINATORS = {
+    "half": 2,
+    "halves": 2,
+    "third": 3,
+    "thirds": 3,
+    "quarter": 4,
+    "quarters": 4,
+    "fourth": 4,
+    "fourths": 4,
+    "fifth": 5,
+    "fifths": 5,
+    "sixth": 6,
+    "sixths": 6,
+    "eighth": 8,
+    "eighths": 8,
+    "tenth": 10,
+    "tenths": 10,
+}
 _TENS = "twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety"
 _UNITS = "one|two|three|four|five|six|seven|eight|nine"
 
@@ -397,44 +490,119 @@ _READING = [
     (re.compile(r"/(?!\s*[\d(.$\\])"), " ", ("/",)),  # a unit's slash: 11 sandwiches/day
     (re.compile(r"−|–"), "-", ("−", "–")),
     # number words as digits ("twenty-five" is 25)
-    (re.compile(rf"\b(?:(?:{_TENS})[\s-](?:{_UNITS})|" + "|".join(sorted(_CARDINALS, key=len, reverse=True)) + r")\b",
-                re.I), _word_number),
+    (
+        re.compile(
+            rf"\b(?:(?:{_TENS})[\s-](?:{_UNITS})|" + "|".join(sorted(_CARDINALS, key=len, reverse=True)) + r")\b", re.I
+        ),
+        _word_number,
+    ),
     # fractions in words: "two-thirds" is (2 / 3), "a third" and "half" (1 / 3), (1 / 2)
-    (re.compile(r"\b(?:(\d+)[\s-]+|an?\s+|one[\s-]+)?(" + "|".join(sorted(_DENOMINATORS, key=len, reverse=True))
-                + r")\b(?=(?:\s+[a-z']+){0,4}\s+\$?\(?\d)", re.I), _fraction_word, ("half", "halves", "third", "quarter", "fourth", "fifth", "sixth", "eighth", "tenth")),
+    (
+        re.compile(
+            r"\b(?:(\d+)[\s-]+|an?\s+|one[\s-]+)?("
+            + "|".join(sorted(_DENOMINATORS, key=len, reverse=True))
+            + r")\b(?=(?:\s+[a-z']+){0,4}\s+\$?\(?\d)",
+            re.I,
+        ),
+        _fraction_word,
+        ("half", "halves", "third", "quarter", "fourth", "fifth", "sixth", "eighth", "tenth"),
+    ),
     (re.compile(r"\b(?:twice|double)\b", re.I), " 2 * ", ("twice", "double")),
     (re.compile(r"\btriple\b", re.I), " 3 * ", ("triple",)),
     (re.compile(r"\bdoubled\b", re.I), " * 2 ", ("doubled",)),
     (re.compile(r"\btripled\b", re.I), " * 3 ", ("tripled",)),
     (re.compile(r"\bhalved\b", re.I), " / 2 ", ("halved",)),
     # operations named before their operands; what follows is their result ("..., I find that he has $4")
-    (re.compile(rf"\bsubtract(?:ing|ed)?\s+{_GAP}{_N}{_GAP}\bfrom\s+{_GAP}{_N}", re.I), r" (\2 - \1) = ", ("subtract",)),
-    (re.compile(rf"\b(?:multiply(?:ing)?|multiplied)\s+{_GAP}{_N}{_GAP}\bby\s+{_GAP}{_N}", re.I), r" (\1 * \2) = ", ("multipl",)),
+    (
+        re.compile(rf"\bsubtract(?:ing|ed)?\s+{_GAP}{_N}{_GAP}\bfrom\s+{_GAP}{_N}", re.I),
+        r" (\2 - \1) = ",
+        ("subtract",),
+    ),
+    (
+        re.compile(rf"\b(?:multiply(?:ing)?|multiplied)\s+{_GAP}{_N}{_GAP}\bby\s+{_GAP}{_N}", re.I),
+        r" (\1 * \2) = ",
+        ("multipl",),
+    ),
     (re.compile(rf"\b(?:divid(?:e|ing|ed))\s+{_GAP}{_N}{_GAP}\bby\s+{_GAP}{_N}", re.I), r" (\1 / \2) = ", ("divid",)),
-    (re.compile(rf"\b(?:add(?:ing|ed)?|sum of|total of)\s+{_GAP}{_N}{_GAP}\b(?:and|to|with)\s+{_GAP}{_N}", re.I), r" (\1 + \2) = ", ("add", "sum of", "total of")),
+    (
+        re.compile(rf"\b(?:add(?:ing|ed)?|sum of|total of)\s+{_GAP}{_N}{_GAP}\b(?:and|to|with)\s+{_GAP}{_N}", re.I),
+        r" (\1 + \2) = ",
+        ("add", "sum of", "total of"),
+    ),
     (re.compile(rf"\bproduct of\s+{_N}{_GAP}\band\s+{_GAP}{_N}", re.I), r" (\1 * \2) = ", ("product",)),
-    (re.compile(rf"\bdifference (?:between|of)\s+{_N}{_GAP}\band\s+{_GAP}{_N}", re.I), r" (\1 - \2) = ", ("difference",)),
+    (
+        re.compile(rf"\bdifference (?:between|of)\s+{_N}{_GAP}\band\s+{_GAP}{_N}", re.I),
+        r" (\1 - \2) = ",
+        ("difference",),
+    ),
     # "$1 less than the $5 magazine" is 5 - 1; "3 more than 10" is 10 + 3
-    (re.compile(rf"{_N}{_GAP}\b(?:less|fewer|cheaper|shorter|younger|lighter) than\s+{_GAP}{_N}(?!\s*(?:times|\*|×|x\b|[a-z]+ times))", re.I), r" (\2 - \1) ", (" than",)),
-    (re.compile(rf"{_N}{_GAP}\b(?:more|greater|older|taller|heavier|longer|larger|bigger) than\s+{_GAP}{_N}(?!\s*(?:times|\*|×|x\b|[a-z]+ times))", re.I),
-     r" (\2 + \1) ", (" than",)),
+    (
+        re.compile(
+            rf"{_N}{_GAP}\b(?:less|fewer|cheaper|shorter|younger|lighter) than\s+{_GAP}{_N}(?!\s*(?:times|\*|×|x\b|[a-z]+ times))",
+            re.I,
+        ),
+        r" (\2 - \1) ",
+        (" than",),
+    ),
+    (
+        re.compile(
+            rf"{_N}{_GAP}\b(?:more|greater|older|taller|heavier|longer|larger|bigger) than\s+{_GAP}{_N}(?!\s*(?:times|\*|×|x\b|[a-z]+ times))",
+            re.I,
+        ),
+        r" (\2 + \1) ",
+        (" than",),
+    ),
     (re.compile(r"\\?%|\bpercent\b", re.I), " % ", ("%", "percent")),
     # results written as changes and remainders: "increasing her total to 21", "has $50 left", "the remaining 4"
-    (re.compile(r"\b(?:increas|reduc|decreas|bring|brought|rais|drop|grow|grew|go(?:es)? up|go(?:es)? down|went)\w*"
-                r"\b[^\d=.;!?]{0,40}?\bto(?=\s+\$?\d)", re.I), " = ", ("increas", "reduc", "decreas", "bring", "brought", "rais", "drop", "grow", "grew", " up", " down", "went")),
-    (re.compile(r"\b(?:has|have|had|with|are|is)\s+\$?(\d+(?:\.\d+)?)\s+(?:[a-z]+\s+){0,2}?(?:left|remaining)\b", re.I),
-     r" = \1 ", ("left", "remaining")),
-    (re.compile(r"\b(?:the\s+)?(?:remaining|rest of|other)\s+(?=\$?\d)", re.I), " = ", ("remaining", "rest of", "other")),
+    (
+        re.compile(
+            r"\b(?:increas|reduc|decreas|bring|brought|rais|drop|grow|grew|go(?:es)? up|go(?:es)? down|went)\w*"
+            r"\b[^\d=.;!?]{0,40}?\bto(?=\s+\$?\d)",
+            re.I,
+        ),
+        " = ",
+        ("increas", "reduc", "decreas", "bring", "brought", "rais", "drop", "grow", "grew", " up", " down", "went"),
+    ),
+    (
+        re.compile(
+            r"\b(?:has|have|had|with|are|is)\s+\$?(\d+(?:\.\d+)?)\s+(?:[a-z]+\s+){0,2}?(?:left|remaining)\b", re.I
+        ),
+        r" = \1 ",
+        ("left", "remaining"),
+    ),
+    (
+        re.compile(r"\b(?:the\s+)?(?:remaining|rest of|other)\s+(?=\$?\d)", re.I),
+        " = ",
+        ("remaining", "rest of", "other"),
+    ),
     # "2 pieces of 20 / 8 ounces", "20% of 50", "(1 / 3) of 30": of is a product
-    (re.compile(r"(?<=[\d%)])\s*(?:(?!out\b)[a-z]+\s+){0,2}?of\s+(?:[a-z']+\s+){0,2}?(?=\$?\(?\d)", re.I), " * ", ("of",)),
-    (re.compile(r"(?<=[%)])\s*(?:(?:as|many|much|of|the|each)\s+){0,4}(?=\$?\(?\d)", re.I), " * ", ("%", ")")),  # "(1 / 2) as many as 28"
+    (
+        re.compile(r"(?<=[\d%)])\s*(?:(?!out\b)[a-z]+\s+){0,2}?of\s+(?:[a-z']+\s+){0,2}?(?=\$?\(?\d)", re.I),
+        " * ",
+        ("of",),
+    ),
+    (
+        re.compile(r"(?<=[%)])\s*(?:(?:as|many|much|of|the|each)\s+){0,4}(?=\$?\(?\d)", re.I),
+        " * ",
+        ("%", ")"),
+    ),  # "(1 / 2) as many as 28"
     (re.compile(r"(?<=\d)\s*[xX]\s*(?=\$?\(?\d)"), " * ", ("x",)),
     (re.compile(r"\b(?:multiplied by|times)\b", re.I), " * ", ("multiplied", "times")),
-    (re.compile(r"\b(?:divided (?:by|into)|split (?:among|between|into))\b|(?<=\d)\s*over(?=\s*\$?\d)", re.I), " / ", ("divided", "split", "over")),
+    (
+        re.compile(r"\b(?:divided (?:by|into)|split (?:among|between|into))\b|(?<=\d)\s*over(?=\s*\$?\d)", re.I),
+        " / ",
+        ("divided", "split", "over"),
+    ),
     (re.compile(r"\bplus\b", re.I), " + ", ("plus",)),
     (re.compile(r"\bminus\b", re.I), " - ", ("minus",)),
-    (re.compile(r"\b(?:equals?|is equal to|gives(?: us)?|makes|results in|comes to|totals|is|are|was|were|"
-                r"(?:to|we|I|you) get|leaving|leaves|means|costs?|so(?=\s+\$?\d)|left(?: with)?|totall?ing|(?:would|will|should) be|resulting in|equaling|adds? up to|leading to|for a total of)\b|≈", re.I), " = "),
+    (
+        re.compile(
+            r"\b(?:equals?|is equal to|gives(?: us)?|makes|results in|comes to|totals|is|are|was|were|"
+            r"(?:to|we|I|you) get|leaving|leaves|means|costs?|so(?=\s+\$?\d)|left(?: with)?|totall?ing|(?:would|will|should) be|resulting in|equaling|adds? up to|leading to|for a total of)\b|≈",
+            re.I,
+        ),
+        " = ",
+    ),
 ]
 # An equation as read: operands joined by operators, then `=` (everything else was words).
 # A sentence that names an operation, for a result whose operand it takes from the sentences before; never a
@@ -442,19 +610,26 @@ _READING = [
 _OPERATION_CUE = re.compile(
     r"[-+*/×÷]|\\(?:times|cdot|div|frac)|\b(?:less|more|fewer|times|twice|double|triple|half|third|quarter|each|per|"
     r"every|total|sum|altogether|combined|together|left|remain\w*|leav\w+|add\w*|plus|minus|subtract\w*|multipl\w+|"
-    r"divid\w+|split|shar\w+|difference|product|increas\w+|decreas\w+|discount\w*|profit|percent|of)\b|%", re.I)
+    r"divid\w+|split|shar\w+|difference|product|increas\w+|decreas\w+|discount\w*|profit|percent|of)\b|%",
+    re.I,
+)
 # ... or, when it writes none of the operands, that names the operation itself ("performing the multiplication
 # gives 3,360", "this left 84 remaining"): then both operands come from the sentences just before.
-_OPERATION_NAMED = re.compile(r"\b(?:multiplication|addition|subtraction|division|multiplying|dividing|adding|"
-                              r"subtracting|sum|product|difference|combin\w+|together|add|adds|added|subtract|multiply|divide|remaining|rest|"
-                              r"left|total|altogether)\b", re.I)
+_OPERATION_NAMED = re.compile(
+    r"\b(?:multiplication|addition|subtraction|division|multiplying|dividing|adding|"
+    r"subtracting|sum|product|difference|combin\w+|together|add|adds|added|subtract|multiply|divide|remaining|rest|"
+    r"left|total|altogether)\b",
+    re.I,
+)
 _RESTATEMENT = re.compile(r"\banswer\b|\\boxed", re.I)
 _EXPR_TOKEN = re.compile(r"\d+(?:\.\d+)?|[-+*/()%=]")
 
 
 # A rule runs only where one of its words is (most sentences hold few of them): each rule's words as one pattern.
-_RULES = [(pattern, replacement, re.compile("|".join(map(re.escape, needs[0])), re.I) if needs else None)
-          for pattern, replacement, *needs in _READING]
+_RULES = [
+    (pattern, replacement, re.compile("|".join(map(re.escape, needs[0])), re.I) if needs else None)
+    for pattern, replacement, *needs in _READING
+]
 
 
 def _read(sentence: str) -> str:
@@ -523,8 +698,12 @@ def _conversion(value: float, result: float) -> tuple | None:
     for factor in sorted(CONSTANTS - {1.0, 2.0}):
         for sign, converted in (("×", value * factor), ("/", value / factor)):
             if _key(converted) == _key(result) and value != result:
-                return ("equation", f"{_show(value)} {sign} {_show(factor)} = {_show(result)}",
-                        frozenset((_key(value), factor)), _key(result))
+                return (
+                    "equation",
+                    f"{_show(value)} {sign} {_show(factor)} = {_show(result)}",
+                    frozenset((_key(value), factor)),
+                    _key(result),
+                )
     return None
 
 

@@ -11,13 +11,19 @@ import sqlite3
 
 from drp.errors import UserError
 
-_DISK_ERRNOS = {errno.ENOSPC: "no space left on the device", errno.EFBIG: "a file grew over the file-size limit",
-                errno.EDQUOT: "the disk quota is used up", errno.EROFS: "the file system is read-only"}
+_DISK_ERRNOS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EFBIG: "a file grew over the file-size limit",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EROFS: "the file system is read-only",
+}
 _SQLITE_IOERR, _SQLITE_FULL = 10, 13
 DISK_REFUSED_EXIT = 75  # how a `drp run --workers` worker stopped by the disk tells its parent (EX_TEMPFAIL)
 
-ADVICE = ("free space (or raise the file-size limit, `ulimit -f`) and run the command again; what was finished "
-          "before is kept (a run goes on with --resume)")
+ADVICE = (
+    "free space (or raise the file-size limit, `ulimit -f`) and run the command again; what was finished "
+    "before is kept (a run goes on with --resume)"
+)
 
 
 class DiskRefused(UserError):
@@ -32,7 +38,10 @@ def disk_error(error: BaseException) -> DiskRefused | None:
     if isinstance(error, sqlite3.Error):
         code = getattr(error, "sqlite_errorcode", None)
         if code is not None and code & 0xFF in (_SQLITE_FULL, _SQLITE_IOERR):
-            what = ("the disk is full" if code & 0xFF == _SQLITE_FULL
-                    else "a write failed (the disk is full, or a file is over the file-size limit)")
+            what = (
+                "the disk is full"
+                if code & 0xFF == _SQLITE_FULL
+                else "a write failed (the disk is full, or a file is over the file-size limit)"
+            )
             return DiskRefused(f"the run database could not be written: {what} ({error}): {ADVICE}")
     return None

@@ -60,8 +60,9 @@ def check_echo(original: str, steps: list[str]) -> EchoCheck:
     return EchoCheck(coverage, faithfulness, spans)
 
 
-def action_agreement(step_texts: list[str], actions: list[str], pruned: str,
-                     keep_at_least: float = 0.7, delete_at_most: float = 0.5) -> list[str]:
+def action_agreement(
+    step_texts: list[str], actions: list[str], pruned: str, keep_at_least: float = 0.7, delete_at_most: float = 0.5
+) -> list[str]:
     """Steps whose action the pruned text contradicts, as messages (empty when they all agree).
     COMPRESS / MERGE steps are rewrites: any overlap is consistent with them."""
     pruned_words, _ = _words(pruned)

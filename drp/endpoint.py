@@ -12,8 +12,10 @@ from typing import Literal
 
 from drp.redaction import redact_url, scrub
 
-RETRY_POLICY = ("the openai client retries connection errors, timeouts, 408, 409, 429 (honouring Retry-After) "
-                "and 5xx, with exponential backoff")
+RETRY_POLICY = (
+    "the openai client retries connection errors, timeouts, 408, 409, 429 (honouring Retry-After) "
+    "and 5xx, with exponential backoff"
+)
 # How a teacher server takes structured output (drp/teacher/): a per-teacher setting, checked when parsed.
 StructuredMethod = Literal["json_schema", "function_calling", "json_mode", "prompt"]
 NO_KEY = "not-needed"  # local servers (vLLM, transformers serve) want no key, but the client insists on one
@@ -29,13 +31,22 @@ class EndpointSettings:
 
     def client_options(self) -> dict:
         """Keyword arguments that openai.OpenAI and langchain's ChatOpenAI both take."""
-        return {"base_url": self.url, "api_key": os.environ.get(self.api_key_env) or NO_KEY,
-                "timeout": self.timeout, "max_retries": self.max_retries}
+        return {
+            "base_url": self.url,
+            "api_key": os.environ.get(self.api_key_env) or NO_KEY,
+            "timeout": self.timeout,
+            "max_retries": self.max_retries,
+        }
 
     def public(self) -> dict:
         """What may be written to logs and configs: the key's variable name, never the key."""
-        return {"url": redact_url(self.url), "model": self.model, "api_key_env": self.api_key_env,
-                "timeout": self.timeout, "max_retries": self.max_retries}
+        return {
+            "url": redact_url(self.url),
+            "model": self.model,
+            "api_key_env": self.api_key_env,
+            "timeout": self.timeout,
+            "max_retries": self.max_retries,
+        }
 
 
 def describe_error(exc: BaseException, timeout: float, url: str | None = None) -> str:

@@ -100,15 +100,36 @@ def estimate(options, sample_size: int = DEFAULT_SAMPLE, seed: int = 0, progress
     with scratch_folder(SCRATCH_PREFIX) as scratch, _runs_dir(Path(scratch) / "runs"):
         source = Path(scratch) / "sample.jsonl"
         source.write_text("".join(json.dumps(_as_record(item.record), ensure_ascii=False) + "\n" for item in sample))
-        sampled = replace(options, source=str(source), run_id="estimate", teacher_mode="online", limit=None,
-                          resume=False, overwrite=False, field_map={}, workers=1)
+        sampled = replace(
+            options,
+            source=str(source),
+            run_id="estimate",
+            teacher_mode="online",
+            limit=None,
+            resume=False,
+            overwrite=False,
+            field_map={},
+            workers=1,
+        )
         try:
             summary = run(sampled, progress=progress)
         except TeacherUnreachable as exc:
             raise TeacherUnreachable(f"the --estimate sample stopped: {exc.reason}; nothing to project from") from None
         store = open_run(summary.path)
-        rows = store.traces(("id", "status", "reason", "teacher_input_tokens", "teacher_output_tokens", "seconds",
-                             "teacher_calls", "reused_calls", "reused_input_tokens", "reused_output_tokens"))
+        rows = store.traces(
+            (
+                "id",
+                "status",
+                "reason",
+                "teacher_input_tokens",
+                "teacher_output_tokens",
+                "seconds",
+                "teacher_calls",
+                "reused_calls",
+                "reused_input_tokens",
+                "reused_output_tokens",
+            )
+        )
         rounds = _rounds(store, [row["id"] for row in rows])
         store.close()
     statuses: dict[str, int] = {}
@@ -116,13 +137,18 @@ def estimate(options, sample_size: int = DEFAULT_SAMPLE, seed: int = 0, progress
         statuses[row["status"]] = statuses.get(row["status"], 0) + 1
     failed = [row for row in rows if row["status"] == "failed"]
     if rows and len(failed) == len(rows):
-        raise UserError(f"the estimate's sample failed: all {len(rows)} traces failed (first: "
-                        f"{short(failed[0]['reason'] or '?', 200)}); nothing to project from")
+        raise UserError(
+            f"the estimate's sample failed: all {len(rows)} traces failed (first: "
+            f"{short(failed[0]['reason'] or '?', 200)}); nothing to project from"
+        )
     done = [row for row in rows if row["status"] != "failed"]
-    known = [row for row in done
-             if row["teacher_input_tokens"] is not None and row["teacher_output_tokens"] is not None]
+    known = [
+        row for row in done if row["teacher_input_tokens"] is not None and row["teacher_output_tokens"] is not None
+    ]
     count = len(usable)
-    costs = [price.cost(row["teacher_input_tokens"], row["teacher_output_tokens"], batch) for row in known] if price else []
+    costs = (
+        [price.cost(row["teacher_input_tokens"], row["teacher_output_tokens"], batch) for row in known] if price else []
+    )
     concurrency = max(1, options.concurrency)
     reused = [row for row in rows if row["reused_input_tokens"] is not None and row["reused_output_tokens"] is not None]
     savings = {}
@@ -130,26 +156,43 @@ def estimate(options, sample_size: int = DEFAULT_SAMPLE, seed: int = 0, progress
         savings = {
             "reused_input_tokens": project([row["reused_input_tokens"] for row in reused], count),
             "reused_output_tokens": project([row["reused_output_tokens"] for row in reused], count),
-            "saved_cost": project([price.cost(row["reused_input_tokens"], row["reused_output_tokens"], batch)
-                                   for row in reused], count) if price else None,
+            "saved_cost": project(
+                [price.cost(row["reused_input_tokens"], row["reused_output_tokens"], batch) for row in reused], count
+            )
+            if price
+            else None,
         }
     return Estimate(
-        records=count, unusable=len(loaded) - count, sample_ids=[item.id for item in sample], seed=seed,
+        records=count,
+        unusable=len(loaded) - count,
+        sample_ids=[item.id for item in sample],
+        seed=seed,
         statuses=statuses,
         input_tokens=project([row["teacher_input_tokens"] for row in known], count),
         output_tokens=project([row["teacher_output_tokens"] for row in known], count),
-        cost=project(costs, count) if price else None, price=price.describe(batch) if price else None,
+        cost=project(costs, count) if price else None,
+        price=price.describe(batch) if price else None,
         seconds=project([row["seconds"] for row in done if row["seconds"] is not None], count, 1 / concurrency),
-        concurrency=concurrency, batch=batch, rounds=rounds, sample_seconds=summary.seconds,
-        failed=len(failed), failure=failed[0]["reason"] if failed else None,
-        reused_calls=sum(row["reused_calls"] or 0 for row in rows), new_calls=sum(row["teacher_calls"] or 0 for row in rows),
+        concurrency=concurrency,
+        batch=batch,
+        rounds=rounds,
+        sample_seconds=summary.seconds,
+        failed=len(failed),
+        failure=failed[0]["reason"] if failed else None,
+        reused_calls=sum(row["reused_calls"] or 0 for row in rows),
+        new_calls=sum(row["teacher_calls"] or 0 for row in rows),
         **savings,
     )
 
 
 def _as_record(record: dict) -> dict:
-    return {**(record.get("extra") or {}), "id": record["id"], "question": record["question"],
-            "response": record["response"], "gold_answer": record["gold_answer"]}
+    return {
+        **(record.get("extra") or {}),
+        "id": record["id"],
+        "question": record["question"],
+        "response": record["response"],
+        "gold_answer": record["gold_answer"],
+    }
 
 
 def _rounds(store, trace_ids: list[str]) -> int:
@@ -195,31 +238,46 @@ def describe(result: Estimate) -> str:
     elif result.cost.total is None:
         lines.append(f"  cost: unknown (no usage reported) at {result.price}")
     else:
-        interval = "" if math.isnan(result.cost.total_high) else (
-            f" (95% CI {format_cost(result.cost.total_low)}–{format_cost(result.cost.total_high)})")
-        lines.append(f"  cost {format_cost(result.cost.total)}{interval}, {format_cost(result.cost.mean)} per trace, "
-                     f"at {result.price}")
+        interval = (
+            ""
+            if math.isnan(result.cost.total_high)
+            else (f" (95% CI {format_cost(result.cost.total_low)}–{format_cost(result.cost.total_high)})")
+        )
+        lines.append(
+            f"  cost {format_cost(result.cost.total)}{interval}, {format_cost(result.cost.mean)} per trace, "
+            f"at {result.price}"
+        )
     if result.reused_input_tokens is not None:
         asked = result.reused_calls + result.new_calls
         share = f"{result.reused_calls / asked:.0%}" if asked else "none"
         saved = ""
         if result.saved_cost is not None and result.saved_cost.total is not None:
             saved = f", {format_cost(result.saved_cost.total)} not spent"
-        lines.append(f"  reuse: {result.reused_calls} of the sample's {asked} teacher calls ({share}) answered from "
-                     f"stored replies; saves {tokens(result.reused_input_tokens)} input and "
-                     f"{tokens(result.reused_output_tokens)} output tokens{saved} (the figures above are what is spent)")
+        lines.append(
+            f"  reuse: {result.reused_calls} of the sample's {asked} teacher calls ({share}) answered from "
+            f"stored replies; saves {tokens(result.reused_input_tokens)} input and "
+            f"{tokens(result.reused_output_tokens)} output tokens{saved} (the figures above are what is spent)"
+        )
     seconds = result.seconds
     if result.batch:
         lines.append(f"  time: batch mode, {result.rounds} rounds of jobs one after another, each up to 24 h")
     elif seconds.total is not None:
-        interval = "" if math.isnan(seconds.total_high) else (
-            f" (95% CI {_duration(seconds.total_low)}–{_duration(seconds.total_high)})")
-        lines.append(f"  time {_duration(seconds.total)}{interval} at concurrency {result.concurrency} "
-                     f"({seconds.mean:.1f}s per trace, if the endpoint keeps up)")
+        interval = (
+            ""
+            if math.isnan(seconds.total_high)
+            else (f" (95% CI {_duration(seconds.total_low)}–{_duration(seconds.total_high)})")
+        )
+        lines.append(
+            f"  time {_duration(seconds.total)}{interval} at concurrency {result.concurrency} "
+            f"({seconds.mean:.1f}s per trace, if the endpoint keeps up)"
+        )
     if result.failed:
-        lines.insert(1, f"WARNING: {result.failed} of {len(result.sample_ids)} sample traces failed (first: "
-                        f"{short(result.failure or '?', 200)}): their teacher tokens are unknown and every figure "
-                        "below leaves them out, so it may be low")
+        lines.insert(
+            1,
+            f"WARNING: {result.failed} of {len(result.sample_ids)} sample traces failed (first: "
+            f"{short(result.failure or '?', 200)}): their teacher tokens are unknown and every figure "
+            "below leaves them out, so it may be low",
+        )
     if result.unusable:
         lines.append(f"  {result.unusable} unusable input records end as failed without a teacher call")
     lines.append("nothing else was sent: run again without --estimate to prune the whole dataset")

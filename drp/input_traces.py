@@ -102,18 +102,26 @@ def check_source(source: str) -> None:
         raise InputError(f"input {source} is a link to nothing ({path.readlink()})")
     if path.is_dir():
         if not any((path / marker).is_file() for marker in ("dataset_dict.json", "state.json", "dataset_info.json")):
-            raise InputError(f"{source} is a folder but not a `datasets` folder (one written by save_to_disk): "
-                             "pass a JSONL file of traces, or such a folder")
+            raise InputError(
+                f"{source} is a folder but not a `datasets` folder (one written by save_to_disk): "
+                "pass a JSONL file of traces, or such a folder"
+            )
         return
     if looks_local(source):
-        raise InputError(f"input {source} does not exist (pass a JSONL file of traces, a `datasets` folder "
-                         "or a Hugging Face dataset name)")
+        raise InputError(
+            f"input {source} does not exist (pass a JSONL file of traces, a `datasets` folder "
+            "or a Hugging Face dataset name)"
+        )
 
 
 def looks_local(source: str) -> bool:
     """Whether a name that is not on disk was meant as a local path rather than a hub dataset id."""
-    return (source.startswith(("/", ".", "~")) or source.lower().endswith(_FILE_SUFFIXES)
-            or source.count("/") > 1 or "\\" in source)
+    return (
+        source.startswith(("/", ".", "~"))
+        or source.lower().endswith(_FILE_SUFFIXES)
+        or source.count("/") > 1
+        or "\\" in source
+    )
 
 
 def _raw_records(source: str, split: str) -> Iterator[tuple[int, object, str | None]]:
@@ -149,7 +157,9 @@ def _raw_records(source: str, split: str) -> Iterator[tuple[int, object, str | N
         raise
     except Exception as exc:  # noqa: BLE001 - offline hub, unknown name or split, damaged folder: one line, not a trace
         text = str(exc).strip().splitlines()
-        raise InputError(f"cannot read {source} as a dataset: {type(exc).__name__}: {text[0] if text else ''}") from None
+        raise InputError(
+            f"cannot read {source} as a dataset: {type(exc).__name__}: {text[0] if text else ''}"
+        ) from None
     for line, row in enumerate(dataset, start=1):
         yield line, row, None
 
@@ -176,8 +186,14 @@ def _normalise(line: int, raw: object, error: str | None, field_map: dict[str, s
         where, escape = surrogate
         own, _ = _own_id(raw.get(field_map.get("id", "id")))
         own = None if own is None or first_surrogate(own) else own
-        return LoadedRecord("", line, None, f"invalid_text: {where} holds a lone surrogate ({escape}), which "
-                            "is not a character (a broken \\u escape in the JSON)", own)
+        return LoadedRecord(
+            "",
+            line,
+            None,
+            f"invalid_text: {where} holds a lone surrogate ({escape}), which "
+            "is not a character (a broken \\u escape in the JSON)",
+            own,
+        )
 
     def field(name: str):
         return raw.get(field_map.get(name, name))
@@ -188,13 +204,24 @@ def _normalise(line: int, raw: object, error: str | None, field_map: dict[str, s
     for name in REQUIRED:
         value = field(name)
         if not isinstance(value, str) or not value.strip():
-            problem = "missing" if value is None else "empty" if isinstance(value, str) else f"not text ({type(value).__name__})"
+            problem = (
+                "missing"
+                if value is None
+                else "empty"
+                if isinstance(value, str)
+                else f"not text ({type(value).__name__})"
+            )
             return LoadedRecord("", line, None, f"missing_field: {field_map.get(name, name)} is {problem}", own)
     gold = field("gold_answer")
     if gold is not None and (isinstance(gold, bool) or not isinstance(gold, (str, int, float))):
-        return LoadedRecord("", line, None,
-                            f"invalid_record: {field_map.get('gold_answer', 'gold_answer')} is {type(gold).__name__}, "
-                            "not text or a number", own)
+        return LoadedRecord(
+            "",
+            line,
+            None,
+            f"invalid_record: {field_map.get('gold_answer', 'gold_answer')} is {type(gold).__name__}, "
+            "not text or a number",
+            own,
+        )
     used = {field_map.get(n, n) for n in ("id", "question", "response", "gold_answer")}
     record = {
         "id": own,

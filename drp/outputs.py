@@ -10,8 +10,9 @@ Other commands' folders are known by the file each writes into them: an output m
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 from drp.errors import UserError
 
@@ -28,13 +29,19 @@ MARKERS: dict[str, str] = {
 # model folder: its files have no fixed names). A new file or a sub-folder of such a folder stays free.
 OWNED_FILES: dict[str, frozenset[str] | None] = {
     "eval": frozenset({"samples.jsonl", "config.json", "metrics.json"}),
-    "export": frozenset({"drp_export.json", "train.jsonl", "validation.jsonl", "README.md", "train_questions.txt",
-                         "dataset_dict.json"}),
+    "export": frozenset(
+        {"drp_export.json", "train.jsonl", "validation.jsonl", "README.md", "train_questions.txt", "dataset_dict.json"}
+    ),
     "compare": frozenset({"comparison.json", "report.md", "report.html", "accuracy_vs_tokens.png"}),
     "distill": None,
 }
-COMMANDS = {"run": "drp run", "eval": "drp eval", "export": "drp export", "distill": "drp distill",
-            "compare": "drp compare"}
+COMMANDS = {
+    "run": "drp run",
+    "eval": "drp eval",
+    "export": "drp export",
+    "distill": "drp distill",
+    "compare": "drp compare",
+}
 
 
 class OutputRefused(UserError):
@@ -64,26 +71,33 @@ def enclosing_run(path: Path) -> Path | None:
     return None
 
 
-def check_output(path: Path, writer: Writer, flag: str = "--out",
-                 allowed_in_run: Callable[[Path], bool] | None = None) -> None:
+def check_output(
+    path: Path, writer: Writer, flag: str = "--out", allowed_in_run: Callable[[Path], bool] | None = None
+) -> None:
     """Refuse (one-line OutputRefused) an output `path` of the command `writer` that lies inside a drp run's
     folder (unless `allowed_in_run(path)` says this file may go there), or that is a folder — or a file in a
     folder — another drp command made."""
     path = Path(path)
     run = enclosing_run(path)
     if run is not None and writer != "run" and not (allowed_in_run and allowed_in_run(path)):
-        raise OutputRefused(f"{flag} {path} is inside the drp run folder {run}, among the run's own files: only "
-                            "`drp run` writes there (its database, config, results), and another command writing "
-                            f"there could break the run; choose another {flag}")
+        raise OutputRefused(
+            f"{flag} {path} is inside the drp run folder {run}, among the run's own files: only "
+            "`drp run` writes there (its database, config, results), and another command writing "
+            f"there could break the run; choose another {flag}"
+        )
     resolved = path.expanduser().resolve()
     owner = owner_of(resolved)
     if owner not in (None, writer, "run"):  # a run's folder: settled above
-        raise OutputRefused(f"{flag} {path} is the output folder of `{COMMANDS[owner]}`: another command never "
-                            f"writes over it; choose another {flag}")
+        raise OutputRefused(
+            f"{flag} {path} is the output folder of `{COMMANDS[owner]}`: another command never "
+            f"writes over it; choose another {flag}"
+        )
     owner = owner_of(resolved.parent)
     if owner not in (None, writer, "run") and _owns(owner, resolved):
-        raise OutputRefused(f"{flag} {path} is a file of `{COMMANDS[owner]}`'s output folder {resolved.parent}: "
-                            f"another command never writes over it; choose another {flag}")
+        raise OutputRefused(
+            f"{flag} {path} is a file of `{COMMANDS[owner]}`'s output folder {resolved.parent}: "
+            f"another command never writes over it; choose another {flag}"
+        )
 
 
 def _owns(owner: str, path: Path) -> bool:

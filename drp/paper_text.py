@@ -28,7 +28,8 @@ _HEADER = re.compile(r"^[ \t*#>-]*Step\s+(\d+)\s*[*:.\-–]*\s*[\[(]([^\]\n)]*)[
 _SEPARATOR = re.compile(r"^[ \t=#*_-]*pruned reasoning[ \t=#*_:-]*$", re.I | re.M)
 # the path's closing sentence, which becomes the answer section
 _CLOSING = re.compile(
-    r"(?:^|(?<=[.!?)\]$])\s+|\n)((?:So |Therefore,? |Thus,? )?The (?:final )?answer is [^\n]*?\.?)\s*$", re.I)
+    r"(?:^|(?<=[.!?)\]$])\s+|\n)((?:So |Therefore,? |Thus,? )?The (?:final )?answer is [^\n]*?\.?)\s*$", re.I
+)
 
 
 def _blocks(text: str) -> list[tuple[int, str, str]]:
@@ -37,7 +38,7 @@ def _blocks(text: str) -> list[tuple[int, str, str]]:
     blocks = []
     for index, header in enumerate(headers):
         end = headers[index + 1].start() if index + 1 < len(headers) else len(text)
-        blocks.append((int(header.group(1)), header.group(2).strip(), text[header.end():end].strip()))
+        blocks.append((int(header.group(1)), header.group(2).strip(), text[header.end() : end].strip()))
     return blocks
 
 
@@ -74,11 +75,13 @@ class CompressText(BaseModel):
             pass  # the last one: a step's own text may mention the words
         if separator is None:
             return None, "the reply has no '=== PRUNED REASONING ===' line before the pruned path"
-        path = text[separator.end():].strip()
+        path = text[separator.end() :].strip()
         if not path:
             return None, "nothing follows the '=== PRUNED REASONING ===' line"
-        steps = [StepAction(number=number, action=_paper_action(label), text=body)
-                 for number, label, body in _blocks(text[: separator.start()])]
+        steps = [
+            StepAction(number=number, action=_paper_action(label), text=body)
+            for number, label, body in _blocks(text[: separator.start()])
+        ]
         return cls(steps=steps, path=path), None
 
     def actions_for(self, step_count: int) -> list[StepAction | None]:

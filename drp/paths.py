@@ -31,8 +31,10 @@ class InvalidRunId(UserError):
 def check_run_id(run_id: str) -> str:
     """The run id itself, or InvalidRunId saying what a run id may hold."""
     if not _RUN_ID.fullmatch(run_id):
-        raise InvalidRunId(f"invalid run id {run_id!r}: a run id is a plain name ({RUN_ID_RULE}); "
-                           f"runs live in {runs_dir()} (DRP_RUNS_DIR moves it)")
+        raise InvalidRunId(
+            f"invalid run id {run_id!r}: a run id is a plain name ({RUN_ID_RULE}); "
+            f"runs live in {runs_dir()} (DRP_RUNS_DIR moves it)"
+        )
     return run_id
 
 

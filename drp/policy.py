@@ -47,13 +47,20 @@ class AgentSettings(_Strict):
 
 class UnitSettings(_Strict):
     max_chars: int = Field(default=400, ge=1)
-    longest: int = Field(default=LONGEST_UNIT, ge=1, description="characters: a longer sentence (a display-math "
-                         "block) is cut at its line breaks, a longer line at spaces: units fit a small context")
+    longest: int = Field(
+        default=LONGEST_UNIT,
+        ge=1,
+        description="characters: a longer sentence (a display-math "
+        "block) is cut at its line breaks, a longer line at spaces: units fit a small context",
+    )
     max_units: int = Field(default=2000, ge=1)
     per_call: int = Field(default=60, ge=1, description="units shown to the segmenter in one call")
     one_step_each_below: int = Field(
-        default=0, ge=0, description="a thinking of fewer units is segmented one step per unit without asking the "
-        "teacher (0: always ask)")
+        default=0,
+        ge=0,
+        description="a thinking of fewer units is segmented one step per unit without asking the "
+        "teacher (0: always ask)",
+    )
 
 
 class ContextSettings(_Strict):
@@ -61,8 +68,12 @@ class ContextSettings(_Strict):
     traces are cut into windows that fit (drp/agents/windows.py)."""
 
     max_tokens: int | None = Field(default=None, ge=1024, description="the teacher's context length; none: no limit")
-    margin: int = Field(default=256, ge=0, description="tokens kept free for the chat template and for the teacher's "
-                                                        "tokenizer counting differently from the run's")
+    margin: int = Field(
+        default=256,
+        ge=0,
+        description="tokens kept free for the chat template and for the teacher's "
+        "tokenizer counting differently from the run's",
+    )
 
 
 class VerifySettings(_Strict):
@@ -74,7 +85,9 @@ class VerifySettings(_Strict):
     no_new_numbers: bool = True
     shorter: bool = True
     derivation: bool = Field(default=True, description="the pruned reasoning still computes its answer")
-    actions_agree: bool = Field(default=True, description="echo policies: KEEP steps are in the pruned text, DELETE steps are not")
+    actions_agree: bool = Field(
+        default=True, description="echo policies: KEEP steps are in the pruned text, DELETE steps are not"
+    )
     judge: bool = Field(default=False, description="also ask the LLM judge (agent `judge`) once the checks pass")
 
 
@@ -82,7 +95,9 @@ class EchoSettings(_Strict):
     """For segmenters that re-type the trace: how much of it the echo must reproduce, word for word."""
 
     min_coverage: float = Field(default=0.9, ge=0, le=1, description="share of the original's words the echo holds")
-    min_step_faithfulness: float = Field(default=0.8, ge=0, le=1, description="share of each step's words from the original")
+    min_step_faithfulness: float = Field(
+        default=0.8, ge=0, le=1, description="share of each step's words from the original"
+    )
     gate: bool = Field(default=True, description="reject (or retry) an echo below these shares; false: record only")
 
 
@@ -103,19 +118,27 @@ class Policy(_Strict):
     max_retries: int = Field(default=2, ge=0)
     parse_retries: int = Field(default=2, ge=0)
     retry_temperature: float = Field(default=0.7, ge=0, description="temperature of every retry: a retry must differ")
-    protect_derivation: bool = Field(default=True, description="the pruner may not delete steps that compute the answer")
+    protect_derivation: bool = Field(
+        default=True, description="the pruner may not delete steps that compute the answer"
+    )
     retry_plan_rules: bool = Field(
-        default=False, description="ask the pruner again (up to parse_retries) when its plan breaks a rule the schema "
+        default=False,
+        description="ask the pruner again (up to parse_retries) when its plan breaks a rule the schema "
         "cannot express; false: leave the breaking actions out at once (a retry costs a whole call, and small "
-        "teachers repeat the same slip)")
+        "teachers repeat the same slip)",
+    )
     fallback: Literal["reject", "rules"] = "reject"
     answer_section: Literal["keep", "short", "answer_line", "from_path"] = Field(
-        default="keep", description="the pruned answer section: the original's (keep), the boxed answer alone (short), "
-        "\"The answer is N.\" (answer_line), or the closing answer sentence of the pruner's own path, moved out of "
-        "the thinking so the answer is written once (from_path)")
+        default="keep",
+        description="the pruned answer section: the original's (keep), the boxed answer alone (short), "
+        '"The answer is N." (answer_line), or the closing answer sentence of the pruner\'s own path, moved out of '
+        "the thinking so the answer is written once (from_path)",
+    )
     replies: Literal["json", "text"] = Field(
-        default="json", description="json: every reply is held to a schema; text: the paper's free-text replies, "
-        "read back by drp/paper_text.py (echo segmenter and paper pruner only)")
+        default="json",
+        description="json: every reply is held to a schema; text: the paper's free-text replies, "
+        "read back by drp/paper_text.py (echo segmenter and paper pruner only)",
+    )
     units: UnitSettings = Field(default_factory=UnitSettings)
     context: ContextSettings = Field(default_factory=ContextSettings)
     verify: VerifySettings = Field(default_factory=VerifySettings)
@@ -127,8 +150,11 @@ class Policy(_Strict):
     @classmethod
     def _known_kinds(cls, agents: dict[str, AgentSettings]) -> dict[str, AgentSettings]:
         problems = [problem for role, settings in agents.items() if (problem := kind_problem(role, settings.kind))]
-        problems += [f"no {role} (one of: {', '.join(AGENT_KINDS[role])})" for role in AGENT_KINDS
-                     if role not in agents and role not in OPTIONAL_ROLES]
+        problems += [
+            f"no {role} (one of: {', '.join(AGENT_KINDS[role])})"
+            for role in AGENT_KINDS
+            if role not in agents and role not in OPTIONAL_ROLES
+        ]
         if problems:
             raise ValueError("; ".join(problems))
         return agents
@@ -172,8 +198,10 @@ class Policy(_Strict):
             if not (candidate.exists() or candidate.is_symlink()):
                 continue
             if not inside(candidate, folder):
-                raise PolicyError(f"policy {self.name!r}: prompt file {name!r} for {agent} lies outside the policy "
-                                  f"folder {folder}: prompt files are named inside their policy's folder")
+                raise PolicyError(
+                    f"policy {self.name!r}: prompt file {name!r} for {agent} lies outside the policy "
+                    f"folder {folder}: prompt files are named inside their policy's folder"
+                )
             self._paths[agent] = candidate
             return candidate
         raise PolicyError(f"policy {self.name!r}: prompt file {name!r} for {agent} not found in {self.folders}")
@@ -197,8 +225,10 @@ class Policy(_Strict):
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise PolicyError(f"policy {self.name!r}, {agent}: prompt file {self.prompt_path(agent)} is not UTF-8 "
-                              f"text ({exc.reason} at byte {exc.start})") from None
+            raise PolicyError(
+                f"policy {self.name!r}, {agent}: prompt file {self.prompt_path(agent)} is not UTF-8 "
+                f"text ({exc.reason} at byte {exc.start})"
+            ) from None
 
     @cached_property
     def prompt_hashes(self) -> dict[str, str]:
@@ -230,8 +260,10 @@ def snapshot_hash(snapshot: dict) -> str:
 
 def snapshot_changes(old: dict, new: dict) -> list[str]:
     """What differs between two policy snapshots, one short phrase per changed setting or prompt."""
-    before, after = _flatten({k: v for k, v in old.items() if k != "prompt_hashes"}), \
-        _flatten({k: v for k, v in new.items() if k != "prompt_hashes"})
+    before, after = (
+        _flatten({k: v for k, v in old.items() if k != "prompt_hashes"}),
+        _flatten({k: v for k, v in new.items() if k != "prompt_hashes"}),
+    )
     changes = []
     for key in sorted(before.keys() | after.keys()):
         if before.get(key) == after.get(key):
@@ -300,8 +332,10 @@ def _validated(data: dict) -> Policy:
     try:
         return Policy.model_validate(data)
     except ValidationError as exc:
-        problems = [f"{'.'.join(map(str, e['loc'])) or 'policy'}: {e['msg'].removeprefix('Value error, ')}"
-                    for e in exc.errors()]
+        problems = [
+            f"{'.'.join(map(str, e['loc'])) or 'policy'}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        ]
         raise PolicyError(f"policy {data.get('name')!r}: {'; '.join(problems)}") from None
 
 
@@ -331,7 +365,9 @@ def _policy_file(path: Path) -> dict:
     except UnsafeFile as error:
         raise PolicyError(str(error)) from None
     except yaml.YAMLError as exc:
-        raise PolicyError(f"policy file {path} is not YAML ({getattr(exc, 'problem', None) or type(exc).__name__})") from None
+        raise PolicyError(
+            f"policy file {path} is not YAML ({getattr(exc, 'problem', None) or type(exc).__name__})"
+        ) from None
     if not isinstance(own, dict):
         raise PolicyError(f"policy file {path} must hold settings (a YAML mapping), not {type(own).__name__}")
     return own

@@ -20,8 +20,24 @@ from drp.safe_files import UnsafeFile, read_capped_text
 # What the agents pass to their templates (plus `taxonomy`); a template naming anything else is refused
 # before a run starts instead of failing on every trace.
 VARIABLES = frozenset(
-    {"question", "thinking", "units", "total_units", "first", "last", "steps", "protected", "feedback", "attempt",
-     "original_answer", "pruned_reasoning", "taxonomy", "total_steps", "context_before", "context_after"}
+    {
+        "question",
+        "thinking",
+        "units",
+        "total_units",
+        "first",
+        "last",
+        "steps",
+        "protected",
+        "feedback",
+        "attempt",
+        "original_answer",
+        "pruned_reasoning",
+        "taxonomy",
+        "total_steps",
+        "context_before",
+        "context_after",
+    }
 )
 MAX_RENDERED_CHARS = 4_000_000  # far above any real prompt (a long trace is ~100k characters)
 MAX_REPEAT = 1_000_000  # `'x' * n` and `[..] * n`
@@ -97,12 +113,15 @@ def _templates(path: Path, content_hash: str | None = None):
         for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter)):
             name = _unsafe_attribute(node, nodes)
             if name is not None:
-                raise PolicyTemplateError(f"{path}: {part} template, line {node.lineno}: access to {name!r} is "
-                                          "not allowed (prompt templates run in a sandbox)")
+                raise PolicyTemplateError(
+                    f"{path}: {part} template, line {node.lineno}: access to {name!r} is "
+                    "not allowed (prompt templates run in a sandbox)"
+                )
         unknown = meta.find_undeclared_variables(tree) - VARIABLES - set(env.globals)
         if unknown:
-            raise PolicyTemplateError(f"{path}: {part} template uses unknown variable(s) {sorted(unknown)}; "
-                                      f"templates get {sorted(VARIABLES)}")
+            raise PolicyTemplateError(
+                f"{path}: {part} template uses unknown variable(s) {sorted(unknown)}; templates get {sorted(VARIABLES)}"
+            )
         if any(tree.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends))):
             raise PolicyTemplateError(f"{path}: {part} template: include, import and extends are not supported")
         compiled.append(env.from_string(tree))
@@ -110,8 +129,9 @@ def _templates(path: Path, content_hash: str | None = None):
 
 
 # Filters that take an attribute name (or a dotted path of them) as an argument.
-ATTRIBUTE_FILTERS = frozenset({"attr", "map", "selectattr", "rejectattr", "sort", "groupby", "sum", "unique",
-                               "min", "max"})
+ATTRIBUTE_FILTERS = frozenset(
+    {"attr", "map", "selectattr", "rejectattr", "sort", "groupby", "sum", "unique", "min", "max"}
+)
 
 
 def _unsafe_attribute(node, nodes) -> str | None:
@@ -121,8 +141,12 @@ def _unsafe_attribute(node, nodes) -> str | None:
         names = [node.arg.value]
     elif isinstance(node, nodes.Filter) and node.name in ATTRIBUTE_FILTERS:
         values = [*node.args, *(keyword.value for keyword in node.kwargs)]
-        names = [part for value in values if isinstance(value, nodes.Const) and isinstance(value.value, str)
-                 for part in value.value.split(".")]
+        names = [
+            part
+            for value in values
+            if isinstance(value, nodes.Const) and isinstance(value.value, str)
+            for part in value.value.split(".")
+        ]
     else:
         return None
     return next((name for name in names if isinstance(name, str) and name.startswith("_")), None)

@@ -38,7 +38,8 @@ _LONE_BACKSLASH = re.compile(r"(?<!\\)\\(?=\n|$)")
 
 # LaTeX commands that begin with n or t (LaTeX, amsmath, amssymb, textcomp): after a newline or a tab, these
 # letters are the command, not a word. Commands with other initials need no list (see the module notes).
-LATEX_N_T_COMMANDS = frozenset("""
+LATEX_N_T_COMMANDS = frozenset(
+    """
     nabla natural ncong ne nearrow neg neq nexists ngeq ngeqq ngeqslant ngtr ni nleftarrow nLeftarrow
     nleftrightarrow nLeftrightarrow nleq nleqq nleqslant nless nmid nobreak noindent nolimits nolinebreak
     nonumber normalsize not notag notin nparallel nprec npreceq nrightarrow nRightarrow nshortmid
@@ -49,7 +50,8 @@ LATEX_N_T_COMMANDS = frozenset("""
     textsc textsf textsl textstyle textsubscript textsuperscript texttimes texttt textup textwidth tfrac
     therefore theta thickapprox thicksim thinspace tilde times tiny to top triangle triangledown
     triangleleft trianglelefteq triangleq triangleright trianglerighteq tt twoheadleftarrow twoheadrightarrow
-""".split())
+""".split()
+)
 # ...of which these are also a line break (or tab) before a letter or an English word.
 AMBIGUOUS_COMMANDS = frozenset("ne ni nu neg nless nmid nparallel tan to top tt".split())
 
@@ -74,7 +76,9 @@ def decode(text: str):
     try:
         value = json.loads(escaped, strict=False)
     except json.JSONDecodeError as exc:
-        raise ReplyJSONError(f"the reply is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
+        raise ReplyJSONError(
+            f"the reply is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from None
     return _clean(value, evidence)
 
 
@@ -116,19 +120,22 @@ def _clean(value, evidence: _Evidence):
         spots = ", ".join(dict.fromkeys(evidence.ambiguous))
         raise ReplyJSONError(
             f"the reply holds {spots}: a LaTeX command or a line break before a word? In JSON, write each backslash "
-            'of LaTeX doubled ("\\\\nu", "\\\\frac"); write a line break only where one belongs')
+            'of LaTeX doubled ("\\\\nu", "\\\\frac"); write a line break only where one belongs'
+        )
     problems: list[str] = []
     cleaned = _walk(value, "reply", lambda text: _restore(text, evidence.swallowed > 0, None), problems)
     if problems:
         raise ReplyJSONError(
             "the reply's strings hold control characters (" + "; ".join(problems[:3]) + "): in JSON, write each "
-            'backslash of LaTeX doubled ("\\\\frac", "\\\\theta", "\\\\boxed"), and a line break as \\n')
+            'backslash of LaTeX doubled ("\\\\frac", "\\\\theta", "\\\\boxed"), and a line break as \\n'
+        )
     return cleaned
 
 
 def _restore(text: str, ambiguous_as_latex: bool | None, evidence: _Evidence | None) -> str:
     """One decoded string with its swallowed LaTeX commands put back. Commands that may be a line break before
     a word are put back when `ambiguous_as_latex`; with `evidence`, only counted."""
+
     def restore(match: re.Match) -> str:
         control, letters = match.group(1), match.group(2)
         command = _ESCAPED_LETTER[control] + letters
@@ -165,7 +172,7 @@ def _walk(value, where: str, fix, problems: list[str]):
         text = fix(value)
         found = _FORBIDDEN.search(text)
         if found:
-            problems.append(f"U+{ord(found.group()):04X} in {where} before {text[found.end(): found.end() + 12]!r}")
+            problems.append(f"U+{ord(found.group()):04X} in {where} before {text[found.end() : found.end() + 12]!r}")
         return text
     if isinstance(value, dict):
         return {key: _walk(item, f"{where}.{key}", fix, problems) for key, item in value.items()}

@@ -35,8 +35,10 @@ def _schema_text(schema) -> str:
 
 def request_key(messages: list[dict], model: str, temperature: float, max_tokens: int, method: str, schema) -> str:
     """The content key of one teacher request (sha256 hex)."""
-    head = json.dumps({"model": model, "temperature": float(temperature), "max_tokens": int(max_tokens),
-                       "method": method}, sort_keys=True)
+    head = json.dumps(
+        {"model": model, "temperature": float(temperature), "max_tokens": int(max_tokens), "method": method},
+        sort_keys=True,
+    )
     body = json.dumps(messages, sort_keys=True, ensure_ascii=False)
     digest = hashlib.sha256()
     for part in (head, _schema_text(schema), body):
@@ -61,8 +63,11 @@ class ReplySource:
             return None
         source, call_id = found
         store = self._store(source)
-        rows = store._rows("select id, trace_id, seq, raw_output, parsed, model, input_tokens, output_tokens, usage "
-                           "from calls where id = ?", [call_id])
+        rows = store._rows(
+            "select id, trace_id, seq, raw_output, parsed, model, input_tokens, output_tokens, usage "
+            "from calls where id = ?",
+            [call_id],
+        )
         if not rows:
             return None
         return {**rows[0], "run": self.names[source]}
@@ -103,11 +108,14 @@ def open_sources(folders: list[str | Path]) -> ReplySource | None:
             raise ReuseError(f"--reuse {path.name}: no run at {path}") from None
         try:
             if "reuse_key" not in store.columns("calls"):
-                raise ReuseError(f"--reuse {path.name}: that run was made before teacher replies were keyed "
-                                 "(an older drp): none of its replies can be reused")
+                raise ReuseError(
+                    f"--reuse {path.name}: that run was made before teacher replies were keyed "
+                    "(an older drp): none of its replies can be reused"
+                )
             rows = store.db.execute(
                 "select reuse_key, id from calls where reuse_key is not null and llm "
-                "and (error is null or error = '') order by id")
+                "and (error is null or error = '') order by id"
+            )
             for key, call_id in rows:
                 source.index.setdefault(key, (number, call_id))
         finally:
@@ -133,8 +141,16 @@ def stored_reply(row: dict, method: str, schema):
                 error = f"the reused reply cannot be read again: {exc}"
     else:
         parsed, error = parse_json_reply(raw, schema)
-    return Reply(parsed=parsed, raw=raw, error=error, model=row["model"], input_tokens=row["input_tokens"],
-                 output_tokens=row["output_tokens"], latency_ms=0.0, usage=row["usage"] or "missing")
+    return Reply(
+        parsed=parsed,
+        raw=raw,
+        error=error,
+        model=row["model"],
+        input_tokens=row["input_tokens"],
+        output_tokens=row["output_tokens"],
+        latency_ms=0.0,
+        usage=row["usage"] or "missing",
+    )
 
 
 def _tool_call_args(raw: str, schema, reply_json):

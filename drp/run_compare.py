@@ -10,9 +10,22 @@ import statistics
 
 from drp.store import json_or_text
 
-COLUMNS = ("id", "status", "thinking_tokens_before", "thinking_tokens_after", "response_tokens_before",
-           "response_tokens_after", "teacher_calls", "teacher_input_tokens", "teacher_output_tokens", "reused_calls",
-           "reused_input_tokens", "reused_output_tokens", "seconds", "checks")
+COLUMNS = (
+    "id",
+    "status",
+    "thinking_tokens_before",
+    "thinking_tokens_after",
+    "response_tokens_before",
+    "response_tokens_after",
+    "teacher_calls",
+    "teacher_input_tokens",
+    "teacher_output_tokens",
+    "reused_calls",
+    "reused_input_tokens",
+    "reused_output_tokens",
+    "seconds",
+    "checks",
+)
 
 # (key, label, how it is shown)
 ROWS = (
@@ -42,17 +55,27 @@ def compare(stores: list, price=None) -> dict:
         info = store.run_row()
         own_price, batch = run_price(json_or_text(info.get("config")))
         figures = _figures([rows[trace] for trace in sorted(shared)], price or own_price, batch)
-        runs.append({"run_id": info.get("id") or store.folder.name, "policy": info.get("policy"),
-                     "policy_hash": info.get("policy_hash"), "traces": len(rows),
-                     "wall_seconds": info.get("wall_seconds"), **figures})
+        runs.append(
+            {
+                "run_id": info.get("id") or store.folder.name,
+                "policy": info.get("policy"),
+                "policy_hash": info.get("policy_hash"),
+                "traces": len(rows),
+                "wall_seconds": info.get("wall_seconds"),
+                **figures,
+            }
+        )
     return {"shared": len(shared), "runs": runs}
 
 
 def _figures(rows: list[dict], price, batch: bool) -> dict:
     count = len(rows)
     accepted = [row for row in rows if row["status"] == "accepted"]
-    derivation = [checks.get("derivation") for row in accepted
-                  if isinstance(checks := json_or_text(row["checks"]), dict) and checks.get("derivation") is not None]
+    derivation = [
+        checks.get("derivation")
+        for row in accepted
+        if isinstance(checks := json_or_text(row["checks"]), dict) and checks.get("derivation") is not None
+    ]
     calls = [(row["teacher_calls"] or 0) + (row["reused_calls"] or 0) for row in rows]
     reused = sum(row["reused_calls"] or 0 for row in rows)
     spent_in = [row["teacher_input_tokens"] for row in rows]
@@ -63,14 +86,19 @@ def _figures(rows: list[dict], price, batch: bool) -> dict:
         cost = price.cost(sum(spent_in), sum(spent_out), batch)
     return {
         "accepted_share": len(accepted) / count if count else None,
-        "thinking_reduction": _mean([_reduction(r["thinking_tokens_before"], r["thinking_tokens_after"]) for r in accepted]),
-        "response_reduction": _mean([_reduction(r["response_tokens_before"], r["response_tokens_after"]) for r in accepted]),
+        "thinking_reduction": _mean(
+            [_reduction(r["thinking_tokens_before"], r["thinking_tokens_after"]) for r in accepted]
+        ),
+        "response_reduction": _mean(
+            [_reduction(r["response_tokens_before"], r["response_tokens_after"]) for r in accepted]
+        ),
         "derivation_pass": sum(1 for passed in derivation if passed) / len(derivation) if derivation else None,
         "calls_per_trace": sum(calls) / count if count else None,
         "reused_share": reused / sum(calls) if sum(calls) else None,
         "input_tokens_per_trace": _needed(rows, "input"),
         "output_tokens_per_trace": _needed(rows, "output"),
-        "cost": cost, "currency": price.currency if price else None,
+        "cost": cost,
+        "currency": price.currency if price else None,
         "seconds_per_trace": _mean([row["seconds"] for row in rows]),
     }
 
@@ -105,12 +133,18 @@ def table(result: dict) -> str:
         value = run.get(key)
         if value is None:
             return "-"
-        return {"pct": f"{value:.1%}", "num": f"{value:,.1f}", "int": f"{value:,.0f}",
-                "cost": format_cost(value, run.get("currency") or "USD")}[how]
+        return {
+            "pct": f"{value:.1%}",
+            "num": f"{value:,.1f}",
+            "int": f"{value:,.0f}",
+            "cost": format_cost(value, run.get("currency") or "USD"),
+        }[how]
 
     header = ["", *(run["run_id"] for run in runs)]
-    lines = [["policy", *(f"{run['policy']} [{(run['policy_hash'] or '')[:8]}]" for run in runs)],
-             ["finished traces", *(str(run["traces"]) for run in runs)]]
+    lines = [
+        ["policy", *(f"{run['policy']} [{(run['policy_hash'] or '')[:8]}]" for run in runs)],
+        ["finished traces", *(str(run["traces"]) for run in runs)],
+    ]
     lines += [[label, *(shown(run, key, how) for run in runs)] for key, label, how in ROWS]
     widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
     out = [f"{result['shared']} traces finished in all {len(runs)} runs (figures below are on those)"]

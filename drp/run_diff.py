@@ -19,8 +19,9 @@ def rows(steps_a: list[dict], steps_b: list[dict]) -> list[tuple[str, str, dict 
     """(where, original text, step of A or None, step of B or None), in the order of the original."""
     by_units = all(s.get("unit_start") is not None for s in steps_a + steps_b)
     if not by_units:
-        return [(str(n), (a or b)["text"] or "", a, b)
-                for n, (a, b) in enumerate(zip_longest(steps_a, steps_b), start=1)]
+        return [
+            (str(n), (a or b)["text"] or "", a, b) for n, (a, b) in enumerate(zip_longest(steps_a, steps_b), start=1)
+        ]
     starts_a = {s["unit_start"]: s for s in steps_a}
     starts_b = {s["unit_start"]: s for s in steps_b}
     lined = []
@@ -51,16 +52,22 @@ def show(store_a, store_b, trace_id: str) -> None:
         if trace is None:
             raise UserError(f"no trace {trace_id!r} in run {name}")
     if traces[0]["question"] != traces[1]["question"] or traces[0]["response"] != traces[1]["response"]:
-        raise UserError(f"trace {trace_id!r} is not the same record in {names[0]} and {names[1]} (question or "
-                        "response differ): compare runs of the same input")
+        raise UserError(
+            f"trace {trace_id!r} is not the same record in {names[0]} and {names[1]} (question or "
+            "response differ): compare runs of the same input"
+        )
     console = Console()
     console.print(Text(trace_id, "bold"))
     for side, name, store, trace in zip("AB", names, (store_a, store_b), traces):
         checks = json_or_text(trace.get("checks")) or {}
         measured = ", ".join(f"{k} {v}" for k, v in checks.items()) if checks else "-"
-        console.print(Text(f"{side} = {name} ({store.run_row().get('policy')}): {trace['status']} "
-                           f"({trace['reason'] or '-'}) · attempts {trace['attempts']} · thinking tokens "
-                           f"{trace['thinking_tokens_before']} → {trace['thinking_tokens_after'] or '-'} · checks: {measured}"))
+        console.print(
+            Text(
+                f"{side} = {name} ({store.run_row().get('policy')}): {trace['status']} "
+                f"({trace['reason'] or '-'}) · attempts {trace['attempts']} · thinking tokens "
+                f"{trace['thinking_tokens_before']} → {trace['thinking_tokens_after'] or '-'} · checks: {measured}"
+            )
+        )
     table = Table(show_lines=True, expand=True)
     table.add_column("units")
     table.add_column("original", overflow="fold", ratio=1)
@@ -68,12 +75,18 @@ def show(store_a, store_b, trace_id: str) -> None:
     table.add_column("B", overflow="fold", ratio=1)
     steps = [store.steps(trace_id) for store in (store_a, store_b)]
     for where, original, a, b in rows(*steps):
-        same = a is not None and b is not None and (a["action"], became(a), a["skill"]) == (b["action"], became(b), b["skill"])
+        same = (
+            a is not None
+            and b is not None
+            and (a["action"], became(a), a["skill"]) == (b["action"], became(b), b["skill"])
+        )
         table.add_row(Text(where + ("" if same else " ≠"), "" if same else "bold"), Text(original), _cell(a), _cell(b))
     console.print(table)
     for side, trace in zip("AB", traces):  # after </think>: what each policy made of the answer section
         section = trace.get("pruned_answer_section")
-        console.print(Text(f"{side} after </think>: ").append(section if section is not None else "(not accepted)", "dim"))
+        console.print(
+            Text(f"{side} after </think>: ").append(section if section is not None else "(not accepted)", "dim")
+        )
 
 
 def _cell(step: dict | None):

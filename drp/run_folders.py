@@ -72,7 +72,7 @@ def _leftover_of(name: str, run_id: str) -> bool:
         # Before the separator was `+`: `<id>.new-` and exactly mkdtemp's eight characters, which no other
         # run id's leftover ends with (theirs carry their own `.new-XXXXXXXX` after a longer id).
         legacy = f"{run_id}.{purpose}-"
-        if name.startswith(legacy) and _TEMP_SUFFIX.fullmatch(name[len(legacy):]):
+        if name.startswith(legacy) and _TEMP_SUFFIX.fullmatch(name[len(legacy) :]):
             return True
     return False
 

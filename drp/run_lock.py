@@ -16,7 +16,7 @@ import json
 import os
 import socket
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from drp.errors import UserError
@@ -59,8 +59,12 @@ def lock_run(run_id: str) -> RunLock:
         if _is_current(fd, path):
             break
         os.close(fd)  # its owner removed it once done: lock the file now at the path
-    info = {"pid": os.getpid(), "host": socket.gethostname(), "command": redact_command(" ".join(sys.argv))[:300],
-            "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    info = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "command": redact_command(" ".join(sys.argv))[:300],
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
     os.ftruncate(fd, 0)
     os.pwrite(fd, json.dumps(info).encode(), 0)
     return RunLock(run_id, fd, path)
@@ -104,8 +108,10 @@ def _owner(fd: int) -> str:
     if not isinstance(info, dict) or not info.get("pid"):
         return "another process (starting up)"
     # masked again: a file written by an older drp may hold the command line as typed
-    return redact_command(f"process {info['pid']} on {info.get('host', '?')}, started {info.get('started_at', '?')} "
-                          f"({info.get('command', '?')})")
+    return redact_command(
+        f"process {info['pid']} on {info.get('host', '?')}, started {info.get('started_at', '?')} "
+        f"({info.get('command', '?')})"
+    )
 
 
 def holder(folder) -> str | None:

@@ -35,8 +35,12 @@ def compute(store, counter=None, price=None) -> dict:
             r["thinking_tokens_after"] = counter.count(r["pruned_thinking"])
             r["response_tokens_before"] = counter.count(r["response"])
             r["response_tokens_after"] = counter.count(r["pruned_response"])
-    thinking = [x for r in accepted if (x := _reduction(r["thinking_tokens_before"], r["thinking_tokens_after"])) is not None]
-    response = [x for r in accepted if (x := _reduction(r["response_tokens_before"], r["response_tokens_after"])) is not None]
+    thinking = [
+        x for r in accepted if (x := _reduction(r["thinking_tokens_before"], r["thinking_tokens_after"])) is not None
+    ]
+    response = [
+        x for r in accepted if (x := _reduction(r["response_tokens_before"], r["response_tokens_after"])) is not None
+    ]
     finished = [r for r in rows if r["status"] != "pending"]
     processed = [r for r in finished if r["seconds"] is not None]
     attempts = [r["attempts"] for r in processed if r["attempts"]]
@@ -47,13 +51,20 @@ def compute(store, counter=None, price=None) -> dict:
     t_mean, t_median = _mean_median(thinking)
     r_mean, r_median = _mean_median(response)
     return {
-        "run_id": run.get("id"), "policy": run.get("policy"), "teacher_model": run.get("teacher_model"),
+        "run_id": run.get("id"),
+        "policy": run.get("policy"),
+        "teacher_model": run.get("teacher_model"),
         "tokenizer": getattr(counter, "name", None) or run.get("tokenizer"),
-        "traces": len(rows), "accepted": status.get("accepted", 0), "rejected": status.get("rejected", 0),
-        "failed": status.get("failed", 0), "pending": status.get("pending", 0),
+        "traces": len(rows),
+        "accepted": status.get("accepted", 0),
+        "rejected": status.get("rejected", 0),
+        "failed": status.get("failed", 0),
+        "pending": status.get("pending", 0),
         "reasons": dict(reasons.most_common()),
-        "thinking_token_reduction_mean": t_mean, "thinking_token_reduction_median": t_median,
-        "response_token_reduction_mean": r_mean, "response_token_reduction_median": r_median,
+        "thinking_token_reduction_mean": t_mean,
+        "thinking_token_reduction_median": t_median,
+        "response_token_reduction_mean": r_mean,
+        "response_token_reduction_median": r_median,
         "thinking_tokens_before_mean": _mean([r["thinking_tokens_before"] for r in accepted]),
         "thinking_tokens_after_mean": _mean([r["thinking_tokens_after"] for r in accepted]),
         "response_tokens_before_mean": _mean([r["response_tokens_before"] for r in accepted]),
@@ -61,8 +72,12 @@ def compute(store, counter=None, price=None) -> dict:
         "attempts_per_trace_mean": _mean(attempts),
         "attempts_histogram": dict(sorted(Counter(attempts).items())),
         "teacher_calls_per_trace": _mean([r["teacher_calls"] or 0 for r in processed]),
-        "teacher_input_tokens_per_trace": _mean([r["teacher_input_tokens"] or 0 for r in processed]) if tokens_known else None,
-        "teacher_output_tokens_per_trace": _mean([r["teacher_output_tokens"] or 0 for r in processed]) if tokens_known else None,
+        "teacher_input_tokens_per_trace": _mean([r["teacher_input_tokens"] or 0 for r in processed])
+        if tokens_known
+        else None,
+        "teacher_output_tokens_per_trace": _mean([r["teacher_output_tokens"] or 0 for r in processed])
+        if tokens_known
+        else None,
         "teacher_llm_calls": usage.get("calls", 0),
         "teacher_calls_without_usage": usage.get("missing_usage", 0) + usage.get("counted_usage", 0),
         "teacher_calls_counted_with_tokenizer": usage.get("counted_usage", 0),
@@ -72,7 +87,8 @@ def compute(store, counter=None, price=None) -> dict:
         "teacher_reused_calls_per_trace": _mean([r.get("reused_calls") or 0 for r in processed]),
         "cost": run_cost(usage, price or run_price_, batch),
         "endpoints": store.endpoint_stats(),
-        "wall_seconds": wall, "sessions": run.get("sessions"),
+        "wall_seconds": wall,
+        "sessions": run.get("sessions"),
         "traces_per_second": len(processed) / wall if wall else None,
     }
 

@@ -33,7 +33,6 @@ from drp.run_folders import clear_leftovers, is_empty_folder, is_run_folder, pub
 from drp.run_lock import lock_run
 from drp.store import DB_NAME, RunStore, check_intact, dumps, now, open_run
 
-
 DEFAULT_POLICY = "skill-aware"
 TEACHER_ERROR = "teacher_error:"  # the reason of a trace that failed on the teacher's fault (drp.graph.build)
 WRITE_EVERY = 0.2  # seconds between writes of finished traces
@@ -134,13 +133,16 @@ def _reuse_sources(options: RunOptions, folder: Path, teacher):
         return None
     for source in options.reuse:
         if _same_file(source, str(folder)):
-            raise RunError(f"--reuse {Path(source).name}: a run cannot reuse its own replies; reuse another run "
-                           "(copy this one under a new id first to rerun it)")
+            raise RunError(
+                f"--reuse {Path(source).name}: a run cannot reuse its own replies; reuse another run "
+                "(copy this one under a new id first to rerun it)"
+            )
     return open_sources(options.reuse)
 
 
-def _prune_pending(store: RunStore, folder: Path, options: RunOptions, policy, teacher, progress: bool,
-                   reuse=None) -> RunSummary:
+def _prune_pending(
+    store: RunStore, folder: Path, options: RunOptions, policy, teacher, progress: bool, reuse=None
+) -> RunSummary:
     if options.resume and options.retry_failed and teacher is not None:
         store.reopen_failed(TEACHER_ERROR)
     pending = store.pending_ids(options.limit)
@@ -153,11 +155,13 @@ def _prune_pending(store: RunStore, folder: Path, options: RunOptions, policy, t
     batch = teacher is not None and options.teacher_mode == "batch"
     with _setup_frozen():
         if batch:  # every pending trace at once, in one process: each graph stage of all of them is one batch job
-            unreachable = _run_loop(_process_ids(options, folder, policy, teacher, graph, pending,
-                                                 max(1, len(pending)), bar, reuse))
+            unreachable = _run_loop(
+                _process_ids(options, folder, policy, teacher, graph, pending, max(1, len(pending)), bar, reuse)
+            )
         elif options.workers <= 1 or len(pending) < 2:
-            unreachable = _run_loop(_process_ids(options, folder, policy, teacher, graph, pending,
-                                                 options.concurrency, bar, reuse))
+            unreachable = _run_loop(
+                _process_ids(options, folder, policy, teacher, graph, pending, options.concurrency, bar, reuse)
+            )
         else:
             unreachable = _process_in_workers(options, folder, policy, teacher, graph, pending, store, bar, reuse)
     bar.close()
@@ -167,9 +171,11 @@ def _prune_pending(store: RunStore, folder: Path, options: RunOptions, policy, t
     counts = store.status_counts()
     store.close()
     if unreachable:
-        error = TeacherUnreachable(f"{unreachable}: stopped with {counts.get('pending', 0)} traces left pending; "
-                                   f"finish with `drp run {options.source} --run-id {options.run_id} --resume` "
-                                   "once an endpoint answers")
+        error = TeacherUnreachable(
+            f"{unreachable}: stopped with {counts.get('pending', 0)} traces left pending; "
+            f"finish with `drp run {options.source} --run-id {options.run_id} --resume` "
+            "once an endpoint answers"
+        )
         error.reason = unreachable
         raise error
     return RunSummary(options.run_id, folder, len(pending), counts, seconds)
@@ -181,8 +187,10 @@ def _reopen(folder: Path, options: RunOptions, policy, counter, teacher, saved: 
     _write_config(folder, store, options, policy, counter, teacher, _history(saved, policy, changes))
     if store.run_row().get("input_lines") is None:  # a run made before runs were ingested whole
         if _is_gone(options.source):
-            raise RunError(f"the input of run {options.run_id!r}, {options.source}, is missing: pass where it is now, "
-                           f"`drp run NEW_PATH --run-id {options.run_id} --resume`")
+            raise RunError(
+                f"the input of run {options.run_id!r}, {options.source}, is missing: pass where it is now, "
+                f"`drp run NEW_PATH --run-id {options.run_id} --resume`"
+            )
         lines = store.ingest(input_traces.load(options.source, options.field_map, options.split))
         store.save_run(options.run_id, {"input_lines": lines})
     return store
@@ -195,8 +203,9 @@ def _create(folder: Path, options: RunOptions, policy, counter, teacher) -> None
         store = open_run(staged, write=True)
         try:
             lines = store.ingest(input_traces.load(options.source, options.field_map, options.split))
-            history = [{"hash": policy.policy_hash, "since": now(), "prompt_hashes": policy.prompt_hashes,
-                        "changes": []}]
+            history = [
+                {"hash": policy.policy_hash, "since": now(), "prompt_hashes": policy.prompt_hashes, "changes": []}
+            ]
             _write_config(staged, store, options, policy, counter, teacher, history, input_lines=lines)
         finally:
             store.close()
@@ -225,8 +234,9 @@ def _graph():
     return build_graph()
 
 
-async def _process_ids(options: RunOptions, folder: Path, policy, teacher, graph, ids: list[str], concurrency: int,
-                       bar=None, reuse=None) -> str | None:
+async def _process_ids(
+    options: RunOptions, folder: Path, policy, teacher, graph, ids: list[str], concurrency: int, bar=None, reuse=None
+) -> str | None:
     """Run the graph over these traces, `concurrency` at a time, storing each as soon as it ends. A trace whose
     teacher could not be reached is left pending; returns why, if any was (None: every trace ended)."""
     from drp.agents.context import RunContext
@@ -234,8 +244,9 @@ async def _process_ids(options: RunOptions, folder: Path, policy, teacher, graph
 
     store = open_run(folder, write=True)
     counter = _counter(options)
-    ctx = RunContext(policy=policy, teacher=teacher, counter=counter, max_record_chars=options.max_record_chars,
-                     reuse=reuse)
+    ctx = RunContext(
+        policy=policy, teacher=teacher, counter=counter, max_record_chars=options.max_record_chars, reuse=reuse
+    )
     queue: asyncio.Queue = asyncio.Queue()
     for trace_id in ids:
         queue.put_nowait(trace_id)
@@ -292,8 +303,9 @@ async def _process_ids(options: RunOptions, folder: Path, policy, teacher, graph
     return None
 
 
-def _process_in_workers(options: RunOptions, folder: Path, policy, teacher, graph, ids: list[str], store: RunStore,
-                        bar, reuse=None) -> str | None:
+def _process_in_workers(
+    options: RunOptions, folder: Path, policy, teacher, graph, ids: list[str], store: RunStore, bar, reuse=None
+) -> str | None:
     """Fork workers over interleaved shares of the pending traces; follow their progress in the database.
     Returns why traces were left pending when a worker could not reach the teacher (see _process_ids)."""
     import multiprocessing
@@ -304,8 +316,10 @@ def _process_in_workers(options: RunOptions, folder: Path, policy, teacher, grap
     per_worker = max(1, -(-options.concurrency // workers))
     parent = os.getpid()
     processes = [
-        context.Process(target=_worker_main,
-                        args=(options, folder, policy, teacher, graph, ids[index::workers], per_worker, parent, reuse))
+        context.Process(
+            target=_worker_main,
+            args=(options, folder, policy, teacher, graph, ids[index::workers], per_worker, parent, reuse),
+        )
         for index in range(workers)
     ]
     for process in processes:
@@ -329,16 +343,18 @@ def _process_in_workers(options: RunOptions, folder: Path, policy, teacher, grap
     bar.n = store.terminal_count() - done_before
     failed = [p.exitcode for p in processes if p.exitcode and p.exitcode != EXIT_ENDPOINT_DOWN]
     if DISK_REFUSED_EXIT in failed:  # a worker said why it stopped (drp.disk_errors): say it once, in one line
-        raise DiskRefused(f"a worker process could not write (the disk is full, or a file is over the file-size "
-                          f"limit): {ADVICE}")
+        raise DiskRefused(
+            f"a worker process could not write (the disk is full, or a file is over the file-size limit): {ADVICE}"
+        )
     if failed:
         raise RunError(f"{len(failed)} worker process(es) died (exit codes {failed}); finish with --resume")
     stopped = sum(1 for p in processes if p.exitcode == EXIT_ENDPOINT_DOWN)
     return f"{stopped} worker(s) could not reach any teacher endpoint" if stopped else None
 
 
-def _worker_main(options: RunOptions, folder: Path, policy, teacher, graph, ids: list[str], concurrency: int,
-                 parent: int, reuse=None) -> None:
+def _worker_main(
+    options: RunOptions, folder: Path, policy, teacher, graph, ids: list[str], concurrency: int, parent: int, reuse=None
+) -> None:
     from drp.parent_death import die_with_parent
 
     # A worker belongs to the process that owns the run: when that one dies (even by SIGKILL), so does the
@@ -399,10 +415,15 @@ def _result_rows(trace: dict, state: dict, counter) -> tuple[dict, list[dict], l
     pruned_answer_section = state.get("pruned_answer_section", "").strip() if accepted else None
     pruned_response = join_response(pruned_thinking, pruned_answer_section) if accepted else None
     result = {
-        "status": state["status"], "reason": state.get("reason"), "attempts": state.get("attempt") or 0,
-        "original_answer": state.get("original_answer"), "pruned_answer": state.get("pruned_answer"),
-        "original_thinking": thinking, "original_answer_section": state.get("answer_section"),
-        "pruned_thinking": pruned_thinking, "pruned_answer_section": pruned_answer_section,
+        "status": state["status"],
+        "reason": state.get("reason"),
+        "attempts": state.get("attempt") or 0,
+        "original_answer": state.get("original_answer"),
+        "pruned_answer": state.get("pruned_answer"),
+        "original_thinking": thinking,
+        "original_answer_section": state.get("answer_section"),
+        "pruned_thinking": pruned_thinking,
+        "pruned_answer_section": pruned_answer_section,
         "pruned_response": pruned_response,
         "thinking_tokens_before": counter.count(thinking) if thinking else None,
         "thinking_tokens_after": counter.count(pruned_thinking) if accepted else None,
@@ -419,9 +440,15 @@ def _result_rows(trace: dict, state: dict, counter) -> tuple[dict, list[dict], l
     }
     steps = [
         {
-            "attempt": state.get("attempt") or 0, "unit_start": step.get("unit_start"), "unit_end": step.get("unit_end"),
-            "skill": step.get("skill"), "action": step.get("action"), "merge_group": step.get("merge_group"),
-            "text": step.get("text"), "rewritten": step.get("rewritten"), "echo": step.get("echo"),
+            "attempt": state.get("attempt") or 0,
+            "unit_start": step.get("unit_start"),
+            "unit_end": step.get("unit_end"),
+            "skill": step.get("skill"),
+            "action": step.get("action"),
+            "merge_group": step.get("merge_group"),
+            "text": step.get("text"),
+            "rewritten": step.get("rewritten"),
+            "echo": step.get("echo"),
         }
         for step in state.get("steps") or []
     ]
@@ -459,12 +486,15 @@ def _settle_existing_run(folder: Path, options: RunOptions) -> tuple[RunOptions,
         if not options.overwrite and (folder / DB_NAME).is_file():
             check_intact(folder / DB_NAME)  # a damaged database is named as such, not as a stranger's folder
             _check_readable(folder / DB_NAME)  # so is one damaged inside, where its list of tables spans pages
-        raise RunError(f"{folder} exists and is not a drp run: drp never writes into or deletes it. "
-                       "Choose another --run-id, or move that folder")
+        raise RunError(
+            f"{folder} exists and is not a drp run: drp never writes into or deletes it. "
+            "Choose another --run-id, or move that folder"
+        )
     if exists and options.overwrite:
         if folder.is_symlink():  # the link would be swapped, not the run it points to
-            raise RunError(f"{folder} is a link: --overwrite replaces run folders only; remove the link or choose "
-                           "another --run-id")
+            raise RunError(
+                f"{folder} is a link: --overwrite replaces run folders only; remove the link or choose another --run-id"
+            )
         # else: a new run, swapped in for the old one once complete
     elif exists and not options.resume:
         raise RunError(f"run {options.run_id!r} already exists at {folder}: pass --resume to finish it or --overwrite")
@@ -472,14 +502,22 @@ def _settle_existing_run(folder: Path, options: RunOptions) -> tuple[RunOptions,
         saved_config = _saved_config(folder, options.run_id)
         saved = saved_config["options"]
         if options.policy is not None and saved["policy"] != options.policy:
-            raise RunError(f"run {options.run_id!r} used policy {saved['policy']!r}; cannot resume with {options.policy!r}")
+            raise RunError(
+                f"run {options.run_id!r} used policy {saved['policy']!r}; cannot resume with {options.policy!r}"
+            )
         # Resume with the run's own settings; only the concurrency, limit and teacher endpoint may change, and
         # the policy settings with --set (a policy change, refused unless allowed).
-        keep = {"concurrency": options.concurrency, "workers": options.workers, "limit": options.limit,
-                "resume": True, "overwrite": False, "allow_policy_change": options.allow_policy_change,
-                "retry_failed": options.retry_failed,
-                "reuse": options.reuse,
-                "policy_overrides": {**(saved.get("policy_overrides") or {}), **options.policy_overrides}}
+        keep = {
+            "concurrency": options.concurrency,
+            "workers": options.workers,
+            "limit": options.limit,
+            "resume": True,
+            "overwrite": False,
+            "allow_policy_change": options.allow_policy_change,
+            "retry_failed": options.retry_failed,
+            "reuse": options.reuse,
+            "policy_overrides": {**(saved.get("policy_overrides") or {}), **options.policy_overrides},
+        }
         legacy_url = saved.pop("teacher_url", None)  # runs stored before several endpoints were possible
         saved.setdefault("teacher_urls", [legacy_url] if legacy_url else [])
         if options.teacher_price:
@@ -487,8 +525,10 @@ def _settle_existing_run(folder: Path, options: RunOptions) -> tuple[RunOptions,
         if options.teacher_urls:
             keep["teacher_urls"] = options.teacher_urls
         elif any(is_redacted(url) for url in saved["teacher_urls"]):
-            raise RunError(f"run {options.run_id!r} used a teacher URL with credentials, which are never stored: "
-                           "pass --teacher-url again to resume it")
+            raise RunError(
+                f"run {options.run_id!r} used a teacher URL with credentials, which are never stored: "
+                "pass --teacher-url again to resume it"
+            )
         keep["source"] = _resume_source(saved["source"], options.source, options.run_id)
         known = set(RunOptions.__dataclass_fields__)
         return RunOptions(**{k: v for k, v in {**saved, **keep}.items() if k in known}), saved_config
@@ -527,8 +567,10 @@ def _saved_config(folder: Path, run_id: str) -> dict:
         config["options"]["policy"]  # noqa: B018 - a config without its options is as good as none
         return config
     except (IncompleteRun, RunNotFound, OSError, ValueError, KeyError, TypeError):
-        raise RunError(f"run {run_id!r} at {folder} cannot be resumed: its creation was interrupted before its "
-                       "settings were saved. Start it again with --overwrite") from None
+        raise RunError(
+            f"run {run_id!r} at {folder} cannot be resumed: its creation was interrupted before its "
+            "settings were saved. Start it again with --overwrite"
+        ) from None
 
 
 def _policy_changes(options: RunOptions, saved: dict, policy) -> list[str]:
@@ -541,9 +583,11 @@ def _policy_changes(options: RunOptions, saved: dict, policy) -> list[str]:
         return []
     changes = snapshot_changes(before, policy.snapshot()) or ["its content (same settings, different hash)"]
     if not options.allow_policy_change:
-        raise RunError(f"run {options.run_id!r} was made with another version of policy {policy.name!r}; changed: "
-                       f"{'; '.join(changes)}. Resume with the run's policy, or pass --allow-policy-change to "
-                       "finish it with this one (each trace keeps the policy hash it was made with)")
+        raise RunError(
+            f"run {options.run_id!r} was made with another version of policy {policy.name!r}; changed: "
+            f"{'; '.join(changes)}. Resume with the run's policy, or pass --allow-policy-change to "
+            "finish it with this one (each trace keeps the policy hash it was made with)"
+        )
     return changes
 
 
@@ -554,12 +598,18 @@ def _history(saved: dict, policy, changes: list[str]) -> list[dict]:
 
     before = saved.get("policy") or {}
     history = saved.get("policy_history") or [
-        {"hash": snapshot_hash(before), "since": None, "prompt_hashes": before.get("prompt_hashes") or {},
-         "changes": []}]
+        {
+            "hash": snapshot_hash(before),
+            "since": None,
+            "prompt_hashes": before.get("prompt_hashes") or {},
+            "changes": [],
+        }
+    ]
     if changes:
         history[-1]["snapshot"] = before
-        history.append({"hash": policy.policy_hash, "since": now(), "prompt_hashes": policy.prompt_hashes,
-                        "changes": changes})
+        history.append(
+            {"hash": policy.policy_hash, "since": now(), "prompt_hashes": policy.prompt_hashes, "changes": changes}
+        )
     return history
 
 
@@ -571,8 +621,9 @@ def _resume_source(saved: str, given: str, run_id: str) -> str:
     if _is_gone(saved):
         input_traces.check_source(given)
         return given
-    raise RunError(f"run {run_id!r} reads {saved}, not {given}: resume it with its own input "
-                   "(or start a new run for this one)")
+    raise RunError(
+        f"run {run_id!r} reads {saved}, not {given}: resume it with its own input (or start a new run for this one)"
+    )
 
 
 def _is_gone(source: str) -> bool:
@@ -588,7 +639,6 @@ def _same_file(a: str, b: str) -> bool:
 
 def _load_policy(options: RunOptions):
     from drp.policy import load_policy
-
     from drp.prompting import check_templates
 
     policy = load_policy(options.policy, [Path(p) for p in options.prompts_dirs])
@@ -616,16 +666,26 @@ def _teacher(options: RunOptions, policy, folder: Path):
         check_teacher_url(url)
     first, *others = options.teacher_urls
     settings = TeacherSettings(
-        url=first, extra_urls=tuple(others), model=options.teacher_model, api_key_env=options.teacher_api_key_env,
-        structured_output=options.structured_output, timeout=options.teacher_timeout,
+        url=first,
+        extra_urls=tuple(others),
+        model=options.teacher_model,
+        api_key_env=options.teacher_api_key_env,
+        structured_output=options.structured_output,
+        timeout=options.teacher_timeout,
         max_retries=options.teacher_max_retries,
     )
     if options.teacher_mode == "batch":
         from drp.teacher.batch import BatchTransport
 
-        transport = BatchTransport(settings, folder, options.run_id, poll_seconds=options.batch_poll_seconds,
-                                   call_timeout=options.batch_call_timeout, poll_failures=options.batch_poll_failures,
-                                   job_timeout=options.batch_job_timeout)
+        transport = BatchTransport(
+            settings,
+            folder,
+            options.run_id,
+            poll_seconds=options.batch_poll_seconds,
+            call_timeout=options.batch_call_timeout,
+            poll_failures=options.batch_poll_failures,
+            job_timeout=options.batch_job_timeout,
+        )
         return Teacher(settings, transport, usage_counter=_usage_counter(options))
     return Teacher(settings, usage_counter=_usage_counter(options))
 
@@ -643,8 +703,10 @@ def check_teacher_url(url: str) -> None:
     except ValueError:
         usable = False
     if not usable:
-        raise RunError(f"teacher URL {redact_url(url)!r} is not an http:// or https:// URL with a host "
-                       "(e.g. http://127.0.0.1:8000/v1)")
+        raise RunError(
+            f"teacher URL {redact_url(url)!r} is not an http:// or https:// URL with a host "
+            "(e.g. http://127.0.0.1:8000/v1)"
+        )
 
 
 def _price(options: RunOptions, teacher):
@@ -662,13 +724,25 @@ def _usage_counter(options: RunOptions):
 
     name = options.teacher_tokenizer
     folder = Path(options.teacher_model or "")
-    if name is None and options.teacher_model and any((folder / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json")):
+    if (
+        name is None
+        and options.teacher_model
+        and any((folder / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json"))
+    ):
         name = str(folder)
     return TokenCounter(name) if name else None
 
 
-def _write_config(folder: Path, store: RunStore, options: RunOptions, policy, counter, teacher, history: list[dict],
-                  input_lines: int | None = None) -> None:
+def _write_config(
+    folder: Path,
+    store: RunStore,
+    options: RunOptions,
+    policy,
+    counter,
+    teacher,
+    history: list[dict],
+    input_lines: int | None = None,
+) -> None:
     """config.json (replaced whole, never half-written), then the run's row."""
     from drp.redaction import redact_url
 
@@ -676,9 +750,13 @@ def _write_config(folder: Path, store: RunStore, options: RunOptions, policy, co
     price = _price(options, teacher)
     stored_options = {**asdict(options), "teacher_urls": urls}
     config = {
-        "run_id": options.run_id, "options": stored_options, "policy": policy.snapshot(),
-        "policy_hash": policy.policy_hash, "policy_history": history,
-        "teacher": teacher.settings.public() if teacher else None, "tokenizer": counter.name,
+        "run_id": options.run_id,
+        "options": stored_options,
+        "policy": policy.snapshot(),
+        "policy_hash": policy.policy_hash,
+        "policy_history": history,
+        "teacher": teacher.settings.public() if teacher else None,
+        "tokenizer": counter.name,
         "teacher_tokenizer": teacher.usage_counter.name if teacher and teacher.usage_counter else None,
         "price": price.public() if price else None,
     }
@@ -686,10 +764,14 @@ def _write_config(folder: Path, store: RunStore, options: RunOptions, policy, co
     partial.write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
     partial.replace(folder / "config.json")
     row = {
-        "policy": policy.name, "input": options.source,
+        "policy": policy.name,
+        "input": options.source,
         "teacher_url": " ".join(urls) if teacher else None,
-        "teacher_model": options.teacher_model if teacher else None, "tokenizer": counter.name,
-        "config": dumps(config), "prompt_hashes": dumps(policy.prompt_hashes), "policy_hash": policy.policy_hash,
+        "teacher_model": options.teacher_model if teacher else None,
+        "tokenizer": counter.name,
+        "config": dumps(config),
+        "prompt_hashes": dumps(policy.prompt_hashes),
+        "policy_hash": policy.policy_hash,
         "policy_history": dumps([{k: v for k, v in entry.items() if k != "snapshot"} for entry in history]),
     }
     if input_lines is not None:
@@ -709,8 +791,11 @@ def write_pruned_jsonl(store: RunStore, folder: Path) -> Path:
     with partial.open("w", encoding="utf-8") as out:
         for record in store.accepted():
             made_with = record.get("policy_hash") or first
-            record.update(policy=run.get("policy"), policy_hash=made_with,
-                          prompt_hashes=prompt_hashes.get(made_with) or json.loads(run.get("prompt_hashes") or "{}"))
+            record.update(
+                policy=run.get("policy"),
+                policy_hash=made_with,
+                prompt_hashes=prompt_hashes.get(made_with) or json.loads(run.get("prompt_hashes") or "{}"),
+            )
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
     partial.replace(target)
     return target

@@ -71,7 +71,11 @@ class Segmentation(CallSchema):
             unit = error["input"]
             bound = f"the last unit is {last}" if unit > last else f"the first unit here is {first}"
             return f"unit {unit} does not exist; {bound}"
-        return _count_problem(error, last - first + 1, "start numbers at most", "unit") if error["type"] == "too_long" else None
+        return (
+            _count_problem(error, last - first + 1, "start numbers at most", "unit")
+            if error["type"] == "too_long"
+            else None
+        )
 
 
 @lru_cache(maxsize=1024)
@@ -79,9 +83,16 @@ def segmentation_schema(first: int, last: int) -> type[Segmentation]:
     """Starts within units first..last; at most one step per unit."""
     unit = int
     model = create_model(
-        f"Segmentation_{first}_{last}", __base__=Segmentation,
-        starts=(list[_bounded(unit, first, last)], Field(min_length=1, max_length=last - first + 1,
-                                                           description=f"unit numbers ({first}-{last}) where a step starts")),
+        f"Segmentation_{first}_{last}",
+        __base__=Segmentation,
+        starts=(
+            list[_bounded(unit, first, last)],
+            Field(
+                min_length=1,
+                max_length=last - first + 1,
+                description=f"unit numbers ({first}-{last}) where a step starts",
+            ),
+        ),
     )
     model.context = {"first": first, "last": last}
     return model
@@ -125,9 +136,16 @@ def labels_schema(step_count: int, taxonomy: list[str] | tuple[str, ...]) -> typ
 def _labels_schema(step_count: int, taxonomy: tuple[str, ...]) -> type[SkillLabels]:
     skill = Literal[tuple(taxonomy)]  # type: ignore[valid-type]
     model = create_model(
-        f"SkillLabels_{step_count}", __base__=SkillLabels,
-        skills=(list[skill], Field(min_length=step_count, max_length=step_count,
-                                   description=f"exactly {step_count} skills, one per step, in step order")),
+        f"SkillLabels_{step_count}",
+        __base__=SkillLabels,
+        skills=(
+            list[skill],
+            Field(
+                min_length=step_count,
+                max_length=step_count,
+                description=f"exactly {step_count} skills, one per step, in step order",
+            ),
+        ),
     )
     model.context = {"steps": step_count, "taxonomy": list(taxonomy), "canonical": {_norm(t): t for t in taxonomy}}
     return model
@@ -162,7 +180,11 @@ class PrunePlan(CallSchema):
     def explain_one(cls, error: dict) -> str | None:
         first, count, protected = cls.context.get("first", 1), cls.context["steps"], cls.context["protected"]
         loc = error["loc"]
-        if loc[:1] == ("delete",) and len(loc) == 2 and error["type"] in ("literal_error", "less_than_equal", "greater_than_equal"):
+        if (
+            loc[:1] == ("delete",)
+            and len(loc) == 2
+            and error["type"] in ("literal_error", "less_than_equal", "greater_than_equal")
+        ):
             step = error["input"]
             if step in protected:
                 return f"step {step} computes a number the answer needs ({protected[step]}): do not delete it"
@@ -176,8 +198,9 @@ class PrunePlan(CallSchema):
         return None
 
 
-def plan_schema(last: int, protected: dict[int, str] | None = None, first: int = 1,
-                keep_one: bool = False) -> type[PrunePlan]:
+def plan_schema(
+    last: int, protected: dict[int, str] | None = None, first: int = 1, keep_one: bool = False
+) -> type[PrunePlan]:
     """Step numbers bounded by the window first..last (the whole trace: 1..count); steps in `protected`
     (step → what it computes) cannot be deleted; `keep_one` (the window is the whole thinking): not every step
     can be deleted either."""
@@ -195,9 +218,12 @@ def _plan_schema(first: int, last: int, notes: tuple[tuple[int, str], ...], keep
     name = f"{last}" if first == 1 else f"{first}_{last}"
     rewrite, run = _plan_items(first, last)
     model = create_model(
-        f"PrunePlan_{name}", __base__=PrunePlan,
-        delete=(list[Literal[deletable]] if deletable else list[step],  # type: ignore[valid-type]
-                Field(default_factory=list, max_length=most_deleted, description="numbers of the steps to delete")),
+        f"PrunePlan_{name}",
+        __base__=PrunePlan,
+        delete=(
+            list[Literal[deletable]] if deletable else list[step],  # type: ignore[valid-type]
+            Field(default_factory=list, max_length=most_deleted, description="numbers of the steps to delete"),
+        ),
         compress=(list[rewrite], Field(default_factory=list, max_length=count)),
         merge=(list[run], Field(default_factory=list, max_length=max(count // 2, 1))),
     )
@@ -232,7 +258,8 @@ class EchoSegmentation(CallSchema):
 @lru_cache(maxsize=1024)
 def echo_schema(max_steps: int) -> type[EchoSegmentation]:
     model = create_model(
-        f"EchoSegmentation_{max_steps}", __base__=EchoSegmentation,
+        f"EchoSegmentation_{max_steps}",
+        __base__=EchoSegmentation,
         steps=(list[EchoStep], Field(min_length=1, max_length=max_steps)),
     )
     return model
@@ -262,7 +289,8 @@ class PaperPrune(CallSchema):
 def paper_prune_schema(step_count: int) -> type[PaperPrune]:
     action = Literal[PAPER_ACTIONS]  # type: ignore[valid-type]
     model = create_model(
-        f"PaperPrune_{step_count}", __base__=PaperPrune,
+        f"PaperPrune_{step_count}",
+        __base__=PaperPrune,
         actions=(list[action], Field(min_length=step_count, max_length=step_count)),
     )
     model.context = {"steps": step_count}

@@ -97,8 +97,15 @@ class ServerCommand:
     model_name: str  # what requests must put in `model`
 
 
-def build_command(model: str, backend: str, host: str, port: int, vllm_bin: str | None = None,
-                  extra_args: list[str] | None = None, gguf_type: str = "q8_0") -> ServerCommand:
+def build_command(
+    model: str,
+    backend: str,
+    host: str,
+    port: int,
+    vllm_bin: str | None = None,
+    extra_args: list[str] | None = None,
+    gguf_type: str = "q8_0",
+) -> ServerCommand:
     """The server's command line; for llama.cpp the model is first found or converted as GGUF (cached)."""
     backend = choose_backend(backend, vllm_bin, model)
     extra = list(extra_args or [])
@@ -107,8 +114,10 @@ def build_command(model: str, backend: str, host: str, port: int, vllm_bin: str 
     if backend == "vllm":
         binary = find_vllm(vllm_bin)
         if binary is None:
-            raise ServeError("vllm is not installed here: install it (pip install 'drp[vllm]', best in its own "
-                             "environment) and pass --vllm-bin PATH/TO/vllm, or use --backend transformers")
+            raise ServeError(
+                "vllm is not installed here: install it (pip install 'drp[vllm]', best in its own "
+                "environment) and pass --vllm-bin PATH/TO/vllm, or use --backend transformers"
+            )
         name = _option_value(extra, "--served-model-name") or model
         argv = [binary, "serve", model, "--host", host, "--port", str(port), *extra]
         return ServerCommand("vllm", argv, base_url, name)
@@ -122,8 +131,20 @@ def build_command(model: str, backend: str, host: str, port: int, vllm_bin: str 
         name = _option_value(extra, "--alias") or _option_value(extra, "-a")
         alias = [] if name else ["--alias", model]
         threads = [] if {"-t", "--threads"} & set(extra) else ["-t", str(llama_threads())]
-        argv = [binary, "-m", str(weights), *(["--lora", str(adapter)] if adapter else []), "--host", host,
-                "--port", str(port), *alias, "--jinja", *threads, *extra]
+        argv = [
+            binary,
+            "-m",
+            str(weights),
+            *(["--lora", str(adapter)] if adapter else []),
+            "--host",
+            host,
+            "--port",
+            str(port),
+            *alias,
+            "--jinja",
+            *threads,
+            *extra,
+        ]
         return ServerCommand("llama.cpp", argv, base_url, name or model)
     # The model given on the command line is pinned: it is loaded before the server answers, and requests
     # must name it exactly.
@@ -172,7 +193,7 @@ class ManagedServer:
         self.note: str | None = None  # something the user should know about how the server was started
         self._log = None
 
-    def start(self) -> "ManagedServer":
+    def start(self) -> ManagedServer:
         _check_port_free(self.command.base_url)
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -180,8 +201,13 @@ class ManagedServer:
         env, self.note = hub_cache_env()
         env["PYTHONUNBUFFERED"] = "1"
         self.process = subprocess.Popen(
-            self.command.argv, stdout=self._log, stderr=subprocess.STDOUT if self._log else None,
-            stdin=subprocess.DEVNULL, start_new_session=True, env=env, preexec_fn=preexec_die_with_parent(),
+            self.command.argv,
+            stdout=self._log,
+            stderr=subprocess.STDOUT if self._log else None,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=env,
+            preexec_fn=preexec_die_with_parent(),
         )
         return self
 
@@ -195,8 +221,9 @@ class ManagedServer:
         while time.monotonic() < deadline:
             code = self.process.poll()
             if code is not None:
-                raise ServeError(f"{self.command.backend} server exited with status {code} before it was ready"
-                                 f"{self._log_tail()}")
+                raise ServeError(
+                    f"{self.command.backend} server exited with status {code} before it was ready{self._log_tail()}"
+                )
             try:
                 reply = httpx.get(f"{self.command.base_url}/models", timeout=5)
             except httpx.HTTPError as exc:  # not listening yet
@@ -206,8 +233,10 @@ class ManagedServer:
             if reply.status_code in (502, 503, 504):  # still loading
                 last = f"HTTP {reply.status_code}"
             elif reply.status_code != 200:
-                self._fail(f"the server answers GET /v1/models with HTTP {reply.status_code}: "
-                           f"{_short(reply.text) or '(empty body)'}")
+                self._fail(
+                    f"the server answers GET /v1/models with HTTP {reply.status_code}: "
+                    f"{_short(reply.text) or '(empty body)'}"
+                )
             else:
                 served = _served_models(reply)
                 if served is None:
@@ -254,7 +283,7 @@ class ManagedServer:
         tail = self.log_path.read_text(errors="replace").splitlines()[-lines:]
         return "\n--- server log (last lines) ---\n" + "\n".join(tail) if tail else ""
 
-    def __enter__(self) -> "ManagedServer":
+    def __enter__(self) -> ManagedServer:
         self.start()
         try:
             self.wait_ready()
@@ -278,8 +307,10 @@ def _check_port_free(base_url: str) -> None:
             probe.bind((address.hostname, address.port))
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                raise ServeError(f"port {address.port} is already in use: stop what listens there or choose "
-                                 "another --port (0 picks a free one)") from None
+                raise ServeError(
+                    f"port {address.port} is already in use: stop what listens there or choose "
+                    "another --port (0 picks a free one)"
+                ) from None
 
 
 def _served_models(reply) -> list[str] | None:

@@ -19,7 +19,7 @@ import sqlite3
 import tempfile
 import weakref
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlite_utils
@@ -64,8 +64,10 @@ def damaged_database(error: sqlite3.DatabaseError) -> DamagedRun | None:
         return None
     damaged = [file for file in _opened if _fails_quick_check(file)] or list(_opened)
     files = ", ".join(str(file) for file in damaged) or "a run database"
-    return DamagedRun(f"{files}: the run database is damaged ({error}); restore it from a copy, "
-                      "or start the run again with --overwrite")
+    return DamagedRun(
+        f"{files}: the run database is damaged ({error}); restore it from a copy, "
+        "or start the run again with --overwrite"
+    )
 
 
 def _fails_quick_check(file: Path) -> bool:
@@ -97,8 +99,10 @@ def check_intact(file: Path) -> None:
     with open(file, "rb") as handle:
         header = handle.read(100)
     if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
-        raise DamagedRun(f"{file} is not an SQLite database (damaged or overwritten); restore it from a copy, "
-                         "or start the run again with --overwrite")
+        raise DamagedRun(
+            f"{file} is not an SQLite database (damaged or overwritten); restore it from a copy, "
+            "or start the run again with --overwrite"
+        )
     wal = file.with_name(file.name + "-wal")
     if wal.is_file() and wal.stat().st_size > 0:
         return  # pages may still sit in the write-ahead log (a checkpoint cut short): SQLite recovers them
@@ -107,12 +111,14 @@ def check_intact(file: Path) -> None:
     pages = int.from_bytes(header[28:32], "big")
     header_is_current = header[24:28] == header[92:96]  # the page count is valid only then (SQLite's file format)
     if header_is_current and size < pages * page_size:
-        raise DamagedRun(f"{file} is truncated: {size} bytes where its header says {pages * page_size}; "
-                         "restore it from a copy, or start the run again with --overwrite")
+        raise DamagedRun(
+            f"{file} is truncated: {size} bytes where its header says {pages * page_size}; "
+            "restore it from a copy, or start the run again with --overwrite"
+        )
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def loads(value: str | None):
@@ -138,40 +144,86 @@ def _cell(value):
 def _m001_initial(db: sqlite_utils.Database) -> None:
     db["runs"].create(
         {
-            "id": str, "policy": str, "input": str, "teacher_url": str, "teacher_model": str,
-            "tokenizer": str, "config": str, "prompt_hashes": str, "created_at": str,
-            "updated_at": str, "wall_seconds": float, "sessions": int,
+            "id": str,
+            "policy": str,
+            "input": str,
+            "teacher_url": str,
+            "teacher_model": str,
+            "tokenizer": str,
+            "config": str,
+            "prompt_hashes": str,
+            "created_at": str,
+            "updated_at": str,
+            "wall_seconds": float,
+            "sessions": int,
         },
         pk="id",
     )
     db["traces"].create(
         {
-            "id": str, "line": int, "question": str, "response": str, "gold_answer": str, "extra": str,
-            "status": str, "reason": str, "attempts": int, "original_answer": str, "pruned_answer": str,
-            "original_thinking": str, "original_answer_section": str,
-            "pruned_thinking": str, "pruned_response": str,
-            "thinking_tokens_before": int, "thinking_tokens_after": int,
-            "response_tokens_before": int, "response_tokens_after": int,
-            "teacher_input_tokens": int, "teacher_output_tokens": int, "teacher_calls": int,
-            "seconds": float, "finished_at": str,
+            "id": str,
+            "line": int,
+            "question": str,
+            "response": str,
+            "gold_answer": str,
+            "extra": str,
+            "status": str,
+            "reason": str,
+            "attempts": int,
+            "original_answer": str,
+            "pruned_answer": str,
+            "original_thinking": str,
+            "original_answer_section": str,
+            "pruned_thinking": str,
+            "pruned_response": str,
+            "thinking_tokens_before": int,
+            "thinking_tokens_after": int,
+            "response_tokens_before": int,
+            "response_tokens_after": int,
+            "teacher_input_tokens": int,
+            "teacher_output_tokens": int,
+            "teacher_calls": int,
+            "seconds": float,
+            "finished_at": str,
         },
         pk="id",
     )
     db["traces"].create_index(["status"])
     db["steps"].create(
         {
-            "trace_id": str, "step": int, "attempt": int, "unit_start": int, "unit_end": int,
-            "skill": str, "action": str, "merge_group": int, "text": str, "rewritten": str,
+            "trace_id": str,
+            "step": int,
+            "attempt": int,
+            "unit_start": int,
+            "unit_end": int,
+            "skill": str,
+            "action": str,
+            "merge_group": int,
+            "text": str,
+            "rewritten": str,
         },
         pk=("trace_id", "step"),
         foreign_keys=[("trace_id", "traces", "id")],
     )
     db["calls"].create(
         {
-            "id": int, "trace_id": str, "seq": int, "node": str, "attempt": int, "policy": str,
-            "prompt_name": str, "prompt_hash": str, "messages": str, "raw_output": str,
-            "parsed": str, "error": str, "model": str, "input_tokens": int, "output_tokens": int,
-            "latency_ms": float, "started_at": str,
+            "id": int,
+            "trace_id": str,
+            "seq": int,
+            "node": str,
+            "attempt": int,
+            "policy": str,
+            "prompt_name": str,
+            "prompt_hash": str,
+            "messages": str,
+            "raw_output": str,
+            "parsed": str,
+            "error": str,
+            "model": str,
+            "input_tokens": int,
+            "output_tokens": int,
+            "latency_ms": float,
+            "started_at": str,
         },
         pk="id",
         foreign_keys=[("trace_id", "traces", "id")],
@@ -215,7 +267,8 @@ def _m005_sessions(db: sqlite_utils.Database) -> None:
     """One row per `drp run` session, its time kept up to date per finished trace, so a session that was
     killed still counts (runs.wall_seconds only grows when a session ends)."""
     db["sessions"].create(
-        {"id": int, "started_at": str, "seconds": float, "traces": int, "ended": int}, pk="id",
+        {"id": int, "started_at": str, "seconds": float, "traces": int, "ended": int},
+        pk="id",
     )
 
 
@@ -237,13 +290,23 @@ def _m008_batch_jobs(db: sqlite_utils.Database) -> None:
     so a killed run resumes the same jobs and never pays for a request twice."""
     db["batch_jobs"].create(
         {
-            "id": str, "batch_id": str, "input_file_id": str, "status": str, "round": int, "requests": int,
-            "output_file_id": str, "error_file_id": str, "detail": str, "created_at": str, "updated_at": str,
+            "id": str,
+            "batch_id": str,
+            "input_file_id": str,
+            "status": str,
+            "round": int,
+            "requests": int,
+            "output_file_id": str,
+            "error_file_id": str,
+            "detail": str,
+            "created_at": str,
+            "updated_at": str,
         },
         pk="id",
     )
     db["batch_requests"].create(
-        {"custom_id": str, "job_id": str, "trace_id": str, "node": str, "attempt": int}, pk="custom_id",
+        {"custom_id": str, "job_id": str, "trace_id": str, "node": str, "attempt": int},
+        pk="custom_id",
     )
     db["batch_requests"].create_index(["job_id"])
     db["batch_results"].create({"custom_id": str, "job_id": str, "status_code": int, "body": str}, pk="custom_id")
@@ -303,8 +366,9 @@ def _scrubbed_tries(tries: list[dict] | None) -> list[dict] | None:
     """A call's failed tries with their errors' secrets masked."""
     if not tries:
         return None
-    return [{**entry, "error": scrub_secrets(entry.get("error"))} if isinstance(entry, dict) else entry
-            for entry in tries]
+    return [
+        {**entry, "error": scrub_secrets(entry.get("error"))} if isinstance(entry, dict) else entry for entry in tries
+    ]
 
 
 def _legacy_trace_columns(row: dict) -> dict:
@@ -431,16 +495,20 @@ class RunStore:
         config.json and traces: else its creation was interrupted, and nothing here can be shown as a run."""
         try:
             tables = set(self.db.table_names())
-            complete = {"runs", "traces"} <= tables and (self.db["runs"].count > 0 or (
-                (self.folder / "config.json").is_file() and self.db["traces"].count > 0))
+            complete = {"runs", "traces"} <= tables and (
+                self.db["runs"].count > 0 or ((self.folder / "config.json").is_file() and self.db["traces"].count > 0)
+            )
         except sqlite3.DatabaseError as exc:
             self.close()
             raise damaged_database(exc) or RunNotFound(
-                f"{self.folder / DB_NAME} is not a readable run database ({exc})") from None
+                f"{self.folder / DB_NAME} is not a readable run database ({exc})"
+            ) from None
         if not complete:
             self.close()
-            raise IncompleteRun(f"{self.folder} holds no complete run: its creation was interrupted. "
-                                "Start it again with `drp run ... --overwrite`")
+            raise IncompleteRun(
+                f"{self.folder} holds no complete run: its creation was interrupted. "
+                "Start it again with `drp run ... --overwrite`"
+            )
 
     def columns(self, table: str) -> set[str]:
         """The table's columns; empty when this database lacks the table (older or damaged runs)."""
@@ -471,16 +539,20 @@ class RunStore:
         """A `drp run` session begins: counted now, timed as its traces finish (see save_result)."""
         with self.db.conn:
             self.db["sessions"].insert({"started_at": now(), "seconds": 0.0, "traces": 0, "ended": 0})
-            self.db.execute("update runs set sessions = coalesce(sessions, 0) + 1, updated_at = ? where id = ?",
-                            [now(), run_id])
+            self.db.execute(
+                "update runs set sessions = coalesce(sessions, 0) + 1, updated_at = ? where id = ?", [now(), run_id]
+            )
 
     def end_session(self, run_id: str, seconds: float) -> None:
         """The session ends: its measured time moves into the run's wall time."""
         with self.db.conn:
-            self.db.execute("update sessions set seconds = ?, ended = 1 where id = (select max(id) from sessions)",
-                            [seconds])
-            self.db.execute("update runs set wall_seconds = coalesce(wall_seconds, 0) + ?, updated_at = ? "
-                            "where id = ?", [seconds, now(), run_id])
+            self.db.execute(
+                "update sessions set seconds = ?, ended = 1 where id = (select max(id) from sessions)", [seconds]
+            )
+            self.db.execute(
+                "update runs set wall_seconds = coalesce(wall_seconds, 0) + ?, updated_at = ? where id = ?",
+                [seconds, now(), run_id],
+            )
 
     def ingest(self, loaded: Iterable[LoadedRecord]) -> int:
         """One row per input line: pending, or failed with its reason; returns how many lines the input has.
@@ -496,14 +568,33 @@ class RunStore:
             key = item.id if item.id not in taken else unused_key(item.id, taken)
             taken.add(key)
             if item.record is None:
-                batch.append({"id": key, "line": item.line, "source_id": item.source_id, "status": "failed",
-                              "reason": item.error, "attempts": 0, "finished_at": now()})
+                batch.append(
+                    {
+                        "id": key,
+                        "line": item.line,
+                        "source_id": item.source_id,
+                        "status": "failed",
+                        "reason": item.error,
+                        "attempts": 0,
+                        "finished_at": now(),
+                    }
+                )
                 batch[-1] = {name: _cell(value) for name, value in batch[-1].items()}
             else:
                 rec = item.record
-                batch.append({"id": key, "line": item.line, "source_id": item.source_id, "question": rec["question"],
-                              "response": rec["response"], "gold_answer": rec["gold_answer"],
-                              "extra": dumps(rec["extra"]), "status": "pending", "attempts": 0})
+                batch.append(
+                    {
+                        "id": key,
+                        "line": item.line,
+                        "source_id": item.source_id,
+                        "question": rec["question"],
+                        "response": rec["response"],
+                        "gold_answer": rec["gold_answer"],
+                        "extra": dumps(rec["extra"]),
+                        "status": "pending",
+                        "attempts": 0,
+                    }
+                )
             if len(batch) >= 500:
                 self.db["traces"].insert_all(batch)
                 batch = []
@@ -526,7 +617,9 @@ class RunStore:
         with self.db.conn:
             cursor = self.db.execute(
                 "update traces set status = 'pending', reason = null, finished_at = null "
-                "where status = 'failed' and substr(reason, 1, ?) = ?", [len(reason_prefix), reason_prefix])
+                "where status = 'failed' and substr(reason, 1, ?) = ?",
+                [len(reason_prefix), reason_prefix],
+            )
         return cursor.rowcount
 
     def trace_input(self, trace_id: str) -> dict:
@@ -534,14 +627,16 @@ class RunStore:
         row = self.db["traces"].get(trace_id)
         return {key: row[key] for key in ("id", "question", "response", "gold_answer")}
 
-    def save_result(self, trace_id: str, result: dict, steps: list[dict], calls: list[dict],
-                    policy_hash: str | None = None) -> None:
+    def save_result(
+        self, trace_id: str, result: dict, steps: list[dict], calls: list[dict], policy_hash: str | None = None
+    ) -> None:
         """One transaction per trace: its calls, its steps and its terminal status land together or not at all.
         `policy_hash`: the policy the trace was made with, kept on the trace and on each of its calls."""
         self.save_results([(trace_id, result, steps, calls)], policy_hash)
 
-    def save_results(self, finished: list[tuple[str, dict, list[dict], list[dict]]],
-                     policy_hash: str | None = None) -> None:
+    def save_results(
+        self, finished: list[tuple[str, dict, list[dict], list[dict]]], policy_hash: str | None = None
+    ) -> None:
         """Several finished traces (trace_id, result, steps, calls) in one transaction: each trace lands whole or
         not at all, and writing many at once costs less than one transaction each."""
         if not finished:
@@ -551,14 +646,28 @@ class RunStore:
             step_rows += [{**step, "trace_id": trace_id, "step": number} for number, step in enumerate(steps, start=1)]
             # What an endpoint said (its errors, its replies) may echo the API key: masked here, where it is kept.
             call_rows += [
-                {**call, "trace_id": trace_id, "seq": seq, "messages": dumps(call["messages"]),
-                 "parsed": dumps(call["parsed"]), "policy_hash": policy_hash,
-                 "error": scrub_secrets(call.get("error")), "raw_output": scrub_secrets(call.get("raw_output")),
-                 "endpoint_errors": dumps(_scrubbed_tries(call.get("endpoint_errors")))}
+                {
+                    **call,
+                    "trace_id": trace_id,
+                    "seq": seq,
+                    "messages": dumps(call["messages"]),
+                    "parsed": dumps(call["parsed"]),
+                    "policy_hash": policy_hash,
+                    "error": scrub_secrets(call.get("error")),
+                    "raw_output": scrub_secrets(call.get("raw_output")),
+                    "endpoint_errors": dumps(_scrubbed_tries(call.get("endpoint_errors"))),
+                }
                 for seq, call in enumerate(calls, start=1)
             ]
-            results.append({**result, "id": trace_id, "policy_hash": policy_hash, "finished_at": now(),
-                            **({"reason": scrub_secrets(result["reason"])} if "reason" in result else {})})
+            results.append(
+                {
+                    **result,
+                    "id": trace_id,
+                    "policy_hash": policy_hash,
+                    "finished_at": now(),
+                    **({"reason": scrub_secrets(result["reason"])} if "reason" in result else {}),
+                }
+            )
         ids = [trace_id for trace_id, *_ in finished]
         marks = ", ".join("?" for _ in ids)
         with self.db.conn:
@@ -571,7 +680,9 @@ class RunStore:
             self.db.execute(
                 "update sessions set traces = traces + ?, seconds = max(seconds, "
                 "(julianday('now') - julianday(started_at)) * 86400.0) "
-                "where id = (select max(id) from sessions) and ended = 0", [len(finished)])
+                "where id = (select max(id) from sessions) and ended = 0",
+                [len(finished)],
+            )
 
     # Finished traces are written by plain executemany: sqlite-utils' insert_all inspects every value of every
     # row (a dozen type checks each) and the table's schema per call, most of the CPU a trace's write costs.
@@ -583,8 +694,10 @@ class RunStore:
         columns = list(dict.fromkeys(key for row in rows for key in row))
         names = ", ".join(f"[{column}]" for column in columns)
         marks = ", ".join("?" for _ in columns)
-        self.db.conn.executemany(f"insert into [{table}] ({names}) values ({marks})",
-                                 [tuple(_cell(row.get(column)) for column in columns) for row in rows])
+        self.db.conn.executemany(
+            f"insert into [{table}] ({names}) values ({marks})",
+            [tuple(_cell(row.get(column)) for column in columns) for row in rows],
+        )
 
     def _update_by_id(self, table: str, rows: list[dict]) -> None:
         by_columns: dict[tuple, list[dict]] = {}
@@ -592,8 +705,10 @@ class RunStore:
             by_columns.setdefault(tuple(key for key in row if key != "id"), []).append(row)
         for columns, group in by_columns.items():
             assignments = ", ".join(f"[{column}] = ?" for column in columns)
-            self.db.conn.executemany(f"update [{table}] set {assignments} where id = ?",
-                                     [(*(_cell(row[column]) for column in columns), row["id"]) for row in group])
+            self.db.conn.executemany(
+                f"update [{table}] set {assignments} where id = ?",
+                [(*(_cell(row[column]) for column in columns), row["id"]) for row in group],
+            )
 
     # ------------------------------------------------------------ batch mode (drp.teacher.batch)
 
@@ -601,10 +716,19 @@ class RunStore:
         """A job about to be submitted, with its requests (custom_id, trace_id, node, attempt), written before the
         upload so that a kill during submission still leaves its trace."""
         with self.db.conn:
-            self.db["batch_jobs"].insert({"id": job_id, "status": "submitting", "round": round_number,
-                                          "requests": len(requests), "created_at": now(), "updated_at": now()})
-            self.db["batch_requests"].upsert_all([{**request, "job_id": job_id} for request in requests],
-                                                 pk="custom_id")
+            self.db["batch_jobs"].insert(
+                {
+                    "id": job_id,
+                    "status": "submitting",
+                    "round": round_number,
+                    "requests": len(requests),
+                    "created_at": now(),
+                    "updated_at": now(),
+                }
+            )
+            self.db["batch_requests"].upsert_all(
+                [{**request, "job_id": job_id} for request in requests], pk="custom_id"
+            )
 
     def update_batch_job(self, job_id: str, **fields) -> None:
         self.db["batch_jobs"].update(job_id, {**fields, "updated_at": now()})
@@ -626,11 +750,15 @@ class RunStore:
         return rows[0]["job_id"] if rows else None
 
     def batch_job_requests(self, job_id: str) -> list[str]:
-        return [row["custom_id"] for row in self._rows("select custom_id from batch_requests where job_id = ?", [job_id])]
+        return [
+            row["custom_id"] for row in self._rows("select custom_id from batch_requests where job_id = ?", [job_id])
+        ]
 
     def save_batch_results(self, job_id: str, results: dict[str, tuple[int, dict]]) -> None:
-        rows = [{"custom_id": custom_id, "job_id": job_id, "status_code": status, "body": dumps(body)}
-                for custom_id, (status, body) in results.items()]
+        rows = [
+            {"custom_id": custom_id, "job_id": job_id, "status_code": status, "body": dumps(body)}
+            for custom_id, (status, body) in results.items()
+        ]
         with self.db.conn:
             if rows:
                 self.db["batch_results"].upsert_all(rows, pk="custom_id")
@@ -659,8 +787,10 @@ class RunStore:
     def status_counts(self) -> dict[str, int]:
         if not self.columns("traces"):
             return {}
-        return {row["status"]: row["n"] for row in
-                self.db.query("select status, count(*) n from traces group by status order by n desc")}
+        return {
+            row["status"]: row["n"]
+            for row in self.db.query("select status, count(*) n from traces group by status order by n desc")
+        }
 
     def terminal_count(self) -> int:
         marks = ", ".join("?" for _ in TERMINAL)
@@ -671,8 +801,9 @@ class RunStore:
             return set()
         return {row["id"] for row in self.db.query("select id from traces")}
 
-    def traces(self, columns: Iterable[str] | None = None, statuses: list[str] | None = None,
-               limit: int | None = None) -> list[dict]:
+    def traces(
+        self, columns: Iterable[str] | None = None, statuses: list[str] | None = None, limit: int | None = None
+    ) -> list[dict]:
         """Trace rows in input order: all columns, or only `columns` (NULL where this run lacks one)."""
         if not self.columns("traces"):
             return []
@@ -732,23 +863,33 @@ class RunStore:
         """(status, reason, n) for every trace that has a reason."""
         if not {"status", "reason"} <= self.columns("traces"):
             return []
-        return self._rows("select status, reason, count(*) as n from traces where reason is not null "
-                          "and reason != '' group by status, reason")
+        return self._rows(
+            "select status, reason, count(*) as n from traces where reason is not null "
+            "and reason != '' group by status, reason"
+        )
 
     def accepted_token_counts(self) -> list[dict]:
         """Token counts before and after of the accepted traces that have a thinking count."""
         if not {"thinking_tokens_before", "thinking_tokens_after", "status"} <= self.columns("traces"):
             return []
-        tokens = self._select("traces", ("thinking_tokens_before", "thinking_tokens_after",
-                                         "response_tokens_before", "response_tokens_after"))
-        return self._rows(f"select {tokens} from traces where status = 'accepted' and thinking_tokens_before > 0 "
-                          "and thinking_tokens_after is not null")
+        tokens = self._select(
+            "traces",
+            ("thinking_tokens_before", "thinking_tokens_after", "response_tokens_before", "response_tokens_after"),
+        )
+        return self._rows(
+            f"select {tokens} from traces where status = 'accepted' and thinking_tokens_before > 0 "
+            "and thinking_tokens_after is not null"
+        )
 
     def attempt_counts(self) -> dict[int, int]:
         if "attempts" not in self.columns("traces"):
             return {}
-        return {row["attempts"]: row["n"] for row in self.db.query(
-            "select attempts, count(*) as n from traces where attempts is not null group by attempts order by attempts")}
+        return {
+            row["attempts"]: row["n"]
+            for row in self.db.query(
+                "select attempts, count(*) as n from traces where attempts is not null group by attempts order by attempts"
+            )
+        }
 
     def teacher_totals(self) -> dict[str, int | None] | None:
         """Teacher tokens in and out and LLM calls over the run. A total some of whose calls have no token
@@ -761,7 +902,8 @@ class RunStore:
         row = self._rows(
             f"select sum({given}) as input, sum({taken}) as output, sum(teacher_calls) as calls, "
             f"sum(teacher_calls > 0 and ({given} is null or {taken} is null)) as unknown, "
-            "count(teacher_calls) as traces from traces")[0]
+            "count(teacher_calls) as traces from traces"
+        )[0]
         totals = {key: row[key] or 0 for key in ("input", "output", "calls")}
         totals["traces"], totals["unknown_traces"] = row["traces"] or 0, row["unknown"] or 0
         if row["unknown"]:
@@ -774,12 +916,17 @@ class RunStore:
         columns = ("reused_calls", "reused_input_tokens", "reused_output_tokens")
         if not set(columns) <= self.columns("traces"):
             return {"reused_calls": 0, "reused_input": 0, "reused_output": 0}
-        row = self._rows("select sum(reused_calls) as calls, sum(reused_input_tokens) as input, "
-                         "sum(reused_output_tokens) as output, "
-                         "sum(reused_calls > 0 and reused_input_tokens is null) as unknown from traces")[0]
+        row = self._rows(
+            "select sum(reused_calls) as calls, sum(reused_input_tokens) as input, "
+            "sum(reused_output_tokens) as output, "
+            "sum(reused_calls > 0 and reused_input_tokens is null) as unknown from traces"
+        )[0]
         unknown = bool(row["unknown"])
-        return {"reused_calls": row["calls"] or 0, "reused_input": None if unknown else row["input"] or 0,
-                "reused_output": None if unknown else row["output"] or 0}
+        return {
+            "reused_calls": row["calls"] or 0,
+            "reused_input": None if unknown else row["input"] or 0,
+            "reused_output": None if unknown else row["output"] or 0,
+        }
 
     def usage_counts(self) -> dict[str, int]:
         """How many LLM calls had no usage from the server: all of them (`missing_usage`, counts NULL) and those
@@ -789,15 +936,18 @@ class RunStore:
         if "usage" not in self.columns("calls"):  # calls stored before m006 all had the server's usage
             return {"missing_usage": 0, "counted_usage": 0}
         fresh = " where reused_run is null" if "reused_run" in self.columns("calls") else ""  # reused: counted at first
-        row = self._rows("select sum(usage = 'missing') as missing, sum(usage = 'counted') as counted "
-                         f"from calls{fresh}")[0]
+        row = self._rows(
+            f"select sum(usage = 'missing') as missing, sum(usage = 'counted') as counted from calls{fresh}"
+        )[0]
         return {"missing_usage": row["missing"] or 0, "counted_usage": row["counted"] or 0}
 
     def seconds_stats(self) -> dict | None:
         if "seconds" not in self.columns("traces"):
             return None
-        return self._rows("select sum(seconds) as total, avg(seconds) as mean, max(seconds) as max from traces "
-                          "where seconds is not null")[0]
+        return self._rows(
+            "select sum(seconds) as total, avg(seconds) as mean, max(seconds) as max from traces "
+            "where seconds is not null"
+        )[0]
 
     def endpoint_stats(self) -> list[dict]:
         """Per teacher endpoint: calls it answered, failed tries (transport faults and HTTP errors, those that
@@ -809,8 +959,10 @@ class RunStore:
         def entry(name: str) -> dict:
             return found.setdefault(name, {"endpoint": name, "calls": 0, "errors": 0, "latency_ms_total": 0.0})
 
-        rows = self.db.query("select endpoint, endpoint_errors, error, latency_ms from calls "
-                             "where llm and (endpoint is not null or endpoint_errors is not null)")
+        rows = self.db.query(
+            "select endpoint, endpoint_errors, error, latency_ms from calls "
+            "where llm and (endpoint is not null or endpoint_errors is not null)"
+        )
         for row in rows:
             failed_tries = json_or_text(row["endpoint_errors"])
             for failure in failed_tries if isinstance(failed_tries, list) else []:
@@ -836,20 +988,30 @@ class RunStore:
             f"case when count({given}) < count(*) then null else sum({given}) end as input_tokens, "
             f"case when count({taken}) < count(*) then null else sum({taken}) end as output_tokens, "
             "avg(latency_ms) as mean_latency_ms, sum(error is not null and error != '') as errors, "
-            "count(distinct model) as models from calls group by node order by min(seq), node")
+            "count(distinct model) as models from calls group by node order by min(seq), node"
+        )
 
 
 def _accepted_record(row: dict) -> dict:
     return {
-        "id": row["id"], "question": row["question"], "gold_answer": row["gold_answer"],
-        "original_answer": row["original_answer"], "pruned_answer": row["pruned_answer"],
-        "thinking": row["pruned_thinking"], "answer_section": row["pruned_answer_section"],
-        "response": row["pruned_response"], "original_response": row["response"],
+        "id": row["id"],
+        "question": row["question"],
+        "gold_answer": row["gold_answer"],
+        "original_answer": row["original_answer"],
+        "pruned_answer": row["pruned_answer"],
+        "thinking": row["pruned_thinking"],
+        "answer_section": row["pruned_answer_section"],
+        "response": row["pruned_response"],
+        "original_response": row["response"],
         "tokens": {
-            "thinking_before": row["thinking_tokens_before"], "thinking_after": row["thinking_tokens_after"],
-            "response_before": row["response_tokens_before"], "response_after": row["response_tokens_after"],
+            "thinking_before": row["thinking_tokens_before"],
+            "thinking_after": row["thinking_tokens_after"],
+            "response_before": row["response_tokens_before"],
+            "response_after": row["response_tokens_after"],
         },
-        "attempts": row["attempts"], "extra": loads(row["extra"]) or {}, "policy_hash": row.get("policy_hash"),
+        "attempts": row["attempts"],
+        "extra": loads(row["extra"]) or {},
+        "policy_hash": row.get("policy_hash"),
     }
 
 

@@ -63,8 +63,12 @@ def run_sweep(options, swept: dict[str, list[str]], progress: bool = True):
     summaries, done = [], []
     for child, overrides in planned:
         folder = new_run_dir(child)
-        child_options = replace(options, run_id=child, policy_overrides={**options.policy_overrides, **overrides},
-                                reuse=[*options.reuse, *(str(f.resolve()) for f in done)])
+        child_options = replace(
+            options,
+            run_id=child,
+            policy_overrides={**options.policy_overrides, **overrides},
+            reuse=[*options.reuse, *(str(f.resolve()) for f in done)],
+        )
         summaries.append(run(child_options, progress=progress))
         done.append(folder)
     stores = [open_run(folder) for folder in done]

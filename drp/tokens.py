@@ -28,12 +28,16 @@ class TokenCounter:
             self._fast = getattr(self._tokenizer, "backend_tokenizer", None)
         except Exception as exc:  # noqa: BLE001 - offline hub, missing folder: say so, and say what we do
             if name is not None:
-                raise TokenizerError(f"cannot load tokenizer {name!r}: {_first_line(exc)} (pass a tokenizer folder "
-                                     "or a hub id)") from None
+                raise TokenizerError(
+                    f"cannot load tokenizer {name!r}: {_first_line(exc)} (pass a tokenizer folder or a hub id)"
+                ) from None
             # No explicit choice and the default is out of reach (no ../shared, no hub): an approximate
             # count keeps the run going, and its name says it is approximate wherever it is recorded.
-            warnings.warn(f"default tokenizer {self.name!r} unavailable ({type(exc).__name__}); "
-                          "token counts are approximate (words and punctuation): pass --tokenizer", stacklevel=2)
+            warnings.warn(
+                f"default tokenizer {self.name!r} unavailable ({type(exc).__name__}); "
+                "token counts are approximate (words and punctuation): pass --tokenizer",
+                stacklevel=2,
+            )
             self.name, self._tokenizer = APPROXIMATE, None
 
     @property
@@ -54,8 +58,9 @@ class TokenCounter:
     def count_chat(self, messages: list[dict]) -> int:
         """A chat prompt's tokens as the model reads them: through its chat template when it has one."""
         if self._tokenizer is not None and getattr(self._tokenizer, "chat_template", None):
-            ids = self._tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True,
-                                                      return_dict=False)
+            ids = self._tokenizer.apply_chat_template(
+                messages, tokenize=True, add_generation_prompt=True, return_dict=False
+            )
             return len(ids)
         return sum(self.count(message.get("content")) for message in messages)
 

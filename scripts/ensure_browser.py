@@ -35,8 +35,9 @@ def works(path: str) -> bool:
     """Whether this binary starts headless and renders a blank page."""
     with tempfile.TemporaryDirectory(prefix="drp-chromium-profile-") as profile:
         try:
-            done = subprocess.run([path, f"--user-data-dir={profile}", *HEADLESS_ARGS],
-                                  capture_output=True, text=True, timeout=60)
+            done = subprocess.run(
+                [path, f"--user-data-dir={profile}", *HEADLESS_ARGS], capture_output=True, text=True, timeout=60
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             say(f"{path} does not start: {exc}")
             return False
@@ -69,8 +70,9 @@ def playwright_managed() -> str | None:
 def playwright_install() -> str | None:
     say("no Chromium here; trying `playwright install chromium`")
     try:
-        done = subprocess.run([sys.executable, "-m", "playwright", "install", "chromium"],
-                              capture_output=True, text=True, timeout=900)
+        done = subprocess.run(
+            [sys.executable, "-m", "playwright", "install", "chromium"], capture_output=True, text=True, timeout=900
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         say(f"playwright install did not finish: {exc}")
         return None
@@ -112,9 +114,11 @@ def advice() -> str:
         command = "sudo apt-get install -y chromium"
     else:
         command = f"{sys.executable} -m playwright install --with-deps chromium"
-    return (f"no headless Chromium for the browser tests, and none could be installed here.\n"
-            f"Run:  {command}\n"
-            f"then `make test` again (or set DRP_CHROMIUM to a Chromium or Chrome binary).")
+    return (
+        f"no headless Chromium for the browser tests, and none could be installed here.\n"
+        f"Run:  {command}\n"
+        f"then `make test` again (or set DRP_CHROMIUM to a Chromium or Chrome binary)."
+    )
 
 
 def find_chromium() -> str | None:

@@ -50,8 +50,9 @@ DRP = [sys.executable, "-m", "drp.cli"]
 
 def drp_process(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run the CLI as a real process (its own interpreter, signals, exit status and stderr)."""
-    return subprocess.run([*DRP, *map(str, args)], capture_output=True, text=True, timeout=timeout,
-                          env=os.environ.copy())
+    return subprocess.run(
+        [*DRP, *map(str, args)], capture_output=True, text=True, timeout=timeout, env=os.environ.copy()
+    )
 
 
 def copies_of_examples(path: Path, copies: int) -> Path:

@@ -27,8 +27,9 @@ from drp.layout import split_response
 def _joined(parts: list[tuple[str, str, int]], trace_id: str) -> dict:
     """(question, thinking, integer answer) per sub-problem → one trace record."""
     total = sum(answer for _, _, answer in parts)
-    question = (f"Solve each of the following {len(parts)} problems, then add up their answers.\n\n"
-                + "\n\n".join(f"Problem {n}: {q.strip()}" for n, (q, _, _) in enumerate(parts, start=1)))
+    question = f"Solve each of the following {len(parts)} problems, then add up their answers.\n\n" + "\n\n".join(
+        f"Problem {n}: {q.strip()}" for n, (q, _, _) in enumerate(parts, start=1)
+    )
     sums = " + ".join(str(answer) for _, _, answer in parts)
     thinking = "\n\n".join(f"Problem {n}.\n\n{t.strip()}" for n, (_, t, _) in enumerate(parts, start=1))
     thinking += f"\n\nNow I add up the answers: {sums} = {total}. So the answer is \\boxed{{{total}}}."
@@ -52,15 +53,23 @@ def joined_gsm8k(shared: Path, counter, tokens: int = 16_500) -> dict:
     for row in rows:
         split = split_response(row["response"])
         answer = extract_answer(split.answer_section)
-        if split.complete and answer and str(row["gold_answer"]).isdigit() and equivalent(str(row["gold_answer"]), answer):
+        if (
+            split.complete
+            and answer
+            and str(row["gold_answer"]).isdigit()
+            and equivalent(str(row["gold_answer"]), answer)
+        ):
             candidates.append((row["question"], split.thinking, int(row["gold_answer"])))
     return _joined(_until(candidates, counter, tokens), "long-gsm8k")
 
 
 def joined_math(shared: Path, counter, tokens: int = 9_000) -> dict:
     rows = [json.loads(line) for line in (shared / "data" / "math500" / "test.jsonl").open()]
-    candidates = [(row["problem"], row["solution"], int(row["answer"])) for row in rows
-                  if row["answer"].isdigit() and len(row["answer"]) < 6]
+    candidates = [
+        (row["problem"], row["solution"], int(row["answer"]))
+        for row in rows
+        if row["answer"].isdigit() and len(row["answer"]) < 6
+    ]
     return _joined(_until(candidates, counter, tokens), "long-math")
 
 
@@ -70,20 +79,22 @@ def synthetic_latex(counter, tokens: int = 16_500, seed: int = 7) -> dict:
     while sum(counter.count(t) for _, t, _ in parts) < tokens:
         a, b, c = rng.randint(2, 9), rng.randint(11, 40), rng.randint(3, 12)
         total, area = a * b + c, (a * b) ** 2
-        question = (f"A rectangle has sides ${a}$ and ${b}$. What is its area plus ${c}$?")
-        thinking = "\n\n".join([
-            f"Okay, so I need to find the area of a rectangle with sides ${a}$ and ${b}$, and then add ${c}$.",
-            f"The area is $A = {a} \\times {b} = {a * b}$, since for a rectangle $A = \\ell \\cdot w$ with "
-            f"$\\ell = {a}$ and $w = {b}$.",
-            f"Wait, let me double-check that: $\\frac{{{a * b}}}{{{a}}} = {b}$, and $\\sqrt{{{area}}} = {a * b}$, "
-            f"so $A = {a * b}$ is right.",
-            f"Hmm, maybe I should make sure the sides are not a diagonal: the problem says sides, so "
-            f"$\\ell \\neq \\sqrt{{\\ell^2 + w^2}}$ does not matter here.",
-            f"Adding ${c}$ gives $A + {c} = {a * b} + {c} = {total}$.",
-            f"Alternatively, I could write it as $\\left({a} \\cdot {b}\\right) + {c} = \\sum_{{k=1}}^{{{a}}} {b} + {c} "
-            f"= {total}$, which matches.",
-            f"So the answer to this one is ${total}$.",
-        ])
+        question = f"A rectangle has sides ${a}$ and ${b}$. What is its area plus ${c}$?"
+        thinking = "\n\n".join(
+            [
+                f"Okay, so I need to find the area of a rectangle with sides ${a}$ and ${b}$, and then add ${c}$.",
+                f"The area is $A = {a} \\times {b} = {a * b}$, since for a rectangle $A = \\ell \\cdot w$ with "
+                f"$\\ell = {a}$ and $w = {b}$.",
+                f"Wait, let me double-check that: $\\frac{{{a * b}}}{{{a}}} = {b}$, and $\\sqrt{{{area}}} = {a * b}$, "
+                f"so $A = {a * b}$ is right.",
+                "Hmm, maybe I should make sure the sides are not a diagonal: the problem says sides, so "
+                "$\\ell \\neq \\sqrt{\\ell^2 + w^2}$ does not matter here.",
+                f"Adding ${c}$ gives $A + {c} = {a * b} + {c} = {total}$.",
+                f"Alternatively, I could write it as $\\left({a} \\cdot {b}\\right) + {c} = \\sum_{{k=1}}^{{{a}}} {b} + {c} "
+                f"= {total}$, which matches.",
+                f"So the answer to this one is ${total}$.",
+            ]
+        )
         parts.append((question, thinking, total))
     return _joined(parts, "long-synthetic")
 
@@ -99,10 +110,12 @@ def one_display_block(counter, tokens: int = 9_000, seed: int = 11) -> tuple[dic
         used += counter.count(lines[-1]) + 1
     total = sum(terms)
     block = "\\[\n\\begin{aligned}\n" + "\n".join(lines) + "\n\\end{aligned}\n\\]"
-    thinking = (f"Okay, so I need to add up the {len(terms)} products listed in the problem.\n\n"
-                f"Let me tabulate every term first:\n{block}\n\n"
-                "Hmm, wait, is the table complete? Yes, every product is in it once.\n\n"
-                f"Adding all the terms gives {total}. So the answer is \\boxed{{{total}}}.")
+    thinking = (
+        f"Okay, so I need to add up the {len(terms)} products listed in the problem.\n\n"
+        f"Let me tabulate every term first:\n{block}\n\n"
+        "Hmm, wait, is the table complete? Yes, every product is in it once.\n\n"
+        f"Adding all the terms gives {total}. So the answer is \\boxed{{{total}}}."
+    )
     response = f"{thinking}\n</think>\n\nThe sum is $\\boxed{{{total}}}$."
     question = f"Find the sum of the {len(terms)} products $t_k$ listed in the table."
     return {"id": "long-block", "question": question, "response": response, "gold_answer": str(total)}, block

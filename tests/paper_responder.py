@@ -35,19 +35,24 @@ def echo(request: dict) -> Text:
 
 def invented_echo(request: dict) -> Text:
     """One step per label, in a fixed order, mostly not the trace's text (what the issue saw)."""
-    steps = [{"skill": skill, "text": text} for skill, text in [
-        ("restate problem", "We need to find the answer to the question."),
-        ("hesitation", "No hesitation was needed."),
-        ("check", "The result was checked and is correct."),
-        ("clarify answer", "So the answer follows."),
-    ]]
+    steps = [
+        {"skill": skill, "text": text}
+        for skill, text in [
+            ("restate problem", "We need to find the answer to the question."),
+            ("hesitation", "No hesitation was needed."),
+            ("check", "The result was checked and is correct."),
+            ("clarify answer", "So the answer follows."),
+        ]
+    ]
     return Text(json.dumps({"steps": steps}))
 
 
 def steps_of(request: dict) -> list[str]:
     """The steps' texts (a step may span several lines)."""
     listing = user(request).split("Steps:\n", 1)[1].split("\nThere are exactly", 1)[0].rstrip()
-    return [m.group(1).strip() for m in re.finditer(r"^Step \d+ \[[^\]]*\]: (.*?)(?=^Step \d+ \[|\Z)", listing, re.M | re.S)]
+    return [
+        m.group(1).strip() for m in re.finditer(r"^Step \d+ \[[^\]]*\]: (.*?)(?=^Step \d+ \[|\Z)", listing, re.M | re.S)
+    ]
 
 
 def compress(request: dict) -> Text:
@@ -61,8 +66,10 @@ def bare_assertion(request: dict) -> Text:
     """Every step kept, but the path only asserts the result (the issue's accepted-but-not-derived case)."""
     steps = steps_of(request)
     answer = re.findall(r"\d+", steps[-1])[-1]
-    path = (f"The reasoning is based on the given information and the standard arithmetic operations. "
-            f"The result is {answer}. The answer is {answer}.")
+    path = (
+        f"The reasoning is based on the given information and the standard arithmetic operations. "
+        f"The result is {answer}. The answer is {answer}."
+    )
     return Text(json.dumps({"actions": ["KEEP"] * len(steps), "pruned_reasoning": path}))
 
 
@@ -72,8 +79,9 @@ def text_echo(request: dict, steps: list[tuple[str, str]] | None = None) -> Text
         thinking = user(request).split("Reasoning:\n", 1)[1]
         paragraphs = [p.strip() for p in thinking.split("\n\n") if p.strip()]
         steps = [("arithmetic on the given amounts", p) for p in paragraphs[:-1]] + [("clarify answer", paragraphs[-1])]
-    return Text("Here are the steps.\n\n" + "\n".join(f"Step {n} [{skill}]: {text}"
-                                                      for n, (skill, text) in enumerate(steps, 1)))
+    return Text(
+        "Here are the steps.\n\n" + "\n".join(f"Step {n} [{skill}]: {text}" for n, (skill, text) in enumerate(steps, 1))
+    )
 
 
 def text_compress(request: dict, *, drop_last_action: bool = False, closing: bool = True) -> Text:

@@ -24,9 +24,9 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 
 from scripted_teacher import Error, ScriptedTeacher, Text
 
@@ -88,8 +88,13 @@ class Hostile:
 
 
 class ScriptedBatchAPI:
-    def __init__(self, responder, outcome: Callable[[Job], Outcome] | None = None, hold: threading.Event | None = None,
-                 hostile: Hostile | None = None):
+    def __init__(
+        self,
+        responder,
+        outcome: Callable[[Job], Outcome] | None = None,
+        hold: threading.Event | None = None,
+        hostile: Hostile | None = None,
+    ):
         self.responder = responder
         self.outcome = outcome or (lambda job: Outcome())
         self.hold = hold
@@ -130,10 +135,18 @@ class ScriptedBatchAPI:
         return file_id
 
     def create_job(self, request: dict) -> Job:
-        lines = [json.loads(line) for line in self.files[request["input_file_id"]].decode().splitlines() if line.strip()]
+        lines = [
+            json.loads(line) for line in self.files[request["input_file_id"]].decode().splitlines() if line.strip()
+        ]
         with self._lock:
-            job = Job(len(self.jobs), f"batch_{next(self._ids)}", request["input_file_id"], request.get("metadata") or {},
-                      lines, int(time.time()))
+            job = Job(
+                len(self.jobs),
+                f"batch_{next(self._ids)}",
+                request["input_file_id"],
+                request.get("metadata") or {},
+                lines,
+                int(time.time()),
+            )
             self.jobs[job.id] = job
         return job
 
@@ -152,30 +165,66 @@ class ScriptedBatchAPI:
             custom_id = line["custom_id"]
             if outcome.status == "failed" or outcome.expire(custom_id):
                 code = "batch_expired" if outcome.status == "expired" else "batch_failed"
-                errors.append({"id": f"req_{next(self._ids)}", "custom_id": custom_id, "response": None,
-                               "error": {"code": code, "message": f"this request was not run ({outcome.status})"}})
+                errors.append(
+                    {
+                        "id": f"req_{next(self._ids)}",
+                        "custom_id": custom_id,
+                        "response": None,
+                        "error": {"code": code, "message": f"this request was not run ({outcome.status})"},
+                    }
+                )
                 continue
             status = outcome.fail.get(custom_id)
             if status is not None:
-                output.append({"id": f"req_{next(self._ids)}", "custom_id": custom_id, "error": None, "response": {
-                    "status_code": status, "request_id": "x",
-                    "body": {"error": {"message": f"scripted {status}", "type": "server_error"}}}})
+                output.append(
+                    {
+                        "id": f"req_{next(self._ids)}",
+                        "custom_id": custom_id,
+                        "error": None,
+                        "response": {
+                            "status_code": status,
+                            "request_id": "x",
+                            "body": {"error": {"message": f"scripted {status}", "type": "server_error"}},
+                        },
+                    }
+                )
                 continue
             reply = self.responder(line["body"])
             if isinstance(reply, str):
                 reply = Text(reply)
             if isinstance(reply, Error):
-                output.append({"id": f"req_{next(self._ids)}", "custom_id": custom_id, "error": None, "response": {
-                    "status_code": reply.status, "request_id": "x", "body": reply.body or {"error": {"message": "x"}}}})
+                output.append(
+                    {
+                        "id": f"req_{next(self._ids)}",
+                        "custom_id": custom_id,
+                        "error": None,
+                        "response": {
+                            "status_code": reply.status,
+                            "request_id": "x",
+                            "body": reply.body or {"error": {"message": "x"}},
+                        },
+                    }
+                )
                 continue
             self.answered.append(custom_id)
-            output.append({"id": f"req_{next(self._ids)}", "custom_id": custom_id, "error": None, "response": {
-                "status_code": 200, "request_id": "x", "body": self._chat._completion(line["body"], reply)}})
+            output.append(
+                {
+                    "id": f"req_{next(self._ids)}",
+                    "custom_id": custom_id,
+                    "error": None,
+                    "response": {
+                        "status_code": 200,
+                        "request_id": "x",
+                        "body": self._chat._completion(line["body"], reply),
+                    },
+                }
+            )
         if self.hostile.lines is not None:
             output = self.hostile.lines(job, output)
         if output:
-            job.output_file_id = self.add_file("".join(
-                (o if isinstance(o, str) else json.dumps(o)) + "\n" for o in output).encode())
+            job.output_file_id = self.add_file(
+                "".join((o if isinstance(o, str) else json.dumps(o)) + "\n" for o in output).encode()
+            )
             self.file_job[job.output_file_id] = job
         if errors:
             job.error_file_id = self.add_file("".join(json.dumps(e) + "\n" for e in errors).encode())
@@ -185,11 +234,22 @@ class ScriptedBatchAPI:
 
     def describe(self, job: Job) -> dict:
         return {
-            "id": job.id, "object": "batch", "endpoint": "/v1/chat/completions", "errors": (
-                {"object": "list", "data": [{"code": "invalid", "message": m} for m in job.errors]} if job.errors else None),
-            "input_file_id": job.input_file_id, "completion_window": "24h", "status": job.status,
-            "output_file_id": job.output_file_id, "error_file_id": job.error_file_id, "created_at": job.created_at,
-            "request_counts": {"total": len(job.lines), "completed": 0, "failed": 0}, "metadata": job.metadata,
+            "id": job.id,
+            "object": "batch",
+            "endpoint": "/v1/chat/completions",
+            "errors": (
+                {"object": "list", "data": [{"code": "invalid", "message": m} for m in job.errors]}
+                if job.errors
+                else None
+            ),
+            "input_file_id": job.input_file_id,
+            "completion_window": "24h",
+            "status": job.status,
+            "output_file_id": job.output_file_id,
+            "error_file_id": job.error_file_id,
+            "created_at": job.created_at,
+            "request_counts": {"total": len(job.lines), "completed": 0, "failed": 0},
+            "metadata": job.metadata,
         }
 
     def requests_sent(self) -> list[str]:
@@ -213,7 +273,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, status: int, payload) -> None:
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/json" if not isinstance(payload, bytes) else "application/octet-stream")
+        self.send_header(
+            "Content-Type", "application/json" if not isinstance(payload, bytes) else "application/octet-stream"
+        )
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -228,13 +290,24 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?")[0].rstrip("/")
         if path == "/v1/files":
             message = email.parser.BytesParser(policy=email.policy.default).parsebytes(
-                b"Content-Type: " + self.headers["Content-Type"].encode() + b"\r\n\r\n" + raw)
+                b"Content-Type: " + self.headers["Content-Type"].encode() + b"\r\n\r\n" + raw
+            )
             parts = {part.get_param("name", header="content-disposition"): part for part in message.iter_parts()}
             assert parts["purpose"].get_content().strip() == "batch", "batch input files have purpose=batch"
             content = parts["file"].get_payload(decode=True)
             file_id = api.add_file(content)
-            self._send(200, {"id": file_id, "object": "file", "bytes": len(content), "created_at": int(time.time()),
-                             "filename": parts["file"].get_filename(), "purpose": "batch", "status": "processed"})
+            self._send(
+                200,
+                {
+                    "id": file_id,
+                    "object": "file",
+                    "bytes": len(content),
+                    "created_at": int(time.time()),
+                    "filename": parts["file"].get_filename(),
+                    "purpose": "batch",
+                    "status": "processed",
+                },
+            )
         elif path == "/v1/batches":
             self._send(200, api.describe(api.create_job(json.loads(raw))))
         elif path.startswith("/v1/batches/") and path.endswith("/cancel") and path.split("/")[3] in api.jobs:
@@ -308,8 +381,16 @@ class _Handler(BaseHTTPRequestHandler):
         parts = path.split("/")
         if path == "/v1/batches":
             data = [api.describe(job) for job in reversed(list(api.jobs.values()))]
-            self._send(200, {"object": "list", "data": data, "has_more": False,
-                             "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None})
+            self._send(
+                200,
+                {
+                    "object": "list",
+                    "data": data,
+                    "has_more": False,
+                    "first_id": data[0]["id"] if data else None,
+                    "last_id": data[-1]["id"] if data else None,
+                },
+            )
         elif len(parts) == 4 and parts[2] == "batches" and parts[3] in api.jobs:
             job = api.jobs[parts[3]]
             reply = api.hostile.poll(job) if api.hostile.poll else None

@@ -20,10 +20,10 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Union
-
+from typing import Any, Union
 
 # ---------------------------------------------------------------- replies a responder may return
 
@@ -44,7 +44,7 @@ class ToolCall:
     """An assistant message with one function tool call (``arguments`` may be a malformed string on purpose)."""
 
     name: str
-    arguments: Union[dict, str]
+    arguments: dict | str
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
 
@@ -85,7 +85,7 @@ class Raw:
     """Exactly these bytes as the body (for replies that are not valid JSON at the HTTP level), with any extra
     headers (e.g. ``{"Content-Encoding": "gzip"}`` over compressed bytes)."""
 
-    body: Union[str, bytes]
+    body: str | bytes
     status: int = 200
     content_type: str = "application/json"
     headers: dict | None = None
@@ -160,8 +160,14 @@ def _prompt_words(request: dict) -> int:
     return sum(_words(m.get("content")) for m in request.get("messages") or [] if isinstance(m, dict))
 
 
-_STATUS_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
-                 429: "rate_limit_exceeded", 500: "server_error", 503: "server_error"}
+_STATUS_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    404: "not_found_error",
+    429: "rate_limit_exceeded",
+    500: "server_error",
+    503: "server_error",
+}
 
 _CLIENT_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
 
@@ -170,7 +176,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True  # a hung handler never blocks stop()
     request_queue_size = 512  # listen backlog: bursts of 64+ concurrent connects must not be refused
     allow_reuse_address = True
-    teacher: "ScriptedTeacher"
+    teacher: ScriptedTeacher
 
     def process_request(self, request, client_address):
         self.teacher._connections.add(request)  # so that kill() can drop it
@@ -201,10 +207,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     # --- plumbing
 
-    def _send(self, status: int, payload: Any, headers: dict | None = None,
-              content_type: str = "application/json") -> None:
-        body = payload if isinstance(payload, bytes) else (
-            payload.encode() if isinstance(payload, str) else json.dumps(payload).encode())
+    def _send(
+        self, status: int, payload: Any, headers: dict | None = None, content_type: str = "application/json"
+    ) -> None:
+        body = (
+            payload
+            if isinstance(payload, bytes)
+            else (payload.encode() if isinstance(payload, str) else json.dumps(payload).encode())
+        )
         try:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
@@ -252,8 +262,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _error(self, status: int, message: str, headers: dict | None = None, body: dict | None = None) -> None:
         if body is None:
-            body = {"error": {"message": message, "type": _STATUS_TYPES.get(status, "api_error"),
-                              "param": None, "code": None}}
+            body = {
+                "error": {
+                    "message": message,
+                    "type": _STATUS_TYPES.get(status, "api_error"),
+                    "param": None,
+                    "code": None,
+                }
+            }
         self._send(status, body, headers)
 
     # --- routes
@@ -261,9 +277,16 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path.rstrip("/") in ("/v1/models", "/models"):
             teacher = self.server.teacher
-            self._send(200, {"object": "list", "data": [
-                {"id": name, "object": "model", "created": 0, "owned_by": "scripted-teacher"}
-                for name in teacher.models]})
+            self._send(
+                200,
+                {
+                    "object": "list",
+                    "data": [
+                        {"id": name, "object": "model", "created": 0, "owned_by": "scripted-teacher"}
+                        for name in teacher.models
+                    ],
+                },
+            )
         else:
             self._error(404, f"no route GET {self.path}")
 
@@ -328,8 +351,14 @@ class _Handler(BaseHTTPRequestHandler):
 class ScriptedTeacher:
     """OpenAI-compatible server on 127.0.0.1 whose replies come from ``responder(request_body)``."""
 
-    def __init__(self, responder: Responder, latency: float = 0.0, port: int = 0,
-                 models: tuple[str, ...] = ("scripted-teacher",), completions: bool = True):
+    def __init__(
+        self,
+        responder: Responder,
+        latency: float = 0.0,
+        port: int = 0,
+        models: tuple[str, ...] = ("scripted-teacher",),
+        completions: bool = True,
+    ):
         self.responder = responder
         self.completions = completions
         self.latency = latency
@@ -347,12 +376,13 @@ class ScriptedTeacher:
 
     # --- lifecycle
 
-    def start(self) -> "ScriptedTeacher":
+    def start(self) -> ScriptedTeacher:
         self._stopping.clear()
         self._server = _Server(("127.0.0.1", self._port), _Handler)
         self._server.teacher = self
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="scripted-teacher", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="scripted-teacher", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -376,7 +406,7 @@ class ScriptedTeacher:
             except OSError:
                 pass
 
-    def __enter__(self) -> "ScriptedTeacher":
+    def __enter__(self) -> ScriptedTeacher:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -410,9 +440,14 @@ class ScriptedTeacher:
             completion_default = _words(reply.content)
         else:
             arguments = reply.arguments if isinstance(reply.arguments, str) else json.dumps(reply.arguments)
-            message = {"role": "assistant", "content": None, "refusal": None, "tool_calls": [{
-                "id": f"call_{n}", "type": "function",
-                "function": {"name": reply.name, "arguments": arguments}}]}
+            message = {
+                "role": "assistant",
+                "content": None,
+                "refusal": None,
+                "tool_calls": [
+                    {"id": f"call_{n}", "type": "function", "function": {"name": reply.name, "arguments": arguments}}
+                ],
+            }
             finish = "tool_calls"
             completion_default = _words(arguments)
         prompt = reply.prompt_tokens if reply.prompt_tokens is not None else _prompt_words(request)
@@ -423,8 +458,7 @@ class ScriptedTeacher:
             "created": int(time.time()),
             "model": request.get("model") or self.models[0],
             "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
-            "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
-                      "total_tokens": prompt + completion},
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
         }
         if not getattr(reply, "usage", True):
             del body["usage"]
@@ -441,6 +475,5 @@ class ScriptedTeacher:
             "created": int(time.time()),
             "model": request.get("model") or self.models[0],
             "choices": [{"index": 0, "text": reply.content, "finish_reason": reply.finish_reason, "logprobs": None}],
-            "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
-                      "total_tokens": prompt + completion},
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
         }

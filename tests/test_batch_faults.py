@@ -26,10 +26,36 @@ TERMINAL = {"accepted", "rejected", "failed"}
 
 def run_batch(url: str, run_id: str, *extra: str, command=DRP, env=None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [*command, "run", str(EXAMPLES), "--policy", "skill-aware", "--teacher-url", url, "--teacher-model", "m",
-         "--run-id", run_id, "--quiet", "--teacher-mode", "batch", "--batch-poll-seconds", "0.05",
-         "--teacher-max-retries", "0", "--batch-call-timeout", "1", "--batch-poll-failures", "3", *extra],
-        capture_output=True, text=True, timeout=LIMIT, env={**os.environ, **(env or {})})
+        [
+            *command,
+            "run",
+            str(EXAMPLES),
+            "--policy",
+            "skill-aware",
+            "--teacher-url",
+            url,
+            "--teacher-model",
+            "m",
+            "--run-id",
+            run_id,
+            "--quiet",
+            "--teacher-mode",
+            "batch",
+            "--batch-poll-seconds",
+            "0.05",
+            "--teacher-max-retries",
+            "0",
+            "--batch-call-timeout",
+            "1",
+            "--batch-poll-failures",
+            "3",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=LIMIT,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def resume_finishes(url: str, run_id: str, **kwargs) -> None:
@@ -54,20 +80,38 @@ def test_bad_result_lines_fail_their_own_requests_and_junk_is_ignored():
         if job.index:
             return records
         cut, no_body, no_status, no_completion, duplicated, missing = records
-        treated.update(cut=cut["custom_id"], no_body=no_body["custom_id"], no_status=no_status["custom_id"],
-                       no_completion=no_completion["custom_id"], duplicated=duplicated["custom_id"],
-                       missing=missing["custom_id"])
+        treated.update(
+            cut=cut["custom_id"],
+            no_body=no_body["custom_id"],
+            no_status=no_status["custom_id"],
+            no_completion=no_completion["custom_id"],
+            duplicated=duplicated["custom_id"],
+            missing=missing["custom_id"],
+        )
         unknown = {**duplicated, "custom_id": "drp-" + "0" * 40}
         return [
             json.dumps(cut)[:150],  # cut short: not JSON, but it names its request
             {**no_body, "response": {"status_code": 200, "request_id": "x"}},
             {**no_status, "response": {**no_status["response"], "status_code": "OK"}},
             {**no_completion, "response": {"status_code": 200, "body": {"object": "list", "data": [1, 2]}}},
-            {**duplicated, "response": {**duplicated["response"], "body": {  # usage that is no token counts: dropped
-                **duplicated["response"]["body"], "usage": {"prompt_tokens": "many", "completion_tokens": -1}}}},
+            {
+                **duplicated,
+                "response": {
+                    **duplicated["response"],
+                    "body": {  # usage that is no token counts: dropped
+                        **duplicated["response"]["body"],
+                        "usage": {"prompt_tokens": "many", "completion_tokens": -1},
+                    },
+                },
+            },
             {**duplicated, "response": {"status_code": 400, "body": {"error": {"message": "later line"}}}},
             unknown,  # not a request of this job
-            "[1, 2, 3]", '"a string"', "null", '{"no": "custom_id"}', '{"custom_id": 12}', "\x00\x7f garbage {",
+            "[1, 2, 3]",
+            '"a string"',
+            "null",
+            '{"no": "custom_id"}',
+            '{"custom_id": 12}',
+            "\x00\x7f garbage {",
         ]
 
     with ScriptedBatchAPI(sensible, hostile=Hostile(lines=lines)) as api:
@@ -77,9 +121,17 @@ def test_bad_result_lines_fail_their_own_requests_and_junk_is_ignored():
         traces, owner = traces_of("lines"), trace_of("lines")
         reasons = {name: traces[owner[custom_id]]["reason"] or "" for name, custom_id in treated.items()}
         statuses = {name: traces[owner[custom_id]]["status"] for name, custom_id in treated.items()}
-        assert statuses == {"cut": "failed", "no_body": "failed", "no_status": "failed", "no_completion": "failed",
-                            "duplicated": "accepted", "missing": "accepted"}, reasons
-        assert all(reasons[name].startswith("teacher_error:") for name in ("cut", "no_body", "no_status", "no_completion"))
+        assert statuses == {
+            "cut": "failed",
+            "no_body": "failed",
+            "no_status": "failed",
+            "no_completion": "failed",
+            "duplicated": "accepted",
+            "missing": "accepted",
+        }, reasons
+        assert all(
+            reasons[name].startswith("teacher_error:") for name in ("cut", "no_body", "no_status", "no_completion")
+        )
         assert "not JSON" in reasons["cut"] and "no body" in reasons["no_body"]
         assert "not an HTTP status" in reasons["no_status"] and "not a chat completion" in reasons["no_completion"]
         stored = {row["custom_id"]: row["status_code"] for row in db_of("lines").query("select * from batch_results")}
@@ -217,8 +269,10 @@ def test_requests_never_wait_on_a_watcher_or_submitter_that_died(tmp_path):
     script = tmp_path / "break.py"
     script.write_text(_BREAK)
     with ScriptedBatchAPI(sensible) as api:
-        for run_id, piece, said in (("watcher", "save_batch_results", "batch: following job"),
-                                    ("submitter", "add_batch_job", "batch: submitting jobs failed")):
+        for run_id, piece, said in (
+            ("watcher", "save_batch_results", "batch: following job"),
+            ("submitter", "add_batch_job", "batch: submitting jobs failed"),
+        ):
             result = run_batch(api.url, run_id, command=[sys.executable, str(script)], env={"DRP_TEST_BREAK": piece})
             assert result.returncode == 1, result.stderr
             for trace in traces_of(run_id).values():
@@ -233,8 +287,24 @@ def test_a_resumed_run_whose_job_the_endpoint_forgot_sends_its_requests_again():
     forgot = threading.Event()
     hostile = Hostile(poll=lambda job: 404 if job.index == 0 and forgot.is_set() else None)
     with ScriptedBatchAPI(sensible, hold=threading.Event(), hostile=hostile) as api:
-        command = [*DRP, "run", str(EXAMPLES), "--policy", "skill-aware", "--teacher-url", api.url, "--teacher-model",
-                   "m", "--run-id", "forgot", "--quiet", "--teacher-mode", "batch", "--batch-poll-seconds", "0.05"]
+        command = [
+            *DRP,
+            "run",
+            str(EXAMPLES),
+            "--policy",
+            "skill-aware",
+            "--teacher-url",
+            api.url,
+            "--teacher-model",
+            "m",
+            "--run-id",
+            "forgot",
+            "--quiet",
+            "--teacher-mode",
+            "batch",
+            "--batch-poll-seconds",
+            "0.05",
+        ]
         process = subprocess.Popen(command, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + LIMIT
         while time.time() < deadline and not (api.jobs and next(iter(api.jobs.values())).polls >= 2):
@@ -243,8 +313,9 @@ def test_a_resumed_run_whose_job_the_endpoint_forgot_sends_its_requests_again():
         process.wait()
         forgot.set()
         api.hold.set()
-        resumed = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=LIMIT,
-                                 env=os.environ.copy())
+        resumed = subprocess.run(
+            [*command, "--resume"], capture_output=True, text=True, timeout=LIMIT, env=os.environ.copy()
+        )
     assert resumed.returncode == 0, resumed.stderr
     stored = jobs_of("forgot")
     assert stored[0]["status"] == "lost" and "does not know job" in stored[0]["detail"]

@@ -23,40 +23,77 @@ TEACHER = 6  # the example traces that reach the teacher (two end in prepare)
 
 
 def run_batch(url: str, run_id: str, *extra: str):
-    return drp("run", EXAMPLES, "--policy", "skill-aware", "--teacher-url", url, "--teacher-model", "m",
-               "--run-id", run_id, "--quiet", "--teacher-mode", "batch", "--batch-poll-seconds", "0.05", *extra)
+    return drp(
+        "run",
+        EXAMPLES,
+        "--policy",
+        "skill-aware",
+        "--teacher-url",
+        url,
+        "--teacher-model",
+        "m",
+        "--run-id",
+        run_id,
+        "--quiet",
+        "--teacher-mode",
+        "batch",
+        "--batch-poll-seconds",
+        "0.05",
+        *extra,
+    )
 
 
 def _transcript(run_id: str) -> dict:
     """Per trace: each call's node, attempt, messages, reply and parsed result (what `drp logs show` prints)."""
-    rows = db_of(run_id).query("select trace_id, node, attempt, messages, raw_output, parsed, error, model from calls "
-                               "order by trace_id, seq")
+    rows = db_of(run_id).query(
+        "select trace_id, node, attempt, messages, raw_output, parsed, error, model from calls order by trace_id, seq"
+    )
     found: dict = {}
     for row in rows:
         found.setdefault(row["trace_id"], []).append(
-            (row["node"], row["attempt"], row["messages"] if row["node"] not in ("prepare", "verifier") else None,
-             row["raw_output"] if row["node"] not in ("prepare", "verifier") else None, row["error"], row["model"]))
+            (
+                row["node"],
+                row["attempt"],
+                row["messages"] if row["node"] not in ("prepare", "verifier") else None,
+                row["raw_output"] if row["node"] not in ("prepare", "verifier") else None,
+                row["error"],
+                row["model"],
+            )
+        )
     return found
 
 
 def test_batch_mode_sends_one_job_per_stage_and_matches_online_mode():
     with ScriptedTeacher(sensible) as online:
-        assert drp("run", EXAMPLES, "--teacher-url", online.url, "--teacher-model", "m", "--run-id", "online",
-                   "--quiet").exit_code == 0
+        assert (
+            drp(
+                "run", EXAMPLES, "--teacher-url", online.url, "--teacher-model", "m", "--run-id", "online", "--quiet"
+            ).exit_code
+            == 0
+        )
     with ScriptedBatchAPI(sensible) as api:
         result = run_batch(api.url, "batch")
     assert result.exit_code == 0, result.output
     # One job per graph stage, each holding that stage's request of every trace.
     assert [len(job.lines) for job in api.jobs.values()] == [TEACHER] * 3
     assert [{agent_of(line["body"]) for line in job.lines} for job in api.jobs.values()] == [
-        {"segmenter"}, {"classifier"}, {"pruner"}]
-    assert all(line["url"] == "/v1/chat/completions" and line["method"] == "POST"
-               for job in api.jobs.values() for line in job.lines)
+        {"segmenter"},
+        {"classifier"},
+        {"pruner"},
+    ]
+    assert all(
+        line["url"] == "/v1/chat/completions" and line["method"] == "POST"
+        for job in api.jobs.values()
+        for line in job.lines
+    )
     assert {job.metadata["drp_run"] for job in api.jobs.values()} == {"batch"}
     # Same statuses, same pruned texts, same transcripts.
-    assert {k: t["status"] for k, t in traces_of("batch").items()} == {k: t["status"] for k, t in traces_of("online").items()}
-    assert [(r["id"], r["thinking"], r["response"]) for r in pruned_of("batch")] == \
-        [(r["id"], r["thinking"], r["response"]) for r in pruned_of("online")]
+    assert {k: t["status"] for k, t in traces_of("batch").items()} == {
+        k: t["status"] for k, t in traces_of("online").items()
+    }
+    assert [(r["id"], r["thinking"], r["response"]) for r in pruned_of("batch")] == [
+        (r["id"], r["thinking"], r["response"]) for r in pruned_of("online")
+    ]
     assert _transcript("batch") == _transcript("online")
     jobs = list(db_of("batch").query("select * from batch_jobs order by created_at"))
     assert [j["status"] for j in jobs] == ["completed"] * 3 and all(j["batch_id"] and j["input_file_id"] for j in jobs)
@@ -123,9 +160,26 @@ def test_jobs_that_keep_failing_end_their_traces_after_the_last_round():
 def test_a_killed_run_resumes_the_job_it_submitted(tmp_path):
     hold = threading.Event()
     with ScriptedBatchAPI(sensible, hold=hold) as api:
-        command = [sys.executable, "-m", "drp.cli", "run", str(EXAMPLES), "--policy", "skill-aware",
-                   "--teacher-url", api.url, "--teacher-model", "m", "--run-id", "killed", "--quiet",
-                   "--teacher-mode", "batch", "--batch-poll-seconds", "0.05"]
+        command = [
+            sys.executable,
+            "-m",
+            "drp.cli",
+            "run",
+            str(EXAMPLES),
+            "--policy",
+            "skill-aware",
+            "--teacher-url",
+            api.url,
+            "--teacher-model",
+            "m",
+            "--run-id",
+            "killed",
+            "--quiet",
+            "--teacher-mode",
+            "batch",
+            "--batch-poll-seconds",
+            "0.05",
+        ]
         process = subprocess.Popen(command, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.time() + 120
         while time.time() < deadline and not (api.jobs and _stored_jobs("killed")):
@@ -137,8 +191,9 @@ def test_a_killed_run_resumes_the_job_it_submitted(tmp_path):
         assert len(api.jobs) == 1 and not api.answered
         assert all(t["status"] in ("pending", "rejected") for t in traces_of("killed").values())
         hold.set()  # the job finishes while nobody watches
-        resumed = subprocess.run([*command, "--resume"], env=os.environ.copy(), capture_output=True, text=True,
-                                 timeout=300)
+        resumed = subprocess.run(
+            [*command, "--resume"], env=os.environ.copy(), capture_output=True, text=True, timeout=300
+        )
     assert resumed.returncode == 0, resumed.stderr
     first = next(iter(api.jobs.values()))
     sent = api.requests_sent()
@@ -147,7 +202,9 @@ def test_a_killed_run_resumes_the_job_it_submitted(tmp_path):
     assert sum(t["status"] == "accepted" for t in traces_of("killed").values()) == TEACHER
     jobs = list(db_of("killed").query("select batch_id, status from batch_jobs order by created_at"))
     assert jobs[0]["batch_id"] == first.id and [j["status"] for j in jobs] == ["completed"] * 3
-    per_trace = list(db_of("killed").query("select trace_id, count(*) n from calls where node = 'prepare' group by trace_id"))
+    per_trace = list(
+        db_of("killed").query("select trace_id, count(*) n from calls where node = 'prepare' group by trace_id")
+    )
     assert all(row["n"] == 1 for row in per_trace) and len(per_trace) == 8
 
 
@@ -177,15 +234,36 @@ def test_a_job_created_just_before_a_kill_is_found_and_reused(tmp_path):
     script = tmp_path / "die.py"
     script.write_text(_DIE_BEFORE_STORING_THE_JOB_ID)
     with ScriptedBatchAPI(sensible) as api:
-        command = [sys.executable, str(script), "run", str(EXAMPLES), "--policy", "skill-aware", "--teacher-url",
-                   api.url, "--teacher-model", "m", "--run-id", "cut", "--quiet", "--teacher-mode", "batch",
-                   "--batch-poll-seconds", "0.05"]
+        command = [
+            sys.executable,
+            str(script),
+            "run",
+            str(EXAMPLES),
+            "--policy",
+            "skill-aware",
+            "--teacher-url",
+            api.url,
+            "--teacher-model",
+            "m",
+            "--run-id",
+            "cut",
+            "--quiet",
+            "--teacher-mode",
+            "batch",
+            "--batch-poll-seconds",
+            "0.05",
+        ]
         died = subprocess.run(command, env=os.environ.copy(), capture_output=True, text=True, timeout=300)
         assert died.returncode == 9 and len(api.jobs) == 1
         row = next(db_of("cut").query("select * from batch_jobs"))
         assert row["status"] == "submitting" and row["batch_id"] is None
-        resumed = subprocess.run([*command, "--resume"], env={**os.environ, "DRP_TEST_RESUMED": "1"},
-                                 capture_output=True, text=True, timeout=300)
+        resumed = subprocess.run(
+            [*command, "--resume"],
+            env={**os.environ, "DRP_TEST_RESUMED": "1"},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     assert resumed.returncode == 0, resumed.stderr
     sent = api.requests_sent()
     assert len(sent) == len(set(sent)) == TEACHER * 3  # adopted through its metadata, not submitted again

@@ -12,14 +12,23 @@ BUDGETS = {A: line_budget({"max_tokens": 100}), B: line_budget({"max_tokens": 10
 
 
 def completion(text="ok", **extra) -> dict:
-    return {"id": "c", "object": "chat.completion", "model": "m",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            **extra}
+    return {
+        "id": "c",
+        "object": "chat.completion",
+        "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        **extra,
+    }
 
 
 def line(custom_id, status=200, body=None, **record) -> str:
-    return json.dumps({"custom_id": custom_id, "response": {"status_code": status,
-                                                            "body": completion() if body is None else body}, **record})
+    return json.dumps(
+        {
+            "custom_id": custom_id,
+            "response": {"status_code": status, "body": completion() if body is None else body},
+            **record,
+        }
+    )
 
 
 def read(*lines: str) -> Results:
@@ -29,8 +38,11 @@ def read(*lines: str) -> Results:
 
 
 def test_good_lines_and_error_lines_are_answers():
-    results = read(line(A), line(B, 400, {"error": {"message": "bad request"}}),
-                   json.dumps({"custom_id": C, "response": None, "error": {"code": "batch_expired", "message": "late"}}))
+    results = read(
+        line(A),
+        line(B, 400, {"error": {"message": "bad request"}}),
+        json.dumps({"custom_id": C, "response": None, "error": {"code": "batch_expired", "message": "late"}}),
+    )
     assert results.answered[A][0] == 200 and results.answered[B][0] == 400 and results.answered[C][0] == 500
     assert not results.bad and not results.warnings
 
@@ -55,8 +67,18 @@ def test_a_line_that_names_its_request_but_cannot_be_used_is_that_requests_failu
 
 
 def test_lines_that_name_no_request_of_the_job_are_ignored_with_a_warning():
-    junk = ["[1, 2]", '"text"', "null", "42", '{"no": 1}', '{"custom_id": 7}', "\x00\xff{{", "[" * 100_000,
-            line("drp-" + "0" * 40), line("someone-else")]
+    junk = [
+        "[1, 2]",
+        '"text"',
+        "null",
+        "42",
+        '{"no": 1}',
+        '{"custom_id": 7}',
+        "\x00\xff{{",
+        "[" * 100_000,
+        line("drp-" + "0" * 40),
+        line("someone-else"),
+    ]
     results = read(*junk, "", "   ")
     assert not results.answered and not results.bad
     assert len(results.warnings) == len(junk) and all("ignored" in w for w in results.warnings)
@@ -69,9 +91,13 @@ def test_the_first_line_for_a_request_counts_over_both_files():
 
 
 def test_usage_that_is_not_token_counts_is_dropped_and_the_reply_kept():
-    for usage in ("lots", {"prompt_tokens": "1", "completion_tokens": 2}, {"prompt_tokens": -5, "completion_tokens": 2},
-                  {"prompt_tokens": 10**12, "completion_tokens": 1}, {"prompt_tokens": 3, "completion_tokens": 2,
-                                                                      "prompt_tokens_details": "x"}):
+    for usage in (
+        "lots",
+        {"prompt_tokens": "1", "completion_tokens": 2},
+        {"prompt_tokens": -5, "completion_tokens": 2},
+        {"prompt_tokens": 10**12, "completion_tokens": 1},
+        {"prompt_tokens": 3, "completion_tokens": 2, "prompt_tokens_details": "x"},
+    ):
         status, body = read(line(A, body=completion(usage=usage))).answered[A]
         assert status == 200 and body["usage"] in (None, {"prompt_tokens": 3, "completion_tokens": 2})
 

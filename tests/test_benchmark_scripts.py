@@ -19,14 +19,17 @@ EXAMPLES = REPO / "examples" / "traces.jsonl"
 
 
 def _problems(path: Path, questions: list[str]) -> Path:
-    path.write_text("".join(json.dumps({"question": q, "answer": f"#### {i}"}) + "\n"
-                            for i, q in enumerate(questions)), encoding="utf-8")
+    path.write_text(
+        "".join(json.dumps({"question": q, "answer": f"#### {i}"}) + "\n" for i, q in enumerate(questions)),
+        encoding="utf-8",
+    )
     return path
 
 
 def _pipeline(tmp_path: Path, eval_file: Path, problems: int) -> drp_effect_small.Pipeline:
-    args = drp_effect_small.parse_args(["--out", str(tmp_path / "work"), "--eval-benchmark", str(eval_file),
-                                        "--eval-problems", str(problems)])
+    args = drp_effect_small.parse_args(
+        ["--out", str(tmp_path / "work"), "--eval-benchmark", str(eval_file), "--eval-problems", str(problems)]
+    )
     pipeline = drp_effect_small.Pipeline(args)
     for variant, question in (("identity", "Tom has 3 apples. How many?"), ("pruned", "Ann has 5 pears.")):
         folder = pipeline.out / "exports" / variant
@@ -77,19 +80,51 @@ def test_paper_real_run_needs_a_teacher():
 def test_effect_small_end_to_end_on_tiny_settings(tmp_path, smollm2):
     """Every stage for real (prune, export, distill, serve, eval, compare), one training step, two problems."""
     problems = _problems(tmp_path / "held_out.jsonl", ["What is 2 + 3?", "What is 10 - 4?"])
-    result = drp_effect_small.main([
-        "--out", str(tmp_path / "work"), "--traces", str(EXAMPLES), "--steps", "1", "--max-length", "2048",
-        "--eval-benchmark", str(problems), "--eval-problems", "2", "--max-tokens", "8", "--concurrency", "2",
-        "--backend", "transformers", "--threads", "1"])
+    result = drp_effect_small.main(
+        [
+            "--out",
+            str(tmp_path / "work"),
+            "--traces",
+            str(EXAMPLES),
+            "--steps",
+            "1",
+            "--max-length",
+            "2048",
+            "--eval-benchmark",
+            str(problems),
+            "--eval-problems",
+            "2",
+            "--max-tokens",
+            "8",
+            "--concurrency",
+            "2",
+            "--backend",
+            "transformers",
+            "--threads",
+            "1",
+        ]
+    )
     written = json.loads((tmp_path / "work" / "result.json").read_text())
     assert written == result
-    for key in ("identity_tokens_mean", "pruned_tokens_mean", "tokens_ratio", "wilcoxon_p", "identity_accuracy",
-                "pruned_accuracy", "eval_problems", "train_examples", "steps", "wall_seconds", "compare_report"):
+    for key in (
+        "identity_tokens_mean",
+        "pruned_tokens_mean",
+        "tokens_ratio",
+        "wilcoxon_p",
+        "identity_accuracy",
+        "pruned_accuracy",
+        "eval_problems",
+        "train_examples",
+        "steps",
+        "wall_seconds",
+        "compare_report",
+    ):
         assert key in result, key
     assert result["eval_problems"] == 2 and result["steps"] == 1 and 0 < result["train_examples"] <= 8
     assert 0 < result["identity_tokens_mean"] <= 9 and 0 < result["pruned_tokens_mean"] <= 9
-    assert result["tokens_ratio"] == pytest.approx(result["pruned_tokens_mean"] / result["identity_tokens_mean"],
-                                                   abs=0.01)
+    assert result["tokens_ratio"] == pytest.approx(
+        result["pruned_tokens_mean"] / result["identity_tokens_mean"], abs=0.01
+    )
     assert result["eval_problems_trained_on"] == {"identity": 0, "pruned": 0}  # drp eval found the sidecars
     assert Path(result["compare_report"]).is_file()
 
@@ -99,8 +134,18 @@ def test_paper_recipe_follows_the_base_and_the_settings_are_the_papers(tmp_path)
     assert paper_gsm8k.recipe_for("/models/DeepSeek-R1-Distill-Qwen-7B") == "r1-distill-qwen-7b-lora"
     with pytest.raises(SystemExit, match="pass --recipe"):
         paper_gsm8k.recipe_for("Qwen/QwQ-32B")
-    args = paper_gsm8k.parse_args(["--teacher-url", "http://t/v1", "--base", "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B",
-                                   "--train-problems", "data/prm12k.jsonl", "--layout", "paper"])
+    args = paper_gsm8k.parse_args(
+        [
+            "--teacher-url",
+            "http://t/v1",
+            "--base",
+            "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B",
+            "--train-problems",
+            "data/prm12k.jsonl",
+            "--layout",
+            "paper",
+        ]
+    )
     settings = paper_gsm8k.real_settings(args)
     assert settings.distill[:4] == ["--recipe", "r1-distill-qwen-1.5b-lora", "--model_name_or_path", args.base]
     assert "--template" in settings.distill and settings.export[-4:] == ["--instruction", "", "--answer", "answer-line"]

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from scripted_teacher import ScriptedTeacher, Text
 from typer.testing import CliRunner
 
 from drp.cli import app
@@ -21,7 +22,6 @@ from drp.contamination import (
     write_sidecar,
 )
 from drp.export.hygiene import split_validation
-from scripted_teacher import ScriptedTeacher, Text
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples" / "traces.jsonl"
@@ -52,8 +52,11 @@ def accepted_questions(runs: Path) -> list[str]:
 def test_the_fingerprint_ignores_case_spacing_and_unicode_forms():
     question = "Tom has 3 apples.\nHow many   apples?"
     assert normalise(question) == "tom has 3 apples. how many apples?"
-    assert fingerprint(question) == fingerprint("  TOM has 3 apples. How many apples? ") == \
-        fingerprint("Tom has \uff13 apples. How many apples?")  # a full-width digit is the same digit
+    assert (
+        fingerprint(question)
+        == fingerprint("  TOM has 3 apples. How many apples? ")
+        == fingerprint("Tom has \uff13 apples. How many apples?")
+    )  # a full-width digit is the same digit
     assert fingerprint(question) != fingerprint("Tom has 4 apples. How many apples?")
     assert len(fingerprint(question)) == 16
     assert fingerprints([question, question.upper(), ""]) == [fingerprint(question)]
@@ -64,16 +67,31 @@ def test_export_excludes_benchmark_questions_and_records_every_training_question
     questions = accepted_questions(runs)
     # A benchmark file holding one of the training questions, spaced and cased differently, plus another one.
     bench = tmp_path / "mybench.jsonl"
-    bench.write_text(json.dumps({"question": "  " + questions[0].upper() + " ", "answer": "1"}) + "\n"
-                     + json.dumps({"question": "What is 2 + 2?", "answer": "4"}) + "\n")
+    bench.write_text(
+        json.dumps({"question": "  " + questions[0].upper() + " ", "answer": "1"})
+        + "\n"
+        + json.dumps({"question": "What is 2 + 2?", "answer": "4"})
+        + "\n"
+    )
     out = tmp_path / "ds"
-    result = drp("export", "ex", "--out", out, "--exclude-benchmarks", f"{bench},math500",
-                 "--data-dir", REPO / "tests" / "data-that-is-not-there", env=env)
+    result = drp(
+        "export",
+        "ex",
+        "--out",
+        out,
+        "--exclude-benchmarks",
+        f"{bench},math500",
+        "--data-dir",
+        REPO / "tests" / "data-that-is-not-there",
+        env=env,
+    )
     assert result.exit_code == 2 and "math500" in result.output  # a benchmark that cannot be read is an error
     result = drp("export", "ex", "--out", out, "--exclude-benchmarks", str(bench), env=env)
     assert result.exit_code == 0, result.output
-    assert "excluded 1 examples whose question is in an evaluation benchmark: mybench 1 (of its 2 questions)" \
+    assert (
+        "excluded 1 examples whose question is in an evaluation benchmark: mybench 1 (of its 2 questions)"
         in result.output
+    )
     rows = read_jsonl(out / "train.jsonl")
     assert len(rows) == len(questions) - 1 and questions[0] not in {r["question"] for r in rows}
     expected = set(fingerprints(r["question"] for r in rows))
@@ -81,8 +99,11 @@ def test_export_excludes_benchmark_questions_and_records_every_training_question
     card = (out / "README.md").read_text()
     assert "**1** (mybench: 1)" in card and all(fp in card for fp in expected)
     manifest = json.loads((out / "drp_export.json").read_text())
-    assert manifest["excluded"] == {"examples": 1, "per_benchmark": {"mybench": 1},
-                                    "benchmark_questions": {"mybench": 2}}
+    assert manifest["excluded"] == {
+        "examples": 1,
+        "per_benchmark": {"mybench": 1},
+        "benchmark_questions": {"mybench": 2},
+    }
     assert manifest["train_questions"] == {"file": SIDECAR, "count": len(expected)}
     assert load_train_questions(out) == expected == load_train_questions(out / "train.jsonl")
 
@@ -141,8 +162,22 @@ def test_distill_keeps_the_training_questions_and_evaluates_on_the_validation_sp
     assert drp("export", "ex", "--out", with_validation, "--val-fraction", "0.3", env=env).exit_code == 0
     without = tmp_path / "without-val"
     assert drp("export", "ex", "--out", without, env=env).exit_code == 0
-    common = ["--recipe", "smollm2-135m-cpu", "--max_steps", "1", "--eval_steps", "1", "--max_length", "1024",
-              "--drop_long_examples", "true", "--save_strategy", "no", "--dataloader_pin_memory", "false"]
+    common = [
+        "--recipe",
+        "smollm2-135m-cpu",
+        "--max_steps",
+        "1",
+        "--eval_steps",
+        "1",
+        "--max_length",
+        "1024",
+        "--drop_long_examples",
+        "true",
+        "--save_strategy",
+        "no",
+        "--dataloader_pin_memory",
+        "false",
+    ]
     student = tmp_path / "student"
     result = drp("distill", *common, "--dataset_name", with_validation, "--output_dir", student)
     assert result.exit_code == 0, result.output
@@ -177,22 +212,48 @@ def _boxed(request):
 
 
 def _eval(url, model, out, data, tokenizer, *extra):
-    return CliRunner().invoke(app, [
-        "eval", "--model-url", url, "--model", model, "--benchmarks", "gsm8k", "--data-dir", str(data),
-        "--out", str(out), "--tokenizer", str(tokenizer), "--seeds", "1", "--quiet", "--retries", "0", *extra])
+    return CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "--model-url",
+            url,
+            "--model",
+            model,
+            "--benchmarks",
+            "gsm8k",
+            "--data-dir",
+            str(data),
+            "--out",
+            str(out),
+            "--tokenizer",
+            str(tokenizer),
+            "--seeds",
+            "1",
+            "--quiet",
+            "--retries",
+            "0",
+            *extra,
+        ],
+    )
 
 
 def test_eval_counts_evaluated_problems_the_student_trained_on(tmp_path, eval_data, smollm2):
     # Two of the five questions were trained on (spelled differently: the fingerprint normalises them).
     trained = tmp_path / "trained.jsonl"
-    trained.write_text("".join(json.dumps({"question": q}) + "\n" for q in
-                               ("PROBLEM 1:  how many is 4?", "Problem 3: how many is 6?", "Another question")))
+    trained.write_text(
+        "".join(
+            json.dumps({"question": q}) + "\n"
+            for q in ("PROBLEM 1:  how many is 4?", "Problem 3: how many is 6?", "Another question")
+        )
+    )
     student_dir = tmp_path / "student"  # a distilled model folder: its sidecar is found without a flag
     student_dir.mkdir()
     write_sidecar(student_dir, fingerprints(["Problem 0: how many is 3?"]))
     with ScriptedTeacher(_boxed, models=("student", str(student_dir))) as teacher:
-        explicit = _eval(teacher.url, "student", tmp_path / "explicit", eval_data, smollm2,
-                         "--train-questions", str(trained))
+        explicit = _eval(
+            teacher.url, "student", tmp_path / "explicit", eval_data, smollm2, "--train-questions", str(trained)
+        )
         found = _eval(teacher.url, str(student_dir), tmp_path / "found", eval_data, smollm2)
         unknown = _eval(teacher.url, "student", tmp_path / "unknown", eval_data, smollm2)
     for result in (explicit, found, unknown):
@@ -211,8 +272,9 @@ def test_eval_counts_evaluated_problems_the_student_trained_on(tmp_path, eval_da
     assert "contamination not checked" in unknown.output
 
     report = tmp_path / "report"
-    compared = CliRunner().invoke(app, ["compare", str(tmp_path / "unknown"), str(tmp_path / "explicit"),
-                                        "--out", str(report)])
+    compared = CliRunner().invoke(
+        app, ["compare", str(tmp_path / "unknown"), str(tmp_path / "explicit"), "--out", str(report)]
+    )
     assert compared.exit_code == 0, compared.output
     rows = json.loads((report / "comparison.json").read_text())["benchmarks"]["gsm8k"]["rows"]
     assert [row["contamination"]["trained_on"] for row in rows] == [None, 2]
@@ -225,7 +287,8 @@ def test_eval_counts_evaluated_problems_the_student_trained_on(tmp_path, eval_da
 def test_an_unreadable_train_questions_file_is_one_clear_error(tmp_path, eval_data, smollm2):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "no question here"}\n')
-    result = _eval("http://127.0.0.1:9/v1", "student", tmp_path / "out", eval_data, smollm2,
-                   "--train-questions", str(bad))
+    result = _eval(
+        "http://127.0.0.1:9/v1", "student", tmp_path / "out", eval_data, smollm2, "--train-questions", str(bad)
+    )
     assert result.exit_code == 2
     assert "--train-questions" in result.output and "no question or problem field" in result.output

@@ -25,8 +25,19 @@ def _token_sums(run_id: str) -> tuple[int, int]:
 
 def test_stats_and_report_show_cost_per_trace_and_per_run(tmp_path):
     with ScriptedTeacher(sensible) as teacher:
-        result = drp("run", EXAMPLES, "--teacher-url", teacher.url, "--teacher-model", "m", "--run-id", "priced",
-                     "--quiet", "--teacher-price", "2.5,10")
+        result = drp(
+            "run",
+            EXAMPLES,
+            "--teacher-url",
+            teacher.url,
+            "--teacher-model",
+            "m",
+            "--run-id",
+            "priced",
+            "--quiet",
+            "--teacher-price",
+            "2.5,10",
+        )
     assert result.exit_code == 0, result.output
     spent_in, spent_out = _token_sums("priced")
     expected = (spent_in * 2.5 + spent_out * 10) / 1e6
@@ -40,20 +51,38 @@ def test_stats_and_report_show_cost_per_trace_and_per_run(tmp_path):
     assert again["total"] == pytest.approx((spent_in * 0.15 + spent_out * 0.6) / 1e6)
     report = tmp_path / "r.html"
     assert drp("report", "priced", "--out", report).exit_code == 0
-    index = json.loads(re.search(r'<script type="application/json" id="drp-index">(.*?)</script>',
-                                 report.read_text(), re.S).group(1))
+    index = json.loads(
+        re.search(r'<script type="application/json" id="drp-index">(.*?)</script>', report.read_text(), re.S).group(1)
+    )
     assert index["summary"]["cost"]["total"] == pytest.approx(expected)
     row = next(r for r in index["rows"] if r["id"] == "demo-001")
     trace = traces_of("priced")["demo-001"]
-    assert row["cost"] == pytest.approx((trace["teacher_input_tokens"] * 2.5 + trace["teacher_output_tokens"] * 10) / 1e6)
+    assert row["cost"] == pytest.approx(
+        (trace["teacher_input_tokens"] * 2.5 + trace["teacher_output_tokens"] * 10) / 1e6
+    )
 
 
 def test_a_named_price_from_your_table_with_the_batch_discount(tmp_path):
     table = tmp_path / "prices.yaml"
     table.write_text("currency: EUR\nmodels:\n  my-teacher: {input: 4, output: 16, batch_discount: 0.5}\n")
     with ScriptedBatchAPI(sensible) as api:
-        result = drp("run", EXAMPLES, "--teacher-url", api.url, "--teacher-model", "my-teacher", "--run-id", "cheap",
-                     "--quiet", "--teacher-mode", "batch", "--batch-poll-seconds", "0.05", "--prices-file", table)
+        result = drp(
+            "run",
+            EXAMPLES,
+            "--teacher-url",
+            api.url,
+            "--teacher-model",
+            "my-teacher",
+            "--run-id",
+            "cheap",
+            "--quiet",
+            "--teacher-mode",
+            "batch",
+            "--batch-poll-seconds",
+            "0.05",
+            "--prices-file",
+            table,
+        )
     assert result.exit_code == 0, result.output
     spent_in, spent_out = _token_sums("cheap")
     cost = json.loads(drp("stats", "cheap", "--json").output)["cost"]
@@ -68,8 +97,19 @@ def test_missing_usage_is_unknown_not_zero():
         return Text(reply.content, usage=False) if "label each step" in request["messages"][0]["content"] else reply
 
     with ScriptedTeacher(responder) as teacher:
-        result = drp("run", EXAMPLES, "--teacher-url", teacher.url, "--teacher-model", "m", "--run-id", "nousage",
-                     "--quiet", "--teacher-price", "1,1")
+        result = drp(
+            "run",
+            EXAMPLES,
+            "--teacher-url",
+            teacher.url,
+            "--teacher-model",
+            "m",
+            "--run-id",
+            "nousage",
+            "--quiet",
+            "--teacher-price",
+            "1,1",
+        )
     assert result.exit_code == 0, result.output
     classifier = list(db_of("nousage").query("select input_tokens, output_tokens from calls where node = 'classifier'"))
     assert classifier and all(c["input_tokens"] is None and c["output_tokens"] is None for c in classifier)
@@ -92,8 +132,18 @@ def test_price_specs_and_table(monkeypatch, tmp_path):
     extra.write_text("models:\n  gpt-4o: {input: 1, output: 2}\n")
     monkeypatch.setenv("DRP_PRICES", str(extra))
     assert price_table()["gpt-4o"].input == 1.0  # the user's entry wins
-    result = drp("run", EXAMPLES, "--teacher-url", "http://127.0.0.1:9/v1", "--teacher-model", "m", "--run-id", "bad",
-                 "--teacher-price", "nosuch")
+    result = drp(
+        "run",
+        EXAMPLES,
+        "--teacher-url",
+        "http://127.0.0.1:9/v1",
+        "--teacher-model",
+        "m",
+        "--run-id",
+        "bad",
+        "--teacher-price",
+        "nosuch",
+    )
     assert result.exit_code == 2 and "no price named 'nosuch'" in result.output
     assert not (runs_dir() / "bad").exists()
 
@@ -104,8 +154,22 @@ def test_estimate_projects_the_whole_dataset_from_a_seeded_sample(tmp_path):
     outputs = []
     with ScriptedTeacher(sensible) as teacher:
         for _ in range(2):
-            result = drp("run", source, "--teacher-url", teacher.url, "--teacher-model", "gpt-4o", "--run-id", "est",
-                         "--estimate", "--estimate-sample", "8", "--seed", "3", "--quiet")
+            result = drp(
+                "run",
+                source,
+                "--teacher-url",
+                teacher.url,
+                "--teacher-model",
+                "gpt-4o",
+                "--run-id",
+                "est",
+                "--estimate",
+                "--estimate-sample",
+                "8",
+                "--seed",
+                "3",
+                "--quiet",
+            )
             assert result.exit_code == 0, result.output
             outputs.append(result.output)
     # The same sample and the same figures (wall times aside).
@@ -114,8 +178,12 @@ def test_estimate_projects_the_whole_dataset_from_a_seeded_sample(tmp_path):
     assert not (runs_dir() / "est").exists()  # nothing kept
     text = outputs[0]
     assert "estimate for 80 traces from a sample of 8 (seed 3" in text
-    total, per_trace = (float(x.replace(",", "")) for x in
-                        re.search(r"teacher input tokens\s+([\d,]+) \(95% CI [\d,]+–[\d,]+\), ([\d,]+) per trace", text).groups())
+    total, per_trace = (
+        float(x.replace(",", ""))
+        for x in re.search(
+            r"teacher input tokens\s+([\d,]+) \(95% CI [\d,]+–[\d,]+\), ([\d,]+) per trace", text
+        ).groups()
+    )
     assert total == pytest.approx(per_trace * 80, rel=0.01)
     assert re.search(r"cost \$[\d.]+ \(95% CI \$[\d.]+–\$[\d.]+\), \$[\d.]+ per trace, at gpt-4o", text)
     assert re.search(r"time .* at concurrency 8", text)

@@ -19,8 +19,8 @@ from drp.paths import run_dir
 def _limited(limit: int, *args) -> subprocess.CompletedProcess:
     def set_limit():
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-    return subprocess.run([*DRP, *map(str, args)], capture_output=True, text=True, timeout=300,
-                          preexec_fn=set_limit)
+
+    return subprocess.run([*DRP, *map(str, args)], capture_output=True, text=True, timeout=300, preexec_fn=set_limit)
 
 
 def _refused(result: subprocess.CompletedProcess) -> None:

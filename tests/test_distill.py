@@ -52,8 +52,10 @@ def r1_tokenizer(shared_tokenizer):
 
 def test_builtin_recipes_parse_with_the_papers_settings():
     assert {"r1-distill-qwen-1.5b-lora", "r1-distill-qwen-7b-lora", "smollm2-135m-cpu"} <= set(list_recipes())
-    for name, model in [("r1-distill-qwen-1.5b-lora", "DeepSeek-R1-Distill-Qwen-1.5B"),
-                        ("r1-distill-qwen-7b-lora", "DeepSeek-R1-Distill-Qwen-7B")]:
+    for name, model in [
+        ("r1-distill-qwen-1.5b-lora", "DeepSeek-R1-Distill-Qwen-1.5B"),
+        ("r1-distill-qwen-7b-lora", "DeepSeek-R1-Distill-Qwen-7B"),
+    ]:
         script, training, model_args, distill = parse(["--recipe", name])
         assert model_args.model_name_or_path.endswith(model) and model_args.use_peft
         assert training.learning_rate == 3e-5 and training.num_train_epochs == 3
@@ -69,8 +71,9 @@ def test_builtin_recipes_parse_with_the_papers_settings():
 
 
 def test_cpu_recipe_runs_in_fp32_here_and_overrides_win():
-    script, training, model_args, distill = parse(["--recipe", "smollm2-135m-cpu", "--max_steps", "7",
-                                                   "--output_dir", "elsewhere"])
+    script, training, model_args, distill = parse(
+        ["--recipe", "smollm2-135m-cpu", "--max_steps", "7", "--output_dir", "elsewhere"]
+    )
     assert training.max_steps == 7 and training.output_dir == "elsewhere"
     assert training.bf16 is False and not training.fp16  # no CUDA here: plain fp32, not TRL's bf16 default
     assert training.include_num_input_tokens_seen == "non_padding"  # what makes tokens/s appear in the logs
@@ -131,8 +134,9 @@ def test_thinking_check_covers_packed_blocks(r1_tokenizer):
 
     rendered = render_dataset(Dataset.from_list([example(0), example(1, "Four plus three makes 7.")]), r1_tokenizer)
     rows = [prepared_row(r1_tokenizer, r["prompt"], r["prompt"] + r["completion"], r["thinking"]) for r in rendered]
-    packed = Dataset.from_list([{"input_ids": rows[0]["input_ids"] + rows[1]["input_ids"],
-                                 "labels": rows[0]["labels"] + rows[1]["labels"]}])
+    packed = Dataset.from_list(
+        [{"input_ids": rows[0]["input_ids"] + rows[1]["input_ids"], "labels": rows[0]["labels"] + rows[1]["labels"]}]
+    )
     check_thinking_trained(packed, r1_tokenizer, rendered)
     only_first = Dataset.from_list([{"input_ids": rows[0]["input_ids"], "labels": rows[0]["labels"]}])
     with pytest.raises(DistillError, match=r"ex-1"):
@@ -146,8 +150,11 @@ def test_long_examples_are_an_error_or_dropped(r1_tokenizer):
     rendered = render_dataset(Dataset.from_list(rows), r1_tokenizer)
     lengths = rendered["n_tokens"]
     limit = lengths[0] + 5
-    with pytest.raises(DistillError, match=rf"2 of 3 examples are longer than max_length={limit} tokens "
-                                           rf"\(longest: {lengths[1]} tokens, id ex-1\).*--drop_long_examples"):
+    with pytest.raises(
+        DistillError,
+        match=rf"2 of 3 examples are longer than max_length={limit} tokens "
+        rf"\(longest: {lengths[1]} tokens, id ex-1\).*--drop_long_examples",
+    ):
         enforce_max_length(rendered, limit, drop=False)
     kept, dropped = enforce_max_length(rendered, limit, drop=True)
     assert dropped == 2 and kept["id"] == ["ex-0"]
@@ -171,8 +178,18 @@ def tokenizer_only(smollm2, tmp_path) -> Path:
 
 
 def run_distill(tmp_path, model, dataset, *extra):
-    return drp("distill", "--recipe", "smollm2-135m-cpu", "--model_name_or_path", model,
-               "--dataset_name", dataset, "--output_dir", tmp_path / "student", *extra)
+    return drp(
+        "distill",
+        "--recipe",
+        "smollm2-135m-cpu",
+        "--model_name_or_path",
+        model,
+        "--dataset_name",
+        dataset,
+        "--output_dir",
+        tmp_path / "student",
+        *extra,
+    )
 
 
 def test_missing_tokenizer_and_missing_chat_template(tmp_path, tokenizer_only):
@@ -203,8 +220,15 @@ def test_dataset_problems_are_named(tmp_path, tokenizer_only):
     result = run_distill(tmp_path, tokenizer_only, text_only)
     assert result.exit_code == 2 and "lacks the column(s) completion, prompt" in result.output
 
-    result = drp("distill", "--recipe", "smollm2-135m-cpu", "--model_name_or_path", tokenizer_only,
-                 "--output_dir", tmp_path / "student")
+    result = drp(
+        "distill",
+        "--recipe",
+        "smollm2-135m-cpu",
+        "--model_name_or_path",
+        tokenizer_only,
+        "--output_dir",
+        tmp_path / "student",
+    )
     assert result.exit_code == 2 and "no dataset" in result.output
 
     long_data = write_dataset(tmp_path / "long.jsonl", [example(0, THINKING * 50)])

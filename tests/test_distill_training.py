@@ -20,20 +20,40 @@ from drp.cli import app
 pytestmark = pytest.mark.slow
 
 TRACES = [
-    {"id": "apples", "question": "Tom has 3 apples and buys 4 more. How many apples does he have?",
-     "gold_answer": "7",
-     "response": "Tom starts with 3 apples. He buys 4 more, so 3 + 4 = 7.\n\nWait, let me double-check that. "
-                 "3 plus 4 is 7, yes.\n\nSo he has 7 apples.\n</think>\n\nTom has \\boxed{7} apples."},
-    {"id": "pens", "question": "A pen costs 2 dollars. How much do 5 pens cost?", "gold_answer": "10",
-     "response": "Each pen costs 2 dollars, so 5 pens cost 5 times 2, which is 10.\n\nHmm, let me verify. "
-                 "2 + 2 + 2 + 2 + 2 = 10. Right.\n\nSo 5 pens cost 10 dollars.\n</think>\n\n"
-                 "The pens cost \\boxed{10} dollars."},
+    {
+        "id": "apples",
+        "question": "Tom has 3 apples and buys 4 more. How many apples does he have?",
+        "gold_answer": "7",
+        "response": "Tom starts with 3 apples. He buys 4 more, so 3 + 4 = 7.\n\nWait, let me double-check that. "
+        "3 plus 4 is 7, yes.\n\nSo he has 7 apples.\n</think>\n\nTom has \\boxed{7} apples.",
+    },
+    {
+        "id": "pens",
+        "question": "A pen costs 2 dollars. How much do 5 pens cost?",
+        "gold_answer": "10",
+        "response": "Each pen costs 2 dollars, so 5 pens cost 5 times 2, which is 10.\n\nHmm, let me verify. "
+        "2 + 2 + 2 + 2 + 2 = 10. Right.\n\nSo 5 pens cost 10 dollars.\n</think>\n\n"
+        "The pens cost \\boxed{10} dollars.",
+    },
 ]
 
 # Every step on the same batch of both examples, a constant learning rate, no checkpoints unless asked.
-COMMON = ["--recipe", "smollm2-135m-cpu", "--max_length", "256", "--per_device_train_batch_size", "2",
-          "--warmup_steps", "0", "--lr_scheduler_type", "constant", "--logging_steps", "1",
-          "--dataloader_pin_memory", "false"]
+COMMON = [
+    "--recipe",
+    "smollm2-135m-cpu",
+    "--max_length",
+    "256",
+    "--per_device_train_batch_size",
+    "2",
+    "--warmup_steps",
+    "0",
+    "--lr_scheduler_type",
+    "constant",
+    "--logging_steps",
+    "1",
+    "--dataloader_pin_memory",
+    "false",
+]
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +110,7 @@ def training_loss(model_dir: Path | str, dataset: Path) -> float:
     for row in render_dataset(load_from_disk(str(dataset))["train"], tokenizer):
         prompt = tokenizer(row["prompt"])["input_ids"]
         ids = tokenizer(row["prompt"] + row["completion"])["input_ids"]
-        labels = [-100] * len(prompt) + ids[len(prompt):]
+        labels = [-100] * len(prompt) + ids[len(prompt) :]
         with torch.no_grad():
             losses.append(model(input_ids=torch.tensor([ids]), labels=torch.tensor([labels])).loss.item())
     return sum(losses) / len(losses)
@@ -101,10 +121,11 @@ def generate(model_dir: Path | str, question: str) -> str:
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
-    prompt = tokenizer.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True,
-                                           return_tensors="pt", return_dict=True)
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": question}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
     output = model.generate(**prompt, max_new_tokens=8, do_sample=False)
-    return tokenizer.decode(output[0][prompt["input_ids"].shape[1]:])
+    return tokenizer.decode(output[0][prompt["input_ids"].shape[1] :])
 
 
 def test_full_fine_tuning_lowers_the_loss_and_the_model_reloads(exported, smollm2, tmp_path, capsys):
@@ -112,8 +133,22 @@ def test_full_fine_tuning_lowers_the_loss_and_the_model_reloads(exported, smollm
 
     out = tmp_path / "full"
     recorder = Recorder()
-    main([*COMMON, "--dataset_name", str(exported), "--output_dir", str(out), "--max_steps", "3",
-          "--learning_rate", "1e-4", "--save_strategy", "no"], callbacks=[recorder])
+    main(
+        [
+            *COMMON,
+            "--dataset_name",
+            str(exported),
+            "--output_dir",
+            str(out),
+            "--max_steps",
+            "3",
+            "--learning_rate",
+            "1e-4",
+            "--save_strategy",
+            "no",
+        ],
+        callbacks=[recorder],
+    )
 
     printed = capsys.readouterr().out
     trained_part = printed.split("trained on ──", 1)[1]
@@ -122,8 +157,11 @@ def test_full_fine_tuning_lowers_the_loss_and_the_model_reloads(exported, smollm
 
     losses = [entry["loss"] for entry in recorder.logs if "loss" in entry]
     assert len(losses) == 3 and losses[-1] < losses[0] * 0.8, losses
-    assert all("train_tokens_per_second" in entry and entry["learning_rate"] == 1e-4
-               for entry in recorder.logs if "loss" in entry)
+    assert all(
+        "train_tokens_per_second" in entry and entry["learning_rate"] == 1e-4
+        for entry in recorder.logs
+        if "loss" in entry
+    )
 
     assert (out / "model.safetensors").exists() and (out / "loss.png").stat().st_size > 1000
     summary = json.loads((out / "drp_distill.json").read_text())
@@ -137,9 +175,26 @@ def test_lora_interrupted_resumed_and_merged(exported, smollm2, tmp_path, capsys
     from drp.distill.sft import main
 
     out = tmp_path / "lora"
-    argv = [*COMMON, "--dataset_name", str(exported), "--output_dir", str(out), "--max_steps", "3",
-            "--use_peft", "--lora_r", "8", "--lora_alpha", "16", "--lora_target_modules", "all-linear",
-            "--learning_rate", "2e-3", "--save_steps", "1"]
+    argv = [
+        *COMMON,
+        "--dataset_name",
+        str(exported),
+        "--output_dir",
+        str(out),
+        "--max_steps",
+        "3",
+        "--use_peft",
+        "--lora_r",
+        "8",
+        "--lora_alpha",
+        "16",
+        "--lora_target_modules",
+        "all-linear",
+        "--learning_rate",
+        "2e-3",
+        "--save_steps",
+        "1",
+    ]
     with pytest.raises(Interrupt):
         main(argv, callbacks=[InterruptAt(2)])
     assert (out / "checkpoint-1").is_dir() and not (out / "checkpoint-2").exists()

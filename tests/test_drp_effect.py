@@ -21,10 +21,14 @@ def _row(trace_id: str, thinking: str, answer: str | None) -> dict:
 
 
 def test_answer_sections_must_match_between_arms():
-    identity = {"a": _row("a", "long thinking " * 5, "The final answer is $\\boxed{3}$."),
-                "b": _row("b", "more thinking", "The final answer is $\\boxed{4}$.")}
-    pruned = {"a": _row("a", "short", "The final answer is $\\boxed{3}$."),
-              "b": _row("b", "short", "The final answer is $\\boxed{4}$.")}
+    identity = {
+        "a": _row("a", "long thinking " * 5, "The final answer is $\\boxed{3}$."),
+        "b": _row("b", "more thinking", "The final answer is $\\boxed{4}$."),
+    }
+    pruned = {
+        "a": _row("a", "short", "The final answer is $\\boxed{3}$."),
+        "b": _row("b", "short", "The final answer is $\\boxed{4}$."),
+    }
     assert drp_effect.answer_section_mismatches({"identity": identity, "pruned": pruned}) == []
 
     pruned["b"] = _row("b", "short", "So 4.\nThe final answer is $\\boxed{4}$.")  # a longer answer section
@@ -47,6 +51,7 @@ def _stub_stages(monkeypatch, calls: list[str], fail_at: str | None = None):
             if name == fail_at:
                 raise KeyboardInterrupt
             return {"stage": name}
+
         return work
 
     for name in ("prepare", "select", "prune", "export", "assert_held_out"):
@@ -65,8 +70,7 @@ def test_a_rerun_resumes_at_the_first_unfinished_stage(tmp_path, monkeypatch):
     _stub_stages(monkeypatch, first, fail_at="distill-pruned")
     with pytest.raises(KeyboardInterrupt):
         drp_effect.main(argv)
-    assert first == ["prepare", "select", "prune", "export", "assert_held_out", "distill-identity",
-                     "distill-pruned"]
+    assert first == ["prepare", "select", "prune", "export", "assert_held_out", "distill-identity", "distill-pruned"]
 
     second: list[str] = []
     _stub_stages(monkeypatch, second)
@@ -95,23 +99,48 @@ def test_a_rerun_with_another_experiment_is_refused(tmp_path, monkeypatch):
 def _samples(folder: Path, rows: list[tuple[str, bool, str, str]]) -> None:
     folder.mkdir(parents=True)
     (folder / "config.json").write_text("{}")
-    (folder / "samples.jsonl").write_text("".join(
-        json.dumps({"benchmark": "gsm8k:train", "problem_id": pid, "seed": 0, "correct": correct,
-                    "response": response, "finish_reason": finish, "error": None}) + "\n"
-        for pid, correct, response, finish in rows))
+    (folder / "samples.jsonl").write_text(
+        "".join(
+            json.dumps(
+                {
+                    "benchmark": "gsm8k:train",
+                    "problem_id": pid,
+                    "seed": 0,
+                    "correct": correct,
+                    "response": response,
+                    "finish_reason": finish,
+                    "error": None,
+                }
+            )
+            + "\n"
+            for pid, correct, response, finish in rows
+        )
+    )
 
 
 def test_result_splits_tokens_at_think_close_and_pairs_the_models(tmp_path):
     out = tmp_path / "out"
     # word counts stand in for the tokenizer: thinking words before </think>, answer words after
-    _samples(out / "evals" / "base", [("1", False, "a b c d", "length"), ("2", True, "a b", "stop"),
-                                     ("3", True, "a", "stop")])
-    _samples(out / "evals" / "identity", [("1", True, "t t t t t t </think> x", "stop"),
-                                         ("2", True, "t t t t </think> x y", "stop"),
-                                         ("3", False, "t t t t t t t t", "length")])
-    _samples(out / "evals" / "pruned", [("1", True, "t t </think> x", "stop"),
-                                       ("2", False, "t t </think> x y", "stop"),
-                                       ("3", True, "t t t </think> x", "stop")])
+    _samples(
+        out / "evals" / "base",
+        [("1", False, "a b c d", "length"), ("2", True, "a b", "stop"), ("3", True, "a", "stop")],
+    )
+    _samples(
+        out / "evals" / "identity",
+        [
+            ("1", True, "t t t t t t </think> x", "stop"),
+            ("2", True, "t t t t </think> x y", "stop"),
+            ("3", False, "t t t t t t t t", "length"),
+        ],
+    )
+    _samples(
+        out / "evals" / "pruned",
+        [
+            ("1", True, "t t </think> x", "stop"),
+            ("2", False, "t t </think> x y", "stop"),
+            ("3", True, "t t t </think> x", "stop"),
+        ],
+    )
     paired = drp_effect.paired_samples(type("P", (), {"out": out})())
     count = lambda text: len(text.replace("</think>", " ").split())  # noqa: E731
     figures = {name: drp_effect.model_figures(paired[name], count) for name in drp_effect.MODELS}

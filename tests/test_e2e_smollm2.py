@@ -26,7 +26,9 @@ def served_smollm2(smollm2: Path):
     executable = shutil.which("transformers") or str(Path(sys.executable).parent / "transformers")
     process = subprocess.Popen(
         [executable, "serve", str(smollm2), "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     url = f"http://127.0.0.1:{port}/v1"
     deadline = time.time() + 180
@@ -48,11 +50,33 @@ def served_smollm2(smollm2: Path):
 def test_skill_aware_with_a_real_tiny_teacher(served_smollm2):
     url, model = served_smollm2
     result = drp(
-        "run", EXAMPLES, "--policy", "skill-aware", "--teacher-url", url, "--teacher-model", model,
-        "--run-id", "smol", "--limit", "2", "--concurrency", "1", "--quiet", "--teacher-timeout", "300",
-        "--set", "parse_retries=1", "--set", "max_retries=0",
-        "--set", "agents.segmenter.max_tokens=128", "--set", "agents.classifier.max_tokens=128",
-        "--set", "agents.pruner.max_tokens=160",
+        "run",
+        EXAMPLES,
+        "--policy",
+        "skill-aware",
+        "--teacher-url",
+        url,
+        "--teacher-model",
+        model,
+        "--run-id",
+        "smol",
+        "--limit",
+        "2",
+        "--concurrency",
+        "1",
+        "--quiet",
+        "--teacher-timeout",
+        "300",
+        "--set",
+        "parse_retries=1",
+        "--set",
+        "max_retries=0",
+        "--set",
+        "agents.segmenter.max_tokens=128",
+        "--set",
+        "agents.classifier.max_tokens=128",
+        "--set",
+        "agents.pruner.max_tokens=160",
     )
     assert result.exit_code in (0, 1), result.output  # 1 when the tiny model's replies never parse
     traces = traces_of("smol")

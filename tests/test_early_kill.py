@@ -19,9 +19,15 @@ from drp.paths import run_dir, work_dir
 from drp.run_folders import staging_prefix
 from drp.store import open_run
 
-READERS = (("stats", "{run}"), ("stats", "{run}", "--json"), ("logs", "list", "{run}"), ("logs", "show", "{run}", "demo-001-0"),
-           ("diff", "{run}", "demo-001-0"), ("report", "{run}", "--out", "{tmp}/report.html"),
-           ("export", "{run}", "--out", "{tmp}/sft"))
+READERS = (
+    ("stats", "{run}"),
+    ("stats", "{run}", "--json"),
+    ("logs", "list", "{run}"),
+    ("logs", "show", "{run}", "demo-001-0"),
+    ("diff", "{run}", "demo-001-0"),
+    ("report", "{run}", "--out", "{tmp}/report.html"),
+    ("export", "{run}", "--out", "{tmp}/sft"),
+)
 
 
 def _read_everything(run: str, tmp) -> dict[str, int]:
@@ -58,7 +64,9 @@ def _check_resumed(run_id: str, lines: int) -> None:
     rows = store.traces(("id", "line", "status"))
     assert len(rows) == lines and len({r["line"] for r in rows}) == lines, run_id
     assert all(r["status"] in ("accepted", "rejected") for r in rows), run_id
-    calls = store.db.execute("select trace_id, node, count(*) from calls where node = 'prepare' group by trace_id").fetchall()
+    calls = store.db.execute(
+        "select trace_id, node, count(*) from calls where node = 'prepare' group by trace_id"
+    ).fetchall()
     assert len(calls) == lines and all(n == 1 for _, _, n in calls), run_id
     assert not store.db.execute("select 1 from calls group by trace_id, seq having count(*) > 1").fetchall(), run_id
     accepted = sum(r["status"] == "accepted" for r in rows)
@@ -70,9 +78,29 @@ def _check_resumed(run_id: str, lines: int) -> None:
 def test_a_kill_at_any_instant_leaves_no_run_or_a_resumable_one(tmp_path):
     source = copies_of_examples(tmp_path / "traces.jsonl", 3)  # 24 traces
     with ScriptedTeacher(sensible, latency=0.05) as teacher:
+
         def command(run_id: str) -> list[str]:
-            return list(map(str, [*DRP, "run", source, "--policy", "skill-aware", "--teacher-url", teacher.url,
-                                  "--teacher-model", "m", "--run-id", run_id, "--concurrency", "2", "--quiet"]))
+            return list(
+                map(
+                    str,
+                    [
+                        *DRP,
+                        "run",
+                        source,
+                        "--policy",
+                        "skill-aware",
+                        "--teacher-url",
+                        teacher.url,
+                        "--teacher-model",
+                        "m",
+                        "--run-id",
+                        run_id,
+                        "--concurrency",
+                        "2",
+                        "--quiet",
+                    ],
+                )
+            )
 
         timeline = _timeline(command("calibrate"), "calibrate")
         made = timeline.get("folder", timeline["end"])
@@ -81,8 +109,9 @@ def test_a_kill_at_any_instant_leaves_no_run_or_a_resumable_one(tmp_path):
         outcomes = []
         for number, delay in enumerate(delays):
             run_id = f"k{number:02d}"
-            process = subprocess.Popen(command(run_id), env=os.environ.copy(), stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.DEVNULL)
+            process = subprocess.Popen(
+                command(run_id), env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
             time.sleep(delay)
             process.send_signal(signal.SIGINT if number % 5 == 4 else signal.SIGKILL)  # a Ctrl-C now and then
             process.wait()
@@ -91,8 +120,19 @@ def test_a_kill_at_any_instant_leaves_no_run_or_a_resumable_one(tmp_path):
             with ScriptedTeacher(sensible, latency=0.02) as fresh:
                 if not run_dir(run_id).exists():
                     assert set(_read_everything(run_id, tmp_path / run_id).values()) == {2}
-                    again = drp("run", source, "--policy", "skill-aware", "--teacher-url", fresh.url,
-                                "--teacher-model", "m", "--run-id", run_id, "--quiet")  # nothing left in the way
+                    again = drp(
+                        "run",
+                        source,
+                        "--policy",
+                        "skill-aware",
+                        "--teacher-url",
+                        fresh.url,
+                        "--teacher-model",
+                        "m",
+                        "--run-id",
+                        run_id,
+                        "--quiet",
+                    )  # nothing left in the way
                     assert again.exit_code == 0, (delay, again.output)
                     outcomes.append("none")
                 else:
@@ -105,14 +145,18 @@ def test_a_kill_at_any_instant_leaves_no_run_or_a_resumable_one(tmp_path):
                     outcomes.append("resumed")
             _check_resumed(run_id, 24)
             assert not list(work_dir().glob(f"{staging_prefix(run_id)}*")), "a finished run leaves nothing being built"
-    print(f"start-up {made:.2f}s, whole run {timeline['end']:.2f}s; after {len(delays)} kills: "
-          f"{outcomes.count('none')} left no run, {outcomes.count('resumed')} a run that resumed")
+    print(
+        f"start-up {made:.2f}s, whole run {timeline['end']:.2f}s; after {len(delays)} kills: "
+        f"{outcomes.count('none')} left no run, {outcomes.count('resumed')} a run that resumed"
+    )
     # The delays did reach both sides of the moment the run appears.
     assert "none" in outcomes and "resumed" in outcomes, outcomes
 
 
 def test_an_unloadable_tokenizer_leaves_no_run(hermetic_runs, tmp_path):
-    result = drp_process("run", EXAMPLES, "--policy", "rules", "--run-id", "tok", "--tokenizer", tmp_path / "nonexistent")
+    result = drp_process(
+        "run", EXAMPLES, "--policy", "rules", "--run-id", "tok", "--tokenizer", tmp_path / "nonexistent"
+    )
     assert result.returncode == 2 and one_line_error(result.stderr), result.stderr
     assert "tokenizer" in result.stderr
     assert not run_dir("tok").exists() and not list(work_dir().glob(f"{staging_prefix('tok')}*"))
@@ -144,8 +188,10 @@ def _leftover_garbage(folder):
     (folder / "drp.db").write_bytes(b"SQLite format 3\x00" + b"\x00" * 50)  # a header and nothing after it
 
 
-@pytest.mark.parametrize("make", [_leftover_empty_db, _leftover_half_migrated, _leftover_without_row,
-                                  _leftover_without_config, _leftover_garbage])
+@pytest.mark.parametrize(
+    "make",
+    [_leftover_empty_db, _leftover_half_migrated, _leftover_without_row, _leftover_without_config, _leftover_garbage],
+)
 def test_reading_or_resuming_a_leftover_is_a_one_line_error(hermetic_runs, tmp_path, make):
     folder = hermetic_runs / "left"
     folder.mkdir(parents=True)
@@ -182,11 +228,19 @@ def test_a_run_clears_only_its_own_leftovers(hermetic_runs):
     """Run ids may hold `.` and `-`, so `a.new-q` is a run id: what it is building is never `a`'s leftover."""
     root = work_dir()
     root.mkdir(parents=True)
-    others = [root / f"{staging_prefix('a.new-q')}k3j2h1g0", root / "a.new-q.new-k3j2h1g0",  # now and before
-              root / f"{staging_prefix('a.old-x', 'old')}zz11yy22", root / "a.new-q.old-abcdefgh",
-              root / f"{staging_prefix('a-b')}abcdefgh"]
-    mine = [root / f"{staging_prefix('a')}k3j2h1g0", root / f"{staging_prefix('a', 'old')}k3j2h1g0",
-            root / "a.new-k3j2h1g0", root / "a.old-k3j2h1g0"]  # a kill's leftovers, the earlier naming too
+    others = [
+        root / f"{staging_prefix('a.new-q')}k3j2h1g0",
+        root / "a.new-q.new-k3j2h1g0",  # now and before
+        root / f"{staging_prefix('a.old-x', 'old')}zz11yy22",
+        root / "a.new-q.old-abcdefgh",
+        root / f"{staging_prefix('a-b')}abcdefgh",
+    ]
+    mine = [
+        root / f"{staging_prefix('a')}k3j2h1g0",
+        root / f"{staging_prefix('a', 'old')}k3j2h1g0",
+        root / "a.new-k3j2h1g0",
+        root / "a.old-k3j2h1g0",
+    ]  # a kill's leftovers, the earlier naming too
     for folder in others + mine:
         folder.mkdir()
         (folder / "drp.db").write_text("")

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from drp.echo import action_agreement, check_echo
 
-ORIGINAL = ("First, I need to calculate 5% of the original price of $140. To do this, I'll multiply 140 by 0.05, "
-            "which gives me $7.\n\nNext, I'll subtract the discount. So, $140 minus $7 equals $133.")
-FAITHFUL = ["First, I need to calculate 5% of the original price of $140.",
-            "To do this, I'll multiply 140 by 0.05, which gives me $7.",
-            "Next, I'll subtract the discount. So, $140 minus $7 equals $133."]
+ORIGINAL = (
+    "First, I need to calculate 5% of the original price of $140. To do this, I'll multiply 140 by 0.05, "
+    "which gives me $7.\n\nNext, I'll subtract the discount. So, $140 minus $7 equals $133."
+)
+FAITHFUL = [
+    "First, I need to calculate 5% of the original price of $140.",
+    "To do this, I'll multiply 140 by 0.05, which gives me $7.",
+    "Next, I'll subtract the discount. So, $140 minus $7 equals $133.",
+]
 
 
 def test_a_faithful_echo_covers_the_original_and_maps_back_to_it():
@@ -42,4 +46,5 @@ def test_actions_must_agree_with_the_pruned_path():
     problems = action_agreement(FAITHFUL, ["KEEP", "KEEP", "KEEP"], "The result is $133.")
     assert problems[0] == "step 1 is KEEP but only 0% of it is in the pruned reasoning" and len(problems) == 3
     assert action_agreement(FAITHFUL, ["KEEP", "DELETE", "KEEP"], ORIGINAL) == [
-        "step 2 is DELETE but 100% of it is still in the pruned reasoning"]
+        "step 2 is DELETE but 100% of it is still in the pruned reasoning"
+    ]

@@ -11,8 +11,8 @@ from scripted_teacher import Error, Hang, ScriptedTeacher, Text, refused_url
 
 from drp.endpoint import EndpointSettings
 from drp.evals.sampling import Decoding, Endpoint
-from drp.teacher import Teacher, TeacherError, TeacherSettings
 from drp.policy import AgentSettings
+from drp.teacher import Teacher, TeacherError, TeacherSettings
 
 
 class Answer(BaseModel):
@@ -22,6 +22,7 @@ class Answer(BaseModel):
 def _both_clients(url: str) -> tuple[str | None, str | None]:
     """(the teacher's TeacherError text, the student's per-sample error) for one request to `url`."""
     settings = dict(url=url, model="m", timeout=0.5, max_retries=0)
+
     async def ask_once():
         client = Teacher(TeacherSettings(**settings))
         try:
@@ -34,15 +35,21 @@ def _both_clients(url: str) -> tuple[str | None, str | None]:
         teacher = None
     except TeacherError as exc:
         teacher = str(exc)
-    student = Endpoint(EndpointSettings(**settings)).complete([{"role": "user", "content": "x"}],
-                                                             Decoding(0.0, 1.0, 8), seed=None).error
+    student = (
+        Endpoint(EndpointSettings(**settings))
+        .complete([{"role": "user", "content": "x"}], Decoding(0.0, 1.0, 8), seed=None)
+        .error
+    )
     return teacher, student
 
 
-@pytest.mark.parametrize("reply, start, detail", [
-    (Hang(2.0, then=Text('{"ok": true}')), "timeout after 0.5s", ""),
-    (Error(503, {"error": {"message": "overloaded"}}), "HTTP 503: ", "overloaded"),
-])
+@pytest.mark.parametrize(
+    "reply, start, detail",
+    [
+        (Hang(2.0, then=Text('{"ok": true}')), "timeout after 0.5s", ""),
+        (Error(503, {"error": {"message": "overloaded"}}), "HTTP 503: ", "overloaded"),
+    ],
+)
 def test_teacher_and_student_describe_a_fault_alike(reply, start, detail):
     with ScriptedTeacher(lambda request: reply) as server:
         teacher, student = _both_clients(server.url)
@@ -59,5 +66,11 @@ def test_teacher_settings_are_endpoint_settings_plus_the_structured_output_metho
     settings = TeacherSettings("http://x/v1", "m", api_key_env="MY_KEY", structured_output="prompt")
     assert isinstance(settings, EndpointSettings)
     # the teacher's deadline is sized per request unless given, and it retries only quick refusals
-    assert settings.public() == {"url": "http://x/v1", "model": "m", "api_key_env": "MY_KEY", "timeout": None,
-                                 "max_retries": 2, "structured_output": "prompt"}
+    assert settings.public() == {
+        "url": "http://x/v1",
+        "model": "m",
+        "api_key_env": "MY_KEY",
+        "timeout": None,
+        "max_retries": 2,
+        "structured_output": "prompt",
+    }

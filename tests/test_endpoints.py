@@ -30,8 +30,21 @@ def test_requests_spread_over_the_endpoints_by_load(tmp_path):
     source = _many(tmp_path, 3)  # 18 traces, 54 teacher calls
     with ScriptedTeacher(sensible, latency=0.15) as a, ScriptedTeacher(sensible, latency=0.15) as b:
         a_url, b_url = a.url, b.url
-        result = drp("run", source, "--teacher-url", a_url, "--teacher-url", b_url, "--teacher-model", "m",
-                     "--run-id", "two", "--concurrency", "6", "--quiet")
+        result = drp(
+            "run",
+            source,
+            "--teacher-url",
+            a_url,
+            "--teacher-url",
+            b_url,
+            "--teacher-model",
+            "m",
+            "--run-id",
+            "two",
+            "--concurrency",
+            "6",
+            "--quiet",
+        )
     assert result.exit_code == 0, result.output
     assert all(t["status"] == "accepted" for t in traces_of("two").values())
     assert len(a.requests) + len(b.requests) == 54
@@ -42,7 +55,7 @@ def test_requests_spread_over_the_endpoints_by_load(tmp_path):
     stats = drp("stats", "two")
     assert f"endpoint {a_url}: {len(a.requests)} calls, 0 errors" in stats.output
     assert f"endpoint {b_url}: {len(b.requests)} calls, 0 errors" in stats.output
-    config = json.loads((db_of("two").execute("select config from runs").fetchone()[0]))
+    config = json.loads(db_of("two").execute("select config from runs").fetchone()[0])
     assert config["options"]["teacher_urls"] == [a_url, b_url]
 
 
@@ -60,8 +73,23 @@ def test_a_dead_endpoint_is_set_aside_and_every_trace_still_ends_once(tmp_path):
 
         killer = threading.Thread(target=kill_a_mid_run)
         killer.start()
-        result = drp("run", source, "--teacher-url", a_name, "--teacher-url", b_name, "--teacher-model", "m",
-                     "--run-id", "dies", "--concurrency", "4", "--quiet", "--teacher-max-retries", "2")
+        result = drp(
+            "run",
+            source,
+            "--teacher-url",
+            a_name,
+            "--teacher-url",
+            b_name,
+            "--teacher-model",
+            "m",
+            "--run-id",
+            "dies",
+            "--concurrency",
+            "4",
+            "--quiet",
+            "--teacher-max-retries",
+            "2",
+        )
         killer.join()
     assert result.exit_code == 0, result.output
     traces = traces_of("dies")
@@ -90,8 +118,21 @@ def test_urls_file_and_refused_endpoint_fail_over_at_once(tmp_path):
     with ScriptedTeacher(sensible) as teacher:
         live = teacher.url
         urls = write_urls(tmp_path, ["# the first never answers", dead, "", live])
-        result = drp("run", EXAMPLES, "--teacher-urls-file", urls, "--teacher-model", "m", "--run-id", "file",
-                     "--limit", "2", "--quiet", "--teacher-max-retries", "0")
+        result = drp(
+            "run",
+            EXAMPLES,
+            "--teacher-urls-file",
+            urls,
+            "--teacher-model",
+            "m",
+            "--run-id",
+            "file",
+            "--limit",
+            "2",
+            "--quiet",
+            "--teacher-max-retries",
+            "0",
+        )
     assert result.exit_code == 0, result.output
     assert [t["status"] for t in traces_of("file").values() if t["status"] != "pending"] == ["accepted"] * 2
     calls = _llm_calls("file")
@@ -109,8 +150,16 @@ def write_urls(tmp_path, lines):
 
 
 def test_an_empty_urls_file_is_a_clear_error(tmp_path):
-    result = drp("run", EXAMPLES, "--teacher-urls-file", write_urls(tmp_path, ["# nothing"]), "--teacher-model", "m",
-                 "--run-id", "empty")
+    result = drp(
+        "run",
+        EXAMPLES,
+        "--teacher-urls-file",
+        write_urls(tmp_path, ["# nothing"]),
+        "--teacher-model",
+        "m",
+        "--run-id",
+        "empty",
+    )
     assert result.exit_code == 2 and "holds no URL" in result.output
 
 

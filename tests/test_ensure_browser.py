@@ -29,9 +29,12 @@ def bare(tmp_path) -> dict[str, str]:
     """An environment with no browser in sight: empty PATH, HOME and Playwright cache; downloads refused."""
     (tmp_path / "bin").mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("DRP_CHROMIUM", "DRP_NO_APT")}
-    env.update(PATH=str(tmp_path / "bin"), HOME=str(tmp_path / "home"),
-               PLAYWRIGHT_BROWSERS_PATH=str(tmp_path / "ms-playwright"),
-               PLAYWRIGHT_DOWNLOAD_HOST="http://127.0.0.1:9")
+    env.update(
+        PATH=str(tmp_path / "bin"),
+        HOME=str(tmp_path / "home"),
+        PLAYWRIGHT_BROWSERS_PATH=str(tmp_path / "ms-playwright"),
+        PLAYWRIGHT_DOWNLOAD_HOST="http://127.0.0.1:9",
+    )
     return env
 
 
@@ -101,8 +104,11 @@ def test_a_browser_playwright_downloaded_is_found(bare, tmp_path):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:  # where this Playwright version keeps its Chromium
-        expected = Path(playwright.chromium.executable_path.replace(
-            str(Path.home() / ".cache" / "ms-playwright"), bare["PLAYWRIGHT_BROWSERS_PATH"]))
+        expected = Path(
+            playwright.chromium.executable_path.replace(
+                str(Path.home() / ".cache" / "ms-playwright"), bare["PLAYWRIGHT_BROWSERS_PATH"]
+            )
+        )
     if not str(expected).startswith(bare["PLAYWRIGHT_BROWSERS_PATH"]):
         pytest.skip(f"Playwright keeps its browsers elsewhere: {expected}")
     expected.parent.mkdir(parents=True)

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 from scipy.stats import binomtest, wilcoxon
+from scripted_teacher import ScriptedTeacher, Text
 from typer.testing import CliRunner
 
 from drp.cli import app
-from scripted_teacher import ScriptedTeacher, Text
 
 GOLDS = [str(10 + i) for i in range(8)]
 
@@ -28,18 +28,37 @@ def data_dir(tmp_path) -> Path:
 def student(solves: set[int], words: int):
     """Solves the given problems; its reasoning is `words` words long (plus the problem index, so that
     per-problem token counts differ)."""
+
     def reply(request):
         index = int(request["messages"][-1]["content"].split(":")[0].split()[1])
         answer = GOLDS[index] if index in solves else "0"
         padding = " ".join(["step"] * (words + index))
         return Text(f"{padding}\n</think>\n\n\\boxed{{{answer}}}")
+
     return reply
 
 
 def make_eval(out, data_dir, tokenizer, responder, benchmarks="gsm8k", limit=None, seeds=2):
-    args = ["eval", "--model-url", "", "--model", "student", "--benchmarks", benchmarks, "--data-dir",
-            str(data_dir), "--out", str(out), "--tokenizer", str(tokenizer), "--seeds", str(seeds),
-            "--quiet", "--retries", "0"]
+    args = [
+        "eval",
+        "--model-url",
+        "",
+        "--model",
+        "student",
+        "--benchmarks",
+        benchmarks,
+        "--data-dir",
+        str(data_dir),
+        "--out",
+        str(out),
+        "--tokenizer",
+        str(tokenizer),
+        "--seeds",
+        str(seeds),
+        "--quiet",
+        "--retries",
+        "0",
+    ]
     if limit:
         args += ["--limit", str(limit)]
     with ScriptedTeacher(responder, models=("student",)) as teacher:
@@ -80,7 +99,7 @@ def test_compare_two_runs(tmp_path, data_dir, smollm2):
     assert rows[1]["token_reduction"] == pytest.approx(1 - sum(short_tokens) / sum(long_tokens))
     assert rows[1]["token_reduction"] > 0.4
     assert rows[1]["wilcoxon_tokens"]["pvalue"] == pytest.approx(wilcoxon(long_tokens, short_tokens).pvalue)
-    assert rows[1]["wilcoxon_tokens"]["pvalue"] == pytest.approx(2 / 2 ** 8)  # all 8 shorter: exact
+    assert rows[1]["wilcoxon_tokens"]["pvalue"] == pytest.approx(2 / 2**8)  # all 8 shorter: exact
 
     markdown = (report / "report.md").read_text()
     assert "| short | 8 × 2 | 87.5% ± 0.0% |" in markdown and "+12.5 pp" in markdown
@@ -101,8 +120,7 @@ def test_different_problem_sets_are_refused(tmp_path, data_dir, smollm2):
     part = make_eval(tmp_path / "part", data_dir, smollm2, student({0}, 5), seeds=1, limit=6)
     result = CliRunner().invoke(app, ["compare", str(full), str(part), "--out", str(tmp_path / "r")])
     assert result.exit_code == 2
-    assert "gsm8k: full and part are on different problems: 2 only in full (gsm8k_0006, gsm8k_0007)" \
-        in result.output
+    assert "gsm8k: full and part are on different problems: 2 only in full (gsm8k_0006, gsm8k_0007)" in result.output
     assert not (tmp_path / "r").exists()
 
 
@@ -127,11 +145,13 @@ def test_not_eval_folders(tmp_path, data_dir, smollm2):
 
 def seeded_student(right_seeds: list[int], words: int):
     """Problem i is solved on its seeds below right_seeds[i] (else answered 0); reasoning `words` + i words long."""
+
     def reply(request):
         index = int(request["messages"][-1]["content"].split(":")[0].split()[1])
         answer = GOLDS[index] if request["seed"] < right_seeds[index] else "0"
         padding = " ".join(["step"] * (words + index))
         return Text(f"{padding}\n</think>\n\n\\boxed{{{answer}}}")
+
     return reply
 
 
@@ -166,7 +186,7 @@ def test_compare_k_samples_side_by_side_with_paired_tests(tmp_path, data_dir, sm
     as_extreme = sum(abs(sum(s * d for s, d in zip(f, diffs))) >= abs(sum(diffs)) - 1e-12 for f in flips)
     assert paired["exact"] and paired["sign_flip_pvalue"] == pytest.approx(as_extreme / len(flips))
     # Every problem thinks shorter in the other run: the exact two-sided signed-rank p of 8 pairs.
-    assert second["wilcoxon_thinking"]["pvalue"] == pytest.approx(2 / 2 ** 8)
+    assert second["wilcoxon_thinking"]["pvalue"] == pytest.approx(2 / 2**8)
     assert second["thinking_tokens"]["mean"] < first["thinking_tokens"]["mean"]
     assert second["endings"]["no_think_close"]["rate"] == 0.0 and second["endings"]["stopped"]["rate"] == 1.0
 
@@ -182,8 +202,12 @@ def test_a_run_from_before_the_token_split_compares_on_whole_responses(tmp_path,
     rows = [json.loads(line) for line in open(old / "samples.jsonl")]
     with open(old / "samples.jsonl", "w") as handle:
         for row in rows:
-            handle.write(json.dumps({k: v for k, v in row.items()
-                                     if k not in ("thinking_tokens", "answer_tokens", "think_closed")}) + "\n")
+            handle.write(
+                json.dumps(
+                    {k: v for k, v in row.items() if k not in ("thinking_tokens", "answer_tokens", "think_closed")}
+                )
+                + "\n"
+            )
     report = tmp_path / "report"
     result = CliRunner().invoke(app, ["compare", str(old), str(new), "--out", str(report)])
     assert result.exit_code == 0, result.output

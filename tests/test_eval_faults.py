@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import gsm8k_data_dir
+from scripted_teacher import Error, Raw, ScriptedTeacher, Sequence, Text, refused_url
 from typer.testing import CliRunner
 
 from drp.cli import app
-from helpers import gsm8k_data_dir
-from scripted_teacher import Error, Raw, ScriptedTeacher, Sequence, Text, refused_url
 
 QUESTIONS = {"What is 2+3?": "5", "What is 10-4?": "6", "What is 3*3?": "9", "What is 8/2?": "4"}
 
@@ -34,9 +34,27 @@ def solver(request: dict) -> Text:
 
 
 def run_eval(url, out, data_dir, tokenizer, *extra):
-    args = ["eval", "--model-url", url, "--model", "student", "--benchmarks", "gsm8k", "--data-dir",
-            str(data_dir), "--out", str(out), "--tokenizer", str(tokenizer), "--quiet", "--retries", "0",
-            "--max-tokens", "50", *extra]
+    args = [
+        "eval",
+        "--model-url",
+        url,
+        "--model",
+        "student",
+        "--benchmarks",
+        "gsm8k",
+        "--data-dir",
+        str(data_dir),
+        "--out",
+        str(out),
+        "--tokenizer",
+        str(tokenizer),
+        "--quiet",
+        "--retries",
+        "0",
+        "--max-tokens",
+        "50",
+        *extra,
+    ]
     return CliRunner().invoke(app, args)
 
 
@@ -50,16 +68,20 @@ def test_scores_seeds_lists_unanswered_and_cross_checks_tokens(tmp_path, data_di
     assert sorted(r["seed"] for r in requests) == [0, 0, 0, 0, 1, 1, 1, 1]
     assert all(r["max_tokens"] == 50 and r["temperature"] == 0.6 and r["top_k"] == 20 for r in requests)
     assert "generation_config" not in requests[0]  # only transformers serve needs the do_sample switch
-    assert {"role": "user", "content": "What is 2+3?\nPlease reason step by step, and put your final answer "
-            "within \\boxed{}."} in [r["messages"][0] for r in requests]
+    assert {
+        "role": "user",
+        "content": "What is 2+3?\nPlease reason step by step, and put your final answer within \\boxed{}.",
+    } in [r["messages"][0] for r in requests]
     assert all(len(r["messages"]) == 1 for r in requests)  # no system prompt for R1-Distill-Qwen
     samples = [json.loads(line) for line in open(out / "samples.jsonl")]
     assert len(samples) == 8 and {s["problem_id"] for s in samples} == {f"gsm8k_000{i}" for i in range(4)}
     metrics = json.loads((out / "metrics" / "gsm8k.json").read_text())
     assert metrics["accuracy"]["mean"] == 0.5 and metrics["accuracy"]["std"] == 0.0
     assert metrics["per_seed"][0]["correct"] == 2
-    assert sorted(metrics["no_answer"], key=str) == [{"problem_id": "gsm8k_0003", "seed": 0},
-                                                      {"problem_id": "gsm8k_0003", "seed": 1}]
+    assert sorted(metrics["no_answer"], key=str) == [
+        {"problem_id": "gsm8k_0003", "seed": 0},
+        {"problem_id": "gsm8k_0003", "seed": 1},
+    ]
     assert metrics["complete"] and metrics["errors"] == []
     # The scripted usage numbers (9 and 6) are not what SmolLM2's tokenizer counts for these texts.
     check = metrics["token_check"]
@@ -73,8 +95,9 @@ def test_scores_seeds_lists_unanswered_and_cross_checks_tokens(tmp_path, data_di
 
 def test_length_cap_is_reported(tmp_path, data_dir, smollm2):
     out = tmp_path / "eval"
-    with ScriptedTeacher(lambda r: Text("Let me think about this for a very", finish_reason="length"),
-                         models=("student",)) as teacher:
+    with ScriptedTeacher(
+        lambda r: Text("Let me think about this for a very", finish_reason="length"), models=("student",)
+    ) as teacher:
         result = run_eval(teacher.url, out, data_dir, smollm2, "--seeds", "1")
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())["gsm8k"]
@@ -84,10 +107,26 @@ def test_length_cap_is_reported(tmp_path, data_dir, smollm2):
 
 def test_split_reasoning_is_put_back_in_front(tmp_path, data_dir, smollm2):
     """vLLM with a reasoning parser returns the thinking in reasoning_content."""
-    body = json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": "student", "choices": [{
-        "index": 0, "finish_reason": "stop", "message": {
-            "role": "assistant", "content": "So \\boxed{5}.", "reasoning_content": "2 plus 3 is 5."}}],
-        "usage": {"prompt_tokens": 3, "completion_tokens": 12, "total_tokens": 15}})
+    body = json.dumps(
+        {
+            "id": "x",
+            "object": "chat.completion",
+            "created": 0,
+            "model": "student",
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {
+                        "role": "assistant",
+                        "content": "So \\boxed{5}.",
+                        "reasoning_content": "2 plus 3 is 5.",
+                    },
+                }
+            ],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 12, "total_tokens": 15},
+        }
+    )
     with ScriptedTeacher(lambda r: Raw(body), models=("student",)) as teacher:
         result = run_eval(teacher.url, tmp_path / "eval", data_dir, smollm2, "--seeds", "1", "--limit", "1")
     assert result.exit_code == 0, result.output
@@ -108,8 +147,9 @@ def test_errors_mid_run_are_recorded_then_retried_on_resume(tmp_path, data_dir, 
     failing = Sequence(*(solver({"messages": [{"content": q}]}) for q in list(QUESTIONS)[:3]), Error(500))
     # One request at a time so the script's order is the problems' order.
     with ScriptedTeacher(failing, models=("student",)) as teacher:
-        result = run_eval(teacher.url, out, data_dir, smollm2, "--seeds", "2", "--concurrency", "1",
-                          "--max-consecutive-errors", "0")
+        result = run_eval(
+            teacher.url, out, data_dir, smollm2, "--seeds", "2", "--concurrency", "1", "--max-consecutive-errors", "0"
+        )
     assert result.exit_code == 1, result.output
     assert "5 samples failed" in result.output and "rerun" in result.output
     lines = [json.loads(line) for line in open(out / "samples.jsonl")]
@@ -128,8 +168,18 @@ def test_errors_mid_run_are_recorded_then_retried_on_resume(tmp_path, data_dir, 
 
 def test_too_many_errors_in_a_row_stop_the_run(tmp_path, data_dir, smollm2):
     with ScriptedTeacher(lambda r: Error(503), models=("student",)) as teacher:
-        result = run_eval(teacher.url, tmp_path / "eval", data_dir, smollm2, "--seeds", "3", "--concurrency", "1",
-                          "--max-consecutive-errors", "3")
+        result = run_eval(
+            teacher.url,
+            tmp_path / "eval",
+            data_dir,
+            smollm2,
+            "--seeds",
+            "3",
+            "--concurrency",
+            "1",
+            "--max-consecutive-errors",
+            "3",
+        )
     assert result.exit_code == 1
     assert "stopped early: 3 requests in a row failed" in result.output
     # Of 12 samples, the 3 failures plus at most the one already in flight were sent, and all were recorded.
@@ -140,9 +190,31 @@ def test_too_many_errors_in_a_row_stop_the_run(tmp_path, data_dir, smollm2):
 def test_killed_run_resumes_without_redoing_finished_samples(tmp_path, data_dir, smollm2):
     out = tmp_path / "eval"
     with ScriptedTeacher(solver, latency=0.3, models=("student",)) as teacher:
-        command = [sys.executable, "-m", "drp.cli", "eval", "--model-url", teacher.url, "--model", "student",
-                   "--benchmarks", "gsm8k", "--data-dir", str(data_dir), "--out", str(out), "--tokenizer",
-                   str(smollm2), "--seeds", "5", "--concurrency", "2", "--quiet", "--max-tokens", "50"]
+        command = [
+            sys.executable,
+            "-m",
+            "drp.cli",
+            "eval",
+            "--model-url",
+            teacher.url,
+            "--model",
+            "student",
+            "--benchmarks",
+            "gsm8k",
+            "--data-dir",
+            str(data_dir),
+            "--out",
+            str(out),
+            "--tokenizer",
+            str(smollm2),
+            "--seeds",
+            "5",
+            "--concurrency",
+            "2",
+            "--quiet",
+            "--max-tokens",
+            "50",
+        ]
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         samples = out / "samples.jsonl"
         deadline = time.monotonic() + 120
@@ -189,14 +261,34 @@ def test_resume_with_other_decoding_is_refused(tmp_path, data_dir, smollm2):
     assert "different decoding" in result.output
 
 
-@pytest.mark.parametrize("benchmarks, expected", [
-    ("gsm8k,nope", "unknown benchmark 'nope'; known: gsm8k, math500, aime24, amc23"),
-    ("math500", "does not exist"),
-])
+@pytest.mark.parametrize(
+    "benchmarks, expected",
+    [
+        ("gsm8k,nope", "unknown benchmark 'nope'; known: gsm8k, math500, aime24, amc23"),
+        ("math500", "does not exist"),
+    ],
+)
 def test_bad_benchmarks_exit_2(tmp_path, data_dir, smollm2, benchmarks, expected):
-    result = CliRunner().invoke(app, ["eval", "--model-url", refused_url(), "--model", "m", "--benchmarks",
-                                      benchmarks, "--data-dir", str(data_dir), "--source", "local",
-                                      "--out", str(tmp_path / "e"), "--tokenizer", str(smollm2)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "--model-url",
+            refused_url(),
+            "--model",
+            "m",
+            "--benchmarks",
+            benchmarks,
+            "--data-dir",
+            str(data_dir),
+            "--source",
+            "local",
+            "--out",
+            str(tmp_path / "e"),
+            "--tokenizer",
+            str(smollm2),
+        ],
+    )
     assert result.exit_code == 2 and expected in result.output
 
 
@@ -234,6 +326,7 @@ def test_credentials_in_the_model_url_are_never_written(tmp_path, data_dir, smol
     assert "http://***@127.0.0.1:" in json.loads((out / "config.json").read_text())["model_url"]
     for text in [result.output, *(p.read_text() for p in out.rglob("*") if p.is_file())]:
         assert "evaluser-31f" not in text and "evalpass-8d2" not in text
-    down = run_eval(refused_url().replace("http://", "http://evaluser-31f:evalpass-8d2@"), tmp_path / "down",
-                    data_dir, smollm2)
+    down = run_eval(
+        refused_url().replace("http://", "http://evaluser-31f:evalpass-8d2@"), tmp_path / "down", data_dir, smollm2
+    )
     assert down.exit_code != 0 and "is not answering" in down.output and "evalpass-8d2" not in down.output

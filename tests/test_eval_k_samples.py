@@ -5,11 +5,11 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import gsm8k_data_dir
+from scripted_teacher import ScriptedTeacher, Text
 from typer.testing import CliRunner
 
 from drp.cli import app
-from helpers import gsm8k_data_dir
-from scripted_teacher import ScriptedTeacher, Text
 
 QUESTIONS = {"What is 2+3?": "5", "What is 10-4?": "6", "What is 3*3?": "9"}
 CUT = "Let me think about three threes and"  # a response cut at the cap: no </think>, no number
@@ -23,8 +23,11 @@ def data_dir(tmp_path) -> Path:
 def by_seed(request: dict) -> Text:
     """2+3: right every time. 10-4: right on seed 0, then 7 three times. 3*3: 9, 9.0, 8, then cut at the cap."""
     question, seed = request["messages"][-1]["content"].split("\n")[0], request["seed"]
-    answers = {"What is 2+3?": ["5"] * 4, "What is 10-4?": ["6", "7", "7", "7"],
-               "What is 3*3?": ["9", "9.0", "8", None]}[question]
+    answers = {
+        "What is 2+3?": ["5"] * 4,
+        "What is 10-4?": ["6", "7", "7", "7"],
+        "What is 3*3?": ["9", "9.0", "8", None],
+    }[question]
     answer = answers[seed % 4]
     if answer is None:
         return Text(CUT, finish_reason="length")
@@ -32,8 +35,25 @@ def by_seed(request: dict) -> Text:
 
 
 def run_eval(url, out, data_dir, tokenizer, *extra):
-    args = ["eval", "--model-url", url, "--model", "student", "--benchmarks", "gsm8k", "--data-dir",
-            str(data_dir), "--out", str(out), "--tokenizer", str(tokenizer), "--quiet", "--retries", "0", *extra]
+    args = [
+        "eval",
+        "--model-url",
+        url,
+        "--model",
+        "student",
+        "--benchmarks",
+        "gsm8k",
+        "--data-dir",
+        str(data_dir),
+        "--out",
+        str(out),
+        "--tokenizer",
+        str(tokenizer),
+        "--quiet",
+        "--retries",
+        "0",
+        *extra,
+    ]
     return CliRunner().invoke(app, args, env={"COLUMNS": "250"})
 
 
@@ -93,7 +113,8 @@ def test_more_samples_later_draw_only_the_new_seeds(tmp_path, data_dir, smollm2)
 
 def test_greedy_k_samples_get_a_note(tmp_path, data_dir, smollm2):
     with ScriptedTeacher(by_seed, models=("student",)) as teacher:
-        result = run_eval(teacher.url, tmp_path / "eval", data_dir, smollm2, "--samples", "2", "--temperature", "0",
-                          "--limit", "1")
+        result = run_eval(
+            teacher.url, tmp_path / "eval", data_dir, smollm2, "--samples", "2", "--temperature", "0", "--limit", "1"
+        )
     assert result.exit_code == 0, result.output
     assert "2 samples per problem at temperature 0 are (near) copies" in result.output

@@ -7,10 +7,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from scripted_teacher import ScriptedTeacher, Text
 from typer.testing import CliRunner
 
 from drp.cli import app
-from scripted_teacher import ScriptedTeacher, Text
 
 GOLDS = ["12", "30", "7"]
 
@@ -38,16 +38,39 @@ def paper_student(request: dict) -> Text:
     if prompt.startswith("Problem: "):
         return Text(" x is \\boxed{7}.\n\nProblem: next")
     index = int(prompt.split(":")[1].split()[1])
-    body = {0: f" Step one. The answer is {GOLDS[0]}.", 1: f" So it is \\boxed{{{GOLDS[1]}}}.",
-            2: " The answer is 99."}[index]
+    body = {
+        0: f" Step one. The answer is {GOLDS[0]}.",
+        1: f" So it is \\boxed{{{GOLDS[1]}}}.",
+        2: " The answer is 99.",
+    }[index]
     return Text(body + "\n\nQ: What comes next?\nA: 5")
 
 
 def paper_eval(url, model, out, data_dir, tokenizer, *extra, benchmarks="gsm8k"):
-    return CliRunner().invoke(app, [
-        "eval", "--model-url", url, "--model", model, "--benchmarks", benchmarks, "--data-dir", str(data_dir),
-        "--out", str(out), "--tokenizer", str(tokenizer), "--quiet", "--retries", "0", "--protocol", "paper",
-        *extra])
+    return CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "--model-url",
+            url,
+            "--model",
+            model,
+            "--benchmarks",
+            benchmarks,
+            "--data-dir",
+            str(data_dir),
+            "--out",
+            str(out),
+            "--tokenizer",
+            str(tokenizer),
+            "--quiet",
+            "--retries",
+            "0",
+            "--protocol",
+            "paper",
+            *extra,
+        ],
+    )
 
 
 def sampled(teacher) -> list[dict]:
@@ -63,8 +86,9 @@ def test_raw_greedy_requests_with_the_paper_caps_and_three_scores(tmp_path, data
 
     gsm8k = [r for r in requests if r["prompt"].startswith("Q:")]
     assert len(gsm8k) == 3  # one greedy sample per problem: --seeds defaults to 1 under this protocol
-    assert {r["prompt"] for r in gsm8k} == {f"Q: Problem {i}: what is {g}?\nA: Let's think step by step."
-                                            for i, g in enumerate(GOLDS)}
+    assert {r["prompt"] for r in gsm8k} == {
+        f"Q: Problem {i}: what is {g}?\nA: Let's think step by step." for i, g in enumerate(GOLDS)
+    }
     # lm-eval's stops: the task's own, its end markers, the model's EOS (SmolLM2's is <|im_end|>: listed once)
     assert all(r["stop"] == ["Q:", "</s>", "<|im_end|>"] and r["temperature"] == 0 and r["top_p"] == 1 for r in gsm8k)
     assert all(r["add_special_tokens"] is False for r in requests)  # no BOS on raw prompts, as lm-eval sends them
@@ -134,8 +158,22 @@ def test_transformers_serve_gets_no_field_it_would_refuse():
 
 
 def test_score_is_refused_outside_the_paper_protocol(tmp_path, data_dir, smollm2):
-    result = CliRunner().invoke(app, ["eval", "--model-url", "http://127.0.0.1:9/v1", "--model", "m", "--out",
-                                      str(tmp_path / "x"), "--data-dir", str(data_dir), "--score", "strict"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "--model-url",
+            "http://127.0.0.1:9/v1",
+            "--model",
+            "m",
+            "--out",
+            str(tmp_path / "x"),
+            "--data-dir",
+            str(data_dir),
+            "--score",
+            "strict",
+        ],
+    )
     assert result.exit_code == 2 and "--score chooses the headline under --protocol paper" in result.output
 
 
@@ -144,9 +182,8 @@ def test_caps_are_clipped_to_the_served_models_context_with_a_warning(tmp_path, 
     with ScriptedTeacher(paper_student, models=(str(smollm2),)) as teacher:
         result = paper_eval(teacher.url, str(smollm2), tmp_path / "clipped", data_dir, smollm2)
         caps = [r["max_tokens"] for r in sampled(teacher)]
-        overridden = paper_eval(teacher.url, str(smollm2), tmp_path / "small", data_dir, smollm2,
-                                "--max-tokens", "64")
-        small = [r["max_tokens"] for r in sampled(teacher)][len(caps):]
+        overridden = paper_eval(teacher.url, str(smollm2), tmp_path / "small", data_dir, smollm2, "--max-tokens", "64")
+        small = [r["max_tokens"] for r in sampled(teacher)][len(caps) :]
     assert result.exit_code == 0, result.output
     assert "warning: gsm8k: a cap of 40000 tokens does not fit the served model's context" in result.output
     assert all(context - 40 < cap < context for cap in caps)  # the context less each (short) prompt
@@ -164,8 +201,7 @@ def test_a_chat_only_server_gets_one_clear_error(tmp_path, data_dir, smollm2):
 
 
 def test_sampling_settings_are_refused_under_the_paper_protocol(tmp_path, data_dir, smollm2):
-    result = paper_eval("http://127.0.0.1:9/v1", "student", tmp_path / "x", data_dir, smollm2,
-                        "--temperature", "0.6")
+    result = paper_eval("http://127.0.0.1:9/v1", "student", tmp_path / "x", data_dir, smollm2, "--temperature", "0.6")
     assert result.exit_code == 2 and "greedily" in result.output
 
 
@@ -179,21 +215,40 @@ def test_compare_refuses_runs_of_different_protocols(tmp_path, data_dir, smollm2
     with ScriptedTeacher(paper_student, models=("student",)) as teacher:
         assert paper_eval(teacher.url, "student", tmp_path / "paper", data_dir, smollm2).exit_code == 0
     with ScriptedTeacher(chat_student, models=("student",)) as teacher:
-        default = CliRunner().invoke(app, [
-            "eval", "--model-url", teacher.url, "--model", "student", "--benchmarks", "gsm8k", "--data-dir",
-            str(data_dir), "--out", str(tmp_path / "default"), "--tokenizer", str(smollm2), "--seeds", "1",
-            "--quiet"])
+        default = CliRunner().invoke(
+            app,
+            [
+                "eval",
+                "--model-url",
+                teacher.url,
+                "--model",
+                "student",
+                "--benchmarks",
+                "gsm8k",
+                "--data-dir",
+                str(data_dir),
+                "--out",
+                str(tmp_path / "default"),
+                "--tokenizer",
+                str(smollm2),
+                "--seeds",
+                "1",
+                "--quiet",
+            ],
+        )
     assert default.exit_code == 0, default.output
     assert json.loads((tmp_path / "default" / "metrics.json").read_text())["gsm8k"]["protocol"] == "default"
-    result = CliRunner().invoke(app, ["compare", str(tmp_path / "default"), str(tmp_path / "paper"),
-                                      "--out", str(tmp_path / "report")])
+    result = CliRunner().invoke(
+        app, ["compare", str(tmp_path / "default"), str(tmp_path / "paper"), "--out", str(tmp_path / "report")]
+    )
     assert result.exit_code == 2
     assert "different protocols (default: default, paper: paper)" in result.output
 
 
 def test_a_prompt_template_is_refused_under_the_paper_protocol(tmp_path, data_dir, smollm2):
-    result = paper_eval("http://127.0.0.1:9/v1", "student", tmp_path / "x", data_dir, smollm2,
-                        "--prompt-template", "plain")
+    result = paper_eval(
+        "http://127.0.0.1:9/v1", "student", tmp_path / "x", data_dir, smollm2, "--prompt-template", "plain"
+    )
     assert result.exit_code == 2 and "--prompt-template does not apply" in result.output
 
 
@@ -203,8 +258,24 @@ def test_a_folder_from_before_protocols_resumes_as_the_default_protocol(tmp_path
         return Text(f"\\boxed{{{GOLDS[index]}}}")
 
     out = tmp_path / "old"
-    args = ["eval", "--model-url", "", "--model", "student", "--benchmarks", "gsm8k", "--data-dir", str(data_dir),
-            "--out", str(out), "--tokenizer", str(smollm2), "--seeds", "1", "--quiet"]
+    args = [
+        "eval",
+        "--model-url",
+        "",
+        "--model",
+        "student",
+        "--benchmarks",
+        "gsm8k",
+        "--data-dir",
+        str(data_dir),
+        "--out",
+        str(out),
+        "--tokenizer",
+        str(smollm2),
+        "--seeds",
+        "1",
+        "--quiet",
+    ]
     with ScriptedTeacher(chat_student, models=("student",)) as teacher:
         args[2] = teacher.url
         assert CliRunner().invoke(app, [*args, "--limit", "2"]).exit_code == 0

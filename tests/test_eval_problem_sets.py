@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from drp.evals.problem_sets import BenchmarkError, Fields, KNOWN, load_benchmark
+from drp.evals.problem_sets import KNOWN, BenchmarkError, Fields, load_benchmark
 from drp.evals.templates import TemplateError, fill_template, resolve_template
 
 
@@ -41,13 +41,15 @@ def test_hub_source_gives_the_same_problems_as_the_local_file(shared, tmp_path):
     (repo / "main").mkdir(parents=True)
     datasets.Dataset.from_list(rows).to_parquet(str(repo / "main" / "test-00000-of-00001.parquet"))
     (repo / "README.md").write_text(
-        "---\nconfigs:\n- config_name: main\n  data_files:\n  - split: test\n    path: main/test-*\n---\n")
+        "---\nconfigs:\n- config_name: main\n  data_files:\n  - split: test\n    path: main/test-*\n---\n"
+    )
     # A hub id asked for by name goes to the hub even though a local copy exists in the data folder.
     hub = load_benchmark("openai/gsm8k", shared / "data", hub_repo=str(repo))
     local = load_benchmark("gsm8k", shared / "data", source="local", limit=4)
     assert hub.name == "gsm8k" and hub.source == f"{repo}:test"
-    assert [(p.id, p.gold, p.question_sha) for p in hub.problems] == \
-           [(p.id, p.gold, p.question_sha) for p in local.problems]
+    assert [(p.id, p.gold, p.question_sha) for p in hub.problems] == [
+        (p.id, p.gold, p.question_sha) for p in local.problems
+    ]
 
 
 def test_hub_failure_names_both_places(tmp_path):
@@ -87,8 +89,11 @@ def test_missing_and_malformed_files(tmp_path):
 def test_generic_problem_files_with_remapped_fields(tmp_path):
     path = tmp_path / "mine.jsonl"
     path.write_text(
-        json.dumps({"key": "a", "q": "What is 1/2 + 1/4?", "sol": "\\frac{3}{4}", "level": 3}) + "\n"
-        + json.dumps({"q": "What is 6*7?", "sol": "Six sevens.\n#### 42"}) + "\n")
+        json.dumps({"key": "a", "q": "What is 1/2 + 1/4?", "sol": "\\frac{3}{4}", "level": 3})
+        + "\n"
+        + json.dumps({"q": "What is 6*7?", "sol": "Six sevens.\n#### 42"})
+        + "\n"
+    )
     bench = load_benchmark(str(path), None, fields=Fields(question=("q",), answer=("sol",), id="key"))
     assert bench.name == "mine"
     assert [(p.id, p.gold) for p in bench.problems] == [("a", "\\frac{3}{4}"), ("mine_0001", "42")]
@@ -102,7 +107,8 @@ def test_prompt_templates(tmp_path):
     label, template = resolve_template(None)
     assert label == "r1-distill-qwen"
     assert fill_template(template, "What is $\\{1\\}$?") == (
-        "What is $\\{1\\}$?\nPlease reason step by step, and put your final answer within \\boxed{}.")
+        "What is $\\{1\\}$?\nPlease reason step by step, and put your final answer within \\boxed{}."
+    )
     assert resolve_template("plain") == ("plain", "{problem}")
     file = tmp_path / "t.txt"
     file.write_text("Q: {problem}\nA:")

@@ -5,6 +5,7 @@ import pytest
 from drp.evals.protocols import (
     PAPER_GSM8K_CAP,
     PAPER_OTHER_CAP,
+    cut_at_stop,
     exact_match,
     flexible_answer,
     is_gsm8k,
@@ -12,7 +13,6 @@ from drp.evals.protocols import (
     paper_cap,
     paper_request,
     strict_answer,
-    cut_at_stop,
 )
 
 
@@ -21,8 +21,12 @@ def test_gsm8k_gets_the_zero_shot_cot_prompt_as_a_raw_completion():
     assert request.raw and not request.messages
     assert request.prompt == "Q: Tom has 3 {apples}. How many?\nA: Let's think step by step."
     assert request.stop == ("Q:", "</s>", "<|im_end|>")  # lm-eval's end markers too
-    assert paper_request("gsm8k", "x", eos="<｜end▁of▁sentence｜>").stop == ("Q:", "</s>", "<|im_end|>",
-                                                                        "<｜end▁of▁sentence｜>")
+    assert paper_request("gsm8k", "x", eos="<｜end▁of▁sentence｜>").stop == (
+        "Q:",
+        "</s>",
+        "<|im_end|>",
+        "<｜end▁of▁sentence｜>",
+    )
     assert paper_request("gsm8k", "x", eos="</s>").stop == ("Q:", "</s>", "<|im_end|>")  # each once
     assert paper_cap("gsm8k") == PAPER_GSM8K_CAP == 40_000
 
@@ -46,37 +50,46 @@ def test_the_text_is_cut_at_the_first_stop_string_the_server_kept():
     assert cut_at_stop("so 5.\n\nQ: Next one\nA:", ("Q:",)) == "so 5.\n\n"  # a server that ran past it
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("3 + 4 = 7. The answer is 7.", "7"),
-    ("The answer is 1,250.", "1,250"),
-    ("The answer is -3 apples", "-3"),
-    ("The answer is 4. Then again, the answer is 5.", "4."),  # the first match counts; its dot goes later
-    ("So the final answer is \\boxed{7}.", None),
-    ("the answer is 7.", None),  # case matters for the strict filter
-    ("The answer is 7", None),  # one character must follow the number
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("3 + 4 = 7. The answer is 7.", "7"),
+        ("The answer is 1,250.", "1,250"),
+        ("The answer is -3 apples", "-3"),
+        ("The answer is 4. Then again, the answer is 5.", "4."),  # the first match counts; its dot goes later
+        ("So the final answer is \\boxed{7}.", None),
+        ("the answer is 7.", None),  # case matters for the strict filter
+        ("The answer is 7", None),  # one character must follow the number
+    ],
+)
 def test_strict_filter(text, expected):
     assert strict_answer(text) == expected
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("She pays $1,000.", "$1,000."),
-    ("2 + 3 = 5 and 5 * 2 = 10", "10"),
-    ("\\boxed{42}", "42"),
-    ("no digits at all", None),
-    ("x = 7", "7"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("She pays $1,000.", "$1,000."),
+        ("2 + 3 = 5 and 5 * 2 = 10", "10"),
+        ("\\boxed{42}", "42"),
+        ("no digits at all", None),
+        ("x = 7", "7"),
+    ],
+)
 def test_flexible_filter_takes_the_last_number(text, expected):
     assert flexible_answer(text) == expected
 
 
-@pytest.mark.parametrize("extracted, gold, same", [
-    ("1,250", "1250", True),
-    ("$1,000.", "1000", True),
-    ("18.00", "18", False),  # exact string match after the ignore rules, as lm-eval scores it
-    ("-3", "-3", True),
-    (None, "3", False),
-])
+@pytest.mark.parametrize(
+    "extracted, gold, same",
+    [
+        ("1,250", "1250", True),
+        ("$1,000.", "1000", True),
+        ("18.00", "18", False),  # exact string match after the ignore rules, as lm-eval scores it
+        ("-3", "-3", True),
+        (None, "3", False),
+    ],
+)
 def test_exact_match_after_the_ignore_rules(extracted, gold, same):
     assert exact_match(extracted, gold) is same
 

@@ -5,21 +5,24 @@ import math
 
 import pytest
 
+from drp.answers import clearly_different, equivalent
 from drp.evals.metrics import benchmark_metrics, per_problem
 from drp.evals.sample_scores import answer_groups, k_values, majority_vote, pass_at_k, same_answer, sample_scores
 from drp.evals.token_split import response_endings, split_tokens, token_split_metrics
-from drp.answers import clearly_different, equivalent
 from drp.tokens import approximate_count
 
 
-@pytest.mark.parametrize("n, c, k, expected", [
-    (4, 1, 2, 1 - 3 / 6),  # 1 − C(3,2)/C(4,2)
-    (4, 2, 2, 1 - 1 / 6),  # 1 − C(2,2)/C(4,2)
-    (5, 2, 3, 1 - 1 / 10),  # 1 − C(3,3)/C(5,3)
-    (7, 3, 1, 3 / 7),  # pass@1 is the share correct
-    (4, 0, 4, 0.0),
-    (4, 3, 2, 1.0),  # fewer wrong samples than k: some draw always holds a correct one
-])
+@pytest.mark.parametrize(
+    "n, c, k, expected",
+    [
+        (4, 1, 2, 1 - 3 / 6),  # 1 − C(3,2)/C(4,2)
+        (4, 2, 2, 1 - 1 / 6),  # 1 − C(2,2)/C(4,2)
+        (5, 2, 3, 1 - 1 / 10),  # 1 − C(3,3)/C(5,3)
+        (7, 3, 1, 3 / 7),  # pass@1 is the share correct
+        (4, 0, 4, 0.0),
+        (4, 3, 2, 1.0),  # fewer wrong samples than k: some draw always holds a correct one
+    ],
+)
 def test_pass_at_k_by_hand(n, c, k, expected):
     assert pass_at_k(n, c, k) == pytest.approx(expected)
 
@@ -37,8 +40,9 @@ def test_pass_at_k_refuses_what_it_cannot_estimate(n, c, k):
         pass_at_k(n, c, k)
 
 
-@pytest.mark.parametrize("n, expected", [(1, [1]), (3, [1, 2, 3]), (4, [1, 2, 4]), (5, [1, 2, 4, 5]),
-                                         (16, [1, 2, 4, 8, 16]), (0, [])])
+@pytest.mark.parametrize(
+    "n, expected", [(1, [1]), (3, [1, 2, 3]), (4, [1, 2, 4]), (5, [1, 2, 4, 5]), (16, [1, 2, 4, 8, 16]), (0, [])]
+)
 def test_k_values(n, expected):
     assert k_values(n) == expected
 
@@ -54,17 +58,20 @@ def test_groups_compare_each_distinct_answer_once():
     assert calls == [("a", "b"), ("a", "c")]  # "a" twice and " b" are grouped by their text alone
 
 
-@pytest.mark.parametrize("votes, expected", [
-    ([("12", True), ("12.0", True), ("7", False)], 1.0),  # 12 and 12.0 are one answer
-    ([("0.5", True), ("\\frac{1}{2}", True), ("1", False), ("2", False)], 1.0),
-    ([("0", False), ("0", False), ("5", True)], 0.0),
-    ([("5", True), ("6", False)], 0.5),  # a tie is worth the share of tied answers that are correct
-    ([("5", True), ("6", False), ("7", False)], 1 / 3),
-    ([(None, False), (None, False), ("5", True)], 1.0),  # no answer, no vote
-    ([(None, False), (None, False)], 0.0),
-    ([("\\frac{1}{2}", False), ("0.5", False), ("3", True), ("3.0", True)], 0.5),  # wrong answers grouped too
-    ([("\\frac{1}{2}", False), ("0.5", False), ("3", True)], 0.0),
-])
+@pytest.mark.parametrize(
+    "votes, expected",
+    [
+        ([("12", True), ("12.0", True), ("7", False)], 1.0),  # 12 and 12.0 are one answer
+        ([("0.5", True), ("\\frac{1}{2}", True), ("1", False), ("2", False)], 1.0),
+        ([("0", False), ("0", False), ("5", True)], 0.0),
+        ([("5", True), ("6", False)], 0.5),  # a tie is worth the share of tied answers that are correct
+        ([("5", True), ("6", False), ("7", False)], 1 / 3),
+        ([(None, False), (None, False), ("5", True)], 1.0),  # no answer, no vote
+        ([(None, False), (None, False)], 0.0),
+        ([("\\frac{1}{2}", False), ("0.5", False), ("3", True), ("3.0", True)], 0.5),  # wrong answers grouped too
+        ([("\\frac{1}{2}", False), ("0.5", False), ("3", True)], 0.0),
+    ],
+)
 def test_majority_vote(votes, expected):
     assert majority_vote(votes, equivalent) == pytest.approx(expected)
 
@@ -85,22 +92,40 @@ def test_majority_vote_asks_for_equivalence_only_where_the_vote_depends_on_it():
     assert calls == [("7", "8")]
 
 
-@pytest.mark.parametrize("first, second, different", [
-    ("3\\sqrt{2}", "\\frac{\\pi}{4}", True),
-    ("7", "-7", True),
-    ("3\\sqrt{2}", "\\sqrt{18}", False),  # equal values
-    ("\\frac{1}{3}", "0.3333", False),  # within the gap: math-verify decides
-    ("10\\%", "0.2", False),  # units: math-verify decides
-    ("(1, 2)", "7", False),  # not a constant
-    ("x^2+1", "2", False),
-])
+@pytest.mark.parametrize(
+    "first, second, different",
+    [
+        ("3\\sqrt{2}", "\\frac{\\pi}{4}", True),
+        ("7", "-7", True),
+        ("3\\sqrt{2}", "\\sqrt{18}", False),  # equal values
+        ("\\frac{1}{3}", "0.3333", False),  # within the gap: math-verify decides
+        ("10\\%", "0.2", False),  # units: math-verify decides
+        ("(1, 2)", "7", False),  # not a constant
+        ("x^2+1", "2", False),
+    ],
+)
 def test_clearly_different_constants(first, second, different):
     assert clearly_different(first, second) is different
 
 
 def test_clearly_different_never_contradicts_math_verify():
-    answers = ["\\frac{1}{3}", "0.3333", "\\frac14", "0.25", "3\\sqrt{2}", "\\sqrt{18}", "10\\%", "10", "0.1",
-               "30^\\circ", "\\frac{\\pi}{6}", "\\$18", "18", "1,000", "1000"]
+    answers = [
+        "\\frac{1}{3}",
+        "0.3333",
+        "\\frac14",
+        "0.25",
+        "3\\sqrt{2}",
+        "\\sqrt{18}",
+        "10\\%",
+        "10",
+        "0.1",
+        "30^\\circ",
+        "\\frac{\\pi}{6}",
+        "\\$18",
+        "18",
+        "1,000",
+        "1000",
+    ]
     pairs = list(itertools.combinations(answers, 2))
     decided = [(a, b) for a, b in pairs if clearly_different(a, b)]
     assert len(decided) > len(pairs) / 3  # the shortcut earns its place
@@ -111,18 +136,32 @@ def test_clearly_different_never_contradicts_math_verify():
 def _record(pid, seed, correct, answer, thinking=10, answer_tokens=5, finish="stop", closed=True, error=None):
     if error:
         return {"problem_id": pid, "seed": seed, "error": error, "question_sha": pid}
-    return {"problem_id": pid, "seed": seed, "correct": correct, "extracted_answer": answer,
-            "tokens": thinking + answer_tokens, "thinking_tokens": thinking, "answer_tokens": answer_tokens,
-            "think_closed": closed, "finish_reason": finish, "question_sha": pid, "error": None}
+    return {
+        "problem_id": pid,
+        "seed": seed,
+        "correct": correct,
+        "extracted_answer": answer,
+        "tokens": thinking + answer_tokens,
+        "thinking_tokens": thinking,
+        "answer_tokens": answer_tokens,
+        "think_closed": closed,
+        "finish_reason": finish,
+        "question_sha": pid,
+        "error": None,
+    }
 
 
 # p1 right in all 5 samples; p2 right in seed 0 only (wrong "0" three times); p3 right in seeds 0 and 1
 # ("12" and "12.0"), wrong "7" and "8", and a failed fifth sample.
 RECORDS = [
     *[_record("p1", s, True, "3") for s in range(5)],
-    _record("p2", 0, True, "4"), *[_record("p2", s, False, "0") for s in (1, 2, 3)],
-    _record("p3", 0, True, "12"), _record("p3", 1, True, "12.0"), _record("p3", 2, False, "7"),
-    _record("p3", 3, False, "8"), _record("p3", 4, None, None, error="HTTP 500"),
+    _record("p2", 0, True, "4"),
+    *[_record("p2", s, False, "0") for s in (1, 2, 3)],
+    _record("p3", 0, True, "12"),
+    _record("p3", 1, True, "12.0"),
+    _record("p3", 2, False, "7"),
+    _record("p3", 3, False, "8"),
+    _record("p3", 4, None, None, error="HTTP 500"),
 ]
 
 
@@ -187,8 +226,11 @@ def test_token_split_and_endings_by_hand():
 
 
 def test_samples_from_before_the_split_are_left_out_not_counted_as_zero():
-    old = {k: v for k, v in _record("p9", 0, True, "1").items() if k not in ("thinking_tokens", "answer_tokens",
-                                                                           "think_closed")}
+    old = {
+        k: v
+        for k, v in _record("p9", 0, True, "1").items()
+        if k not in ("thinking_tokens", "answer_tokens", "think_closed")
+    }
     split = token_split_metrics([old, _record("p1", 0, True, "1", thinking=12)])
     assert split["n"] == 1 and split["thinking"]["mean"] == 12
     assert response_endings([old])["no_think_close"]["count"] == 0

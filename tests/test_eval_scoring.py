@@ -6,19 +6,22 @@ from drp.evals.metrics import benchmark_metrics
 from drp.evals.scoring import grade
 
 
-@pytest.mark.parametrize("gold, response", [
-    ("\\frac{1}{2}", "Half of it.\n</think>\n\nSo \\boxed{0.5}"),
-    ("3/4", "\\boxed{\\dfrac{3}{4}}"),
-    ("\\frac{14}{3}", "\\boxed{4\\frac{2}{3}}"),
-    ("18", "She makes \\boxed{18 \\text{ dollars}}."),
-    ("18", "\\boxed{\\$18}"),
-    ("\\left( 3, \\frac{\\pi}{2} \\right)", "\\boxed{(3, \\frac{\\pi}{2})}"),
-    ("30^\\circ", "\\boxed{30}"),
-    ("10\\%", "\\boxed{10}"),
-    ("27", "\\boxed{27.0}"),
-    ("1000", "\\boxed{1,000}"),
-    ("\\frac{\\sqrt{2}}{2}", "\\boxed{\\frac{\\sqrt2}{2}}"),
-])
+@pytest.mark.parametrize(
+    "gold, response",
+    [
+        ("\\frac{1}{2}", "Half of it.\n</think>\n\nSo \\boxed{0.5}"),
+        ("3/4", "\\boxed{\\dfrac{3}{4}}"),
+        ("\\frac{14}{3}", "\\boxed{4\\frac{2}{3}}"),
+        ("18", "She makes \\boxed{18 \\text{ dollars}}."),
+        ("18", "\\boxed{\\$18}"),
+        ("\\left( 3, \\frac{\\pi}{2} \\right)", "\\boxed{(3, \\frac{\\pi}{2})}"),
+        ("30^\\circ", "\\boxed{30}"),
+        ("10\\%", "\\boxed{10}"),
+        ("27", "\\boxed{27.0}"),
+        ("1000", "\\boxed{1,000}"),
+        ("\\frac{\\sqrt{2}}{2}", "\\boxed{\\frac{\\sqrt2}{2}}"),
+    ],
+)
 def test_equivalent_answers_are_correct(gold, response):
     verdict = grade(response, gold)
     assert verdict.correct and verdict.source == "boxed"
@@ -40,15 +43,27 @@ def test_fallback_and_missing_answers():
 def _record(pid, seed, correct, tokens, server=None, finish="stop", answer="1", error=None):
     if error:
         return {"problem_id": pid, "seed": seed, "error": error, "question_sha": "x"}
-    return {"problem_id": pid, "seed": seed, "correct": correct, "tokens": tokens, "finish_reason": finish,
-            "extracted_answer": answer, "server_completion_tokens": server, "question_sha": "x", "error": None}
+    return {
+        "problem_id": pid,
+        "seed": seed,
+        "correct": correct,
+        "tokens": tokens,
+        "finish_reason": finish,
+        "extracted_answer": answer,
+        "server_completion_tokens": server,
+        "question_sha": "x",
+        "error": None,
+    }
 
 
 def test_benchmark_metrics():
     records = [
-        _record("p1", 0, True, 100, server=101), _record("p2", 0, False, 300, server=250, finish="length"),
-        _record("p1", 1, True, 120, server=120), _record("p2", 1, False, 50, server=51, answer=None),
-        _record("p3", 0, True, 10), _record("p3", 1, None, None, error="HTTP 500: boom"),
+        _record("p1", 0, True, 100, server=101),
+        _record("p2", 0, False, 300, server=250, finish="length"),
+        _record("p1", 1, True, 120, server=120),
+        _record("p2", 1, False, 50, server=51, answer=None),
+        _record("p3", 0, True, 10),
+        _record("p3", 1, None, None, error="HTTP 500: boom"),
     ]
     m = benchmark_metrics(records, max_tokens=300)
     assert m["seeds"] == [0, 1] and m["n_problems"] == 3 and m["samples"] == 5
@@ -56,7 +71,7 @@ def test_benchmark_metrics():
     assert seed0["accuracy"] == pytest.approx(2 / 3) and seed0["mean_tokens"] == pytest.approx(410 / 3)
     assert seed1["accuracy"] == pytest.approx(1 / 2) and seed1["mean_tokens"] == pytest.approx(85)
     assert m["accuracy"]["mean"] == pytest.approx((2 / 3 + 1 / 2) / 2)
-    assert m["accuracy"]["std"] == pytest.approx(abs(2 / 3 - 1 / 2) / 2 ** 0.5)
+    assert m["accuracy"]["std"] == pytest.approx(abs(2 / 3 - 1 / 2) / 2**0.5)
     low, high = m["accuracy"]["ci95"]
     assert 0 <= low <= m["accuracy"]["mean"] <= high <= 1
     assert m["length_capped"] == {"count": 1, "rate": 0.2} and m["max_tokens"] == 300

@@ -12,7 +12,6 @@ from typer.testing import CliRunner
 
 from drp.cli import app
 from drp.export import DEFAULT_INSTRUCTION, ExportError, export_dataset
-from drp.store import open_run
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples" / "traces.jsonl"
@@ -97,8 +96,13 @@ def test_export_writes_jsonl_datasets_folder_and_card(runs, tmp_path):
 
 
 def test_short_answer_and_system_prompt(runs, tmp_path):
-    summary = export_dataset([str(runs / "rules-a")], tmp_path / "short", answer="short",
-                             system_prompt="You are a careful solver.", instruction=None)
+    summary = export_dataset(
+        [str(runs / "rules-a")],
+        tmp_path / "short",
+        answer="short",
+        system_prompt="You are a careful solver.",
+        instruction=None,
+    )
     rows = read_jsonl(summary.out / "train.jsonl")
     for row in rows:
         assert row["prompt"][0] == {"role": "system", "content": "You are a careful solver."}
@@ -140,8 +144,11 @@ def test_run_by_id_through_drp_runs_dir(runs, tmp_path, monkeypatch):
 
 
 def test_bad_inputs_name_the_run(hermetic_runs, tmp_path):
-    wrong = [json.loads(line) for line in EXAMPLES.read_text().splitlines()
-             if json.loads(line)["id"] in ("demo-007", "demo-008")]
+    wrong = [
+        json.loads(line)
+        for line in EXAMPLES.read_text().splitlines()
+        if json.loads(line)["id"] in ("demo-007", "demo-008")
+    ]
     traces = tmp_path / "wrong.jsonl"
     traces.write_text("".join(json.dumps(r) + "\n" for r in wrong))
     make_run(hermetic_runs, "all-rejected", traces)
@@ -194,8 +201,9 @@ def test_rendered_for_the_r1_student_keeps_thinking_and_answer(runs, tmp_path, s
     for source, row in zip(dataset, rendered):
         assert row["prompt"].endswith("<｜Assistant｜><think>\n")
         assert source["question"] in row["prompt"] and DEFAULT_INSTRUCTION in row["prompt"]
-        assert row["completion"] == (f"{source['thinking']}\n</think>\n\n{source['answer_section']}"
-                                     f"{tokenizer.eos_token}")
+        assert row["completion"] == (
+            f"{source['thinking']}\n</think>\n\n{source['answer_section']}{tokenizer.eos_token}"
+        )
         assert row["n_tokens"] == len(tokenizer(row["prompt"] + row["completion"])["input_ids"])
 
 
@@ -206,7 +214,9 @@ def test_export_prompts_the_student_as_eval_does(runs, tmp_path):
     _, template = resolve_template(None)
     summary = export_dataset([str(runs / "rules-a")], tmp_path / "sft")
     rows = read_jsonl(summary.out / "train.jsonl")
-    assert rows and all(row["prompt"][-1]["content"] == fill_template(template, row["question"].strip()) for row in rows)
+    assert rows and all(
+        row["prompt"][-1]["content"] == fill_template(template, row["question"].strip()) for row in rows
+    )
 
 
 def test_answer_line_and_the_papers_chatml_layout(runs, tmp_path, shared_tokenizer):
@@ -230,10 +240,13 @@ def test_answer_line_and_the_papers_chatml_layout(runs, tmp_path, shared_tokeniz
     turn_end = apply_template(tokenizer, "qwen")
     dataset = load_from_disk(str(tmp_path / "paper"))["train"]
     for source, row in zip(dataset, render_dataset(dataset, tokenizer, turn_end)):
-        assert row["prompt"] == ("<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful "
-                                 f"assistant.<|im_end|>\n<|im_start|>user\n{source['question'].strip()}<|im_end|>\n"
-                                 "<|im_start|>assistant\n")
-        assert row["completion"] == (f"<think>\n{source['thinking']}\n</think>\n\n{source['answer_section']}"
-                                     f"<|im_end|>{tokenizer.eos_token}")
+        assert row["prompt"] == (
+            "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful "
+            f"assistant.<|im_end|>\n<|im_start|>user\n{source['question'].strip()}<|im_end|>\n"
+            "<|im_start|>assistant\n"
+        )
+        assert row["completion"] == (
+            f"<think>\n{source['thinking']}\n</think>\n\n{source['answer_section']}<|im_end|>{tokenizer.eos_token}"
+        )
     with pytest.raises(Exception, match="template 'llama' is not one drp has"):
         apply_template(tokenizer, "llama")

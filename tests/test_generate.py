@@ -5,11 +5,11 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from scripted_teacher import Error, ScriptedTeacher, Sequence, Text, refused_url
 from typer.testing import CliRunner
 
 from drp.answers import equivalent, extract_answer
 from drp.cli import app
-from scripted_teacher import Error, ScriptedTeacher, Sequence, Text, refused_url
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "traces.jsonl"
 
@@ -25,8 +25,17 @@ def problems(tmp_path, examples) -> Path:
     path = tmp_path / "problems.jsonl"
     with open(path, "w") as handle:
         for example in examples:
-            handle.write(json.dumps({"uid": example["id"], "text": example["question"],
-                                     "gold_answer": example["gold_answer"], "topic": "arithmetic"}) + "\n")
+            handle.write(
+                json.dumps(
+                    {
+                        "uid": example["id"],
+                        "text": example["question"],
+                        "gold_answer": example["gold_answer"],
+                        "topic": "arithmetic",
+                    }
+                )
+                + "\n"
+            )
     return path
 
 
@@ -40,14 +49,36 @@ def student(examples):
             return Text("Hmm, I am not sure how to start.\n</think>\n\nI do not know.")
         response = by_question[question]
         return Text(response, finish_reason="stop" if "</think>" in response else "length")
+
     return reply
 
 
 def generate(url, problems, out, tokenizer, *extra):
-    return CliRunner().invoke(app, [
-        "generate", str(problems), "--model-url", url, "--model", "student", "--out", str(out), "--tokenizer",
-        str(tokenizer), "--quiet", "--retries", "0", "--question-field", "text", "--id-field", "uid",
-        "--max-tokens", "4096", *extra])
+    return CliRunner().invoke(
+        app,
+        [
+            "generate",
+            str(problems),
+            "--model-url",
+            url,
+            "--model",
+            "student",
+            "--out",
+            str(out),
+            "--tokenizer",
+            str(tokenizer),
+            "--quiet",
+            "--retries",
+            "0",
+            "--question-field",
+            "text",
+            "--id-field",
+            "uid",
+            "--max-tokens",
+            "4096",
+            *extra,
+        ],
+    )
 
 
 def test_generate_keeps_correct_complete_traces_that_drp_run_reads(tmp_path, problems, examples, smollm2):
@@ -58,8 +89,11 @@ def test_generate_keeps_correct_complete_traces_that_drp_run_reads(tmp_path, pro
     assert len(teacher.requests) == 16 and {r["temperature"] for r in teacher.requests} == {0.7}
     assert sorted(r["seed"] for r in teacher.requests) == [0] * 8 + [1] * 8
 
-    expected = [e["id"] for e in examples
-                if "</think>" in e["response"] and equivalent(e["gold_answer"], extract_answer(e["response"]))]
+    expected = [
+        e["id"]
+        for e in examples
+        if "</think>" in e["response"] and equivalent(e["gold_answer"], extract_answer(e["response"]))
+    ]
     assert 0 < len(expected) < len(examples)  # the examples hold a wrong and a cut trace
     traces = [json.loads(line) for line in open(out)]
     assert [t["id"] for t in traces] == [f"{pid}_s0" for pid in expected]
@@ -73,8 +107,9 @@ def test_generate_keeps_correct_complete_traces_that_drp_run_reads(tmp_path, pro
     assert len(every) == 16 and sum(r["extracted_answer"] is None for r in every) == 8
     assert "16 samples" in result.output and f"kept {len(expected)} (correct)" in result.output
 
-    run = CliRunner().invoke(app, ["run", str(out), "--policy", "rules", "--run-id", "generated", "--tokenizer",
-                                   str(smollm2), "--quiet"])
+    run = CliRunner().invoke(
+        app, ["run", str(out), "--policy", "rules", "--run-id", "generated", "--tokenizer", str(smollm2), "--quiet"]
+    )
     assert run.exit_code == 0, run.output
     from drp.paths import run_dir
 
@@ -96,8 +131,9 @@ def test_keep_all_with_one_sample_keeps_problem_ids(tmp_path, problems, examples
 def test_require_think(tmp_path, problems, smollm2):
     with ScriptedTeacher(lambda r: Text("Easy: \\boxed{10}"), models=("student",)) as teacher:
         loose = generate(teacher.url, problems, tmp_path / "a.jsonl", smollm2, "--n", "1", "--limit", "1")
-        strict = generate(teacher.url, problems, tmp_path / "b.jsonl", smollm2, "--n", "1", "--limit", "1",
-                          "--require-think")
+        strict = generate(
+            teacher.url, problems, tmp_path / "b.jsonl", smollm2, "--n", "1", "--limit", "1", "--require-think"
+        )
     assert loose.exit_code == strict.exit_code == 0
     assert len((tmp_path / "a.jsonl").read_text().splitlines()) == 1  # demo-001's gold is 10
     assert (tmp_path / "b.jsonl").read_text() == ""
@@ -106,11 +142,11 @@ def test_require_think(tmp_path, problems, smollm2):
 def test_errors_then_resume(tmp_path, problems, examples, smollm2):
     out = tmp_path / "traces.jsonl"
     reply = student(examples)
-    script = Sequence(*(reply({"seed": 0, "messages": [{"content": e["question"]}]}) for e in examples[:3]),
-                      Error(500))
+    script = Sequence(*(reply({"seed": 0, "messages": [{"content": e["question"]}]}) for e in examples[:3]), Error(500))
     with ScriptedTeacher(script, models=("student",)) as teacher:
-        result = generate(teacher.url, problems, out, smollm2, "--n", "1", "--concurrency", "1",
-                          "--max-consecutive-errors", "0")
+        result = generate(
+            teacher.url, problems, out, smollm2, "--n", "1", "--concurrency", "1", "--max-consecutive-errors", "0"
+        )
     assert result.exit_code == 1 and "5 samples failed" in result.output
     assert len(out.read_text().splitlines()) == 3  # what was kept so far is already usable
 
@@ -119,8 +155,11 @@ def test_errors_then_resume(tmp_path, problems, examples, smollm2):
     assert again.exit_code == 0, again.output
     assert len(healthy.requests) == 5
     ids = [json.loads(line)["id"] for line in open(out)]
-    assert ids == [e["id"] for e in examples
-                   if "</think>" in e["response"] and equivalent(e["gold_answer"], extract_answer(e["response"]))]
+    assert ids == [
+        e["id"]
+        for e in examples
+        if "</think>" in e["response"] and equivalent(e["gold_answer"], extract_answer(e["response"]))
+    ]
 
     with ScriptedTeacher(reply, models=("student",)) as other:
         refused = generate(other.url, problems, out, smollm2, "--n", "1", "--temperature", "0.2")
@@ -133,10 +172,26 @@ def test_generate_from_a_benchmark_split(tmp_path, smollm2):
     data.mkdir(parents=True)
     (data / "train.jsonl").write_text(json.dumps({"question": "What is 2+2?", "answer": "2+2=4\n#### 4"}) + "\n")
     with ScriptedTeacher(lambda r: Text("2+2=4\n</think>\n\n\\boxed{4}"), models=("student",)) as teacher:
-        result = CliRunner().invoke(app, [
-            "generate", "gsm8k:train", "--data-dir", str(tmp_path / "data"), "--model-url", teacher.url,
-            "--model", "student", "--out", str(tmp_path / "t.jsonl"), "--n", "1", "--tokenizer", str(smollm2),
-            "--quiet"])
+        result = CliRunner().invoke(
+            app,
+            [
+                "generate",
+                "gsm8k:train",
+                "--data-dir",
+                str(tmp_path / "data"),
+                "--model-url",
+                teacher.url,
+                "--model",
+                "student",
+                "--out",
+                str(tmp_path / "t.jsonl"),
+                "--n",
+                "1",
+                "--tokenizer",
+                str(smollm2),
+                "--quiet",
+            ],
+        )
     assert result.exit_code == 0, result.output
     trace = json.loads((tmp_path / "t.jsonl").read_text())
     assert trace["id"] == "gsm8k_train_0000" and trace["gold_answer"] == "4" and trace["source"] == "gsm8k:train"
@@ -145,9 +200,25 @@ def test_generate_from_a_benchmark_split(tmp_path, smollm2):
 def test_bad_input(tmp_path, problems, smollm2):
     missing = generate(refused_url(), tmp_path / "nope.jsonl", tmp_path / "o.jsonl", smollm2)
     assert missing.exit_code == 2 and "does not exist" in missing.output
-    no_gold = CliRunner().invoke(app, [
-        "generate", str(problems), "--model-url", refused_url(), "--model", "m", "--out", str(tmp_path / "o.jsonl"),
-        "--question-field", "text", "--answer-field", "solution", "--tokenizer", str(smollm2)])
+    no_gold = CliRunner().invoke(
+        app,
+        [
+            "generate",
+            str(problems),
+            "--model-url",
+            refused_url(),
+            "--model",
+            "m",
+            "--out",
+            str(tmp_path / "o.jsonl"),
+            "--question-field",
+            "text",
+            "--answer-field",
+            "solution",
+            "--tokenizer",
+            str(smollm2),
+        ],
+    )
     assert no_gold.exit_code == 2 and "have no gold answer" in no_gold.output
     down = generate(refused_url(), problems, tmp_path / "o.jsonl", smollm2)
     assert down.exit_code == 3 and "is not answering" in down.output

@@ -15,12 +15,29 @@ import pytest
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
-OFFLINE = ("Could not fetch URL", "NewConnectionError", "Temporary failure in name resolution", "Network is unreachable")
+OFFLINE = (
+    "Could not fetch URL",
+    "NewConnectionError",
+    "Temporary failure in name resolution",
+    "Network is unreachable",
+)
 
 # DESIGN.md, "Environment facts": what the GPU machines lack, as seen there.
 MISSING_FOR_DISTILL = {"trl", "datasets", "dill", "multiprocess"}
-MISSING_FOR_EVAL = {"pydantic", "fastapi", "uvicorn", "openai", "httpx2", "httpcore2", "h11", "truststore", "anyio",
-                    "idna", "opentelemetry-api", "math-verify"}
+MISSING_FOR_EVAL = {
+    "pydantic",
+    "fastapi",
+    "uvicorn",
+    "openai",
+    "httpx2",
+    "httpcore2",
+    "h11",
+    "truststore",
+    "anyio",
+    "idna",
+    "opentelemetry-api",
+    "math-verify",
+}
 
 
 def run(command: list[str]) -> subprocess.CompletedProcess:

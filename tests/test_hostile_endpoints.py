@@ -15,7 +15,16 @@ import zlib
 
 import pytest
 from helpers import (
-    DRP, EXAMPLES, copies_of_examples, db_of, drp, drp_process, example_records, one_line_error, traces_of, write_jsonl,
+    DRP,
+    EXAMPLES,
+    copies_of_examples,
+    db_of,
+    drp,
+    drp_process,
+    example_records,
+    one_line_error,
+    traces_of,
+    write_jsonl,
 )
 from scripted_teacher import Drop, Endless, Error, Raw, ScriptedTeacher, Text, refused_url
 from skill_aware_responder import sensible
@@ -28,8 +37,21 @@ KEY = "sk-hostile-0123456789abcdef"
 def run(url, run_id: str, *extra, source=EXAMPLES):
     urls = url if isinstance(url, (list, tuple)) else [url]
     args = [a for u in urls for a in ("--teacher-url", u)]
-    return drp("run", source, "--policy", "skill-aware", *args, "--teacher-model", "m", "--run-id", run_id,
-               "--quiet", "--teacher-max-retries", "0", *extra)
+    return drp(
+        "run",
+        source,
+        "--policy",
+        "skill-aware",
+        *args,
+        "--teacher-model",
+        "m",
+        "--run-id",
+        run_id,
+        "--quiet",
+        "--teacher-max-retries",
+        "0",
+        *extra,
+    )
 
 
 def llm_calls(run_id: str) -> list[dict]:
@@ -54,10 +76,25 @@ def test_url_credentials_stay_out_of_the_lock_file_the_refusal_and_the_run(tmp_p
 
     with ScriptedTeacher(held) as teacher:
         url = f"http://drpuser:pw-0123456789@127.0.0.1:{teacher.port}/v1"
-        command = [*DRP, "run", EXAMPLES, "--policy", "skill-aware", "--teacher-url", url, "--teacher-model", "m",
-                   "--run-id", "secret", "--quiet", "--limit", "1"]
-        owner = subprocess.Popen(list(map(str, command)), env=os.environ.copy(), stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True)
+        command = [
+            *DRP,
+            "run",
+            EXAMPLES,
+            "--policy",
+            "skill-aware",
+            "--teacher-url",
+            url,
+            "--teacher-model",
+            "m",
+            "--run-id",
+            "secret",
+            "--quiet",
+            "--limit",
+            "1",
+        ]
+        owner = subprocess.Popen(
+            list(map(str, command)), env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         try:
             deadline = time.time() + 120
             while not teacher.requests:
@@ -94,8 +131,12 @@ def test_an_api_key_echoed_by_the_endpoint_is_never_stored_or_printed(monkeypatc
     trace = traces_of("keyed")["demo-001"]
     assert trace["status"] == "failed" and "HTTP 401" in trace["reason"] and "***" in trace["reason"]
     assert KEY.encode() not in everything_stored("keyed") and b"tok-abcdef123456" not in everything_stored("keyed")
-    for command in (("logs", "show", "keyed", "demo-001"), ("logs", "show", "keyed", "demo-001", "--json"),
-                    ("logs", "list", "keyed"), ("stats", "keyed")):
+    for command in (
+        ("logs", "show", "keyed", "demo-001"),
+        ("logs", "show", "keyed", "demo-001", "--json"),
+        ("logs", "list", "keyed"),
+        ("stats", "keyed"),
+    ):
         shown = drp(*command).output
         assert KEY not in shown and "tok-abcdef123456" not in shown, command
     report = drp("report", "keyed")
@@ -157,13 +198,16 @@ def _with_usage(teacher_box: dict, usage):
     return responder
 
 
-@pytest.mark.parametrize("usage", [
-    {"prompt_tokens": -5, "completion_tokens": 12, "total_tokens": 7},
-    {"prompt_tokens": 2**62, "completion_tokens": 2**62, "total_tokens": 2**63},
-    {"prompt_tokens": "many", "completion_tokens": 3.5},
-    {"prompt_tokens": 40, "completion_tokens": 10**8, "total_tokens": 10**8 + 40},  # far past max_tokens
-    [1, 2],
-])
+@pytest.mark.parametrize(
+    "usage",
+    [
+        {"prompt_tokens": -5, "completion_tokens": 12, "total_tokens": 7},
+        {"prompt_tokens": 2**62, "completion_tokens": 2**62, "total_tokens": 2**63},
+        {"prompt_tokens": "many", "completion_tokens": 3.5},
+        {"prompt_tokens": 40, "completion_tokens": 10**8, "total_tokens": 10**8 + 40},  # far past max_tokens
+        [1, 2],
+    ],
+)
 def test_usage_out_of_range_is_missing_never_stored(usage):
     box: dict = {}
     with ScriptedTeacher(lambda request: None) as teacher:
@@ -172,8 +216,9 @@ def test_usage_out_of_range_is_missing_never_stored(usage):
     assert result.exit_code == 0, result.output
     assert all(t["status"] == "accepted" for t in traces_of("usage").values() if t["status"] != "pending")
     calls = llm_calls("usage")
-    assert calls and all(c["input_tokens"] is None and c["output_tokens"] is None and c["usage"] == "missing"
-                         for c in calls)
+    assert calls and all(
+        c["input_tokens"] is None and c["output_tokens"] is None and c["usage"] == "missing" for c in calls
+    )
     stats = json.loads(drp("stats", "usage", "--json").output)
     assert stats["cost"]["total"] is None and stats["teacher_calls_without_usage"] == len(calls)
 
@@ -182,8 +227,10 @@ def test_stats_and_report_survive_absurd_token_counts_already_stored():
     with ScriptedTeacher(sensible) as teacher:
         assert run(teacher.url, "stored", "--limit", "3", "--teacher-price", "1,2").exit_code == 0
     db = db_of("stored")
-    db.execute("update traces set teacher_input_tokens = 9223372036854775807, teacher_output_tokens = -4 "
-               "where status = 'accepted'")
+    db.execute(
+        "update traces set teacher_input_tokens = 9223372036854775807, teacher_output_tokens = -4 "
+        "where status = 'accepted'"
+    )
     db.execute("update calls set input_tokens = 9223372036854775807 where llm")
     db.execute("update calls set output_tokens = 'lots' where node = 'classifier'")
     db.conn.commit()
@@ -210,9 +257,16 @@ def test_prices_that_are_not_finite_non_negative_numbers_are_refused(price):
     assert refused.exit_code == 2 and one_line_error(refused.output)
 
 
-@pytest.mark.parametrize("entry", ["{input: .nan, output: 1}", "{input: 1, output: .inf}", "{input: -3, output: 1}",
-                                   "{input: 1, output: 2, batch_discount: 3}",
-                                   "{input: 1, output: 2, batch_discount: -0.1}"])
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "{input: .nan, output: 1}",
+        "{input: 1, output: .inf}",
+        "{input: -3, output: 1}",
+        "{input: 1, output: 2, batch_discount: 3}",
+        "{input: 1, output: 2, batch_discount: -0.1}",
+    ],
+)
 def test_a_price_table_with_impossible_prices_is_refused(tmp_path, entry):
     table = tmp_path / "prices.yaml"
     table.write_text(f"models:\n  odd: {entry}\n")
@@ -329,8 +383,9 @@ def _reaching_the_teacher(tmp_path):
 def test_failed_calls_have_unknown_tokens_and_a_failed_sample_projects_nothing(tmp_path):
     source = _reaching_the_teacher(tmp_path)
     with ScriptedTeacher(lambda request: Error(400, body={"error": {"message": "no such model"}})) as teacher:
-        result = run(teacher.url, "est", "--estimate", "--estimate-sample", "3", "--teacher-price", "1,2",
-                     source=source)
+        result = run(
+            teacher.url, "est", "--estimate", "--estimate-sample", "3", "--teacher-price", "1,2", source=source
+        )
         assert run(teacher.url, "tokens", "--limit", "1").exit_code == 1
     assert result.exit_code == 2 and one_line_error(result.output), result.output
     assert "sample failed" in result.output and "no such model" in result.output
@@ -346,8 +401,16 @@ def test_a_partly_failed_sample_warns_loudly(tmp_path):
         return sensible(request)
 
     with ScriptedTeacher(responder) as teacher:
-        result = run(teacher.url, "est", "--estimate", "--estimate-sample", "6", "--teacher-price", "1,2",
-                     source=_reaching_the_teacher(tmp_path))
+        result = run(
+            teacher.url,
+            "est",
+            "--estimate",
+            "--estimate-sample",
+            "6",
+            "--teacher-price",
+            "1,2",
+            source=_reaching_the_teacher(tmp_path),
+        )
     assert result.exit_code == 0, result.output
     assert "WARNING: 1 of 6 sample traces failed" in result.output and "too long" in result.output
 
@@ -361,8 +424,18 @@ def test_an_estimate_against_a_dead_endpoint_is_one_line_error(tmp_path):
 # ---------------------------------------------------------------- URLs
 
 
-@pytest.mark.parametrize("url", ["file:///etc/passwd", "127.0.0.1:8000/v1", "http:///v1", "ftp://host/v1",
-                                 "http://host:port/v1", "localhost", "https://user:pw-0123456789@/v1"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///etc/passwd",
+        "127.0.0.1:8000/v1",
+        "http:///v1",
+        "ftp://host/v1",
+        "http://host:port/v1",
+        "localhost",
+        "https://user:pw-0123456789@/v1",
+    ],
+)
 def test_teacher_urls_are_checked_before_any_trace(url):
     result = run(url, "urls", "--limit", "1")
     assert result.exit_code == 2 and one_line_error(result.output), result.output

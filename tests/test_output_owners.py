@@ -16,8 +16,11 @@ from drp.paths import run_dir
 
 def _tree(folder):
     """Every file's digest, less SQLite's own -wal/-shm companions (reading a database may create them)."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file() and not p.name.endswith(("-wal", "-shm"))}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not p.name.endswith(("-wal", "-shm"))
+    }
 
 
 @pytest.fixture
@@ -33,13 +36,38 @@ def problems(tmp_path):
 
 
 def _eval(problems, out, *extra):
-    return drp("eval", "--model-url", refused_url(), "--model", "student", "--benchmarks", problems, "--out", out,
-               "--quiet", "--tokenizer", "none", *extra)
+    return drp(
+        "eval",
+        "--model-url",
+        refused_url(),
+        "--model",
+        "student",
+        "--benchmarks",
+        problems,
+        "--out",
+        out,
+        "--quiet",
+        "--tokenizer",
+        "none",
+        *extra,
+    )
 
 
 def _generate(problems, out, *extra):
-    return drp("generate", problems, "--model-url", refused_url(), "--model", "student", "--out", out, "--quiet",
-               "--tokenizer", "none", *extra)
+    return drp(
+        "generate",
+        problems,
+        "--model-url",
+        refused_url(),
+        "--model",
+        "student",
+        "--out",
+        out,
+        "--quiet",
+        "--tokenizer",
+        "none",
+        *extra,
+    )
 
 
 def _writers(problems, tmp_path):

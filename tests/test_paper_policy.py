@@ -9,14 +9,38 @@ import json
 
 from helpers import EXAMPLES, db_of, drp, example_records, pruned_of, traces_of, write_jsonl
 from paper_responder import (
-    bare_assertion, compress, echo, invented_echo, is_echo, is_text_echo, paper, text_compress, text_echo,
+    bare_assertion,
+    compress,
+    echo,
+    invented_echo,
+    is_echo,
+    is_text_echo,
+    paper,
+    text_compress,
+    text_echo,
 )
 from scripted_teacher import ScriptedTeacher, Text
 
 
 def run_paper(url: str, run_id: str, *extra: str, policy: str = "paper"):
-    return drp("run", EXAMPLES, "--policy", policy, "--teacher-url", url, "--teacher-model", "scripted",
-               "--run-id", run_id, "--quiet", "--teacher-max-retries", "0", "--limit", "1", *extra)
+    return drp(
+        "run",
+        EXAMPLES,
+        "--policy",
+        policy,
+        "--teacher-url",
+        url,
+        "--teacher-model",
+        "scripted",
+        "--run-id",
+        run_id,
+        "--quiet",
+        "--teacher-max-retries",
+        "0",
+        "--limit",
+        "1",
+        *extra,
+    )
 
 
 def calls_of(run_id: str, trace_id: str = "demo-001") -> list[dict]:
@@ -63,16 +87,33 @@ def test_paper_records_every_check_and_gates_none(tmp_path):
 
     def responder(request):
         if is_text_echo(request):
-            return text_echo(request, [("restate problem", "We need to find the answer to the question."),
-                                       ("check", "The result was checked and is correct."),
-                                       ("clarify answer", "So the answer follows.")])
+            return text_echo(
+                request,
+                [
+                    ("restate problem", "We need to find the answer to the question."),
+                    ("check", "The result was checked and is correct."),
+                    ("clarify answer", "So the answer follows."),
+                ],
+            )
         blocks = "Step 1 [KEEP]: We need to find the answer.\nStep 2 [SKIP]:"
         return Text(blocks + "\n=== PRUNED REASONING ===\nThe result is 10. The answer is 10.")
 
     with ScriptedTeacher(responder) as teacher:
-        result = drp("run", write_jsonl(tmp_path / "t.jsonl", wrong_gold), "--policy", "paper", "--teacher-url",
-                     teacher.url, "--teacher-model", "scripted", "--run-id", "ungated", "--quiet",
-                     "--teacher-max-retries", "0")
+        result = drp(
+            "run",
+            write_jsonl(tmp_path / "t.jsonl", wrong_gold),
+            "--policy",
+            "paper",
+            "--teacher-url",
+            teacher.url,
+            "--teacher-model",
+            "scripted",
+            "--run-id",
+            "ungated",
+            "--quiet",
+            "--teacher-max-retries",
+            "0",
+        )
         assert result.exit_code == 0, result.output
     assert len(teacher.requests) == 2  # sent although its answer is wrong; never retried
     trace = traces_of("ungated")["demo-001"]
@@ -167,6 +208,7 @@ def test_paper_verified_sends_disagreeing_actions_back():
 
 def test_diff_and_report_show_the_original_the_echo_and_the_real_pruned_path(tmp_path, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")  # rich would wrap the column titles at its default 80
+
     def responder(request):  # an echo that re-words one step, and a path that is not the kept steps joined
         if is_text_echo(request):
             return Text(text_echo(request).content.replace("figure out", "work out", 1))

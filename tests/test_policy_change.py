@@ -25,15 +25,32 @@ def policy_dir(tmp_path):
 
 
 def _start(teacher, policy_dir, run_id: str, *extra: str):
-    return drp("run", EXAMPLES, "--policy", "mine", "--prompts-dir", policy_dir, "--teacher-url", teacher.url,
-               "--teacher-model", "m", "--run-id", run_id, "--quiet", *extra)
+    return drp(
+        "run",
+        EXAMPLES,
+        "--policy",
+        "mine",
+        "--prompts-dir",
+        policy_dir,
+        "--teacher-url",
+        teacher.url,
+        "--teacher-model",
+        "m",
+        "--run-id",
+        run_id,
+        "--quiet",
+        *extra,
+    )
 
 
 def _digests(run_id: str) -> dict[str, str]:
     """The run's files (a reader's empty write-ahead log and its index aside: SQLite's, not data)."""
     files = [p for p in run_dir(run_id).iterdir() if p.is_file()]
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files
-            if not (p.name.endswith(("-wal", "-shm")) and not Path(f"{p}"[:-4] + "-wal").stat().st_size)}
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in files
+        if not (p.name.endswith(("-wal", "-shm")) and not Path(f"{p}"[:-4] + "-wal").stat().st_size)
+    }
 
 
 def _edit(path, old: str, new: str) -> None:
@@ -42,15 +59,24 @@ def _edit(path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1))
 
 
-@pytest.mark.parametrize("change, named", [
-    (lambda d: _edit(d / "mine" / "pruner.yaml", "system:", "# reworded\nsystem:"), "the pruner prompt text"),
-    (lambda d: _edit(d / "mine" / "policy.yaml", "answer_section: short", "answer_section: keep"),
-     'answer_section: "short" → "keep"'),
-    (lambda d: _edit(d / "mine" / "policy.yaml", "max_chars: 1 ", "max_chars: 300 "), "units.max_chars: 1 → 300"),
-    (lambda d: _edit(d / "mine" / "policy.yaml", "  - hesitation\n", ""), "taxonomy"),
-    (lambda d: (d / "mine" / "policy.yaml").write_text((d / "mine" / "policy.yaml").read_text()
-                                                        + "verify: {shorter: false}\n"), "verify.shorter: true → false"),
-])
+@pytest.mark.parametrize(
+    "change, named",
+    [
+        (lambda d: _edit(d / "mine" / "pruner.yaml", "system:", "# reworded\nsystem:"), "the pruner prompt text"),
+        (
+            lambda d: _edit(d / "mine" / "policy.yaml", "answer_section: short", "answer_section: keep"),
+            'answer_section: "short" → "keep"',
+        ),
+        (lambda d: _edit(d / "mine" / "policy.yaml", "max_chars: 1 ", "max_chars: 300 "), "units.max_chars: 1 → 300"),
+        (lambda d: _edit(d / "mine" / "policy.yaml", "  - hesitation\n", ""), "taxonomy"),
+        (
+            lambda d: (d / "mine" / "policy.yaml").write_text(
+                (d / "mine" / "policy.yaml").read_text() + "verify: {shorter: false}\n"
+            ),
+            "verify.shorter: true → false",
+        ),
+    ],
+)
 def test_resume_under_a_changed_policy_is_refused_naming_the_change(policy_dir, change, named):
     with ScriptedTeacher(sensible) as teacher:
         assert _start(teacher, policy_dir, "edited", "--limit", "3").exit_code == 0
@@ -82,8 +108,17 @@ def test_an_allowed_change_records_both_policies_and_which_trace_used_which(poli
     _edit(policy_dir / "mine" / "pruner.yaml", "system:", "# reworded\nsystem:")
     _edit(policy_dir / "mine" / "policy.yaml", "answer_section: short", "answer_section: keep")
     with ScriptedTeacher(sensible) as teacher:
-        resumed = drp("run", EXAMPLES, "--run-id", "both", "--resume", "--allow-policy-change", "--quiet",
-                      "--teacher-url", teacher.url)
+        resumed = drp(
+            "run",
+            EXAMPLES,
+            "--run-id",
+            "both",
+            "--resume",
+            "--allow-policy-change",
+            "--quiet",
+            "--teacher-url",
+            teacher.url,
+        )
         assert resumed.exit_code == 0, resumed.output
 
     config = json.loads((run_dir("both") / "config.json").read_text())
@@ -101,8 +136,10 @@ def test_an_allowed_change_records_both_policies_and_which_trace_used_which(poli
     made_with = {r["id"]: r["policy_hash"] for r in db.query("select id, line, policy_hash from traces order by line")}
     lines = list(made_with.values())
     assert lines[:3] == [first["hash"]] * 3 and lines[3:] == [second["hash"]] * 5
-    for call in db.query("select c.policy_hash, c.prompt_name, c.prompt_hash, t.policy_hash as trace_hash "
-                         "from calls c join traces t on t.id = c.trace_id"):
+    for call in db.query(
+        "select c.policy_hash, c.prompt_name, c.prompt_hash, t.policy_hash as trace_hash "
+        "from calls c join traces t on t.id = c.trace_id"
+    ):
         assert call["policy_hash"] == call["trace_hash"]
         if call["prompt_name"] == "pruner.yaml":
             entry = first if call["policy_hash"] == first["hash"] else second

@@ -52,7 +52,9 @@ def _hostile_prompt(kind: str, folder, tmp_path) -> str:
     elif kind == "huge":
         system, user = PRUNER.split("\nuser: |\n")
         filler = "  " + "x" * 100 + "\n"
-        (folder / "pruner.yaml").write_text(system + "\n" + filler * (MAX_POLICY_FILE_BYTES // 100) + "user: |\n" + user)
+        (folder / "pruner.yaml").write_text(
+            system + "\n" + filler * (MAX_POLICY_FILE_BYTES // 100) + "user: |\n" + user
+        )
     return "pruner.yaml"
 
 
@@ -63,19 +65,28 @@ def _policy(tmp_path, kind: str):
     folder = tmp_path / "policies" / "evil"
     folder.mkdir(parents=True)
     name = _hostile_prompt(kind, folder, tmp_path)
-    (folder / "policy.yaml").write_text(f"inherits: skill-aware\nagents:\n  pruner:\n    kind: llm-actions\n"
-                                        f"    prompt: {name!r}\n")
+    (folder / "policy.yaml").write_text(
+        f"inherits: skill-aware\nagents:\n  pruner:\n    kind: llm-actions\n    prompt: {name!r}\n"
+    )
     return folder.parent
 
 
 def _bounded(*args, timeout: float = 60, memory: bool = True) -> subprocess.CompletedProcess:
     """The CLI as a real process, with at most 1 GiB of address space (a read of /dev/zero would take all the
     memory there is; `drp run` maps more than that for its tokenizer libraries, so it goes without)."""
+
     def limit():
         if memory:
             resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
-    return subprocess.run([*DRP, *map(str, args)], capture_output=True, text=True, timeout=timeout,
-                          env=os.environ.copy(), preexec_fn=limit)
+
+    return subprocess.run(
+        [*DRP, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=os.environ.copy(),
+        preexec_fn=limit,
+    )
 
 
 def _refused(result: subprocess.CompletedProcess) -> None:
@@ -96,9 +107,22 @@ def test_prompts_show_refuses_a_prompt_file_outside_or_not_regular(kind, tmp_pat
 def test_run_refuses_a_hostile_prompt_file_before_any_trace(kind, tmp_path):
     policies = _policy(tmp_path, kind)
     with ScriptedTeacher(sensible) as teacher:
-        result = _bounded("run", EXAMPLES, "--policy", "evil", "--prompts-dir", policies, "--teacher-url",
-                          teacher.url, "--teacher-model", "scripted", "--run-id", "evil", "--quiet",
-                          memory=False)
+        result = _bounded(
+            "run",
+            EXAMPLES,
+            "--policy",
+            "evil",
+            "--prompts-dir",
+            policies,
+            "--teacher-url",
+            teacher.url,
+            "--teacher-model",
+            "scripted",
+            "--run-id",
+            "evil",
+            "--quiet",
+            memory=False,
+        )
     _refused(result)
     assert teacher.requests == [] and not run_dir("evil").exists()
 

@@ -54,8 +54,7 @@ def test_prompts_render_refuses_template_escapes(attack, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # `touch MARKER` would land here
     policies = evil_policy(tmp_path / "policies", ATTACKS[attack])
     started = time.monotonic()
-    result = drp("prompts", "render", "evil", "pruner", "--trace", f"{EXAMPLES}:demo-001",
-                 "--prompts-dir", policies)
+    result = drp("prompts", "render", "evil", "pruner", "--trace", f"{EXAMPLES}:demo-001", "--prompts-dir", policies)
     assert time.monotonic() - started < 30
     assert result.exit_code == 2, result.output
     assert result.output.startswith("error: policy 'evil', pruner prompt ") and "pruner.yaml" in result.output
@@ -67,8 +66,21 @@ def test_run_refuses_an_unsafe_policy_before_any_trace(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     policies = evil_policy(tmp_path / "policies", ATTACKS["cycler-globals-os"])
     with ScriptedTeacher(sensible) as teacher:
-        result = drp("run", EXAMPLES, "--policy", "evil", "--prompts-dir", policies, "--teacher-url", teacher.url,
-                     "--teacher-model", "scripted", "--run-id", "evil", "--quiet")
+        result = drp(
+            "run",
+            EXAMPLES,
+            "--policy",
+            "evil",
+            "--prompts-dir",
+            policies,
+            "--teacher-url",
+            teacher.url,
+            "--teacher-model",
+            "scripted",
+            "--run-id",
+            "evil",
+            "--quiet",
+        )
     assert result.exit_code == 2
     assert result.output.startswith("error: policy 'evil', pruner prompt ") and "not allowed" in result.output
     assert teacher.requests == [] and not run_dir("evil").exists()
@@ -81,8 +93,23 @@ def test_an_escape_reached_on_some_traces_fails_those_traces_only(tmp_path, monk
     hidden = "{% if 'Maya' in question %}{{ question|attr('__cla' ~ 'ss__') }}{% endif %}"
     policies = evil_policy(tmp_path / "policies", hidden)
     with ScriptedTeacher(sensible) as teacher:
-        result = drp("run", EXAMPLES, "--policy", "evil", "--prompts-dir", policies, "--teacher-url", teacher.url,
-                     "--teacher-model", "scripted", "--run-id", "hidden", "--quiet", "--teacher-max-retries", "0")
+        result = drp(
+            "run",
+            EXAMPLES,
+            "--policy",
+            "evil",
+            "--prompts-dir",
+            policies,
+            "--teacher-url",
+            teacher.url,
+            "--teacher-model",
+            "scripted",
+            "--run-id",
+            "hidden",
+            "--quiet",
+            "--teacher-max-retries",
+            "0",
+        )
     assert result.exit_code == 1, result.output  # failed traces: the run itself completed
     traces = traces_of("hidden")
     maya = traces["demo-001"]
@@ -99,8 +126,13 @@ def test_unknown_template_variables_are_refused_up_front(tmp_path):
 
 
 def test_builtin_policies_render_in_the_sandbox():
-    for policy, agent in [("skill-aware", "segmenter"), ("skill-aware", "classifier"), ("skill-aware", "pruner"),
-                          ("paper", "segmenter"), ("paper", "pruner")]:
+    for policy, agent in [
+        ("skill-aware", "segmenter"),
+        ("skill-aware", "classifier"),
+        ("skill-aware", "pruner"),
+        ("paper", "segmenter"),
+        ("paper", "pruner"),
+    ]:
         result = drp("prompts", "render", policy, agent, "--trace", f"{EXAMPLES}:demo-001")
         assert result.exit_code == 0, (policy, agent, result.output)
         assert "Maya" in result.output

@@ -19,8 +19,22 @@ from drp.paths import run_dir
 
 
 def run_llm(teacher_url: str, run_id: str, *extra: str, policy: str = "skill-aware"):
-    return drp("run", EXAMPLES, "--policy", policy, "--teacher-url", teacher_url, "--teacher-model", "scripted",
-               "--run-id", run_id, "--quiet", "--teacher-max-retries", "0", *extra)
+    return drp(
+        "run",
+        EXAMPLES,
+        "--policy",
+        policy,
+        "--teacher-url",
+        teacher_url,
+        "--teacher-model",
+        "scripted",
+        "--run-id",
+        run_id,
+        "--quiet",
+        "--teacher-max-retries",
+        "0",
+        *extra,
+    )
 
 
 def calls_of(run_id: str, trace_id: str) -> list[dict]:
@@ -75,8 +89,12 @@ def test_verifier_feedback_drives_a_successful_retry():
 
 def test_rejected_after_the_last_retry_with_reasons():
     with ScriptedTeacher(answer_losing) as teacher:
-        assert run_llm(teacher.url, "rej", "--limit", "1", "--set", "max_retries=1",
-                       "--set", "protect_derivation=false").exit_code == 0
+        assert (
+            run_llm(
+                teacher.url, "rej", "--limit", "1", "--set", "max_retries=1", "--set", "protect_derivation=false"
+            ).exit_code
+            == 0
+        )
     trace = traces_of("rej")["demo-001"]
     assert trace["status"] == "rejected" and trace["attempts"] == 2
     assert trace["reason"].startswith("verification_failed: after 2 attempts") and "final answer 10" in trace["reason"]
@@ -84,8 +102,21 @@ def test_rejected_after_the_last_retry_with_reasons():
 
 def test_fallback_to_rules_after_the_last_retry():
     with ScriptedTeacher(answer_losing) as teacher:
-        assert run_llm(teacher.url, "fb", "--limit", "1", "--set", "max_retries=0", "--set", "fallback=rules",
-                       "--set", "protect_derivation=false").exit_code == 0
+        assert (
+            run_llm(
+                teacher.url,
+                "fb",
+                "--limit",
+                "1",
+                "--set",
+                "max_retries=0",
+                "--set",
+                "fallback=rules",
+                "--set",
+                "protect_derivation=false",
+            ).exit_code
+            == 0
+        )
     trace = traces_of("fb")["demo-001"]
     assert (trace["status"], trace["reason"]) == ("accepted", "fallback_rules")
 
@@ -167,8 +198,23 @@ def test_rate_limit_with_retry_after_is_retried_by_the_client():
         return sensible(request)
 
     with ScriptedTeacher(responder) as teacher:
-        result = drp("run", EXAMPLES, "--policy", "skill-aware", "--teacher-url", teacher.url, "--teacher-model", "m",
-                     "--run-id", "429", "--limit", "1", "--quiet", "--teacher-max-retries", "3")
+        result = drp(
+            "run",
+            EXAMPLES,
+            "--policy",
+            "skill-aware",
+            "--teacher-url",
+            teacher.url,
+            "--teacher-model",
+            "m",
+            "--run-id",
+            "429",
+            "--limit",
+            "1",
+            "--quiet",
+            "--teacher-max-retries",
+            "3",
+        )
     assert result.exit_code == 0
     assert traces_of("429")["demo-001"]["status"] == "accepted"
     assert len(teacher.requests) == 3 + 2
@@ -211,9 +257,25 @@ def test_url_credentials_never_land_on_disk_or_console(tmp_path):
         # so this run also proves that error messages are scrubbed.
         with_query = f"http://{user}:{password}@127.0.0.1:{port}/v1?api_key={query_secret}&api-version=2024-10-21"
         for run_id, url in (("login", with_login), ("query", with_query)):
-            command = [sys.executable, "-m", "drp.cli", "run", str(EXAMPLES), "--policy", "skill-aware",
-                       "--teacher-url", url, "--teacher-model", "m", "--run-id", run_id, "--limit", "3",
-                       "--teacher-max-retries", "0"]
+            command = [
+                sys.executable,
+                "-m",
+                "drp.cli",
+                "run",
+                str(EXAMPLES),
+                "--policy",
+                "skill-aware",
+                "--teacher-url",
+                url,
+                "--teacher-model",
+                "m",
+                "--run-id",
+                run_id,
+                "--limit",
+                "3",
+                "--teacher-max-retries",
+                "0",
+            ]
             done = subprocess.run(command, capture_output=True, text=True, timeout=300)
             outputs += [done.stdout, done.stderr]
             assert done.returncode == (0 if run_id == "login" else 1), done.stderr
@@ -230,9 +292,13 @@ def test_url_credentials_never_land_on_disk_or_console(tmp_path):
     assert next(db_of("query").query("select teacher_url from runs"))["teacher_url"] == config["teacher"]["url"]
     for run_id in ("login", "query"):
         report = tmp_path / f"{run_id}.html"
-        outputs += [drp("report", run_id, "--out", report).output, report.read_text(),
-                    drp("logs", "list", run_id).output, drp("logs", "show", run_id, "demo-001").output,
-                    drp("stats", run_id).output]
+        outputs += [
+            drp("report", run_id, "--out", report).output,
+            report.read_text(),
+            drp("logs", "list", run_id).output,
+            drp("logs", "show", run_id, "demo-001").output,
+            drp("stats", run_id).output,
+        ]
         for path in run_dir(run_id).rglob("*"):
             if path.is_file():
                 content = path.read_bytes()
@@ -247,15 +313,33 @@ def test_sigkill_then_resume_finishes_every_trace_exactly_once(tmp_path):
     source = tmp_path / "many.jsonl"
     source.write_text("".join(json.dumps(r) + "\n" for r in many))
     with ScriptedTeacher(sensible, latency=0.15) as teacher:
-        command = [sys.executable, "-m", "drp.cli", "run", str(source), "--policy", "skill-aware",
-                   "--teacher-url", teacher.url, "--teacher-model", "m", "--run-id", "killed", "--concurrency", "2", "--quiet"]
+        command = [
+            sys.executable,
+            "-m",
+            "drp.cli",
+            "run",
+            str(source),
+            "--policy",
+            "skill-aware",
+            "--teacher-url",
+            teacher.url,
+            "--teacher-model",
+            "m",
+            "--run-id",
+            "killed",
+            "--concurrency",
+            "2",
+            "--quiet",
+        ]
         process = subprocess.Popen(command, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         db_path = run_dir("killed") / "drp.db"
         deadline = time.time() + 120
         while time.time() < deadline:
             if db_path.exists():
                 try:
-                    done = db_of("killed").execute("select count(*) from traces where status != 'pending'").fetchone()[0]
+                    done = (
+                        db_of("killed").execute("select count(*) from traces where status != 'pending'").fetchone()[0]
+                    )
                 except Exception:
                     done = 0
                 if done >= 10:
@@ -275,7 +359,12 @@ def test_sigkill_then_resume_finishes_every_trace_exactly_once(tmp_path):
             assert next(db.query("select status from traces where id = ?", [trace_id]))["status"] == status
     per_trace = list(db.query("select trace_id, count(*) n from calls where node = 'prepare' group by trace_id"))
     assert len(per_trace) == len(many) and all(r["n"] == 1 for r in per_trace)
-    assert db.execute("select count(*) from (select trace_id, seq from calls group by trace_id, seq having count(*) > 1)").fetchone()[0] == 0
+    assert (
+        db.execute(
+            "select count(*) from (select trace_id, seq from calls group by trace_id, seq having count(*) > 1)"
+        ).fetchone()[0]
+        == 0
+    )
     assert len(pruned_of("killed")) == sum(r["status"] == "accepted" for r in rows)
 
 
@@ -285,13 +374,30 @@ def test_worker_processes_share_the_traces_exactly_once(tmp_path):
     source = tmp_path / "many.jsonl"
     source.write_text("".join(json.dumps(r) + "\n" for r in many))
     with ScriptedTeacher(sensible) as teacher:
-        result = drp("run", source, "--policy", "skill-aware", "--teacher-url", teacher.url, "--teacher-model", "m",
-                     "--run-id", "workers", "--workers", "2", "--concurrency", "4", "--quiet")
+        result = drp(
+            "run",
+            source,
+            "--policy",
+            "skill-aware",
+            "--teacher-url",
+            teacher.url,
+            "--teacher-model",
+            "m",
+            "--run-id",
+            "workers",
+            "--workers",
+            "2",
+            "--concurrency",
+            "4",
+            "--quiet",
+        )
     assert result.exit_code == 0, result.output
     traces = traces_of("workers")
     assert len(traces) == 24 and sum(t["status"] == "accepted" for t in traces.values()) == 18
     assert len(teacher.requests) == 18 * 3  # no trace was processed twice
-    per_trace = list(db_of("workers").query("select trace_id, count(*) n from calls where node = 'prepare' group by trace_id"))
+    per_trace = list(
+        db_of("workers").query("select trace_id, count(*) n from calls where node = 'prepare' group by trace_id")
+    )
     assert len(per_trace) == 24 and all(r["n"] == 1 for r in per_trace)
     assert len(pruned_of("workers")) == 18
 
@@ -304,6 +410,10 @@ def test_long_traces_are_segmented_in_windows_of_units():
     assert len(segmenter_calls) == -(-units // 4) > 1  # one call per window of 4 units
     second = json.loads(segmenter_calls[1]["messages"])[1]["content"]
     assert "[5] " in second and "[1] " not in second and "units 5 to 8 of" in second
-    steps = list(db_of("windows").query("select unit_start, unit_end from steps where trace_id = 'demo-001' order by step"))
-    assert [s["unit_start"] for s in steps] == [1] + [s["unit_end"] + 1 for s in steps[:-1]]  # contiguous across windows
+    steps = list(
+        db_of("windows").query("select unit_start, unit_end from steps where trace_id = 'demo-001' order by step")
+    )
+    assert [s["unit_start"] for s in steps] == [1] + [
+        s["unit_end"] + 1 for s in steps[:-1]
+    ]  # contiguous across windows
     assert traces_of("windows")["demo-001"]["status"] == "accepted"

@@ -24,9 +24,13 @@ from helpers import EXAMPLES, drp
 TRACE = "demo-001"
 MARK = "written only to the write-ahead log"
 COMMANDS = {
-    "stats": ["stats", "ro"], "stats --json": ["stats", "ro", "--json"], "logs list": ["logs", "list", "ro"],
-    "logs show": ["logs", "show", "ro", TRACE, "--json"], "diff": ["diff", "ro", TRACE],
-    "report": ["report", "ro"], "report --out": ["report", "ro", "--out", "{out}/r.html"],
+    "stats": ["stats", "ro"],
+    "stats --json": ["stats", "ro", "--json"],
+    "logs list": ["logs", "list", "ro"],
+    "logs show": ["logs", "show", "ro", TRACE, "--json"],
+    "diff": ["diff", "ro", TRACE],
+    "report": ["report", "ro"],
+    "report --out": ["report", "ro", "--out", "{out}/r.html"],
     "export": ["export", "ro", "--out", "{out}/sft"],
 }
 
@@ -61,8 +65,10 @@ def _script(runs: Path, out: Path) -> str:
 
 
 def _results(out: Path) -> dict[str, tuple[int, str, str]]:
-    return {name: (int((out / f"{n}.rc").read_text()), (out / f"{n}.out").read_text(), (out / f"{n}.err").read_text())
-            for n, name in enumerate(COMMANDS)}
+    return {
+        name: (int((out / f"{n}.rc").read_text()), (out / f"{n}.out").read_text(), (out / f"{n}.err").read_text())
+        for n, name in enumerate(COMMANDS)
+    }
 
 
 def _check(results: dict, out: Path, leftover: str) -> None:
@@ -82,8 +88,9 @@ def _digests(folder: Path) -> dict[str, str]:
 def _can_mount() -> bool:
     if os.geteuid() != 0 or not shutil.which("unshare"):
         return False
-    probe = subprocess.run(["unshare", "-m", "sh", "-c", "mount --bind / /mnt && mount -o remount,bind,ro /mnt"],
-                           capture_output=True)
+    probe = subprocess.run(
+        ["unshare", "-m", "sh", "-c", "mount --bind / /mnt && mount -o remount,bind,ro /mnt"], capture_output=True
+    )
     return probe.returncode == 0
 
 
@@ -97,10 +104,21 @@ def test_reading_a_run_on_a_read_only_mount(tmp_path, monkeypatch, leftover):
     before = _digests(source / "ro")
     script = tmp_path / "read.sh"
     script.write_text(_script(mount, out))
-    mounted = subprocess.run(["unshare", "-m", "sh", "-c", f"mount --bind {source} {mount} && "
-                              f"mount -o remount,bind,ro {mount} && touch {mount}/probe 2>/dev/null; "
-                              f"test ! -e {mount}/probe && sh {script}"], capture_output=True, text=True,
-                             env=os.environ.copy(), timeout=600)
+    mounted = subprocess.run(
+        [
+            "unshare",
+            "-m",
+            "sh",
+            "-c",
+            f"mount --bind {source} {mount} && "
+            f"mount -o remount,bind,ro {mount} && touch {mount}/probe 2>/dev/null; "
+            f"test ! -e {mount}/probe && sh {script}",
+        ],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=600,
+    )
     assert mounted.returncode == 0, mounted.stderr
     _check(_results(out), out, leftover)
     assert _digests(source / "ro") == before
@@ -109,14 +127,25 @@ def test_reading_a_run_on_a_read_only_mount(tmp_path, monkeypatch, leftover):
 def _unprivileged_python_runs() -> bool:
     if os.geteuid() != 0 or not shutil.which("setpriv"):
         return False
-    probe = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c",
-                            f"{shlex.quote(sys.executable)} -c 'import drp.cli, datasets'"],
-                           capture_output=True, env={**os.environ, "HOME": "/tmp"})
+    probe = subprocess.run(
+        [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "sh",
+            "-c",
+            f"{shlex.quote(sys.executable)} -c 'import drp.cli, datasets'",
+        ],
+        capture_output=True,
+        env={**os.environ, "HOME": "/tmp"},
+    )
     return probe.returncode == 0
 
 
-@pytest.mark.skipif(not _unprivileged_python_runs(),
-                    reason="needs root, setpriv, and an interpreter and checkout another user can read")
+@pytest.mark.skipif(
+    not _unprivileged_python_runs(), reason="needs root, setpriv, and an interpreter and checkout another user can read"
+)
 @pytest.mark.parametrize("leftover", ["clean", "wal-only"])
 def test_reading_a_run_another_user_cannot_write(monkeypatch, leftover):
     base = Path(tempfile.mkdtemp(prefix="drp-ro-"))
@@ -132,8 +161,13 @@ def test_reading_a_run_another_user_cannot_write(monkeypatch, leftover):
         script.write_text(_script(source, out))
         script.chmod(0o755)
         env = {**os.environ, "HOME": str(out)}
-        done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", str(script)],
-                              capture_output=True, text=True, env=env, timeout=600)
+        done = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", str(script)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+        )
         assert done.returncode == 0, done.stderr
         _check(_results(out), out, leftover)
         assert _digests(source / "ro") == before

@@ -38,11 +38,15 @@ def drp(*args: str) -> str:
 def embedded(html: str) -> tuple[dict, dict[int, dict]]:
     """The index block and every per-trace block, parsed back the way the browser's JSON.parse would."""
     index = json.loads(re.search(r'<script type="application/json" id="drp-index">(.*?)</script>', html, re.S)[1])
-    blocks = {int(pos): json.loads(text) for pos, text in
-              re.findall(r'<script type="application/json" id="drp-t(\d+)">(.*?)</script>', html, re.S)}
+    blocks = {
+        int(pos): json.loads(text)
+        for pos, text in re.findall(r'<script type="application/json" id="drp-t(\d+)">(.*?)</script>', html, re.S)
+    }
+
     # Steps and calls are embedded as rows of values under the index's column names.
     def objects(rows, kind):
         return [dict(zip(index["columns"][kind], values)) for values in rows]
+
     for detail in blocks.values():
         detail["steps"] = objects(detail["steps"], "steps")
         detail["calls"] = objects(detail["calls"], "calls")
@@ -74,7 +78,9 @@ def test_report_embeds_the_whole_run_and_nothing_external(rules_run):
     assert "default-src 'none'" in html
 
     index, blocks = embedded(html)
-    traces = db_rows(rules_run, "SELECT id, status, thinking_tokens_before, thinking_tokens_after FROM traces ORDER BY line")
+    traces = db_rows(
+        rules_run, "SELECT id, status, thinking_tokens_before, thinking_tokens_after FROM traces ORDER BY line"
+    )
     assert [r["id"] for r in index["rows"]] == [t[0] for t in traces]
     assert [r["status"] for r in index["rows"]] == [t[1] for t in traces]
     assert sorted(blocks) == list(range(len(traces)))
@@ -96,7 +102,9 @@ def test_report_embeds_the_whole_run_and_nothing_external(rules_run):
     # Each detail block carries that trace's steps, calls and verifier verdicts.
     for pos, row in enumerate(index["rows"]):
         detail = blocks[pos]
-        steps = db_rows(rules_run, "SELECT step, action, text FROM steps WHERE trace_id = ? ORDER BY step", (row["id"],))
+        steps = db_rows(
+            rules_run, "SELECT step, action, text FROM steps WHERE trace_id = ? ORDER BY step", (row["id"],)
+        )
         assert [(s["step"], s["action"], s["text"]) for s in detail["steps"]] == steps
         calls = db_rows(rules_run, "SELECT node FROM calls WHERE trace_id = ? ORDER BY seq", (row["id"],))
         assert [c["node"] for c in detail["calls"]] == [c[0] for c in calls]
@@ -150,7 +158,10 @@ def test_vs_matches_traces_by_id(rules_run, hermetic_runs, tmp_path):
     drp("run", subset, "--policy", "rules-keep-answer", "--run-id", "b")
     drp("report", "ex", "--vs", "b")
     index, blocks = embedded((rules_run / "report-vs-b.html").read_text())
-    b_rows = {r[0]: r[1:] for r in db_rows(hermetic_runs / "b", "SELECT id, status, thinking_tokens_after, pruned_thinking FROM traces")}
+    b_rows = {
+        r[0]: r[1:]
+        for r in db_rows(hermetic_runs / "b", "SELECT id, status, thinking_tokens_after, pruned_thinking FROM traces")
+    }
     assert index["vs"]["run"]["policy"] == "rules-keep-answer"
     assert index["vs"]["missing_in_vs"] == len(records) - 5 and index["vs"]["only_in_vs"] == 0
     for pos, row in enumerate(index["rows"]):
@@ -164,7 +175,9 @@ def test_vs_matches_traces_by_id(rules_run, hermetic_runs, tmp_path):
     assert (rules_run / index["vs"]["twin_report"]).resolve() == (hermetic_runs / "b" / "report-vs-ex.html").resolve()
     drp("report", "b", "--vs", "ex")
     twin_index, _ = embedded((hermetic_runs / "b" / "report-vs-ex.html").read_text())
-    assert (hermetic_runs / "b" / twin_index["vs"]["twin_report"]).resolve() == (rules_run / "report-vs-b.html").resolve()
+    assert (hermetic_runs / "b" / twin_index["vs"]["twin_report"]).resolve() == (
+        rules_run / "report-vs-b.html"
+    ).resolve()
 
 
 def test_untrusted_text_cannot_leave_its_json_block(hermetic_runs, tmp_path):
@@ -196,8 +209,17 @@ def test_embed_json_round_trips_without_angle_brackets(value):
 def test_verdicts_accept_the_shapes_a_verifier_may_record():
     calls = [
         {"node": "segmenter", "attempt": 1, "seq": 1, "parsed": {"passed": True}},
-        {"node": "verifier", "attempt": 1, "seq": 2, "parsed": {"passed": False, "failures": ["answer changed"],
-                                                                 "feedback": "keep step 4", "checks": {"shorter": True}}},
+        {
+            "node": "verifier",
+            "attempt": 1,
+            "seq": 2,
+            "parsed": {
+                "passed": False,
+                "failures": ["answer changed"],
+                "feedback": "keep step 4",
+                "checks": {"shorter": True},
+            },
+        },
         {"node": "verifier", "attempt": 2, "seq": 3, "parsed": {"ok": True, "feedback": None}},
         {"node": "verifier", "attempt": 3, "seq": 4, "parsed": ["new number 7"]},
         {"node": "verifier", "attempt": 4, "seq": 5, "parsed": None, "error": "judge timed out"},

@@ -16,19 +16,27 @@ from pathlib import Path
 
 import pytest
 import sqlite_utils
+from scripted_teacher import ScriptedTeacher, Text
+from skill_aware_responder import agent_of, prune, sensible
 from typer.testing import CliRunner
 
 from drp.cli import app
-from scripted_teacher import ScriptedTeacher, Text
-from skill_aware_responder import agent_of, prune, sensible
 
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples" / "traces.jsonl"
 ARTIFACTS = REPO / "artifacts" / "report"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 INJECTION = {
     "id": "inject-1",
     "question": 'What is 2 + 3? <script>document.title="pwned";window.drpPwned="question"</script>',
@@ -73,9 +81,25 @@ def runs(tmp_path_factory) -> Path:
             return sensible(request)
 
         with ScriptedTeacher(responder) as teacher:
-            drp("run", EXAMPLES, "--policy", "skill-aware", "--teacher-url", teacher.url, "--teacher-model", "scripted",
-                "--run-id", "llm", "--limit", "2", "--quiet", "--teacher-max-retries", "0",
-                "--set", "protect_derivation=false")  # else the schema itself keeps the answer's steps
+            drp(
+                "run",
+                EXAMPLES,
+                "--policy",
+                "skill-aware",
+                "--teacher-url",
+                teacher.url,
+                "--teacher-model",
+                "scripted",
+                "--run-id",
+                "llm",
+                "--limit",
+                "2",
+                "--quiet",
+                "--teacher-max-retries",
+                "0",
+                "--set",
+                "protect_derivation=false",
+            )  # else the schema itself keeps the answer's steps
     return folder
 
 
@@ -156,7 +180,9 @@ def test_filter_by_status_then_read_a_trace(runs, view, tmp_path):
     page.select_option("#f-status", "rejected")
     assert view.count() == len(rejected)
     assert page.eval_on_selector_all("#list .row .row-id", "rows => rows.map(r => r.textContent)") == rejected
-    assert page.eval_on_selector_all("#list .row .badge", "b => b.map(x => x.textContent)") == ["rejected"] * len(rejected)
+    assert page.eval_on_selector_all("#list .row .badge", "b => b.map(x => x.textContent)") == ["rejected"] * len(
+        rejected
+    )
 
     page.select_option("#f-status", "accepted")
     first = db_rows(run, "SELECT id FROM traces WHERE status = 'accepted' ORDER BY line LIMIT 1")[0][0]
@@ -212,7 +238,9 @@ def test_reduction_skill_and_text_filters(runs, view, tmp_path):
     page.fill("#f-max", "")
     view.wait_count(len(tokens))
 
-    skill, n = db_rows(run, "SELECT skill, COUNT(DISTINCT trace_id) AS n FROM steps GROUP BY skill ORDER BY n, skill LIMIT 1")[0]
+    skill, n = db_rows(
+        run, "SELECT skill, COUNT(DISTINCT trace_id) AS n FROM steps GROUP BY skill ORDER BY n, skill LIMIT 1"
+    )[0]
     page.select_option("#f-skill", label=skill)
     assert view.count() == n
     page.select_option("#f-skill", index=0)
@@ -262,12 +290,17 @@ def test_vs_shows_both_pruned_versions(runs, view, tmp_path):
     assert len(sides) == 2
     for side, run in zip(sides, (runs / "a", runs / "b")):
         thinking, before, after = db_rows(
-            run, "SELECT pruned_thinking, thinking_tokens_before, thinking_tokens_after FROM traces WHERE id = ?", (trace,))[0]
+            run,
+            "SELECT pruned_thinking, thinking_tokens_before, thinking_tokens_after FROM traces WHERE id = ?",
+            (trace,),
+        )[0]
         assert thinking.strip() in side and f"{before:,}→{after:,}" in side
     assert "rules-keep-answer" in page.inner_text("#header")
     twin = page.get_attribute("#detail section.vs a.twin", "href")
-    assert twin.endswith(f"report-vs-a.html#trace={trace}") and (tmp_path / twin.split("#")[0]).resolve() == \
-        (runs / "b" / "report-vs-a.html").resolve()
+    assert (
+        twin.endswith(f"report-vs-a.html#trace={trace}")
+        and (tmp_path / twin.split("#")[0]).resolve() == (runs / "b" / "report-vs-a.html").resolve()
+    )
     gaps = page.eval_on_selector_all(".row .row-vs", "ns => ns.map(n => n.innerText)")
     assert any("B\u2212A" in gap for gap in gaps)
     view.screenshot("report-vs")
@@ -285,7 +318,9 @@ def test_large_run_renders_only_visible_rows(runs, view, tmp_path):
     calls = [{k: v for k, v in c.items() if k != "id"} for c in db["calls"].rows]
     with db.conn:
         for copy in range(1, 50):
-            db["traces"].insert_all({**t, "id": f"{t['id']}-c{copy}", "line": t["line"] + copy * len(traces)} for t in traces)
+            db["traces"].insert_all(
+                {**t, "id": f"{t['id']}-c{copy}", "line": t["line"] + copy * len(traces)} for t in traces
+            )
             db["steps"].insert_all({**s, "trace_id": f"{s['trace_id']}-c{copy}"} for s in steps)
             db["calls"].insert_all({**c, "trace_id": f"{c['trace_id']}-c{copy}"} for c in calls)
     total = db["traces"].count
@@ -312,8 +347,12 @@ def test_verdict_per_attempt_and_transcript_of_an_llm_run(runs, view, tmp_path):
     page.wait_for_selector("#detail table.verdicts")
 
     # One verdict row per verifier call: the failed first attempt shows its failure and feedback.
-    recorded = [json.loads(p) for (p,) in db_rows(run, "SELECT parsed FROM calls WHERE trace_id = ? AND node = 'verifier' "
-                                                       "ORDER BY seq", (trace,))]
+    recorded = [
+        json.loads(p)
+        for (p,) in db_rows(
+            run, "SELECT parsed FROM calls WHERE trace_id = ? AND node = 'verifier' ORDER BY seq", (trace,)
+        )
+    ]
     assert attempts == 2 and [v["passed"] for v in recorded] == [False, True]
     rows = page.eval_on_selector_all("#detail table.verdicts tbody tr", "rs => rs.map(r => r.innerText)")
     assert len(rows) == 2
@@ -322,8 +361,11 @@ def test_verdict_per_attempt_and_transcript_of_an_llm_run(runs, view, tmp_path):
 
     # The transcript renders each call's messages with their roles, the raw reply and the token counts.
     page.click("#detail details.transcript > summary")
-    calls = db_rows(run, "SELECT node, messages, raw_output, input_tokens, output_tokens FROM calls WHERE trace_id = ? "
-                         "ORDER BY seq", (trace,))
+    calls = db_rows(
+        run,
+        "SELECT node, messages, raw_output, input_tokens, output_tokens FROM calls WHERE trace_id = ? ORDER BY seq",
+        (trace,),
+    )
     page.locator("#detail details.call").first.wait_for()
     assert page.locator("#detail details.call").count() == len(calls)
     pruners = [c for c in calls if c[0] == "pruner"]

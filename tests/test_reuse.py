@@ -23,8 +23,19 @@ def policy_dir(tmp_path):
 
 def _run(teacher, run_id: str, *extra: str, policy_dir=None, source=EXAMPLES):
     where = ("--policy", "mine", "--prompts-dir", policy_dir) if policy_dir else ()
-    return drp("run", source, *where, "--teacher-url", teacher.url, "--teacher-model", "m", "--run-id", run_id,
-               "--quiet", *extra)
+    return drp(
+        "run",
+        source,
+        *where,
+        "--teacher-url",
+        teacher.url,
+        "--teacher-model",
+        "m",
+        "--run-id",
+        run_id,
+        "--quiet",
+        *extra,
+    )
 
 
 def _calls(run_id: str) -> list[dict]:
@@ -98,7 +109,10 @@ def test_a_verification_retry_at_a_raised_temperature_is_asked_again():
     later = [c for c in calls if c["node"] == "pruner" and c["attempt"] > 1]
     assert later and all(c["temperature"] > 0 and c["reuse_key"] is None for c in later)
     with ScriptedTeacher(_loses_the_answer) as teacher:
-        assert _run(teacher, "losing-again", "--reuse", "losing", "--set", "protect_derivation=false").exit_code in (0, 1)
+        assert _run(teacher, "losing-again", "--reuse", "losing", "--set", "protect_derivation=false").exit_code in (
+            0,
+            1,
+        )
         assert len(teacher.requests) == len(later)
         assert all(r["temperature"] > 0 for r in teacher.requests)
     rows = "select id, status, reason, attempts from traces order by id"
@@ -152,8 +166,19 @@ def test_a_changed_schema_mode_or_model_is_asked_again(monkeypatch, change):
         extra = ("--structured-output", "json_mode")
     with ScriptedTeacher(sensible) as teacher:
         if change == "model":
-            result = drp("run", EXAMPLES, "--teacher-url", teacher.url, "--teacher-model", "other", "--run-id",
-                         "after", "--quiet", "--reuse", "before")
+            result = drp(
+                "run",
+                EXAMPLES,
+                "--teacher-url",
+                teacher.url,
+                "--teacher-model",
+                "other",
+                "--run-id",
+                "after",
+                "--quiet",
+                "--reuse",
+                "before",
+            )
         else:
             result = _run(teacher, "after", "--reuse", "before", *extra)
         assert result.exit_code in (0, 1), result.output
@@ -171,8 +196,17 @@ def test_a_run_resumed_under_a_changed_policy_lends_each_reply_under_its_own_key
         assert _run(teacher, "mixed", "--limit", "3", policy_dir=policy_dir).exit_code in (0, 1)
     _edit(policy_dir / "mine" / "pruner.yaml", "system: |", "system: |\n  Be brief.")
     with ScriptedTeacher(sensible) as teacher:
-        resumed = drp("run", EXAMPLES, "--run-id", "mixed", "--resume", "--allow-policy-change", "--quiet",
-                      "--teacher-url", teacher.url)
+        resumed = drp(
+            "run",
+            EXAMPLES,
+            "--run-id",
+            "mixed",
+            "--resume",
+            "--allow-policy-change",
+            "--quiet",
+            "--teacher-url",
+            teacher.url,
+        )
         assert resumed.exit_code in (0, 1), resumed.output
     hashes = {row["policy_hash"] for row in db_of("mixed").query("select distinct policy_hash from calls")}
     assert len(hashes) == 2
@@ -199,20 +233,39 @@ def test_a_run_that_was_killed_midway_lends_what_it_finished(tmp_path):
     from helpers import DRP, example_records, write_jsonl
 
     # 24 traces, each its own question (copies would share their requests, and so their replies)
-    source = write_jsonl(tmp_path / "traces.jsonl", [
-        {**r, "id": f"{r['id']}-{n}", "question": f"{r['question']} (Copy {'abc'[n]}.)"}
-        for n in range(3) for r in example_records()])
+    source = write_jsonl(
+        tmp_path / "traces.jsonl",
+        [
+            {**r, "id": f"{r['id']}-{n}", "question": f"{r['question']} (Copy {'abc'[n]}.)"}
+            for n in range(3)
+            for r in example_records()
+        ],
+    )
     with ScriptedTeacher(sensible, latency=0.05) as teacher:
-        command = [*DRP, "run", source, "--teacher-url", teacher.url, "--teacher-model", "m", "--run-id", "killed",
-                   "--concurrency", "2", "--quiet"]
-        process = subprocess.Popen(list(map(str, command)), env=os.environ.copy(), stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
+        command = [
+            *DRP,
+            "run",
+            source,
+            "--teacher-url",
+            teacher.url,
+            "--teacher-model",
+            "m",
+            "--run-id",
+            "killed",
+            "--concurrency",
+            "2",
+            "--quiet",
+        ]
+        process = subprocess.Popen(
+            list(map(str, command)), env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 120
         finished = 0
         while time.monotonic() < deadline and process.poll() is None:
             try:
-                finished = db_of("killed").execute(
-                    "select count(*) from traces where status != 'pending'").fetchone()[0]
+                finished = (
+                    db_of("killed").execute("select count(*) from traces where status != 'pending'").fetchone()[0]
+                )
             except Exception:  # noqa: BLE001 - not created yet
                 finished = 0
             if finished >= 6:
@@ -259,10 +312,13 @@ def test_stats_cost_and_transcript_count_reused_calls_apart():
     assert half["teacher_reused_calls"] == paid["teacher_llm_calls"] > 0
     assert half["cost"]["saved"] == pytest.approx(paid["cost"]["total"])
     assert half["teacher_reused_input_tokens"] == sum(
-        row["teacher_input_tokens"] for row in db_of("paid").query("select teacher_input_tokens from traces"))
+        row["teacher_input_tokens"] for row in db_of("paid").query("select teacher_input_tokens from traces")
+    )
     text = drp("stats", "half").output
     assert "reused from other runs (--reuse): " in text and "saved by reuse" in text, text
-    trace = next(iter(db_of("half").query("select trace_id, reused_trace, reused_seq from calls where reused_run is not null")))
+    trace = next(
+        iter(db_of("half").query("select trace_id, reused_trace, reused_seq from calls where reused_run is not null"))
+    )
     shown = drp("logs", "show", "half", trace["trace_id"]).output
     assert f"reused from run paid, trace {trace['reused_trace']} call #{trace['reused_seq']}" in shown
     from test_report import embedded  # the report's transcript carries where each reused call came from
@@ -280,18 +336,32 @@ def test_the_estimate_knows_what_a_reuse_saves(policy_dir):
         _run(teacher, "base", policy_dir=policy_dir)
     _edit(policy_dir / "mine" / "pruner.yaml", "system: |", "system: |\n  Be brief.")
     with ScriptedTeacher(sensible) as teacher:
-        plain = _run(teacher, "est", "--estimate", "--estimate-sample", "8", "--teacher-price", "1,2",
-                     policy_dir=policy_dir)
+        plain = _run(
+            teacher, "est", "--estimate", "--estimate-sample", "8", "--teacher-price", "1,2", policy_dir=policy_dir
+        )
         asked_plain = len(teacher.requests)
     with ScriptedTeacher(sensible) as teacher:
-        reusing = _run(teacher, "est", "--estimate", "--estimate-sample", "8", "--teacher-price", "1,2",
-                       "--reuse", "base", policy_dir=policy_dir)
+        reusing = _run(
+            teacher,
+            "est",
+            "--estimate",
+            "--estimate-sample",
+            "8",
+            "--teacher-price",
+            "1,2",
+            "--reuse",
+            "base",
+            policy_dir=policy_dir,
+        )
         asked = [agent_of(r) for r in teacher.requests]
     assert plain.exit_code == reusing.exit_code == 0, reusing.output
     assert "reuse:" not in plain.output
     assert set(asked) == {"pruner"} and len(asked) < asked_plain  # the sample itself reused what it could
-    found = re.search(r"reuse: (\d+) of the sample's (\d+) teacher calls \((\d+)%\) answered from stored replies; "
-                      r"saves ([\d,]+) .*input and ([\d,]+) .*output tokens, \$[\d.]+ not spent", reusing.output)
+    found = re.search(
+        r"reuse: (\d+) of the sample's (\d+) teacher calls \((\d+)%\) answered from stored replies; "
+        r"saves ([\d,]+) .*input and ([\d,]+) .*output tokens, \$[\d.]+ not spent",
+        reusing.output,
+    )
     assert found, reusing.output
     reused, total = int(found.group(1)), int(found.group(2))
     assert total == asked_plain and reused == asked_plain - len(asked)
@@ -311,8 +381,12 @@ def test_the_reuse_benchmark_asks_only_what_changed(tmp_path):
 
     from helpers import REPO
 
-    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "reuse_share.py"), "--traces", "12"],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "reuse_share.py"), "--traces", "12"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert re.search(r"segmenter: 0 of \d+ asked again", out) and re.search(r"classifier: 0 of \d+ asked again", out)

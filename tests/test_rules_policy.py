@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from helpers import EXAMPLES, db_of, drp, example_records, pruned_of, traces_of, write_jsonl
+from helpers import EXAMPLES, db_of, drp, example_records, pruned_of, traces_of
 
 
 def test_rules_run_records_everything(shared_tokenizer):
@@ -24,7 +24,9 @@ def test_rules_run_records_everything(shared_tokenizer):
     db = db_of("r1")
     nodes = [r["node"] for r in db.query("select node from calls where trace_id = 'demo-001' order by seq")]
     assert nodes == ["prepare", "segmenter", "classifier", "pruner", "verifier"]
-    verdict = json.loads(next(db.query("select parsed from calls where trace_id='demo-001' and node='verifier'"))["parsed"])
+    verdict = json.loads(
+        next(db.query("select parsed from calls where trace_id='demo-001' and node='verifier'"))["parsed"]
+    )
     assert verdict["passed"] is True and verdict["checks"]["same_answer"] is True
     steps = list(db.query("select * from steps where trace_id = 'demo-001' order by step"))
     assert {s["action"] for s in steps} >= {"KEEP", "DELETE"} and all(s["skill"] for s in steps)
@@ -34,7 +36,7 @@ def test_rules_run_records_everything(shared_tokenizer):
     for record in pruned:
         assert record["response"] == f"{record['thinking']}\n</think>\n\n{record['answer_section']}"
         assert "\\boxed" in record["answer_section"]
-    config = json.loads((db_of("r1").conn.execute("select config from runs").fetchone()[0]))
+    config = json.loads(db_of("r1").conn.execute("select config from runs").fetchone()[0])
     assert config["policy"]["name"] == "rules" and config["tokenizer"] == shared_tokenizer
 
 
@@ -51,8 +53,16 @@ def test_inspection_commands():
     diff = drp("diff", "r2", "demo-001").output
     assert "DELETE" in diff and "KEEP" in diff
     stats = json.loads(drp("stats", "r2", "--json").output)
-    for key in ("traces", "accepted", "rejected", "failed", "response_token_reduction_mean",
-                "thinking_token_reduction_mean", "teacher_output_tokens_per_trace", "traces_per_second"):
+    for key in (
+        "traces",
+        "accepted",
+        "rejected",
+        "failed",
+        "response_token_reduction_mean",
+        "thinking_token_reduction_mean",
+        "teacher_output_tokens_per_trace",
+        "traces_per_second",
+    ):
         assert key in stats
     assert (stats["traces"], stats["accepted"], stats["rejected"], stats["failed"]) == (8, 6, 2, 0)
     assert 0 < stats["response_token_reduction_mean"] < 1
@@ -118,14 +128,37 @@ def test_policy_overrides_and_inheritance(tmp_path):
     (custom / "policy.yaml").write_text("inherits: rules\ndescription: mine\nanswer_section: keep\n")
     listed = drp("prompts", "list", "--prompts-dir", tmp_path / "policies").output
     assert "rules-strict (inherits rules)" in listed
-    result = drp("run", EXAMPLES, "--policy", "rules-strict", "--prompts-dir", tmp_path / "policies",
-                 "--run-id", "inh", "--quiet")
+    result = drp(
+        "run",
+        EXAMPLES,
+        "--policy",
+        "rules-strict",
+        "--prompts-dir",
+        tmp_path / "policies",
+        "--run-id",
+        "inh",
+        "--quiet",
+    )
     assert result.exit_code == 0
     for record in pruned_of("inh"):  # answer section kept as written
         original = next(r for r in example_records() if r["id"] == record["id"])
         assert record["answer_section"] == original["response"].split("</think>")[1].strip()
-    assert drp("run", EXAMPLES, "--policy", "rules", "--set", "max_retries=0", "--set", "verify.shorter=false",
-               "--run-id", "set", "--quiet").exit_code == 0
+    assert (
+        drp(
+            "run",
+            EXAMPLES,
+            "--policy",
+            "rules",
+            "--set",
+            "max_retries=0",
+            "--set",
+            "verify.shorter=false",
+            "--run-id",
+            "set",
+            "--quiet",
+        ).exit_code
+        == 0
+    )
     config = json.loads(next(db_of("set").query("select config from runs"))["config"])
     assert config["policy"]["verify"]["shorter"] is False
     bad = drp("run", EXAMPLES, "--policy", "no-such-policy", "--run-id", "x")
@@ -159,8 +192,12 @@ def test_a_datasets_folder_is_a_trace_source(tmp_path):
     import datasets
 
     records = example_records()
-    datasets.Dataset.from_list([{**r, "gold": r.pop("gold_answer")} for r in records]).save_to_disk(str(tmp_path / "ds"))
-    result = drp("run", tmp_path / "ds", "--policy", "rules", "--run-id", "ds", "--field", "gold_answer=gold", "--quiet")
+    datasets.Dataset.from_list([{**r, "gold": r.pop("gold_answer")} for r in records]).save_to_disk(
+        str(tmp_path / "ds")
+    )
+    result = drp(
+        "run", tmp_path / "ds", "--policy", "rules", "--run-id", "ds", "--field", "gold_answer=gold", "--quiet"
+    )
     assert result.exit_code == 0, result.output
     traces = traces_of("ds")
     assert len(traces) == 8 and traces["demo-007"]["reason"].startswith("wrong_original")  # gold was remapped

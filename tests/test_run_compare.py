@@ -15,8 +15,9 @@ from drp.run_diff import rows
 
 
 def _run(teacher, run_id: str, *extra: str):
-    return drp("run", EXAMPLES, "--teacher-url", teacher.url, "--teacher-model", "m", "--run-id", run_id, "--quiet",
-               *extra)
+    return drp(
+        "run", EXAMPLES, "--teacher-url", teacher.url, "--teacher-model", "m", "--run-id", run_id, "--quiet", *extra
+    )
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +32,9 @@ def two_runs(tmp_path_factory):
         with ScriptedTeacher(sensible) as teacher:
             assert _run(teacher, "a", "--teacher-price", "1,2").exit_code in (0, 1)
         with ScriptedTeacher(sensible) as teacher:
-            assert _run(teacher, "b", "--teacher-price", "1,2", "--reuse", "a", "--set",
-                        "answer_section=keep").exit_code in (0, 1)
+            assert _run(
+                teacher, "b", "--teacher-price", "1,2", "--reuse", "a", "--set", "answer_section=keep"
+            ).exit_code in (0, 1)
         assert drp("run", EXAMPLES, "--policy", "rules", "--run-id", "r", "--quiet", "--limit", "5").exit_code in (0, 1)
     finally:
         if before is not None:
@@ -83,10 +85,14 @@ def test_diff_of_two_runs_lines_up_the_steps(runs_here):
 
 
 def test_steps_line_up_by_the_units_they_start_at():
-    a = [{"unit_start": 1, "unit_end": 2, "text": "one two", "action": "KEEP", "skill": "s", "rewritten": None},
-         {"unit_start": 3, "unit_end": 3, "text": "three", "action": "DELETE", "skill": "s", "rewritten": None}]
-    b = [{"unit_start": 1, "unit_end": 1, "text": "one", "action": "KEEP", "skill": "s", "rewritten": None},
-         {"unit_start": 2, "unit_end": 3, "text": "two three", "action": "COMPRESS", "skill": "s", "rewritten": "2+3"}]
+    a = [
+        {"unit_start": 1, "unit_end": 2, "text": "one two", "action": "KEEP", "skill": "s", "rewritten": None},
+        {"unit_start": 3, "unit_end": 3, "text": "three", "action": "DELETE", "skill": "s", "rewritten": None},
+    ]
+    b = [
+        {"unit_start": 1, "unit_end": 1, "text": "one", "action": "KEEP", "skill": "s", "rewritten": None},
+        {"unit_start": 2, "unit_end": 3, "text": "two three", "action": "COMPRESS", "skill": "s", "rewritten": "2+3"},
+    ]
     lined = rows(a, b)
     assert [(where, text) for where, text, _, _ in lined] == [("1–2", "one two"), ("2–3", "two three"), ("3", "three")]
     assert lined[1][2] is None and lined[2][3] is None
@@ -96,9 +102,25 @@ def test_a_sweep_runs_one_child_per_value_each_reusing_the_others(tmp_path):
     policies = tmp_path / "policies"
     shutil.copytree(builtin_prompts_dir() / "skill-aware", policies / "mine")
     with ScriptedTeacher(sensible) as teacher:
-        result = drp("run", EXAMPLES, "--policy", "mine", "--prompts-dir", policies, "--teacher-url", teacher.url,
-                     "--teacher-model", "m", "--run-id", "sw", "--quiet", "--set", "answer_section=keep,short",
-                     "--set", "max_retries=1")
+        result = drp(
+            "run",
+            EXAMPLES,
+            "--policy",
+            "mine",
+            "--prompts-dir",
+            policies,
+            "--teacher-url",
+            teacher.url,
+            "--teacher-model",
+            "m",
+            "--run-id",
+            "sw",
+            "--quiet",
+            "--set",
+            "answer_section=keep,short",
+            "--set",
+            "max_retries=1",
+        )
         asked = len(teacher.requests)
     assert result.exit_code in (0, 1), result.output
     first, second = "sw.answer_section-keep", "sw.answer_section-short"

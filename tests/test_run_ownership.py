@@ -20,8 +20,11 @@ from drp.paths import run_dir, work_dir
 
 def _tree(root: Path) -> dict[str, bytes]:
     """Every file under `root` and its bytes, less drp's own corner of the runs folder (its lock files)."""
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and ".drp" not in p.relative_to(root).parts}
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and ".drp" not in p.relative_to(root).parts
+    }
 
 
 # ---------------------------------------------------------------- run ids
@@ -39,7 +42,9 @@ def test_run_ids_are_plain_names(hermetic_runs, tmp_path, bad):
 
     for extra in ((), ("--overwrite",), ("--resume",)):
         result = drp("run", EXAMPLES, "--policy", "rules", "--run-id", bad, "--quiet", *extra)
-        assert result.exit_code == 2 and "invalid run id" in result.output and one_line_error(result.output), result.output
+        assert result.exit_code == 2 and "invalid run id" in result.output and one_line_error(result.output), (
+            result.output
+        )
     # Nothing written or deleted anywhere: not the other run, not the runs folder's parent, not the absolute path.
     assert _tree(tmp_path) == before
     assert not (tmp_path / "x").exists() and traces_of("keep")
@@ -104,10 +109,25 @@ def _lock_holder(run_id: str) -> str:
 def test_a_second_process_is_refused_naming_the_owner_and_touches_nothing(tmp_path):
     source = copies_of_examples(tmp_path / "many.jsonl", 2)  # 16 traces, 12 of them reach the teacher
     with ScriptedTeacher(sensible, latency=0.25) as teacher:
-        command = [*DRP, "run", source, "--policy", "skill-aware", "--teacher-url", teacher.url, "--teacher-model", "m",
-                   "--run-id", "owned", "--concurrency", "1", "--quiet"]
-        owner = subprocess.Popen(list(map(str, command)), env=os.environ.copy(), stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True)
+        command = [
+            *DRP,
+            "run",
+            source,
+            "--policy",
+            "skill-aware",
+            "--teacher-url",
+            teacher.url,
+            "--teacher-model",
+            "m",
+            "--run-id",
+            "owned",
+            "--concurrency",
+            "1",
+            "--quiet",
+        ]
+        owner = subprocess.Popen(
+            list(map(str, command)), env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         try:
             # As soon as the owner holds the lock (it may still be creating the run), then while it prunes.
             _wait_for(lambda: f'"pid": {owner.pid}' in _lock_holder("owned"), what="the owner's lock")
@@ -153,10 +173,27 @@ def _alive(pid: int) -> bool:
 def test_workers_die_with_their_parent_and_a_resume_finishes_every_trace_once(tmp_path):
     source = copies_of_examples(tmp_path / "many.jsonl", 4)  # 32 traces
     with ScriptedTeacher(sensible, latency=0.2) as teacher:
-        command = [*DRP, "run", source, "--policy", "skill-aware", "--teacher-url", teacher.url, "--teacher-model", "m",
-                   "--run-id", "orphans", "--workers", "2", "--concurrency", "2", "--quiet"]
-        parent = subprocess.Popen(list(map(str, command)), env=os.environ.copy(), stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
+        command = [
+            *DRP,
+            "run",
+            source,
+            "--policy",
+            "skill-aware",
+            "--teacher-url",
+            teacher.url,
+            "--teacher-model",
+            "m",
+            "--run-id",
+            "orphans",
+            "--workers",
+            "2",
+            "--concurrency",
+            "2",
+            "--quiet",
+        ]
+        parent = subprocess.Popen(
+            list(map(str, command)), env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         _wait_for(lambda: _done("orphans") >= 6, what="the workers to prune")
         workers = _children(parent.pid)
         assert len(workers) >= 2, workers
@@ -184,9 +221,17 @@ def test_workers_die_with_their_parent_and_a_resume_finishes_every_trace_once(tm
 def test_the_lock_is_free_after_a_refusal_a_failure_and_a_kill(hermetic_runs):
     """The kernel drops the lock with its owner: no stale lock after a SIGKILL, nothing to clean up."""
     assert drp("run", EXAMPLES, "--policy", "skill-aware", "--run-id", "free", "--quiet").exit_code == 2  # no teacher
-    sleeper = subprocess.Popen([*DRP[:1], "-c", "import sys, time; from drp.run_lock import lock_run; "
-                                "lock = lock_run('free'); print('locked', flush=True); time.sleep(600)"],
-                               env=os.environ.copy(), stdout=subprocess.PIPE, text=True)
+    sleeper = subprocess.Popen(
+        [
+            *DRP[:1],
+            "-c",
+            "import sys, time; from drp.run_lock import lock_run; "
+            "lock = lock_run('free'); print('locked', flush=True); time.sleep(600)",
+        ],
+        env=os.environ.copy(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert sleeper.stdout.readline().strip() == "locked"
     held = drp("run", EXAMPLES, "--policy", "rules", "--run-id", "free", "--quiet")
     assert held.exit_code == 2 and f"process {sleeper.pid}" in held.output
@@ -201,10 +246,31 @@ def test_identical_runs_started_together_make_one_run(tmp_path):
     every trace is pruned once (no 'database is locked', no doubled teacher cost)."""
     source = copies_of_examples(tmp_path / "many.jsonl", 2)
     with ScriptedTeacher(sensible, latency=0.1) as teacher:
-        command = list(map(str, [*DRP, "run", source, "--policy", "skill-aware", "--teacher-url", teacher.url,
-                                 "--teacher-model", "m", "--run-id", "twins", "--concurrency", "2", "--quiet"]))
-        processes = [subprocess.Popen(command, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      text=True) for _ in range(3)]
+        command = list(
+            map(
+                str,
+                [
+                    *DRP,
+                    "run",
+                    source,
+                    "--policy",
+                    "skill-aware",
+                    "--teacher-url",
+                    teacher.url,
+                    "--teacher-model",
+                    "m",
+                    "--run-id",
+                    "twins",
+                    "--concurrency",
+                    "2",
+                    "--quiet",
+                ],
+            )
+        )
+        processes = [
+            subprocess.Popen(command, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(3)
+        ]
         finished = [(process.wait(timeout=300), process.stderr.read()) for process in processes]
     assert sorted(code for code, _ in finished) == [0, 2, 2], finished
     for code, err in finished:

@@ -29,8 +29,24 @@ def test_stats_counts_the_time_a_killed_session_spent(tmp_path):
     source = write_jsonl(tmp_path / "many.jsonl", records)
     with ScriptedTeacher(sensible, latency=0.1) as teacher:
         # one trace at a time: the run's wall time can be no less than the sum of its traces' times
-        command = [sys.executable, "-m", "drp.cli", "run", str(source), "--policy", "skill-aware", "--teacher-url",
-                   teacher.url, "--teacher-model", "m", "--run-id", "timed", "--concurrency", "1", "--quiet"]
+        command = [
+            sys.executable,
+            "-m",
+            "drp.cli",
+            "run",
+            str(source),
+            "--policy",
+            "skill-aware",
+            "--teacher-url",
+            teacher.url,
+            "--teacher-model",
+            "m",
+            "--run-id",
+            "timed",
+            "--concurrency",
+            "1",
+            "--quiet",
+        ]
         log = open(tmp_path / "run.log", "wb")
         process = subprocess.Popen(command, env=os.environ.copy(), stdout=log, stderr=log)
         deadline = time.time() + 120

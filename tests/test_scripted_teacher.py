@@ -12,8 +12,7 @@ import openai
 import pytest
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, ValidationError
-from scripted_teacher import (Drop, Error, Hang, Raw, ScriptedTeacher, Sequence, Text, ToolCall, free_port,
-                              refused_url)
+from scripted_teacher import Drop, Error, Hang, Raw, ScriptedTeacher, Sequence, Text, ToolCall, free_port, refused_url
 
 
 class Verdict(BaseModel):
@@ -32,19 +31,26 @@ def chat(url: str, **kw) -> ChatOpenAI:
 def test_text_reply_with_usage_and_recorded_request():
     with ScriptedTeacher(lambda req: Text(f"echo {req['messages'][-1]['content']}")) as teacher:
         out = client(teacher).chat.completions.create(
-            model="teacher-x", messages=[{"role": "user", "content": "one two three"}], temperature=0.3,
-            max_tokens=50)
+            model="teacher-x", messages=[{"role": "user", "content": "one two three"}], temperature=0.3, max_tokens=50
+        )
     assert out.choices[0].message.content == "echo one two three"
     assert out.choices[0].finish_reason == "stop"
     assert out.model == "teacher-x"
     assert (out.usage.prompt_tokens, out.usage.completion_tokens, out.usage.total_tokens) == (3, 4, 7)
-    assert teacher.requests == [{"model": "teacher-x", "messages": [{"role": "user", "content": "one two three"}],
-                                 "temperature": 0.3, "max_tokens": 50}]
+    assert teacher.requests == [
+        {
+            "model": "teacher-x",
+            "messages": [{"role": "user", "content": "one two three"}],
+            "temperature": 0.3,
+            "max_tokens": 50,
+        }
+    ]
 
 
 def test_raw_completion_endpoint_and_a_chat_only_server():
-    with ScriptedTeacher(lambda req: Text(f" so {len(req['prompt'].split())} words.\n\nQ:", finish_reason="stop")
-                         ) as teacher:
+    with ScriptedTeacher(
+        lambda req: Text(f" so {len(req['prompt'].split())} words.\n\nQ:", finish_reason="stop")
+    ) as teacher:
         out = client(teacher).completions.create(model="m", prompt="Q: two words\nA:", max_tokens=9, stop=["Q:"])
     assert out.object == "text_completion"
     assert out.choices[0].text == " so 4 words.\n\nQ:" and out.choices[0].finish_reason == "stop"
@@ -77,7 +83,8 @@ def test_langchain_structured_output_json_schema():
     reply = Text(json.dumps({"accept": False, "reason": "answer changed"}))
     with ScriptedTeacher(lambda req: reply) as teacher:
         runnable = chat(teacher.url, max_retries=0).with_structured_output(
-            Verdict, method="json_schema", include_raw=True)
+            Verdict, method="json_schema", include_raw=True
+        )
         out = runnable.invoke("verify this")
     assert out["parsing_error"] is None
     assert out["parsed"] == Verdict(accept=False, reason="answer changed")
@@ -90,7 +97,8 @@ def test_langchain_structured_output_json_schema_unparseable_raises():
     # so a non-JSON reply RAISES from invoke() even with include_raw=True (parsing_error stays unused).
     with ScriptedTeacher(lambda req: Text("not json at all")) as teacher:
         runnable = chat(teacher.url, max_retries=0).with_structured_output(
-            Verdict, method="json_schema", include_raw=True)
+            Verdict, method="json_schema", include_raw=True
+        )
         with pytest.raises(ValidationError, match="Invalid JSON"):
             runnable.invoke("verify this")
     assert len(teacher.requests) == 1
@@ -98,8 +106,11 @@ def test_langchain_structured_output_json_schema_unparseable_raises():
 
 def test_langchain_function_calling_tool_call():
     with ScriptedTeacher(lambda req: ToolCall("Verdict", {"accept": True, "reason": "same answer"})) as teacher:
-        out = chat(teacher.url, max_retries=0).with_structured_output(
-            Verdict, method="function_calling", include_raw=True).invoke("verify this")
+        out = (
+            chat(teacher.url, max_retries=0)
+            .with_structured_output(Verdict, method="function_calling", include_raw=True)
+            .invoke("verify this")
+        )
     assert out["parsed"] == Verdict(accept=True, reason="same answer")
     assert out["raw"].response_metadata["finish_reason"] == "tool_calls"
     request = teacher.requests[0]
@@ -156,7 +167,8 @@ def test_drop_and_connection_refused_are_connection_errors():
             client(teacher, max_retries=0).chat.completions.create(model="m", messages=[])
     with pytest.raises(openai.APIConnectionError):
         openai.OpenAI(base_url=refused_url(), api_key="k", max_retries=0).chat.completions.create(
-            model="m", messages=[])
+            model="m", messages=[]
+        )
     with socket.socket() as s:
         with pytest.raises(ConnectionRefusedError):
             s.connect(("127.0.0.1", int(refused_url().split(":")[2].split("/")[0])))

@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import gone
 from typer.testing import CliRunner
 
 from drp.cli import app
-from helpers import gone
 from drp.serving import ManagedServer, ServeError, build_command, choose_backend, hub_cache_env
 
 
@@ -36,8 +36,16 @@ def test_transformers_command(no_vllm_on_path):
     command = build_command("/models/student", "auto", "0.0.0.0", 8123, extra_args=["--dtype", "bfloat16"])
     assert command.backend == "transformers" and command.model_name == "/models/student"
     assert command.base_url == "http://127.0.0.1:8123/v1"  # 0.0.0.0 listens everywhere; clients use loopback
-    assert command.argv[-8:] == ["serve", "/models/student", "--host", "0.0.0.0", "--port", "8123",
-                                 "--dtype", "bfloat16"]
+    assert command.argv[-8:] == [
+        "serve",
+        "/models/student",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "8123",
+        "--dtype",
+        "bfloat16",
+    ]
     assert Path(command.argv[0]).parent == Path(sys.executable).parent  # drp's own environment
 
 
@@ -52,8 +60,14 @@ def test_vllm_choice(tmp_path, monkeypatch, no_vllm_on_path):
     bin_dir = tmp_path / "venv-vllm" / "bin"
     bin_dir.mkdir(parents=True)
     vllm = executable(bin_dir / "vllm", "exit 0")
-    command = build_command("org/model", "auto", "127.0.0.1", 9000, vllm_bin=str(vllm),
-                            extra_args=["--served-model-name", "student", "--tensor-parallel-size", "2"])
+    command = build_command(
+        "org/model",
+        "auto",
+        "127.0.0.1",
+        9000,
+        vllm_bin=str(vllm),
+        extra_args=["--served-model-name", "student", "--tensor-parallel-size", "2"],
+    )
     assert command.backend == "vllm" and command.model_name == "student"
     assert command.argv[:3] == [str(vllm), "serve", "org/model"] and command.argv[-1] == "2"
     monkeypatch.setenv("PATH", str(bin_dir))
@@ -76,7 +90,7 @@ def test_server_that_dies_at_start_is_reported_with_its_log(tmp_path):
 
 def test_server_that_never_gets_ready_is_stopped(tmp_path):
     marker = tmp_path / "pid"
-    slow = executable(tmp_path / "vllm", f'echo $$ > {marker}; exec sleep 60')
+    slow = executable(tmp_path / "vllm", f"echo $$ > {marker}; exec sleep 60")
     command = build_command("m", "vllm", "127.0.0.1", 1, vllm_bin=str(slow))
     server = ManagedServer(command, tmp_path / "log").start()
     with pytest.raises(ServeError, match="not ready after 1 s"):
@@ -89,7 +103,7 @@ def test_server_that_never_gets_ready_is_stopped(tmp_path):
 
 # A real HTTP server standing in for a backend: `vllm serve MODEL --host H --port P` as vLLM is called. It
 # writes its pid next to itself and answers GET /v1/models with the status and body given in its name's file.
-FAKE_BACKEND = '''#!{python}
+FAKE_BACKEND = """#!{python}
 import json, os, sys
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -110,7 +124,7 @@ class Handler(BaseHTTPRequestHandler):
         sys.stderr.write("GET /v1/models %d\\n" % status)
 
 HTTPServer(("127.0.0.1", port), Handler).serve_forever()
-'''
+"""
 
 
 def fake_backend(folder: Path, status: int, body: str) -> Path:
@@ -122,14 +136,27 @@ def fake_backend(folder: Path, status: int, body: str) -> Path:
     return script
 
 
-
-
 def test_an_error_answer_from_the_backend_stops_serve_at_once(tmp_path):
     """transformers 5.17 on a bare machine: the model loads, then every GET /v1/models is a 500."""
-    backend = fake_backend(tmp_path / "bin", 500, "CacheNotFound: Cache directory not found: /root/.cache/huggingface/hub")
+    backend = fake_backend(
+        tmp_path / "bin", 500, "CacheNotFound: Cache directory not found: /root/.cache/huggingface/hub"
+    )
     started = time.monotonic()
-    result = CliRunner().invoke(app, ["serve", "student", "--vllm-bin", str(backend), "--port", "0",
-                                      "--log", str(tmp_path / "server.log"), "--ready-timeout", "120"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "serve",
+            "student",
+            "--vllm-bin",
+            str(backend),
+            "--port",
+            "0",
+            "--log",
+            str(tmp_path / "server.log"),
+            "--ready-timeout",
+            "120",
+        ],
+    )
     assert time.monotonic() - started < 20  # not the 120 s timeout
     assert result.exit_code == 1
     assert "answers GET /v1/models with HTTP 500: CacheNotFound: Cache directory not found" in result.output
@@ -140,8 +167,21 @@ def test_an_error_answer_from_the_backend_stops_serve_at_once(tmp_path):
 def test_a_vllm_serving_another_model_is_reported_at_once(tmp_path):
     listing = json.dumps({"object": "list", "data": [{"id": "someone-else", "object": "model"}]})
     backend = fake_backend(tmp_path / "bin", 200, listing)
-    result = CliRunner().invoke(app, ["serve", "student", "--vllm-bin", str(backend), "--port", "0",
-                                      "--log", str(tmp_path / "server.log"), "--ready-timeout", "120"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "serve",
+            "student",
+            "--vllm-bin",
+            str(backend),
+            "--port",
+            "0",
+            "--log",
+            str(tmp_path / "server.log"),
+            "--ready-timeout",
+            "120",
+        ],
+    )
     assert result.exit_code == 1 and "serves ['someone-else'], not 'student'" in result.output
 
 
@@ -149,8 +189,23 @@ def test_the_backend_dies_with_a_killed_drp_serve(tmp_path):
     listing = json.dumps({"object": "list", "data": [{"id": "student", "object": "model"}]})
     backend = fake_backend(tmp_path / "bin", 200, listing)
     serve = subprocess.Popen(
-        [sys.executable, "-m", "drp.cli", "serve", "student", "--vllm-bin", str(backend), "--port", "0",
-         "--log", str(tmp_path / "server.log")], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        [
+            sys.executable,
+            "-m",
+            "drp.cli",
+            "serve",
+            "student",
+            "--vllm-bin",
+            str(backend),
+            "--port",
+            "0",
+            "--log",
+            str(tmp_path / "server.log"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         assert serve.stdout.readline().startswith("ready: http://127.0.0.1:")
         pid = int((tmp_path / "bin" / "backend.pid").read_text())

@@ -38,21 +38,44 @@ def listening(port: int) -> bool:
 def test_serve_on_a_bare_home_then_sigkill(smollm2, tmp_path):
     home = tmp_path / "home"
     home.mkdir()
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "XDG_CACHE_HOME")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "XDG_CACHE_HOME")
+    }
     env["HOME"] = str(home)
     serve = subprocess.Popen(
-        [sys.executable, "-m", "drp.cli", "serve", str(smollm2), "--backend", "transformers", "--port", "0",
-         "--log", str(tmp_path / "server.log"), "--ready-timeout", "300"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        [
+            sys.executable,
+            "-m",
+            "drp.cli",
+            "serve",
+            str(smollm2),
+            "--backend",
+            "transformers",
+            "--port",
+            "0",
+            "--log",
+            str(tmp_path / "server.log"),
+            "--ready-timeout",
+            "300",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         lines = [serve.stdout.readline().strip() for _ in range(2)]
         assert lines[0].startswith("ready: "), (lines, serve.stderr.read() if serve.poll() is not None else "")
         url = lines[0].removeprefix("ready: ")
         assert (home / ".cache" / "huggingface" / "hub").is_dir()
         assert httpx.get(f"{url}/models", timeout=30).status_code == 200
-        reply = httpx.post(f"{url}/chat/completions", timeout=120, json={
-            "model": str(smollm2), "max_tokens": 4, "messages": [{"role": "user", "content": "Say hi."}]})
+        reply = httpx.post(
+            f"{url}/chat/completions",
+            timeout=120,
+            json={"model": str(smollm2), "max_tokens": 4, "messages": [{"role": "user", "content": "Say hi."}]},
+        )
         assert reply.status_code == 200 and reply.json()["choices"][0]["message"]["content"]
         backends = children_of(serve.pid)
         assert len(backends) == 1

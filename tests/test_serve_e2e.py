@@ -2,7 +2,6 @@
 resume, `drp compare` of two eval folders, `drp generate`, then Ctrl-C. One server for the whole module."""
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -22,9 +21,23 @@ pytestmark = pytest.mark.slow
 def served(smollm2, tmp_path_factory):
     log = tmp_path_factory.mktemp("serve") / "server.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "drp.cli", "serve", "smollm2-135m-instruct", "--backend", "transformers",
-         "--port", "0", "--log", str(log)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "drp.cli",
+            "serve",
+            "smollm2-135m-instruct",
+            "--backend",
+            "transformers",
+            "--port",
+            "0",
+            "--log",
+            str(log),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lines = []
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -50,9 +63,28 @@ def served(smollm2, tmp_path_factory):
 
 
 def _eval(served, out, max_tokens, *extra):
-    return CliRunner().invoke(app, [
-        "eval", "--model-url", served["url"], "--model", served["model"], "--benchmarks", "gsm8k", "--limit", "3",
-        "--seeds", "2", "--max-tokens", str(max_tokens), "--out", str(out), "--quiet", *extra])
+    return CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "--model-url",
+            served["url"],
+            "--model",
+            served["model"],
+            "--benchmarks",
+            "gsm8k",
+            "--limit",
+            "3",
+            "--seeds",
+            "2",
+            "--max-tokens",
+            str(max_tokens),
+            "--out",
+            str(out),
+            "--quiet",
+            *extra,
+        ],
+    )
 
 
 def test_serve_prints_a_usable_base_url(served, smollm2):
@@ -96,24 +128,64 @@ def test_eval_resume_and_compare(served, shared, tmp_path):
 
 def test_generate_on_training_problems(served, shared, tmp_path):
     out = tmp_path / "traces.jsonl"
-    result = CliRunner().invoke(app, [
-        "generate", "gsm8k:train", "--limit", "2", "--n", "2", "--keep", "all", "--model-url", served["url"],
-        "--model", served["model"], "--max-tokens", "16", "--out", str(out), "--quiet"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "generate",
+            "gsm8k:train",
+            "--limit",
+            "2",
+            "--n",
+            "2",
+            "--keep",
+            "all",
+            "--model-url",
+            served["url"],
+            "--model",
+            served["model"],
+            "--max-tokens",
+            "16",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
     traces = [json.loads(line) for line in open(out)]
-    assert [t["id"] for t in traces] == ["gsm8k_train_0000_s0", "gsm8k_train_0000_s1",
-                                         "gsm8k_train_0001_s0", "gsm8k_train_0001_s1"]
-    assert all(t["response"] and t["question"] and t["gold_answer"] and t["model"] == served["model"]
-               for t in traces)
+    assert [t["id"] for t in traces] == [
+        "gsm8k_train_0000_s0",
+        "gsm8k_train_0000_s1",
+        "gsm8k_train_0001_s0",
+        "gsm8k_train_0001_s1",
+    ]
+    assert all(t["response"] and t["question"] and t["gold_answer"] and t["model"] == served["model"] for t in traces)
     assert traces[0]["gold_answer"] == "72"  # Natalia's clips
 
 
 def test_paper_protocol_on_the_real_model(served, shared, tmp_path):
     """`transformers serve` (transformers >= 5) has /v1/completions: one real raw, greedy sample, cut at `Q:`."""
     out = tmp_path / "paper"
-    result = CliRunner().invoke(app, [
-        "eval", "--model-url", served["url"], "--model", served["model"], "--benchmarks", "gsm8k", "--limit", "1",
-        "--protocol", "paper", "--max-tokens", "48", "--out", str(out), "--quiet"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "--model-url",
+            served["url"],
+            "--model",
+            served["model"],
+            "--benchmarks",
+            "gsm8k",
+            "--limit",
+            "1",
+            "--protocol",
+            "paper",
+            "--max-tokens",
+            "48",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
     [sample] = [json.loads(line) for line in open(out / "samples.jsonl")]
     assert sample["prompt"].startswith("Q: Janet") and sample["prompt"].endswith("\nA: Let's think step by step.")

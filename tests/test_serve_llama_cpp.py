@@ -15,17 +15,17 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import gone
 from typer.testing import CliRunner
 
 from drp.cli import app
-from helpers import gone
 from drp.llama_cpp import LlamaCppError, gguf_for
 from drp.serving import ManagedServer, build_command, choose_backend, free_port
 
 # A stand-in for llama-server: `llama-server -m GGUF [--lora A] --host H --port P --alias NAME --jinja ...`.
 # It writes its argv and pid next to itself, answers 503 (loading) to its first GET /v1/models, then lists its
 # alias, and answers both completion endpoints. `die` in its folder makes it fail at start as a bad model does.
-FAKE_SERVER = '''#!{python}
+FAKE_SERVER = """#!{python}
 import json, os, sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -67,7 +67,7 @@ class Handler(BaseHTTPRequestHandler):
         sys.stderr.write("llama-server: %s\\n" % (args,))
 
 ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
-'''
+"""
 
 
 @pytest.fixture
@@ -123,6 +123,7 @@ def one_error_line(result) -> str:
 
 # --- finding llama.cpp -------------------------------------------------------------------------------------------
 
+
 def test_a_missing_llama_server_says_how_to_build_it(llama_env, gguf_file):
     result = serve(str(gguf_file), "--backend", "llama.cpp", "--port", "0")
     assert result.exit_code == 2
@@ -155,12 +156,25 @@ def test_a_missing_model_is_one_line(fake_server, tmp_path):
 
 # --- the command line --------------------------------------------------------------------------------------------
 
+
 def test_command_for_a_gguf_file(fake_server, gguf_file):
     command = build_command(str(gguf_file), "llama.cpp", "0.0.0.0", 8123, extra_args=["-t", "2"])
     assert command.backend == "llama.cpp" and command.model_name == str(gguf_file)
     assert command.base_url == "http://127.0.0.1:8123/v1"
-    assert command.argv == [str(fake_server), "-m", str(gguf_file), "--host", "0.0.0.0", "--port", "8123",
-                            "--alias", str(gguf_file), "--jinja", "-t", "2"]
+    assert command.argv == [
+        str(fake_server),
+        "-m",
+        str(gguf_file),
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "8123",
+        "--alias",
+        str(gguf_file),
+        "--jinja",
+        "-t",
+        "2",
+    ]
     named = build_command(str(gguf_file), "llama.cpp", "127.0.0.1", 8123, extra_args=["--alias", "student"])
     assert named.model_name == "student" and named.argv.count("--alias") == 1
     assert named.argv[named.argv.index("-t") + 1] in ("1", str(os.cpu_count()))  # by the load, unless given
@@ -192,15 +206,19 @@ def test_a_lora_adapter_is_served_over_its_base(fake_server, tmp_path):
     (adapter / "gguf" / "adapter-f16.gguf").write_bytes(b"GGUF")
     command = build_command(str(adapter), "llama.cpp", "127.0.0.1", 8123)
     at = command.argv.index("-m")
-    assert command.argv[at:at + 4] == ["-m", str(base / "gguf" / "base-q4_k_m.gguf"),
-                                       "--lora", str(adapter / "gguf" / "adapter-f16.gguf")]
+    assert command.argv[at : at + 4] == [
+        "-m",
+        str(base / "gguf" / "base-q4_k_m.gguf"),
+        "--lora",
+        str(adapter / "gguf" / "adapter-f16.gguf"),
+    ]
     (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "org/not-here"}))
     with pytest.raises(LlamaCppError, match="is for 'org/not-here', which is not a local model folder"):
         gguf_for(str(adapter))
 
 
 # A stand-in for llama.cpp's converters: records its call, writes --outfile (or fails when told to).
-FAKE_CONVERTER = '''import json, sys
+FAKE_CONVERTER = """import json, sys
 from pathlib import Path
 here = Path(__file__).parent
 calls = here / "calls.jsonl"
@@ -209,7 +227,7 @@ with open(calls, "a") as log:
 if (here / "fail").exists():
     sys.exit("ValueError: unsupported architecture Foo")
 Path(sys.argv[sys.argv.index("--outfile") + 1]).write_bytes(b"GGUF")
-'''
+"""
 
 
 @pytest.fixture
@@ -246,8 +264,9 @@ def test_an_adapter_is_converted_against_its_base_folder(fake_server, fake_sourc
     (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(base)}))
     _, lora = gguf_for(str(adapter))
     assert lora == adapter / "gguf" / "adapter-f16.gguf"
-    assert calls(fake_source) == [[str(adapter), "--base", str(base), "--outtype", "f16", "--outfile",
-                                   str(lora) + ".part"]]
+    assert calls(fake_source) == [
+        [str(adapter), "--base", str(base), "--outtype", "f16", "--outfile", str(lora) + ".part"]
+    ]
 
 
 def test_a_failed_conversion_is_one_line_and_leaves_no_gguf(fake_server, fake_source, tmp_path):
@@ -269,6 +288,7 @@ def test_missing_converters_say_how_to_get_them(fake_server, tmp_path):
 
 # --- which backend `auto` picks ----------------------------------------------------------------------------------
 
+
 def test_auto_serves_local_models_with_llama_cpp_when_it_is_built(llama_env, fake_server, gguf_file, monkeypatch):
     assert choose_backend("auto", None, str(gguf_file)) == "llama.cpp"
     assert choose_backend("auto", None, "org/hub-model") == "transformers"  # llama.cpp cannot download it
@@ -279,22 +299,38 @@ def test_auto_serves_local_models_with_llama_cpp_when_it_is_built(llama_env, fak
 # --- start, stop and faults with a real process ------------------------------------------------------------------
 
 
-
 def test_serve_waits_for_the_model_then_stops_on_ctrl_c(fake_server, gguf_file, tmp_path):
     import httpx
 
     log = tmp_path / "server.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "drp.cli", "serve", str(gguf_file), "--backend", "llama.cpp", "--port", "0",
-         "--log", str(log)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ)
+        [
+            sys.executable,
+            "-m",
+            "drp.cli",
+            "serve",
+            str(gguf_file),
+            "--backend",
+            "llama.cpp",
+            "--port",
+            "0",
+            "--log",
+            str(log),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ,
+    )
     try:
         ready = process.stdout.readline().strip()
         model = process.stdout.readline().strip()
         assert ready.startswith("ready: http://127.0.0.1:"), process.stderr.read()
         assert model == f"model: {gguf_file}"
         url = ready.split(": ", 1)[1]
-        chat = httpx.post(f"{url}/chat/completions", json={"model": str(gguf_file), "messages": [
-            {"role": "user", "content": "2+2?"}]}).json()
+        chat = httpx.post(
+            f"{url}/chat/completions", json={"model": str(gguf_file), "messages": [{"role": "user", "content": "2+2?"}]}
+        ).json()
         assert chat["choices"][0]["message"]["content"] == "4"
         raw = httpx.post(f"{url}/completions", json={"model": str(gguf_file), "prompt": "2+2="}).json()
         assert raw["choices"][0]["text"] == " 4"
@@ -327,6 +363,7 @@ def test_a_busy_port_is_refused_before_anything_starts(fake_server, gguf_file):
 
 # --- the real thing ----------------------------------------------------------------------------------------------
 
+
 def real_llama_and_model(name: str = "qwen2.5-coder-0.5b-instruct") -> tuple[str, Path]:
     from drp.llama_cpp import find_server
     from drp.models import model_dir
@@ -341,8 +378,10 @@ def real_llama_and_model(name: str = "qwen2.5-coder-0.5b-instruct") -> tuple[str
     return server, folder
 
 
-FIRST_TRAIN_PROBLEM = ("Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in "
-                       "May. How many clips did Natalia sell altogether in April and May?")
+FIRST_TRAIN_PROBLEM = (
+    "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in "
+    "May. How many clips did Natalia sell altogether in April and May?"
+)
 
 
 @pytest.mark.slow
@@ -353,13 +392,34 @@ def test_the_pulled_qwen_answers_through_real_llama_server(tmp_path):
     _, folder = real_llama_and_model()
     command = build_command(str(folder), "llama.cpp", "127.0.0.1", free_port())
     with ManagedServer(command, tmp_path / "server.log"):
-        chat = httpx.post(f"{command.base_url}/chat/completions", timeout=600, json={
-            "model": command.model_name, "temperature": 0, "max_tokens": 400, "messages": [{"role": "user", "content":
-                FIRST_TRAIN_PROBLEM + "\nPlease reason step by step, and put your final answer within \\boxed{}."}]})
+        chat = httpx.post(
+            f"{command.base_url}/chat/completions",
+            timeout=600,
+            json={
+                "model": command.model_name,
+                "temperature": 0,
+                "max_tokens": 400,
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": FIRST_TRAIN_PROBLEM
+                        + "\nPlease reason step by step, and put your final answer within \\boxed{}.",
+                    }
+                ],
+            },
+        )
         assert chat.status_code == 200, chat.text
         assert "\\boxed{72}" in chat.json()["choices"][0]["message"]["content"]
-        raw = httpx.post(f"{command.base_url}/completions", timeout=600, json={
-            "model": command.model_name, "temperature": 0, "max_tokens": 8, "prompt": "Question: 48 / 2 = ?\nAnswer:"})
+        raw = httpx.post(
+            f"{command.base_url}/completions",
+            timeout=600,
+            json={
+                "model": command.model_name,
+                "temperature": 0,
+                "max_tokens": 8,
+                "prompt": "Question: 48 / 2 = ?\nAnswer:",
+            },
+        )
         assert raw.status_code == 200 and raw.json()["usage"]["completion_tokens"] > 0
     assert command.argv[command.argv.index("-m") + 1].endswith("q4_k_m.gguf")  # the pulled GGUF, unconverted
 
@@ -381,8 +441,10 @@ def test_a_real_lora_adapter_is_converted_and_served_over_the_pulled_gguf(tmp_pa
 
     config = AutoConfig.from_pretrained(folder)
     config.num_hidden_layers = 1  # an adapter needs only the module names and shapes: one layer's base is enough
-    peft_model = get_peft_model(AutoModelForCausalLM.from_config(config),
-                                LoraConfig(r=2, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    peft_model = get_peft_model(
+        AutoModelForCausalLM.from_config(config),
+        LoraConfig(r=2, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"),
+    )
     adapter = tmp_path / "student"
     peft_model.save_pretrained(adapter)
     settings = json.loads((adapter / "adapter_config.json").read_text())
@@ -392,8 +454,11 @@ def test_a_real_lora_adapter_is_converted_and_served_over_the_pulled_gguf(tmp_pa
     command = build_command(str(adapter), "llama.cpp", "127.0.0.1", free_port())
     assert command.argv[command.argv.index("--lora") + 1] == str(adapter / "gguf" / "adapter-f16.gguf")
     with ManagedServer(command, tmp_path / "server.log"):
-        reply = httpx.post(f"{command.base_url}/completions", timeout=600, json={
-            "model": command.model_name, "temperature": 0, "max_tokens": 4, "prompt": "1 + 1 ="})
+        reply = httpx.post(
+            f"{command.base_url}/completions",
+            timeout=600,
+            json={"model": command.model_name, "temperature": 0, "max_tokens": 4, "prompt": "1 + 1 ="},
+        )
         assert reply.status_code == 200 and reply.json()["choices"][0]["text"].strip()
         loaded = httpx.get(command.base_url.removesuffix("/v1") + "/lora-adapters", timeout=60).json()
         assert [Path(a["path"]) for a in loaded] == [adapter / "gguf" / "adapter-f16.gguf"]

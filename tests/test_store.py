@@ -8,9 +8,9 @@ import json
 import sqlite3
 
 import pytest
+from helpers import EXAMPLES, drp, pruned_of
 
 from drp.store import open_run
-from helpers import EXAMPLES, drp, pruned_of
 
 
 def _downgrade_to_m001(db_file) -> None:
@@ -20,21 +20,38 @@ def _downgrade_to_m001(db_file) -> None:
         conn.execute("alter table traces drop column pruned_answer_section")
         conn.execute("alter table calls drop column llm")
         conn.execute("drop index traces_line")
-        for table, column in (("traces", "source_id"), ("traces", "policy_hash"), ("calls", "policy_hash"),
-                              ("runs", "policy_hash"), ("runs", "policy_history"), ("runs", "input_lines")):
+        for table, column in (
+            ("traces", "source_id"),
+            ("traces", "policy_hash"),
+            ("calls", "policy_hash"),
+            ("runs", "policy_hash"),
+            ("runs", "policy_history"),
+            ("runs", "input_lines"),
+        ):
             conn.execute(f"alter table {table} drop column {column}")
         conn.execute("drop table sessions")
         conn.execute("alter table calls drop column usage")
-        for table, column in (("calls", "temperature"), ("calls", "max_tokens"), ("steps", "echo"), ("traces", "checks")):
+        for table, column in (
+            ("calls", "temperature"),
+            ("calls", "max_tokens"),
+            ("steps", "echo"),
+            ("traces", "checks"),
+        ):
             conn.execute(f"alter table {table} drop column {column}")
         conn.execute("alter table calls drop column endpoint")
         conn.execute("alter table calls drop column endpoint_errors")
         for table in ("batch_jobs", "batch_requests", "batch_results"):
             conn.execute(f"drop table {table}")
         conn.execute("drop index calls_reuse_key")
-        for table, column in (("calls", "reuse_key"), ("calls", "reused_run"), ("calls", "reused_trace"),
-                              ("calls", "reused_seq"), ("traces", "reused_calls"), ("traces", "reused_input_tokens"),
-                              ("traces", "reused_output_tokens")):
+        for table, column in (
+            ("calls", "reuse_key"),
+            ("calls", "reused_run"),
+            ("calls", "reused_trace"),
+            ("calls", "reused_seq"),
+            ("traces", "reused_calls"),
+            ("traces", "reused_input_tokens"),
+            ("traces", "reused_output_tokens"),
+        ):
             conn.execute(f"alter table {table} drop column {column}")
         conn.execute("delete from _migrations where name != 'm001_initial'")
     conn.execute("vacuum")
@@ -63,9 +80,14 @@ def test_read_only_commands_read_an_old_run_without_migrating_it(hermetic_runs, 
     before = _digest(folder)
 
     accepted = next(trace_id for trace_id, section in stored.items() if section)
-    for args in (("stats", "old", "--json"), ("logs", "list", "old"), ("logs", "show", "old", accepted),
-                 ("diff", "old", accepted), ("report", "old", "--out", tmp_path / "r.html"),
-                 ("export", "old", "--out", tmp_path / "sft")):
+    for args in (
+        ("stats", "old", "--json"),
+        ("logs", "list", "old"),
+        ("logs", "show", "old", accepted),
+        ("diff", "old", accepted),
+        ("report", "old", "--out", tmp_path / "r.html"),
+        ("export", "old", "--out", tmp_path / "sft"),
+    ):
         result = drp(*args)
         assert result.exit_code == 0, (args, result.output)
         assert _digest(folder) == before, f"{args[0]} changed the run's database"
@@ -73,9 +95,13 @@ def test_read_only_commands_read_an_old_run_without_migrating_it(hermetic_runs, 
     # The answer sections computed for the old run are the ones a new run stores in its column.
     shown = json.loads(drp("logs", "show", "old", accepted, "--json").output)
     assert shown["trace"]["pruned_answer_section"] == stored[accepted]
-    assert {(accepted, c["seq"]): c["llm"] for c in shown["calls"]} == {k: v for k, v in llm.items() if k[0] == accepted}
-    exported = {json.loads(line)["trace_id"]: json.loads(line)["answer_section"]
-                for line in (tmp_path / "sft" / "train.jsonl").read_text().splitlines()}
+    assert {(accepted, c["seq"]): c["llm"] for c in shown["calls"]} == {
+        k: v for k, v in llm.items() if k[0] == accepted
+    }
+    exported = {
+        json.loads(line)["trace_id"]: json.loads(line)["answer_section"]
+        for line in (tmp_path / "sft" / "train.jsonl").read_text().splitlines()
+    }
     assert exported == {trace_id: stored[trace_id] for trace_id in exported}
     conn = sqlite3.connect(folder / "drp.db")
     assert [r[0] for r in conn.execute("select name from _migrations")] == ["m001_initial"]

@@ -15,9 +15,9 @@ from scripted_teacher import ScriptedTeacher, Sequence, Text, ToolCall
 from skill_aware_responder import agent_of, label, segment
 
 from drp.layout import split_response
-from drp.teacher.replies import parse_json_reply
 from drp.reply_json import ReplyJSONError, decode, strings_in
 from drp.schemas import PrunePlan
+from drp.teacher.replies import parse_json_reply
 from drp.text import atomic_units, join_units, unit_layout
 
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -50,13 +50,16 @@ def latex_lines(traces: list[dict]) -> list[str]:
 # ── the reply decoder, on hand-picked cases ───────────────────────────────────────────────────────────────────
 
 
-@pytest.mark.parametrize("meant", [
-    r"\frac{a}{b} and \theta and \boxed{12}",
-    r"\right) \rho \beta \forall \neq \nabla \times \text{km} \tau \tfrac{1}{2}",
-    r"\sqrt{2} \cdot \( x \) \[ y \] \{ \} \, \% \$ \underline{u} \uparrow \alpha",
-    "two lines\nThe second one\tand a tab",
-    "a line break\nnext to words that begin with n or t\ttoo",
-])
+@pytest.mark.parametrize(
+    "meant",
+    [
+        r"\frac{a}{b} and \theta and \boxed{12}",
+        r"\right) \rho \beta \forall \neq \nabla \times \text{km} \tau \tfrac{1}{2}",
+        r"\sqrt{2} \cdot \( x \) \[ y \] \{ \} \, \% \$ \underline{u} \uparrow \alpha",
+        "two lines\nThe second one\tand a tab",
+        "a line break\nnext to words that begin with n or t\ttoo",
+    ],
+)
 def test_single_backslash_latex_decodes_to_what_was_meant(meant):
     assert decode(sloppy_json({"text": meant})) == {"text": meant}
     assert decode(json.dumps({"text": meant})) == {"text": meant}  # a teacher that escapes properly: untouched
@@ -78,8 +81,9 @@ def test_commands_that_are_also_a_line_break_before_a_word_follow_the_reply():
 
 
 def test_parse_json_reply_repairs_and_explains():
-    plan, error = parse_json_reply(sloppy_json({"delete": [], "compress": [{"step": 1, "text": r"\frac{1}{2}"}]}),
-                                   PrunePlan)
+    plan, error = parse_json_reply(
+        sloppy_json({"delete": [], "compress": [{"step": 1, "text": r"\frac{1}{2}"}]}), PrunePlan
+    )
     assert error is None and plan.compress[0].text == r"\frac{1}{2}"
     plan, error = parse_json_reply(r'{"delete": [], "compress": [{"step": 1, "text": "x \b y"}]}', PrunePlan)
     assert plan is None and "control characters" in error and "doubled" in error
@@ -91,7 +95,13 @@ def test_parse_json_reply_repairs_and_explains():
 def test_every_latex_line_of_the_shared_traces_survives_a_sloppy_teacher(shared):
     lines = latex_lines(shared_traces(shared))
     commands = {c for line in lines for c in re.findall(r"\\([A-Za-z]+)", line)}
-    assert {"frac", "theta", "boxed", "text", "times", "right"} & commands >= {"frac", "boxed", "text", "times", "right"}
+    assert {"frac", "theta", "boxed", "text", "times", "right"} & commands >= {
+        "frac",
+        "boxed",
+        "text",
+        "times",
+        "right",
+    }
     for line in lines:
         reply = sloppy_json({"delete": [], "compress": [{"step": 1, "text": line}]})
         plan, error = parse_json_reply(f"Here is the plan:\n```json\n{reply}\n```", PrunePlan)
@@ -100,8 +110,7 @@ def test_every_latex_line_of_the_shared_traces_survives_a_sloppy_teacher(shared)
     # ...and every command on its own, where no other LaTeX in the reply gives the teacher's habit away
     for command in sorted(commands):
         meant = f"so we use \\{command}{{3}} here"
-        plan, error = parse_json_reply(sloppy_json({"delete": [], "compress": [{"step": 1, "text": meant}]}),
-                                       PrunePlan)
+        plan, error = parse_json_reply(sloppy_json({"delete": [], "compress": [{"step": 1, "text": meant}]}), PrunePlan)
         assert error is None and plan.compress[0].text == meant, command
 
 
@@ -118,8 +127,13 @@ def _covering_traces(traces: list[dict]) -> list[dict]:
     for trace in traces:
         split = split_response(trace["response"])
         answer = extract_answer(split.answer_section or "")
-        if split.complete and answer and trace.get("gold_answer") and equivalent(trace["gold_answer"], answer) \
-                and commands(trace):
+        if (
+            split.complete
+            and answer
+            and trace.get("gold_answer")
+            and equivalent(trace["gold_answer"], answer)
+            and commands(trace)
+        ):
             usable.append(trace)
     wanted = set().union(*(commands(t) for t in usable))
     chosen: list[dict] = []
@@ -140,8 +154,14 @@ def _latex_pruner(sloppy: bool):
             return Text(segment(request))
         if agent == "classifier":
             return Text(label(request))
-        plan = {"delete": [], "compress": [{"step": number, "text": unit}
-                                           for number, unit in enumerate(request["drp_units"], start=1) if "\\" in unit]}
+        plan = {
+            "delete": [],
+            "compress": [
+                {"step": number, "text": unit}
+                for number, unit in enumerate(request["drp_units"], start=1)
+                if "\\" in unit
+            ],
+        }
         return Text(sloppy_json(plan) if sloppy else json.dumps(plan))
 
     return respond
@@ -168,8 +188,23 @@ def test_exported_training_text_is_byte_identical_to_what_a_careful_teacher_give
     for name, sloppy in (("careful", False), ("sloppy", True)):
         with ScriptedTeacher(_with_units(_latex_pruner(sloppy), traces)) as teacher:
             # verbatim rewrites are no shorter: the length check is off, every other check of the verifier is on
-            result = drp("run", source, "--policy", "skill-aware", "--teacher-url", teacher.url, "--teacher-model", "m",
-                         "--run-id", name, "--quiet", "--teacher-max-retries", "0", "--set", "verify.shorter=false")
+            result = drp(
+                "run",
+                source,
+                "--policy",
+                "skill-aware",
+                "--teacher-url",
+                teacher.url,
+                "--teacher-model",
+                "m",
+                "--run-id",
+                name,
+                "--quiet",
+                "--teacher-max-retries",
+                "0",
+                "--set",
+                "verify.shorter=false",
+            )
         assert result.exit_code == 0, result.output
         assert drp("export", name, "--out", tmp_path / f"export-{name}").exit_code == 0
         exported[name] = (tmp_path / f"export-{name}" / "train.jsonl").read_bytes()
@@ -183,21 +218,26 @@ def test_exported_training_text_is_byte_identical_to_what_a_careful_teacher_give
         assert f"<think>\n{row['thinking']}\n</think>" in row["completion"][0]["content"]
     text = "\n".join(strings_in(rows))
     assert not CONTROL.search(text)
-    thinking_commands = {c for t in traces for c in re.findall(r"\\([A-Za-z]+)", split_response(t["response"]).thinking)}
+    thinking_commands = {
+        c for t in traces for c in re.findall(r"\\([A-Za-z]+)", split_response(t["response"]).thinking)
+    }
     assert {"frac", "boxed", "times", "text"} <= thinking_commands
     for command in thinking_commands:
         assert f"\\{command}" in text, command
 
 
 def test_function_calling_replies_are_repaired_too():
-    from drp.teacher import Teacher, TeacherSettings
     from drp.policy import AgentSettings
+    from drp.teacher import Teacher, TeacherSettings
 
     meant = r"\frac{1}{2} \theta \sqrt{3}"
     swallowed = '{"delete": [], "compress": [{"step": 1, "text": "\\frac{1}{2} \\theta"}]}'
     refused_by_json = sloppy_json({"delete": [], "compress": [{"step": 1, "text": meant}]})
-    replies = Sequence(ToolCall("PrunePlan", swallowed), ToolCall("PrunePlan", refused_by_json),
-                       ToolCall("PrunePlan", '{"delete": [], "compress": [{"step": 1, "text": "a \\b b"}]}'))
+    replies = Sequence(
+        ToolCall("PrunePlan", swallowed),
+        ToolCall("PrunePlan", refused_by_json),
+        ToolCall("PrunePlan", '{"delete": [], "compress": [{"step": 1, "text": "a \\b b"}]}'),
+    )
     agent = AgentSettings(kind="llm-actions", structured_output="function_calling")
 
     async def three_calls(url: str):

@@ -23,16 +23,38 @@ from drp.tokens import TokenCounter
 
 def without_usage(request: dict) -> Raw:
     """The sensible teacher, from a server that sends no `usage` (some local servers, some proxies)."""
-    body = {"id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": request.get("model"),
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": sensible(request).content}}]}
+    body = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 0,
+        "model": request.get("model"),
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "message": {"role": "assistant", "content": sensible(request).content},
+            }
+        ],
+    }
     return Raw(json.dumps(body))
 
 
 def run_without_usage(run_id: str, *extra: str, model: str = "m"):
     with ScriptedTeacher(without_usage) as teacher:
-        result = drp("run", EXAMPLES, "--policy", "skill-aware", "--teacher-url", teacher.url, "--teacher-model", model,
-                     "--run-id", run_id, "--quiet", *extra)
+        result = drp(
+            "run",
+            EXAMPLES,
+            "--policy",
+            "skill-aware",
+            "--teacher-url",
+            teacher.url,
+            "--teacher-model",
+            model,
+            "--run-id",
+            run_id,
+            "--quiet",
+            *extra,
+        )
     assert result.exit_code == 0, result.output
     return result
 
@@ -44,8 +66,9 @@ def llm_calls(run_id: str) -> list[dict]:
 def test_missing_usage_is_missing_not_zero(tmp_path):
     run_without_usage("no-usage")
     calls = llm_calls("no-usage")
-    assert calls and all(c["input_tokens"] is None and c["output_tokens"] is None and c["usage"] == "missing"
-                         for c in calls)
+    assert calls and all(
+        c["input_tokens"] is None and c["output_tokens"] is None and c["usage"] == "missing" for c in calls
+    )
     processed = [t for t in traces_of("no-usage").values() if t["teacher_calls"]]
     assert processed and all(t["teacher_input_tokens"] is None for t in processed)
 
@@ -76,8 +99,10 @@ def test_missing_usage_is_counted_with_the_teachers_tokenizer(shared_tokenizer):
     stats = json.loads(drp("stats", "counted", "--json").output)
     assert stats["teacher_input_tokens_per_trace"] > 0 and stats["teacher_calls_counted_with_tokenizer"] == len(calls)
     assert "counted with the teacher's tokenizer" in drp("stats", "counted").output
-    assert json.loads((db_of("counted").execute("select config from runs").fetchone()[0]))["teacher_tokenizer"] \
+    assert (
+        json.loads(db_of("counted").execute("select config from runs").fetchone()[0])["teacher_tokenizer"]
         == shared_tokenizer
+    )
 
 
 def test_a_teacher_served_from_a_folder_counts_with_its_own_tokenizer(shared_tokenizer, tmp_path):
@@ -94,8 +119,22 @@ def test_reported_usage_is_kept_as_reported():
         return Text(sensible(request).content, prompt_tokens=7, completion_tokens=3)
 
     with ScriptedTeacher(small_counts) as teacher:
-        assert drp("run", EXAMPLES, "--policy", "skill-aware", "--teacher-url", teacher.url, "--teacher-model", "m",
-                   "--run-id", "reported", "--quiet").exit_code == 0
+        assert (
+            drp(
+                "run",
+                EXAMPLES,
+                "--policy",
+                "skill-aware",
+                "--teacher-url",
+                teacher.url,
+                "--teacher-model",
+                "m",
+                "--run-id",
+                "reported",
+                "--quiet",
+            ).exit_code
+            == 0
+        )
     calls = llm_calls("reported")
     assert {(c["input_tokens"], c["output_tokens"], c["usage"]) for c in calls} == {(7, 3, "reported")}
     stats = json.loads(drp("stats", "reported", "--json").output)
@@ -108,16 +147,21 @@ def test_reported_usage_is_kept_as_reported():
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="peak memory is read from Linux's /proc")
 def test_a_30_mb_record_ends_as_too_long_at_once(tmp_path, hermetic_runs):
     normal = example_records()[1]
-    huge = {**example_records()[0], "id": "huge",
-            "response": "Let me think about this again. " * 1_000_000 + "\n</think>\n\nThe answer is \\boxed{10}."}
+    huge = {
+        **example_records()[0],
+        "id": "huge",
+        "response": "Let me think about this again. " * 1_000_000 + "\n</think>\n\nThe answer is \\boxed{10}.",
+    }
     source = write_jsonl(tmp_path / "big.jsonl", [huge, normal])
     assert source.stat().st_size > 30_000_000
     # The command as a user runs it, reporting its own peak memory when it ends (VmHWM: since its exec, unlike
     # ru_maxrss, which also holds what the forked pytest process had).
-    measured = ("import re, runpy, sys\n"
-                "sys.argv = ['drp', *sys.argv[1:]]\n"
-                "try:\n    runpy.run_module('drp.cli', run_name='__main__')\n"
-                "finally:\n    print('peak_kib', re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read())[1])")
+    measured = (
+        "import re, runpy, sys\n"
+        "sys.argv = ['drp', *sys.argv[1:]]\n"
+        "try:\n    runpy.run_module('drp.cli', run_name='__main__')\n"
+        "finally:\n    print('peak_kib', re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read())[1])"
+    )
     command = [sys.executable, "-c", measured, "run", str(source), "--policy", "rules", "--run-id", "big", "--quiet"]
     started = time.monotonic()
     process = subprocess.Popen(command, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -143,8 +187,9 @@ def test_the_size_cap_is_settable_and_kept_on_resume(tmp_path):
     records = example_records()
     sizes = {r["id"]: len(r["question"]) + len(r["response"]) for r in records}
     cap = sorted(sizes.values())[len(sizes) // 2]
-    result = drp("run", EXAMPLES, "--policy", "rules", "--run-id", "capped", "--quiet", "--limit", "4",
-                 "--max-record-chars", cap)
+    result = drp(
+        "run", EXAMPLES, "--policy", "rules", "--run-id", "capped", "--quiet", "--limit", "4", "--max-record-chars", cap
+    )
     assert result.exit_code == 0, result.output
     assert drp("run", EXAMPLES, "--run-id", "capped", "--resume", "--quiet").exit_code == 0
     for trace_id, row in traces_of("capped").items():

@@ -15,8 +15,24 @@ from drp.policy import load_policy
 
 
 def run_llm(url: str, run_id: str, *extra: str):
-    return drp("run", EXAMPLES, "--policy", "skill-aware", "--teacher-url", url, "--teacher-model", "scripted",
-               "--run-id", run_id, "--quiet", "--teacher-max-retries", "0", "--limit", "1", *extra)
+    return drp(
+        "run",
+        EXAMPLES,
+        "--policy",
+        "skill-aware",
+        "--teacher-url",
+        url,
+        "--teacher-model",
+        "scripted",
+        "--run-id",
+        run_id,
+        "--quiet",
+        "--teacher-max-retries",
+        "0",
+        "--limit",
+        "1",
+        *extra,
+    )
 
 
 def calls_of(run_id: str, node: str | None = None) -> list[dict]:
@@ -71,9 +87,25 @@ def test_a_dripping_reply_ends_at_the_deadline_and_is_never_resent():
     # A byte every 0.3 s: never silent long enough for a read timeout, never done.
     with ScriptedTeacher(lambda request: Drip(interval=0.3)) as teacher:
         started = time.perf_counter()
-        result = drp("run", EXAMPLES, "--policy", "skill-aware", "--teacher-url", teacher.url, "--teacher-model", "m",
-                     "--run-id", "drip", "--quiet", "--limit", "1", "--teacher-timeout", "1.5",
-                     "--teacher-max-retries", "2")
+        result = drp(
+            "run",
+            EXAMPLES,
+            "--policy",
+            "skill-aware",
+            "--teacher-url",
+            teacher.url,
+            "--teacher-model",
+            "m",
+            "--run-id",
+            "drip",
+            "--quiet",
+            "--limit",
+            "1",
+            "--teacher-timeout",
+            "1.5",
+            "--teacher-max-retries",
+            "2",
+        )
         elapsed = time.perf_counter() - started
     assert result.exit_code == 1
     trace = traces_of("drip")["demo-001"]
@@ -113,14 +145,19 @@ def test_a_rewrite_that_drops_what_its_step_computes_is_sent_back():
     def responder(request):
         if agent_of(request) == "pruner" and "could not be used" not in request["messages"][-1]["content"]:
             last_needed = max(needed_in(request))
-            return Text(json.dumps({"delete": [], "compress": [{"step": last_needed, "text": "So she fills the bags."}]}))
+            return Text(
+                json.dumps({"delete": [], "compress": [{"step": last_needed, "text": "So she fills the bags."}]})
+            )
         return sensible(request)
 
     with ScriptedTeacher(responder) as teacher:
         assert run_llm(teacher.url, "rewrite", "--set", "retry_plan_rules=true").exit_code == 0
         assert run_llm(teacher.url, "rewrite-kept").exit_code == 0
     first = calls_of("rewrite", "pruner")[0]
-    assert first["error"].startswith("the rewrite of step") and "drops 10 (the step computes 60 / 6 = 10): keep it" in first["error"]
+    assert (
+        first["error"].startswith("the rewrite of step")
+        and "drops 10 (the step computes 60 / 6 = 10): keep it" in first["error"]
+    )
     assert traces_of("rewrite")["demo-001"]["status"] == "accepted"
     # by default the rewrite is left out at once: the step stays as written, and no second call is made
     asked, repaired = calls_of("rewrite-kept", "pruner")
@@ -128,7 +165,9 @@ def test_a_rewrite_that_drops_what_its_step_computes_is_sent_back():
     assert "drops 10" in json.loads(repaired["parsed"])["left_out"][0]
     kept = traces_of("rewrite-kept")["demo-001"]
     assert kept["status"] == "accepted" and "So she fills the bags." not in kept["pruned_thinking"]
-    actions = db_of("rewrite-kept").query("select action from steps where trace_id = 'demo-001' and rewritten is not null")
+    actions = db_of("rewrite-kept").query(
+        "select action from steps where trace_id = 'demo-001' and rewritten is not null"
+    )
     assert not list(actions)  # nothing rewritten: the needed step kept as written
 
 
@@ -193,15 +232,43 @@ def test_a_plan_cannot_delete_every_step_of_the_thinking():
 
 
 def test_a_thinking_of_a_few_sentences_is_one_step_each_without_asking(tmp_path):
-    short = {"id": "short", "question": "Tom has 3 boxes of 4 pens. How many pens does he have?", "gold_answer": "12",
-             "response": "Okay, Tom has 3 boxes. Each box holds 4 pens. So 3 times 4 is 12 pens. Let me check: 4 + 4 + 4"
-                         " is 12. Yes.\n</think>\n\nTom has \\boxed{12} pens."}
+    short = {
+        "id": "short",
+        "question": "Tom has 3 boxes of 4 pens. How many pens does he have?",
+        "gold_answer": "12",
+        "response": "Okay, Tom has 3 boxes. Each box holds 4 pens. So 3 times 4 is 12 pens. Let me check: 4 + 4 + 4"
+        " is 12. Yes.\n</think>\n\nTom has \\boxed{12} pens.",
+    }
     source = write_jsonl(tmp_path / "short.jsonl", [short])
     with ScriptedTeacher(sensible) as teacher:
-        result = drp("run", source, "--policy", "skill-aware", "--teacher-url", teacher.url, "--teacher-model", "m",
-                     "--run-id", "few", "--quiet")
-        asked = drp("run", source, "--policy", "skill-aware", "--teacher-url", teacher.url, "--teacher-model", "m",
-                    "--run-id", "few-asked", "--quiet", "--set", "units.one_step_each_below=0")
+        result = drp(
+            "run",
+            source,
+            "--policy",
+            "skill-aware",
+            "--teacher-url",
+            teacher.url,
+            "--teacher-model",
+            "m",
+            "--run-id",
+            "few",
+            "--quiet",
+        )
+        asked = drp(
+            "run",
+            source,
+            "--policy",
+            "skill-aware",
+            "--teacher-url",
+            teacher.url,
+            "--teacher-model",
+            "m",
+            "--run-id",
+            "few-asked",
+            "--quiet",
+            "--set",
+            "units.one_step_each_below=0",
+        )
     assert result.exit_code == 0 and asked.exit_code == 0
     few = list(db_of("few").query("select * from calls where trace_id = 'short' order by seq"))
     segmenter = next(c for c in few if c["node"] == "segmenter")
@@ -239,8 +306,12 @@ def test_nothing_to_prune_is_its_own_outcome():
 
 
 def test_the_llm_judge_is_a_recorded_call_whose_verdict_counts():
-    verdicts = iter([{"derives_answer": False, "problem": "it never computes the 60 cookies left"},
-                     {"derives_answer": True, "problem": ""}])
+    verdicts = iter(
+        [
+            {"derives_answer": False, "problem": "it never computes the 60 cookies left"},
+            {"derives_answer": True, "problem": ""},
+        ]
+    )
 
     def responder(request):
         if "review a shortened piece of reasoning" in request["messages"][0]["content"]:
@@ -271,12 +342,32 @@ def test_a_request_past_its_deadline_counts_against_its_endpoint_and_is_not_sent
     # abandoned, recorded as that endpoint's failure, and not re-sent to the healthy one.
     with ScriptedTeacher(lambda request: Drip(interval=0.3)) as slow, ScriptedTeacher(sensible) as healthy:
         slow_url = slow.url
-        result = drp("run", EXAMPLES, "--policy", "skill-aware", "--teacher-url", slow_url, "--teacher-url",
-                     healthy.url, "--teacher-model", "m", "--run-id", "drip2", "--quiet", "--limit", "1",
-                     "--teacher-timeout", "1.5", "--teacher-max-retries", "2")
+        result = drp(
+            "run",
+            EXAMPLES,
+            "--policy",
+            "skill-aware",
+            "--teacher-url",
+            slow_url,
+            "--teacher-url",
+            healthy.url,
+            "--teacher-model",
+            "m",
+            "--run-id",
+            "drip2",
+            "--quiet",
+            "--limit",
+            "1",
+            "--teacher-timeout",
+            "1.5",
+            "--teacher-max-retries",
+            "2",
+        )
     assert result.exit_code == 1
     assert traces_of("drip2")["demo-001"]["reason"] == "teacher_error: timeout after 1.5s"
     assert len(slow.requests) == 1 and not healthy.requests
     call = next(db_of("drip2").query("select * from calls where llm"))
     assert call["endpoint"] == slow_url
-    assert json.loads(call["endpoint_errors"]) == [{"endpoint": slow_url, "error": "no reply by the request's deadline"}]
+    assert json.loads(call["endpoint_errors"]) == [
+        {"endpoint": slow_url, "error": "no reply by the request's deadline"}
+    ]

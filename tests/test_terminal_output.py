@@ -17,8 +17,11 @@ EVIL_ID = "evil\x1b]0;pwned\x07\x1b[2J[bold]id[/bold]\u202e"
 def hostile_run(tmp_path):
     records = example_records()
     first, second = records[0], records[1]
-    hostile = {**first, "id": EVIL_ID,
-               "response": first["response"].replace("Maya", "Maya\x1b[31m\x9b2J\x08\x08\r[red]X[/red]", 1)}
+    hostile = {
+        **first,
+        "id": EVIL_ID,
+        "response": first["response"].replace("Maya", "Maya\x1b[31m\x9b2J\x08\x08\r[red]X[/red]", 1),
+    }
     plain = {**second, "question": second["question"] + " \x1b[8m hidden \u202e"}
     write_jsonl(tmp_path / "hostile.jsonl", [hostile, plain])
     result = drp("run", tmp_path / "hostile.jsonl", "--policy", "rules", "--run-id", "hostile", "--quiet")
@@ -71,10 +74,20 @@ def test_eval_metrics_table_prints_benchmark_names_as_text(capsys):
     from drp.commands.evaluate import print_metrics
 
     name = "[bold red]fake[/bold red]\x1b[2J"
-    metrics = {name: {"accuracy": {"mean": 0.5, "std": 0.0, "ci95": [0.4, 0.6]}, "tokens": {"mean": 10, "std": 1},
-                      "token_check": {"mismatch_rate": None}, "n_problems": 2, "seeds": [0],
-                      "length_capped": {"count": 0}, "max_tokens": 100, "no_answer": [], "errors": [],
-                      "contamination": {"checked": True, "trained_on": 1}}}
+    metrics = {
+        name: {
+            "accuracy": {"mean": 0.5, "std": 0.0, "ci95": [0.4, 0.6]},
+            "tokens": {"mean": 10, "std": 1},
+            "token_check": {"mismatch_rate": None},
+            "n_problems": 2,
+            "seeds": [0],
+            "length_capped": {"count": 0},
+            "max_tokens": 100,
+            "no_answer": [],
+            "errors": [],
+            "contamination": {"checked": True, "trained_on": 1},
+        }
+    }
     print_metrics(metrics)
     out = capsys.readouterr().out
     _clean(out)

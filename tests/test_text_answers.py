@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from drp.answers import equivalent, extract_answer, last_boxed, numbers_in
-from drp.tokens import APPROXIMATE, TokenCounter
 from drp.layout import answer_section_after, join_response, split_response
 from drp.text import atomic_units, join_units, unit_layout
+from drp.tokens import APPROXIMATE, TokenCounter
 
 
 def test_split_response_forms():
@@ -36,15 +36,18 @@ def test_sentence_units_join_back_into_the_original_paragraphs():
     # dropping the sentences that only plan keeps the paragraphs of what remains
     kept = [1, 3]
     assert join_units([units[i] for i in kept], [joins[i] for i in kept]) == "4 times 18 is 72. So 60 are left."
-    assert join_units([units[i] for i in (0, 2)], [joins[i] for i in (0, 2)]) == \
-        "First, I need the total.\n\nNext, 72 minus 12 is 60."
+    assert (
+        join_units([units[i] for i in (0, 2)], [joins[i] for i in (0, 2)])
+        == "First, I need the total.\n\nNext, 72 minus 12 is 60."
+    )
 
 
 @pytest.mark.parametrize("max_chars", [1, 30, 400])
 def test_line_breaks_inside_a_paragraph_survive_units(max_chars):
     # a list written one item per line, inside one paragraph: each line ends a sentence
-    text = ("Let me list the costs.\n1. Pens: 2 × 3 = 6.\n2. Notebook: 5.\nTotal: 6 + 5 = 11. So the answer is 11."
-            "\n\nDone.")
+    text = (
+        "Let me list the costs.\n1. Pens: 2 × 3 = 6.\n2. Notebook: 5.\nTotal: 6 + 5 = 11. So the answer is 11.\n\nDone."
+    )
     units, joins = unit_layout(text, max_chars=max_chars)
     assert join_units(units, joins) == text
     if max_chars == 1:
@@ -73,8 +76,13 @@ def test_a_sentence_too_long_for_one_unit_is_cut_at_line_breaks_then_spaces(max_
 
 @pytest.mark.parametrize(
     "text, answer",
-    [("so \\boxed{\\frac{3}{4}} done", "\\frac{3}{4}"), ("The final answer is 42.", "42"),
-     ("we get 1,234 apples", "1234"), ("nested \\boxed{\\sqrt{x^{2}}}", "\\sqrt{x^{2}}"), ("", None)],
+    [
+        ("so \\boxed{\\frac{3}{4}} done", "\\frac{3}{4}"),
+        ("The final answer is 42.", "42"),
+        ("we get 1,234 apples", "1234"),
+        ("nested \\boxed{\\sqrt{x^{2}}}", "\\sqrt{x^{2}}"),
+        ("", None),
+    ],
 )
 def test_extract_answer(text, answer):
     assert extract_answer(text) == answer
@@ -82,9 +90,19 @@ def test_extract_answer(text, answer):
 
 @pytest.mark.parametrize(
     "a, b, same",
-    [("0.5", "\\frac{1}{2}", True), ("39", "39.0", True), ("\\$18", "18", True), ("1,000", "1000", True),
-     ("\\$140,\\!000", "140000", True), ("10%", "10\\%", True), ("\\dfrac{2}{3}", "\\frac{2}{3}", True),
-     ("3\\sqrt{2}", "\\sqrt{18}", True), ("39", "40", False), ("x+1", "1+x", True), (None, "1", False)],
+    [
+        ("0.5", "\\frac{1}{2}", True),
+        ("39", "39.0", True),
+        ("\\$18", "18", True),
+        ("1,000", "1000", True),
+        ("\\$140,\\!000", "140000", True),
+        ("10%", "10\\%", True),
+        ("\\dfrac{2}{3}", "\\frac{2}{3}", True),
+        ("3\\sqrt{2}", "\\sqrt{18}", True),
+        ("39", "40", False),
+        ("x+1", "1+x", True),
+        (None, "1", False),
+    ],
 )
 def test_equivalence_uses_math(a, b, same):
     assert equivalent(a, b) is same

@@ -31,9 +31,18 @@ DEFAULT_REPLY_TOKENS = 256  # room a call must leave for its reply when the agen
 
 
 async def ask(
-    ctx: RunContext, agent: str, attempt: int, schema: type[BaseModel], validate: Callable[[BaseModel], str | None], /,
-    *, max_tokens: int | None = None, temperature: float | None = None, reply_tokens: int | None = None,
-    messages: list[dict] | None = None, **variables,
+    ctx: RunContext,
+    agent: str,
+    attempt: int,
+    schema: type[BaseModel],
+    validate: Callable[[BaseModel], str | None],
+    /,
+    *,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    reply_tokens: int | None = None,
+    messages: list[dict] | None = None,
+    **variables,
 ) -> tuple[BaseModel | None, list[dict], str | None]:
     """Returns (valid result or None, call records, last error). Raises TeacherError on transport faults.
     `max_tokens`: the output budget sized for this call (capped by the agent's); `temperature`: the first try's
@@ -60,40 +69,86 @@ async def ask(
             temperature = max(first_temperature, policy.retry_temperature)
         room = budget.reply_room(messages, cap)
         if room < needed:
-            error = (f"context: the prompt leaves room for {room} reply tokens within context.max_tokens "
-                     f"{budget.limit} (margin {budget.margin}); this call needs {needed}")
-            calls.append(record(agent, attempt, policy.name, prompt_name, policy.prompt_hashes[agent], llm=False,
-                                messages=messages, error=error, model=model))
+            error = (
+                f"context: the prompt leaves room for {room} reply tokens within context.max_tokens "
+                f"{budget.limit} (margin {budget.margin}); this call needs {needed}"
+            )
+            calls.append(
+                record(
+                    agent,
+                    attempt,
+                    policy.name,
+                    prompt_name,
+                    policy.prompt_hashes[agent],
+                    llm=False,
+                    messages=messages,
+                    error=error,
+                    model=model,
+                )
+            )
             return None, calls, error
         # Only a first try at the agent's own temperature is keyed (and so reusable): a retry is a new question.
-        key = (request_key(messages, model, temperature, room, method, schema)
-               if error is None and temperature <= settings.temperature else None)
+        key = (
+            request_key(messages, model, temperature, room, method, schema)
+            if error is None and temperature <= settings.temperature
+            else None
+        )
         stored = ctx.reuse.lookup(key) if key is not None and ctx.reuse is not None else None
         try:
             if stored is not None:
                 reply = stored_reply(stored, method, schema)
             else:
-                reply = await ctx.teacher.ask(settings, messages, schema, max_tokens=room, temperature=temperature,
-                                              node=agent, attempt=attempt)
+                reply = await ctx.teacher.ask(
+                    settings, messages, schema, max_tokens=room, temperature=temperature, node=agent, attempt=attempt
+                )
         except TeacherError as exc:
             calls.append(
                 # tokens unknown (None), never 0: a call that timed out may well have been paid for
-                record(agent, attempt, policy.name, prompt_name, policy.prompt_hashes[agent], llm=True,
-                       messages=messages, raw_output=exc.raw, error=f"teacher_error: {exc}", model=model,
-                       input_tokens=None, output_tokens=None, temperature=temperature,
-                       max_tokens=room, endpoint=getattr(exc, "endpoint", None),
-                       endpoint_errors=getattr(exc, "endpoint_errors", None))
+                record(
+                    agent,
+                    attempt,
+                    policy.name,
+                    prompt_name,
+                    policy.prompt_hashes[agent],
+                    llm=True,
+                    messages=messages,
+                    raw_output=exc.raw,
+                    error=f"teacher_error: {exc}",
+                    model=model,
+                    input_tokens=None,
+                    output_tokens=None,
+                    temperature=temperature,
+                    max_tokens=room,
+                    endpoint=getattr(exc, "endpoint", None),
+                    endpoint_errors=getattr(exc, "endpoint_errors", None),
+                )
             )
             exc.calls = calls  # the transcript so far travels with the fault
             raise
         error = reply.error or (validate(reply.parsed) if reply.parsed is not None else "no result")
         calls.append(
             record(
-                agent, attempt, policy.name, prompt_name, policy.prompt_hashes[agent], llm=True, messages=messages,
-                raw_output=reply.raw, parsed=reply.parsed, error=error, model=reply.model,
-                input_tokens=reply.input_tokens, output_tokens=reply.output_tokens, latency_ms=reply.latency_ms,
-                usage=reply.usage, temperature=temperature, max_tokens=room,
-                endpoint=reply.endpoint, endpoint_errors=reply.endpoint_errors, reuse_key=key, reused_from=stored,
+                agent,
+                attempt,
+                policy.name,
+                prompt_name,
+                policy.prompt_hashes[agent],
+                llm=True,
+                messages=messages,
+                raw_output=reply.raw,
+                parsed=reply.parsed,
+                error=error,
+                model=reply.model,
+                input_tokens=reply.input_tokens,
+                output_tokens=reply.output_tokens,
+                latency_ms=reply.latency_ms,
+                usage=reply.usage,
+                temperature=temperature,
+                max_tokens=room,
+                endpoint=reply.endpoint,
+                endpoint_errors=reply.endpoint_errors,
+                reuse_key=key,
+                reused_from=stored,
             )
         )
         if error is None:
@@ -105,4 +160,4 @@ def with_note(messages: list[dict], note: str) -> list[dict]:
     """The messages with `note` added to the last user message (a fresh question, not a conversation)."""
     last_user = max(i for i, m in enumerate(messages) if m["role"] == "user")
     changed = dict(messages[last_user], content=f"{messages[last_user]['content']}\n\n{note}")
-    return [*messages[:last_user], changed, *messages[last_user + 1:]]
+    return [*messages[:last_user], changed, *messages[last_user + 1 :]]

@@ -43,21 +43,39 @@ async def _by_teacher(state: TraceState, ctx: RunContext) -> dict:
 
     def variables(first: int, last: int) -> dict:
         before, after = neighbours(first, last, count, steps)
-        return dict(question=question, steps=[(n, steps[n - 1]) for n in range(first, last + 1)], total_steps=count,
-                    context_before=before, context_after=after)
+        return dict(
+            question=question,
+            steps=[(n, steps[n - 1]) for n in range(first, last + 1)],
+            total_steps=count,
+            context_before=before,
+            context_after=after,
+        )
 
     windows = plan(
-        count, render=lambda first, last: render_messages(ctx.policy, "classifier", **variables(first, last)),
-        reply_tokens=_reply_tokens, cap=ctx.policy.agents["classifier"].max_tokens, budget=Budget.of(ctx),
+        count,
+        render=lambda first, last: render_messages(ctx.policy, "classifier", **variables(first, last)),
+        reply_tokens=_reply_tokens,
+        cap=ctx.policy.agents["classifier"].max_tokens,
+        budget=Budget.of(ctx),
         item_text=lambda n: steps[n - 1]["text"],
     )
     # Each window's schema holds exactly as many skills as the window has steps.
-    answers = await asyncio.gather(*(
-        ask(ctx, "classifier", 1, labels_schema(w.last - w.first + 1, taxonomy), lambda r: None,
-            max_tokens=_reply_tokens(w.first, w.last), reply_tokens=w.reply_tokens, messages=w.messages,
-            **variables(w.first, w.last))
-        for w in windows
-    ))
+    answers = await asyncio.gather(
+        *(
+            ask(
+                ctx,
+                "classifier",
+                1,
+                labels_schema(w.last - w.first + 1, taxonomy),
+                lambda r: None,
+                max_tokens=_reply_tokens(w.first, w.last),
+                reply_tokens=w.reply_tokens,
+                messages=w.messages,
+                **variables(w.first, w.last),
+            )
+            for w in windows
+        )
+    )
     calls = [call for _, window_calls, _ in answers for call in window_calls]
     for window, (result, _, error) in zip(windows, answers):
         if result is None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from drp.teacher import Teacher
 from drp.policy import Policy
 from drp.reuse import ReplySource
+from drp.teacher import Teacher
 from drp.tokens import TokenCounter
 
 

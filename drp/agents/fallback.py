@@ -28,5 +28,10 @@ async def fallback(state: TraceState, ctx: RunContext) -> dict:
         return {**rejected, "calls": getattr(exc, "calls", [])}
     if result.get("status") != "accepted":
         return {**rejected, "calls": result["calls"], "verdict": result["verdict"]}
-    return {**result, "reason": "fallback_rules", "steps": annotated, "pruned_thinking": thinking,
-            "attempt": trial["attempt"]}
+    return {
+        **result,
+        "reason": "fallback_rules",
+        "steps": annotated,
+        "pruned_thinking": thinking,
+        "attempt": trial["attempt"],
+    }

@@ -38,7 +38,8 @@ def prepare(state: TraceState, ctx: RunContext) -> dict:
         update.update(status="rejected", reason=f"wrong_original: the trace answers {answer}, gold is {gold}")
     elif policy.uses_llm and len(units) > policy.units.max_units:
         update.update(
-            status="rejected", reason=f"too_long: {len(units)} units exceed the policy's max_units {policy.units.max_units}"
+            status="rejected",
+            reason=f"too_long: {len(units)} units exceed the policy's max_units {policy.units.max_units}",
         )
     update["original_answer"] = answer
     update["units"] = units
@@ -67,8 +68,15 @@ def prepare(state: TraceState, ctx: RunContext) -> dict:
 
 def _too_long(trace: dict, size: int, ctx: RunContext) -> dict:
     """A record above the size cap ends here, unsplit and untokenized: a runaway input costs nothing."""
-    reason = (f"too_long: the record holds {size:,} characters (question and response), above the cap of "
-              f"{ctx.max_record_chars:,} (--max-record-chars)")
+    reason = (
+        f"too_long: the record holds {size:,} characters (question and response), above the cap of "
+        f"{ctx.max_record_chars:,} (--max-record-chars)"
+    )
     verdict = {"characters": size, "max_record_chars": ctx.max_record_chars, "status": "rejected", "reason": reason}
-    return {"status": "rejected", "reason": reason, "attempt": 0, "response_tokens_before": None,
-            "calls": [deterministic("prepare", 0, ctx, {"trace_id": trace["id"]}, verdict)]}
+    return {
+        "status": "rejected",
+        "reason": reason,
+        "attempt": 0,
+        "response_tokens_before": None,
+        "calls": [deterministic("prepare", 0, ctx, {"trace_id": trace["id"]}, verdict)],
+    }

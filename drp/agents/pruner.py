@@ -22,7 +22,12 @@ from drp.prompting import render_messages
 from drp.schemas import Rewrite, paper_prune_schema, plan_schema
 from drp.text import PARAGRAPH, join_units
 
-_PAPER_ACTIONS = {"KEEP": "KEEP", "DELETE": "DELETE", "SINGLE-STEP COMPRESS": "COMPRESS", "MULTI-STEP COMPRESS": "MERGE"}
+_PAPER_ACTIONS = {
+    "KEEP": "KEEP",
+    "DELETE": "DELETE",
+    "SINGLE-STEP COMPRESS": "COMPRESS",
+    "MULTI-STEP COMPRESS": "MERGE",
+}
 
 
 def check_plan(plan, needed: dict[int, tuple[str, list[str]]]) -> str | None:
@@ -63,12 +68,16 @@ def _plan_problems(plan, needed: dict[int, tuple[str, list[str]]]) -> list[str]:
         elif not any(ch.isalnum() for ch in rewrite.text):
             problems.append(f"the rewrite of step {rewrite.step} has no content: give the shorter step itself")
         elif rewrite.step in needed and (dropped := _dropped(rewrite.text, needed[rewrite.step][1])):
-            problems.append(f"the rewrite of step {rewrite.step} drops {', '.join(dropped)} "
-                            f"(the step {needed[rewrite.step][0]}): keep it")
+            problems.append(
+                f"the rewrite of step {rewrite.step} drops {', '.join(dropped)} "
+                f"(the step {needed[rewrite.step][0]}): keep it"
+            )
         claimed.setdefault(rewrite.step, "compressed")
     for run in plan.merge:
         if run.first >= run.last:
-            problems.append(f"merge {run.first}-{run.last}: give the first and the last of two or more consecutive steps")
+            problems.append(
+                f"merge {run.first}-{run.last}: give the first and the last of two or more consecutive steps"
+            )
             continue
         for number in range(run.first, run.last + 1):
             if number in claimed:
@@ -136,13 +145,19 @@ async def prune(state: TraceState, ctx: RunContext) -> dict:
 
 async def _by_rules(state: TraceState, ctx: RunContext, attempt: int) -> dict:
     steps = state["steps"]
-    return _planned(ctx, steps, attempt, rules.plan(steps, state.get("original_answer"), ctx.policy.rules,
-                                                     state["trace"]["question"]))
+    return _planned(
+        ctx,
+        steps,
+        attempt,
+        rules.plan(steps, state.get("original_answer"), ctx.policy.rules, state["trace"]["question"]),
+    )
 
 
 async def _keep_all(state: TraceState, ctx: RunContext, attempt: int) -> dict:
     steps = state["steps"]
-    return _planned(ctx, steps, attempt, [{"step": n, "action": "KEEP", "text": None} for n in range(1, len(steps) + 1)])
+    return _planned(
+        ctx, steps, attempt, [{"step": n, "action": "KEEP", "text": None} for n in range(1, len(steps) + 1)]
+    )
 
 
 def _planned(ctx: RunContext, steps: list[dict], attempt: int, actions: list[dict]) -> dict:
@@ -157,9 +172,15 @@ def _request(state: TraceState, ctx: RunContext, attempt: int) -> dict:
     (a verification retry must not be the same question at the same temperature)."""
     steps = state["steps"]
     return dict(
-        temperature=_temperature(ctx, attempt), question=state["trace"]["question"],
-        steps=list(enumerate(steps, start=1)), total_steps=len(steps), context_before=[], context_after=[],
-        feedback=state.get("feedback"), attempt=attempt, original_answer=state.get("original_answer"),
+        temperature=_temperature(ctx, attempt),
+        question=state["trace"]["question"],
+        steps=list(enumerate(steps, start=1)),
+        total_steps=len(steps),
+        context_before=[],
+        context_after=[],
+        feedback=state.get("feedback"),
+        attempt=attempt,
+        original_answer=state.get("original_answer"),
     )
 
 
@@ -171,13 +192,19 @@ def _step_tokens(state: TraceState, ctx: RunContext) -> int:
     return sum(ctx.counter.count(step["text"]) for step in state["steps"])
 
 
-def _window_variables(state: TraceState, first: int, last: int, feedback: str | None, attempt: int,
-                      protected: dict[int, str]) -> dict:
+def _window_variables(
+    state: TraceState, first: int, last: int, feedback: str | None, attempt: int, protected: dict[int, str]
+) -> dict:
     steps = state["steps"]
     before, after = neighbours(first, last, len(steps), steps)
     return dict(
-        question=state["trace"]["question"], steps=[(n, steps[n - 1]) for n in range(first, last + 1)],
-        total_steps=len(steps), context_before=before, context_after=after, feedback=feedback, attempt=attempt,
+        question=state["trace"]["question"],
+        steps=[(n, steps[n - 1]) for n in range(first, last + 1)],
+        total_steps=len(steps),
+        context_before=before,
+        context_after=after,
+        feedback=feedback,
+        attempt=attempt,
         original_answer=state.get("original_answer"),
         protected={n: note for n, note in protected.items() if first <= n <= last},
     )
@@ -190,10 +217,14 @@ def _plan_windows(state: TraceState, ctx: RunContext, attempt: int, protected: d
     steps = state["steps"]
     return plan(
         len(steps),
-        render=lambda first, last: render_messages(ctx.policy, "pruner",
-                                                   **_window_variables(state, first, last, None, attempt, protected)),
-        reply_tokens=_reply_tokens, cap=ctx.policy.agents["pruner"].max_tokens, budget=Budget.of(ctx),
-        item_text=lambda n: steps[n - 1]["text"], reserve=FEEDBACK_TOKENS,
+        render=lambda first, last: render_messages(
+            ctx.policy, "pruner", **_window_variables(state, first, last, None, attempt, protected)
+        ),
+        reply_tokens=_reply_tokens,
+        cap=ctx.policy.agents["pruner"].max_tokens,
+        budget=Budget.of(ctx),
+        item_text=lambda n: steps[n - 1]["text"],
+        reserve=FEEDBACK_TOKENS,
     )
 
 
@@ -216,13 +247,20 @@ async def _by_paper_method(state: TraceState, ctx: RunContext, attempt: int) -> 
     if ctx.policy.replies == "text":
         return await _by_paper_text(state, ctx, attempt)
     result, calls, error = await ask(
-        ctx, "pruner", attempt, paper_prune_schema(len(steps)), _check_paper,
-        max_tokens=48 + 8 * len(steps) + int(1.2 * _step_tokens(state, ctx)), **_request(state, ctx, attempt),
+        ctx,
+        "pruner",
+        attempt,
+        paper_prune_schema(len(steps)),
+        _check_paper,
+        max_tokens=48 + 8 * len(steps) + int(1.2 * _step_tokens(state, ctx)),
+        **_request(state, ctx, attempt),
     )
     if result is None:
         return _failed(calls, error, attempt)
-    annotated = [{**step, "action": _PAPER_ACTIONS[action], "rewritten": None, "merge_group": None}
-                 for step, action in zip(steps, result.actions)]
+    annotated = [
+        {**step, "action": _PAPER_ACTIONS[action], "rewritten": None, "merge_group": None}
+        for step, action in zip(steps, result.actions)
+    ]
     return {"steps": annotated, "pruned_thinking": result.pruned_reasoning.strip(), "attempt": attempt, "calls": calls}
 
 
@@ -231,17 +269,36 @@ async def _by_paper_text(state: TraceState, ctx: RunContext, attempt: int) -> di
     then the path after the separator. The path is the training target as written; what the reply leaves
     unsaid (a step without an action, an action that is none of the four) is recorded, not refused."""
     steps = state["steps"]
-    result, calls, error = await ask(ctx, "pruner", attempt, CompressText, lambda reply: None,
-                                     max_tokens=ctx.policy.agents["pruner"].max_tokens, **_request(state, ctx, attempt))
+    result, calls, error = await ask(
+        ctx,
+        "pruner",
+        attempt,
+        CompressText,
+        lambda reply: None,
+        max_tokens=ctx.policy.agents["pruner"].max_tokens,
+        **_request(state, ctx, attempt),
+    )
     if result is None:
         return _failed(calls, error, attempt)
     stated = result.actions_for(len(steps))
-    annotated = [{**step, "action": _PAPER_ACTIONS.get(said.action, said.action) if said else None,
-                  "rewritten": (said.text or None) if said else None, "merge_group": None}
-                 for step, said in zip(steps, stated)]
-    update = {"steps": annotated, "attempt": attempt, "calls": calls,
-              "reply_gaps": {"steps_without_action": [n for n, said in enumerate(stated, 1) if said is None],
-                             "unknown_actions": result.unknown_actions()}}
+    annotated = [
+        {
+            **step,
+            "action": _PAPER_ACTIONS.get(said.action, said.action) if said else None,
+            "rewritten": (said.text or None) if said else None,
+            "merge_group": None,
+        }
+        for step, said in zip(steps, stated)
+    ]
+    update = {
+        "steps": annotated,
+        "attempt": attempt,
+        "calls": calls,
+        "reply_gaps": {
+            "steps_without_action": [n for n, said in enumerate(stated, 1) if said is None],
+            "unknown_actions": result.unknown_actions(),
+        },
+    }
     body, closing = split_closing_answer(result.path)
     if ctx.policy.answer_section == "from_path" and closing and body:
         # the answer is written once: the path's closing sentence becomes the answer section
@@ -264,17 +321,30 @@ async def _by_teacher_actions(state: TraceState, ctx: RunContext, attempt: int) 
         rendered = {index: w.messages for index, w in enumerate(planned) if not state.get("feedback")}
     todo = _to_redo(state, windows)
     # Each window's schema: its own step numbers, its own protected steps.
-    schemas = {index: plan_schema(windows[index]["last"], protected, windows[index]["first"], keep_one=len(windows) == 1)
-               for index, _ in todo}
+    schemas = {
+        index: plan_schema(windows[index]["last"], protected, windows[index]["first"], keep_one=len(windows) == 1)
+        for index, _ in todo
+    }
     # A rule the schema cannot express is either asked again or, by default, repaired at once below.
     rule_check = (lambda plan: check_plan(plan, needed)) if ctx.policy.retry_plan_rules else (lambda plan: None)
-    answers = await asyncio.gather(*(
-        ask(ctx, "pruner", attempt, schemas[index], rule_check,
-            max_tokens=windows[index]["reply_tokens"], temperature=_temperature(ctx, attempt),
-            messages=rendered.get(index),
-            **_window_variables(state, windows[index]["first"], windows[index]["last"], feedback, attempt, protected))
-        for index, feedback in todo
-    ))
+    answers = await asyncio.gather(
+        *(
+            ask(
+                ctx,
+                "pruner",
+                attempt,
+                schemas[index],
+                rule_check,
+                max_tokens=windows[index]["reply_tokens"],
+                temperature=_temperature(ctx, attempt),
+                messages=rendered.get(index),
+                **_window_variables(
+                    state, windows[index]["first"], windows[index]["last"], feedback, attempt, protected
+                ),
+            )
+            for index, feedback in todo
+        )
+    )
     calls = [call for _, window_calls, _ in answers for call in window_calls]
     annotated = [dict(step) for step in steps]
     for (index, _), (result, window_calls, error) in zip(todo, answers):
@@ -294,10 +364,16 @@ async def _by_teacher_actions(state: TraceState, ctx: RunContext, attempt: int) 
         window["joined_by"] = joins[0] if joins else PARAGRAPH  # its first kept piece's join
     _number_merge_groups(annotated, windows)
     # Windows are joined as their first kept steps were: a window that starts mid-paragraph stays in it.
-    thinking = join_units([window["thinking"] for window in windows],
-                          [window.get("joined_by", PARAGRAPH) for window in windows])
-    return {"steps": annotated, "pruned_thinking": thinking, "attempt": attempt, "calls": calls,
-            "prune_windows": windows}
+    thinking = join_units(
+        [window["thinking"] for window in windows], [window.get("joined_by", PARAGRAPH) for window in windows]
+    )
+    return {
+        "steps": annotated,
+        "pruned_thinking": thinking,
+        "attempt": attempt,
+        "calls": calls,
+        "prune_windows": windows,
+    }
 
 
 def _number_merge_groups(steps: list[dict], windows: list[dict]) -> None:

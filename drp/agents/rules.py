@@ -11,11 +11,35 @@ from drp.policy import RulesSettings
 from drp.text import PARAGRAPH, sentences
 
 _PATTERNS = [  # checked in order; the first match names the skill
-    ("final_answer", re.compile(r"\\boxed|\*\*final answer|\b(?:the|my|final) answer (?:is|should be|would be)\b", re.I)),
-    ("alternative", re.compile(r"^(?:alternatively|another (?:way|approach|method)|let me (?:try|approach) (?:it |this )?(?:another|a different))", re.I)),
-    ("check", re.compile(r"\b(?:double[- ]check|verify|verif(?:y|ied|ication)|make sure|confirm|re-?examine|re-?check|sanity check|check (?:again|my|that|if|the))\b", re.I)),
-    ("hesitation", re.compile(r"^(?:wait|hmm+|hold on|but wait|oh|ah|actually,? (?:wait|hold)|no,? wait|let me think)\b", re.I)),
-    ("restate_problem", re.compile(r"^(?:okay|ok|alright|so|let's see|let me see)?[,.]?\s*(?:so\s+)?(?:i need to|i have to|let me (?:try to )?(?:figure|understand|read|solve)|let's (?:try to )?(?:figure|see|solve)|the problem (?:says|is|states)|the question (?:is|says|asks)|we have|first, let me understand)", re.I)),
+    (
+        "final_answer",
+        re.compile(r"\\boxed|\*\*final answer|\b(?:the|my|final) answer (?:is|should be|would be)\b", re.I),
+    ),
+    (
+        "alternative",
+        re.compile(
+            r"^(?:alternatively|another (?:way|approach|method)|let me (?:try|approach) (?:it |this )?(?:another|a different))",
+            re.I,
+        ),
+    ),
+    (
+        "check",
+        re.compile(
+            r"\b(?:double[- ]check|verify|verif(?:y|ied|ication)|make sure|confirm|re-?examine|re-?check|sanity check|check (?:again|my|that|if|the))\b",
+            re.I,
+        ),
+    ),
+    (
+        "hesitation",
+        re.compile(r"^(?:wait|hmm+|hold on|but wait|oh|ah|actually,? (?:wait|hold)|no,? wait|let me think)\b", re.I),
+    ),
+    (
+        "restate_problem",
+        re.compile(
+            r"^(?:okay|ok|alright|so|let's see|let me see)?[,.]?\s*(?:so\s+)?(?:i need to|i have to|let me (?:try to )?(?:figure|understand|read|solve)|let's (?:try to )?(?:figure|see|solve)|the problem (?:says|is|states)|the question (?:is|says|asks)|we have|first, let me understand)",
+            re.I,
+        ),
+    ),
     ("arithmetic", re.compile(r"\d\s*(?:[-+*/×÷=]|times|plus|minus|divided by|multiplied by)\s*\d", re.I)),
 ]
 _FILLER = re.compile(
@@ -40,8 +64,10 @@ def classify(text: str, index: int, total: int) -> str:
 def unit_steps(units: list[str], joins: list[str] | None = None) -> list[dict]:
     """One step per unit: the rule-based segmentation."""
     joins = joins or [PARAGRAPH] * len(units)
-    return [{"unit_start": i, "unit_end": i, "text": unit, "joined_by": join}
-            for i, (unit, join) in enumerate(zip(units, joins), start=1)]
+    return [
+        {"unit_start": i, "unit_end": i, "text": unit, "joined_by": join}
+        for i, (unit, join) in enumerate(zip(units, joins), start=1)
+    ]
 
 
 def label_steps(steps: list[dict]) -> list[dict]:

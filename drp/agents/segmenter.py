@@ -45,33 +45,61 @@ async def _by_teacher_ranges(state: TraceState, ctx: RunContext) -> dict:
     units, joins, question = state["units"], _joins(state), state["trace"]["question"]
     if len(units) < ctx.policy.units.one_step_each_below:
         steps = rules.unit_steps(units, joins)
-        call = deterministic("segmenter", 1, ctx, {"units": len(units)},
-                             {"steps": len(steps), "why": "fewer units than units.one_step_each_below: one step each"})
+        call = deterministic(
+            "segmenter",
+            1,
+            ctx,
+            {"units": len(units)},
+            {"steps": len(steps), "why": "fewer units than units.one_step_each_below: one step each"},
+        )
         return {"steps": steps, "calls": [call]}
 
     def variables(first: int, last: int) -> dict:
-        return dict(question=question, units=[(n, units[n - 1]) for n in range(first, last + 1)],
-                    total_units=len(units), first=first, last=last)
+        return dict(
+            question=question,
+            units=[(n, units[n - 1]) for n in range(first, last + 1)],
+            total_units=len(units),
+            first=first,
+            last=last,
+        )
 
     windows = plan(
-        len(units), render=lambda first, last: render_messages(ctx.policy, "segmenter", **variables(first, last)),
-        reply_tokens=_reply_tokens, cap=ctx.policy.agents["segmenter"].max_tokens, budget=Budget.of(ctx),
-        item_text=lambda n: units[n - 1], max_items=ctx.policy.units.per_call,
+        len(units),
+        render=lambda first, last: render_messages(ctx.policy, "segmenter", **variables(first, last)),
+        reply_tokens=_reply_tokens,
+        cap=ctx.policy.agents["segmenter"].max_tokens,
+        budget=Budget.of(ctx),
+        item_text=lambda n: units[n - 1],
+        max_items=ctx.policy.units.per_call,
     )
-    answers = await asyncio.gather(*(
-        ask(ctx, "segmenter", 1, segmentation_schema(w.first, w.last), lambda r: None,
-            max_tokens=_reply_tokens(w.first, w.last), reply_tokens=w.reply_tokens, messages=w.messages,
-            **variables(w.first, w.last))
-        for w in windows
-    ))
+    answers = await asyncio.gather(
+        *(
+            ask(
+                ctx,
+                "segmenter",
+                1,
+                segmentation_schema(w.first, w.last),
+                lambda r: None,
+                max_tokens=_reply_tokens(w.first, w.last),
+                reply_tokens=w.reply_tokens,
+                messages=w.messages,
+                **variables(w.first, w.last),
+            )
+            for w in windows
+        )
+    )
     steps, calls = [], []
     for w, (result, window_calls, error) in zip(windows, answers):
         calls.extend(window_calls)
         if result is None:
             return _failed(calls, error)
         steps.extend(
-            {"unit_start": start, "unit_end": end, "text": join_units(units[start - 1 : end], joins[start - 1 : end]),
-             "joined_by": joins[start - 1]}
+            {
+                "unit_start": start,
+                "unit_end": end,
+                "text": join_units(units[start - 1 : end], joins[start - 1 : end]),
+                "joined_by": joins[start - 1],
+            }
             for start, end in steps_from_starts(result.starts, w.first, w.last)
         )
     return {"steps": steps, "calls": calls}
@@ -94,8 +122,14 @@ async def _by_echo(state: TraceState, ctx: RunContext) -> dict:
         schema = echo_schema(2 * sentence_count)
         max_tokens = 64 + int(1.3 * ctx.counter.count(thinking)) + 12 * sentence_count
     result, calls, error = await ask(
-        ctx, "segmenter", 1, schema, faithful, max_tokens=max_tokens,
-        question=state["trace"]["question"], thinking=thinking,
+        ctx,
+        "segmenter",
+        1,
+        schema,
+        faithful,
+        max_tokens=max_tokens,
+        question=state["trace"]["question"],
+        thinking=thinking,
     )
     echo = checked.get("last")
     if echo is not None:
@@ -104,8 +138,16 @@ async def _by_echo(state: TraceState, ctx: RunContext) -> dict:
             measured["problem"] = _echo_problem(echo, settings)  # what a gated policy would have refused
         if result is not None:  # the paper's format: the last step states the result, skill "clarify answer"
             measured["last_skill"] = result.steps[-1].skill
-        calls.append(deterministic("echo_check", 1, ctx, {"echoed_steps": len(echo.faithfulness)}, measured,
-                                   error=None if result is not None else error))
+        calls.append(
+            deterministic(
+                "echo_check",
+                1,
+                ctx,
+                {"echoed_steps": len(echo.faithfulness)},
+                measured,
+                error=None if result is not None else error,
+            )
+        )
     if result is None:
         if echo is not None and error == _echo_problem(echo, settings):
             return {"calls": calls, "status": "rejected", "reason": f"unfaithful_echo: {error}"}
@@ -117,8 +159,10 @@ def _echo_problem(echo: EchoCheck, settings) -> str | None:
     """What is wrong with an echo, as the fix the teacher should make (None when it is faithful enough)."""
     problems = []
     if echo.coverage < settings.min_coverage:
-        problems.append(f"your steps reproduce only {echo.coverage:.0%} of the reasoning (at least "
-                        f"{settings.min_coverage:.0%} is needed): copy every sentence")
+        problems.append(
+            f"your steps reproduce only {echo.coverage:.0%} of the reasoning (at least "
+            f"{settings.min_coverage:.0%} is needed): copy every sentence"
+        )
     unfaithful = echo.unfaithful(settings.min_step_faithfulness)
     if unfaithful:
         listed = ", ".join(str(n) for n in unfaithful[:8])
@@ -140,8 +184,16 @@ def _steps_from_echo(thinking: str, echoed, echo: EchoCheck) -> list[dict]:
             following = [s for s in bounds if s > start]
             end = following[0] if following else len(thinking)
             text = thinking[0 if start == bounds[0] else start : end].strip()
-        steps.append({"unit_start": None, "unit_end": None, "text": text or step.text, "echo": step.text,
-                      "skill": step.skill, "joined_by": PARAGRAPH})
+        steps.append(
+            {
+                "unit_start": None,
+                "unit_end": None,
+                "text": text or step.text,
+                "echo": step.text,
+                "skill": step.skill,
+                "joined_by": PARAGRAPH,
+            }
+        )
     return steps
 
 

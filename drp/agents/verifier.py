@@ -48,8 +48,14 @@ def reaches_answer(pruned_thinking: str, answer: str) -> tuple[bool, str | None]
     return equivalent(answer, stated), stated
 
 
-def derivation_of(pruned_thinking: str, pruned_answer_section: str, answer: str, question: str,
-                  original_thinking: str, original_answer_section: str = "") -> tuple[Derivation, list[str]] | None:
+def derivation_of(
+    pruned_thinking: str,
+    pruned_answer_section: str,
+    answer: str,
+    question: str,
+    original_thinking: str,
+    original_answer_section: str = "",
+) -> tuple[Derivation, list[str]] | None:
     """The derivation check of a pruned trace against its original: the pruned text's derivation and the
     numbers of the original's computation it no longer writes. None when the original's own derivation
     cannot be read (then there is nothing to hold the pruned text to). When the original thinking stops
@@ -85,17 +91,21 @@ async def verify(state: TraceState, ctx: RunContext) -> dict:
     checks["same_answer"] = reached
     if not reached:
         seen = f" (it ends at {other})" if other else ""
-        failures["same_answer"] = (f"The pruned reasoning no longer reaches the final answer {answer}{seen}. "
-                                   "Keep the steps that compute it.")
+        failures["same_answer"] = (
+            f"The pruned reasoning no longer reaches the final answer {answer}{seen}. Keep the steps that compute it."
+        )
 
-    found = derivation_of(pruned, answer_section, answer, trace["question"], state.get("thinking", ""),
-                          state.get("answer_section", ""))
+    found = derivation_of(
+        pruned, answer_section, answer, trace["question"], state.get("thinking", ""), state.get("answer_section", "")
+    )
     checks["derivation"] = None if found is None else found[0].answer_derived
     if found is not None and not found[0].answer_derived:
         derivation, lost = found
         missing = f"; it no longer writes {', '.join(lost[:4])}" if lost else ""
-        failures["derivation"] = (f"The pruned reasoning no longer carries the computation of the answer {answer}: "
-                                  f"{derivation.explain(answer)}{missing}.")
+        failures["derivation"] = (
+            f"The pruned reasoning no longer carries the computation of the answer {answer}: "
+            f"{derivation.explain(answer)}{missing}."
+        )
 
     allowed = numbers_in(trace["question"]) | numbers_in(trace["response"])
     new = sorted(numbers_in(pruned) - allowed)
@@ -108,14 +118,21 @@ async def verify(state: TraceState, ctx: RunContext) -> dict:
     after = ctx.counter.count(join_response(pruned, answer_section))
     checks["shorter"] = after < before
     if after >= before:
-        failures["shorter"] = f"The pruned response is not shorter ({after} tokens vs {before}). Delete or compress more."
+        failures["shorter"] = (
+            f"The pruned response is not shorter ({after} tokens vs {before}). Delete or compress more."
+        )
 
     if ctx.policy.agents["pruner"].kind == "paper":
-        problems = action_agreement([s["text"] for s in state["steps"]], [s.get("action") for s in state["steps"]], pruned)
+        problems = action_agreement(
+            [s["text"] for s in state["steps"]], [s.get("action") for s in state["steps"]], pruned
+        )
         checks["actions_agree"] = not problems
         if problems:
-            failures["actions_agree"] = ("Your actions and your pruned reasoning disagree: " + "; ".join(problems[:4])
-                                         + ". Write the pruned reasoning that your actions describe.")
+            failures["actions_agree"] = (
+                "Your actions and your pruned reasoning disagree: "
+                + "; ".join(problems[:4])
+                + ". Write the pruned reasoning that your actions describe."
+            )
     if ctx.policy.answer_section == "from_path":
         closing = answer_section
     else:
@@ -127,7 +144,8 @@ async def verify(state: TraceState, ctx: RunContext) -> dict:
         if not checks["actions_complete"]:
             failures["actions_complete"] = (
                 f"Give every step one of the four actions (steps without one: {gaps['steps_without_action'][:8]}; "
-                f"unknown: {gaps['unknown_actions'][:4]}).")
+                f"unknown: {gaps['unknown_actions'][:4]})."
+            )
     if state.get("original_correct") is not None:
         checks["original_correct"] = state["original_correct"]
     if not pruned.strip():
@@ -136,7 +154,9 @@ async def verify(state: TraceState, ctx: RunContext) -> dict:
     if state.get("echo_coverage") is not None:
         checks["echo_coverage"] = round(state["echo_coverage"], 4)
 
-    gated = {name: message for name, message in failures.items() if name == "not_empty" or getattr(settings, name, False)}
+    gated = {
+        name: message for name, message in failures.items() if name == "not_empty" or getattr(settings, name, False)
+    }
     unchanged = _squash(pruned) == _squash(state.get("thinking", ""))
     calls: list[dict] = []
     if not gated and settings.judge:
@@ -145,13 +165,18 @@ async def verify(state: TraceState, ctx: RunContext) -> dict:
         if verdict is None or not verdict.derives_answer:
             gated["judge"] = failures["judge"] = (
                 f"A reviewer found that the pruned reasoning does not derive the answer: "
-                f"{(verdict.problem if verdict else '') or 'no usable verdict'}. Keep the calculations it needs.")
+                f"{(verdict.problem if verdict else '') or 'no usable verdict'}. Keep the calculations it needs."
+            )
 
     verdict = {
-        "passed": not gated, "checks": checks, "gated": sorted(name for name, on in settings.model_dump().items()
-                                                                  if on is True and name in checks),
-        "failures": list(gated.values()), "measured_failures": sorted(set(failures) - set(gated)),
-        "attempt": attempt, "response_tokens_before": before, "response_tokens_after": after,
+        "passed": not gated,
+        "checks": checks,
+        "gated": sorted(name for name, on in settings.model_dump().items() if on is True and name in checks),
+        "failures": list(gated.values()),
+        "measured_failures": sorted(set(failures) - set(gated)),
+        "attempt": attempt,
+        "response_tokens_before": before,
+        "response_tokens_after": after,
         "feedback": " ".join(gated.values()) or None,
     }
     windows = state.get("prune_windows") or []
@@ -165,8 +190,10 @@ async def verify(state: TraceState, ctx: RunContext) -> dict:
         update.update(status="accepted", reason=reason, pruned_answer=answer)
     elif unchanged and set(gated) <= {"shorter"}:
         # The teacher kept every step: a legitimate outcome on short thinking, not a failed pruning.
-        update.update(status="rejected", reason=f"nothing_to_prune: the teacher kept all {len(state['steps'])} steps "
-                                                  f"({after} tokens vs {before})")
+        update.update(
+            status="rejected",
+            reason=f"nothing_to_prune: the teacher kept all {len(state['steps'])} steps ({after} tokens vs {before})",
+        )
     else:
         update["feedback"] = verdict["feedback"]
     return update
@@ -175,8 +202,15 @@ async def verify(state: TraceState, ctx: RunContext) -> dict:
 async def _judge_by_teacher(state: TraceState, ctx: RunContext, attempt: int, pruned: str, answer: str):
     """The optional LLM judge: (its verdict, or None when its reply was unusable; its calls)."""
     verdict, calls, _ = await ask(
-        ctx, "judge", attempt, JudgeVerdict, lambda r: None, max_tokens=160,
-        question=state["trace"]["question"], pruned_reasoning=pruned, original_answer=answer,
+        ctx,
+        "judge",
+        attempt,
+        JudgeVerdict,
+        lambda r: None,
+        max_tokens=160,
+        question=state["trace"]["question"],
+        pruned_reasoning=pruned,
+        original_answer=answer,
     )
     return verdict, calls
 
@@ -189,8 +223,10 @@ def _squash(text: str) -> str:
 
 
 def _new_numbers_message(new: list[str]) -> str:
-    return (f"The pruned reasoning contains numbers that appear in neither the question nor the original: "
-            f"{', '.join(new[:10])}. Use only numbers from the original steps.")
+    return (
+        f"The pruned reasoning contains numbers that appear in neither the question nor the original: "
+        f"{', '.join(new[:10])}. Use only numbers from the original steps."
+    )
 
 
 def window_feedback(state: TraceState, windows: list[dict], blame: dict[str, str], allowed: set[str]) -> list[dict]:
@@ -212,8 +248,11 @@ def window_feedback(state: TraceState, windows: list[dict], blame: dict[str, str
         if name not in ("same_answer", "derivation", "no_new_numbers"):
             for window_messages in messages:
                 window_messages.append(message)
-    return [{"window": index, "steps": [window["first"], window["last"]], "feedback": " ".join(said)}
-            for index, (window, said) in enumerate(zip(windows, messages)) if said]
+    return [
+        {"window": index, "steps": [window["first"], window["last"]], "feedback": " ".join(said)}
+        for index, (window, said) in enumerate(zip(windows, messages))
+        if said
+    ]
 
 
 def _answer_window(state: TraceState, windows: list[dict]) -> int:

@@ -54,9 +54,17 @@ def _byte_bound(messages: list[dict]) -> int:
     return sum(len(message["content"].encode()) + PER_MESSAGE_TOKENS for message in messages)
 
 
-def plan(count: int, *, render: Callable[[int, int], list[dict]], reply_tokens: Callable[[int, int, Callable], int],
-         cap: int, budget: Budget, item_text: Callable[[int], str], max_items: int | None = None,
-         reserve: int = 0) -> list[Window]:
+def plan(
+    count: int,
+    *,
+    render: Callable[[int, int], list[dict]],
+    reply_tokens: Callable[[int, int, Callable], int],
+    cap: int,
+    budget: Budget,
+    item_text: Callable[[int], str],
+    max_items: int | None = None,
+    reserve: int = 0,
+) -> list[Window]:
     """Consecutive windows over items 1..count.
 
     A window fits when it has at most `max_items` items, its expected reply (`reply_tokens(first, last, size)`,

@@ -9,7 +9,9 @@ import typer
 
 
 def compare(
-    runs: Annotated[list[Path], typer.Argument(help="Eval folders (from `drp eval --out`); the first is the baseline.")],
+    runs: Annotated[
+        list[Path], typer.Argument(help="Eval folders (from `drp eval --out`); the first is the baseline.")
+    ],
     out: Annotated[Path, typer.Option("--out", help="Report folder: report.md, report.html, PNG, comparison.json.")],
 ) -> None:
     """Accuracy, tokens and token reduction per benchmark; exact McNemar and Wilcoxon signed-rank vs the baseline.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -21,7 +21,7 @@ EPILOG = (
 def distill(
     ctx: typer.Context,
     recipe: Annotated[
-        Optional[str], typer.Option(help="A recipe file, or the name of a built-in one (see --list-recipes).")
+        str | None, typer.Option(help="A recipe file, or the name of a built-in one (see --list-recipes).")
     ] = None,
     list_recipes: Annotated[bool, typer.Option("--list-recipes", help="Print the built-in recipes and exit.")] = False,
 ) -> None:

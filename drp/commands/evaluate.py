@@ -5,9 +5,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Callable, Optional
+from typing import Annotated
 
 import typer
 
@@ -30,28 +31,46 @@ class Score(str, Enum):
 def eval_command(
     ctx: typer.Context,
     out: Annotated[Path, typer.Option("--out", help="Folder for samples.jsonl, metrics; rerun to resume.")],
-    benchmarks: Annotated[str, typer.Option(
-        help="Comma-separated: gsm8k, math500, aime24, amc23, NAME:SPLIT, hub ids, or .jsonl paths.")
+    benchmarks: Annotated[
+        str, typer.Option(help="Comma-separated: gsm8k, math500, aime24, amc23, NAME:SPLIT, hub ids, or .jsonl paths.")
     ] = "gsm8k,math500,aime24,amc23",
-    seeds: Annotated[int, typer.Option(
-        "--seeds", "--samples", min=1,
-        help="k: samples per problem (seeds 0..k-1), scored as avg@k, pass@k and maj@k; 1 under --protocol paper.")
+    seeds: Annotated[
+        int,
+        typer.Option(
+            "--seeds",
+            "--samples",
+            min=1,
+            help="k: samples per problem (seeds 0..k-1), scored as avg@k, pass@k and maj@k; 1 under --protocol paper.",
+        ),
     ] = 3,
-    protocol: Annotated[Protocol, typer.Option(
-        help="default: chat requests with the student family's instruction. paper: as the DRP paper measured "
-             "(lm-eval's zero-shot prompts as raw /v1/completions, greedy, GSM8K cut at 'Q:', caps 40,000 "
-             "(GSM8K) / 130,000 tokens, or --max-tokens; clipped to the model's context), scored strictly, "
-             "flexibly and by math-verify.")] = Protocol.default,
-    score: Annotated[Score, typer.Option(
-        help="--protocol paper: the headline score that accuracy, the table and `drp compare` use on GSM8K: "
-             "lm-eval's strict filter ('The answer is N.'), its flexible filter (the last number) or math-verify. "
-             "Default flexible: the paper's unpruned baseline closes with a boxed answer, which only the flexible "
-             "filter reads (README). The other benchmarks are scored by math-verify. All three are kept per "
-             "sample; rerun with another --score to rescore without sampling.")] = Score.flexible,
-    train_questions: Annotated[Optional[Path], typer.Option(
-        help="The student's training questions (train_questions.txt, an export folder or a .jsonl), to count "
-             "evaluated problems it trained on (default: the list `drp distill` saved with the model).")] = None,
-    *, common: dict,
+    protocol: Annotated[
+        Protocol,
+        typer.Option(
+            help="default: chat requests with the student family's instruction. paper: as the DRP paper measured "
+            "(lm-eval's zero-shot prompts as raw /v1/completions, greedy, GSM8K cut at 'Q:', caps 40,000 "
+            "(GSM8K) / 130,000 tokens, or --max-tokens; clipped to the model's context), scored strictly, "
+            "flexibly and by math-verify."
+        ),
+    ] = Protocol.default,
+    score: Annotated[
+        Score,
+        typer.Option(
+            help="--protocol paper: the headline score that accuracy, the table and `drp compare` use on GSM8K: "
+            "lm-eval's strict filter ('The answer is N.'), its flexible filter (the last number) or math-verify. "
+            "Default flexible: the paper's unpruned baseline closes with a boxed answer, which only the flexible "
+            "filter reads (README). The other benchmarks are scored by math-verify. All three are kept per "
+            "sample; rerun with another --score to rescore without sampling."
+        ),
+    ] = Score.flexible,
+    train_questions: Annotated[
+        Path | None,
+        typer.Option(
+            help="The student's training questions (train_questions.txt, an export folder or a .jsonl), to count "
+            "evaluated problems it trained on (default: the list `drp distill` saved with the model)."
+        ),
+    ] = None,
+    *,
+    common: dict,
 ) -> None:
     """Sample, grade with math-verify, count tokens with the student's tokenizer, write samples and metrics."""
     from drp.evals.evaluation import EvalSettings, run_eval
@@ -63,11 +82,19 @@ def eval_command(
     if protocol is Protocol.paper:
         common, seeds, paper_max_tokens = _paper_settings(common, seeds, lambda name: _given(ctx, name))
     elif _given(ctx, "score"):
-        raise UserError("--score chooses the headline under --protocol paper; the default protocol scores by "
-                        "math-verify")
-    settings = EvalSettings(benchmarks=names, out=out, seeds=seeds, protocol=protocol.value,
-                            paper_max_tokens=paper_max_tokens, score=score.value, train_questions=train_questions,
-                            **common)
+        raise UserError(
+            "--score chooses the headline under --protocol paper; the default protocol scores by math-verify"
+        )
+    settings = EvalSettings(
+        benchmarks=names,
+        out=out,
+        seeds=seeds,
+        protocol=protocol.value,
+        paper_max_tokens=paper_max_tokens,
+        score=score.value,
+        train_questions=train_questions,
+        **common,
+    )
     outcome = run_eval(settings, echo=echo_progress)
     print_metrics(outcome.metrics)
     typer.echo(f"samples and metrics in {outcome.out} ({outcome.wall_s:.1f} s)", err=True)
@@ -87,10 +114,13 @@ def _paper_settings(common: dict, seeds: int, given: Callable[[str], bool]) -> t
     from drp.evals.protocols import PAPER_TEMPERATURE, PAPER_TOP_P
 
     decoding = common["decoding"]
-    if (given("temperature") and decoding.temperature != PAPER_TEMPERATURE) or \
-            (given("top_p") and decoding.top_p != PAPER_TOP_P):
-        raise UserError("--protocol paper decodes greedily (temperature 0, top-p 1); leave out --temperature "
-                        "and --top-p, or use --protocol default")
+    if (given("temperature") and decoding.temperature != PAPER_TEMPERATURE) or (
+        given("top_p") and decoding.top_p != PAPER_TOP_P
+    ):
+        raise UserError(
+            "--protocol paper decodes greedily (temperature 0, top-p 1); leave out --temperature "
+            "and --top-p, or use --protocol default"
+        )
     if given("prompt_template"):
         raise UserError("--prompt-template does not apply under --protocol paper, which sends lm-eval's own prompts")
     cap = decoding.max_tokens if given("max_tokens") else None
@@ -100,8 +130,8 @@ def _paper_settings(common: dict, seeds: int, given: Callable[[str], bool]) -> t
 
 def print_metrics(metrics: dict) -> None:
     from rich.console import Console
-    from rich.table import Table
     from rich.markup import escape
+    from rich.table import Table
     from rich.text import Text
 
     from drp.terminal import printable
@@ -109,9 +139,21 @@ def print_metrics(metrics: dict) -> None:
     protocols = sorted({m.get("protocol", "default") for m in metrics.values()})
     paper = "paper" in protocols
     table = Table(title=f"drp eval (protocol: {', '.join(protocols) or 'default'})")
-    for column in ("benchmark", *(("score",) if paper else ()), "problems", "seeds", "accuracy (mean ± sd)", "95% CI",
-                   *(("strict", "flexible") if paper else ()), "tokens (mean ± sd)",
-                   "hit cap", "no answer", "token mismatch", "errors", "trained on"):
+    for column in (
+        "benchmark",
+        *(("score",) if paper else ()),
+        "problems",
+        "seeds",
+        "accuracy (mean ± sd)",
+        "95% CI",
+        *(("strict", "flexible") if paper else ()),
+        "tokens (mean ± sd)",
+        "hit cap",
+        "no answer",
+        "token mismatch",
+        "errors",
+        "trained on",
+    ):
         table.add_column(column)
     contaminated = []
     for name, m in metrics.items():
@@ -120,12 +162,19 @@ def print_metrics(metrics: dict) -> None:
         lm_eval = m.get("lm_eval") or {}
         filters = tuple(f"{lm_eval[k]:.1%}" if k in lm_eval else "–" for k in ("strict", "flexible")) if paper else ()
         table.add_row(
-            Text(printable(name)), *((m.get("score") or "math-verify",) if paper else ()), str(m["n_problems"]),
+            Text(printable(name)),
+            *((m.get("score") or "math-verify",) if paper else ()),
+            str(m["n_problems"]),
             str(len(m["seeds"])),
-            f"{acc['mean']:.1%} ± {acc['std']:.1%}", f"[{acc['ci95'][0]:.1%}, {acc['ci95'][1]:.1%}]", *filters,
+            f"{acc['mean']:.1%} ± {acc['std']:.1%}",
+            f"[{acc['ci95'][0]:.1%}, {acc['ci95'][1]:.1%}]",
+            *filters,
             f"{tok['mean']:.0f} ± {tok['std']:.0f}",
-            f"{m['length_capped']['count']} (cap {m['max_tokens']})", str(len(m["no_answer"])), mismatch,
-            str(len(m["errors"])), _trained_on(m, name, contaminated),
+            f"{m['length_capped']['count']} (cap {m['max_tokens']})",
+            str(len(m["no_answer"])),
+            mismatch,
+            str(len(m["errors"])),
+            _trained_on(m, name, contaminated),
         )
     console = Console()
     if not console.is_terminal:  # piped or captured: do not squeeze the table into 80 columns
@@ -133,8 +182,10 @@ def print_metrics(metrics: dict) -> None:
     console.print(table)
     console.print(samples_and_tokens_table(metrics))
     for name, count, total in contaminated:
-        console.print(f"[bold red]WARNING: {escape(printable(name))}: the student trained on {count} of the {total} evaluated "
-                      "problems; this is not a held-out score[/bold red]")
+        console.print(
+            f"[bold red]WARNING: {escape(printable(name))}: the student trained on {count} of the {total} evaluated "
+            "problems; this is not a held-out score[/bold red]"
+        )
 
 
 def samples_and_tokens_table(metrics: dict):
@@ -146,20 +197,36 @@ def samples_and_tokens_table(metrics: dict):
     from drp.terminal import printable
 
     table = Table(title="k samples per problem (± standard error over problems); tokens split at </think>")
-    for column in ("benchmark", "k", "avg@k", "pass@k", "maj@k", "thinking mean / median / p90",
-                   "answer mean", "tokens ✓ / ✗", "stopped", "truncated", "no </think>", "no answer"):
+    for column in (
+        "benchmark",
+        "k",
+        "avg@k",
+        "pass@k",
+        "maj@k",
+        "thinking mean / median / p90",
+        "answer mean",
+        "tokens ✓ / ✗",
+        "stopped",
+        "truncated",
+        "no </think>",
+        "no answer",
+    ):
         table.add_column(column, no_wrap=column in ("avg@k", "pass@k", "maj@k"))
     for name, m in metrics.items():
         split, endings, passes = m.get("token_split") or {}, m.get("endings"), m.get("pass@k") or {}
         largest = max(passes, key=int) if passes else None
         table.add_row(
-            Text(printable(name)), str((m.get("avg@k") or {}).get("k", "–")), score_text(m.get("avg@k")),
+            Text(printable(name)),
+            str((m.get("avg@k") or {}).get("k", "–")),
+            score_text(m.get("avg@k")),
             "–" if largest is None else f"@{largest} {score_text(passes[largest])}",
             "–" if not m.get("maj@k") else f"@{m['maj@k']['k']} {score_text(m['maj@k'])}",
             " / ".join(count_text((split.get("thinking") or {}).get(key)) for key in ("mean", "median", "p90")),
             count_text((split.get("answer") or {}).get("mean")),
-            " / ".join(count_text(((split.get(part) or {}).get("tokens") or {}).get("mean"))
-                       for part in ("correct", "incorrect")),
+            " / ".join(
+                count_text(((split.get(part) or {}).get("tokens") or {}).get("mean"))
+                for part in ("correct", "incorrect")
+            ),
             *(rate_text(endings, key) for key in ("stopped", "truncated", "no_think_close", "no_answer")),
         )
     return table

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -34,7 +34,7 @@ def _trace(store, trace_id: str) -> dict:
 @logs_app.command("list")
 def logs_list(
     run: RunArg,
-    status: Annotated[Optional[str], typer.Option(help="accepted | rejected | failed | pending")] = None,
+    status: Annotated[str | None, typer.Option(help="accepted | rejected | failed | pending")] = None,
     ids: Annotated[bool, typer.Option(help="Print trace ids only.")] = False,
     json_: Annotated[bool, typer.Option("--json", help="JSON lines.")] = False,
 ) -> None:
@@ -47,8 +47,17 @@ def logs_list(
             typer.echo(printable_json(json.dumps(row)))
         else:
             tokens = f"{row['response_tokens_before'] or '-'}→{row['response_tokens_after'] or '-'}"
-            echo("\t".join([printable(row["id"], one_line=True), str(row["status"]), f"attempts={row['attempts']}",
-                            f"tokens={tokens}", printable(row["reason"] or "", one_line=True)]))
+            echo(
+                "\t".join(
+                    [
+                        printable(row["id"], one_line=True),
+                        str(row["status"]),
+                        f"attempts={row['attempts']}",
+                        f"tokens={tokens}",
+                        printable(row["reason"] or "", one_line=True),
+                    ]
+                )
+            )
 
 
 @logs_app.command("show")
@@ -67,10 +76,15 @@ def logs_show(
     echo(f"trace {trace_id}: {trace['status']} ({trace['reason']}), attempts {trace['attempts']}")
     for call in calls:
         tokens = _call_tokens(call) if call["llm"] else ""
-        reused = (f" · reused from run {call['reused_run']}, trace {call['reused_trace']} call #{call['reused_seq']}"
-                  if call.get("reused_run") else "")
-        echo(f"\n── #{call['seq']} {call['node']} (attempt {call['attempt']}) · {call['model']} · "
-                   f"{call['prompt_name'] or ''} [{call['prompt_hash'] or ''}] · {call['latency_ms']:.0f} ms {tokens}{reused}")
+        reused = (
+            f" · reused from run {call['reused_run']}, trace {call['reused_trace']} call #{call['reused_seq']}"
+            if call.get("reused_run")
+            else ""
+        )
+        echo(
+            f"\n── #{call['seq']} {call['node']} (attempt {call['attempt']}) · {call['model']} · "
+            f"{call['prompt_name'] or ''} [{call['prompt_hash'] or ''}] · {call['latency_ms']:.0f} ms {tokens}{reused}"
+        )
         for message in call["messages"]:
             echo(f"   [{message['role']}] {_clip(message['content'])}")
         echo(f"   reply:  {_clip(call['raw_output'] or '')}")
@@ -92,8 +106,12 @@ def _clip(text: str, limit: int = 600) -> str:
 
 def diff(
     run: RunArg,
-    trace_or_run: Annotated[str, typer.Argument(metavar="ID_OR_RUN_B", help="Trace id; or a second run, then the trace id.")],
-    trace_id: Annotated[Optional[str], typer.Argument(metavar="[ID]", help="The trace id, after a second run.", show_default=False)] = None,
+    trace_or_run: Annotated[
+        str, typer.Argument(metavar="ID_OR_RUN_B", help="Trace id; or a second run, then the trace id.")
+    ],
+    trace_id: Annotated[
+        str | None, typer.Argument(metavar="[ID]", help="The trace id, after a second run.", show_default=False)
+    ] = None,
 ) -> None:
     """Original vs pruned, step by step, with each step's skill and action. For policies whose teacher re-types
     the trace (the paper's echo), the echo is shown next to the original span it maps to, and the real pruned
@@ -121,9 +139,13 @@ def diff(
     measured = ", ".join(f"{k} {v}" for k, v in checks.items()) if checks else "-"
     # Everything from the run is a Text, never markup: traces and replies hold `[/]`, `[a, b]`, `[bold]`.
     # Control characters are escaped first (drp.terminal): rich passes ESC sequences through as they are.
-    header = Text.assemble((printable(trace_id), "bold"), printable(
-        f" {trace['status']} ({trace['reason']}) · thinking tokens {trace['thinking_tokens_before']} → "
-        f"{trace['thinking_tokens_after'] or '-'} · checks: {measured}"))
+    header = Text.assemble(
+        (printable(trace_id), "bold"),
+        printable(
+            f" {trace['status']} ({trace['reason']}) · thinking tokens {trace['thinking_tokens_before']} → "
+            f"{trace['thinking_tokens_after'] or '-'} · checks: {measured}"
+        ),
+    )
     console.print(header)
     styles = {"KEEP": "green", "DELETE": "red", "COMPRESS": "yellow", "MERGE": "cyan"}
     table = Table(show_lines=True, expand=True)
@@ -138,13 +160,22 @@ def diff(
                 right.append("\n(identical)", style="dim")
         else:
             right = Text(printable({"KEEP": step["text"], "DELETE": ""}.get(action, step["rewritten"] or "") or ""))
-        table.add_row(str(step["step"]), Text(printable(step["skill"] or "-")),
-                      Text(printable(action), styles.get(action, "white")), Text(printable(step["text"] or "")), right)
+        table.add_row(
+            str(step["step"]),
+            Text(printable(step["skill"] or "-")),
+            Text(printable(action), styles.get(action, "white")),
+            Text(printable(step["text"] or "")),
+            right,
+        )
     console.print(table)
     if echoed:
         console.print(Panel(Text(printable(trace["original_thinking"] or "")), title="original thinking (the trace)"))
-        console.print(Panel(Text(printable(_pruned_text(store, trace) or "(none)")),
-                            title="pruned reasoning (what the student learns)"))
+        console.print(
+            Panel(
+                Text(printable(_pruned_text(store, trace) or "(none)")),
+                title="pruned reasoning (what the student learns)",
+            )
+        )
 
 
 def _pruned_text(store, trace: dict) -> str | None:
@@ -159,11 +190,23 @@ def _pruned_text(store, trace: dict) -> str | None:
 
 
 def stats(
-    runs: Annotated[list[str], typer.Argument(help="Run id(s) or folder(s). Several: one side-by-side table on the traces they all finished.")],
+    runs: Annotated[
+        list[str],
+        typer.Argument(help="Run id(s) or folder(s). Several: one side-by-side table on the traces they all finished."),
+    ],
     json_: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
-    tokenizer: Annotated[Optional[str], typer.Option(help="Recount tokens with this tokenizer (path or hub id).")] = None,
-    teacher_price: Annotated[Optional[str], typer.Option(help="Cost at this price instead of the run's: IN,OUT per million tokens, or a name from the price table.")] = None,
-    prices_file: Annotated[Optional[Path], typer.Option(help="Your own price table (YAML, the shape of drp/prices.yaml); also DRP_PRICES.")] = None,
+    tokenizer: Annotated[
+        str | None, typer.Option(help="Recount tokens with this tokenizer (path or hub id).")
+    ] = None,
+    teacher_price: Annotated[
+        str | None,
+        typer.Option(
+            help="Cost at this price instead of the run's: IN,OUT per million tokens, or a name from the price table."
+        ),
+    ] = None,
+    prices_file: Annotated[
+        Path | None, typer.Option(help="Your own price table (YAML, the shape of drp/prices.yaml); also DRP_PRICES.")
+    ] = None,
 ) -> None:
     """Counts by status and reason, token reduction (mean, median), attempts, teacher tokens and cost, speed.
     Several runs: accepted share, reductions, derivation pass rate, teacher calls and tokens per trace, cost and
@@ -191,45 +234,69 @@ def stats(
     pct = lambda v: "-" if v is None else f"{v:.1%}"  # noqa: E731
     num = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
     echo(f"run {result['run_id']} · policy {result['policy']} · tokenizer {result['tokenizer']}")
-    echo(f"traces {result['traces']}: accepted {result['accepted']}, rejected {result['rejected']}, "
-               f"failed {result['failed']}, pending {result['pending']}")
+    echo(
+        f"traces {result['traces']}: accepted {result['accepted']}, rejected {result['rejected']}, "
+        f"failed {result['failed']}, pending {result['pending']}"
+    )
     for reason, count in result["reasons"].items():
         echo(f"  {reason}: {count}")
-    echo(f"thinking tokens  {num(result['thinking_tokens_before_mean'])} → {num(result['thinking_tokens_after_mean'])}"
-               f"  reduction mean {pct(result['thinking_token_reduction_mean'])}, median {pct(result['thinking_token_reduction_median'])}")
-    echo(f"response tokens  {num(result['response_tokens_before_mean'])} → {num(result['response_tokens_after_mean'])}"
-               f"  reduction mean {pct(result['response_token_reduction_mean'])}, median {pct(result['response_token_reduction_median'])}")
+    echo(
+        f"thinking tokens  {num(result['thinking_tokens_before_mean'])} → {num(result['thinking_tokens_after_mean'])}"
+        f"  reduction mean {pct(result['thinking_token_reduction_mean'])}, median {pct(result['thinking_token_reduction_median'])}"
+    )
+    echo(
+        f"response tokens  {num(result['response_tokens_before_mean'])} → {num(result['response_tokens_after_mean'])}"
+        f"  reduction mean {pct(result['response_token_reduction_mean'])}, median {pct(result['response_token_reduction_median'])}"
+    )
     tokens = lambda v: "missing" if v is None and result["teacher_llm_calls"] else num(v)  # noqa: E731
-    echo(f"attempts/trace {num(result['attempts_per_trace_mean'])} {result['attempts_histogram']} · teacher calls/trace "
-               f"{num(result['teacher_calls_per_trace'])}, tokens in/out per trace {tokens(result['teacher_input_tokens_per_trace'])}"
-               f"/{tokens(result['teacher_output_tokens_per_trace'])}")
+    echo(
+        f"attempts/trace {num(result['attempts_per_trace_mean'])} {result['attempts_histogram']} · teacher calls/trace "
+        f"{num(result['teacher_calls_per_trace'])}, tokens in/out per trace {tokens(result['teacher_input_tokens_per_trace'])}"
+        f"/{tokens(result['teacher_output_tokens_per_trace'])}"
+    )
     if result["teacher_reused_calls"]:
         reused_in, reused_out = result["teacher_reused_input_tokens"], result["teacher_reused_output_tokens"]
-        typer.echo(f"  reused from other runs (--reuse): {result['teacher_reused_calls']} calls, "
-                   f"{'missing' if reused_in is None else f'{reused_in:,}'}/"
-                   f"{'missing' if reused_out is None else f'{reused_out:,}'} tokens in/out not spent "
-                   f"({num(result['teacher_reused_calls_per_trace'])} per trace); the figures above are this run's own")
+        typer.echo(
+            f"  reused from other runs (--reuse): {result['teacher_reused_calls']} calls, "
+            f"{'missing' if reused_in is None else f'{reused_in:,}'}/"
+            f"{'missing' if reused_out is None else f'{reused_out:,}'} tokens in/out not spent "
+            f"({num(result['teacher_reused_calls_per_trace'])} per trace); the figures above are this run's own"
+        )
     if result["teacher_calls_without_usage"]:
         counted = result["teacher_calls_counted_with_tokenizer"]
-        echo(f"  {result['teacher_calls_without_usage']} of {result['teacher_llm_calls']} teacher calls came without "
-                   f"usage: {counted} counted with the teacher's tokenizer"
-                   + ("" if counted == result["teacher_calls_without_usage"] else
-                      ", the rest missing (pass --teacher-tokenizer to count them)"))
+        echo(
+            f"  {result['teacher_calls_without_usage']} of {result['teacher_llm_calls']} teacher calls came without "
+            f"usage: {counted} counted with the teacher's tokenizer"
+            + (
+                ""
+                if counted == result["teacher_calls_without_usage"]
+                else ", the rest missing (pass --teacher-tokenizer to count them)"
+            )
+        )
     cost = result["cost"]
     if cost["price"] is None:
         if result["teacher_llm_calls"]:  # a run without teacher calls (rules, identity) has no cost to price
             echo("teacher cost unknown: no price (drp stats --teacher-price IN,OUT or NAME)")
     else:
         unknown = f" · {cost['unknown_traces']} traces without token usage" if cost["unknown_traces"] else ""
-        saved = (f" · saved by reuse {format_cost(cost['saved'], cost['currency'])}"
-                 if result["teacher_reused_calls"] else "")
-        echo(f"teacher cost {format_cost(cost['total'], cost['currency'])} · per trace "
-                   f"{format_cost(cost['per_trace'], cost['currency'])} ({cost['described']}){unknown}{saved}")
+        saved = (
+            f" · saved by reuse {format_cost(cost['saved'], cost['currency'])}"
+            if result["teacher_reused_calls"]
+            else ""
+        )
+        echo(
+            f"teacher cost {format_cost(cost['total'], cost['currency'])} · per trace "
+            f"{format_cost(cost['per_trace'], cost['currency'])} ({cost['described']}){unknown}{saved}"
+        )
     for endpoint in result["endpoints"]:
         latency = "-" if endpoint["mean_latency_ms"] is None else f"{endpoint['mean_latency_ms']:.0f} ms"
-        echo(f"endpoint {endpoint['endpoint']}: {endpoint['calls']} calls, {endpoint['errors']} errors, "
-                   f"mean latency {latency}")
-    echo(f"wall {result['wall_seconds']:.1f}s over {result['sessions']} session(s) · {num(result['traces_per_second'])} traces/s")
+        echo(
+            f"endpoint {endpoint['endpoint']}: {endpoint['calls']} calls, {endpoint['errors']} errors, "
+            f"mean latency {latency}"
+        )
+    echo(
+        f"wall {result['wall_seconds']:.1f}s over {result['sessions']} session(s) · {num(result['traces_per_second'])} traces/s"
+    )
 
 
 def register(app: typer.Typer) -> None:

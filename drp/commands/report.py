@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -14,17 +14,26 @@ STATUSES = ("accepted", "rejected", "failed", "pending")
 
 def report(
     run: Annotated[str, typer.Argument(help="Run id (under $DRP_RUNS_DIR) or run folder.")],
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="HTML file to write (default: RUN/report.html).")] = None,
-    limit: Annotated[Optional[int], typer.Option(help="List only the first N traces (input order).", min=1)] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="HTML file to write (default: RUN/report.html).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="List only the first N traces (input order).", min=1)] = None,
     status: Annotated[
-        Optional[list[str]],
-        typer.Option(help="List only traces with this status (repeat, or comma-separated): " + ", ".join(STATUSES) + "."),
+        list[str] | None,
+        typer.Option(
+            help="List only traces with this status (repeat, or comma-separated): " + ", ".join(STATUSES) + "."
+        ),
     ] = None,
     vs: Annotated[
-        Optional[str], typer.Option("--vs", help="A second run over the same traces, shown side by side (matched by id).")
+        str | None,
+        typer.Option("--vs", help="A second run over the same traces, shown side by side (matched by id)."),
     ] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing file at --out that is not a drp report "
-                                                 "(never one of the run's own files).")] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            help="Replace an existing file at --out that is not a drp report (never one of the run's own files)."
+        ),
+    ] = False,
 ) -> None:
     """Write one HTML file (no network, no server) to read what a run did, trace by trace."""
     from drp.report import write_report

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -13,18 +13,23 @@ from drp.errors import EXIT_FAILURES
 def serve(
     ctx: typer.Context,
     model: Annotated[str, typer.Argument(help="Model folder, hub id, or a pulled model's short name.")],
-    backend: Annotated[str, typer.Option(
-        help="auto (vLLM when installed, else llama.cpp for a local model when llama-server is built, else "
-             "transformers), vllm, llama.cpp, transformers.")] = "auto",
+    backend: Annotated[
+        str,
+        typer.Option(
+            help="auto (vLLM when installed, else llama.cpp for a local model when llama-server is built, else "
+            "transformers), vllm, llama.cpp, transformers."
+        ),
+    ] = "auto",
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8000,
-    vllm_bin: Annotated[Optional[str], typer.Option(help="The `vllm` program, e.g. from its own virtualenv.")
-                        ] = None,
-    gguf_type: Annotated[str, typer.Option(
-        help="llama.cpp: the GGUF type a model folder is converted to (q8_0, f16, bf16, f32); cached in its gguf/.")
-                         ] = "q8_0",
-    log: Annotated[Optional[Path], typer.Option(help="Write the server's output here instead of the terminal.")
-                   ] = None,
+    vllm_bin: Annotated[str | None, typer.Option(help="The `vllm` program, e.g. from its own virtualenv.")] = None,
+    gguf_type: Annotated[
+        str,
+        typer.Option(
+            help="llama.cpp: the GGUF type a model folder is converted to (q8_0, f16, bf16, f32); cached in its gguf/."
+        ),
+    ] = "q8_0",
+    log: Annotated[Path | None, typer.Option(help="Write the server's output here instead of the terminal.")] = None,
     ready_timeout: Annotated[float, typer.Option(help="Seconds to wait for the model to load.")] = 900.0,
 ) -> None:
     """Start the server, wait until it answers, print its base URL; Ctrl-C stops it cleanly.

@@ -34,9 +34,12 @@ class DistillArguments:
     )
     template: str = field(
         default="model",
-        metadata={"help": "The chat layout: model (the tokenizer's own chat template; R1-Distill: its R1 layout) or "
-                          "qwen (ChatML with Qwen's default system prompt, each turn closed by <|im_end|>: the "
-                          "paper's LLaMA-Factory `template: qwen`).", "choices": ["model", "qwen"]},
+        metadata={
+            "help": "The chat layout: model (the tokenizer's own chat template; R1-Distill: its R1 layout) or "
+            "qwen (ChatML with Qwen's default system prompt, each turn closed by <|im_end|>: the "
+            "paper's LLaMA-Factory `template: qwen`).",
+            "choices": ["model", "qwen"],
+        },
     )
     merge: bool = field(
         default=False,

@@ -101,12 +101,12 @@ def render_example(example: dict, tokenizer, strip_bos: bool, turn_end: str | No
         messages = [{"role": "user", "content": messages}]
     prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     if strip_bos and tokenizer.bos_token and prompt.startswith(tokenizer.bos_token):
-        prompt = prompt[len(tokenizer.bos_token):]  # the tokenizer adds it again when encoding
+        prompt = prompt[len(tokenizer.bos_token) :]  # the tokenizer adds it again when encoding
     completion = _assistant_text(example["completion"])
     thinking = (example.get("thinking") or completion_thinking(completion)).strip()
     if prompt.rstrip().endswith(THINK_OPEN) and completion.lstrip().startswith(THINK_OPEN):
         # The template already opened the thinking (R1 style): continue right after it, as at inference.
-        completion = completion.lstrip()[len(THINK_OPEN):].lstrip("\n")
+        completion = completion.lstrip()[len(THINK_OPEN) :].lstrip("\n")
     if turn_end and not completion.endswith(turn_end):
         completion += turn_end
     eos = tokenizer.eos_token
@@ -127,8 +127,12 @@ def render_dataset(dataset, tokenizer, turn_end: str | None = None):
     rendered = rendered.add_column("id", ids)
     # TRL tokenizes prompt + completion as one string; measure exactly that.
     return rendered.map(
-        lambda batch: {"n_tokens": [len(ids) for ids in tokenizer(
-            [p + c for p, c in zip(batch["prompt"], batch["completion"])])["input_ids"]]},
+        lambda batch: {
+            "n_tokens": [
+                len(ids)
+                for ids in tokenizer([p + c for p, c in zip(batch["prompt"], batch["completion"])])["input_ids"]
+            ]
+        },
         batched=True,
         desc="Measuring lengths",
     )
@@ -143,8 +147,10 @@ def enforce_max_length(dataset, max_length: int | None, drop: bool):
     if not too_long:
         return dataset, 0
     longest = max(too_long, key=lambda i: lengths[i])
-    summary = (f"{len(too_long)} of {len(dataset)} examples are longer than max_length={max_length} tokens "
-               f"(longest: {lengths[longest]} tokens, id {dataset[longest]['id']})")
+    summary = (
+        f"{len(too_long)} of {len(dataset)} examples are longer than max_length={max_length} tokens "
+        f"(longest: {lengths[longest]} tokens, id {dataset[longest]['id']})"
+    )
     if not drop:
         raise DistillError(f"{summary}; raise max_length or pass --drop_long_examples to leave them out")
     keep = sorted(set(range(len(dataset))) - set(too_long))
@@ -163,8 +169,11 @@ def trained_text(row: dict, tokenizer) -> str:
 def check_thinking_trained(prepared, tokenizer, rendered) -> None:
     """Every example's pruned thinking must sit inside its trained (non-masked) tokens."""
     if "thinking" in prepared.column_names and "labels" in prepared.column_names:
-        missing = [row.get("id", "?") for row in prepared
-                   if row["thinking"] and row["thinking"] not in trained_text(row, tokenizer)]
+        missing = [
+            row.get("id", "?")
+            for row in prepared
+            if row["thinking"] and row["thinking"] not in trained_text(row, tokenizer)
+        ]
     else:  # packed: examples were concatenated into blocks, but each stays whole inside its block
         corpus = "\n".join(trained_text(row, tokenizer) for row in prepared)
         missing = [row["id"] for row in rendered if row["thinking"] and row["thinking"] not in corpus]
@@ -178,7 +187,7 @@ def check_thinking_trained(prepared, tokenizer, rendered) -> None:
 def _clip(text: str, limit: int = 1500) -> str:
     if len(text) <= limit:
         return text
-    return f"{text[: limit // 2]}\n  … [{len(text) - limit} characters] …\n{text[-limit // 2:]}"
+    return f"{text[: limit // 2]}\n  … [{len(text) - limit} characters] …\n{text[-limit // 2 :]}"
 
 
 def describe_example(row: dict, tokenizer) -> str:
@@ -186,11 +195,13 @@ def describe_example(row: dict, tokenizer) -> str:
     labels = row["labels"]
     first = next((i for i, label in enumerate(labels) if label != -100), len(labels))
     decode = lambda ids: tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)  # noqa: E731
-    return "\n".join([
-        f"──── rendered training example (id {row.get('id', '?')}, {len(row['input_ids'])} tokens) ────",
-        f"── prompt: {first} tokens, masked out of the loss ──",
-        _clip(decode(row["input_ids"][:first])),
-        f"── completion: {len(labels) - first} tokens, trained on ──",
-        _clip(decode(row["input_ids"][first:])),
-        "────",
-    ])
+    return "\n".join(
+        [
+            f"──── rendered training example (id {row.get('id', '?')}, {len(row['input_ids'])} tokens) ────",
+            f"── prompt: {first} tokens, masked out of the loss ──",
+            _clip(decode(row["input_ids"][:first])),
+            f"── completion: {len(labels) - first} tokens, trained on ──",
+            _clip(decode(row["input_ids"][first:])),
+            "────",
+        ]
+    )

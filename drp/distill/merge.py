@@ -1,6 +1,6 @@
 """Fold a LoRA adapter into its base model: a standalone checkpoint that loads without PEFT.
 
-    python -m drp.distill.merge ADAPTER_DIR [OUT_DIR]     (OUT_DIR defaults to ADAPTER_DIR/merged)
+python -m drp.distill.merge ADAPTER_DIR [OUT_DIR]     (OUT_DIR defaults to ADAPTER_DIR/merged)
 """
 
 from __future__ import annotations

@@ -13,15 +13,33 @@ import typing
 
 # field → (lowest allowed, whether the lowest itself is allowed). Fields missing here are not sign-checked.
 _LOWER_BOUNDS: dict[str, tuple[float, bool]] = {
-    "learning_rate": (0, False), "num_train_epochs": (0, False), "per_device_train_batch_size": (1, True),
-    "per_device_eval_batch_size": (1, True), "gradient_accumulation_steps": (1, True), "max_length": (1, True),
-    "logging_steps": (0, False), "save_steps": (0, False), "eval_steps": (0, False), "save_total_limit": (1, True),
-    "warmup_steps": (0, True), "weight_decay": (0, True), "max_grad_norm": (0, True), "lora_r": (1, True),
-    "lora_alpha": (0, False), "lora_dropout": (0, True), "seed": (0, True),
+    "learning_rate": (0, False),
+    "num_train_epochs": (0, False),
+    "per_device_train_batch_size": (1, True),
+    "per_device_eval_batch_size": (1, True),
+    "gradient_accumulation_steps": (1, True),
+    "max_length": (1, True),
+    "logging_steps": (0, False),
+    "save_steps": (0, False),
+    "eval_steps": (0, False),
+    "save_total_limit": (1, True),
+    "warmup_steps": (0, True),
+    "weight_decay": (0, True),
+    "max_grad_norm": (0, True),
+    "lora_r": (1, True),
+    "lora_alpha": (0, False),
+    "lora_dropout": (0, True),
+    "seed": (0, True),
 }
 _BELOW_ONE = ("lora_dropout",)  # a probability of dropping
-_VALUE_KINDS = {bool: "a boolean", int: "an integer", float: "a number", list: "a list", dict: "a mapping",
-                type(None): "null"}
+_VALUE_KINDS = {
+    bool: "a boolean",
+    int: "an integer",
+    float: "a number",
+    list: "a list",
+    dict: "a mapping",
+    type(None): "null",
+}
 
 
 def recipe_type_problems(values: dict, dataclasses: tuple[type, ...]) -> list[str]:
@@ -33,8 +51,10 @@ def recipe_type_problems(values: dict, dataclasses: tuple[type, ...]) -> list[st
     for key, value in values.items():
         if key in hints and not isinstance(value, str) and not _fits(value, hints[key]):
             quote = " (quote it)" if _fits("", hints[key]) and not isinstance(value, (list, dict)) else ""
-            problems.append(f"{key}: {value!r} is {_VALUE_KINDS.get(type(value), type(value).__name__)}; "
-                            f"the field takes {_describe(hints[key])}{quote}")
+            problems.append(
+                f"{key}: {value!r} is {_VALUE_KINDS.get(type(value), type(value).__name__)}; "
+                f"the field takes {_describe(hints[key])}{quote}"
+            )
     return problems
 
 
@@ -98,6 +118,14 @@ def _describe(hint) -> str:
 
 
 def _article(name: str) -> str:
-    words = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
-             "list": "a list", "dict": "a mapping", "tuple": "a list", "NoneType": "null"}
+    words = {
+        "int": "an integer",
+        "float": "a number",
+        "bool": "true or false",
+        "str": "a string",
+        "list": "a list",
+        "dict": "a mapping",
+        "tuple": "a list",
+        "NoneType": "null",
+    }
     return words.get(name, f"a {name}")

@@ -66,15 +66,21 @@ def train(script_args, training_args, model_args, distill_args, callbacks: list 
     train_split = load_split(script_args.dataset_name, script_args.dataset_train_split, script_args.dataset_config)
     questions = _train_questions(train_split)
     train_rows, dropped = enforce_max_length(
-        render_dataset(train_split, tokenizer, turn_end), training_args.max_length, distill_args.drop_long_examples,
+        render_dataset(train_split, tokenizer, turn_end),
+        training_args.max_length,
+        distill_args.drop_long_examples,
     )
     _evaluate_when_present(script_args, training_args, has_split)
     eval_rows = None
     if training_args.eval_strategy != "no":
         eval_rows, _ = enforce_max_length(
-            render_dataset(load_split(script_args.dataset_name, script_args.dataset_test_split, script_args.dataset_config),
-                   tokenizer, turn_end),
-            training_args.max_length, distill_args.drop_long_examples,
+            render_dataset(
+                load_split(script_args.dataset_name, script_args.dataset_test_split, script_args.dataset_config),
+                tokenizer,
+                turn_end,
+            ),
+            training_args.max_length,
+            distill_args.drop_long_examples,
         )
 
     model_init_kwargs = dict(
@@ -95,8 +101,10 @@ def train(script_args, training_args, model_args, distill_args, callbacks: list 
         processing_class=tokenizer,
         peft_config=get_peft_config(model_args),
         quantization_config=get_quantization_config(model_args),
-        callbacks=[LossPlotCallback(title=f"{Path(model_path).name} on {script_args.dataset_name}"),
-                   *(callbacks or [])],
+        callbacks=[
+            LossPlotCallback(title=f"{Path(model_path).name} on {script_args.dataset_name}"),
+            *(callbacks or []),
+        ],
     )
     check_thinking_trained(trainer.train_dataset, tokenizer, train_rows)
     main_process = trainer.accelerator.is_main_process
@@ -106,9 +114,12 @@ def train(script_args, training_args, model_args, distill_args, callbacks: list 
         trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
         precision = "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32"
         start = f"resuming from {resume_from}" if resume_from else "starting fresh"
-        print(f"[drp distill] {len(train_rows)} examples ({dropped} too long left out), "
-              f"tokens per example mean {sum(lengths) / len(lengths):.0f} max {max(lengths)}; "
-              f"{trainable:,} trainable parameters; precision {precision}; {start}", flush=True)
+        print(
+            f"[drp distill] {len(train_rows)} examples ({dropped} too long left out), "
+            f"tokens per example mean {sum(lengths) / len(lengths):.0f} max {max(lengths)}; "
+            f"{trainable:,} trainable parameters; precision {precision}; {start}",
+            flush=True,
+        )
 
     result = trainer.train(resume_from_checkpoint=resume_from)
     trainer.save_model(str(output_dir))
@@ -121,8 +132,19 @@ def train(script_args, training_args, model_args, distill_args, callbacks: list 
         if questions is not None:  # kept with the model, so `drp eval` can tell which problems it trained on
             for folder in filter(None, (output_dir, merged)):
                 write_sidecar(Path(folder), questions)
-        _write_summary(output_dir, script_args, training_args, model_args, distill_args,
-                       model_path, len(train_rows), dropped, resume_from, result.metrics, merged)
+        _write_summary(
+            output_dir,
+            script_args,
+            training_args,
+            model_args,
+            distill_args,
+            model_path,
+            len(train_rows),
+            dropped,
+            resume_from,
+            result.metrics,
+            merged,
+        )
         print(f"[drp distill] model saved to {output_dir}", flush=True)
     trainer.accelerator.wait_for_everyone()
     return output_dir
@@ -133,8 +155,11 @@ def _train_questions(dataset) -> list[str] | None:
     from drp.contamination import fingerprints
 
     if "question" not in dataset.column_names:
-        print("[drp distill] the dataset has no question column: the student's training questions are not "
-              "recorded, so drp eval cannot check it for contamination", flush=True)
+        print(
+            "[drp distill] the dataset has no question column: the student's training questions are not "
+            "recorded, so drp eval cannot check it for contamination",
+            flush=True,
+        )
         return None
     return fingerprints(dataset["question"])
 
@@ -146,11 +171,17 @@ def _evaluate_when_present(script_args, training_args, has_split) -> None:
     if training_args.eval_strategy == "no":
         return
     if has_split(script_args.dataset_name, script_args.dataset_test_split, script_args.dataset_config):
-        print(f"[drp distill] evaluating on the {script_args.dataset_test_split!r} split every "
-              f"{training_args.eval_steps:g} steps", flush=True)
+        print(
+            f"[drp distill] evaluating on the {script_args.dataset_test_split!r} split every "
+            f"{training_args.eval_steps:g} steps",
+            flush=True,
+        )
         return
-    print(f"[drp distill] the dataset has no {script_args.dataset_test_split!r} split: no evaluation during "
-          "training (`drp export --val-fraction 0.05` holds one out)", flush=True)
+    print(
+        f"[drp distill] the dataset has no {script_args.dataset_test_split!r} split: no evaluation during "
+        "training (`drp export --val-fraction 0.05` holds one out)",
+        flush=True,
+    )
     training_args.eval_strategy = IntervalStrategy.NO
     training_args.do_eval = False
 
@@ -210,8 +241,19 @@ def _load_tokenizer(model_path: str, model_args, training_args):
     return tokenizer
 
 
-def _write_summary(output_dir: Path, script_args, training_args, model_args, distill_args, model_path,
-                   examples, dropped, resume_from, metrics, merged) -> None:
+def _write_summary(
+    output_dir: Path,
+    script_args,
+    training_args,
+    model_args,
+    distill_args,
+    model_path,
+    examples,
+    dropped,
+    resume_from,
+    metrics,
+    merged,
+) -> None:
     summary = {
         "model": model_path,
         "dataset": script_args.dataset_name,

@@ -53,8 +53,13 @@ def _config(path: Path) -> dict:
         raise CompareError(f"{path} is not the JSON `drp eval` writes ({error})") from None
     if not isinstance(config, dict):
         raise CompareError(f"{path} holds a JSON {type(config).__name__}, not the settings `drp eval` writes")
-    for key, kind in (("decoding", dict), ("prompt_template", dict), ("paper_caps", dict), ("protocol", str),
-                      ("model", str)):
+    for key, kind in (
+        ("decoding", dict),
+        ("prompt_template", dict),
+        ("paper_caps", dict),
+        ("protocol", str),
+        ("model", str),
+    ):
         if config.get(key) is not None and not isinstance(config[key], kind):
             raise CompareError(f"{path}: {key} is {type(config[key]).__name__}, not what `drp eval` writes")
     return config
@@ -90,14 +95,18 @@ def _sample_problem(record: dict) -> str | None:
     """What the statistics would trip over in one record, or None."""
     from drp.surrogates import first_surrogate
 
-    checks = [("benchmark", lambda v: isinstance(v, str) and v.strip(), "text"),
-              ("seed", lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
-              ("problem_id", lambda v: isinstance(v, (str, int)) and not isinstance(v, bool), "text or an integer")]
+    checks = [
+        ("benchmark", lambda v: isinstance(v, str) and v.strip(), "text"),
+        ("seed", lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+        ("problem_id", lambda v: isinstance(v, (str, int)) and not isinstance(v, bool), "text or an integer"),
+    ]
     if not record.get("error"):  # a finished sample is scored and counted
-        checks += [("correct", lambda v: isinstance(v, (bool, int)), "true or false"),
-                   ("tokens", _number, "a token count"),
-                   ("finish_reason", lambda v: v is None or isinstance(v, str), "text"),
-                   ("question_sha", lambda v: v is None or isinstance(v, str), "text")]
+        checks += [
+            ("correct", lambda v: isinstance(v, (bool, int)), "true or false"),
+            ("tokens", _number, "a token count"),
+            ("finish_reason", lambda v: v is None or isinstance(v, str), "text"),
+            ("question_sha", lambda v: v is None or isinstance(v, str), "text"),
+        ]
     for key, valid, expected in checks:
         if key not in record or not valid(record[key]):
             shown = "missing" if key not in record else f"{json.dumps(record[key], default=str)[:40]}"
@@ -124,11 +133,11 @@ def compare(paths: list[Path]) -> dict:
     _same_protocol(runs)
     present = [set(r.samples) for r in runs]
     common = [b for b in runs[0].samples if all(b in names for names in present)]
-    skipped = {b: [r.label for r in runs if b in r.samples]
-               for b in sorted(set().union(*present) - set(common))}
+    skipped = {b: [r.label for r in runs if b in r.samples] for b in sorted(set().union(*present) - set(common))}
     if not common:
-        raise CompareError("no benchmark is in every run: " +
-                           "; ".join(f"{r.label}: {', '.join(sorted(r.samples))}" for r in runs))
+        raise CompareError(
+            "no benchmark is in every run: " + "; ".join(f"{r.label}: {', '.join(sorted(r.samples))}" for r in runs)
+        )
     benchmarks = {}
     for name in common:
         _same_problems(name, runs)
@@ -136,9 +145,16 @@ def compare(paths: list[Path]) -> dict:
     return {
         "baseline": runs[0].label,
         "protocol": _protocol(runs[0]),
-        "runs": [{"label": r.label, "path": str(r.path), "model": r.config.get("model"),
-                  "decoding": r.config.get("decoding"),
-                  "prompt_template": (r.config.get("prompt_template") or {}).get("label")} for r in runs],
+        "runs": [
+            {
+                "label": r.label,
+                "path": str(r.path),
+                "model": r.config.get("model"),
+                "decoding": r.config.get("decoding"),
+                "prompt_template": (r.config.get("prompt_template") or {}).get("label"),
+            }
+            for r in runs
+        ],
         "benchmarks": benchmarks,
         "skipped_benchmarks": skipped,
     }
@@ -152,14 +168,18 @@ def _same_protocol(runs: list[EvalRun]) -> None:
     """Different requests, caps and scoring: their numbers cannot stand side by side."""
     protocols = {_protocol(run) for run in runs}
     if len(protocols) > 1:
-        raise CompareError("these runs were evaluated under different protocols ("
-                           + ", ".join(f"{run.label}: {_protocol(run)}" for run in runs)
-                           + "); evaluate them all with the same `drp eval --protocol`")
+        raise CompareError(
+            "these runs were evaluated under different protocols ("
+            + ", ".join(f"{run.label}: {_protocol(run)}" for run in runs)
+            + "); evaluate them all with the same `drp eval --protocol`"
+        )
     scores = {run.config.get("score") for run in runs}  # paper protocol: the headline each folder was scored by
     if len(scores) > 1:
-        raise CompareError("these runs have different headline scores ("
-                           + ", ".join(f"{run.label}: {run.config.get('score')}" for run in runs)
-                           + "); rerun `drp eval` on each folder with the same --score (no new sampling)")
+        raise CompareError(
+            "these runs have different headline scores ("
+            + ", ".join(f"{run.label}: {run.config.get('score')}" for run in runs)
+            + "); rerun `drp eval` on each folder with the same --score (no new sampling)"
+        )
 
 
 def _same_problems(name: str, runs: list[EvalRun]) -> None:
@@ -176,18 +196,19 @@ def _same_problems(name: str, runs: list[EvalRun]) -> None:
             if only_other:
                 parts.append(f"{len(only_other)} only in {other.label} ({_few(only_other)})")
             hint = _error_hint(name, [base, other], only_base + only_other)
-            raise CompareError(f"{name}: {base.label} and {other.label} are on different problems: "
-                               f"{'; '.join(parts)}{hint}")
-        changed = sorted(pid for pid in problems
-                         if problems[pid]["question_sha"] != base_problems[pid]["question_sha"])
+            raise CompareError(
+                f"{name}: {base.label} and {other.label} are on different problems: {'; '.join(parts)}{hint}"
+            )
+        changed = sorted(pid for pid in problems if problems[pid]["question_sha"] != base_problems[pid]["question_sha"])
         if changed:
-            raise CompareError(f"{name}: {base.label} and {other.label} asked different questions under the same "
-                               f"ids ({len(changed)}: {_few(changed)}): the data files differ")
+            raise CompareError(
+                f"{name}: {base.label} and {other.label} asked different questions under the same "
+                f"ids ({len(changed)}: {_few(changed)}): the data files differ"
+            )
 
 
 def _error_hint(name: str, runs: list[EvalRun], ids: list[str]) -> str:
-    failed = [r.label for r in runs
-              if any(rec.get("error") and rec["problem_id"] in ids for rec in r.samples[name])]
+    failed = [r.label for r in runs if any(rec.get("error") and rec["problem_id"] in ids for rec in r.samples[name])]
     return f" ({', '.join(failed)} has failed samples there: rerun its drp eval to finish it)" if failed else ""
 
 
@@ -216,8 +237,9 @@ def _compare_benchmark(name: str, runs: list[EvalRun]) -> dict:
             "avg@k": metrics["avg@k"],
             "pass@k": {"k": k, **metrics["pass@k"][str(k)]} if str(k) in metrics["pass@k"] else None,
             "maj@k": metrics["maj@k"],
-            "thinking_tokens": None if None in thinking else {
-                **metrics["token_split"]["thinking"], "ci95": list(bootstrap_ci(thinking))},
+            "thinking_tokens": None
+            if None in thinking
+            else {**metrics["token_split"]["thinking"], "ci95": list(bootstrap_ci(thinking))},
             "token_split": metrics["token_split"],
             "endings": metrics["endings"],
             "length_capped_rate": metrics["length_capped"]["rate"],
@@ -228,25 +250,37 @@ def _compare_benchmark(name: str, runs: list[EvalRun]) -> dict:
         }
         if run is not runs[0]:
             base_tokens = rows[0]["tokens"]["mean"]
-            mcnemar = mcnemar_exact([base_problems[i]["accuracy"] > 0.5 for i in ids],
-                                    [problems[i]["accuracy"] > 0.5 for i in ids])
-            wilcoxon = wilcoxon_signed_rank([base_problems[i]["tokens"] for i in ids],
-                                            [problems[i]["tokens"] for i in ids])
-            base_accuracy, accuracy = [base_problems[i]["accuracy"] for i in ids], [problems[i]["accuracy"] for i in ids]
+            mcnemar = mcnemar_exact(
+                [base_problems[i]["accuracy"] > 0.5 for i in ids], [problems[i]["accuracy"] > 0.5 for i in ids]
+            )
+            wilcoxon = wilcoxon_signed_rank(
+                [base_problems[i]["tokens"] for i in ids], [problems[i]["tokens"] for i in ids]
+            )
+            base_accuracy, accuracy = (
+                [base_problems[i]["accuracy"] for i in ids],
+                [problems[i]["accuracy"] for i in ids],
+            )
             flip = sign_flip_test(base_accuracy, accuracy)
             row.update(
-                accuracy_paired={"mean_difference": flip.mean_difference,
-                                 "ci95": list(bootstrap_ci([b - a for a, b in zip(base_accuracy, accuracy)])),
-                                 "sign_flip_pvalue": flip.pvalue, "exact": flip.exact},
-                wilcoxon_thinking=_wilcoxon_thinking(rows[0], row, [base_problems[i] for i in ids],
-                                                     [problems[i] for i in ids]),
+                accuracy_paired={
+                    "mean_difference": flip.mean_difference,
+                    "ci95": list(bootstrap_ci([b - a for a, b in zip(base_accuracy, accuracy)])),
+                    "sign_flip_pvalue": flip.pvalue,
+                    "exact": flip.exact,
+                },
+                wilcoxon_thinking=_wilcoxon_thinking(
+                    rows[0], row, [base_problems[i] for i in ids], [problems[i] for i in ids]
+                ),
             )
             row.update(
                 accuracy_delta=metrics["accuracy"]["mean"] - rows[0]["accuracy"]["mean"],
                 token_reduction=(1 - metrics["tokens"]["mean"] / base_tokens) if base_tokens else None,
                 mcnemar={"only_baseline": mcnemar.only_a, "only_this": mcnemar.only_b, "pvalue": mcnemar.pvalue},
-                wilcoxon_tokens={"statistic": wilcoxon.statistic, "pvalue": wilcoxon.pvalue,
-                                 "n_nonzero": wilcoxon.n_nonzero},
+                wilcoxon_tokens={
+                    "statistic": wilcoxon.statistic,
+                    "pvalue": wilcoxon.pvalue,
+                    "n_nonzero": wilcoxon.n_nonzero,
+                },
             )
         rows.append(row)
     return {"n_problems": len(ids), "rows": rows}

@@ -1,28 +1,34 @@
 """`drp eval`: sample a student on benchmarks over seeds, grade, and write samples + metrics to a folder.
 
-    DIR/config.json        settings (resuming with different decoding settings is refused)
-    DIR/samples.jsonl      every sample, appended and flushed one by one (the resume point)
-    DIR/metrics/<b>.json   per benchmark; DIR/metrics.json all of them
+DIR/config.json        settings (resuming with different decoding settings is refused)
+DIR/samples.jsonl      every sample, appended and flushed one by one (the resume point)
+DIR/metrics/<b>.json   per benchmark; DIR/metrics.json all of them
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from drp.contamination import TrainQuestionsError, find_train_questions, fingerprint, load_train_questions
 from drp.errors import UserError
+from drp.evals.metrics import benchmark_metrics
 from drp.evals.paper_protocol import paper_requests
 from drp.evals.problem_sets import Fields, load_benchmark
+from drp.evals.problems import Benchmark
 from drp.evals.protocols import (
-    ASSUMED_PROMPT_NOTE, DEFAULT_PROTOCOL, DEFAULT_SCORE, check_score, headline_correct, is_gsm8k, lm_eval_scores,
+    ASSUMED_PROMPT_NOTE,
+    DEFAULT_PROTOCOL,
+    DEFAULT_SCORE,
+    check_score,
+    headline_correct,
+    is_gsm8k,
+    lm_eval_scores,
 )
 from drp.evals.protocols import check as check_protocol
-from drp.evals.metrics import benchmark_metrics
-from drp.evals.problems import Benchmark
 from drp.evals.sampling import SampleWriter, SamplingSettings, Task, latest_by_key, read_records, run_tasks
 from drp.evals.scoring import grade
 from drp.evals.templates import fill_template, resolve_template
@@ -73,10 +79,9 @@ def tokenizer_for(model: str, explicit: str | None) -> str:
 
 
 def run_eval(settings: EvalSettings, echo: Callable[[str], None] = print) -> EvalOutcome:
+    from drp.outputs import check_output
     from drp.redaction import redact_url
     from drp.tokens import TokenCounter
-
-    from drp.outputs import check_output
 
     started = time.perf_counter()
     if settings.out.exists() and not settings.out.is_dir():
@@ -86,8 +91,10 @@ def run_eval(settings: EvalSettings, echo: Callable[[str], None] = print) -> Eva
     label, template = resolve_template(settings.prompt_template)
     if protocol == "paper":  # the paper's prompts replace the student family's template
         label, template = "paper", None
-    benchmarks = [load_benchmark(name, settings.data_dir, settings.source, settings.limit, Fields())
-                  for name in settings.benchmarks]
+    benchmarks = [
+        load_benchmark(name, settings.data_dir, settings.source, settings.limit, Fields())
+        for name in settings.benchmarks
+    ]
     _no_duplicates(benchmarks)
     tokenizer_name = tokenizer_for(settings.endpoint.model, settings.tokenizer)
     trained, trained_source = _train_questions(settings)
@@ -114,13 +121,16 @@ def run_eval(settings: EvalSettings, echo: Callable[[str], None] = print) -> Eva
     requests = {}
     if protocol == "paper":
         endpoint.probe_completions()
-        requests = paper_requests(benchmarks, settings.paper_max_tokens, endpoint.context_length(),
-                                  counter.count, echo, eos=counter.eos_token)
+        requests = paper_requests(
+            benchmarks, settings.paper_max_tokens, endpoint.context_length(), counter.count, echo, eos=counter.eos_token
+        )
         config["paper_caps"] = {name: max(cap for _, cap in per.values()) for name, per in requests.items()}
     _warn_contamination(benchmarks, trained, trained_source, echo)
     if settings.seeds > 1 and settings.decoding.temperature == 0:
-        echo(f"note: {settings.seeds} samples per problem at temperature 0 are (near) copies of one another: "
-             "pass@k and maj@k then say no more than avg@k")
+        echo(
+            f"note: {settings.seeds} samples per problem at temperature 0 are (near) copies of one another: "
+            "pass@k and maj@k then say no more than avg@k"
+        )
     if settings.overwrite:
         _remove_outputs(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -137,21 +147,33 @@ def run_eval(settings: EvalSettings, echo: Callable[[str], None] = print) -> Eva
             return Task(key, [], seed, problem, prompt=request.prompt, stop=request.stop, max_tokens=cap)
         return Task(key, [{"role": "user", "content": fill_template(template, problem.question)}], seed, problem)
 
-    tasks = [task(b, seed, p) for seed in range(settings.seeds) for b in benchmarks for p in b.problems
-             if (b.name, seed, p.id) not in finished]
-    echo(f"{len(tasks)} samples to draw ({len(finished)} already done) from {settings.endpoint.model} at "
-         f"{redact_url(settings.endpoint.url)}; protocol {protocol}; tokens counted with {tokenizer_name}")
+    tasks = [
+        task(b, seed, p)
+        for seed in range(settings.seeds)
+        for b in benchmarks
+        for p in b.problems
+        if (b.name, seed, p.id) not in finished
+    ]
+    echo(
+        f"{len(tasks)} samples to draw ({len(finished)} already done) from {settings.endpoint.model} at "
+        f"{redact_url(settings.endpoint.url)}; protocol {protocol}; tokens counted with {tokenizer_name}"
+    )
     progress = _progress(len(tasks), settings.progress)
     tally = {"correct": 0, "errors": 0}
 
     with SampleWriter(samples_path) as writer:
+
         def on_result(task: Task, completion) -> None:
             problem = task.payload
             record = {
-                "benchmark": problem.benchmark, "problem_id": problem.id, "seed": task.seed,
+                "benchmark": problem.benchmark,
+                "problem_id": problem.id,
+                "seed": task.seed,
                 "question_sha": problem.question_sha,
                 "prompt": task.prompt if task.prompt is not None else task.messages[-1]["content"],
-                "gold_answer": problem.gold, "model": settings.endpoint.model, "protocol": protocol,
+                "gold_answer": problem.gold,
+                "model": settings.endpoint.model,
+                "protocol": protocol,
                 "trained_on": None if trained is None else fingerprint(problem.question) in trained,
             }
             if completion.error:
@@ -162,11 +184,19 @@ def run_eval(settings: EvalSettings, echo: Callable[[str], None] = print) -> Eva
                 tally["correct"] += verdict.correct
                 split = split_tokens(completion.text, counter.count)
                 record.update(
-                    response=completion.text, finish_reason=completion.finish_reason,
-                    extracted_answer=verdict.extracted, answer_source=verdict.source, correct=verdict.correct,
-                    tokens=split.tokens, thinking_tokens=split.thinking, answer_tokens=split.answer,
-                    think_closed=split.think_closed, server_completion_tokens=completion.completion_tokens,
-                    prompt_tokens=completion.prompt_tokens, latency_s=round(completion.latency_s, 3), error=None,
+                    response=completion.text,
+                    finish_reason=completion.finish_reason,
+                    extracted_answer=verdict.extracted,
+                    answer_source=verdict.source,
+                    correct=verdict.correct,
+                    tokens=split.tokens,
+                    thinking_tokens=split.thinking,
+                    answer_tokens=split.answer,
+                    think_closed=split.think_closed,
+                    server_completion_tokens=completion.completion_tokens,
+                    prompt_tokens=completion.prompt_tokens,
+                    latency_s=round(completion.latency_s, 3),
+                    error=None,
                 )
                 if protocol == "paper":
                     # every score side by side; `correct` is the headline (--score). lm-eval's two filters are
@@ -174,20 +204,33 @@ def run_eval(settings: EvalSettings, echo: Callable[[str], None] = print) -> Eva
                     record["math_verify_correct"] = verdict.correct
                     if is_gsm8k(problem.benchmark):
                         scores = lm_eval_scores(completion.text, problem.gold)
-                        record.update(strict_answer=scores.strict, strict_correct=scores.strict_correct,
-                                      flexible_answer=scores.flexible, flexible_correct=scores.flexible_correct)
+                        record.update(
+                            strict_answer=scores.strict,
+                            strict_correct=scores.strict_correct,
+                            flexible_answer=scores.flexible,
+                            flexible_correct=scores.flexible_correct,
+                        )
                     record["correct"] = headline_correct(record, config["score"])
                     tally["correct"] += record["correct"] - verdict.correct
             writer.write(record)
             progress.update(1)
             progress.set_postfix(correct=tally["correct"], errors=tally["errors"], refresh=False)
 
-        outcome = run_tasks(tasks, endpoint, settings.decoding, settings.concurrency, on_result,
-                            settings.max_consecutive_errors)
+        outcome = run_tasks(
+            tasks, endpoint, settings.decoding, settings.concurrency, on_result, settings.max_consecutive_errors
+        )
     progress.close()
     metrics = write_metrics(out, config.get("paper_caps") or settings.decoding.max_tokens)
-    return EvalOutcome(out, metrics, len(tasks), outcome.done, outcome.failed, outcome.aborted,
-                       outcome.interrupted, time.perf_counter() - started)
+    return EvalOutcome(
+        out,
+        metrics,
+        len(tasks),
+        outcome.done,
+        outcome.failed,
+        outcome.aborted,
+        outcome.interrupted,
+        time.perf_counter() - started,
+    )
 
 
 def sample_key(record: dict) -> tuple:
@@ -221,12 +264,17 @@ def write_metrics(out: Path, max_tokens: int | dict[str, int] | None) -> dict:
     every = {}
     for name, records in sorted(load_samples(out).items()):
         cap = max_tokens.get(name) if isinstance(max_tokens, dict) else max_tokens
-        every[name] = {"benchmark": name, "protocol": protocol, **_paper_notes(name, config),
-                       **benchmark_metrics(records, cap)}
+        every[name] = {
+            "benchmark": name,
+            "protocol": protocol,
+            **_paper_notes(name, config),
+            **benchmark_metrics(records, cap),
+        }
     (out / "metrics").mkdir(exist_ok=True)
     for name, metrics in every.items():
         (out / "metrics" / f"{name.replace(':', '-').replace('/', '-')}.json").write_text(
-            json.dumps(metrics, indent=2) + "\n")
+            json.dumps(metrics, indent=2) + "\n"
+        )
     (out / "metrics.json").write_text(json.dumps(every, indent=2) + "\n")
     return every
 
@@ -262,18 +310,23 @@ def _train_questions(settings: EvalSettings) -> tuple[set[str] | None, str | Non
         raise EvalError(f"--train-questions: {error}") from None
 
 
-def _warn_contamination(benchmarks: list[Benchmark], trained: set[str] | None, source: str | None,
-                        echo: Callable[[str], None]) -> None:
+def _warn_contamination(
+    benchmarks: list[Benchmark], trained: set[str] | None, source: str | None, echo: Callable[[str], None]
+) -> None:
     if trained is None:
-        echo("training questions unknown (no train_questions.txt with the model, no --train-questions): "
-             "contamination not checked")
+        echo(
+            "training questions unknown (no train_questions.txt with the model, no --train-questions): "
+            "contamination not checked"
+        )
         return
     for benchmark in benchmarks:
         seen = [p.id for p in benchmark.problems if fingerprint(p.question) in trained]
         if seen:
-            echo(f"WARNING: {benchmark.name}: {len(seen)} of {len(benchmark.problems)} evaluated problems are "
-                 f"questions the student trained on (from {source}), e.g. {', '.join(map(str, seen[:5]))}: "
-                 "its score there is not a held-out score")
+            echo(
+                f"WARNING: {benchmark.name}: {len(seen)} of {len(benchmark.problems)} evaluated problems are "
+                f"questions the student trained on (from {source}), e.g. {', '.join(map(str, seen[:5]))}: "
+                "its score there is not a held-out score"
+            )
 
 
 # Settings that change what a sample means: a resumed run must not mix two of them.
@@ -290,9 +343,11 @@ def _check_resumable(out: Path, config: dict) -> None:
     previous = {"protocol": DEFAULT_PROTOCOL, **json.loads(path.read_text())}  # older folders: the default
     for name in _MUST_MATCH:
         if previous.get(name) != config.get(name):
-            raise EvalError(f"{out} holds samples made with a different {name} "
-                            f"({json.dumps(previous.get(name))} vs {json.dumps(config.get(name))}); "
-                            "use another --out, or the same settings to resume")
+            raise EvalError(
+                f"{out} holds samples made with a different {name} "
+                f"({json.dumps(previous.get(name))} vs {json.dumps(config.get(name))}); "
+                "use another --out, or the same settings to resume"
+            )
 
 
 def _remove_outputs(out: Path) -> None:
@@ -308,8 +363,11 @@ def _write_config(out: Path, config: dict) -> None:
     path = out / CONFIG
     if path.exists():  # extending a run (more seeds or benchmarks): keep the union on record
         previous = json.loads(path.read_text())
-        config = {**config, "benchmarks": {**previous.get("benchmarks", {}), **config["benchmarks"]},
-                  "seeds": sorted(set(previous.get("seeds", [])) | set(config["seeds"]))}
+        config = {
+            **config,
+            "benchmarks": {**previous.get("benchmarks", {}), **config["benchmarks"]},
+            "seeds": sorted(set(previous.get("seeds", [])) | set(config["seeds"])),
+        }
     path.write_text(json.dumps(config, indent=2) + "\n")
 
 

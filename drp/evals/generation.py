@@ -13,12 +13,12 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
-from drp.evals.problem_sets import Fields, load_benchmark
 from drp.evals.evaluation import EvalError, tokenizer_for
+from drp.evals.problem_sets import Fields, load_benchmark
 from drp.evals.sampling import SampleWriter, SamplingSettings, Task, latest_by_key, read_records, run_tasks
 from drp.evals.scoring import grade
 from drp.evals.templates import FAMILIES, fill_template, resolve_template
@@ -69,18 +69,23 @@ def run_generate(settings: GenerateSettings, echo: Callable[[str], None] = print
         raise EvalError(f"--keep must be one of {', '.join(KEEP)}, not {settings.keep!r}")
     _check_outputs(settings)
     label, template = resolve_template(settings.prompt_template)
-    benchmark = load_benchmark(settings.problems, settings.data_dir, settings.source, settings.limit,
-                               settings.fields)
+    benchmark = load_benchmark(settings.problems, settings.data_dir, settings.source, settings.limit, settings.fields)
     if settings.keep == "correct":
         no_gold = [p.id for p in benchmark.problems if p.gold is None]
         if no_gold:
-            raise EvalError(f"{len(no_gold)} problems have no gold answer (e.g. {no_gold[0]}) to grade against: "
-                            "map the answer field (--answer-field) or use --keep all")
+            raise EvalError(
+                f"{len(no_gold)} problems have no gold answer (e.g. {no_gold[0]}) to grade against: "
+                "map the answer field (--answer-field) or use --keep all"
+            )
     tokenizer_name = tokenizer_for(settings.endpoint.model, settings.tokenizer)
     # A custom template is recorded in full: resuming with an edited template must be refused.
-    settings_record = {"model": settings.endpoint.model, "prompt_template": label if label in FAMILIES else template,
-                       "temperature": settings.decoding.temperature,
-                       "top_p": settings.decoding.top_p, "max_tokens": settings.decoding.max_tokens}
+    settings_record = {
+        "model": settings.endpoint.model,
+        "prompt_template": label if label in FAMILIES else template,
+        "temperature": settings.decoding.temperature,
+        "top_p": settings.decoding.top_p,
+        "max_tokens": settings.decoding.max_tokens,
+    }
     samples_path = samples_path_for(settings.out)
     existing = [] if settings.overwrite else list(read_records(samples_path))
     _check_same_settings(samples_path, existing, settings_record)
@@ -93,23 +98,34 @@ def run_generate(settings: GenerateSettings, echo: Callable[[str], None] = print
     finished = {k for k, r in latest.items() if not r.get("error")}
     tasks = [
         Task((p.id, k), [{"role": "user", "content": fill_template(template, p.question)}], settings.seed + k, p)
-        for p in benchmark.problems for k in range(settings.n) if (p.id, k) not in finished
+        for p in benchmark.problems
+        for k in range(settings.n)
+        if (p.id, k) not in finished
     ]
-    echo(f"{len(tasks)} samples to draw ({len(finished)} already done) for {len(benchmark.problems)} problems "
-         f"from {benchmark.source}")
+    echo(
+        f"{len(tasks)} samples to draw ({len(finished)} already done) for {len(benchmark.problems)} problems "
+        f"from {benchmark.source}"
+    )
     counter = TokenCounter(tokenizer_name)
     from tqdm import tqdm
 
-    progress = tqdm(total=len(tasks), desc="generate", unit="sample", disable=not settings.progress or not tasks,
-                    dynamic_ncols=True)
+    progress = tqdm(
+        total=len(tasks), desc="generate", unit="sample", disable=not settings.progress or not tasks, dynamic_ncols=True
+    )
 
     with SampleWriter(samples_path) as writer:
+
         def on_result(task: Task, completion) -> None:
             problem, k = task.payload, task.key[1]
             record = {
                 "id": problem.id if settings.n == 1 else f"{problem.id}_s{k}",
-                "question": problem.question, "gold_answer": problem.gold, "problem_id": problem.id,
-                "sample": k, "seed": task.seed, "source": benchmark.name, **settings_record,
+                "question": problem.question,
+                "gold_answer": problem.gold,
+                "problem_id": problem.id,
+                "sample": k,
+                "seed": task.seed,
+                "source": benchmark.name,
+                **settings_record,
                 "prompt": task.messages[-1]["content"],
             }
             if completion.error:
@@ -117,9 +133,12 @@ def run_generate(settings: GenerateSettings, echo: Callable[[str], None] = print
             else:
                 verdict = grade(completion.text, problem.gold)
                 record.update(
-                    response=completion.text, finish_reason=completion.finish_reason,
-                    extracted_answer=verdict.extracted, correct=verdict.correct,
-                    tokens=counter.count(completion.text), server_completion_tokens=completion.completion_tokens,
+                    response=completion.text,
+                    finish_reason=completion.finish_reason,
+                    extracted_answer=verdict.extracted,
+                    correct=verdict.correct,
+                    tokens=counter.count(completion.text),
+                    server_completion_tokens=completion.completion_tokens,
                     error=None,
                 )
             for name, value in problem.extra.items():  # the problem file's own fields travel along
@@ -127,22 +146,34 @@ def run_generate(settings: GenerateSettings, echo: Callable[[str], None] = print
             writer.write(record)
             progress.update(1)
 
-        outcome = run_tasks(tasks, endpoint, settings.decoding, settings.concurrency, on_result,
-                            settings.max_consecutive_errors)
+        outcome = run_tasks(
+            tasks, endpoint, settings.decoding, settings.concurrency, on_result, settings.max_consecutive_errors
+        )
     progress.close()
 
     order = {(p.id, k): i for i, (p, k) in enumerate((p, k) for p in benchmark.problems for k in range(settings.n))}
-    done = [r for r in latest_by_key(read_records(samples_path), _key).values()
-            if not r.get("error") and _key(r) in order]
+    done = [
+        r for r in latest_by_key(read_records(samples_path), _key).values() if not r.get("error") and _key(r) in order
+    ]
     done.sort(key=lambda r: order[_key(r)])
     kept = [r for r in done if _keep(r, settings)]
     _write_atomic(settings.out, kept)
-    failed = sum(1 for r in latest_by_key(read_records(samples_path), _key).values()
-                 if r.get("error") and _key(r) in order)
+    failed = sum(
+        1 for r in latest_by_key(read_records(samples_path), _key).values() if r.get("error") and _key(r) in order
+    )
     return GenerateOutcome(
-        settings.out, samples_path, len(done), sum(bool(r["correct"]) for r in done), len(kept),
-        sum(r.get("finish_reason") == "length" for r in done), sum(r.get("extracted_answer") is None for r in done),
-        failed, len(tasks), outcome.aborted, outcome.interrupted, time.perf_counter() - started,
+        settings.out,
+        samples_path,
+        len(done),
+        sum(bool(r["correct"]) for r in done),
+        len(kept),
+        sum(r.get("finish_reason") == "length" for r in done),
+        sum(r.get("extracted_answer") is None for r in done),
+        failed,
+        len(tasks),
+        outcome.aborted,
+        outcome.interrupted,
+        time.perf_counter() - started,
     )
 
 
@@ -172,11 +203,15 @@ def _check_outputs(settings: GenerateSettings) -> None:
         return
     for path, what in ((samples, "samples"), (settings.out, "traces")):
         if path.exists() and not _written_by_generate(path):
-            raise EvalError(f"{path} exists and is not a file of drp generate's {what}: pass --overwrite to replace "
-                            "it, or choose another --out")
+            raise EvalError(
+                f"{path} exists and is not a file of drp generate's {what}: pass --overwrite to replace "
+                "it, or choose another --out"
+            )
     if settings.out.exists() and settings.out.stat().st_size and not samples.exists():
-        raise EvalError(f"{settings.out} exists without its samples file {samples.name}, so there is nothing to "
-                        "resume: pass --overwrite to replace it, or choose another --out")
+        raise EvalError(
+            f"{settings.out} exists without its samples file {samples.name}, so there is nothing to "
+            "resume: pass --overwrite to replace it, or choose another --out"
+        )
 
 
 def _written_by_generate(path: Path) -> bool:
@@ -201,8 +236,10 @@ def _check_same_settings(path: Path, existing: list[dict], current: dict) -> Non
     for record in existing[:1]:
         for name, value in current.items():
             if record.get(name) != value:
-                raise EvalError(f"{path} holds samples made with {name}={record.get(name)!r}, not {value!r}: "
-                                "use another --out, or the same settings to resume")
+                raise EvalError(
+                    f"{path} holds samples made with {name}={record.get(name)!r}, not {value!r}: "
+                    "use another --out, or the same settings to resume"
+                )
 
 
 def _write_atomic(path: Path, records: list[dict]) -> None:

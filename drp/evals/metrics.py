@@ -27,7 +27,8 @@ def per_problem(records: list[dict]) -> dict[str, dict]:
             "accuracy": sum(bool(r["correct"]) for r in rows) / len(rows),
             "tokens": sum(r["tokens"] for r in rows) / len(rows),
             # None for samples recorded before the thinking/answer split
-            "thinking_tokens": None if any(r.get("thinking_tokens") is None for r in rows)
+            "thinking_tokens": None
+            if any(r.get("thinking_tokens") is None for r in rows)
             else sum(r["thinking_tokens"] for r in rows) / len(rows),
             "question_sha": rows[0].get("question_sha"),
             "seeds": len(rows),
@@ -36,8 +37,9 @@ def per_problem(records: list[dict]) -> dict[str, dict]:
     }
 
 
-def benchmark_metrics(records: list[dict], max_tokens: int | None = None, maj_k: int | None = None,
-                      pass_k: list[int] | None = None) -> dict:
+def benchmark_metrics(
+    records: list[dict], max_tokens: int | None = None, maj_k: int | None = None, pass_k: list[int] | None = None
+) -> dict:
     """Metrics of one benchmark from its latest sample records (errored ones counted apart, never as wrong);
     `maj_k` and `pass_k` as drp.evals.sample_scores takes them (compare sets them to what every run has)."""
     done = successes(records)
@@ -47,15 +49,17 @@ def benchmark_metrics(records: list[dict], max_tokens: int | None = None, maj_k:
     seeds = []
     for seed in sorted(by_seed):
         rows = by_seed[seed]
-        seeds.append({
-            "seed": seed,
-            "n": len(rows),
-            "correct": sum(bool(r["correct"]) for r in rows),
-            "accuracy": sum(bool(r["correct"]) for r in rows) / len(rows),
-            "mean_tokens": sum(r["tokens"] for r in rows) / len(rows),
-            "length_capped": sum(r.get("finish_reason") == "length" for r in rows),
-            "no_answer": sum(r.get("extracted_answer") is None for r in rows),
-        })
+        seeds.append(
+            {
+                "seed": seed,
+                "n": len(rows),
+                "correct": sum(bool(r["correct"]) for r in rows),
+                "accuracy": sum(bool(r["correct"]) for r in rows) / len(rows),
+                "mean_tokens": sum(r["tokens"] for r in rows) / len(rows),
+                "length_capped": sum(r.get("finish_reason") == "length" for r in rows),
+                "no_answer": sum(r.get("extracted_answer") is None for r in rows),
+            }
+        )
     problems = per_problem(records)
     acc_mean, acc_std = mean_std([s["accuracy"] for s in seeds])
     tok_mean, tok_std = mean_std([s["mean_tokens"] for s in seeds])
@@ -65,21 +69,29 @@ def benchmark_metrics(records: list[dict], max_tokens: int | None = None, maj_k:
         "seeds": [s["seed"] for s in seeds],
         "samples": len(done),
         "per_seed": seeds,
-        "accuracy": {"mean": acc_mean, "std": acc_std,
-                     "ci95": list(bootstrap_ci([p["accuracy"] for p in problems.values()]))},
-        "tokens": {"mean": tok_mean, "std": tok_std,
-                   "ci95": list(bootstrap_ci([p["tokens"] for p in problems.values()]))},
+        "accuracy": {
+            "mean": acc_mean,
+            "std": acc_std,
+            "ci95": list(bootstrap_ci([p["accuracy"] for p in problems.values()])),
+        },
+        "tokens": {
+            "mean": tok_mean,
+            "std": tok_std,
+            "ci95": list(bootstrap_ci([p["tokens"] for p in problems.values()])),
+        },
         **sample_scores(records, maj_k=maj_k, pass_k=pass_k),
         "token_split": token_split_metrics(done),
         "endings": response_endings(done),
         "max_tokens": max_tokens,
         "length_capped": {"count": capped, "rate": capped / len(done) if done else 0.0},
-        "no_answer": [{"problem_id": r["problem_id"], "seed": r["seed"]} for r in done
-                      if r.get("extracted_answer") is None],
+        "no_answer": [
+            {"problem_id": r["problem_id"], "seed": r["seed"]} for r in done if r.get("extracted_answer") is None
+        ],
         "answer_without_boxed": sum(r.get("answer_source") == "fallback" for r in done),
         "token_check": token_check(done),
-        "errors": [{"problem_id": r["problem_id"], "seed": r["seed"], "error": r["error"]}
-                   for r in records if r.get("error")],
+        "errors": [
+            {"problem_id": r["problem_id"], "seed": r["seed"], "error": r["error"]} for r in records if r.get("error")
+        ],
         "complete": not any(r.get("error") for r in records),
         "contamination": contamination(records),
         **({"lm_eval": lm_eval_accuracy(done)} if any("strict_correct" in r for r in done) else {}),
@@ -98,14 +110,17 @@ def contamination(records: list[dict]) -> dict:
 
 def lm_eval_accuracy(records: list[dict]) -> dict:
     """lm-eval's strict and flexible filters' accuracy over the samples (paper protocol)."""
-    return {name: sum(bool(r.get(f"{name}_correct")) for r in records) / len(records) if records else 0.0
-            for name in ("strict", "flexible")}
+    return {
+        name: sum(bool(r.get(f"{name}_correct")) for r in records) / len(records) if records else 0.0
+        for name in ("strict", "flexible")
+    }
 
 
 def token_check(records: list[dict]) -> dict:
     """Our tokenizer's count against the server's usage.completion_tokens."""
-    pairs = [(r["tokens"], r["server_completion_tokens"]) for r in records
-             if r.get("server_completion_tokens") is not None]
+    pairs = [
+        (r["tokens"], r["server_completion_tokens"]) for r in records if r.get("server_completion_tokens") is not None
+    ]
     mismatches = sum(abs(ours - theirs) > TOKEN_TOLERANCE for ours, theirs in pairs)
     return {
         "compared": len(pairs),

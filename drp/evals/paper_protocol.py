@@ -3,7 +3,7 @@ paper's cap (or the user's) clipped to what the served model's context leaves af
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from drp.evals.problems import Benchmark
 from drp.evals.protocols import Request, paper_cap, paper_request
@@ -33,8 +33,10 @@ def paper_requests(
                     clipped.append(cap)
             per_problem[problem.id] = (request, cap)
         if clipped:
-            echo(f"warning: {benchmark.name}: a cap of {wanted} tokens does not fit the served model's context of "
-                 f"{context} tokens; clipped to the context left after each prompt ({min(clipped)}–{max(clipped)} "
-                 f"tokens) for {len(clipped)} of {len(benchmark.problems)} problems")
+            echo(
+                f"warning: {benchmark.name}: a cap of {wanted} tokens does not fit the served model's context of "
+                f"{context} tokens; clipped to the context left after each prompt ({min(clipped)}–{max(clipped)} "
+                f"tokens) for {len(clipped)} of {len(benchmark.problems)} problems"
+            )
         requests[benchmark.name] = per_problem
     return requests

@@ -7,9 +7,10 @@ a JSONL file. Problem ids are the same whichever source is used, so runs can be 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from drp.answers import gsm8k_gold
 from drp.errors import UserError
@@ -48,8 +49,9 @@ KNOWN: dict[str, BenchmarkSpec] = {
     for spec in (
         BenchmarkSpec("gsm8k", "openai/gsm8k", "main", "test", ("question",), "answer", gsm8k_gold),
         BenchmarkSpec("math500", "HuggingFaceH4/MATH-500", None, "test", ("problem",), "answer"),
-        BenchmarkSpec("aime24", "HuggingFaceH4/aime_2024", None, "test", ("problem",), "answer",
-                      id_field="id", hub_split="train"),
+        BenchmarkSpec(
+            "aime24", "HuggingFaceH4/aime_2024", None, "test", ("problem",), "answer", id_field="id", hub_split="train"
+        ),
         BenchmarkSpec("amc23", "math-ai/amc23", None, "test", ("question", "problem"), "answer", id_field="id"),
     )
 }
@@ -99,8 +101,9 @@ def load_benchmark(
     else:
         records, where = _read_hub(spec, split, hub_repo, missing_local=local)
     problems = [_from_spec(spec, split, index, record, at) for index, at, record in records]
-    return _limited(Benchmark(spec.name if split == spec.split else f"{spec.name}:{split}", where,
-                              tuple(problems)), limit)
+    return _limited(
+        Benchmark(spec.name if split == spec.split else f"{spec.name}:{split}", where, tuple(problems)), limit
+    )
 
 
 def _spec_for(name: str) -> tuple[BenchmarkSpec, str]:
@@ -137,10 +140,16 @@ def load_jsonl(path: Path, name: str, fields: Fields) -> Benchmark:
             raise BenchmarkError(f"{at}: none of the question fields {list(fields.question)}")
         answer = _first(record, fields.answer)
         answer = None if answer is None else _text(answer, "answer", at, numbers=True, keep_type=True)
-        gold = None if answer is None else (gsm8k_gold(answer) if isinstance(answer, str) and "####" in answer
-                                            else _plain_gold(answer))
-        problem_id = _text(record[fields.id], fields.id, at, numbers=True) \
-            if fields.id and record.get(fields.id) not in (None, "") else f"{name}_{index:04d}"
+        gold = (
+            None
+            if answer is None
+            else (gsm8k_gold(answer) if isinstance(answer, str) and "####" in answer else _plain_gold(answer))
+        )
+        problem_id = (
+            _text(record[fields.id], fields.id, at, numbers=True)
+            if fields.id and record.get(fields.id) not in (None, "")
+            else f"{name}_{index:04d}"
+        )
         if problem_id in seen:
             raise BenchmarkError(f"{at}: repeats the id {problem_id!r} of {seen[problem_id]}")
         seen[problem_id] = at
@@ -173,8 +182,10 @@ def _read_jsonl(path: Path) -> list[tuple[int, str, dict]]:
             try:
                 line = data.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeDecodeError as exc:
-                raise BenchmarkError(f"{at}: not UTF-8 (byte {exc.start + 1} of the line is {data[exc.start]:#04x}); "
-                                     "save the file as UTF-8") from None
+                raise BenchmarkError(
+                    f"{at}: not UTF-8 (byte {exc.start + 1} of the line is {data[exc.start]:#04x}); "
+                    "save the file as UTF-8"
+                ) from None
             if not line.strip():
                 continue
             try:
@@ -198,8 +209,10 @@ def _read_hub(spec: BenchmarkSpec, split: str, repo: str | None, missing_local: 
         rows = datasets.load_dataset(repo, spec.hub_config, split=hub_split)
     except Exception as exc:  # offline, unknown split, ...: one clear message naming both places tried
         local_note = f"no local file {missing_local}; " if missing_local is not None else ""
-        raise BenchmarkError(f"{spec.name}: {local_note}loading {repo} ({hub_split}) from the hub failed: "
-                             f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+        raise BenchmarkError(
+            f"{spec.name}: {local_note}loading {repo} ({hub_split}) from the hub failed: "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        ) from None
     where = f"{repo}:{hub_split}"
     return [(index, f"{where} row {index + 1}", dict(row)) for index, row in enumerate(rows)], where
 

@@ -64,9 +64,11 @@ def is_gsm8k(benchmark: str) -> bool:
 # lm-eval 0.4.5 stops every generation at these too, besides the task's own `until` (and the tokenizer's EOS).
 LM_EVAL_END_MARKERS = ("</s>", "<|im_end|>")
 # The MATH-500 / AIME24 / AMC23 prompts are our assumption (see above): said in every metrics.json they score.
-ASSUMED_PROMPT_NOTE = ("assumed prompt: the paper's lm-eval task files for this benchmark are unpublished; drp sends "
-                       "lm-eval's zero-shot MATH layout 'Problem: ...\\nAnswer:' and scores by math-verify only "
-                       "(lm-eval's GSM8K filters do not apply)")
+ASSUMED_PROMPT_NOTE = (
+    "assumed prompt: the paper's lm-eval task files for this benchmark are unpublished; drp sends "
+    "lm-eval's zero-shot MATH layout 'Problem: ...\\nAnswer:' and scores by math-verify only "
+    "(lm-eval's GSM8K filters do not apply)"
+)
 
 
 def paper_stops(own: str, eos: str | None = None) -> tuple[str, ...]:

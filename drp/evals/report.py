@@ -66,7 +66,7 @@ def _k_and_split(row: dict) -> dict:
         "thinking": " / ".join(count_text(thinking.get(key)) for key in ("mean", "median", "p90")),
         "answer": count_text((split.get("answer") or {}).get("mean")),
         "by_outcome": f"{count_text(((split.get('correct') or {}).get('tokens') or {}).get('mean'))} / "
-                      f"{count_text(((split.get('incorrect') or {}).get('tokens') or {}).get('mean'))}",
+        f"{count_text(((split.get('incorrect') or {}).get('tokens') or {}).get('mean'))}",
         "wilcoxon_thinking": "–" if not wilcoxon else f"p={_p(wilcoxon['pvalue'])}",
         "stopped": rate_text(row.get("endings"), "stopped"),
         "no_think_close": rate_text(row.get("endings"), "no_think_close"),
@@ -80,22 +80,27 @@ def table_rows(benchmark: dict) -> list[dict]:
     for row in benchmark["rows"]:
         acc, tok = row["accuracy"], row["tokens"]
         mcnemar, wilcoxon = row.get("mcnemar"), row.get("wilcoxon_tokens")
-        rows.append({
-            **_k_and_split(row),
-            "label": row["label"],
-            "size": f"{row['n_problems']} × {row['seeds']}",
-            "accuracy": f"{acc['mean']:.1%} ± {acc['std']:.1%}",
-            "accuracy_ci": f"[{acc['ci95'][0]:.1%}, {acc['ci95'][1]:.1%}]",
-            "accuracy_delta": "baseline" if "accuracy_delta" not in row else f"{row['accuracy_delta'] * 100:+.1f} pp",
-            "tokens": f"{tok['mean']:.0f} ± {tok['std']:.0f}",
-            "tokens_ci": f"[{tok['ci95'][0]:.0f}, {tok['ci95'][1]:.0f}]",
-            "token_reduction": "baseline" if "accuracy_delta" not in row else _pct(row["token_reduction"]),
-            "mcnemar": "–" if not mcnemar else
-            f"{mcnemar['only_baseline']}/{mcnemar['only_this']}, p={_p(mcnemar['pvalue'])}",
-            "wilcoxon": "–" if not wilcoxon else f"p={_p(wilcoxon['pvalue'])}",
-            "capped": _pct(row["length_capped_rate"]),
-            "trained_on": _trained_on(row.get("contamination")),
-        })
+        rows.append(
+            {
+                **_k_and_split(row),
+                "label": row["label"],
+                "size": f"{row['n_problems']} × {row['seeds']}",
+                "accuracy": f"{acc['mean']:.1%} ± {acc['std']:.1%}",
+                "accuracy_ci": f"[{acc['ci95'][0]:.1%}, {acc['ci95'][1]:.1%}]",
+                "accuracy_delta": "baseline"
+                if "accuracy_delta" not in row
+                else f"{row['accuracy_delta'] * 100:+.1f} pp",
+                "tokens": f"{tok['mean']:.0f} ± {tok['std']:.0f}",
+                "tokens_ci": f"[{tok['ci95'][0]:.0f}, {tok['ci95'][1]:.0f}]",
+                "token_reduction": "baseline" if "accuracy_delta" not in row else _pct(row["token_reduction"]),
+                "mcnemar": "–"
+                if not mcnemar
+                else f"{mcnemar['only_baseline']}/{mcnemar['only_this']}, p={_p(mcnemar['pvalue'])}",
+                "wilcoxon": "–" if not wilcoxon else f"p={_p(wilcoxon['pvalue'])}",
+                "capped": _pct(row["length_capped_rate"]),
+                "trained_on": _trained_on(row.get("contamination")),
+            }
+        )
     return rows
 
 
@@ -108,33 +113,62 @@ def _trained_on(contamination: dict | None) -> str:
 
 
 def contamination_warnings(comparison: dict) -> list[str]:
-    return [f"WARNING: {name}: {row['label']}'s student trained on {row['contamination']['trained_on']} of the "
-            f"{row['n_problems']} evaluated problems: not a held-out score"
-            for name, benchmark in comparison["benchmarks"].items() for row in benchmark["rows"]
-            if (row.get("contamination") or {}).get("trained_on")]
+    return [
+        f"WARNING: {name}: {row['label']}'s student trained on {row['contamination']['trained_on']} of the "
+        f"{row['n_problems']} evaluated problems: not a held-out score"
+        for name, benchmark in comparison["benchmarks"].items()
+        for row in benchmark["rows"]
+        if (row.get("contamination") or {}).get("trained_on")
+    ]
 
 
 # Two tables per benchmark: accuracy, then tokens.
-ACCURACY_COLUMNS = [("label", "run"), ("size", "problems × seeds"), ("accuracy", "accuracy"),
-                    ("accuracy_ci", "95% CI"), ("accuracy_delta", "Δ accuracy"), ("delta_ci", "Δ 95% CI"),
-                    ("sign_flip", "sign-flip"), ("mcnemar", "McNemar base✓/this✓"), ("avg_k", "avg@k"),
-                    ("pass_k", "pass@k"), ("maj_k", "maj@k"), ("trained_on", "trained on")]
-TOKEN_COLUMNS = [("label", "run"), ("tokens", "tokens"), ("tokens_ci", "95% CI"),
-                 ("token_reduction", "token reduction"), ("wilcoxon", "Wilcoxon (tokens)"),
-                 ("thinking", "thinking mean / median / p90"), ("wilcoxon_thinking", "Wilcoxon (thinking)"),
-                 ("answer", "answer mean"), ("by_outcome", "tokens ✓ / ✗"), ("stopped", "stopped"),
-                 ("capped", "hit cap"), ("no_think_close", "no </think>"), ("no_answer_rate", "no answer")]
+ACCURACY_COLUMNS = [
+    ("label", "run"),
+    ("size", "problems × seeds"),
+    ("accuracy", "accuracy"),
+    ("accuracy_ci", "95% CI"),
+    ("accuracy_delta", "Δ accuracy"),
+    ("delta_ci", "Δ 95% CI"),
+    ("sign_flip", "sign-flip"),
+    ("mcnemar", "McNemar base✓/this✓"),
+    ("avg_k", "avg@k"),
+    ("pass_k", "pass@k"),
+    ("maj_k", "maj@k"),
+    ("trained_on", "trained on"),
+]
+TOKEN_COLUMNS = [
+    ("label", "run"),
+    ("tokens", "tokens"),
+    ("tokens_ci", "95% CI"),
+    ("token_reduction", "token reduction"),
+    ("wilcoxon", "Wilcoxon (tokens)"),
+    ("thinking", "thinking mean / median / p90"),
+    ("wilcoxon_thinking", "Wilcoxon (thinking)"),
+    ("answer", "answer mean"),
+    ("by_outcome", "tokens ✓ / ✗"),
+    ("stopped", "stopped"),
+    ("capped", "hit cap"),
+    ("no_think_close", "no </think>"),
+    ("no_answer_rate", "no answer"),
+]
 TABLES = [ACCURACY_COLUMNS, TOKEN_COLUMNS]
 
 
 def markdown(comparison: dict) -> str:
-    lines = ["# drp compare", "", f"Baseline: **{comparison['baseline']}**; protocol: "
-             f"**{comparison.get('protocol', 'default')}**", ""]
+    lines = [
+        "# drp compare",
+        "",
+        f"Baseline: **{comparison['baseline']}**; protocol: **{comparison.get('protocol', 'default')}**",
+        "",
+    ]
     for run in comparison["runs"]:
         decoding = run.get("decoding") or {}
-        lines.append(f"- **{run['label']}**: `{run['path']}`, model `{run.get('model')}`, "
-                     f"T={decoding.get('temperature')}, top_p={decoding.get('top_p')}, "
-                     f"max_tokens={decoding.get('max_tokens')}, prompt {run.get('prompt_template')}")
+        lines.append(
+            f"- **{run['label']}**: `{run['path']}`, model `{run.get('model')}`, "
+            f"T={decoding.get('temperature')}, top_p={decoding.get('top_p')}, "
+            f"max_tokens={decoding.get('max_tokens')}, prompt {run.get('prompt_template')}"
+        )
     for name, benchmark in comparison["benchmarks"].items():
         lines += ["", f"## {name} ({benchmark['n_problems']} problems)"]
         rows = table_rows(benchmark)
@@ -145,8 +179,11 @@ def markdown(comparison: dict) -> str:
     if warnings:
         lines += [""] + [f"**{warning}**" for warning in warnings]
     if comparison["skipped_benchmarks"]:
-        lines += ["", "Not in every run (left out): " + "; ".join(
-            f"{b} ({', '.join(labels)})" for b, labels in comparison["skipped_benchmarks"].items())]
+        lines += [
+            "",
+            "Not in every run (left out): "
+            + "; ".join(f"{b} ({', '.join(labels)})" for b, labels in comparison["skipped_benchmarks"].items()),
+        ]
     lines += ["", f"![accuracy vs thinking tokens]({PLOT})", "", "Notes:", ""] + [f"- {note}" for note in NOTES]
     return "\n".join(lines) + "\n"
 
@@ -167,9 +204,16 @@ def plot(comparison: dict, path: Path) -> None:
         for index, row in enumerate(rows):
             acc, tok = row["accuracy"], row["thinking_tokens"] if split else row["tokens"]
             x, y = tok["mean"], acc["mean"] * 100
-            axis.errorbar(x, y, xerr=[[x - tok["ci95"][0]], [tok["ci95"][1] - x]],
-                          yerr=[[y - acc["ci95"][0] * 100], [acc["ci95"][1] * 100 - y]],
-                          fmt="o", capsize=3, color=colours[index % len(colours)], label=row["label"])
+            axis.errorbar(
+                x,
+                y,
+                xerr=[[x - tok["ci95"][0]], [tok["ci95"][1] - x]],
+                yerr=[[y - acc["ci95"][0] * 100], [acc["ci95"][1] * 100 - y]],
+                fmt="o",
+                capsize=3,
+                color=colours[index % len(colours)],
+                label=row["label"],
+            )
         axis.set_title(name)
         axis.set_xlabel("mean thinking tokens" if split else "mean response tokens")
         axis.set_ylabel("accuracy (%)")
@@ -188,7 +232,10 @@ def html(comparison: dict, png: Path) -> str:
     template = env.from_string(TEMPLATE.read_text(encoding="utf-8"))
     image = base64.b64encode(png.read_bytes()).decode() if png.exists() else None
     return template.render(
-        comparison=comparison, tables_columns=TABLES, notes=NOTES, image=image,
+        comparison=comparison,
+        tables_columns=TABLES,
+        notes=NOTES,
+        image=image,
         warnings=contamination_warnings(comparison),
         tables={name: table_rows(b) for name, b in comparison["benchmarks"].items()},
     )
@@ -199,8 +246,12 @@ def write_report(comparison: dict, out: Path) -> dict[str, Path]:
 
     check_output(out, "compare")
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out / "comparison.json", "markdown": out / "report.md", "png": out / PLOT,
-             "html": out / "report.html"}
+    paths = {
+        "json": out / "comparison.json",
+        "markdown": out / "report.md",
+        "png": out / PLOT,
+        "html": out / "report.html",
+    }
     paths["json"].write_text(json.dumps(comparison, indent=2) + "\n")
     paths["markdown"].write_text(markdown(comparison))
     plot(comparison, paths["png"])

@@ -15,8 +15,8 @@ of the benchmark).
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from math import comb
-from typing import Callable
 
 from drp.evals.stats import summary
 
@@ -92,8 +92,12 @@ def by_problem(records: list[dict]) -> dict[str, list[dict]]:
     return {pid: sorted(rows, key=lambda r: r["seed"]) for pid, rows in grouped.items()}
 
 
-def sample_scores(records: list[dict], maj_k: int | None = None, pass_k: list[int] | None = None,
-                  same: Callable[[str, str], bool] | None = None) -> dict:
+def sample_scores(
+    records: list[dict],
+    maj_k: int | None = None,
+    pass_k: list[int] | None = None,
+    same: Callable[[str, str], bool] | None = None,
+) -> dict:
     """avg@k, pass@k′ and maj@k of one benchmark from its latest sample records.
 
     k is the fewest samples any problem has (a resumed run with failed samples may leave some short); pass@k′ is
@@ -108,12 +112,13 @@ def sample_scores(records: list[dict], maj_k: int | None = None, pass_k: list[in
     correct = [(len(rows), sum(bool(r.get("correct")) for r in rows)) for rows in problems.values()]
     maj_k = k if maj_k is None else min(maj_k, k)
     pass_k = k_values(k) if pass_k is None else [value for value in pass_k if value <= k]
-    majority = [majority_vote([(r.get("extracted_answer"), bool(r.get("correct"))) for r in rows[:maj_k]], same)
-                for rows in problems.values()]
+    majority = [
+        majority_vote([(r.get("extracted_answer"), bool(r.get("correct"))) for r in rows[:maj_k]], same)
+        for rows in problems.values()
+    ]
     return {
         "samples_per_problem": {"min": k, "max": max(counts)},
         "avg@k": {"k": k, **summary([c / n for n, c in correct])},
         "pass@k": {str(value): summary([pass_at_k(n, c, value) for n, c in correct]) for value in pass_k},
         "maj@k": {"k": maj_k, **summary(majority)},
     }
-

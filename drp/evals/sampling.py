@@ -10,9 +10,10 @@ import json
 import queue
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from drp.endpoint import EndpointSettings, describe_error
 from drp.errors import EXIT_ENDPOINT_DOWN, UserError
@@ -40,8 +41,12 @@ class Decoding:
     extra_body: dict = field(default_factory=dict)
 
     def public(self) -> dict:
-        return {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens,
-                "extra_body": self.extra_body}
+        return {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_tokens,
+            "extra_body": self.extra_body,
+        }
 
 
 @dataclass(frozen=True)
@@ -71,7 +76,7 @@ class SamplingSettings:
     progress: bool = True
     overwrite: bool = False
 
-    def open_endpoint(self, echo: Callable[[str], None]) -> "Endpoint":
+    def open_endpoint(self, echo: Callable[[str], None]) -> Endpoint:
         """The endpoint, probed (EndpointDown before anything is written or deleted); warns when the server
         does not list the model."""
         endpoint = Endpoint(self.endpoint)
@@ -99,8 +104,10 @@ class Endpoint:
         try:
             served = [m.id for m in self.client.with_options(max_retries=0, timeout=PROBE_TIMEOUT).models.list()]
         except Exception as exc:
-            raise EndpointDown(f"endpoint {redact_url(self.url)} is not answering: "
-                               f"{describe_error(exc, PROBE_TIMEOUT, self.url)}; start one with `drp serve MODEL`") from None
+            raise EndpointDown(
+                f"endpoint {redact_url(self.url)} is not answering: "
+                f"{describe_error(exc, PROBE_TIMEOUT, self.url)}; start one with `drp serve MODEL`"
+            ) from None
         self.kind = _server_kind(self.url, httpx)
         return served
 
@@ -128,14 +135,16 @@ class Endpoint:
 
         try:
             self.client.with_options(max_retries=0, timeout=max(PROBE_TIMEOUT, 60.0)).completions.create(
-                model=self.model, prompt="Q:", max_tokens=1, temperature=0.0)
+                model=self.model, prompt="Q:", max_tokens=1, temperature=0.0
+            )
         except (openai.NotFoundError, openai.APIStatusError) as exc:
             if getattr(exc, "status_code", None) in (404, 405, 501):
                 raise NoCompletionsEndpoint(
                     f"{redact_url(self.url)} has no /v1/completions endpoint (HTTP {exc.status_code}): "
                     "--protocol paper sends raw prompts without a chat template, which a chat-only server cannot "
                     "take. Serve the model with vLLM (`drp serve MODEL --backend vllm`) or with transformers "
-                    ">= 5 (`transformers serve`), which both have it") from None
+                    ">= 5 (`transformers serve`), which both have it"
+                ) from None
             # any other refusal (a bad model name, a server error) shows up per sample, with its reason
         except Exception:
             pass
@@ -150,16 +159,33 @@ class Endpoint:
         extra = self.sampling_extra(decoding)
         if self.kind != "transformers":
             extra = {"add_special_tokens": False, **extra}
-        return self._timed(lambda: self.client.completions.create(
-            model=self.model, prompt=prompt, temperature=decoding.temperature, top_p=decoding.top_p,
-            max_tokens=decoding.max_tokens, seed=seed, stop=list(stop) or None, extra_body=extra or None,
-        ), lambda choice: cut_at_stop(choice.text or "", stop))
+        return self._timed(
+            lambda: self.client.completions.create(
+                model=self.model,
+                prompt=prompt,
+                temperature=decoding.temperature,
+                top_p=decoding.top_p,
+                max_tokens=decoding.max_tokens,
+                seed=seed,
+                stop=list(stop) or None,
+                extra_body=extra or None,
+            ),
+            lambda choice: cut_at_stop(choice.text or "", stop),
+        )
 
     def complete(self, messages: list[dict], decoding: Decoding, seed: int | None) -> Completion:
-        return self._timed(lambda: self.client.chat.completions.create(
-            model=self.model, messages=messages, temperature=decoding.temperature, top_p=decoding.top_p,
-            max_tokens=decoding.max_tokens, seed=seed, extra_body=self.sampling_extra(decoding) or None,
-        ), lambda choice: _full_text(choice.message))
+        return self._timed(
+            lambda: self.client.chat.completions.create(
+                model=self.model,
+                messages=messages,
+                temperature=decoding.temperature,
+                top_p=decoding.top_p,
+                max_tokens=decoding.max_tokens,
+                seed=seed,
+                extra_body=self.sampling_extra(decoding) or None,
+            ),
+            lambda choice: _full_text(choice.message),
+        )
 
     def _timed(self, send, text_of) -> Completion:
         """One request, timed; every fault becomes a recorded per-sample error, never an exception."""
@@ -167,8 +193,7 @@ class Endpoint:
         try:
             response = send()
         except Exception as exc:
-            return Completion(latency_s=time.perf_counter() - started,
-                              error=describe_error(exc, self.settings.timeout))
+            return Completion(latency_s=time.perf_counter() - started, error=describe_error(exc, self.settings.timeout))
         latency = time.perf_counter() - started
         if not getattr(response, "choices", None):
             return Completion(latency_s=latency, error="the server returned no choices")
@@ -215,8 +240,11 @@ def _server_kind(url: str, httpx) -> str:
     root = url[: -len("/v1")] if url.endswith("/v1") else url
     try:
         reply = httpx.get(f"{root}/health", timeout=5)
-        if reply.status_code == 200 and reply.headers.get("content-type", "").startswith("application/json") \
-                and reply.json() == {"status": "ok"}:
+        if (
+            reply.status_code == 200
+            and reply.headers.get("content-type", "").startswith("application/json")
+            and reply.json() == {"status": "ok"}
+        ):
             return "transformers"
     except Exception:
         pass
@@ -236,7 +264,7 @@ class Task:
     stop: tuple[str, ...] = ()
     max_tokens: int | None = None  # this task's cap, when it is not the decoding's
 
-    def run(self, endpoint: "Endpoint", decoding: Decoding) -> Completion:
+    def run(self, endpoint: Endpoint, decoding: Decoding) -> Completion:
         if self.max_tokens is not None:
             decoding = replace(decoding, max_tokens=self.max_tokens)
         if self.prompt is not None:
@@ -252,8 +280,14 @@ class PoolOutcome:
     interrupted: bool = False
 
 
-def run_tasks(tasks: list[Task], endpoint: Endpoint, decoding: Decoding, concurrency: int,
-              on_result: Callable[[Task, Completion], None], max_consecutive_errors: int = 20) -> PoolOutcome:
+def run_tasks(
+    tasks: list[Task],
+    endpoint: Endpoint,
+    decoding: Decoding,
+    concurrency: int,
+    on_result: Callable[[Task, Completion], None],
+    max_consecutive_errors: int = 20,
+) -> PoolOutcome:
     """Sample every task; on_result runs in this thread. Stops submitting after too many errors in a row."""
     outcome = PoolOutcome()
     if not tasks:
@@ -273,8 +307,10 @@ def run_tasks(tasks: list[Task], endpoint: Endpoint, decoding: Decoding, concurr
             results.put((task, task.run(endpoint, decoding)))
 
     # Daemon threads: on Ctrl-C the process exits at once instead of waiting for in-flight requests.
-    threads = [threading.Thread(target=worker, daemon=True, name=f"sampler-{i}")
-               for i in range(max(1, min(concurrency, len(tasks))))]
+    threads = [
+        threading.Thread(target=worker, daemon=True, name=f"sampler-{i}")
+        for i in range(max(1, min(concurrency, len(tasks))))
+    ]
     for thread in threads:
         thread.start()
     in_a_row, last_error = 0, None
@@ -370,7 +406,7 @@ class SampleWriter:
     def close(self) -> None:
         self._handle.close()
 
-    def __enter__(self) -> "SampleWriter":
+    def __enter__(self) -> SampleWriter:
         return self
 
     def __exit__(self, *exc) -> None:

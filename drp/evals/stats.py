@@ -7,8 +7,8 @@ equal, no discordant pairs) with the textbook answer instead of a NaN or an exce
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -22,8 +22,9 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
-def bootstrap_ci(values: Sequence[float], confidence: float = 0.95, n_resamples: int = 5000,
-                 seed: int = 0) -> tuple[float, float]:
+def bootstrap_ci(
+    values: Sequence[float], confidence: float = 0.95, n_resamples: int = 5000, seed: int = 0
+) -> tuple[float, float]:
     """Percentile bootstrap CI of the mean, resampling problems (seeded: the same data give the same CI)."""
     import numpy as np
     from scipy.stats import bootstrap
@@ -33,8 +34,14 @@ def bootstrap_ci(values: Sequence[float], confidence: float = 0.95, n_resamples:
         return math.nan, math.nan
     if data.size < 2 or np.all(data == data[0]):
         return float(data.mean()), float(data.mean())
-    result = bootstrap((data,), np.mean, confidence_level=confidence, n_resamples=n_resamples,
-                       method="percentile", rng=np.random.default_rng(seed))
+    result = bootstrap(
+        (data,),
+        np.mean,
+        confidence_level=confidence,
+        n_resamples=n_resamples,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
@@ -119,7 +126,13 @@ def sign_flip_test(x: Sequence[float], y: Sequence[float], n_resamples: int = 10
     difference = float((b - a).mean()) if a.size else math.nan
     if a.size == 0 or np.all(a == b):
         return SignFlip(difference, 1.0, True)
-    result = permutation_test((b, a), lambda u, v, axis: np.mean(u - v, axis=axis), permutation_type="samples",
-                              vectorized=True, n_resamples=n_resamples, alternative="two-sided",
-                              rng=np.random.default_rng(seed))
-    return SignFlip(difference, float(result.pvalue), 2 ** a.size <= n_resamples)
+    result = permutation_test(
+        (b, a),
+        lambda u, v, axis: np.mean(u - v, axis=axis),
+        permutation_type="samples",
+        vectorized=True,
+        n_resamples=n_resamples,
+        alternative="two-sided",
+        rng=np.random.default_rng(seed),
+    )
+    return SignFlip(difference, float(result.pvalue), 2**a.size <= n_resamples)

@@ -8,8 +8,8 @@ counted in `no_think_close`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from drp.evals.stats import distribution
 from drp.layout import thinking_prefix
@@ -54,10 +54,16 @@ def token_split_metrics(records: list[dict]) -> dict:
     split = [r for r in records if r.get("thinking_tokens") is not None]
 
     def part(rows: list[dict]) -> dict:
-        return {"n": len(rows), **{name: distribution([r[field] for r in rows]) for name, field in
-                                   (("tokens", "tokens"), ("thinking", "thinking_tokens"),
-                                    ("answer", "answer_tokens"))}}
+        return {
+            "n": len(rows),
+            **{
+                name: distribution([r[field] for r in rows])
+                for name, field in (("tokens", "tokens"), ("thinking", "thinking_tokens"), ("answer", "answer_tokens"))
+            },
+        }
 
-    return {**part(split),
-            "correct": part([r for r in split if r.get("correct")]),
-            "incorrect": part([r for r in split if not r.get("correct")])}
+    return {
+        **part(split),
+        "correct": part([r for r in split if r.get("correct")]),
+        "incorrect": part([r for r in split if not r.get("correct")]),
+    }

@@ -4,7 +4,7 @@
 `card` writes the dataset card, `writer` mixes runs and writes JSONL + a `datasets` folder.
 """
 
-from drp.layout import DEFAULT_INSTRUCTION
 from drp.export.writer import ExportError, export_dataset
+from drp.layout import DEFAULT_INSTRUCTION
 
 __all__ = ["DEFAULT_INSTRUCTION", "ExportError", "export_dataset"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import statistics
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from drp.export.sources import TOKEN_KEYS, AcceptedRun, token_column
 from drp.layout import sft_completion
@@ -36,7 +36,7 @@ def manifest(
     options: dict,
 ) -> dict:
     return {
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "format": "sft",
         "examples": len(records),
         "options": options,
@@ -102,17 +102,27 @@ def render_card(info: dict, questions: list[str] | None = None) -> str:
         hashes = ", ".join(f"{agent}: `{digest}`" for agent, digest in sorted(run["prompt_hashes"].items())) or "–"
         statuses = ", ".join(f"{count} {status}" for status, count in sorted(run["status_counts"].items()))
         lines.append(f"| {run['run']} | {run['policy'] or '–'} | {hashes} | {statuses} | {run['exported']} |")
-    lines += ["", f"Examples in total: **{info['examples']}**"
-              + (f" ({splits['train']} train, {splits['validation']} validation, held out by question)."
-                 if "validation" in splits else "."), ""]
+    lines += [
+        "",
+        f"Examples in total: **{info['examples']}**"
+        + (
+            f" ({splits['train']} train, {splits['validation']} validation, held out by question)."
+            if "validation" in splits
+            else "."
+        ),
+        "",
+    ]
     lines += _hygiene(info, questions or [])
     lines += ["## Tokens (before → after pruning)", ""]
     tokens = info["tokens"]
     if not any(key in tokens for key in ("thinking_before", "response_before")):
         lines.append("No token counts were recorded by the source runs.")
     else:
-        lines += ["| part | mean before | mean after | median before | median after | total before | total after "
-                  "| reduction |", "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "| part | mean before | mean after | median before | median after | total before | total after "
+            "| reduction |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for part in ("thinking", "response"):
             before, after = tokens.get(f"{part}_before"), tokens.get(f"{part}_after")
             if before and after:
@@ -136,8 +146,10 @@ def _hygiene(info: dict, questions: list[str]) -> list[str]:
     per_benchmark = excluded.get("per_benchmark") or {}
     if per_benchmark:
         left_out = ", ".join(f"{name}: {count}" for name, count in per_benchmark.items())
-        lines.append(f"Examples left out because their question is in an evaluation benchmark: "
-                     f"**{excluded['examples']}** ({left_out}).")
+        lines.append(
+            f"Examples left out because their question is in an evaluation benchmark: "
+            f"**{excluded['examples']}** ({left_out})."
+        )
     else:
         lines.append("No benchmark was excluded (`drp export --exclude-benchmarks gsm8k,math500,...` does that).")
     sidecar = (info.get("train_questions") or {}).get("file", "train_questions.txt")

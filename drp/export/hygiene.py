@@ -36,8 +36,10 @@ def benchmark_fingerprints(names: list[str], data_dir: Path | None, source: str 
 
 
 def exclude(records: list[dict], benchmarks: dict[str, set[str]]) -> tuple[list[dict], Exclusion]:
-    report = Exclusion(per_benchmark={name: 0 for name in benchmarks},
-                       benchmark_sizes={name: len(prints) for name, prints in benchmarks.items()})
+    report = Exclusion(
+        per_benchmark={name: 0 for name in benchmarks},
+        benchmark_sizes={name: len(prints) for name, prints in benchmarks.items()},
+    )
     kept = []
     for record in records:
         question = fingerprint(record["question"])
@@ -56,8 +58,10 @@ def split_validation(records: list[dict], fraction: float) -> tuple[list[dict], 
     `fraction` of the examples (at least one question when fraction > 0 and there are two or more)."""
     if not 0 <= fraction < 1:
         raise ValueError(f"the validation fraction must be at least 0 and below 1, not {fraction}")
-    questions = sorted({fingerprint(r["question"]) for r in records},
-                       key=lambda fp: hashlib.sha256(f"drp-validation:{fp}".encode()).hexdigest())
+    questions = sorted(
+        {fingerprint(r["question"]) for r in records},
+        key=lambda fp: hashlib.sha256(f"drp-validation:{fp}".encode()).hexdigest(),
+    )
     if fraction == 0 or len(questions) < 2:
         return list(records), []
     per_question: dict[str, int] = {}

@@ -10,7 +10,6 @@ from drp.errors import UserError
 from drp.paths import DB_NAME, run_dir, runs_dir
 from drp.store import loads, open_run
 
-
 TOKEN_KEYS = ("thinking_before", "thinking_after", "response_before", "response_after")
 
 
@@ -72,8 +71,10 @@ def _from_db(folder: Path, name: str) -> AcceptedRun:
 
     running = holder(folder)
     if running is not None:  # its accepted traces so far are not the run's dataset: refuse rather than cut it
-        raise SourceError(f"run {name!r} is still in progress ({running}): export it once it has ended "
-                          "(an interrupted run finishes with `drp run … --resume`)")
+        raise SourceError(
+            f"run {name!r} is still in progress ({running}): export it once it has ended "
+            "(an interrupted run finishes with `drp run … --resume`)"
+        )
     store = open_run(folder)
     meta = store.run_row()
     counts = store.status_counts()
@@ -155,8 +156,13 @@ def record_problem(record) -> str | None:
         return "no id (text or an integer)" if trace_id in (None, "") else f"its id is {type(trace_id).__name__}"
     question = record.get("question")
     if not isinstance(question, str) or not question.strip():
-        return "the question is " + ("missing" if question is None else "empty" if isinstance(question, str)
-                                     else f"{type(question).__name__}, not text")
+        return "the question is " + (
+            "missing"
+            if question is None
+            else "empty"
+            if isinstance(question, str)
+            else f"{type(question).__name__}, not text"
+        )
     gold = record.get("gold_answer")
     if gold is not None and (isinstance(gold, bool) or not isinstance(gold, (str, int, float))):
         return f"gold_answer is {type(gold).__name__}, not text or a number"

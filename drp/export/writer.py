@@ -72,21 +72,38 @@ def export_dataset(
     records, dropped = _mix(sources, instruction, system_prompt, answer, duplicates)
     records, excluded = exclude(records, benchmarks)
     if not records:
-        raise ExportError(f"nothing left to export: all {excluded.dropped} examples have questions from "
-                          f"{', '.join(benchmarks)}")
+        raise ExportError(
+            f"nothing left to export: all {excluded.dropped} examples have questions from {', '.join(benchmarks)}"
+        )
     train, validation = split_validation(records, val_fraction)
     per_run = Counter(record["run"] for record in records)
-    options = {"answer": answer, "instruction": instruction, "system_prompt": system_prompt,
-               "duplicates": duplicates, "exclude_benchmarks": exclude_benchmarks or [], "val_fraction": val_fraction}
+    options = {
+        "answer": answer,
+        "instruction": instruction,
+        "system_prompt": system_prompt,
+        "duplicates": duplicates,
+        "exclude_benchmarks": exclude_benchmarks or [],
+        "val_fraction": val_fraction,
+    }
     questions = fingerprints(r["question"] for r in train)
     info = manifest(sources, records, per_run, options)
     info["splits"] = {"train": len(train), **({"validation": len(validation)} if validation else {})}
-    info["excluded"] = {"examples": excluded.dropped, "per_benchmark": excluded.per_benchmark,
-                        "benchmark_questions": excluded.benchmark_sizes}
+    info["excluded"] = {
+        "examples": excluded.dropped,
+        "per_benchmark": excluded.per_benchmark,
+        "benchmark_questions": excluded.benchmark_sizes,
+    }
     info["train_questions"] = {"file": SIDECAR, "count": len(questions)}
     _write(out, {"train": train, "validation": validation}, info, questions)
-    return ExportSummary(out=out, examples=len(records), per_run=dict(per_run),
-                         dropped_duplicates=dropped, info=info, excluded=excluded, validation=len(validation))
+    return ExportSummary(
+        out=out,
+        examples=len(records),
+        per_run=dict(per_run),
+        dropped_duplicates=dropped,
+        info=info,
+        excluded=excluded,
+        validation=len(validation),
+    )
 
 
 def _benchmarks(names: list[str], data_dir: Path | None) -> dict[str, set[str]]:
@@ -150,8 +167,9 @@ def _write(out: Path, splits: dict[str, list[dict]], info: dict, questions: list
         partial.chmod(0o777 & ~mask)  # mkdtemp's folder is private; the dataset gets the usual permissions
         disable_progress_bar()  # a few hundred rows: the bars would only clutter the command's summary
         try:
-            DatasetDict({name: Dataset.from_list(rows, features=_features())
-                         for name, rows in splits.items() if rows}).save_to_disk(str(partial))
+            DatasetDict(
+                {name: Dataset.from_list(rows, features=_features()) for name, rows in splits.items() if rows}
+            ).save_to_disk(str(partial))
         finally:
             enable_progress_bar()
         for name, rows in splits.items():
@@ -178,10 +196,17 @@ def _features():
 
     message = {"role": Value("string"), "content": Value("string")}
     columns = {
-        "id": Value("string"), "run": Value("string"), "trace_id": Value("string"),
-        "prompt": List(message), "completion": List(message),
-        "question": Value("string"), "thinking": Value("string"), "answer_section": Value("string"),
-        "answer": Value("string"), "gold_answer": Value("string"), "answer_style": Value("string"),
+        "id": Value("string"),
+        "run": Value("string"),
+        "trace_id": Value("string"),
+        "prompt": List(message),
+        "completion": List(message),
+        "question": Value("string"),
+        "thinking": Value("string"),
+        "answer_section": Value("string"),
+        "answer": Value("string"),
+        "gold_answer": Value("string"),
+        "answer_style": Value("string"),
     }
     for part in ("thinking", "response"):
         for when in ("before", "after"):

@@ -25,8 +25,12 @@ def _teacher_node(agent_function):
         try:
             return await agent_function(state, runtime.context)
         except TeacherError as exc:
-            return {"status": "failed", "reason": f"teacher_error: {exc}", "calls": getattr(exc, "calls", []),
-                    "teacher_unreachable": exc.unreachable}
+            return {
+                "status": "failed",
+                "reason": f"teacher_error: {exc}",
+                "calls": getattr(exc, "calls", []),
+                "teacher_unreachable": exc.unreachable,
+            }
 
     node.__name__ = agent_function.__name__
     return node

@@ -12,15 +12,57 @@ from drp.store import RunStore, json_or_text, open_run
 
 # Small columns for the trace list; the long texts are read per trace, when its detail block is written.
 LIST_COLUMNS = (
-    "id", "line", "status", "reason", "attempts", "question", "gold_answer", "original_answer",
-    "pruned_answer", "thinking_tokens_before", "thinking_tokens_after", "response_tokens_before",
-    "response_tokens_after", "teacher_input_tokens", "teacher_output_tokens", "teacher_calls", "seconds",
+    "id",
+    "line",
+    "status",
+    "reason",
+    "attempts",
+    "question",
+    "gold_answer",
+    "original_answer",
+    "pruned_answer",
+    "thinking_tokens_before",
+    "thinking_tokens_after",
+    "response_tokens_before",
+    "response_tokens_after",
+    "teacher_input_tokens",
+    "teacher_output_tokens",
+    "teacher_calls",
+    "seconds",
 )
-STEP_COLUMNS = ("step", "attempt", "unit_start", "unit_end", "skill", "action", "merge_group", "text", "rewritten", "echo")
+STEP_COLUMNS = (
+    "step",
+    "attempt",
+    "unit_start",
+    "unit_end",
+    "skill",
+    "action",
+    "merge_group",
+    "text",
+    "rewritten",
+    "echo",
+)
 CALL_COLUMNS = (
-    "seq", "node", "attempt", "policy", "prompt_name", "prompt_hash", "messages", "raw_output", "parsed",
-    "error", "model", "input_tokens", "output_tokens", "latency_ms", "started_at", "llm", "usage",
-    "reused_run", "reused_trace", "reused_seq",
+    "seq",
+    "node",
+    "attempt",
+    "policy",
+    "prompt_name",
+    "prompt_hash",
+    "messages",
+    "raw_output",
+    "parsed",
+    "error",
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "latency_ms",
+    "started_at",
+    "llm",
+    "usage",
+    "reused_run",
+    "reused_trace",
+    "reused_seq",
 )
 EMBEDDED_CALL_COLUMNS = (*CALL_COLUMNS, "parsed_is_raw")
 
@@ -135,8 +177,15 @@ def verdicts(calls: list[dict]) -> list[dict]:
         if call.get("node") != "verifier":
             continue
         parsed = call.get("parsed")
-        verdict = {"attempt": call.get("attempt"), "seq": call.get("seq"), "passed": None, "failures": [],
-                   "feedback": None, "other": None, "error": call.get("error")}
+        verdict = {
+            "attempt": call.get("attempt"),
+            "seq": call.get("seq"),
+            "passed": None,
+            "failures": [],
+            "feedback": None,
+            "other": None,
+            "error": call.get("error"),
+        }
         if isinstance(parsed, dict):
             rest = dict(parsed)
             passed = next((rest.pop(k) for k in ("passed", "ok", "accepted") if k in rest), None)

@@ -17,8 +17,20 @@ HISTOGRAM_BINS = 20  # 5-point bins of reduction from 0% to 100%; negative reduc
 
 def summarise(src: RunStore) -> dict:
     status = src.status_counts()
-    summary: dict = {"traces": sum(status.values()), "status": {}, "reasons": [], "reduction": None,
-                     "attempts": {}, "teacher": {}, "seconds": {}, "actions": {}, "skills": {}, "nodes": [], "endpoints": [], "cost": None}
+    summary: dict = {
+        "traces": sum(status.values()),
+        "status": {},
+        "reasons": [],
+        "reduction": None,
+        "attempts": {},
+        "teacher": {},
+        "seconds": {},
+        "actions": {},
+        "skills": {},
+        "nodes": [],
+        "endpoints": [],
+        "cost": None,
+    }
     if not src.columns("traces"):
         return summary
     summary["status"] = {key or "unknown": n for key, n in status.items()}
@@ -57,8 +69,15 @@ def reduction(rows: list[dict]) -> dict | None:
     """Thinking-token reduction over accepted traces: per-trace mean/median, totals, and a histogram."""
     if not rows:
         return None
-    rows = [(r["thinking_tokens_before"], r["thinking_tokens_after"], r["response_tokens_before"],
-             r["response_tokens_after"]) for r in rows]
+    rows = [
+        (
+            r["thinking_tokens_before"],
+            r["thinking_tokens_after"],
+            r["response_tokens_before"],
+            r["response_tokens_after"],
+        )
+        for r in rows
+    ]
     per_trace = [1.0 - a / b for b, a, _, _ in rows]
     bins = [0] * (HISTOGRAM_BINS + 1)  # bins[0] holds negative reductions (the pruned text grew)
     for value in per_trace:

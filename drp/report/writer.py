@@ -14,17 +14,17 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Iterator
 
 import jinja2
 from markupsafe import Markup
 
-from drp.errors import UserError
 from drp.costs import run_price
+from drp.errors import UserError
 from drp.report import data
 from drp.report.summary import summarise
 from drp.store import RunStore
@@ -82,8 +82,9 @@ def check_out(out: Path, overwrite: bool) -> None:
     if not out.exists() or is_report(out):
         return
     if not overwrite:
-        raise UserError(f"--out {out} exists and is not a drp report: pass --overwrite to replace it, or choose "
-                        "another --out")
+        raise UserError(
+            f"--out {out} exists and is not a drp report: pass --overwrite to replace it, or choose another --out"
+        )
 
 
 def _page_in_a_run(path: Path) -> bool:
@@ -139,9 +140,7 @@ def write_report(
     return ReportResult(path=out, traces=len(rows), bytes=out.stat().st_size, seconds=time.perf_counter() - started)
 
 
-def build_index(
-    src: RunStore, rows: list[dict], statuses, limit, other: RunStore | None
-) -> dict:
+def build_index(src: RunStore, rows: list[dict], statuses, limit, other: RunStore | None) -> dict:
     """Header data plus one small row per listed trace (the page's list, filters and sorting use only this)."""
     summary = summarise(src)
     info = data.run_info(src)
@@ -154,33 +153,55 @@ def build_index(
     for row in rows:
         entry = steps.get(row["id"], {"skills": (), "actions": {}})
         item = {
-            "id": row["id"], "line": row["line"], "status": row["status"] or "unknown", "reason": row["reason"],
+            "id": row["id"],
+            "line": row["line"],
+            "status": row["status"] or "unknown",
+            "reason": row["reason"],
             "reason_kind": data.reason_kind(row["reason"]),
-            "attempts": row["attempts"], "question": row["question"], "gold": row["gold_answer"],
-            "original_answer": row["original_answer"], "pruned_answer": row["pruned_answer"],
-            "before": row["thinking_tokens_before"], "after": row["thinking_tokens_after"],
-            "response_before": row["response_tokens_before"], "response_after": row["response_tokens_after"],
-            "teacher_in": row["teacher_input_tokens"], "teacher_out": row["teacher_output_tokens"],
-            "teacher_calls": row["teacher_calls"], "seconds": row["seconds"],
+            "attempts": row["attempts"],
+            "question": row["question"],
+            "gold": row["gold_answer"],
+            "original_answer": row["original_answer"],
+            "pruned_answer": row["pruned_answer"],
+            "before": row["thinking_tokens_before"],
+            "after": row["thinking_tokens_after"],
+            "response_before": row["response_tokens_before"],
+            "response_after": row["response_tokens_after"],
+            "teacher_in": row["teacher_input_tokens"],
+            "teacher_out": row["teacher_output_tokens"],
+            "teacher_calls": row["teacher_calls"],
+            "seconds": row["seconds"],
             "cost": price.cost(row["teacher_input_tokens"], row["teacher_output_tokens"], batch) if price else None,
-            "skills": sorted(skill_number[s] for s in entry["skills"]), "actions": entry["actions"],
+            "skills": sorted(skill_number[s] for s in entry["skills"]),
+            "actions": entry["actions"],
         }
         if other:
             theirs = other_rows.get(row["id"])
-            item["vs"] = None if theirs is None else {
-                "status": theirs["status"] or "unknown", "reason": theirs["reason"],
-                "before": theirs["thinking_tokens_before"], "after": theirs["thinking_tokens_after"],
-                "pruned_answer": theirs["pruned_answer"], "attempts": theirs["attempts"],
-            }
+            item["vs"] = (
+                None
+                if theirs is None
+                else {
+                    "status": theirs["status"] or "unknown",
+                    "reason": theirs["reason"],
+                    "before": theirs["thinking_tokens_before"],
+                    "after": theirs["thinking_tokens_after"],
+                    "pruned_answer": theirs["pruned_answer"],
+                    "attempts": theirs["attempts"],
+                }
+            )
         listed.append(item)
     vs = None
     if other:
         mine = src.trace_ids()
-        vs = {"run": data.run_info(other), "summary": summarise(other),
-              "only_in_vs": len(set(other_rows) - mine), "missing_in_vs": len(mine - set(other_rows))}
+        vs = {
+            "run": data.run_info(other),
+            "summary": summarise(other),
+            "only_in_vs": len(set(other_rows) - mine),
+            "missing_in_vs": len(mine - set(other_rows)),
+        }
     return {
         "format": 1,
-        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "run": info,
         "summary": summary,
         "vs": vs,
@@ -191,9 +212,7 @@ def build_index(
     }
 
 
-def _detail_blocks(
-    src: RunStore, rows: list[dict], other: RunStore | None
-) -> Iterator[tuple[int, Markup]]:
+def _detail_blocks(src: RunStore, rows: list[dict], other: RunStore | None) -> Iterator[tuple[int, Markup]]:
     """(position in the list, JSON) per trace, read one at a time so memory stays flat for big runs."""
     for position, row in enumerate(rows):
         detail = data.trace_detail(src, row["id"]) or {}

@@ -31,7 +31,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx2
@@ -90,13 +90,27 @@ class _FailedPoll(Exception):
 
 
 class BatchTransport(httpx2.AsyncBaseTransport):
-    def __init__(self, settings, folder: Path, run_id: str, *, poll_seconds: float = 30.0, settle_seconds: float = 0.2,
-                 max_rounds: int = 3, call_timeout: float | None = None, poll_failures: int = POLL_FAILURES,
-                 job_timeout: float = JOB_TIMEOUT):
+    def __init__(
+        self,
+        settings,
+        folder: Path,
+        run_id: str,
+        *,
+        poll_seconds: float = 30.0,
+        settle_seconds: float = 0.2,
+        max_rounds: int = 3,
+        call_timeout: float | None = None,
+        poll_failures: int = POLL_FAILURES,
+        job_timeout: float = JOB_TIMEOUT,
+    ):
         self.settings = settings
         self.folder, self.run_id = Path(folder), run_id
         self.poll_seconds, self.settle_seconds, self.max_rounds = poll_seconds, settle_seconds, max_rounds
-        self.call_timeout, self.poll_failures, self.job_timeout = call_timeout or CALL_TIMEOUT, poll_failures, job_timeout
+        self.call_timeout, self.poll_failures, self.job_timeout = (
+            call_timeout or CALL_TIMEOUT,
+            poll_failures,
+            job_timeout,
+        )
         self._broken: str | None = None  # why nothing more can be submitted (the submitting task stopped)
         self._closing = False
         self._store = None
@@ -163,7 +177,9 @@ class BatchTransport(httpx2.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         self._closing = True
-        tasks = [job.task for job in self._jobs.values() if job.task] + [t for t in (self._collector, self._starting) if t]
+        tasks = [job.task for job in self._jobs.values() if job.task] + [
+            t for t in (self._collector, self._starting) if t
+        ]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -197,11 +213,16 @@ class BatchTransport(httpx2.AsyncBaseTransport):
 
         self._store = open_run(self.folder, write=True)
         options = self.settings.client_options()
-        http = openai.DefaultAsyncHttpxClient(timeout=self.call_timeout, event_hooks={
-            "request": [_ask_plain], "response": [_cap_reply]})
-        self._client = openai.AsyncOpenAI(base_url=options["base_url"], api_key=options["api_key"],
-                                          timeout=self.call_timeout, max_retries=options["max_retries"],
-                                          http_client=http)
+        http = openai.DefaultAsyncHttpxClient(
+            timeout=self.call_timeout, event_hooks={"request": [_ask_plain], "response": [_cap_reply]}
+        )
+        self._client = openai.AsyncOpenAI(
+            base_url=options["base_url"],
+            api_key=options["api_key"],
+            timeout=self.call_timeout,
+            max_retries=options["max_retries"],
+            http_client=http,
+        )
         self._wake = asyncio.Event()
         await self._resume_jobs()
         self._collector = asyncio.create_task(self._collect())
@@ -225,15 +246,23 @@ class BatchTransport(httpx2.AsyncBaseTransport):
                 try:
                     batch_id = await self._call("looking for a job cut short", self._find_submission(row["id"]))
                 except Exception as exc:  # noqa: BLE001 - not found out: its requests go out again
-                    self._store.update_batch_job(row["id"], status="abandoned",
-                                                 detail=self.scrub(f"could not be looked for: {_said(exc)}"))
+                    self._store.update_batch_job(
+                        row["id"], status="abandoned", detail=self.scrub(f"could not be looked for: {_said(exc)}")
+                    )
                     continue
             if batch_id is None:
                 self._store.update_batch_job(row["id"], status="abandoned", detail="never created")
                 continue
             self._store.update_batch_job(row["id"], batch_id=batch_id, status="submitted")
-            self._open(_Job(row["id"], batch_id, self._store.batch_job_requests(row["id"]), row["round"],
-                            created=_epoch(row["created_at"])))
+            self._open(
+                _Job(
+                    row["id"],
+                    batch_id,
+                    self._store.batch_job_requests(row["id"]),
+                    row["round"],
+                    created=_epoch(row["created_at"]),
+                )
+            )
 
     async def _find_submission(self, job_id: str) -> str | None:
         looked = 0
@@ -271,22 +300,40 @@ class BatchTransport(httpx2.AsyncBaseTransport):
     async def _submit(self, requests: list[Waiting]) -> None:
         job_id = f"{self.run_id}-{uuid.uuid4().hex[:12]}"
         round_number = 1 + max(request.rounds for request in requests)
-        self._store.add_batch_job(job_id, round_number, [
-            {"custom_id": r.custom_id, "trace_id": r.trace_id, "node": r.node, "attempt": r.attempt} for r in requests
-        ])
-        lines = "".join(json.dumps({"custom_id": r.custom_id, "method": "POST", "url": ENDPOINT, "body": r.body},
-                                   ensure_ascii=False) + "\n" for r in requests)
+        self._store.add_batch_job(
+            job_id,
+            round_number,
+            [
+                {"custom_id": r.custom_id, "trace_id": r.trace_id, "node": r.node, "attempt": r.attempt}
+                for r in requests
+            ],
+        )
+        lines = "".join(
+            json.dumps(
+                {"custom_id": r.custom_id, "method": "POST", "url": ENDPOINT, "body": r.body}, ensure_ascii=False
+            )
+            + "\n"
+            for r in requests
+        )
         job = _Job(job_id, None, [r.custom_id for r in requests], round_number)
         content = lines.encode()
         try:
-            uploaded = await self._call("uploading the job's file", self._client.files.create(
-                file=(f"{job_id}.jsonl", content), purpose="batch"), len(content))
+            uploaded = await self._call(
+                "uploading the job's file",
+                self._client.files.create(file=(f"{job_id}.jsonl", content), purpose="batch"),
+                len(content),
+            )
             if not _usable_id(getattr(uploaded, "id", None)):
                 raise ValueError("the upload answered no file id")
-            batch = await self._call("creating the job", self._client.batches.create(
-                input_file_id=uploaded.id, endpoint=ENDPOINT, completion_window="24h",
-                metadata={"drp_run": self.run_id[:500], "drp_job": job_id},
-            ))
+            batch = await self._call(
+                "creating the job",
+                self._client.batches.create(
+                    input_file_id=uploaded.id,
+                    endpoint=ENDPOINT,
+                    completion_window="24h",
+                    metadata={"drp_run": self.run_id[:500], "drp_job": job_id},
+                ),
+            )
             if not _usable_id(getattr(batch, "id", None)):
                 raise ValueError("the job creation answered no job id")
         except Exception as exc:  # noqa: BLE001 - the submission failed: those requests fail (or retry) like a job
@@ -333,8 +380,11 @@ class BatchTransport(httpx2.AsyncBaseTransport):
             waited = time.time() - job.created
             if waited >= self.job_timeout:
                 await self._cancel(job)
-                raise _JobEnded("timed_out", f"still {_short(str(status), 40)} {waited:.0f} s after it was submitted, "
-                                             f"past the {self.job_timeout:g} s a job may take (cancelled)")
+                raise _JobEnded(
+                    "timed_out",
+                    f"still {_short(str(status), 40)} {waited:.0f} s after it was submitted, "
+                    f"past the {self.job_timeout:g} s a job may take (cancelled)",
+                )
             await asyncio.sleep(self.poll_seconds)
 
     async def _results(self, job: _Job, batch) -> tuple[Results, dict]:
@@ -351,8 +401,11 @@ class BatchTransport(httpx2.AsyncBaseTransport):
             try:
                 text = await self._call(f"downloading {file_id}", self._download(file_id, cap), cap)
             except _TooLarge as exc:
-                raise _JobEnded("failed", f"its {name} {file_id} holds more than {cap} bytes, more than its "
-                                          f"{len(budgets)} requests can need: not read ({exc})") from None
+                raise _JobEnded(
+                    "failed",
+                    f"its {name} {file_id} holds more than {cap} bytes, more than its "
+                    f"{len(budgets)} requests can need: not read ({exc})",
+                ) from None
             except Exception as exc:  # noqa: BLE001
                 raise _FailedPoll(f"downloading its {name} {file_id}: {_said(exc)}") from exc
             read_results(text, budgets, results, f"{name} {file_id}")
@@ -380,7 +433,8 @@ class BatchTransport(httpx2.AsyncBaseTransport):
     def _settle(self, job: _Job, status: str, results: Results, detail: str | None, files: dict) -> None:
         if results.warnings:
             ignored = f"{len(results.warnings)} result line(s) ignored: {results.warnings[0]}" + (
-                f" (and {len(results.warnings) - 1} more)" if len(results.warnings) > 1 else "")
+                f" (and {len(results.warnings) - 1} more)" if len(results.warnings) > 1 else ""
+            )
             detail = f"{detail}; {ignored}" if detail else ignored
             self._warn(f"batch job {job.batch_id}: {ignored}")
         answered = {cid: result for cid, result in results.answered.items() if result[0] not in RETRYABLE_STATUS}
@@ -503,7 +557,7 @@ def _usable_id(value) -> bool:
 
 def _epoch(stored: str | None) -> float:
     try:
-        return datetime.fromisoformat(stored).replace(tzinfo=timezone.utc).timestamp() if stored else time.time()
+        return datetime.fromisoformat(stored).replace(tzinfo=UTC).timestamp() if stored else time.time()
     except ValueError:
         return time.time()
 
@@ -538,7 +592,9 @@ def _errors(batch) -> str | None:
     data = errors.get("data") if isinstance(errors, dict) else getattr(errors, "data", None)
     if not isinstance(data, list) or not data:
         return None
-    said = [error.get("message") if isinstance(error, dict) else getattr(error, "message", error) for error in data[:20]]
+    said = [
+        error.get("message") if isinstance(error, dict) else getattr(error, "message", error) for error in data[:20]
+    ]
     return _short(json.dumps([_short(str(message), 300) for message in said], ensure_ascii=False), 2000)
 
 

@@ -86,11 +86,15 @@ def _read_line(line: str, budgets: dict[str, int]) -> tuple[str | None, tuple[in
         return (found.pop(), f"{problem}: {_head(line)}") if len(found) == 1 else (None, problem)
     custom_id = record.get("custom_id")
     if not isinstance(custom_id, str):
-        return None, "no custom_id" if custom_id is None else f"custom_id {_head(json.dumps(custom_id), 60)} is not a string"
+        return (
+            None,
+            "no custom_id" if custom_id is None else f"custom_id {_head(json.dumps(custom_id), 60)} is not a string",
+        )
     budget = budgets.get(custom_id)
     if budget is not None and len(line.encode("utf-8", "replace")) > budget:
-        return custom_id, (f"{len(line.encode('utf-8', 'replace'))} bytes, more than its request can need "
-                           f"({budget}): {_head(line)}")
+        return custom_id, (
+            f"{len(line.encode('utf-8', 'replace'))} bytes, more than its request can need ({budget}): {_head(line)}"
+        )
     return custom_id, _outcome(record)
 
 
@@ -102,8 +106,13 @@ def _outcome(record: dict) -> tuple[int, dict] | str:
         message = error.get("message") if isinstance(error, dict) else error
         code = error.get("code") if isinstance(error, dict) else None
         # The endpoint did not run it (expired, failed job): worth another round, as a 500.
-        return 500, {"error": {"message": _head(str(message or "no response"), 500),
-                               "code": code if isinstance(code, str) else None, "type": "batch_error"}}
+        return 500, {
+            "error": {
+                "message": _head(str(message or "no response"), 500),
+                "code": code if isinstance(code, str) else None,
+                "type": "batch_error",
+            }
+        }
     if not isinstance(response, dict):
         return f"a response that is {type(response).__name__}, not an object"
     status = response.get("status_code")
@@ -143,8 +152,11 @@ def _plain_usage(usage) -> dict | None:
     """The token counts a usage reports, when they are counts (the reply stands without them: tokens unknown)."""
     if not isinstance(usage, dict):
         return None
-    counts = {key: usage[key] for key in ("prompt_tokens", "completion_tokens", "total_tokens")
-              if isinstance(usage.get(key), int) and not isinstance(usage[key], bool) and 0 <= usage[key] < 10**9}
+    counts = {
+        key: usage[key]
+        for key in ("prompt_tokens", "completion_tokens", "total_tokens")
+        if isinstance(usage.get(key), int) and not isinstance(usage[key], bool) and 0 <= usage[key] < 10**9
+    }
     return counts if "prompt_tokens" in counts and "completion_tokens" in counts else None
 
 

@@ -53,8 +53,11 @@ async def read_capped(response, limit: int, *, truncate: bool = False) -> bytes:
                 if truncate:
                     return b"".join(chunks)[:limit]
                 head = b"".join(chunks)[:RAW_KEPT_CHARS].decode("utf-8", "replace")
-                raise BadReply(f"reply too large: over {limit:,} bytes, more than a reply within its max_tokens "
-                               "can take (cut off)", head)
+                raise BadReply(
+                    f"reply too large: over {limit:,} bytes, more than a reply within its max_tokens "
+                    "can take (cut off)",
+                    head,
+                )
     finally:
         await response.aclose()
     return b"".join(chunks)
@@ -126,8 +129,11 @@ def shape_problem(data) -> str | None:
 
 def _is_tool_call(call) -> bool:
     function = call.get("function") if isinstance(call, dict) else None
-    return (isinstance(function, dict) and isinstance(function.get("name"), str)
-            and isinstance(function.get("arguments"), (str, type(None))))
+    return (
+        isinstance(function, dict)
+        and isinstance(function.get("name"), str)
+        and isinstance(function.get("arguments"), (str, type(None)))
+    )
 
 
 def usable_usage(usage, max_tokens: int | None) -> bool:
@@ -143,8 +149,9 @@ def usable_usage(usage, max_tokens: int | None) -> bool:
     for key, value in usage.items():  # totals and details langchain reads too must be counts (or absent)
         if key.endswith("_tokens") and not (value is None or valid_count(value)):
             return False
-        if key.endswith("_details") and not (value is None or (isinstance(value, dict) and all(
-                v is None or valid_count(v) for v in value.values()))):
+        if key.endswith("_details") and not (
+            value is None or (isinstance(value, dict) and all(v is None or valid_count(v) for v in value.values()))
+        ):
             return False
     return True
 

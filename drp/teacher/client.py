@@ -27,7 +27,13 @@ from drp.policy import AgentSettings, StructuredMethod
 from drp.redaction import redact_url, remember_secrets
 from drp.teacher.bodies import BadReply, plausible_usage
 from drp.teacher.replies import (
-    content, describe, parse_json_reply, parse_tool_call, raw_text, repeated_tail, response_format,
+    content,
+    describe,
+    parse_json_reply,
+    parse_tool_call,
+    raw_text,
+    repeated_tail,
+    response_format,
 )
 from drp.teacher.scope import CURRENT_CALL, CURRENT_TRACE, CallScope
 
@@ -58,8 +64,12 @@ class TeacherSettings(EndpointSettings):
     def deadline(self, max_tokens: int, prompt_chars: int = 0) -> float:
         if self.timeout:
             return self.timeout
-        return round(DEADLINE_BASE_SECONDS + prompt_chars / DEADLINE_PROMPT_CHARS_PER_SECOND
-                     + max_tokens / DEADLINE_TOKENS_PER_SECOND, 1)
+        return round(
+            DEADLINE_BASE_SECONDS
+            + prompt_chars / DEADLINE_PROMPT_CHARS_PER_SECOND
+            + max_tokens / DEADLINE_TOKENS_PER_SECOND,
+            1,
+        )
 
     @property
     def urls(self) -> tuple[str, ...]:
@@ -112,10 +122,13 @@ class Teacher:
             # re-sent by the client's retries.
             # trust_env off: proxy settings must not divert requests around the transport (which routes them).
             http = TransportClient(transport=self.transport, timeout=None, trust_env=False)
-            self._client = openai.AsyncOpenAI(base_url=ROUTED_BASE, api_key=options["api_key"] or NO_KEY,
-                                              timeout=None,
-                                              max_retries=options["max_retries"] if retries is None else retries,
-                                              http_client=http)
+            self._client = openai.AsyncOpenAI(
+                base_url=ROUTED_BASE,
+                api_key=options["api_key"] or NO_KEY,
+                timeout=None,
+                max_retries=options["max_retries"] if retries is None else retries,
+                http_client=http,
+            )
         return self._client
 
     def _chat_model(self, agent: AgentSettings, max_tokens: int, temperature: float | None = None):
@@ -129,9 +142,15 @@ class Teacher:
         if key not in self._models:
             client = self._openai_client()
             self._models[key] = ChatOpenAI(
-                model=model, temperature=temperature, max_tokens=max_tokens, api_key=client.api_key,
-                async_client=ChatCompletions(client), root_async_client=client, client=_SYNC_UNUSED,
-                max_retries=self.settings.max_retries, timeout=None,
+                model=model,
+                temperature=temperature,
+                max_tokens=max_tokens,
+                api_key=client.api_key,
+                async_client=ChatCompletions(client),
+                root_async_client=client,
+                client=_SYNC_UNUSED,
+                max_retries=self.settings.max_retries,
+                timeout=None,
             )
         return self._models[key]
 
@@ -150,9 +169,17 @@ class Teacher:
     async def aclose(self) -> None:
         await self.transport.aclose()
 
-    async def ask(self, agent: AgentSettings, messages: list[dict], schema: type[BaseModel], *,
-                  max_tokens: int | None = None, temperature: float | None = None, node: str | None = None,
-                  attempt: int | None = None) -> Reply:
+    async def ask(
+        self,
+        agent: AgentSettings,
+        messages: list[dict],
+        schema: type[BaseModel],
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        node: str | None = None,
+        attempt: int | None = None,
+    ) -> Reply:
         """One request. `max_tokens` (capped by the agent's) sizes this call's reply and `temperature` (default:
         the agent's) samples it; `node` and `attempt` name it for the transport (the batch queue keys requests by
         trace, node and attempt)."""
@@ -172,8 +199,14 @@ class Teacher:
         reply.endpoint, reply.endpoint_errors = scope.endpoint, scope.endpoint_errors or None
         return reply
 
-    async def _ask(self, agent: AgentSettings, messages: list[dict], schema: type[BaseModel], max_tokens: int,
-                   temperature: float | None) -> Reply:
+    async def _ask(
+        self,
+        agent: AgentSettings,
+        messages: list[dict],
+        schema: type[BaseModel],
+        max_tokens: int,
+        temperature: float | None,
+    ) -> Reply:
         import openai
 
         from drp.teacher.endpoints import UNREACHABLE
@@ -196,31 +229,56 @@ class Teacher:
                     # unparseable or length-cut reply must keep its raw text and become a retry with feedback.
                     # A free-text schema (drp/paper_text.py) reads plain prose: no response_format is sent.
                     free_text = hasattr(schema, "from_text")
-                    extra = {} if method == "prompt" or free_text else \
-                        {"extra_body": {"response_format": response_format(method, schema)}}
+                    extra = (
+                        {}
+                        if method == "prompt" or free_text
+                        else {"extra_body": {"response_format": response_format(method, schema)}}
+                    )
                     raw_message = await chat.ainvoke(messages, **extra)
-                    parsed, error = schema.from_text(content(raw_message)) if free_text else \
-                        parse_json_reply(content(raw_message), schema)
-                    if error and (getattr(raw_message, "response_metadata", None) or {}).get("finish_reason") == "length":
+                    parsed, error = (
+                        schema.from_text(content(raw_message))
+                        if free_text
+                        else parse_json_reply(content(raw_message), schema)
+                    )
+                    if (
+                        error
+                        and (getattr(raw_message, "response_metadata", None) or {}).get("finish_reason") == "length"
+                    ):
                         looping = repeated_tail(content(raw_message))
-                        error += (f" (the reply repeated {looping!r} until it was cut at max_tokens={max_tokens}: "
-                                  "write each item once)" if looping else f" (the reply was cut at max_tokens={max_tokens})")
+                        error += (
+                            f" (the reply repeated {looping!r} until it was cut at max_tokens={max_tokens}: "
+                            "write each item once)"
+                            if looping
+                            else f" (the reply was cut at max_tokens={max_tokens})"
+                        )
         except (TimeoutError, openai.APITimeoutError) as exc:  # the deadline: never re-sent
             raise TeacherError(timeout_message(deadline)) from exc
         except BadReply as exc:  # the endpoints answered, but nothing usable (each was tried: not re-sent)
             raise TeacherError(str(exc), raw=exc.raw) from exc
         except openai.APIConnectionError as exc:
-            raise TeacherError(self.transport.scrub(describe_error(exc, deadline)),
-                               unreachable=isinstance(transport_cause(exc, openai.APIConnectionError),
-                                                      UNREACHABLE)) from exc
+            raise TeacherError(
+                self.transport.scrub(describe_error(exc, deadline)),
+                unreachable=isinstance(transport_cause(exc, openai.APIConnectionError), UNREACHABLE),
+            ) from exc
         except openai.APIStatusError as exc:
             raise TeacherError(self.transport.scrub(describe_error(exc, deadline))) from exc
-        except (ValidationError, ValueError, openai.LengthFinishReasonError, openai.ContentFilterFinishReasonError) as exc:
+        except (
+            ValidationError,
+            ValueError,
+            openai.LengthFinishReasonError,
+            openai.ContentFilterFinishReasonError,
+        ) as exc:
             # the client library raises some parse failures itself (function calling): a retry, not a crash
             return Reply(None, "", describe(exc, schema), chat.model_name, latency_ms=_ms(started))
         raw = raw_text(raw_message)
-        return Reply(parsed=parsed, raw=raw, error=error, model=chat.model_name, latency_ms=_ms(started),
-                     **self._usage(raw_message, messages, raw, max_tokens))
+        return Reply(
+            parsed=parsed,
+            raw=raw,
+            error=error,
+            model=chat.model_name,
+            latency_ms=_ms(started),
+            **self._usage(raw_message, messages, raw, max_tokens),
+        )
 
     def _usage(self, message, messages: list[dict], raw: str, max_tokens: int) -> dict:
         """The call's teacher tokens: the server's usage; without one (or with one out of range: negative, not
@@ -228,11 +286,17 @@ class Teacher:
         one; else missing (None), which the run's figures show as missing, not as 0."""
         usage = getattr(message, "usage_metadata", None)
         if usage and plausible_usage(usage.get("input_tokens"), usage.get("output_tokens"), messages, max_tokens):
-            return {"input_tokens": usage.get("input_tokens"), "output_tokens": usage.get("output_tokens"),
-                    "usage": "reported"}
+            return {
+                "input_tokens": usage.get("input_tokens"),
+                "output_tokens": usage.get("output_tokens"),
+                "usage": "reported",
+            }
         if self.usage_counter is not None:
-            return {"input_tokens": self.usage_counter.count_chat(messages),
-                    "output_tokens": self.usage_counter.count(raw), "usage": "counted"}
+            return {
+                "input_tokens": self.usage_counter.count_chat(messages),
+                "output_tokens": self.usage_counter.count(raw),
+                "usage": "counted",
+            }
         return {"input_tokens": None, "output_tokens": None, "usage": "missing"}
 
 

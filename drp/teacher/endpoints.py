@@ -73,10 +73,11 @@ class Endpoint:
         to a handful of paths, and parsing a URL is a good share of a request's CPU: each is worked out once."""
         found = self.addressed.get(url.raw_path)
         if found is None:
-            suffix = url.path[len(_ROUTED_PATH):]
+            suffix = url.path[len(_ROUTED_PATH) :]
             params = self.base.params.merge(url.params)
-            found = self.addressed[url.raw_path] = self.base.copy_with(path=self.base.path.rstrip("/") + suffix,
-                                                                       params=params)
+            found = self.addressed[url.raw_path] = self.base.copy_with(
+                path=self.base.path.rstrip("/") + suffix, params=params
+            )
         return found
 
 
@@ -93,9 +94,16 @@ class EndpointPool(httpx2.AsyncBaseTransport):
     def trace_finished(self) -> None:
         pass
 
-    def __init__(self, urls: list[str] | tuple[str, ...], *, failures_before_set_aside: int = FAILURES_BEFORE_SET_ASIDE,
-                 cooldown: float = COOLDOWN_SECONDS, down_after: int = FAILURES_BEFORE_DOWN,
-                 max_connections: int = 1024, clock=time.monotonic):
+    def __init__(
+        self,
+        urls: list[str] | tuple[str, ...],
+        *,
+        failures_before_set_aside: int = FAILURES_BEFORE_SET_ASIDE,
+        cooldown: float = COOLDOWN_SECONDS,
+        down_after: int = FAILURES_BEFORE_DOWN,
+        max_connections: int = 1024,
+        clock=time.monotonic,
+    ):
         if not urls:
             raise ValueError("an endpoint pool needs at least one URL")
         self.endpoints = [Endpoint.from_url(url) for url in urls]
@@ -164,8 +172,9 @@ class EndpointPool(httpx2.AsyncBaseTransport):
             finally:
                 endpoint.in_flight -= 1
             if response.status_code >= 400:
-                self._failed(endpoint, scope, f"HTTP {response.status_code}",
-                             counts=response.status_code in UNHEALTHY_STATUS)
+                self._failed(
+                    endpoint, scope, f"HTTP {response.status_code}", counts=response.status_code in UNHEALTHY_STATUS
+                )
             else:
                 endpoint.failures = 0
                 self.unreachable = 0
@@ -173,8 +182,9 @@ class EndpointPool(httpx2.AsyncBaseTransport):
                 scope.endpoint = endpoint.name
             # The body is read (and decoded) already: handed on whole, with the parsed reply beside it.
             headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _BODY_HEADERS]
-            read = httpx2.Response(response.status_code, headers=headers, content=body, request=request,
-                                   extensions=response.extensions)
+            read = httpx2.Response(
+                response.status_code, headers=headers, content=body, request=request, extensions=response.extensions
+            )
             if response.status_code < 400 and parsed is not None:
                 read.extensions["drp_parsed"] = parsed
             return read
@@ -185,8 +195,10 @@ class EndpointPool(httpx2.AsyncBaseTransport):
         self.unreachable += 1
         if self.unreachable >= self.down_after and not self.down:
             names = ", ".join(endpoint.name for endpoint in self.endpoints)
-            self.down = (f"every teacher endpoint is down ({self.unreachable} connection failures in a row on "
-                         f"{names}; last: {self.scrub(str(exc))[:200]})")
+            self.down = (
+                f"every teacher endpoint is down ({self.unreachable} connection failures in a row on "
+                f"{names}; last: {self.scrub(str(exc))[:200]})"
+            )
 
     @staticmethod
     def _address(request: httpx2.Request, routed_url: httpx2.URL, endpoint: Endpoint) -> None:

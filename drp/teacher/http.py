@@ -21,8 +21,21 @@ class TransportClient(httpx2.AsyncClient):
         super().__init__(**kwargs)
         self._urls: dict[str, httpx2.URL] = {}  # the few URLs requests go to, each parsed once (URLs are immutable)
 
-    def build_request(self, method, url, *, content=None, data=None, files=None, json=None, params=None,
-                      headers=None, cookies=None, timeout=USE_CLIENT_DEFAULT, extensions=None) -> httpx2.Request:
+    def build_request(
+        self,
+        method,
+        url,
+        *,
+        content=None,
+        data=None,
+        files=None,
+        json=None,
+        params=None,
+        headers=None,
+        cookies=None,
+        timeout=USE_CLIENT_DEFAULT,
+        extensions=None,
+    ) -> httpx2.Request:
         if isinstance(url, str):
             parsed = self._urls.get(url)
             if parsed is None:
@@ -31,15 +44,26 @@ class TransportClient(httpx2.AsyncClient):
                 parsed = self._urls[url] = httpx2.URL(url)
             url = parsed
         if data is not None or files is not None or cookies or not url.is_absolute_url:
-            return super().build_request(method, url, content=content, data=data, files=files, json=json,
-                                         params=params, headers=headers, cookies=cookies, timeout=timeout,
-                                         extensions=extensions)
+            return super().build_request(
+                method,
+                url,
+                content=content,
+                data=data,
+                files=files,
+                json=json,
+                params=params,
+                headers=headers,
+                cookies=cookies,
+                timeout=timeout,
+                extensions=extensions,
+            )
         extensions = dict(extensions or {})
         if "timeout" not in extensions:
             chosen = self.timeout if timeout is USE_CLIENT_DEFAULT else httpx2.Timeout(timeout)
             extensions["timeout"] = chosen.as_dict()
-        return httpx2.Request(method, url, content=content, json=json, params=params, headers=headers,
-                              extensions=extensions)
+        return httpx2.Request(
+            method, url, content=content, json=json, params=params, headers=headers, extensions=extensions
+        )
 
     async def send(self, request: httpx2.Request, *, stream: bool = False, **kwargs) -> httpx2.Response:
         started = time.perf_counter()

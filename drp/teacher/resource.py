@@ -35,8 +35,9 @@ class ChatCompletions:
         request_options = {"headers": options.get("extra_headers") or {}, "params": options.get("extra_query") or {}}
         if not isinstance(options.get("timeout"), (type(None), openai.NotGiven, openai.Omit)):
             request_options["timeout"] = options["timeout"]
-        response = await self._client.post("/chat/completions", cast_to=httpx2.Response, body=body,
-                                           options=request_options)
+        response = await self._client.post(
+            "/chat/completions", cast_to=httpx2.Response, body=body, options=request_options
+        )
         return RawReply(response)
 
 
