@@ -84,7 +84,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--train-traces",
         type=int,
-        default=160,
+        default=80,
         help="how many selected traces to prune (the training set is those accepted by both arms)",
     )
     parser.add_argument("--max-length", type=int, default=512, help="training examples fit this many tokens")
@@ -106,7 +106,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--eval-problems", type=int, default=100)
     parser.add_argument("--max-tokens", type=int, default=512, help="generation cap, the same for every model")
     parser.add_argument("--concurrency", type=int, default=4, help="requests in flight to each served model")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for training (OMP_NUM_THREADS)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=os.cpu_count(),
+        help="CPU threads for training (OMP_NUM_THREADS) and for each llama-server (-t); the benchmark owns the CPU",
+    )
     parser.add_argument("--plan", action="store_true", help="print the stages and which are done; run nothing")
     return parser.parse_args(argv)
 
@@ -168,6 +173,11 @@ def prepare(pipeline: Pipeline) -> dict:
         if code != 0:
             raise StepFailed(f"{script} --prepare-only failed; see {pipeline.logs / 'prepare-teacher.log'}")
     return {}
+
+
+def llama_threads(args: argparse.Namespace) -> list[str]:
+    """--threads for llama-server too; without it `drp serve` picks (one thread when the CPU is busy)."""
+    return ["-t", str(args.threads)] if args.threads else []
 
 
 # --- select --------------------------------------------------------------------------------------------------------
@@ -236,7 +246,16 @@ def prune(pipeline: Pipeline, student: str) -> dict:
         gguf = teacher_cache() / TEACHER_GGUF
         # One slot per agent, as local_teacher.sh serves it: each keeps its system prompt cached between traces.
         with pipeline.served(
-            str(gguf), "--backend", "llama.cpp", "--", "-c", "12288", "--parallel", "3", log="server-teacher"
+            str(gguf),
+            "--backend",
+            "llama.cpp",
+            "--",
+            "-c",
+            "12288",
+            "--parallel",
+            "3",
+            *llama_threads(args),
+            log="server-teacher",
         ) as (url, model):
             run(
                 "pruned",
@@ -395,7 +414,14 @@ def evaluate(pipeline: Pipeline, name: str, model: str) -> None:
     """Serve `model` with llama.cpp, `drp eval` it greedily (its samples.jsonl resumes), stop the server."""
     args = pipeline.args
     with pipeline.served(
-        model, "--backend", "llama.cpp", "--", "--parallel", str(args.concurrency), log=f"server-{name}"
+        model,
+        "--backend",
+        "llama.cpp",
+        "--",
+        "--parallel",
+        str(args.concurrency),
+        *llama_threads(args),
+        log=f"server-{name}",
     ) as (url, served):
         pipeline.drp(
             "eval",
