@@ -352,7 +352,7 @@ def export(pipeline: Pipeline, student: str) -> dict:
             "--overwrite",
             log=f"export-{arm}",
         )
-    thinking = {arm: mean([thinking_tokens(rows[arm][i]["completion"], tokenizer) for i in chosen]) for arm in ARMS}
+    thinking = {arm: mean([thinking_tokens(completion_text(rows[arm][i]), tokenizer) for i in chosen]) for arm in ARMS}
     return {
         "accepted_by_both": len(both),
         "train_examples": len(chosen),
@@ -366,13 +366,20 @@ def read_rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def completion_text(row: dict) -> str:
+    """An exported row's completion as text, whether `drp export` wrote it as a string or as chat messages."""
+    from drp.distill.data import assistant_text
+
+    return assistant_text(row["completion"])
+
+
 def answer_sections(rows: dict[str, dict]) -> dict[str, str | None]:
     """Trace id → the completion's text after </think> (None when the thinking never closes)."""
     from drp.layout import split_response
 
     sections = {}
     for trace_id, row in rows.items():
-        split = split_response(row["completion"])
+        split = split_response(completion_text(row))
         sections[trace_id] = split.answer_section if split.complete else None
     return sections
 

@@ -15,8 +15,10 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import drp_effect  # noqa: E402
 
 
-def _row(trace_id: str, thinking: str, answer: str | None) -> dict:
+def _row(trace_id: str, thinking: str, answer: str | None, chat: bool = False) -> dict:
     completion = f"<think>\n{thinking}" + (f"\n</think>\n\n{answer}" if answer is not None else "")
+    if chat:  # `drp export`'s conversational rows: the completion is a list of messages
+        return {"trace_id": trace_id, "completion": [{"role": "assistant", "content": completion}]}
     return {"trace_id": trace_id, "completion": completion}
 
 
@@ -37,6 +39,11 @@ def test_answer_sections_must_match_between_arms():
     pruned["b"] = _row("b", "never closes", None)
     identity["b"] = _row("b", "never closes", None)  # equal, but with no answer section at all
     assert drp_effect.answer_section_mismatches({"identity": identity, "pruned": pruned}) == ["b"]
+
+    chat_pruned = {"a": _row("a", "short", "The final answer is $\\boxed{3}$.", chat=True)}
+    assert drp_effect.answer_section_mismatches({"identity": {"a": identity["a"]}, "pruned": chat_pruned}) == []
+    chat_pruned["a"] = _row("a", "short", "So 3.\nThe final answer is $\\boxed{3}$.", chat=True)
+    assert drp_effect.answer_section_mismatches({"identity": {"a": identity["a"]}, "pruned": chat_pruned}) == ["a"]
 
     del pruned["a"]  # an id one arm lacks
     assert "a" in drp_effect.answer_section_mismatches({"identity": identity, "pruned": pruned})

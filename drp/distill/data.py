@@ -87,7 +87,8 @@ def _adds_bos(tokenizer) -> bool:
     return bos is not None and tokenizer("a")["input_ids"][:1] == [bos]
 
 
-def _assistant_text(completion) -> str:
+def assistant_text(completion) -> str:
+    """An exported completion's text: the string itself, or its assistant messages joined (conversational rows)."""
     if isinstance(completion, str):
         return completion
     return "".join(message["content"] for message in completion if message.get("role", "assistant") == "assistant")
@@ -102,7 +103,7 @@ def render_example(example: dict, tokenizer, strip_bos: bool, turn_end: str | No
     prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     if strip_bos and tokenizer.bos_token and prompt.startswith(tokenizer.bos_token):
         prompt = prompt[len(tokenizer.bos_token) :]  # the tokenizer adds it again when encoding
-    completion = _assistant_text(example["completion"])
+    completion = assistant_text(example["completion"])
     thinking = (example.get("thinking") or completion_thinking(completion)).strip()
     if prompt.rstrip().endswith(THINK_OPEN) and completion.lstrip().startswith(THINK_OPEN):
         # The template already opened the thinking (R1 style): continue right after it, as at inference.
