@@ -36,6 +36,7 @@ import random
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -572,9 +573,9 @@ def main(argv: list[str] | None = None) -> dict | None:
     stage("prune", lambda: prune(pipeline, student))
     stage("export", lambda: {**export(pipeline, student), "held_out_problems": assert_held_out(pipeline)})
     for arm in ARMS:
-        stage(f"distill-{arm}", lambda: distill(pipeline, arm))
+        stage(f"distill-{arm}", partial(distill, pipeline, arm))
     for name, model in (("base", student), *((arm, str(args.out / "students" / arm)) for arm in ARMS)):
-        stage(f"eval-{name}", lambda: evaluate(pipeline, name, model))
+        stage(f"eval-{name}", partial(evaluate, pipeline, name, model))
     clock = time.perf_counter()
     figures = result(pipeline, stages, time.perf_counter() - clock)
     (args.out / "result.json").write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")

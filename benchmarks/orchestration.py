@@ -78,7 +78,8 @@ def main() -> None:
         f"latency {args.latency * 1000:.0f} ms, concurrency {args.concurrency}, workers {args.workers}"
     )
     print(
-        f"achieved {achieved:.1f} traces/s; ideal {ideal:.1f} traces/s; efficiency {achieved / ideal:.3f} (target >= 0.85)"
+        f"achieved {achieved:.1f} traces/s; ideal {ideal:.1f} traces/s; "
+        f"efficiency {achieved / ideal:.3f} (target >= 0.85)"
     )
     print(f"peak RSS {peak_mib:.0f} MiB (orchestrating process; the teacher runs in its own process)")
     print(

@@ -1,5 +1,6 @@
 """Training-question fingerprints, `drp export --exclude-benchmarks / --val-fraction`, what `drp distill`
-keeps with the model, and how many evaluated problems `drp eval` and `drp compare` find among them. Runs are real `drp run --policy rules` runs on the example traces."""
+keeps with the model, and how many evaluated problems `drp eval` and `drp compare` find among them. Runs are real
+`drp run --policy rules` runs on the example traces."""
 
 from __future__ import annotations
 
