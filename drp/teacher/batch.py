@@ -369,7 +369,7 @@ class BatchTransport(httpx2.AsyncBaseTransport):
             except openai.NotFoundError as exc:
                 raise _JobEnded(
                     "lost", self.scrub(f"the endpoint does not know job {job.batch_id}: {_said(exc)}")
-                ) from exc
+                ) from None  # its message already says what the endpoint said
             except _JobEnded:
                 raise
             except Exception as exc:  # noqa: BLE001 - a failed poll (or download): tried again, up to a bound
