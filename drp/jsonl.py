@@ -55,9 +55,10 @@ def read_lines(path: Path | str) -> Iterator[Line]:
 
 
 def describe(error: UnicodeDecodeError | json.JSONDecodeError) -> str:
-    """A line's error in a few words: `not UTF-8 (byte 3 is 0xff)` or `not valid JSON (Expecting value, column 1)`."""
+    """A line's error in a few words: `not UTF-8 (byte 3 of the line is 0xff)`, or
+    `not valid JSON (Expecting value, column 1)`."""
     if isinstance(error, UnicodeDecodeError):
-        return f"not UTF-8 (byte {error.start + 1} is {error.object[error.start]:#04x})"
+        return f"not UTF-8 (byte {error.start + 1} of the line is {error.object[error.start]:#04x})"
     return f"not valid JSON ({error.msg}, column {error.colno})"
 
 

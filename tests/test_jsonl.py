@@ -43,7 +43,7 @@ def test_read_jsonl_names_the_first_bad_line(tmp_path):
     with pytest.raises(JsonlError, match=r"b\.jsonl:3: not valid JSON \(Expecting value, column 7\)"):
         read_jsonl(path)
     path.write_bytes(b'{"a": 1}\n{"a": "\xe9"}\n')
-    with pytest.raises(JsonlError, match=r"b\.jsonl:2: not UTF-8 \(byte 8 is 0xe9\)"):
+    with pytest.raises(JsonlError, match=r"b\.jsonl:2: not UTF-8 \(byte 8 of the line is 0xe9\)"):
         read_jsonl(path)
     path.write_text('{"a": 1}\n\n["x"]\n', encoding="utf-8")
     assert read_jsonl(path) == [{"a": 1}, ["x"]]
