@@ -135,9 +135,10 @@ class Stages:
 
     def finish(self, name: str, seconds: float, info: dict | None = None) -> None:
         self.state["stages"][name] = {"done": True, "seconds": round(seconds, 1), "info": info or {}}
-        partial = self.path.with_name(self.path.name + ".partial")
-        partial.write_text(json.dumps(self.state, indent=2) + "\n")
-        os.replace(partial, self.path)
+        from drp.jsonl import atomic_write
+
+        with atomic_write(self.path) as out:
+            out.write(json.dumps(self.state, indent=2) + "\n")
         print(f"[{name}] done in {seconds:.0f} s", flush=True)
 
     def seconds(self) -> dict[str, float]:
@@ -345,7 +346,9 @@ def export(pipeline: Pipeline, student: str) -> dict:
 
 
 def read_rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    from drp.jsonl import read_jsonl
+
+    return read_jsonl(path)
 
 
 def answer_sections(rows: dict[str, dict]) -> dict[str, str | None]:

@@ -22,6 +22,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from scripted_teacher import ScriptedTeacher  # noqa: E402
 from skill_aware_responder import sensible  # noqa: E402
 
+from drp.jsonl import read_jsonl  # noqa: E402
 from drp.runner import RunOptions, run  # noqa: E402
 
 
@@ -95,7 +96,7 @@ def main() -> None:
 
 def usable_examples() -> list[dict]:
     """The handwritten examples that reach the pruner (correct and complete)."""
-    examples = [json.loads(line) for line in (REPO / "examples" / "traces.jsonl").read_text().splitlines()]
+    examples = read_jsonl(REPO / "examples" / "traces.jsonl")
     return [r for r in examples if r["id"] not in ("demo-007", "demo-008")]
 
 
