@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: install browser demo test test-fast clean
+.PHONY: install browser demo lint test test-fast clean
 
 $(BIN)/drp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ demo: install
 # A headless Chromium for the report's browser tests: found on this machine or installed (see the script).
 browser: install
 	$(BIN)/python scripts/ensure_browser.py
+
+# Style: the formatter's layout and ruff's checks (configured in pyproject.toml).
+lint: install
+	$(BIN)/ruff format --check . && $(BIN)/ruff check .
 
 test: install
 	@chromium="$$($(BIN)/python scripts/ensure_browser.py)" && \

@@ -26,13 +26,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _traces() -> list[dict]:
+    from drp.jsonl import read_jsonl
     from drp.paths import shared_dir
 
     shared = shared_dir()
     source = shared / "data" / "traces" / "r1-distill-qwen-1.5b.e2h-gsm8k.jsonl" if shared else None
     if not source or not source.exists():
         source = REPO / "examples" / "traces.jsonl"
-    return [json.loads(line) for line in source.read_text().splitlines() if line.strip()]
+    return read_jsonl(source)
 
 
 def _examples(tokenizer, max_length: int, count: int) -> list[dict]:

@@ -36,6 +36,7 @@ import random
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -139,9 +140,10 @@ class Stages:
 
     def finish(self, name: str, seconds: float, info: dict | None = None) -> None:
         self.state["stages"][name] = {"done": True, "seconds": round(seconds, 1), "info": info or {}}
-        partial = self.path.with_name(self.path.name + ".partial")
-        partial.write_text(json.dumps(self.state, indent=2) + "\n")
-        os.replace(partial, self.path)
+        from drp.jsonl import atomic_write
+
+        with atomic_write(self.path) as out:
+            out.write(json.dumps(self.state, indent=2) + "\n")
         print(f"[{name}] done in {seconds:.0f} s", flush=True)
 
     def seconds(self) -> dict[str, float]:
@@ -363,7 +365,9 @@ def export(pipeline: Pipeline, student: str) -> dict:
 
 
 def read_rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    from drp.jsonl import read_jsonl
+
+    return read_jsonl(path)
 
 
 def completion_text(row: dict) -> str:
@@ -605,9 +609,9 @@ def main(argv: list[str] | None = None) -> dict | None:
     stage("prune", lambda: prune(pipeline, student))
     stage("export", lambda: {**export(pipeline, student), "held_out_problems": assert_held_out(pipeline)})
     for arm in ARMS:
-        stage(f"distill-{arm}", lambda: distill(pipeline, arm))
+        stage(f"distill-{arm}", partial(distill, pipeline, arm))
     for name, model in (("base", student), *((arm, str(args.out / "students" / arm)) for arm in ARMS)):
-        stage(f"eval-{name}", lambda: evaluate(pipeline, name, model))
+        stage(f"eval-{name}", partial(evaluate, pipeline, name, model))
     clock = time.perf_counter()
     figures = result(pipeline, stages, time.perf_counter() - clock)
     (args.out / "result.json").write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")

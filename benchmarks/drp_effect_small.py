@@ -1,7 +1,7 @@
 """The DRP effect end to end, at a scale a laptop CPU runs: a student trained on pruned traces answers in fewer
 tokens than the same student trained on the same traces unpruned.
 
-    python benchmarks/drp_effect_small.py --out /tmp/drp-effect            # SmolLM2-135M, `rules`, ~45 min on 2 busy cores
+    python benchmarks/drp_effect_small.py --out /tmp/drp-effect    # SmolLM2-135M, `rules`, ~45 min on 2 busy cores
     python benchmarks/drp_effect_small.py --out DIR --policy skill-aware \\
         --teacher-url http://127.0.0.1:8000/v1 --teacher-model Qwen/Qwen2.5-32B-Instruct
     python benchmarks/drp_effect_small.py --out DIR --student PATH --recipe r1-distill-qwen-1.5b-lora \\

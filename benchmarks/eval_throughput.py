@@ -90,6 +90,7 @@ def main() -> None:
 
 def _measure(url, model, args, concurrency, out, EvalSettings, Decoding, run_eval, shared, problems=None):
     from drp.endpoint import EndpointSettings
+    from drp.jsonl import read_jsonl
 
     settings = EvalSettings(
         endpoint=EndpointSettings(url, model, timeout=1800.0, max_retries=0),
@@ -106,7 +107,7 @@ def _measure(url, model, args, concurrency, out, EvalSettings, Decoding, run_eva
     started = time.perf_counter()
     outcome = run_eval(settings, echo=lambda line: None)
     wall = time.perf_counter() - started
-    samples = [json.loads(line) for line in open(out / "samples.jsonl")]
+    samples = read_jsonl(out / "samples.jsonl")
     if outcome.failed:
         raise SystemExit(f"{outcome.failed} samples failed at concurrency {concurrency}")
     # Server-side counts when given (the tokens it generated), else our tokenizer's.

@@ -16,6 +16,7 @@ import statistics
 import sys
 from pathlib import Path
 
+from drp.jsonl import read_jsonl, write_jsonl
 from drp.paths import run_dir, shared_dir
 from drp.store import open_run
 
@@ -25,9 +26,9 @@ SHARED_TRACES = "data/traces/r1-distill-qwen-1.5b.e2h-gsm8k.jsonl"
 
 def select(source: Path, count: int, out: Path) -> None:
     """The `count` shortest records by response length (ties by id), in that order."""
-    records = [json.loads(line) for line in source.read_text().splitlines() if line.strip()]
+    records = read_jsonl(source)
     records.sort(key=lambda r: (len(r.get("response") or ""), str(r.get("id"))))
-    out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records[:count]))
+    write_jsonl(out, records[:count])
     print(f"{min(count, len(records))} shortest traces of {source} -> {out}", file=sys.stderr)
 
 

@@ -22,6 +22,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from scripted_teacher import ScriptedTeacher  # noqa: E402
 from skill_aware_responder import sensible  # noqa: E402
 
+from drp.jsonl import read_jsonl  # noqa: E402
 from drp.runner import RunOptions, run  # noqa: E402
 
 
@@ -78,7 +79,8 @@ def main() -> None:
         f"latency {args.latency * 1000:.0f} ms, concurrency {args.concurrency}, workers {args.workers}"
     )
     print(
-        f"achieved {achieved:.1f} traces/s; ideal {ideal:.1f} traces/s; efficiency {achieved / ideal:.3f} (target >= 0.85)"
+        f"achieved {achieved:.1f} traces/s; ideal {ideal:.1f} traces/s; "
+        f"efficiency {achieved / ideal:.3f} (target >= 0.85)"
     )
     print(f"peak RSS {peak_mib:.0f} MiB (orchestrating process; the teacher runs in its own process)")
     print(
@@ -94,7 +96,7 @@ def main() -> None:
 
 def usable_examples() -> list[dict]:
     """The handwritten examples that reach the pruner (correct and complete)."""
-    examples = [json.loads(line) for line in (REPO / "examples" / "traces.jsonl").read_text().splitlines()]
+    examples = read_jsonl(REPO / "examples" / "traces.jsonl")
     return [r for r in examples if r["id"] not in ("demo-007", "demo-008")]
 
 

@@ -175,7 +175,7 @@ def main() -> None:
         browser = playwright.chromium.launch(
             executable_path=os.environ.get("DRP_CHROMIUM", "/usr/bin/chromium"), args=CHROMIUM_ARGS
         )
-        for size, result, _ in results:
+        for _size, result, _ in results:
             figures = []
             for _ in range(2):
                 context = browser.new_context(viewport={"width": 1400, "height": 900})

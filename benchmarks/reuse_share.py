@@ -152,8 +152,9 @@ def main() -> None:
     same_new = same._rows("select count(*) as n from calls where llm and reused_run is null")[0]["n"]
     retries = first._rows("select count(*) as n from calls where llm and reuse_key is null")[0]["n"]
     identical = (run_dir("same") / "pruned.jsonl").read_bytes() == (run_dir("first") / "pruned.jsonl").read_bytes()
+    origin = "shared real traces" if len(after) and "demo" not in next(iter(after)) else "examples"
     print(
-        f"{len(after)} traces ({source.name} from {'shared real traces' if len(after) and 'demo' not in next(iter(after)) else 'examples'}), "
+        f"{len(after)} traces ({source.name} from {origin}), "
         f"scripted teacher latency {args.latency} s, concurrency {args.concurrency}"
     )
     print(

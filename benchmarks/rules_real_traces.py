@@ -55,7 +55,8 @@ def main() -> None:
     )
     print(f"traces/s (graph + storage): {summary.processed / summary.seconds:.1f}   target >= 50")
     print(
-        f"complete & correct originals: {len(eligible)}; accepted {accepted} = {accepted / len(eligible):.1%}   target >= 90%"
+        f"complete & correct originals: {len(eligible)}; "
+        f"accepted {accepted} = {accepted / len(eligible):.1%}   target >= 90%"
     )
     print(
         f"mean whole-response token reduction (accepted): {stats['response_token_reduction_mean']:.1%}   target >= 35%"

@@ -5,11 +5,11 @@
                                         [--transformers-args "--continuous-batching --cb-max-memory-percent 0.1"]
 
 Each backend is started as `drp serve` starts it (drp.serving; transformers with continuous batching, its best
-setting for requests in flight, as benchmarks/drp_effect_small.py serves it; llama.cpp with its defaults), sent one short warm-up request, then the first
-`--requests` GSM8K train questions at once (chat, greedy, `--max-tokens` each); tokens/s = completion tokens
-(as the server counts them) / wall time from the first request sent to the last answer. The load average is
-printed with each figure: the machine is shared. Needs the pulled model, and for llama.cpp its build
-(scripts/build_llama_server.sh); the GSM8K questions come from ../shared/data/gsm8k/train.jsonl.
+setting for requests in flight, as benchmarks/drp_effect_small.py serves it; llama.cpp with its defaults), sent one
+short warm-up request, then the first `--requests` GSM8K train questions at once (chat, greedy, `--max-tokens`
+each); tokens/s = completion tokens (as the server counts them) / wall time from the first request sent to the last
+answer. The load average is printed with each figure: the machine is shared. Needs the pulled model, and for
+llama.cpp its build (scripts/build_llama_server.sh); the GSM8K questions come from ../shared/data/gsm8k/train.jsonl.
 """
 
 from __future__ import annotations

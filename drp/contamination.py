@@ -9,11 +9,12 @@ count how many evaluated problems the student has seen (`--train-questions` poin
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
+
+from drp.jsonl import describe, read_lines
 
 SIDECAR = "train_questions.txt"
 DISTILL_SUMMARY = "drp_distill.json"  # marks a `drp distill` output folder
@@ -75,13 +76,12 @@ def load_train_questions(source: Path) -> set[str]:
 
 def _from_jsonl(path: Path) -> set[str]:
     questions = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise TrainQuestionsError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+    for line in read_lines(path):
+        number, record, error = line.number, line.record, line.error
+        if isinstance(error, UnicodeDecodeError):
+            raise TrainQuestionsError(f"{path}:{number}: {describe(error)}")
+        if error is not None:
+            raise TrainQuestionsError(f"{path}:{number}: not valid JSON ({error.msg})")
         question = record.get("question") or record.get("problem") if isinstance(record, dict) else None
         if not question:
             raise TrainQuestionsError(f"{path}:{number}: no question or problem field")

@@ -437,7 +437,10 @@ def _mention_parts(text: str) -> tuple[tuple[str, tuple[float, ...], tuple[float
 # the words between an operation and its operands are dropped, as they are for symbols).
 _N = r"\$?(\d+(?:\.\d+)?)"
 # words between an operation's cue and its operand ("the $5 magazine"), never across a clause or a result
-_GAP = r"(?:(?!\b(?:is|are|was|were|equals?|gives?|giving|results?|resulting|makes|totals|totaling|so|which|that)\b)[^\d=.,;!?]){0,40}?"
+_GAP = (
+    r"(?:(?!\b(?:is|are|was|were|equals?|gives?|giving|results?|resulting|makes|totals|totaling|so|which|that)\b)"
+    r"[^\d=.,;!?]){0,40}?"
+)
 _CARDINALS = {
     word: value
     for word, value in _WORDS.items()
@@ -538,7 +541,8 @@ _READING = [
     # "$1 less than the $5 magazine" is 5 - 1; "3 more than 10" is 10 + 3
     (
         re.compile(
-            rf"{_N}{_GAP}\b(?:less|fewer|cheaper|shorter|younger|lighter) than\s+{_GAP}{_N}(?!\s*(?:times|\*|×|x\b|[a-z]+ times))",
+            rf"{_N}{_GAP}\b(?:less|fewer|cheaper|shorter|younger|lighter) than\s+{_GAP}{_N}"
+            r"(?!\s*(?:times|\*|×|x\b|[a-z]+ times))",
             re.I,
         ),
         r" (\2 - \1) ",
@@ -546,7 +550,8 @@ _READING = [
     ),
     (
         re.compile(
-            rf"{_N}{_GAP}\b(?:more|greater|older|taller|heavier|longer|larger|bigger) than\s+{_GAP}{_N}(?!\s*(?:times|\*|×|x\b|[a-z]+ times))",
+            rf"{_N}{_GAP}\b(?:more|greater|older|taller|heavier|longer|larger|bigger) than\s+{_GAP}{_N}"
+            r"(?!\s*(?:times|\*|×|x\b|[a-z]+ times))",
             re.I,
         ),
         r" (\2 + \1) ",
@@ -598,7 +603,8 @@ _READING = [
     (
         re.compile(
             r"\b(?:equals?|is equal to|gives(?: us)?|makes|results in|comes to|totals|is|are|was|were|"
-            r"(?:to|we|I|you) get|leaving|leaves|means|costs?|so(?=\s+\$?\d)|left(?: with)?|totall?ing|(?:would|will|should) be|resulting in|equaling|adds? up to|leading to|for a total of)\b|≈",
+            r"(?:to|we|I|you) get|leaving|leaves|means|costs?|so(?=\s+\$?\d)|left(?: with)?|totall?ing|"
+            r"(?:would|will|should) be|resulting in|equaling|adds? up to|leading to|for a total of)\b|≈",
             re.I,
         ),
         " = ",

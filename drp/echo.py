@@ -55,7 +55,7 @@ def check_echo(original: str, steps: list[str]) -> EchoCheck:
     for number in range(len(steps)):
         mine = [matched_echo[e] for e in range(len(echo)) if owner[e] == number]
         faithfulness.append(sum(mine) / len(mine) if mine else 0.0)
-    spans = [(offsets[f][0], offsets[l][1]) if f is not None else None for f, l in zip(first, last)]
+    spans = [(offsets[start][0], offsets[end][1]) if start is not None else None for start, end in zip(first, last)]
     coverage = sum(matched_original) / len(words) if words else 0.0
     return EchoCheck(coverage, faithfulness, spans)
 

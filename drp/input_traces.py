@@ -5,12 +5,12 @@ Every input record becomes a LoadedRecord: either a usable trace or an error tha
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from drp.errors import UserError
+from drp.jsonl import read_lines
 from drp.surrogates import first_surrogate
 
 REQUIRED = ("question", "response")
@@ -128,19 +128,13 @@ def _raw_records(source: str, split: str) -> Iterator[tuple[int, object, str | N
     check_source(source)
     path = Path(source).expanduser()
     if path.is_file():
-        with path.open("rb") as handle:
-            for line, data in enumerate(handle, start=1):
-                if not data.strip():
-                    continue
-                try:
-                    text = data.decode("utf-8-sig" if line == 1 else "utf-8")  # a leading BOM is not data
-                except UnicodeDecodeError as exc:
-                    yield line, None, f"invalid_utf8: {exc.reason} at byte {exc.start}"
-                    continue
-                try:
-                    yield line, json.loads(text), None
-                except json.JSONDecodeError as exc:
-                    yield line, None, f"invalid_json: {exc.msg} (column {exc.colno})"
+        for line in read_lines(path):
+            if isinstance(line.error, UnicodeDecodeError):
+                yield line.number, None, f"invalid_utf8: {line.error.reason} at byte {line.error.start}"
+            elif line.error is not None:
+                yield line.number, None, f"invalid_json: {line.error.msg} (column {line.error.colno})"
+            else:
+                yield line.number, line.record, None
         return
     import datasets
 

@@ -70,9 +70,8 @@ class CompressText(BaseModel):
     @classmethod
     def from_text(cls, text: str) -> tuple[CompressText | None, str | None]:
         text = text or ""
-        separator = None
-        for separator in _SEPARATOR.finditer(text):
-            pass  # the last one: a step's own text may mention the words
+        # The last one: a step's own text may mention the words.
+        separator = next(reversed(list(_SEPARATOR.finditer(text))), None)
         if separator is None:
             return None, "the reply has no '=== PRUNED REASONING ===' line before the pruned path"
         path = text[separator.end() :].strip()

@@ -27,6 +27,7 @@ from drp import input_traces
 from drp.agents.kinds import uses_llm
 from drp.disk_errors import ADVICE, DISK_REFUSED_EXIT, DiskRefused, disk_error
 from drp.errors import EXIT_ENDPOINT_DOWN, UserError
+from drp.jsonl import atomic_write, write_jsonl
 from drp.layout import join_response
 from drp.paths import new_run_dir
 from drp.run_folders import clear_leftovers, is_empty_folder, is_run_folder, publish, staging
@@ -760,9 +761,8 @@ def _write_config(
         "teacher_tokenizer": teacher.usage_counter.name if teacher and teacher.usage_counter else None,
         "price": price.public() if price else None,
     }
-    partial = folder / "config.json.partial"
-    partial.write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
-    partial.replace(folder / "config.json")
+    with atomic_write(folder / "config.json") as out:
+        out.write(json.dumps(config, indent=2, ensure_ascii=False))
     row = {
         "policy": policy.name,
         "input": options.source,
@@ -786,19 +786,15 @@ def write_pruned_jsonl(store: RunStore, folder: Path) -> Path:
     history = json.loads(run.get("policy_history") or "[]")
     prompt_hashes = {entry["hash"]: entry.get("prompt_hashes") for entry in history}
     first = history[0]["hash"] if history else None  # traces made before policy hashes were kept
-    target = folder / "pruned.jsonl"
-    partial = folder / "pruned.jsonl.partial"
-    with partial.open("w", encoding="utf-8") as out:
-        for record in store.accepted():
-            made_with = record.get("policy_hash") or first
-            record.update(
-                policy=run.get("policy"),
-                policy_hash=made_with,
-                prompt_hashes=prompt_hashes.get(made_with) or json.loads(run.get("prompt_hashes") or "{}"),
-            )
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
-    partial.replace(target)
-    return target
+    records = store.accepted()
+    for record in records:
+        made_with = record.get("policy_hash") or first
+        record.update(
+            policy=run.get("policy"),
+            policy_hash=made_with,
+            prompt_hashes=prompt_hashes.get(made_with) or json.loads(run.get("prompt_hashes") or "{}"),
+        )
+    return write_jsonl(folder / "pruned.jsonl", records)
 
 
 def _progress_bar(total: int, enabled: bool):

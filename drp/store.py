@@ -887,7 +887,8 @@ class RunStore:
         return {
             row["attempts"]: row["n"]
             for row in self.db.query(
-                "select attempts, count(*) as n from traces where attempts is not null group by attempts order by attempts"
+                "select attempts, count(*) as n from traces where attempts is not null "
+                "group by attempts order by attempts"
             )
         }
 

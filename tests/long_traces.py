@@ -90,7 +90,8 @@ def synthetic_latex(counter, tokens: int = 16_500, seed: int = 7) -> dict:
                 "Hmm, maybe I should make sure the sides are not a diagonal: the problem says sides, so "
                 "$\\ell \\neq \\sqrt{\\ell^2 + w^2}$ does not matter here.",
                 f"Adding ${c}$ gives $A + {c} = {a * b} + {c} = {total}$.",
-                f"Alternatively, I could write it as $\\left({a} \\cdot {b}\\right) + {c} = \\sum_{{k=1}}^{{{a}}} {b} + {c} "
+                f"Alternatively, I could write it as $\\left({a} \\cdot {b}\\right) + {c} = "
+                f"\\sum_{{k=1}}^{{{a}}} {b} + {c} "
                 f"= {total}$, which matches.",
                 f"So the answer to this one is ${total}$.",
             ]

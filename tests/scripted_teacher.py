@@ -1,11 +1,11 @@
 """A real OpenAI-compatible HTTP server on loopback that answers from a script.
 
 Tests and benchmarks point the teacher client at ``ScriptedTeacher.url`` and decide, per request, what the
-"teacher" replies: text, a tool call, an HTTP error, a hang, a dropped connection, raw bytes or an endless body. Chat requests
-(``/v1/chat/completions``) and raw completions (``/v1/completions``, the legacy API; ``completions=False``
-answers 404 there, as a chat-only server does) go to the same responder: a raw request has ``prompt``
-instead of ``messages``. Everything goes over real
-sockets, so client retries, timeouts and connection pooling are exercised exactly as against a real endpoint.
+"teacher" replies: text, a tool call, an HTTP error, a hang, a dropped connection, raw bytes or an endless body.
+Chat requests (``/v1/chat/completions``) and raw completions (``/v1/completions``, the legacy API;
+``completions=False`` answers 404 there, as a chat-only server does) go to the same responder: a raw request has
+``prompt`` instead of ``messages``. Everything goes over real sockets, so client retries, timeouts and connection
+pooling are exercised exactly as against a real endpoint.
 
     with ScriptedTeacher(lambda req: Text('{"ok": true}'), latency=0.1) as teacher:
         client = OpenAI(base_url=teacher.url, api_key="test")
@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Union
+from typing import Any
 
 # ---------------------------------------------------------------- replies a responder may return
 
@@ -101,7 +101,7 @@ class Endless:
     start: bytes = b'{"choices": [{"message": {"role": "assistant", "content": "'
 
 
-Reply = Union[Text, ToolCall, Error, Hang, Drip, Drop, Raw, Endless]
+Reply = Text | ToolCall | Error | Hang | Drip | Drop | Raw | Endless
 Responder = Callable[[dict], Reply]
 
 

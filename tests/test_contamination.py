@@ -1,5 +1,6 @@
 """Training-question fingerprints, `drp export --exclude-benchmarks / --val-fraction`, what `drp distill`
-keeps with the model, and how many evaluated problems `drp eval` and `drp compare` find among them. Runs are real `drp run --policy rules` runs on the example traces."""
+keeps with the model, and how many evaluated problems `drp eval` and `drp compare` find among them. Runs are real
+`drp run --policy rules` runs on the example traces."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typer.testing import CliRunner
 from drp.cli import app
 from drp.contamination import (
     SIDECAR,
+    TrainQuestionsError,
     find_train_questions,
     fingerprint,
     fingerprints,
@@ -139,6 +141,16 @@ def test_validation_split_is_by_question_deterministic_and_order_free(run, tmp_p
     assert split_validation(records, 0.0) == (records, [])
     result = drp("export", "ex", "--out", tmp_path / "bad", "--val-fraction", "1", env=env)
     assert result.exit_code == 2
+
+
+def test_a_training_questions_jsonl_names_its_bad_line(tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(b'{"question": "a"}\n\n{"question": "caf\xe9"}\n')
+    with pytest.raises(TrainQuestionsError, match=r"train\.jsonl:3: not UTF-8"):
+        load_train_questions(path)
+    path.write_text('{"question": "a"}\n\n{"question": \n', encoding="utf-8")
+    with pytest.raises(TrainQuestionsError, match=r"train\.jsonl:3: not valid JSON"):
+        load_train_questions(path)
 
 
 def test_the_sidecar_is_found_next_to_a_model_or_its_merged_folder(tmp_path):

@@ -211,12 +211,14 @@ def test_the_feedback_names_the_missing_link():
         ("A third of 30 is 10, so two-thirds of 30 is 20.", "20", "30 cakes; two-thirds are sold."),
         ("Subtracting 2 from 30, I find that 28 are left.", "28", "30 birds; 2 fly away."),
         (
-            "1000 members times 3 posts is 3000 posts a day. Multiplying this by 31 days gives a total of 93,000 posts.",
+            "1000 members times 3 posts is 3000 posts a day. "
+            "Multiplying this by 31 days gives a total of 93,000 posts.",
             "93000",
             "1000 members post 3 posts a day. How many posts in the 31 days of March?",
         ),
         (
-            "Patricia starts with 30 roses. She gives away 24 roses, leaving her with 6 roses. Then she buys 15 more, increasing her total to 21 roses.",
+            "Patricia starts with 30 roses. She gives away 24 roses, leaving her with 6 roses. "
+            "Then she buys 15 more, increasing her total to 21 roses.",
             "21",
             "Patricia has 30 roses. She gives away 24 and buys 15 more.",
         ),
@@ -224,8 +226,8 @@ def test_the_feedback_names_the_missing_link():
         ("Each stick costs $15.00 / 30 = $0.50. $0.50 is 50 cents.", "50", "A $15 bag has 30 sticks. Cents per stick?"),
         # a conclusion right after the operation it concludes is named
         (
-            "There are 5 * 5 = 25 red pens and 2 * 25 = 50 black pens. I add the red and black pens together.\nThis gives "
-            "me the final answer of 75 pens.",
+            "There are 5 * 5 = 25 red pens and 2 * 25 = 50 black pens. I add the red and black pens together.\n"
+            "This gives me the final answer of 75 pens.",
             "75",
             "5 packs of 5 red pens, twice as many black pens.",
         ),
@@ -298,7 +300,9 @@ def test_a_finished_run_is_rechecked_with_the_strict_check(tmp_path, capsys):
         {
             "status": "accepted",
             "checks": json.dumps({"derivation": True}),
-            "pruned_thinking": "Sam starts with 30 marbles and lost 2.\n\nHe gives half of them to his sister: 28 / 2 = 14.",
+            "pruned_thinking": (
+                "Sam starts with 30 marbles and lost 2.\n\nHe gives half of them to his sister: 28 / 2 = 14."
+            ),
         },
     )
     db_of("recheck")["traces"].update("kept", {"status": "accepted", "pruned_thinking": MARBLES_THINKING})

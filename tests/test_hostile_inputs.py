@@ -55,6 +55,17 @@ def test_export_of_a_pruned_jsonl_that_is_not_utf8(pruned, tmp_path):
     assert result.exit_code == 2 and one_line_error(result.output) and "UTF-8" in result.output, result.output
 
 
+def test_export_reads_pruned_jsonl_lines_as_a_text_editor_numbers_them(pruned, tmp_path):
+    path = tmp_path / "pruned.jsonl"
+    # drp run writes non-ASCII as is: a line separator inside a question is text, not the end of a line
+    first = {**pruned[0], "question": pruned[0]["question"] + "\u2028(see above)\u0085"}
+    path.write_text(json.dumps(first, ensure_ascii=False) + "\n" + json.dumps(pruned[1]) + "\n", encoding="utf-8")
+    assert drp("export", path, "--out", tmp_path / "ds").exit_code == 0
+    path.write_text(json.dumps(first, ensure_ascii=False) + "\n\n" + '{"id": \n', encoding="utf-8")
+    result = drp("export", path, "--out", tmp_path / "ds2")
+    assert result.exit_code == 2 and f"{path} line 3 is not JSON" in result.output, result.output
+
+
 def test_a_hand_made_pruned_jsonl_still_exports(pruned, tmp_path):
     path = tmp_path / "mine" / "pruned.jsonl"
     path.parent.mkdir()

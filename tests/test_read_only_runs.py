@@ -72,7 +72,7 @@ def _results(out: Path) -> dict[str, tuple[int, str, str]]:
 
 
 def _check(results: dict, out: Path, leftover: str) -> None:
-    for name, (code, stdout, stderr) in results.items():
+    for name, (code, _stdout, stderr) in results.items():
         assert code == 0, (name, stderr[-2000:])
     assert json.loads(results["stats --json"][1])["traces"] == 8
     shown = json.loads(results["logs show"][1])

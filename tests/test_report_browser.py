@@ -64,7 +64,8 @@ def db_rows(run: Path, sql: str, params=()) -> list[tuple]:
 def runs(tmp_path_factory) -> Path:
     """Real runs made once for the module: the example traces under two policies (a: rules,
     b: rules-keep-answer), the injection trace (inj), and the LLM skill-aware policy against a scripted
-    loopback teacher whose first pruning drops the answer, so the verifier fails it once (llm; the answer's steps unprotected)."""
+    loopback teacher whose first pruning drops the answer, so the verifier fails it once (llm; the answer's steps
+    unprotected)."""
     folder = tmp_path_factory.mktemp("report-runs")
     injection = folder / "inject.jsonl"
     injection.write_text(json.dumps(INJECTION) + "\n")
@@ -194,8 +195,8 @@ def test_filter_by_status_then_read_a_trace(runs, view, tmp_path):
     steps = db_rows(run, "SELECT action, skill, text, rewritten FROM steps WHERE trace_id = ? ORDER BY step", (first,))
     shown = page.eval_on_selector_all(
         "#detail .steps .step",
-        "rows => rows.map(r => [r.className, r.querySelector('.skill').textContent, r.querySelector('.step-orig pre').textContent,"
-        " r.querySelector('.step-pruned').textContent])",
+        "rows => rows.map(r => [r.className, r.querySelector('.skill').textContent,"
+        " r.querySelector('.step-orig pre').textContent, r.querySelector('.step-pruned').textContent])",
     )
     assert len(shown) == len(steps)
     for (cls, skill, original, pruned), (action, db_skill, text, rewritten) in zip(shown, steps):

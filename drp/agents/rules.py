@@ -18,14 +18,16 @@ _PATTERNS = [  # checked in order; the first match names the skill
     (
         "alternative",
         re.compile(
-            r"^(?:alternatively|another (?:way|approach|method)|let me (?:try|approach) (?:it |this )?(?:another|a different))",
+            r"^(?:alternatively|another (?:way|approach|method)|"
+            r"let me (?:try|approach) (?:it |this )?(?:another|a different))",
             re.I,
         ),
     ),
     (
         "check",
         re.compile(
-            r"\b(?:double[- ]check|verify|verif(?:y|ied|ication)|make sure|confirm|re-?examine|re-?check|sanity check|check (?:again|my|that|if|the))\b",
+            r"\b(?:double[- ]check|verify|verif(?:y|ied|ication)|make sure|confirm|re-?examine|re-?check|"
+            r"sanity check|check (?:again|my|that|if|the))\b",
             re.I,
         ),
     ),
@@ -36,14 +38,18 @@ _PATTERNS = [  # checked in order; the first match names the skill
     (
         "restate_problem",
         re.compile(
-            r"^(?:okay|ok|alright|so|let's see|let me see)?[,.]?\s*(?:so\s+)?(?:i need to|i have to|let me (?:try to )?(?:figure|understand|read|solve)|let's (?:try to )?(?:figure|see|solve)|the problem (?:says|is|states)|the question (?:is|says|asks)|we have|first, let me understand)",
+            r"^(?:okay|ok|alright|so|let's see|let me see)?[,.]?\s*(?:so\s+)?"
+            r"(?:i need to|i have to|let me (?:try to )?(?:figure|understand|read|solve)|"
+            r"let's (?:try to )?(?:figure|see|solve)|"
+            r"the problem (?:says|is|states)|the question (?:is|says|asks)|we have|first, let me understand)",
             re.I,
         ),
     ),
     ("arithmetic", re.compile(r"\d\s*(?:[-+*/×÷=]|times|plus|minus|divided by|multiplied by)\s*\d", re.I)),
 ]
 _FILLER = re.compile(
-    r"^(?:okay|ok|alright|hmm+|wait|so|well|right|yeah|yes|let me think|let me see|let's see|i think|that makes sense|that seems right|got it)\b[^0-9]*$",
+    r"^(?:okay|ok|alright|hmm+|wait|so|well|right|yeah|yes|let me think|let me see|let's see|i think|"
+    r"that makes sense|that seems right|got it)\b[^0-9]*$",
     re.I,
 )
 _LEADING_FILLER = re.compile(r"^(?:okay|ok|alright|hmm+|well|so),\s+(?:so\s+)?", re.I)
@@ -170,7 +176,8 @@ def _mentions(text: str, answer: str) -> bool:
 
 
 _INTRO = re.compile(
-    r"^(?:\*\*solution:?\*\*:?|(?:let'?s (?:solve|calculate|break|determine|find|work)|to (?:solve|find|determine|calculate))\b[^0-9=]*)$",
+    r"^(?:\*\*solution:?\*\*:?|"
+    r"(?:let'?s (?:solve|calculate|break|determine|find|work)|to (?:solve|find|determine|calculate))\b[^0-9=]*)$",
     re.I,
 )
 

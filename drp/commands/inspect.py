@@ -195,9 +195,7 @@ def stats(
         typer.Argument(help="Run id(s) or folder(s). Several: one side-by-side table on the traces they all finished."),
     ],
     json_: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
-    tokenizer: Annotated[
-        str | None, typer.Option(help="Recount tokens with this tokenizer (path or hub id).")
-    ] = None,
+    tokenizer: Annotated[str | None, typer.Option(help="Recount tokens with this tokenizer (path or hub id).")] = None,
     teacher_price: Annotated[
         str | None,
         typer.Option(
@@ -242,16 +240,19 @@ def stats(
         echo(f"  {reason}: {count}")
     echo(
         f"thinking tokens  {num(result['thinking_tokens_before_mean'])} → {num(result['thinking_tokens_after_mean'])}"
-        f"  reduction mean {pct(result['thinking_token_reduction_mean'])}, median {pct(result['thinking_token_reduction_median'])}"
+        f"  reduction mean {pct(result['thinking_token_reduction_mean'])}, "
+        f"median {pct(result['thinking_token_reduction_median'])}"
     )
     echo(
         f"response tokens  {num(result['response_tokens_before_mean'])} → {num(result['response_tokens_after_mean'])}"
-        f"  reduction mean {pct(result['response_token_reduction_mean'])}, median {pct(result['response_token_reduction_median'])}"
+        f"  reduction mean {pct(result['response_token_reduction_mean'])}, "
+        f"median {pct(result['response_token_reduction_median'])}"
     )
     tokens = lambda v: "missing" if v is None and result["teacher_llm_calls"] else num(v)  # noqa: E731
     echo(
         f"attempts/trace {num(result['attempts_per_trace_mean'])} {result['attempts_histogram']} · teacher calls/trace "
-        f"{num(result['teacher_calls_per_trace'])}, tokens in/out per trace {tokens(result['teacher_input_tokens_per_trace'])}"
+        f"{num(result['teacher_calls_per_trace'])}, "
+        f"tokens in/out per trace {tokens(result['teacher_input_tokens_per_trace'])}"
         f"/{tokens(result['teacher_output_tokens_per_trace'])}"
     )
     if result["teacher_reused_calls"]:
@@ -295,7 +296,8 @@ def stats(
             f"mean latency {latency}"
         )
     echo(
-        f"wall {result['wall_seconds']:.1f}s over {result['sessions']} session(s) · {num(result['traces_per_second'])} traces/s"
+        f"wall {result['wall_seconds']:.1f}s over {result['sessions']} session(s) · "
+        f"{num(result['traces_per_second'])} traces/s"
     )
 
 

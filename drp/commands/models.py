@@ -26,9 +26,7 @@ def pull(
     name: Annotated[
         str, typer.Argument(help="Model to pull, e.g. qwen2.5-coder-0.5b-instruct (see `drp models list`).")
     ],
-    dir: Annotated[
-        Path | None, typer.Option("--dir", help="Parent folder (default: $DRP_CACHE_DIR/models).")
-    ] = None,
+    dir: Annotated[Path | None, typer.Option("--dir", help="Parent folder (default: $DRP_CACHE_DIR/models).")] = None,
     force: Annotated[bool, typer.Option(help="Pull again even when present.")] = False,
     gguf: Annotated[
         Path | None,

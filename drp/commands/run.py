@@ -33,7 +33,11 @@ def run(
     teacher_url: Annotated[
         list[str] | None,
         typer.Option(
-            help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1. Give it several times for several endpoints: each request goes to the least busy one, and one that keeps failing is set aside for a while.",
+            help=(
+                "OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1. Give it several times for several "
+                "endpoints: each request goes to the least busy one, and one that keeps failing is set aside for a "
+                "while."
+            ),
             envvar="DRP_TEACHER_URL",
         ),
     ] = None,
@@ -55,7 +59,10 @@ def run(
     teacher_timeout: Annotated[
         float | None,
         typer.Option(
-            help="Total deadline per teacher request, in seconds: a reply not complete by then is abandoned, never re-sent. Default: 60 s + 1 s per 100 prompt characters + 1 s per 5 output tokens the request allows.",
+            help=(
+                "Total deadline per teacher request, in seconds: a reply not complete by then is abandoned, never "
+                "re-sent. Default: 60 s + 1 s per 100 prompt characters + 1 s per 5 output tokens the request allows."
+            ),
             callback=above_zero,
         ),
     ] = None,
@@ -63,13 +70,20 @@ def run(
         int,
         typer.Option(
             min=0,
-            help=f"Quick retries per teacher request, within its deadline ({RETRY_POLICY}); a request that ran into its deadline is never re-sent.",
+            help=(
+                f"Quick retries per teacher request, within its deadline ({RETRY_POLICY}); a request that ran into its "
+                "deadline is never re-sent."
+            ),
         ),
     ] = 2,
     teacher_mode: Annotated[
         Literal["online", "batch"],
         typer.Option(
-            help="online: one request at a time as traces need them. batch: the OpenAI Batch API (half the price, up to 24 h per round): every pending trace at once, each graph stage one batch job; a killed run resumes the same jobs."
+            help=(
+                "online: one request at a time as traces need them. batch: the OpenAI Batch API (half the price, up to "
+                "24 h per round): every pending trace at once, each graph stage one batch job; a killed run resumes "
+                "the same jobs."
+            )
         ),
     ] = "online",
     batch_poll_seconds: Annotated[
@@ -78,7 +92,10 @@ def run(
     batch_call_timeout: Annotated[
         float,
         typer.Option(
-            help="Batch mode: total deadline, in seconds, of each Files/Batches API call (poll, create, cancel; an upload or result download gets 1 s more per MB it may carry); one that runs past it is a failed call.",
+            help=(
+                "Batch mode: total deadline, in seconds, of each Files/Batches API call (poll, create, cancel; an "
+                "upload or result download gets 1 s more per MB it may carry); one that runs past it is a failed call."
+            ),
             callback=above_zero,
         ),
     ] = 60.0,
@@ -86,26 +103,38 @@ def run(
         int,
         typer.Option(
             min=1,
-            help="Batch mode: failed polls in a row (errors, deadlines, result files that cannot be downloaded) that end a job; its requests go to the next round.",
+            help=(
+                "Batch mode: failed polls in a row (errors, deadlines, result files that cannot be downloaded) that "
+                "end a job; its requests go to the next round."
+            ),
         ),
     ] = 10,
     batch_job_timeout: Annotated[
         float,
         typer.Option(
-            help="Batch mode: seconds a job may take from its submission (default 26 h: the 24-hour window and time to finish); a job still running then is cancelled and its requests go to the next round.",
+            help=(
+                "Batch mode: seconds a job may take from its submission (default 26 h: the 24-hour window and time to "
+                "finish); a job still running then is cancelled and its requests go to the next round."
+            ),
             callback=above_zero,
         ),
     ] = 93600.0,
     teacher_price: Annotated[
         str | None,
         typer.Option(
-            help="What the teacher costs: IN,OUT per million tokens, or a name from the price table (drp/prices.yaml; default: the entry named like --teacher-model, if any). Stats and reports show cost per trace and per run."
+            help=(
+                "What the teacher costs: IN,OUT per million tokens, or a name from the price table (drp/prices.yaml; "
+                "default: the entry named like --teacher-model, if any). Stats and reports show cost per trace and per "
+                "run."
+            )
         ),
     ] = None,
     prices_file: Annotated[
         Path | None,
         typer.Option(
-            help="Your own price table (YAML, the shape of drp/prices.yaml), added to the built-in one; also DRP_PRICES."
+            help=(
+                "Your own price table (YAML, the shape of drp/prices.yaml), added to the built-in one; also DRP_PRICES."
+            )
         ),
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N input records.")] = None,
@@ -125,13 +154,19 @@ def run(
     allow_policy_change: Annotated[
         bool,
         typer.Option(
-            help="With --resume: finish the run under a policy that differs from its own (prompts or settings); both are recorded."
+            help=(
+                "With --resume: finish the run under a policy that differs from its own (prompts or settings); both "
+                "are recorded."
+            )
         ),
     ] = False,
     retry_failed: Annotated[
         bool,
         typer.Option(
-            help="With --resume: try again the traces that failed on a teacher error (timeouts, HTTP errors, unusable replies); --no-retry-failed keeps them failed."
+            help=(
+                "With --resume: try again the traces that failed on a teacher error (timeouts, HTTP errors, unusable "
+                "replies); --no-retry-failed keeps them failed."
+            )
         ),
     ] = True,
     tokenizer: Annotated[
@@ -141,34 +176,46 @@ def run(
     teacher_tokenizer: Annotated[
         str | None,
         typer.Option(
-            help="The teacher's tokenizer, to count teacher calls the server reports no usage for (default: the teacher model's folder when it is one; else such calls' tokens are shown as missing)."
+            help=(
+                "The teacher's tokenizer, to count teacher calls the server reports no usage for (default: the teacher "
+                "model's folder when it is one; else such calls' tokens are shown as missing)."
+            )
         ),
     ] = None,
     field: Annotated[
         list[str] | None, typer.Option(help="Remap an input field: OURS=THEIRS, e.g. question=problem.")
     ] = None,
     split: Annotated[str, typer.Option(help="Dataset split, for `datasets` inputs.")] = "train",
-    prompts_dir: Annotated[
-        list[Path] | None, typer.Option(help="Extra folder(s) of policies, searched first.")
-    ] = None,
+    prompts_dir: Annotated[list[Path] | None, typer.Option(help="Extra folder(s) of policies, searched first.")] = None,
     set_: Annotated[
         list[str] | None,
         typer.Option(
             "--set",
-            help="Override a policy setting: KEY=YAML, e.g. max_retries=4 or answer_section=keep. KEY=V1,V2,… sweeps: one child run RUN_ID.KEY-V per value, each reusing the teacher replies of those before it, then a side-by-side table.",
+            help=(
+                "Override a policy setting: KEY=YAML, e.g. max_retries=4 or answer_section=keep. KEY=V1,V2,… sweeps: "
+                "one child run RUN_ID.KEY-V per value, each reusing the teacher replies of those before it, then a "
+                "side-by-side table."
+            ),
         ),
     ] = None,
     reuse: Annotated[
         list[str] | None,
         typer.Option(
-            help="Answer a teacher request from this run's stored reply when it asked exactly the same (messages, model, sampling, schema, structured-output mode): no network call. Give it several times for several runs. Retries and failed replies are always asked again."
+            help=(
+                "Answer a teacher request from this run's stored reply when it asked exactly the same (messages, "
+                "model, sampling, schema, structured-output mode): no network call. Give it several times for several "
+                "runs. Retries and failed replies are always asked again."
+            )
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
     estimate: Annotated[
         bool,
         typer.Option(
-            help="Spend only a sample: prune --estimate-sample traces (drawn with --seed) in a temporary run, then print the projected teacher tokens, time and cost of the whole input, with 95% intervals."
+            help=(
+                "Spend only a sample: prune --estimate-sample traces (drawn with --seed) in a temporary run, then "
+                "print the projected teacher tokens, time and cost of the whole input, with 95% intervals."
+            )
         ),
     ] = False,
     estimate_sample: Annotated[int, typer.Option(help="Traces in the --estimate sample.", min=1)] = 20,
@@ -238,7 +285,7 @@ def run(
                 f"`drp run {traces} --run-id {options.run_id}.KEY-VALUE --resume`",
                 err=True,
             )
-            raise typer.Exit(EXIT_INTERRUPTED)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         for summary in summaries:
             counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.items()))
             typer.echo(f"run {summary.run_id}: {counts} ({summary.processed} processed in {summary.seconds:.1f}s)")
@@ -255,7 +302,7 @@ def run(
             typer.echo(f"\ninterrupted: finish with `drp run {traces} --run-id {options.run_id} --resume`", err=True)
         else:
             typer.echo(f"\ninterrupted before run {options.run_id!r} was set up: nothing was kept", err=True)
-        raise typer.Exit(EXIT_INTERRUPTED)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.items()))
     rate = summary.processed / summary.seconds if summary.seconds else 0.0
     typer.echo(

@@ -68,7 +68,7 @@ def serve(
     except ServeError as exc:  # the server itself failed: not the user's input
         server.stop()
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_FAILURES)
+        raise typer.Exit(EXIT_FAILURES) from None
     except KeyboardInterrupt:
         typer.echo("stopping the server...", err=True)
         code = server.stop()

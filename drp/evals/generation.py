@@ -10,8 +10,6 @@ write is never replaced without `--overwrite`, and the problems file never is.
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +20,7 @@ from drp.evals.problem_sets import Fields, load_benchmark
 from drp.evals.sampling import SampleWriter, SamplingSettings, Task, latest_by_key, read_records, run_tasks
 from drp.evals.scoring import grade
 from drp.evals.templates import FAMILIES, fill_template, resolve_template
+from drp.jsonl import read_lines, write_jsonl
 from drp.layout import THINK_CLOSE
 
 KEEP = ("correct", "all")
@@ -217,17 +216,17 @@ def _check_outputs(settings: GenerateSettings) -> None:
 def _written_by_generate(path: Path) -> bool:
     """Every record names its problem and sample number (an empty file, or a last line cut by a kill, too)."""
     try:
-        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except (OSError, UnicodeDecodeError):
+        lines = list(read_lines(path))
+    except OSError:
         return False
-    for number, line in enumerate(lines, start=1):
-        try:
-            record = json.loads(line)
-        except ValueError:
-            if number == len(lines):
+    for index, line in enumerate(lines):
+        if isinstance(line.error, UnicodeDecodeError):
+            return False
+        if line.error is not None:
+            if index == len(lines) - 1:
                 continue
             return False
-        if not (isinstance(record, dict) and "problem_id" in record and "sample" in record):
+        if not (isinstance(line.record, dict) and "problem_id" in line.record and "sample" in line.record):
             return False
     return True
 
@@ -244,8 +243,4 @@ def _check_same_settings(path: Path, existing: list[dict], current: dict) -> Non
 
 def _write_atomic(path: Path, records: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    with open(partial, "w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-    os.replace(partial, path)
+    write_jsonl(path, records)

@@ -15,6 +15,7 @@ from typing import Any
 from drp.answers import gsm8k_gold
 from drp.errors import UserError
 from drp.evals.problems import Benchmark, Problem
+from drp.jsonl import describe, read_lines
 
 
 class BenchmarkError(UserError):
@@ -176,25 +177,15 @@ def _read_jsonl(path: Path) -> list[tuple[int, str, dict]]:
     """(problem index, "FILE:LINE", record) per non-blank line. A UTF-8 byte-order mark is allowed;
     line numbers count every line, blank ones included, so errors point at the right place."""
     rows = []
-    with open(path, "rb") as handle:
-        for number, data in enumerate(handle, start=1):
-            at = f"{path}:{number}"
-            try:
-                line = data.decode("utf-8-sig" if number == 1 else "utf-8")
-            except UnicodeDecodeError as exc:
-                raise BenchmarkError(
-                    f"{at}: not UTF-8 (byte {exc.start + 1} of the line is {data[exc.start]:#04x}); "
-                    "save the file as UTF-8"
-                ) from None
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise BenchmarkError(f"{at}: not valid JSON ({exc.msg}, column {exc.colno})") from None
-            if not isinstance(record, dict):
-                raise BenchmarkError(f"{at}: expected a JSON object, got {type(record).__name__}")
-            rows.append((len(rows), at, record))
+    for line in read_lines(path):
+        at = f"{path}:{line.number}"
+        if isinstance(line.error, UnicodeDecodeError):
+            raise BenchmarkError(f"{at}: {describe(line.error)}; save the file as UTF-8")
+        if line.error is not None:
+            raise BenchmarkError(f"{at}: {describe(line.error)}")
+        if not isinstance(line.record, dict):
+            raise BenchmarkError(f"{at}: expected a JSON object, got {type(line.record).__name__}")
+        rows.append((len(rows), at, line.record))
     if not rows:
         raise BenchmarkError(f"{path}: no problems in the file")
     return rows

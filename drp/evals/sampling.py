@@ -17,6 +17,7 @@ from typing import Any
 
 from drp.endpoint import EndpointSettings, describe_error
 from drp.errors import EXIT_ENDPOINT_DOWN, UserError
+from drp.jsonl import read_lines
 from drp.layout import join_response
 from drp.redaction import redact_url
 
@@ -342,19 +343,15 @@ def run_tasks(
 
 
 def read_records(path: Path) -> Iterator[dict]:
-    """Records of a JSONL file written by SampleWriter; a line cut short by a kill is skipped."""
+    """Records of a JSONL file written by SampleWriter; a line cut short by a kill is skipped (its sample is
+    redone). A line that is not UTF-8 raises UnicodeDecodeError: the file is not one SampleWriter wrote."""
     if not path.exists():
         return
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # the last line of a killed run: its sample is redone
-            if isinstance(record, dict):
-                yield record
+    for line in read_lines(path):
+        if isinstance(line.error, UnicodeDecodeError):
+            raise line.error
+        if line.error is None and isinstance(line.record, dict):
+            yield line.record
 
 
 def latest_by_key(records: Iterable[dict], key: Callable[[dict], tuple]) -> dict[tuple, dict]:

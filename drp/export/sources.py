@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from drp.errors import UserError
+from drp.jsonl import describe, read_lines
 from drp.paths import DB_NAME, run_dir, runs_dir
 from drp.store import loads, open_run
 
@@ -110,18 +110,16 @@ def _trace_from_record(record: dict) -> AcceptedTrace:
 
 
 def _from_pruned_jsonl(path: Path, name: str) -> AcceptedRun:
-    try:
-        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except UnicodeDecodeError as error:
-        raise SourceError(f"run {name!r}: {path} is not UTF-8 text ({error.reason} at byte {error.start})") from None
+    lines = list(read_lines(path))
     if not lines:
         raise SourceError(f"run {name!r} has no accepted traces: {path} is empty")
     traces, policies, hashes = [], set(), {}
-    for number, line in enumerate(lines, 1):
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise SourceError(f"run {name!r}: {path} line {number} is not JSON ({error})") from None
+    for line in lines:
+        number, record, error = line.number, line.record, line.error
+        if isinstance(error, UnicodeDecodeError):
+            raise SourceError(f"run {name!r}: {path} line {number} is {describe(error)}")
+        if error is not None:
+            raise SourceError(f"run {name!r}: {path} line {number} is not JSON ({error})")
         problem = record_problem(record)
         if problem:
             raise SourceError(f"run {name!r}: {path} line {number} is not a pruned trace of drp run: {problem}")

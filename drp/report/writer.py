@@ -12,7 +12,6 @@ import base64
 import hashlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from markupsafe import Markup
 
 from drp.costs import run_price
 from drp.errors import UserError
+from drp.jsonl import atomic_write
 from drp.report import data
 from drp.report.summary import summarise
 from drp.store import RunStore
@@ -118,25 +118,19 @@ def write_report(
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     template = env.from_string(_asset("report.html"))
     out.parent.mkdir(parents=True, exist_ok=True)
-    # Written aside and moved into place: an interrupted report never leaves a half page where one was.
-    fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent)
-    partial = Path(name)
-    try:
-        with open(fd, "w", encoding="utf-8", errors="replace") as handle:
-            for chunk in template.generate(
-                title=index["run"].get("id") or src.folder.name,
-                vs_title=(index["vs"]["run"].get("id") if index["vs"] else None),
-                css=Markup(_asset("report.css")),
-                js=Markup(js),
-                script_hash=script_hash,
-                index=embed_json(index),
-                details=_detail_blocks(src, rows, other),
-            ):
-                handle.write(chunk)
-        partial.chmod(0o644)  # mkstemp's file is private; a report is a page to share
-        os.replace(partial, out)
-    finally:
-        partial.unlink(missing_ok=True)
+    # Written aside and moved into place: an interrupted report never leaves a half page where one was. A report
+    # is a page to share: readable by all, whatever the umask.
+    with atomic_write(out, errors="replace", mode=0o644) as handle:
+        for chunk in template.generate(
+            title=index["run"].get("id") or src.folder.name,
+            vs_title=(index["vs"]["run"].get("id") if index["vs"] else None),
+            css=Markup(_asset("report.css")),
+            js=Markup(js),
+            script_hash=script_hash,
+            index=embed_json(index),
+            details=_detail_blocks(src, rows, other),
+        ):
+            handle.write(chunk)
     return ReportResult(path=out, traces=len(rows), bytes=out.stat().st_size, seconds=time.perf_counter() - started)
 
 

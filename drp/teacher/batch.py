@@ -367,7 +367,9 @@ class BatchTransport(httpx2.AsyncBaseTransport):
                     raise _FailedPoll(f"job {job.batch_id} is in no state a batch job has: {_short(repr(status), 80)}")
                 failures = 0
             except openai.NotFoundError as exc:
-                raise _JobEnded("lost", self.scrub(f"the endpoint does not know job {job.batch_id}: {_said(exc)}"))
+                raise _JobEnded(
+                    "lost", self.scrub(f"the endpoint does not know job {job.batch_id}: {_said(exc)}")
+                ) from None  # its message already says what the endpoint said
             except _JobEnded:
                 raise
             except Exception as exc:  # noqa: BLE001 - a failed poll (or download): tried again, up to a bound
