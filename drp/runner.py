@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from drp import input_traces
-from drp.agents.kinds import uses_llm
+from drp.agent_kinds import uses_llm
 from drp.disk_errors import ADVICE, DISK_REFUSED_EXIT, DiskRefused, disk_error
 from drp.errors import EXIT_ENDPOINT_DOWN, UserError
 from drp.layout import join_response

@@ -4,12 +4,13 @@ steps and the rewrites. On a retry it sees the verifier's feedback.
 
 Steps that compute the answer, or a number it depends on, are found deterministically first (drp/derivation.py)
 and marked "needed" in the prompt; the reply's schema does not even allow deleting them.
-Kinds (drp/agents/kinds.py): `llm-actions`, `paper`, `rules`, `identity`."""
+Kinds (drp/agent_kinds.py): `llm-actions`, `paper`, `rules`, `identity`."""
 
 from __future__ import annotations
 
 import asyncio
 
+from drp.agent_kinds import agent_for, implements
 from drp.agents import rules
 from drp.agents.asking import ask
 from drp.agents.calls import deterministic
@@ -140,9 +141,10 @@ def _planned_pieces(steps: list[dict], actions: list[dict]) -> tuple[list[dict],
 
 
 async def prune(state: TraceState, ctx: RunContext) -> dict:
-    return await PRUNERS[ctx.policy.agents["pruner"].kind](state, ctx, state.get("attempt", 0) + 1)
+    return await agent_for("pruner", ctx.policy.agents["pruner"].kind)(state, ctx, state.get("attempt", 0) + 1)
 
 
+@implements("pruner", "rules")
 async def _by_rules(state: TraceState, ctx: RunContext, attempt: int) -> dict:
     steps = state["steps"]
     return _planned(
@@ -153,6 +155,7 @@ async def _by_rules(state: TraceState, ctx: RunContext, attempt: int) -> dict:
     )
 
 
+@implements("pruner", "identity")
 async def _keep_all(state: TraceState, ctx: RunContext, attempt: int) -> dict:
     steps = state["steps"]
     return _planned(
@@ -242,6 +245,7 @@ def _to_redo(state: TraceState, windows: list[dict]) -> list[tuple[int, str | No
     return [(entry["window"], entry["feedback"]) for entry in blamed]
 
 
+@implements("pruner", "paper")
 async def _by_paper_method(state: TraceState, ctx: RunContext, attempt: int) -> dict:
     steps = state["steps"]
     if ctx.policy.replies == "text":
@@ -306,6 +310,7 @@ async def _by_paper_text(state: TraceState, ctx: RunContext, attempt: int) -> di
     return {**update, "pruned_thinking": result.path.strip()}
 
 
+@implements("pruner", "llm-actions")
 async def _by_teacher_actions(state: TraceState, ctx: RunContext, attempt: int) -> dict:
     # A long trace is pruned a window of steps at a time (each call within the teacher's context, its
     # neighbouring steps shown as context); on a retry only the windows the verifier blamed are pruned again.
@@ -406,6 +411,3 @@ def _same(rewrite: str | None, original: str) -> bool:
 
 def _failed(calls: list[dict], error: str | None, attempt: int) -> dict:
     return {"calls": calls, "attempt": attempt, "status": "failed", "reason": f"pruner_unusable: {error}"}
-
-
-PRUNERS = {"llm-actions": _by_teacher_actions, "paper": _by_paper_method, "rules": _by_rules, "identity": _keep_all}

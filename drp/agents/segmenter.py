@@ -1,4 +1,4 @@
-"""Segmenter: splits the thinking into steps. (The kinds are listed in drp/agents/kinds.py.)
+"""Segmenter: splits the thinking into steps. (The kinds are declared in drp/agent_kinds.py.)
 
 `llm-ranges` (default): the teacher sees numbered units and names the units where steps start, so the original
 text is never re-typed and every unit lands in exactly one step. `echo` (the paper): the teacher re-types the
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
+from drp.agent_kinds import agent_for, implements
 from drp.agents import rules
 from drp.agents.asking import ask
 from drp.agents.calls import deterministic
@@ -24,13 +25,14 @@ from drp.text import PARAGRAPH, join_units, paragraphs, sentences
 
 
 async def segment(state: TraceState, ctx: RunContext) -> dict:
-    return await SEGMENTERS[ctx.policy.agents["segmenter"].kind](state, ctx)
+    return await agent_for("segmenter", ctx.policy.agents["segmenter"].kind)(state, ctx)
 
 
 def _joins(state: TraceState) -> list[str]:
     return state.get("unit_joins") or [PARAGRAPH] * len(state["units"])
 
 
+@implements("segmenter", "rules")
 async def _by_rules(state: TraceState, ctx: RunContext) -> dict:
     units = state["units"]
     steps = rules.unit_steps(units, _joins(state))
@@ -38,6 +40,7 @@ async def _by_rules(state: TraceState, ctx: RunContext) -> dict:
     return {"steps": steps, "calls": [call]}
 
 
+@implements("segmenter", "llm-ranges")
 async def _by_teacher_ranges(state: TraceState, ctx: RunContext) -> dict:
     # Long traces are segmented a window of units at a time (at most units.per_call, and within the teacher's
     # context), so every list stays short enough for small teachers; units keep their global numbers, no step
@@ -105,6 +108,7 @@ async def _by_teacher_ranges(state: TraceState, ctx: RunContext) -> dict:
     return {"steps": steps, "calls": calls}
 
 
+@implements("segmenter", "echo")
 async def _by_echo(state: TraceState, ctx: RunContext) -> dict:
     """The paper's call 1, checked: each echoed step must be the original's text."""
     settings, thinking = ctx.policy.echo, state["thinking"]
@@ -204,6 +208,3 @@ def _reply_tokens(first: int, last: int, size=None) -> int:
 
 def _failed(calls: list[dict], error: str | None) -> dict:
     return {"calls": calls, "status": "failed", "reason": f"segmenter_unusable: {error}"}
-
-
-SEGMENTERS = {"llm-ranges": _by_teacher_ranges, "echo": _by_echo, "rules": _by_rules}  # kind → agent

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 
+from drp.agent_kinds import agent_for, implements
 from drp.agents.asking import ask
 from drp.agents.calls import deterministic
 from drp.agents.context import RunContext
@@ -160,7 +161,7 @@ async def verify(state: TraceState, ctx: RunContext) -> dict:
     unchanged = _squash(pruned) == _squash(state.get("thinking", ""))
     calls: list[dict] = []
     if not gated and settings.judge:
-        verdict, calls = await JUDGES[ctx.policy.agents["judge"].kind](state, ctx, attempt, pruned, answer)
+        verdict, calls = await agent_for("judge", ctx.policy.agents["judge"].kind)(state, ctx, attempt, pruned, answer)
         checks["judge"] = verdict.derives_answer if verdict else None
         if verdict is None or not verdict.derives_answer:
             gated["judge"] = failures["judge"] = (
@@ -199,6 +200,7 @@ async def verify(state: TraceState, ctx: RunContext) -> dict:
     return update
 
 
+@implements("judge", "llm-judge")
 async def _judge_by_teacher(state: TraceState, ctx: RunContext, attempt: int, pruned: str, answer: str):
     """The optional LLM judge: (its verdict, or None when its reply was unusable; its calls)."""
     verdict, calls, _ = await ask(
@@ -213,9 +215,6 @@ async def _judge_by_teacher(state: TraceState, ctx: RunContext, attempt: int, pr
         original_answer=answer,
     )
     return verdict, calls
-
-
-JUDGES = {"llm-judge": _judge_by_teacher}  # kind → agent (drp/agents/kinds.py)
 
 
 def _squash(text: str) -> str:
