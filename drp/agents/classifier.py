@@ -15,6 +15,7 @@ from drp.agents.calls import deterministic
 from drp.agents.context import RunContext
 from drp.agents.state import TraceState
 from drp.agents.windows import Budget, neighbours, plan
+from drp.outcomes import CLASSIFIER_UNUSABLE, FAILED, reason
 from drp.prompting import render_messages
 from drp.schemas import labels_schema
 
@@ -83,7 +84,7 @@ async def _by_teacher(state: TraceState, ctx: RunContext) -> dict:
     calls = [call for _, window_calls, _ in answers for call in window_calls]
     for window, (result, _, error) in zip(windows, answers):
         if result is None:
-            return {"calls": calls, "status": "failed", "reason": f"classifier_unusable: {error}"}
+            return {"calls": calls, "status": FAILED, "reason": reason(CLASSIFIER_UNUSABLE, error)}
         for step, skill in zip(steps[window.first - 1 : window.last], result.skills):
             step["skill"] = skill
     return {"steps": steps, "calls": calls}

@@ -18,6 +18,7 @@ from drp.agents.context import RunContext
 from drp.agents.state import TraceState
 from drp.agents.windows import Budget, neighbours, plan
 from drp.derivation import needed_passages, states_value
+from drp.outcomes import FAILED, PRUNER_UNUSABLE, reason
 from drp.paper_text import CompressText, split_closing_answer
 from drp.prompting import render_messages
 from drp.schemas import Rewrite, paper_prune_schema, plan_schema
@@ -410,4 +411,4 @@ def _same(rewrite: str | None, original: str) -> bool:
 
 
 def _failed(calls: list[dict], error: str | None, attempt: int) -> dict:
-    return {"calls": calls, "attempt": attempt, "status": "failed", "reason": f"pruner_unusable: {error}"}
+    return {"calls": calls, "attempt": attempt, "status": FAILED, "reason": reason(PRUNER_UNUSABLE, error)}

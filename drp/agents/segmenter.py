@@ -18,6 +18,7 @@ from drp.agents.context import RunContext
 from drp.agents.state import TraceState
 from drp.agents.windows import Budget, plan
 from drp.echo import EchoCheck, check_echo
+from drp.outcomes import FAILED, REJECTED, SEGMENTER_UNUSABLE, UNFAITHFUL_ECHO, reason
 from drp.paper_text import EchoText
 from drp.prompting import render_messages
 from drp.schemas import echo_schema, segmentation_schema, steps_from_starts
@@ -154,7 +155,7 @@ async def _by_echo(state: TraceState, ctx: RunContext) -> dict:
         )
     if result is None:
         if echo is not None and error == _echo_problem(echo, settings):
-            return {"calls": calls, "status": "rejected", "reason": f"unfaithful_echo: {error}"}
+            return {"calls": calls, "status": REJECTED, "reason": reason(UNFAITHFUL_ECHO, error)}
         return _failed(calls, error)
     return {"steps": _steps_from_echo(thinking, result.steps, echo), "calls": calls, "echo_coverage": echo.coverage}
 
@@ -207,4 +208,4 @@ def _reply_tokens(first: int, last: int, size=None) -> int:
 
 
 def _failed(calls: list[dict], error: str | None) -> dict:
-    return {"calls": calls, "status": "failed", "reason": f"segmenter_unusable: {error}"}
+    return {"calls": calls, "status": FAILED, "reason": reason(SEGMENTER_UNUSABLE, error)}

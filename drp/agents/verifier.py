@@ -31,6 +31,7 @@ from drp.answers import equivalent, extract_answer, last_boxed, numbers_in
 from drp.derivation import Derivation, check, own_derivation
 from drp.echo import action_agreement
 from drp.layout import join_response
+from drp.outcomes import ACCEPTED, NOTHING_TO_PRUNE, RECORDED, REJECTED, VERIFIED, reason
 from drp.schemas import JudgeVerdict
 from drp.text import paragraphs
 
@@ -187,13 +188,15 @@ async def verify(state: TraceState, ctx: RunContext) -> dict:
     update = {"verdict": verdict, "calls": [call, *calls]}
     if verdict["passed"]:
         # A policy that gates nothing (the paper's) accepts unverified: its checks are on record, not passed.
-        reason = "verified" if verdict["gated"] or settings.judge else "recorded: no check gates this policy"
-        update.update(status="accepted", reason=reason, pruned_answer=answer)
+        why = reason(VERIFIED) if verdict["gated"] or settings.judge else reason(RECORDED, "no check gates this policy")
+        update.update(status=ACCEPTED, reason=why, pruned_answer=answer)
     elif unchanged and set(gated) <= {"shorter"}:
         # The teacher kept every step: a legitimate outcome on short thinking, not a failed pruning.
         update.update(
-            status="rejected",
-            reason=f"nothing_to_prune: the teacher kept all {len(state['steps'])} steps ({after} tokens vs {before})",
+            status=REJECTED,
+            reason=reason(
+                NOTHING_TO_PRUNE, f"the teacher kept all {len(state['steps'])} steps ({after} tokens vs {before})"
+            ),
         )
     else:
         update["feedback"] = verdict["feedback"]
