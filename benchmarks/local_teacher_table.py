@@ -17,10 +17,10 @@ import sys
 from pathlib import Path
 
 from drp.jsonl import read_jsonl, write_jsonl
+from drp.outcomes import ACCEPTED, FAILED, PENDING, REJECTED, original_usable, reason_kind
 from drp.paths import run_dir, shared_dir
 from drp.store import open_run
 
-NOT_ELIGIBLE = ("incomplete_trace", "wrong_original", "no_final_answer", "empty_thinking")
 SHARED_TRACES = "data/traces/r1-distill-qwen-1.5b.e2h-gsm8k.jsonl"
 
 
@@ -37,9 +37,9 @@ def row_of(run_id: str) -> dict:
 
     store = open_run(run_dir(run_id))
     run = store.run_row()
-    traces = [t for t in store.traces() if t["status"] != "pending"]
-    eligible = [t for t in traces if not (t["reason"] or "").startswith(NOT_ELIGIBLE)]
-    accepted = [t for t in traces if t["status"] == "accepted"]
+    traces = [t for t in store.traces() if t["status"] != PENDING]
+    eligible = [t for t in traces if original_usable(t["reason"])]
+    accepted = [t for t in traces if t["status"] == ACCEPTED]
     spent = [t for t in eligible if t["seconds"] is not None]
     derived = sum(_derives(t, derivation_of) for t in accepted)
     reductions = [
@@ -47,8 +47,8 @@ def row_of(run_id: str) -> dict:
     ]
     reasons: dict[str, int] = {}
     for t in traces:
-        if t["status"] != "accepted":
-            kind = (t["reason"] or "").split(":")[0]
+        if t["status"] != ACCEPTED:
+            kind = reason_kind(t["reason"]) or ""
             reasons[kind] = reasons.get(kind, 0) + 1
     echo = [call["parsed"] for t in traces for call in store.calls(t["id"], nodes=("echo_check",))]
     coverages = [p["coverage"] for p in echo if isinstance(p, dict) and "coverage" in p]
@@ -59,8 +59,8 @@ def row_of(run_id: str) -> dict:
         "traces": len(traces),
         "eligible": len(eligible),
         "accepted": len(accepted),
-        "rejected": sum(t["status"] == "rejected" for t in traces),
-        "failed": sum(t["status"] == "failed" for t in traces),
+        "rejected": sum(t["status"] == REJECTED for t in traces),
+        "failed": sum(t["status"] == FAILED for t in traces),
         "accepted_of_eligible": len(accepted) / len(eligible) if eligible else float("nan"),
         "calls_per_trace": mean([t["teacher_calls"] or 0 for t in spent]),
         "tokens_in_per_trace": mean([t["teacher_input_tokens"] or 0 for t in spent]),

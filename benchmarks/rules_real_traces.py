@@ -13,13 +13,11 @@ import sys
 import tempfile
 import time
 
+from drp.outcomes import ACCEPTED, original_usable
 from drp.paths import shared_dir
 from drp.run_stats import compute
 from drp.runner import RunOptions, run
 from drp.store import open_run
-
-# Reasons that mean "not a complete, correct trace": these are outside the acceptance denominator.
-NOT_ELIGIBLE = ("incomplete_trace", "wrong_original", "no_final_answer", "empty_thinking")
 
 
 def main() -> None:
@@ -47,8 +45,9 @@ def main() -> None:
     store = open_run(summary.path)
     stats = compute(store)
     rows = store.traces(("status", "reason"))
-    eligible = [r for r in rows if not (r["reason"] or "").startswith(NOT_ELIGIBLE)]
-    accepted = sum(r["status"] == "accepted" for r in eligible)
+    # outside the acceptance denominator: traces whose original is not a complete, correct trace
+    eligible = [r for r in rows if original_usable(r["reason"])]
+    accepted = sum(r["status"] == ACCEPTED for r in eligible)
     print(
         f"policy {args.policy}: {len(rows)} traces, graph time {summary.seconds:.1f}s "
         f"(process incl. tokenizer load and ingest {total:.1f}s) on one core"

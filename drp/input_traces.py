@@ -11,6 +11,16 @@ from pathlib import Path
 
 from drp.errors import UserError
 from drp.jsonl import read_lines
+from drp.outcomes import (
+    DUPLICATE_ID,
+    INVALID_ID,
+    INVALID_JSON,
+    INVALID_RECORD,
+    INVALID_TEXT,
+    INVALID_UTF8,
+    MISSING_FIELD,
+    reason,
+)
 from drp.surrogates import first_surrogate
 
 REQUIRED = ("question", "response")
@@ -63,7 +73,7 @@ def load(source: str, field_map: dict[str, str] | None = None, split: str = "tra
             key = own  # a bad line keeps its own id when no other record has it
         else:
             if item.record is not None and own is not None:
-                item.record, item.error = None, f"duplicate_id: {own!r} first seen on line {first_line[own]}"
+                item.record, item.error = None, reason(DUPLICATE_ID, f"{own!r} first seen on line {first_line[own]}")
             key = unused_key(f"{own}#line{line}" if own is not None else f"line-{line:06d}", taken)
         taken.add(key)
         item.id = key
@@ -130,9 +140,9 @@ def _raw_records(source: str, split: str) -> Iterator[tuple[int, object, str | N
     if path.is_file():
         for line in read_lines(path):
             if isinstance(line.error, UnicodeDecodeError):
-                yield line.number, None, f"invalid_utf8: {line.error.reason} at byte {line.error.start}"
+                yield line.number, None, reason(INVALID_UTF8, f"{line.error.reason} at byte {line.error.start}")
             elif line.error is not None:
-                yield line.number, None, f"invalid_json: {line.error.msg} (column {line.error.colno})"
+                yield line.number, None, reason(INVALID_JSON, f"{line.error.msg} (column {line.error.colno})")
             else:
                 yield line.number, line.record, None
         return
@@ -166,7 +176,7 @@ def _own_id(value) -> tuple[str | None, str | None]:
         return value.strip(), None
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value), None
-    return None, f"invalid_id: the id is {type(value).__name__}, not text or an integer"
+    return None, reason(INVALID_ID, f"the id is {type(value).__name__}, not text or an integer")
 
 
 def _normalise(line: int, raw: object, error: str | None, field_map: dict[str, str]) -> LoadedRecord:
@@ -174,7 +184,7 @@ def _normalise(line: int, raw: object, error: str | None, field_map: dict[str, s
     if error is not None:
         return LoadedRecord("", line, None, error)
     if not isinstance(raw, dict):
-        return LoadedRecord("", line, None, f"invalid_record: expected a JSON object, got {type(raw).__name__}")
+        return LoadedRecord("", line, None, reason(INVALID_RECORD, f"expected a JSON object, got {type(raw).__name__}"))
     surrogate = first_surrogate(raw)
     if surrogate is not None:  # a JSON `\udc80` escape: no text at all, and nothing could store or print it
         where, escape = surrogate
@@ -184,8 +194,11 @@ def _normalise(line: int, raw: object, error: str | None, field_map: dict[str, s
             "",
             line,
             None,
-            f"invalid_text: {where} holds a lone surrogate ({escape}), which "
-            "is not a character (a broken \\u escape in the JSON)",
+            reason(
+                INVALID_TEXT,
+                f"{where} holds a lone surrogate ({escape}), which "
+                "is not a character (a broken \\u escape in the JSON)",
+            ),
             own,
         )
 
@@ -205,15 +218,17 @@ def _normalise(line: int, raw: object, error: str | None, field_map: dict[str, s
                 if isinstance(value, str)
                 else f"not text ({type(value).__name__})"
             )
-            return LoadedRecord("", line, None, f"missing_field: {field_map.get(name, name)} is {problem}", own)
+            return LoadedRecord("", line, None, reason(MISSING_FIELD, f"{field_map.get(name, name)} is {problem}"), own)
     gold = field("gold_answer")
     if gold is not None and (isinstance(gold, bool) or not isinstance(gold, (str, int, float))):
         return LoadedRecord(
             "",
             line,
             None,
-            f"invalid_record: {field_map.get('gold_answer', 'gold_answer')} is {type(gold).__name__}, "
-            "not text or a number",
+            reason(
+                INVALID_RECORD,
+                f"{field_map.get('gold_answer', 'gold_answer')} is {type(gold).__name__}, not text or a number",
+            ),
             own,
         )
     used = {field_map.get(n, n) for n in ("id", "question", "response", "gold_answer")}

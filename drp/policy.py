@@ -16,7 +16,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from drp.agents.kinds import AGENT_KINDS, OPTIONAL_ROLES, kind_problem, uses_llm
+from drp.agent_kinds import AGENT_KINDS, OPTIONAL_ROLES, kind_problem, uses_llm
 from drp.endpoint import StructuredMethod
 from drp.errors import UserError
 from drp.paths import builtin_prompts_dir
@@ -37,7 +37,7 @@ class _Strict(BaseModel):
 
 
 class AgentSettings(_Strict):
-    kind: str = Field(description="how this agent works: one of its role's kinds in drp/agents/kinds.py")
+    kind: str = Field(description="how this agent works: one of its role's kinds in drp/agent_kinds.py")
     prompt: str | None = Field(default=None, description="prompt file in the policy folder")
     model: str | None = Field(default=None, description="overrides --teacher-model for this role")
     temperature: float = Field(default=0.0, ge=0)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 
+from drp.outcomes import ACCEPTED, ENDED_BADLY, PENDING, reason_kind
+
 
 def _reduction(before, after) -> float | None:
     return 1 - after / before if before else None
@@ -27,8 +29,8 @@ def compute(store, counter=None, price=None) -> dict:
     run_price_, batch = run_price(config)
     rows = store.traces()
     status = Counter(r["status"] for r in rows)
-    reasons = Counter((r["reason"] or "").split(":")[0] for r in rows if r["status"] in ("rejected", "failed"))
-    accepted = [r for r in rows if r["status"] == "accepted"]
+    reasons = Counter(reason_kind(r["reason"]) or "" for r in rows if r["status"] in ENDED_BADLY)
+    accepted = [r for r in rows if r["status"] == ACCEPTED]
     if counter is not None:
         for r in accepted:
             r["thinking_tokens_before"] = counter.count(r["original_thinking"])
@@ -41,7 +43,7 @@ def compute(store, counter=None, price=None) -> dict:
     response = [
         x for r in accepted if (x := _reduction(r["response_tokens_before"], r["response_tokens_after"])) is not None
     ]
-    finished = [r for r in rows if r["status"] != "pending"]
+    finished = [r for r in rows if r["status"] != PENDING]
     processed = [r for r in finished if r["seconds"] is not None]
     attempts = [r["attempts"] for r in processed if r["attempts"]]
     wall = run.get("wall_seconds") or 0.0

@@ -24,18 +24,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from drp import input_traces
-from drp.agents.kinds import uses_llm
+from drp.agent_kinds import uses_llm
 from drp.disk_errors import ADVICE, DISK_REFUSED_EXIT, DiskRefused, disk_error
 from drp.errors import EXIT_ENDPOINT_DOWN, UserError
 from drp.jsonl import atomic_write, write_jsonl
 from drp.layout import join_response
+from drp.outcomes import ACCEPTED, FAILED, INTERNAL_ERROR, POLICY_ERROR, RETRIED_ON_RESUME, particulars, reason
+from drp.outcomes import prefix as reason_prefix
 from drp.paths import new_run_dir
 from drp.run_folders import clear_leftovers, is_empty_folder, is_run_folder, publish, staging
 from drp.run_lock import lock_run
 from drp.store import DB_NAME, RunStore, check_intact, dumps, now, open_run
 
 DEFAULT_POLICY = "skill-aware"
-TEACHER_ERROR = "teacher_error:"  # the reason of a trace that failed on the teacher's fault (drp.graph.build)
 WRITE_EVERY = 0.2  # seconds between writes of finished traces
 
 
@@ -94,7 +95,7 @@ class RunSummary:
 
     @property
     def failed(self) -> int:
-        return self.counts.get("failed", 0)
+        return self.counts.get(FAILED, 0)
 
 
 def run(options: RunOptions, progress: bool = True) -> RunSummary:
@@ -145,7 +146,7 @@ def _prune_pending(
     store: RunStore, folder: Path, options: RunOptions, policy, teacher, progress: bool, reuse=None
 ) -> RunSummary:
     if options.resume and options.retry_failed and teacher is not None:
-        store.reopen_failed(TEACHER_ERROR)
+        store.reopen_failed(reason_prefix(RETRIED_ON_RESUME))
     pending = store.pending_ids(options.limit)
     store.start_session(options.run_id)
     started = time.perf_counter()
@@ -281,7 +282,7 @@ async def _process_ids(
             try:
                 result = await _process(graph, ctx, trace)
                 if result.get("teacher_unreachable"):  # the endpoints' fault, not the trace's: left pending
-                    unreachable.append(result["reason"].removeprefix(TEACHER_ERROR).strip())
+                    unreachable.append(particulars(result["reason"]))
                     continue
                 finished.append((trace["id"], *_result_rows(trace, result, counter)))
             finally:
@@ -398,19 +399,19 @@ async def _process(graph, ctx, trace: dict) -> dict:
     try:
         state = await graph.ainvoke({"trace": trace, "calls": []}, context=ctx)
     except PolicyTemplateError as exc:  # a template that fails only on some traces: this trace, not the run
-        state = {"status": "failed", "reason": f"policy_error: {exc}", "calls": []}
+        state = {"status": FAILED, "reason": reason(POLICY_ERROR, exc), "calls": []}
     except Exception as exc:  # a bug must not take the other traces down: record it on this trace
-        state = {"status": "failed", "reason": f"internal_error: {type(exc).__name__}: {exc}", "calls": []}
+        state = {"status": FAILED, "reason": reason(INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"), "calls": []}
     state["seconds"] = time.perf_counter() - started
     if not state.get("status"):
-        state.update(status="failed", reason="internal_error: the graph ended without a verdict")
+        state.update(status=FAILED, reason=reason(INTERNAL_ERROR, "the graph ended without a verdict"))
     return state
 
 
 def _result_rows(trace: dict, state: dict, counter) -> tuple[dict, list[dict], list[dict]]:
     """The graph's final state → the trace's result columns, its steps and its calls, for the store."""
     calls = state.get("calls") or []
-    accepted = state["status"] == "accepted"
+    accepted = state["status"] == ACCEPTED
     thinking = state.get("thinking")
     pruned_thinking = state.get("pruned_thinking") if accepted else None
     pruned_answer_section = state.get("pruned_answer_section", "").strip() if accepted else None

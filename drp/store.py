@@ -27,11 +27,11 @@ import sqlite_utils
 from drp.errors import UserError
 from drp.input_traces import LoadedRecord, unused_key
 from drp.layout import answer_section_after
+from drp.outcomes import ACCEPTED, FAILED, PENDING, TEACHER_ERROR, TERMINAL, is_kind
 from drp.paths import DB_NAME
 from drp.redaction import scrub_secrets
 from drp.surrogates import without_surrogates
 
-TERMINAL = ("accepted", "rejected", "failed")
 # A teacher token count beyond this (or negative, or not whole) is no count: stored before usage was checked
 # (drp/teacher/bodies.py), it reads as missing, and sums over a run can never overflow.
 MAX_TOKENS = 10**9
@@ -388,7 +388,7 @@ def _legacy_call_columns(row: dict) -> dict:
         row["llm"] = row.get("model") not in _PRE_M003_DETERMINISTIC
     row["llm"] = bool(row["llm"])
     if "usage" not in row:
-        row["usage"] = "reported" if row["llm"] and not (row.get("error") or "").startswith("teacher_error:") else None
+        row["usage"] = "reported" if row["llm"] and not is_kind(row.get("error"), TEACHER_ERROR) else None
     row.setdefault("endpoint", None)
     row["endpoint_errors"] = json_or_text(row.get("endpoint_errors"))
     row.setdefault("temperature", None)
@@ -573,7 +573,7 @@ class RunStore:
                         "id": key,
                         "line": item.line,
                         "source_id": item.source_id,
-                        "status": "failed",
+                        "status": FAILED,
                         "reason": item.error,
                         "attempts": 0,
                         "finished_at": now(),
@@ -591,7 +591,7 @@ class RunStore:
                         "response": rec["response"],
                         "gold_answer": rec["gold_answer"],
                         "extra": dumps(rec["extra"]),
-                        "status": "pending",
+                        "status": PENDING,
                         "attempts": 0,
                     }
                 )
@@ -608,7 +608,7 @@ class RunStore:
         if limit is not None:
             rows = self._rows("select line from traces order by line limit 1 offset ?", [max(limit - 1, 0)])
             last_line = rows[0]["line"] if rows and limit > 0 else 0
-        rows = self._rows("select id, line from traces where status = 'pending' order by line")
+        rows = self._rows("select id, line from traces where status = ? order by line", [PENDING])
         return [row["id"] for row in rows if last_line is None or row["line"] <= last_line]
 
     def reopen_failed(self, reason_prefix: str) -> int:
@@ -616,9 +616,9 @@ class RunStore:
         their old calls and steps stay until the retry's replace them. Returns how many."""
         with self.db.conn:
             cursor = self.db.execute(
-                "update traces set status = 'pending', reason = null, finished_at = null "
-                "where status = 'failed' and substr(reason, 1, ?) = ?",
-                [len(reason_prefix), reason_prefix],
+                "update traces set status = ?, reason = null, finished_at = null "
+                "where status = ? and substr(reason, 1, ?) = ?",
+                [PENDING, FAILED, len(reason_prefix), reason_prefix],
             )
         return cursor.rowcount
 
@@ -822,7 +822,7 @@ class RunStore:
 
     def accepted(self) -> list[dict]:
         """The accepted traces in input order, as records: the shape of pruned.jsonl (less the policy)."""
-        return [_accepted_record(row) for row in self.traces(statuses=["accepted"])]
+        return [_accepted_record(row) for row in self.traces(statuses=[ACCEPTED])]
 
     def trace(self, trace_id: str) -> dict | None:
         """One trace's row, every column; None when the run has no such trace."""
@@ -877,8 +877,9 @@ class RunStore:
             ("thinking_tokens_before", "thinking_tokens_after", "response_tokens_before", "response_tokens_after"),
         )
         return self._rows(
-            f"select {tokens} from traces where status = 'accepted' and thinking_tokens_before > 0 "
-            "and thinking_tokens_after is not null"
+            f"select {tokens} from traces where status = ? and thinking_tokens_before > 0 "
+            "and thinking_tokens_after is not null",
+            [ACCEPTED],
         )
 
     def attempt_counts(self) -> dict[int, int]:
@@ -968,7 +969,7 @@ class RunStore:
             failed_tries = json_or_text(row["endpoint_errors"])
             for failure in failed_tries if isinstance(failed_tries, list) else []:
                 entry(str(failure.get("endpoint")))["errors"] += 1
-            answered = row["endpoint"] and not (row["error"] or "").startswith("teacher_error")
+            answered = row["endpoint"] and not is_kind(row["error"], TEACHER_ERROR)
             if answered:
                 stats = entry(row["endpoint"])
                 stats["calls"] += 1

@@ -1,25 +1,43 @@
-"""Agent kinds: one catalogue (drp/agents/kinds.py), checked when a policy loads, implemented by each agent."""
+"""Agent kinds: one catalogue (drp/agent_kinds.py), checked when a policy loads, implemented by each agent."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import pytest
 from helpers import EXAMPLES, drp
 
-from drp.agents import classifier, pruner, segmenter, verifier
-from drp.agents.kinds import AGENT_KINDS
+from drp.agent_kinds import AGENT_KINDS, IMPLEMENTATIONS, agent_for, implements
 from drp.policy import PolicyError, available, load_policy
+from drp.registry import RegistryError
 
 
 def test_every_declared_kind_has_an_agent_and_no_other():
-    implemented = {
-        "segmenter": segmenter.SEGMENTERS,
-        "classifier": classifier.CLASSIFIERS,
-        "pruner": pruner.PRUNERS,
-        "judge": verifier.JUDGES,
-    }
-    assert {role: set(table) for role, table in implemented.items()} == {
+    implemented = {role: registry.implemented() for role, registry in IMPLEMENTATIONS.items()}
+    assert {role: set(names) for role, names in implemented.items()} == {
         role: set(kinds) for role, kinds in AGENT_KINDS.items()
     }
+    assert set(IMPLEMENTATIONS) == set(AGENT_KINDS)
+
+
+def test_a_kind_is_registered_once_and_only_when_declared():
+    IMPLEMENTATIONS["pruner"].implemented()
+    with pytest.raises(RegistryError, match=r"pruner kind 'paper' is registered twice"):
+        implements("pruner", "paper")(lambda state, ctx, attempt: None)
+    with pytest.raises(
+        RegistryError, match=r"pruner kind 'fancy' is not declared; the declared ones are llm-actions, paper, rules"
+    ):
+        implements("pruner", "fancy")(lambda state, ctx, attempt: None)
+    with pytest.raises(RegistryError, match=r"unknown classifier kind 'llm-ranges'; known: llm, rules, none"):
+        IMPLEMENTATIONS["classifier"].implemented() and agent_for("classifier", "llm-ranges")
+
+
+def test_loading_a_policy_does_not_import_the_agents():
+    """The catalogue is the agents' vocabulary: checking a policy needs no agent module (nor what they import)."""
+    code = "import sys, drp.policy as p; p.load_policy('paper'); print(sorted(m for m in sys.modules if 'agents' in m))"
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "[]"
 
 
 def test_builtin_policies_use_declared_kinds():

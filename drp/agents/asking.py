@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from drp.agents.calls import record
 from drp.agents.context import RunContext
 from drp.agents.windows import Budget
+from drp.outcomes import TEACHER_ERROR, reason
 from drp.prompting import render_messages
 from drp.reuse import request_key, stored_reply
 from drp.teacher import TeacherError
@@ -113,7 +114,7 @@ async def ask(
                     llm=True,
                     messages=messages,
                     raw_output=exc.raw,
-                    error=f"teacher_error: {exc}",
+                    error=reason(TEACHER_ERROR, exc),
                     model=model,
                     input_tokens=None,
                     output_tokens=None,

@@ -1,5 +1,5 @@
 """Skill-classifier: one skill from the policy's taxonomy per step (`llm`), skills by patterns (`rules`),
-or no labels (`none`). (The kinds are listed in drp/agents/kinds.py.)
+or no labels (`none`). (The kinds are declared in drp/agent_kinds.py.)
 
 The teacher's schema holds exactly as many skills as there are steps, each from the taxonomy, so a
 schema-enforcing teacher cannot miscount or invent a skill."""
@@ -8,20 +8,23 @@ from __future__ import annotations
 
 import asyncio
 
+from drp.agent_kinds import agent_for, implements
 from drp.agents import rules
 from drp.agents.asking import ask
 from drp.agents.calls import deterministic
 from drp.agents.context import RunContext
 from drp.agents.state import TraceState
 from drp.agents.windows import Budget, neighbours, plan
+from drp.outcomes import CLASSIFIER_UNUSABLE, FAILED, reason
 from drp.prompting import render_messages
 from drp.schemas import labels_schema
 
 
 async def classify(state: TraceState, ctx: RunContext) -> dict:
-    return await CLASSIFIERS[ctx.policy.agents["classifier"].kind](state, ctx)
+    return await agent_for("classifier", ctx.policy.agents["classifier"].kind)(state, ctx)
 
 
+@implements("classifier", "none")
 async def _unlabelled(state: TraceState, ctx: RunContext) -> dict:
     steps = [dict(step) for step in state["steps"]]
     for step in steps:
@@ -29,12 +32,14 @@ async def _unlabelled(state: TraceState, ctx: RunContext) -> dict:
     return {"steps": steps}
 
 
+@implements("classifier", "rules")
 async def _by_rules(state: TraceState, ctx: RunContext) -> dict:
     steps = rules.label_steps([dict(step) for step in state["steps"]])
     skills = [step["skill"] for step in steps]
     return {"steps": steps, "calls": [deterministic("classifier", 1, ctx, {"steps": len(steps)}, {"skills": skills})]}
 
 
+@implements("classifier", "llm")
 async def _by_teacher(state: TraceState, ctx: RunContext) -> dict:
     # Long traces are labelled a window of steps at a time (as many labels as the reply cap holds, within the
     # teacher's context), each window shown its neighbouring steps for context; the calls go out together.
@@ -79,7 +84,7 @@ async def _by_teacher(state: TraceState, ctx: RunContext) -> dict:
     calls = [call for _, window_calls, _ in answers for call in window_calls]
     for window, (result, _, error) in zip(windows, answers):
         if result is None:
-            return {"calls": calls, "status": "failed", "reason": f"classifier_unusable: {error}"}
+            return {"calls": calls, "status": FAILED, "reason": reason(CLASSIFIER_UNUSABLE, error)}
         for step, skill in zip(steps[window.first - 1 : window.last], result.skills):
             step["skill"] = skill
     return {"steps": steps, "calls": calls}
@@ -88,6 +93,3 @@ async def _by_teacher(state: TraceState, ctx: RunContext) -> dict:
 def _reply_tokens(first: int, last: int, size=None) -> int:
     """One quoted skill per step."""
     return 16 + 8 * (last - first + 1)
-
-
-CLASSIFIERS = {"llm": _by_teacher, "rules": _by_rules, "none": _unlabelled}  # kind → agent

@@ -7,13 +7,14 @@ from drp.agents import rules, verifier
 from drp.agents.context import RunContext
 from drp.agents.pruner import apply_plan
 from drp.agents.state import TraceState
+from drp.outcomes import ACCEPTED, FALLBACK_RULES, REJECTED, VERIFICATION_FAILED, reason
 from drp.teacher import TeacherError
 
 
 async def fallback(state: TraceState, ctx: RunContext) -> dict:
     failures = "; ".join(state["verdict"]["failures"])
-    # The kind comes first and alone before the colon, so reports and stats group all such rejections together.
-    rejected = {"status": "rejected", "reason": f"verification_failed: after {state['attempt']} attempts: {failures}"}
+    attempts = f"after {state['attempt']} attempts: {failures}"
+    rejected = {"status": REJECTED, "reason": reason(VERIFICATION_FAILED, attempts)}
     if ctx.policy.fallback != "rules":
         return rejected
     steps = rules.label_steps(rules.unit_steps(state["units"], state.get("unit_joins")))
@@ -26,11 +27,11 @@ async def fallback(state: TraceState, ctx: RunContext) -> dict:
         if exc.unreachable:  # not the trace's fault: the graph leaves it for a later session
             raise
         return {**rejected, "calls": getattr(exc, "calls", [])}
-    if result.get("status") != "accepted":
+    if result.get("status") != ACCEPTED:
         return {**rejected, "calls": result["calls"], "verdict": result["verdict"]}
     return {
         **result,
-        "reason": "fallback_rules",
+        "reason": reason(FALLBACK_RULES),
         "steps": annotated,
         "pruned_thinking": thinking,
         "attempt": trial["attempt"],

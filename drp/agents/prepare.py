@@ -10,6 +10,7 @@ from drp.agents.state import TraceState
 from drp.agents.verifier import reaches_answer
 from drp.answers import equivalent, extract_answer
 from drp.layout import answer_line, short_answer, split_response
+from drp.outcomes import EMPTY_THINKING, INCOMPLETE_TRACE, NO_FINAL_ANSWER, REJECTED, TOO_LONG, WRONG_ORIGINAL, reason
 from drp.text import paragraphs, unit_layout
 
 
@@ -29,17 +30,17 @@ def prepare(state: TraceState, ctx: RunContext) -> dict:
         verdict["original_correct"] = update["original_correct"] = original_correct
 
     if not split.complete:
-        update.update(status="rejected", reason="incomplete_trace: the thinking never closes (no </think>)")
+        update.update(status=REJECTED, reason=reason(INCOMPLETE_TRACE, "the thinking never closes (no </think>)"))
     elif not split.thinking:
-        update.update(status="rejected", reason="empty_thinking: nothing between <think> and </think>")
+        update.update(status=REJECTED, reason=reason(EMPTY_THINKING, "nothing between <think> and </think>"))
     elif answer is None:
-        update.update(status="rejected", reason="no_final_answer: no answer found in the response")
+        update.update(status=REJECTED, reason=reason(NO_FINAL_ANSWER, "no answer found in the response"))
     elif policy.verify.check_gold and original_correct is False:
-        update.update(status="rejected", reason=f"wrong_original: the trace answers {answer}, gold is {gold}")
+        update.update(status=REJECTED, reason=reason(WRONG_ORIGINAL, f"the trace answers {answer}, gold is {gold}"))
     elif policy.uses_llm and len(units) > policy.units.max_units:
         update.update(
-            status="rejected",
-            reason=f"too_long: {len(units)} units exceed the policy's max_units {policy.units.max_units}",
+            status=REJECTED,
+            reason=reason(TOO_LONG, f"{len(units)} units exceed the policy's max_units {policy.units.max_units}"),
         )
     update["original_answer"] = answer
     update["units"] = units
@@ -68,14 +69,15 @@ def prepare(state: TraceState, ctx: RunContext) -> dict:
 
 def _too_long(trace: dict, size: int, ctx: RunContext) -> dict:
     """A record above the size cap ends here, unsplit and untokenized: a runaway input costs nothing."""
-    reason = (
-        f"too_long: the record holds {size:,} characters (question and response), above the cap of "
-        f"{ctx.max_record_chars:,} (--max-record-chars)"
+    why = reason(
+        TOO_LONG,
+        f"the record holds {size:,} characters (question and response), above the cap of "
+        f"{ctx.max_record_chars:,} (--max-record-chars)",
     )
-    verdict = {"characters": size, "max_record_chars": ctx.max_record_chars, "status": "rejected", "reason": reason}
+    verdict = {"characters": size, "max_record_chars": ctx.max_record_chars, "status": REJECTED, "reason": why}
     return {
-        "status": "rejected",
-        "reason": reason,
+        "status": REJECTED,
+        "reason": why,
         "attempt": 0,
         "response_tokens_before": None,
         "calls": [deterministic("prepare", 0, ctx, {"trace_id": trace["id"]}, verdict)],

@@ -4,12 +4,13 @@ steps and the rewrites. On a retry it sees the verifier's feedback.
 
 Steps that compute the answer, or a number it depends on, are found deterministically first (drp/derivation.py)
 and marked "needed" in the prompt; the reply's schema does not even allow deleting them.
-Kinds (drp/agents/kinds.py): `llm-actions`, `paper`, `rules`, `identity`."""
+Kinds (drp/agent_kinds.py): `llm-actions`, `paper`, `rules`, `identity`."""
 
 from __future__ import annotations
 
 import asyncio
 
+from drp.agent_kinds import agent_for, implements
 from drp.agents import rules
 from drp.agents.asking import ask
 from drp.agents.calls import deterministic
@@ -17,6 +18,7 @@ from drp.agents.context import RunContext
 from drp.agents.state import TraceState
 from drp.agents.windows import Budget, neighbours, plan
 from drp.derivation import needed_passages, states_value
+from drp.outcomes import FAILED, PRUNER_UNUSABLE, reason
 from drp.paper_text import CompressText, split_closing_answer
 from drp.prompting import render_messages
 from drp.schemas import Rewrite, paper_prune_schema, plan_schema
@@ -140,9 +142,10 @@ def _planned_pieces(steps: list[dict], actions: list[dict]) -> tuple[list[dict],
 
 
 async def prune(state: TraceState, ctx: RunContext) -> dict:
-    return await PRUNERS[ctx.policy.agents["pruner"].kind](state, ctx, state.get("attempt", 0) + 1)
+    return await agent_for("pruner", ctx.policy.agents["pruner"].kind)(state, ctx, state.get("attempt", 0) + 1)
 
 
+@implements("pruner", "rules")
 async def _by_rules(state: TraceState, ctx: RunContext, attempt: int) -> dict:
     steps = state["steps"]
     return _planned(
@@ -153,6 +156,7 @@ async def _by_rules(state: TraceState, ctx: RunContext, attempt: int) -> dict:
     )
 
 
+@implements("pruner", "identity")
 async def _keep_all(state: TraceState, ctx: RunContext, attempt: int) -> dict:
     steps = state["steps"]
     return _planned(
@@ -242,6 +246,7 @@ def _to_redo(state: TraceState, windows: list[dict]) -> list[tuple[int, str | No
     return [(entry["window"], entry["feedback"]) for entry in blamed]
 
 
+@implements("pruner", "paper")
 async def _by_paper_method(state: TraceState, ctx: RunContext, attempt: int) -> dict:
     steps = state["steps"]
     if ctx.policy.replies == "text":
@@ -306,6 +311,7 @@ async def _by_paper_text(state: TraceState, ctx: RunContext, attempt: int) -> di
     return {**update, "pruned_thinking": result.path.strip()}
 
 
+@implements("pruner", "llm-actions")
 async def _by_teacher_actions(state: TraceState, ctx: RunContext, attempt: int) -> dict:
     # A long trace is pruned a window of steps at a time (each call within the teacher's context, its
     # neighbouring steps shown as context); on a retry only the windows the verifier blamed are pruned again.
@@ -405,7 +411,4 @@ def _same(rewrite: str | None, original: str) -> bool:
 
 
 def _failed(calls: list[dict], error: str | None, attempt: int) -> dict:
-    return {"calls": calls, "attempt": attempt, "status": "failed", "reason": f"pruner_unusable: {error}"}
-
-
-PRUNERS = {"llm-actions": _by_teacher_actions, "paper": _by_paper_method, "rules": _by_rules, "identity": _keep_all}
+    return {"calls": calls, "attempt": attempt, "status": FAILED, "reason": reason(PRUNER_UNUSABLE, error)}

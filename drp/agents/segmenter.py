@@ -1,4 +1,4 @@
-"""Segmenter: splits the thinking into steps. (The kinds are listed in drp/agents/kinds.py.)
+"""Segmenter: splits the thinking into steps. (The kinds are declared in drp/agent_kinds.py.)
 
 `llm-ranges` (default): the teacher sees numbered units and names the units where steps start, so the original
 text is never re-typed and every unit lands in exactly one step. `echo` (the paper): the teacher re-types the
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
+from drp.agent_kinds import agent_for, implements
 from drp.agents import rules
 from drp.agents.asking import ask
 from drp.agents.calls import deterministic
@@ -17,6 +18,7 @@ from drp.agents.context import RunContext
 from drp.agents.state import TraceState
 from drp.agents.windows import Budget, plan
 from drp.echo import EchoCheck, check_echo
+from drp.outcomes import FAILED, REJECTED, SEGMENTER_UNUSABLE, UNFAITHFUL_ECHO, reason
 from drp.paper_text import EchoText
 from drp.prompting import render_messages
 from drp.schemas import echo_schema, segmentation_schema, steps_from_starts
@@ -24,13 +26,14 @@ from drp.text import PARAGRAPH, join_units, paragraphs, sentences
 
 
 async def segment(state: TraceState, ctx: RunContext) -> dict:
-    return await SEGMENTERS[ctx.policy.agents["segmenter"].kind](state, ctx)
+    return await agent_for("segmenter", ctx.policy.agents["segmenter"].kind)(state, ctx)
 
 
 def _joins(state: TraceState) -> list[str]:
     return state.get("unit_joins") or [PARAGRAPH] * len(state["units"])
 
 
+@implements("segmenter", "rules")
 async def _by_rules(state: TraceState, ctx: RunContext) -> dict:
     units = state["units"]
     steps = rules.unit_steps(units, _joins(state))
@@ -38,6 +41,7 @@ async def _by_rules(state: TraceState, ctx: RunContext) -> dict:
     return {"steps": steps, "calls": [call]}
 
 
+@implements("segmenter", "llm-ranges")
 async def _by_teacher_ranges(state: TraceState, ctx: RunContext) -> dict:
     # Long traces are segmented a window of units at a time (at most units.per_call, and within the teacher's
     # context), so every list stays short enough for small teachers; units keep their global numbers, no step
@@ -105,6 +109,7 @@ async def _by_teacher_ranges(state: TraceState, ctx: RunContext) -> dict:
     return {"steps": steps, "calls": calls}
 
 
+@implements("segmenter", "echo")
 async def _by_echo(state: TraceState, ctx: RunContext) -> dict:
     """The paper's call 1, checked: each echoed step must be the original's text."""
     settings, thinking = ctx.policy.echo, state["thinking"]
@@ -150,7 +155,7 @@ async def _by_echo(state: TraceState, ctx: RunContext) -> dict:
         )
     if result is None:
         if echo is not None and error == _echo_problem(echo, settings):
-            return {"calls": calls, "status": "rejected", "reason": f"unfaithful_echo: {error}"}
+            return {"calls": calls, "status": REJECTED, "reason": reason(UNFAITHFUL_ECHO, error)}
         return _failed(calls, error)
     return {"steps": _steps_from_echo(thinking, result.steps, echo), "calls": calls, "echo_coverage": echo.coverage}
 
@@ -203,7 +208,4 @@ def _reply_tokens(first: int, last: int, size=None) -> int:
 
 
 def _failed(calls: list[dict], error: str | None) -> dict:
-    return {"calls": calls, "status": "failed", "reason": f"segmenter_unusable: {error}"}
-
-
-SEGMENTERS = {"llm-ranges": _by_teacher_ranges, "echo": _by_echo, "rules": _by_rules}  # kind → agent
+    return {"calls": calls, "status": FAILED, "reason": reason(SEGMENTER_UNUSABLE, error)}

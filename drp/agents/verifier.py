@@ -1,7 +1,8 @@
 """Verifier: checks that the pruned reasoning is still the same solution.
 
-Deterministic checks, every one computed and recorded for every trace (a measurement); the policy's `verify`
-settings say which of them gate acceptance:
+Deterministic checks (CHECKS: named functions, each registered under the name of the policy's `verify:` setting
+that gates it), every one computed and recorded for every trace (a measurement); the policy's `verify` settings
+say which of them gate acceptance:
 1. same_answer: it reaches the original final answer (math-verify equivalence) and commits to no other;
 2. derivation: it still carries the computation that yields the answer (drp/derivation.py): every operand of
    the computation whose result is the answer is followed back to the question's numbers, so a bare assertion
@@ -21,7 +22,10 @@ again and keeps the rest."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 
+from drp.agent_kinds import agent_for, implements, writes_own_path
 from drp.agents.asking import ask
 from drp.agents.calls import deterministic
 from drp.agents.context import RunContext
@@ -30,6 +34,8 @@ from drp.answers import equivalent, extract_answer, last_boxed, numbers_in
 from drp.derivation import Derivation, check, own_derivation
 from drp.echo import action_agreement
 from drp.layout import join_response
+from drp.outcomes import ACCEPTED, NOTHING_TO_PRUNE, RECORDED, REJECTED, VERIFIED, reason
+from drp.registry import Registry
 from drp.schemas import JudgeVerdict
 from drp.text import paragraphs
 
@@ -71,96 +77,168 @@ def derivation_of(
     return check(pruned, answer, question, original), source.lost_in(pruned)
 
 
+@dataclass(frozen=True)
+class Pruning:
+    """What the checks read: the trace's state, the pruned response, and the measures more than one check (or
+    the verdict) needs."""
+
+    state: TraceState
+    ctx: RunContext
+    thinking: str  # the pruned thinking
+    answer_section: str  # the pruned answer section
+    answer: str  # the original's final answer
+    allowed: set[str]  # the numbers of the question and of the original response
+    before: int  # tokens of the original response
+    after: int  # tokens of the pruned response
+
+
+# A check: (the value recorded under its name, the feedback when it fails, else None); None: not recorded.
+Check = Callable[[Pruning], "tuple[object, str | None] | None"]
+
+# The deterministic checks, in the order they are recorded (and their feedback given), each named like the
+# policy's `verify:` setting that gates it; a check with no such setting is recorded only (a measurement),
+# except those registered with `always_gates`.
+CHECKS: Registry[Check] = Registry("verifier check", owner=__name__)
+
+
+@CHECKS.register("same_answer")
+def _same_answer(p: Pruning) -> tuple[object, str | None]:
+    # When the original thinking stops short of the answer (it is derived after </think>), the pruned
+    # response as a whole must reach it; otherwise the pruned thinking must.
+    if p.ctx.policy.answer_section == "from_path":  # the path's closing sentence moved to the answer section
+        reached, other = reaches_answer(f"{p.thinking}\n\n{p.answer_section}".strip(), p.answer)
+    elif p.state.get("thinking_reaches_answer", True):
+        reached, other = reaches_answer(p.thinking, p.answer)
+    else:
+        reached, other = reaches_answer(f"{p.thinking}\n\n{p.answer_section}", p.answer)
+    if reached:
+        return True, None
+    seen = f" (it ends at {other})" if other else ""
+    return False, (
+        f"The pruned reasoning no longer reaches the final answer {p.answer}{seen}. Keep the steps that compute it."
+    )
+
+
+@CHECKS.register("derivation")
+def _derivation(p: Pruning) -> tuple[object, str | None]:
+    state = p.state
+    found = derivation_of(
+        p.thinking,
+        p.answer_section,
+        p.answer,
+        state["trace"]["question"],
+        state.get("thinking", ""),
+        state.get("answer_section", ""),
+    )
+    if found is None:
+        return None, None
+    derivation, lost = found
+    if derivation.answer_derived:
+        return True, None
+    missing = f"; it no longer writes {', '.join(lost[:4])}" if lost else ""
+    return False, (
+        f"The pruned reasoning no longer carries the computation of the answer {p.answer}: "
+        f"{derivation.explain(p.answer)}{missing}."
+    )
+
+
+@CHECKS.register("no_new_numbers")
+def _no_new_numbers(p: Pruning) -> tuple[object, str | None]:
+    new = sorted(numbers_in(p.thinking) - p.allowed)
+    return not new, _new_numbers_message(new) if new else None
+
+
+@CHECKS.register("shorter")
+def _shorter(p: Pruning) -> tuple[object, str | None]:
+    # "Shorter" is judged on the whole response the student will learn, thinking plus answer section.
+    if p.after < p.before:
+        return True, None
+    return False, f"The pruned response is not shorter ({p.after} tokens vs {p.before}). Delete or compress more."
+
+
+@CHECKS.register("actions_agree")
+def _actions_agree(p: Pruning) -> tuple[object, str | None] | None:
+    if not writes_own_path(p.ctx.policy.agents["pruner"].kind):
+        return None  # a path built from the actions agrees with them by construction
+    steps = p.state["steps"]
+    problems = action_agreement([s["text"] for s in steps], [s.get("action") for s in steps], p.thinking)
+    if not problems:
+        return True, None
+    return False, (
+        "Your actions and your pruned reasoning disagree: "
+        + "; ".join(problems[:4])
+        + ". Write the pruned reasoning that your actions describe."
+    )
+
+
+@CHECKS.register("answer_line")
+def _answer_line(p: Pruning) -> tuple[object, str | None]:
+    if p.ctx.policy.answer_section == "from_path":
+        closing = p.answer_section
+    else:
+        closing = paragraphs(p.thinking)[-1] if p.thinking.strip() else ""
+    return bool(_ANSWER_LINE.search(closing)), None
+
+
+@CHECKS.register("actions_complete")
+def _actions_complete(p: Pruning) -> tuple[object, str | None] | None:
+    gaps = p.state.get("reply_gaps")
+    if gaps is None:
+        return None
+    if not gaps["steps_without_action"] and not gaps["unknown_actions"]:
+        return True, None
+    return False, (
+        f"Give every step one of the four actions (steps without one: {gaps['steps_without_action'][:8]}; "
+        f"unknown: {gaps['unknown_actions'][:4]})."
+    )
+
+
+@CHECKS.register("original_correct")
+def _original_correct(p: Pruning) -> tuple[object, str | None] | None:
+    correct = p.state.get("original_correct")
+    return None if correct is None else (correct, None)
+
+
+@CHECKS.register("not_empty", always_gates=True)
+def _not_empty(p: Pruning) -> tuple[object, str | None] | None:
+    return None if p.thinking.strip() else (False, "The pruned reasoning is empty.")
+
+
+@CHECKS.register("echo_coverage")
+def _echo_coverage(p: Pruning) -> tuple[object, str | None] | None:
+    coverage = p.state.get("echo_coverage")
+    return None if coverage is None else (round(coverage, 4), None)
+
+
+def _gates(name: str, settings) -> bool:
+    return bool(CHECKS.meta(name).get("always_gates")) or getattr(settings, name, False)
+
+
 async def verify(state: TraceState, ctx: RunContext) -> dict:
     settings = ctx.policy.verify
     attempt = state.get("attempt", 1)
     trace, answer = state["trace"], state["original_answer"]
     pruned = state.get("pruned_thinking", "")
     answer_section = state.get("pruned_answer_section", "")
-    checks: dict[str, object] = {}
-    failures: dict[str, str] = {}  # check → feedback, for every check that fails (gated or not)
-
-    # When the original thinking stops short of the answer (it is derived after </think>), the pruned
-    # response as a whole must reach it; otherwise the pruned thinking must.
-    if ctx.policy.answer_section == "from_path":  # the path's closing sentence moved to the answer section
-        reached, other = reaches_answer(f"{pruned}\n\n{answer_section}".strip(), answer)
-    elif state.get("thinking_reaches_answer", True):
-        reached, other = reaches_answer(pruned, answer)
-    else:
-        reached, other = reaches_answer(f"{pruned}\n\n{answer_section}", answer)
-    checks["same_answer"] = reached
-    if not reached:
-        seen = f" (it ends at {other})" if other else ""
-        failures["same_answer"] = (
-            f"The pruned reasoning no longer reaches the final answer {answer}{seen}. Keep the steps that compute it."
-        )
-
-    found = derivation_of(
-        pruned, answer_section, answer, trace["question"], state.get("thinking", ""), state.get("answer_section", "")
-    )
-    checks["derivation"] = None if found is None else found[0].answer_derived
-    if found is not None and not found[0].answer_derived:
-        derivation, lost = found
-        missing = f"; it no longer writes {', '.join(lost[:4])}" if lost else ""
-        failures["derivation"] = (
-            f"The pruned reasoning no longer carries the computation of the answer {answer}: "
-            f"{derivation.explain(answer)}{missing}."
-        )
-
-    allowed = numbers_in(trace["question"]) | numbers_in(trace["response"])
-    new = sorted(numbers_in(pruned) - allowed)
-    checks["no_new_numbers"] = not new
-    if new:
-        failures["no_new_numbers"] = _new_numbers_message(new)
-
-    # "Shorter" is judged on the whole response the student will learn, thinking plus answer section.
     before = state.get("response_tokens_before") or ctx.counter.count(trace["response"])
     after = ctx.counter.count(join_response(pruned, answer_section))
-    checks["shorter"] = after < before
-    if after >= before:
-        failures["shorter"] = (
-            f"The pruned response is not shorter ({after} tokens vs {before}). Delete or compress more."
-        )
+    allowed = numbers_in(trace["question"]) | numbers_in(trace["response"])
+    pruning = Pruning(state, ctx, pruned, answer_section, answer, allowed, before, after)
+    checks: dict[str, object] = {}
+    failures: dict[str, str] = {}  # check → feedback, for every check that fails (gated or not)
+    for name, run_check in CHECKS.items():
+        result = run_check(pruning)
+        if result is None:
+            continue
+        checks[name], failure = result
+        if failure is not None:
+            failures[name] = failure
 
-    if ctx.policy.agents["pruner"].kind == "paper":
-        problems = action_agreement(
-            [s["text"] for s in state["steps"]], [s.get("action") for s in state["steps"]], pruned
-        )
-        checks["actions_agree"] = not problems
-        if problems:
-            failures["actions_agree"] = (
-                "Your actions and your pruned reasoning disagree: "
-                + "; ".join(problems[:4])
-                + ". Write the pruned reasoning that your actions describe."
-            )
-    if ctx.policy.answer_section == "from_path":
-        closing = answer_section
-    else:
-        closing = paragraphs(pruned)[-1] if pruned.strip() else ""
-    checks["answer_line"] = bool(_ANSWER_LINE.search(closing))
-    gaps = state.get("reply_gaps")
-    if gaps is not None:
-        checks["actions_complete"] = not gaps["steps_without_action"] and not gaps["unknown_actions"]
-        if not checks["actions_complete"]:
-            failures["actions_complete"] = (
-                f"Give every step one of the four actions (steps without one: {gaps['steps_without_action'][:8]}; "
-                f"unknown: {gaps['unknown_actions'][:4]})."
-            )
-    if state.get("original_correct") is not None:
-        checks["original_correct"] = state["original_correct"]
-    if not pruned.strip():
-        checks["not_empty"] = False
-        failures["not_empty"] = "The pruned reasoning is empty."
-    if state.get("echo_coverage") is not None:
-        checks["echo_coverage"] = round(state["echo_coverage"], 4)
-
-    gated = {
-        name: message for name, message in failures.items() if name == "not_empty" or getattr(settings, name, False)
-    }
+    gated = {name: message for name, message in failures.items() if _gates(name, settings)}
     unchanged = _squash(pruned) == _squash(state.get("thinking", ""))
     calls: list[dict] = []
     if not gated and settings.judge:
-        verdict, calls = await JUDGES[ctx.policy.agents["judge"].kind](state, ctx, attempt, pruned, answer)
+        verdict, calls = await agent_for("judge", ctx.policy.agents["judge"].kind)(state, ctx, attempt, pruned, answer)
         checks["judge"] = verdict.derives_answer if verdict else None
         if verdict is None or not verdict.derives_answer:
             gated["judge"] = failures["judge"] = (
@@ -186,19 +264,22 @@ async def verify(state: TraceState, ctx: RunContext) -> dict:
     update = {"verdict": verdict, "calls": [call, *calls]}
     if verdict["passed"]:
         # A policy that gates nothing (the paper's) accepts unverified: its checks are on record, not passed.
-        reason = "verified" if verdict["gated"] or settings.judge else "recorded: no check gates this policy"
-        update.update(status="accepted", reason=reason, pruned_answer=answer)
+        why = reason(VERIFIED) if verdict["gated"] or settings.judge else reason(RECORDED, "no check gates this policy")
+        update.update(status=ACCEPTED, reason=why, pruned_answer=answer)
     elif unchanged and set(gated) <= {"shorter"}:
         # The teacher kept every step: a legitimate outcome on short thinking, not a failed pruning.
         update.update(
-            status="rejected",
-            reason=f"nothing_to_prune: the teacher kept all {len(state['steps'])} steps ({after} tokens vs {before})",
+            status=REJECTED,
+            reason=reason(
+                NOTHING_TO_PRUNE, f"the teacher kept all {len(state['steps'])} steps ({after} tokens vs {before})"
+            ),
         )
     else:
         update["feedback"] = verdict["feedback"]
     return update
 
 
+@implements("judge", "llm-judge")
 async def _judge_by_teacher(state: TraceState, ctx: RunContext, attempt: int, pruned: str, answer: str):
     """The optional LLM judge: (its verdict, or None when its reply was unusable; its calls)."""
     verdict, calls, _ = await ask(
@@ -213,9 +294,6 @@ async def _judge_by_teacher(state: TraceState, ctx: RunContext, attempt: int, pr
         original_answer=answer,
     )
     return verdict, calls
-
-
-JUDGES = {"llm-judge": _judge_by_teacher}  # kind → agent (drp/agents/kinds.py)
 
 
 def _squash(text: str) -> str:

@@ -8,8 +8,7 @@ from typing import Annotated
 import typer
 
 from drp.errors import UserError
-
-STATUSES = ("accepted", "rejected", "failed", "pending")
+from drp.outcomes import STATUSES
 
 
 def report(

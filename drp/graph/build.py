@@ -14,6 +14,7 @@ from drp.agents.context import RunContext
 from drp.agents.fallback import fallback
 from drp.agents.prepare import prepare
 from drp.agents.state import TraceState
+from drp.outcomes import FAILED, TEACHER_ERROR, reason
 from drp.teacher import TeacherError
 
 
@@ -26,8 +27,8 @@ def _teacher_node(agent_function):
             return await agent_function(state, runtime.context)
         except TeacherError as exc:
             return {
-                "status": "failed",
-                "reason": f"teacher_error: {exc}",
+                "status": FAILED,
+                "reason": reason(TEACHER_ERROR, exc),
                 "calls": getattr(exc, "calls", []),
                 "teacher_unreachable": exc.unreachable,
             }

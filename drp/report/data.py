@@ -210,11 +210,3 @@ def verdicts(calls: list[dict]) -> list[dict]:
 
 def _embeddable(call: dict) -> dict:
     return {**call, "parsed": None} if call["parsed_is_raw"] else call
-
-
-def reason_kind(reason: str | None) -> str | None:
-    """The reason without its particulars ("wrong_original: the trace answers 4, gold is 3" →
-    "wrong_original"), so reasons can be counted and filtered by kind."""
-    if not reason:
-        return None
-    return reason.split(":", 1)[0].strip() or reason

@@ -9,7 +9,7 @@ from __future__ import annotations
 import statistics
 
 from drp.costs import run_cost, run_price
-from drp.report.data import reason_kind
+from drp.outcomes import reason_kind
 from drp.store import RunStore, json_or_text
 
 HISTOGRAM_BINS = 20  # 5-point bins of reduction from 0% to 100%; negative reductions go to their own bin

@@ -25,6 +25,7 @@ from markupsafe import Markup
 from drp.costs import run_price
 from drp.errors import UserError
 from drp.jsonl import atomic_write
+from drp.outcomes import reason_kind
 from drp.report import data
 from drp.report.summary import summarise
 from drp.store import RunStore
@@ -151,7 +152,7 @@ def build_index(src: RunStore, rows: list[dict], statuses, limit, other: RunStor
             "line": row["line"],
             "status": row["status"] or "unknown",
             "reason": row["reason"],
-            "reason_kind": data.reason_kind(row["reason"]),
+            "reason_kind": reason_kind(row["reason"]),
             "attempts": row["attempts"],
             "question": row["question"],
             "gold": row["gold_answer"],
