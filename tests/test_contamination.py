@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-from scripted_teacher import ScriptedTeacher, Text
 from typer.testing import CliRunner
 
 from drp.cli import app
@@ -22,6 +21,7 @@ from drp.contamination import (
     write_sidecar,
 )
 from drp.export.hygiene import split_validation
+from drp.testing.scripted_teacher import ScriptedTeacher, Text
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples" / "traces.jsonl"

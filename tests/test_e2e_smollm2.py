@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 from helpers import EXAMPLES, db_of, drp, traces_of
-from scripted_teacher import free_port
+
+from drp.testing.scripted_teacher import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -9,9 +9,9 @@ import json
 
 import pytest
 from helpers import EXAMPLES, drp, one_line_error, write_jsonl
-from scripted_teacher import ScriptedTeacher, Text, refused_url
 
 from drp.paths import run_dir
+from drp.testing.scripted_teacher import ScriptedTeacher, Text, refused_url
 
 
 def _digest(path) -> str:

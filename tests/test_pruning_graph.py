@@ -12,10 +12,10 @@ import time
 
 import pytest
 from helpers import EXAMPLES, db_of, drp, pruned_of, traces_of
-from scripted_teacher import Error, Hang, ScriptedTeacher, Text, ToolCall, refused_url
-from skill_aware_responder import agent_of, answer_losing, label, prune, segment, sensible
 
 from drp.paths import run_dir
+from drp.testing.scripted_teacher import Error, Hang, ScriptedTeacher, Text, ToolCall, refused_url
+from drp.testing.skill_aware_responder import agent_of, answer_losing, label, prune, segment, sensible
 
 
 def run_llm(teacher_url: str, run_id: str, *extra: str, policy: str = "skill-aware"):

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 import sqlite_utils
-from scripted_teacher import ScriptedTeacher, Text
-from skill_aware_responder import agent_of, prune, sensible
 from typer.testing import CliRunner
 
 from drp.cli import app
+from drp.testing.scripted_teacher import ScriptedTeacher, Text
+from drp.testing.skill_aware_responder import agent_of, prune, sensible
 
 pytestmark = pytest.mark.browser
 

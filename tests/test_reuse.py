@@ -8,10 +8,10 @@ import shutil
 
 import pytest
 from helpers import EXAMPLES, db_of, drp, one_line_error
-from scripted_teacher import ScriptedTeacher, Text
-from skill_aware_responder import agent_of, sensible
 
 from drp.paths import builtin_prompts_dir, run_dir
+from drp.testing.scripted_teacher import ScriptedTeacher, Text
+from drp.testing.skill_aware_responder import agent_of, sensible
 
 
 @pytest.fixture
@@ -97,7 +97,7 @@ def test_retries_and_failed_replies_are_asked_again_never_reused():
 
 
 def _loses_the_answer(request: dict) -> Text:
-    from skill_aware_responder import answer_losing
+    from drp.testing.skill_aware_responder import answer_losing
 
     return answer_losing(request)
 
@@ -120,7 +120,7 @@ def test_a_verification_retry_at_a_raised_temperature_is_asked_again():
 
 
 def test_a_teacher_fault_is_asked_again():
-    from scripted_teacher import Error
+    from drp.testing.scripted_teacher import Error
 
     def fails_one(request: dict):
         if agent_of(request) == "classifier" and "Maya bakes" in json.dumps(request["messages"]):

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 from helpers import DRP, EXAMPLES, copies_of_examples, db_of, drp, drp_process, one_line_error, pruned_of, traces_of
-from scripted_teacher import ScriptedTeacher
-from skill_aware_responder import sensible
 
 from drp.paths import run_dir, work_dir
+from drp.testing.scripted_teacher import ScriptedTeacher
+from drp.testing.skill_aware_responder import sensible
 
 
 def _tree(root: Path) -> dict[str, bytes]:
