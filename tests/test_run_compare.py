@@ -20,6 +20,10 @@ def _run(teacher, run_id: str, *extra: str):
     )
 
 
+# the module fixture is built once, on one pytest-xdist worker
+pytestmark = pytest.mark.xdist_group("test_run_compare")
+
+
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
     """The same examples under skill-aware and under skill-aware without derivation protection, and rules."""
