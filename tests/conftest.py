@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,32 @@ def hermetic_runs(tmp_path, monkeypatch):
     """Every test writes its runs under its own temporary folder."""
     monkeypatch.setenv("DRP_RUNS_DIR", str(tmp_path / "runs"))
     return tmp_path / "runs"
+
+
+@pytest.fixture(scope="session")
+def _example_runs(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("example-runs")  # each pytest-xdist worker has its own base folder
+
+
+@pytest.fixture
+def example_run(_example_runs, hermetic_runs):
+    """`example_run(run_id, policy="rules", runs=None)`: the folder of a finished `drp run examples/traces.jsonl
+    --policy POLICY --run-id RUN_ID --quiet` under `runs` (default: this test's runs folder). Each such run is made
+    once per session (per worker) and copied for every test that asks for it: the same files a fresh run writes."""
+    from helpers import drp
+
+    def make(run_id: str, policy: str = "rules", runs: Path | None = None) -> Path:
+        made = _example_runs / policy / run_id
+        if not made.exists():
+            with pytest.MonkeyPatch.context() as env:
+                env.setenv("DRP_RUNS_DIR", str(made.parent))
+                result = drp("run", EXAMPLES, "--policy", policy, "--run-id", run_id, "--quiet")
+            assert result.exit_code == 0, result.output
+        target = Path(runs or os.environ["DRP_RUNS_DIR"]) / run_id
+        shutil.copytree(made, target)
+        return target
+
+    return make
 
 
 @pytest.fixture(scope="session")

@@ -25,9 +25,8 @@ def one_line_error(result, *fragments: str) -> str:
 
 
 @pytest.fixture
-def finished_run(hermetic_runs):
-    assert drp("run", EXAMPLES, "--policy", "rules", "--run-id", "done", "--quiet").exit_code == 0
-    return hermetic_runs / "done"
+def finished_run(example_run):
+    return example_run("done")
 
 
 # ── inputs ────────────────────────────────────────────────────────────────────────────────────────────────────

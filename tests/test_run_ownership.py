@@ -31,8 +31,8 @@ def _tree(root: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("bad", [".", "..", "../x", "a/b", "/abs", "", " x", "-x", "x y", "a\tb", "a\\b", "é"])
-def test_run_ids_are_plain_names(hermetic_runs, tmp_path, bad):
-    assert drp("run", EXAMPLES, "--policy", "rules", "--run-id", "keep", "--quiet").exit_code == 0
+def test_run_ids_are_plain_names(hermetic_runs, tmp_path, bad, example_run):
+    example_run("keep")
     sentinel = tmp_path / "sentinel"
     sentinel.mkdir()
     (sentinel / "drp.db").write_text("not mine")  # looks like a run folder to a careless check
