@@ -31,13 +31,18 @@ browser: install
 lint: install
 	$(BIN)/ruff format --check . && $(BIN)/ruff check .
 
+# Tests run on every core (pytest-xdist); --dist loadgroup spreads them one by one, except the files marked
+# xdist_group, whose expensive module fixtures (a server, a training run) one worker builds once. No test reaches
+# the Hugging Face hub (tests/conftest.py sets the same for the process and its children).
+PYTEST := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -q -rs -n auto --dist loadgroup
+
 test: install
 	@chromium="$$($(BIN)/python scripts/ensure_browser.py)" && \
 	echo "browser tests use $$chromium" && \
-	DRP_CHROMIUM="$$chromium" $(BIN)/python -m pytest -q -rs
+	DRP_CHROMIUM="$$chromium" $(PYTEST)
 
 test-fast: install
-	$(BIN)/python -m pytest -q -rs -m "not slow and not browser"
+	$(PYTEST) -m "not slow and not browser"
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

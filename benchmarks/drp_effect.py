@@ -34,12 +34,10 @@ import json
 import os
 import random
 import subprocess
-import sys
 import time
 from functools import partial
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from drp_commands import REPO, DrpRunner, StepFailed  # noqa: E402
 from drp_effect_small import assert_held_out, rendered_lengths  # noqa: E402  (the same checks, one place)
 

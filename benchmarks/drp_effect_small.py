@@ -30,11 +30,9 @@ import argparse
 import json
 import os
 import random
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from drp_commands import DrpRunner  # noqa: E402
 
 TRACES = "data/traces/r1-distill-qwen-1.5b.e2h-gsm8k.jsonl"

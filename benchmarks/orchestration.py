@@ -12,18 +12,15 @@ import json
 import multiprocessing
 import os
 import resource
-import sys
 import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-
-from scripted_teacher import ScriptedTeacher  # noqa: E402
-from skill_aware_responder import sensible  # noqa: E402
 
 from drp.jsonl import read_jsonl  # noqa: E402
 from drp.runner import RunOptions, run  # noqa: E402
+from drp.testing.scripted_teacher import ScriptedTeacher  # noqa: E402
+from drp.testing.skill_aware_responder import sensible  # noqa: E402
 
 
 def main() -> None:

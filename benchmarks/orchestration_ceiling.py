@@ -14,18 +14,16 @@ import json
 import multiprocessing
 import os
 import sqlite3
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-sys.path.insert(0, str(REPO / "benchmarks"))
 
 from orchestration import _serve, usable_examples  # noqa: E402
-from scripted_teacher import ScriptedTeacher  # noqa: E402
-from skill_aware_responder import sensible  # noqa: E402
+
+from drp.testing.scripted_teacher import ScriptedTeacher  # noqa: E402
+from drp.testing.skill_aware_responder import sensible  # noqa: E402
 
 
 def main() -> None:

@@ -41,13 +41,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from drp_commands import REPO, DrpRunner  # noqa: E402
 
 BASE = "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"
@@ -459,10 +457,9 @@ def main(argv: list[str] | None = None) -> dict | None:
     if not args.dry_run:
         return run(args, real_settings(args))
     with ExitStack() as stack:
-        sys.path.insert(0, str(REPO / "tests"))
-        from paper_responder import paper
-        from scripted_teacher import ScriptedTeacher
-        from skill_aware_responder import sensible
+        from drp.testing.paper_responder import paper
+        from drp.testing.scripted_teacher import ScriptedTeacher
+        from drp.testing.skill_aware_responder import sensible
 
         urls = {
             "skill-aware": stack.enter_context(ScriptedTeacher(sensible)).url,

@@ -18,16 +18,14 @@ import json
 import multiprocessing
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
 
-from scripted_teacher import ScriptedTeacher, Text  # noqa: E402
-from skill_aware_responder import agent_of, first_user, needed_in, sensible, steps_in  # noqa: E402
+from drp.testing.scripted_teacher import ScriptedTeacher, Text  # noqa: E402
+from drp.testing.skill_aware_responder import agent_of, first_user, needed_in, sensible, steps_in  # noqa: E402
 
 MARKER = "Also delete checks that only repeat a result already found."
 

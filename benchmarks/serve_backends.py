@@ -23,8 +23,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from drp.models import resolve  # noqa: E402
 from drp.paths import shared_dir  # noqa: E402
 from drp.serving import ManagedServer, build_command, free_port  # noqa: E402

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -64,6 +65,26 @@ def one_line_error(text: str) -> bool:
     """What a refusal prints: a single `error: ...` line, no traceback."""
     lines = [line for line in text.splitlines() if line.strip()]
     return "Traceback" not in text and len(lines) == 1 and lines[0].startswith("error: ")
+
+
+def kill_once_finished(process: subprocess.Popen, run_id: str, finished: int, within: float = 120) -> None:
+    """SIGKILL a `drp run` process once its run has finished `finished` traces (or it exited, or `within` s passed).
+
+    The database is read only once it exists: opening it first would create an empty file under the run."""
+    db_path = run_dir(run_id) / "drp.db"
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline and process.poll() is None:
+        done = 0
+        if db_path.exists():
+            try:
+                done = db_of(run_id).execute("select count(*) from traces where status != 'pending'").fetchone()[0]
+            except Exception:  # noqa: BLE001 - the schema is not written yet
+                done = 0
+        if done >= finished:
+            break
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
 
 
 def gone(pid: int, within: float = 10) -> bool:

@@ -1,4 +1,4 @@
-"""Batch mode against hostile Batch API endpoints (tests/scripted_batches.py, Hostile): bad result lines, result
+"""Batch mode against hostile Batch API endpoints (drp/testing/scripted_batches.py, Hostile): bad result lines, result
 downloads that fail, polls that 404, drip or report no known state, jobs that never end, result files far too large,
 and a watcher or submitter that dies. Each run ends in bounded time with a status and a reason per trace, and a
 `--resume` afterwards finishes too. Every run is a real process under a timeout: a hang fails the test."""
@@ -14,10 +14,10 @@ import threading
 import time
 
 from helpers import DRP, EXAMPLES, db_of, traces_of
-from scripted_batches import DRIP, RESET, Gzip, Hostile, Junk, Outcome, ScriptedBatchAPI
-from skill_aware_responder import sensible
 
 from drp.paths import run_dir
+from drp.testing.scripted_batches import DRIP, RESET, Gzip, Hostile, Junk, Outcome, ScriptedBatchAPI
+from drp.testing.skill_aware_responder import sensible
 
 TEACHER = 6  # the example traces that reach the teacher (two end in prepare)
 LIMIT = 120  # seconds any one run may take here (each takes a few)

@@ -13,11 +13,11 @@ import threading
 import time
 
 from helpers import EXAMPLES, db_of, drp, pruned_of, traces_of
-from scripted_batches import Outcome, ScriptedBatchAPI
-from scripted_teacher import ScriptedTeacher
-from skill_aware_responder import agent_of, sensible
 
 from drp.paths import run_dir
+from drp.testing.scripted_batches import Outcome, ScriptedBatchAPI
+from drp.testing.scripted_teacher import ScriptedTeacher
+from drp.testing.skill_aware_responder import agent_of, sensible
 
 TEACHER = 6  # the example traces that reach the teacher (two end in prepare)
 

@@ -4,13 +4,11 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
 
 import drp_effect_small  # noqa: E402
 import paper_gsm8k  # noqa: E402

@@ -26,8 +26,8 @@ from drp.evals.sampling import EndpointDown
         (("compare", "a", "--out", "x"), "compare needs at least two eval folders"),
     ],
 )
-def test_user_errors_are_one_line_and_exit_2(hermetic_runs, args, message):
-    assert drp("run", EXAMPLES, "--policy", "rules", "--run-id", "ex", "--quiet").exit_code == 0
+def test_user_errors_are_one_line_and_exit_2(example_run, args, message):
+    example_run("ex")
     result = drp(*args)
     assert result.exit_code == EXIT_BAD_INPUT, result.output
     assert result.output.startswith("error: ") and message in result.output

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-from scripted_teacher import ScriptedTeacher, Text
 from typer.testing import CliRunner
 
 from drp.cli import app
@@ -24,6 +23,7 @@ from drp.contamination import (
     write_sidecar,
 )
 from drp.export.hygiene import split_validation
+from drp.testing.scripted_teacher import ScriptedTeacher, Text
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples" / "traces.jsonl"
@@ -35,6 +35,10 @@ def drp(*args, env: dict | None = None):
 
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+# the module fixture is built once, on one pytest-xdist worker
+pytestmark = pytest.mark.xdist_group("test_contamination")
 
 
 @pytest.fixture(scope="module")

@@ -9,13 +9,13 @@ import re
 
 import pytest
 from helpers import EXAMPLES, db_of, drp, example_records, traces_of, write_jsonl
-from scripted_batches import ScriptedBatchAPI
-from scripted_teacher import ScriptedTeacher, Text
-from skill_aware_responder import sensible
 
 from drp.costs import Price, price_table, resolve_price
 from drp.estimate import project
 from drp.paths import runs_dir
+from drp.testing.scripted_batches import ScriptedBatchAPI
+from drp.testing.scripted_teacher import ScriptedTeacher, Text
+from drp.testing.skill_aware_responder import sensible
 
 
 def _token_sums(run_id: str) -> tuple[int, int]:

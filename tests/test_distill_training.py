@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 
 from drp.cli import app
 
-pytestmark = pytest.mark.slow
+# the module fixture is built once, on one pytest-xdist worker
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_distill_training")]
 
 TRACES = [
     {

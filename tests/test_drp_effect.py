@@ -4,13 +4,11 @@ unfinished stage, a changed experiment is refused, and result.json's figures on 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
 
 import drp_effect  # noqa: E402
 

@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 from helpers import EXAMPLES, db_of, drp, traces_of
-from scripted_teacher import free_port
 
-pytestmark = pytest.mark.slow
+from drp.testing.scripted_teacher import free_port
+
+# the module fixture is built once, on one pytest-xdist worker
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_e2e_smollm2")]
 
 
 @pytest.fixture(scope="module")

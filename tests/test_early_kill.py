@@ -12,12 +12,12 @@ import time
 
 import pytest
 from helpers import DRP, EXAMPLES, copies_of_examples, drp, drp_process, one_line_error
-from scripted_teacher import ScriptedTeacher
-from skill_aware_responder import sensible
 
 from drp.paths import run_dir, work_dir
 from drp.run_folders import staging_prefix
 from drp.store import open_run
+from drp.testing.scripted_teacher import ScriptedTeacher
+from drp.testing.skill_aware_responder import sensible
 
 READERS = (
     ("stats", "{run}"),

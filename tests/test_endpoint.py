@@ -7,12 +7,12 @@ import asyncio
 
 import pytest
 from pydantic import BaseModel
-from scripted_teacher import Error, Hang, ScriptedTeacher, Text, refused_url
 
 from drp.endpoint import EndpointSettings
 from drp.evals.sampling import Decoding, Endpoint
 from drp.policy import AgentSettings
 from drp.teacher import Teacher, TeacherError, TeacherSettings
+from drp.testing.scripted_teacher import Error, Hang, ScriptedTeacher, Text, refused_url
 
 
 class Answer(BaseModel):

@@ -10,10 +10,10 @@ import time
 import httpx2
 import pytest
 from helpers import EXAMPLES, db_of, drp, traces_of, write_jsonl
-from scripted_teacher import ScriptedTeacher, refused_url
-from skill_aware_responder import sensible
 
 from drp.teacher.endpoints import EndpointPool
+from drp.testing.scripted_teacher import ScriptedTeacher, refused_url
+from drp.testing.skill_aware_responder import sensible
 
 
 def _many(tmp_path, copies: int):

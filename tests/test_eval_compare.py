@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 from scipy.stats import binomtest, wilcoxon
-from scripted_teacher import ScriptedTeacher, Text
 from typer.testing import CliRunner
 
 from drp.cli import app
+from drp.testing.scripted_teacher import ScriptedTeacher, Text
 
 GOLDS = [str(10 + i) for i in range(8)]
 

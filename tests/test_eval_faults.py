@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 from helpers import gsm8k_data_dir
-from scripted_teacher import Error, Raw, ScriptedTeacher, Sequence, Text, refused_url
 from typer.testing import CliRunner
 
 from drp.cli import app
+from drp.testing.scripted_teacher import Error, Raw, ScriptedTeacher, Sequence, Text, refused_url
 
 QUESTIONS = {"What is 2+3?": "5", "What is 10-4?": "6", "What is 3*3?": "9", "What is 8/2?": "4"}
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 from helpers import gsm8k_data_dir
-from scripted_teacher import ScriptedTeacher, Text
 from typer.testing import CliRunner
 
 from drp.cli import app
+from drp.testing.scripted_teacher import ScriptedTeacher, Text
 
 QUESTIONS = {"What is 2+3?": "5", "What is 10-4?": "6", "What is 3*3?": "9"}
 CUT = "Let me think about three threes and"  # a response cut at the cap: no </think>, no number

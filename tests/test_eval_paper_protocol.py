@@ -7,10 +7,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from scripted_teacher import ScriptedTeacher, Text
 from typer.testing import CliRunner
 
 from drp.cli import app
+from drp.testing.scripted_teacher import ScriptedTeacher, Text
 
 GOLDS = ["12", "30", "7"]
 

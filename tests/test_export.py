@@ -27,6 +27,10 @@ def make_run(runs: Path, run_id: str, traces: Path = EXAMPLES) -> Path:
     return runs / run_id
 
 
+# the module fixture is built once, on one pytest-xdist worker
+pytestmark = pytest.mark.xdist_group("test_export")
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> Path:
     """Two rules-policy runs over the same example traces (so they share trace ids)."""

@@ -5,11 +5,11 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from scripted_teacher import Error, ScriptedTeacher, Sequence, Text, refused_url
 from typer.testing import CliRunner
 
 from drp.answers import equivalent, extract_answer
 from drp.cli import app
+from drp.testing.scripted_teacher import Error, ScriptedTeacher, Sequence, Text, refused_url
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "traces.jsonl"
 

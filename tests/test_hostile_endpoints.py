@@ -26,10 +26,10 @@ from helpers import (
     traces_of,
     write_jsonl,
 )
-from scripted_teacher import Drop, Endless, Error, Raw, ScriptedTeacher, Text, refused_url
-from skill_aware_responder import sensible
 
 from drp.paths import run_dir, work_dir
+from drp.testing.scripted_teacher import Drop, Endless, Error, Raw, ScriptedTeacher, Text, refused_url
+from drp.testing.skill_aware_responder import sensible
 
 KEY = "sk-hostile-0123456789abcdef"
 

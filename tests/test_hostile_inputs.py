@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import EXAMPLES, drp, one_line_error, pruned_of
+from helpers import drp, one_line_error, pruned_of
 
 BAD_RECORDS = {  # what a hostile pruned.jsonl line may be, or hold
     "array": [1, 2],
@@ -32,8 +32,8 @@ BAD_RECORDS = {  # what a hostile pruned.jsonl line may be, or hold
 
 
 @pytest.fixture
-def pruned(tmp_path):
-    assert drp("run", EXAMPLES, "--policy", "rules", "--run-id", "done", "--quiet").exit_code == 0
+def pruned(example_run):
+    example_run("done")
     return pruned_of("done")
 
 

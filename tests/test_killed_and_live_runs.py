@@ -8,11 +8,11 @@ import subprocess
 import time
 
 from helpers import DRP, example_records, write_jsonl
-from scripted_teacher import ScriptedTeacher
-from skill_aware_responder import sensible
 
 from drp.estimate import SCRATCH_PREFIX
 from drp.scratch import clear_stale, scratch_folder
+from drp.testing.scripted_teacher import ScriptedTeacher
+from drp.testing.skill_aware_responder import sensible
 
 
 def test_a_killed_estimate_leaves_nothing_past_the_next_one(tmp_path):

@@ -8,9 +8,10 @@ import json
 
 import pytest
 from helpers import EXAMPLES, REPO, drp, example_records, traces_of, write_jsonl
-from paper_responder import paper
-from scripted_teacher import ScriptedTeacher
-from skill_aware_responder import sensible
+
+from drp.testing.paper_responder import paper
+from drp.testing.scripted_teacher import ScriptedTeacher
+from drp.testing.skill_aware_responder import sensible
 
 
 def _benchmark(name: str):

@@ -1,7 +1,7 @@
 """Long traces through `skill-aware` against a scripted teacher with a small context: every call's prompt plus its
 max_tokens stays under the policy's `context.max_tokens`, the classifier and pruner work in windows with their
 neighbours as context, and the verifier's feedback sends only the broken window back to the pruner.
-(How the long traces are built: tests/long_traces.py.)"""
+(How the long traces are built: drp/testing/long_traces.py.)"""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import re
 
 import pytest
 from helpers import db_of, drp, traces_of, write_jsonl
-from long_traces import joined_gsm8k, joined_math, one_display_block, synthetic_latex
-from scripted_teacher import ScriptedTeacher, Text
-from skill_aware_responder import agent_of, needed_in, prune, sensible, steps_in
 
 from drp.agents.windows import PER_MESSAGE_TOKENS
+from drp.testing.long_traces import joined_gsm8k, joined_math, one_display_block, synthetic_latex
+from drp.testing.scripted_teacher import ScriptedTeacher, Text
+from drp.testing.skill_aware_responder import agent_of, needed_in, prune, sensible, steps_in
 from drp.tokens import TokenCounter
 
 CONTEXT = 8192

@@ -8,11 +8,11 @@ import shutil
 
 import pytest
 from helpers import EXAMPLES, drp, example_records, traces_of, write_jsonl
-from scripted_teacher import ScriptedTeacher, Text
 
 from drp.errors import EXIT_BAD_INPUT
 from drp.evals.problem_sets import BenchmarkError, load_benchmark
 from drp.paths import run_dir
+from drp.testing.scripted_teacher import ScriptedTeacher, Text
 
 
 def one_line_error(result, *fragments: str) -> str:
@@ -25,9 +25,8 @@ def one_line_error(result, *fragments: str) -> str:
 
 
 @pytest.fixture
-def finished_run(hermetic_runs):
-    assert drp("run", EXAMPLES, "--policy", "rules", "--run-id", "done", "--quiet").exit_code == 0
-    return hermetic_runs / "done"
+def finished_run(example_run):
+    return example_run("done")
 
 
 # ── inputs ────────────────────────────────────────────────────────────────────────────────────────────────────

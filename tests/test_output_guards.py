@@ -8,10 +8,9 @@ import hashlib
 import json
 
 import pytest
-from helpers import EXAMPLES, drp, one_line_error, write_jsonl
-from scripted_teacher import ScriptedTeacher, Text, refused_url
+from helpers import drp, one_line_error, write_jsonl
 
-from drp.paths import run_dir
+from drp.testing.scripted_teacher import ScriptedTeacher, Text, refused_url
 
 
 def _digest(path) -> str:
@@ -19,10 +18,9 @@ def _digest(path) -> str:
 
 
 @pytest.fixture
-def finished(hermetic_runs):
-    assert drp("run", EXAMPLES, "--policy", "rules", "--run-id", "done", "--quiet").exit_code == 0
-    assert drp("run", EXAMPLES, "--policy", "identity", "--run-id", "other", "--quiet").exit_code == 0
-    return run_dir("done")
+def finished(example_run):
+    example_run("other", policy="identity")
+    return example_run("done")
 
 
 @pytest.mark.parametrize("name", ["drp.db", "config.json", "pruned.jsonl"])

@@ -9,9 +9,8 @@ import json
 
 import pytest
 from helpers import EXAMPLES, drp, one_line_error, write_jsonl
-from scripted_teacher import refused_url
 
-from drp.paths import run_dir
+from drp.testing.scripted_teacher import refused_url
 
 
 def _tree(folder):
@@ -24,10 +23,9 @@ def _tree(folder):
 
 
 @pytest.fixture
-def runs(hermetic_runs):
-    assert drp("run", EXAMPLES, "--policy", "rules", "--run-id", "done", "--quiet").exit_code == 0
-    assert drp("run", EXAMPLES, "--policy", "identity", "--run-id", "other", "--quiet").exit_code == 0
-    return run_dir("done")
+def runs(example_run):
+    example_run("other", policy="identity")
+    return example_run("done")
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 
 from helpers import EXAMPLES, db_of, drp, example_records, pruned_of, traces_of, write_jsonl
-from paper_responder import (
+
+from drp.testing.paper_responder import (
     bare_assertion,
     compress,
     echo,
@@ -19,7 +20,7 @@ from paper_responder import (
     text_compress,
     text_echo,
 )
-from scripted_teacher import ScriptedTeacher, Text
+from drp.testing.scripted_teacher import ScriptedTeacher, Text
 
 
 def run_paper(url: str, run_id: str, *extra: str, policy: str = "paper"):

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 from helpers import EXAMPLES, db_of, drp, one_line_error, pruned_of
-from scripted_teacher import ScriptedTeacher
-from skill_aware_responder import sensible
 
 from drp.paths import builtin_prompts_dir, run_dir
+from drp.testing.scripted_teacher import ScriptedTeacher
+from drp.testing.skill_aware_responder import sensible
 
 
 @pytest.fixture

@@ -12,11 +12,11 @@ import subprocess
 
 import pytest
 from helpers import DRP, EXAMPLES, drp, one_line_error
-from scripted_teacher import ScriptedTeacher
-from skill_aware_responder import sensible
 
 from drp.paths import run_dir
 from drp.policy import MAX_POLICY_FILE_BYTES
+from drp.testing.scripted_teacher import ScriptedTeacher
+from drp.testing.skill_aware_responder import sensible
 
 SECRET = "TOP-SECRET-OUTSIDE-FILE"
 PRUNER = (EXAMPLES.parents[1] / "prompts" / "skill-aware" / "pruner.yaml").read_text()

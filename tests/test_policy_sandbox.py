@@ -10,10 +10,10 @@ import time
 
 import pytest
 from helpers import EXAMPLES, drp, traces_of
-from scripted_teacher import ScriptedTeacher
-from skill_aware_responder import sensible
 
 from drp.paths import run_dir
+from drp.testing.scripted_teacher import ScriptedTeacher
+from drp.testing.skill_aware_responder import sensible
 
 PRUNER = (EXAMPLES.parents[1] / "prompts" / "skill-aware" / "pruner.yaml").read_text()
 

@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
-from helpers import EXAMPLES, db_of, drp, pruned_of, traces_of
-from scripted_teacher import Error, Hang, ScriptedTeacher, Text, ToolCall, refused_url
-from skill_aware_responder import agent_of, answer_losing, label, prune, segment, sensible
+from helpers import EXAMPLES, db_of, drp, kill_once_finished, pruned_of, traces_of
 
 from drp.paths import run_dir
+from drp.testing.scripted_teacher import Error, Hang, ScriptedTeacher, Text, ToolCall, refused_url
+from drp.testing.skill_aware_responder import agent_of, answer_losing, label, prune, segment, sensible
 
 
 def run_llm(teacher_url: str, run_id: str, *extra: str, policy: str = "skill-aware"):
@@ -332,21 +330,7 @@ def test_sigkill_then_resume_finishes_every_trace_exactly_once(tmp_path):
             "--quiet",
         ]
         process = subprocess.Popen(command, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        db_path = run_dir("killed") / "drp.db"
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            if db_path.exists():
-                try:
-                    done = (
-                        db_of("killed").execute("select count(*) from traces where status != 'pending'").fetchone()[0]
-                    )
-                except Exception:
-                    done = 0
-                if done >= 10:
-                    break
-            time.sleep(0.1)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
+        kill_once_finished(process, "killed", 10)
         before = {r["id"]: r["status"] for r in db_of("killed").query("select id, status from traces")}
         assert 0 < sum(s == "pending" for s in before.values()) < len(many)
         resumed = subprocess.run([*command, "--resume"], env=os.environ.copy(), capture_output=True, text=True)

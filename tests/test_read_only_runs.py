@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from helpers import EXAMPLES, drp
+from helpers import drp
 
 TRACE = "demo-001"
 MARK = "written only to the write-ahead log"
@@ -35,10 +35,10 @@ COMMANDS = {
 }
 
 
-def _finished_run(root: Path, leftover: str, monkeypatch) -> None:
+def _finished_run(root: Path, leftover: str, monkeypatch, example_run) -> None:
     """A finished run `ro` under `root`; `leftover`: clean, or a killed writer's -wal (with or without -shm)."""
     monkeypatch.setenv("DRP_RUNS_DIR", str(root))
-    assert drp("run", EXAMPLES, "--policy", "rules", "--run-id", "ro", "--quiet").exit_code == 0
+    example_run("ro", runs=root)
     if leftover == "clean":
         return
     folder = root / "ro"
@@ -96,9 +96,9 @@ def _can_mount() -> bool:
 
 @pytest.mark.skipif(not _can_mount(), reason="needs root and mount namespaces (unshare -m) for a read-only mount")
 @pytest.mark.parametrize("leftover", ["clean", "wal-and-shm", "wal-only"])
-def test_reading_a_run_on_a_read_only_mount(tmp_path, monkeypatch, leftover):
+def test_reading_a_run_on_a_read_only_mount(tmp_path, monkeypatch, leftover, example_run):
     source, mount, out = tmp_path / "runs", tmp_path / "mnt", tmp_path / "out"
-    _finished_run(source, leftover, monkeypatch)
+    _finished_run(source, leftover, monkeypatch, example_run)
     mount.mkdir()
     out.mkdir()
     before = _digests(source / "ro")
@@ -147,12 +147,12 @@ def _unprivileged_python_runs() -> bool:
     not _unprivileged_python_runs(), reason="needs root, setpriv, and an interpreter and checkout another user can read"
 )
 @pytest.mark.parametrize("leftover", ["clean", "wal-only"])
-def test_reading_a_run_another_user_cannot_write(monkeypatch, leftover):
+def test_reading_a_run_another_user_cannot_write(monkeypatch, leftover, example_run):
     base = Path(tempfile.mkdtemp(prefix="drp-ro-"))
     try:
         base.chmod(0o755)
         source, out = base / "runs", base / "out"
-        _finished_run(source, leftover, monkeypatch)
+        _finished_run(source, leftover, monkeypatch, example_run)
         out.mkdir(mode=0o777)
         out.chmod(0o777)
         subprocess.run(["chmod", "-R", "a-w", str(source)], check=True)
@@ -176,10 +176,9 @@ def test_reading_a_run_another_user_cannot_write(monkeypatch, leftover):
         shutil.rmtree(base, ignore_errors=True)
 
 
-def test_reading_a_chmodded_run_changes_none_of_its_files(hermetic_runs, tmp_path):
+def test_reading_a_chmodded_run_changes_none_of_its_files(tmp_path, example_run):
     """As root chmod stops no write, so what is checked is that reading writes nothing into the run's files."""
-    assert drp("run", EXAMPLES, "--policy", "rules", "--run-id", "ro", "--quiet").exit_code == 0
-    folder = hermetic_runs / "ro"
+    folder = example_run("ro")
     subprocess.run(["chmod", "-R", "a-w", str(folder)], check=True)
     try:
         before = {name: digest for name, digest in _digests(folder).items() if name != "report.html"}

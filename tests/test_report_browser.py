@@ -16,13 +16,14 @@ from pathlib import Path
 
 import pytest
 import sqlite_utils
-from scripted_teacher import ScriptedTeacher, Text
-from skill_aware_responder import agent_of, prune, sensible
 from typer.testing import CliRunner
 
 from drp.cli import app
+from drp.testing.scripted_teacher import ScriptedTeacher, Text
+from drp.testing.skill_aware_responder import agent_of, prune, sensible
 
-pytestmark = pytest.mark.browser
+# the module fixture is built once, on one pytest-xdist worker
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("test_report_browser")]
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples" / "traces.jsonl"

@@ -8,10 +8,10 @@ import shutil
 
 import pytest
 from helpers import EXAMPLES, db_of, drp, one_line_error
-from scripted_teacher import ScriptedTeacher, Text
-from skill_aware_responder import agent_of, sensible
 
 from drp.paths import builtin_prompts_dir, run_dir
+from drp.testing.scripted_teacher import ScriptedTeacher, Text
+from drp.testing.skill_aware_responder import agent_of, sensible
 
 
 @pytest.fixture
@@ -97,7 +97,7 @@ def test_retries_and_failed_replies_are_asked_again_never_reused():
 
 
 def _loses_the_answer(request: dict) -> Text:
-    from skill_aware_responder import answer_losing
+    from drp.testing.skill_aware_responder import answer_losing
 
     return answer_losing(request)
 
@@ -120,7 +120,7 @@ def test_a_verification_retry_at_a_raised_temperature_is_asked_again():
 
 
 def test_a_teacher_fault_is_asked_again():
-    from scripted_teacher import Error
+    from drp.testing.scripted_teacher import Error
 
     def fails_one(request: dict):
         if agent_of(request) == "classifier" and "Maya bakes" in json.dumps(request["messages"]):
@@ -226,11 +226,9 @@ def test_a_run_resumed_under_a_changed_policy_lends_each_reply_under_its_own_key
 
 def test_a_run_that_was_killed_midway_lends_what_it_finished(tmp_path):
     import os
-    import signal
     import subprocess
-    import time
 
-    from helpers import DRP, example_records, write_jsonl
+    from helpers import DRP, example_records, kill_once_finished, write_jsonl
 
     # 24 traces, each its own question (copies would share their requests, and so their replies)
     source = write_jsonl(
@@ -259,20 +257,7 @@ def test_a_run_that_was_killed_midway_lends_what_it_finished(tmp_path):
         process = subprocess.Popen(
             list(map(str, command)), env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        deadline = time.monotonic() + 120
-        finished = 0
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                finished = (
-                    db_of("killed").execute("select count(*) from traces where status != 'pending'").fetchone()[0]
-                )
-            except Exception:  # noqa: BLE001 - not created yet
-                finished = 0
-            if finished >= 6:
-                break
-            time.sleep(0.02)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
+        kill_once_finished(process, "killed", 6)
     done = {row["id"] for row in db_of("killed").query("select id from traces where status != 'pending'")}
     assert 6 <= len(done) < 24
     stored = len(_calls("killed"))

@@ -7,17 +7,21 @@ import shutil
 
 import pytest
 from helpers import EXAMPLES, db_of, drp, one_line_error
-from scripted_teacher import ScriptedTeacher
-from skill_aware_responder import sensible
 
 from drp.paths import builtin_prompts_dir
 from drp.run_diff import rows
+from drp.testing.scripted_teacher import ScriptedTeacher
+from drp.testing.skill_aware_responder import sensible
 
 
 def _run(teacher, run_id: str, *extra: str):
     return drp(
         "run", EXAMPLES, "--teacher-url", teacher.url, "--teacher-model", "m", "--run-id", run_id, "--quiet", *extra
     )
+
+
+# the module fixture is built once, on one pytest-xdist worker
+pytestmark = pytest.mark.xdist_group("test_run_compare")
 
 
 @pytest.fixture(scope="module")

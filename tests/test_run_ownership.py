@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 from helpers import DRP, EXAMPLES, copies_of_examples, db_of, drp, drp_process, one_line_error, pruned_of, traces_of
-from scripted_teacher import ScriptedTeacher
-from skill_aware_responder import sensible
 
 from drp.paths import run_dir, work_dir
+from drp.testing.scripted_teacher import ScriptedTeacher
+from drp.testing.skill_aware_responder import sensible
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -31,8 +31,8 @@ def _tree(root: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("bad", [".", "..", "../x", "a/b", "/abs", "", " x", "-x", "x y", "a\tb", "a\\b", "é"])
-def test_run_ids_are_plain_names(hermetic_runs, tmp_path, bad):
-    assert drp("run", EXAMPLES, "--policy", "rules", "--run-id", "keep", "--quiet").exit_code == 0
+def test_run_ids_are_plain_names(hermetic_runs, tmp_path, bad, example_run):
+    example_run("keep")
     sentinel = tmp_path / "sentinel"
     sentinel.mkdir()
     (sentinel / "drp.db").write_text("not mine")  # looks like a run folder to a careless check

@@ -11,10 +11,10 @@ import sys
 import time
 
 from helpers import db_of, drp, example_records, write_jsonl
-from scripted_teacher import ScriptedTeacher
-from skill_aware_responder import sensible
 
 from drp.paths import run_dir
+from drp.testing.scripted_teacher import ScriptedTeacher
+from drp.testing.skill_aware_responder import sensible
 
 
 def finished(run_id: str) -> int:

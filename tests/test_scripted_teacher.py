@@ -12,7 +12,19 @@ import openai
 import pytest
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, ValidationError
-from scripted_teacher import Drop, Error, Hang, Raw, ScriptedTeacher, Sequence, Text, ToolCall, free_port, refused_url
+
+from drp.testing.scripted_teacher import (
+    Drop,
+    Error,
+    Hang,
+    Raw,
+    ScriptedTeacher,
+    Sequence,
+    Text,
+    ToolCall,
+    free_port,
+    refused_url,
+)
 
 
 class Verdict(BaseModel):

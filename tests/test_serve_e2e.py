@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from drp.cli import app
 
-pytestmark = pytest.mark.slow
+# the module fixture is built once, on one pytest-xdist worker
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_serve_e2e")]
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,13 @@ import re
 
 import pytest
 from helpers import drp
-from scripted_teacher import ScriptedTeacher, Sequence, Text, ToolCall
-from skill_aware_responder import agent_of, label, segment
 
 from drp.layout import split_response
 from drp.reply_json import ReplyJSONError, decode, strings_in
 from drp.schemas import PrunePlan
 from drp.teacher.replies import parse_json_reply
+from drp.testing.scripted_teacher import ScriptedTeacher, Sequence, Text, ToolCall
+from drp.testing.skill_aware_responder import agent_of, label, segment
 from drp.text import atomic_units, join_units, unit_layout
 
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")

@@ -14,10 +14,10 @@ import time
 
 import pytest
 from helpers import EXAMPLES, db_of, drp, example_records, traces_of, write_jsonl
-from scripted_teacher import Raw, ScriptedTeacher
-from skill_aware_responder import sensible
 from test_report import embedded
 
+from drp.testing.scripted_teacher import Raw, ScriptedTeacher
+from drp.testing.skill_aware_responder import sensible
 from drp.tokens import TokenCounter
 
 
@@ -113,7 +113,7 @@ def test_a_teacher_served_from_a_folder_counts_with_its_own_tokenizer(shared_tok
 
 
 def test_reported_usage_is_kept_as_reported():
-    from scripted_teacher import Text
+    from drp.testing.scripted_teacher import Text
 
     def small_counts(request):
         return Text(sensible(request).content, prompt_tokens=7, completion_tokens=3)

@@ -8,10 +8,10 @@ import json
 import time
 
 from helpers import EXAMPLES, db_of, drp, traces_of, write_jsonl
-from scripted_teacher import Drip, ScriptedTeacher, Text
-from skill_aware_responder import agent_of, needed_in, sensible, steps_in
 
 from drp.policy import load_policy
+from drp.testing.scripted_teacher import Drip, ScriptedTeacher, Text
+from drp.testing.skill_aware_responder import agent_of, needed_in, sensible, steps_in
 
 
 def run_llm(url: str, run_id: str, *extra: str):

@@ -1,5 +1,5 @@
 """A real HTTP server on loopback with the OpenAI Files and Batches endpoints, answering each batch line from a
-script (the same responders as tests/scripted_teacher.py), for drp's batch mode.
+script (the same responders as drp/testing/scripted_teacher.py), for drp's batch mode.
 
     POST /v1/files (multipart, purpose=batch) · GET /v1/files/{id}/content
     POST /v1/batches · GET /v1/batches/{id} · GET /v1/batches
@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from scripted_teacher import Error, ScriptedTeacher, Text
+from drp.testing.scripted_teacher import Error, ScriptedTeacher, Text
 
 
 @dataclass

@@ -7,9 +7,8 @@ from __future__ import annotations
 import json
 import re
 
-from scripted_teacher import Text
-
 from drp.agents.rules import classify
+from drp.testing.scripted_teacher import Text
 
 
 def agent_of(request: dict) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 
-from scripted_teacher import Text
+from drp.testing.scripted_teacher import Text
 
 HESITATION = ("Wait", "Hmm", "Alternatively")
 
