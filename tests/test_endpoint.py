@@ -10,8 +10,8 @@ from pydantic import BaseModel
 from scripted_teacher import Error, Hang, ScriptedTeacher, Text, refused_url
 
 from drp.endpoint import EndpointSettings
-from drp.evals.sampling import Decoding, Endpoint
 from drp.policy import AgentSettings
+from drp.sampling.client import Decoding, Endpoint
 from drp.teacher import Teacher, TeacherError, TeacherSettings
 
 
