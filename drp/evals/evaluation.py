@@ -1,5 +1,8 @@
 """`drp eval`: sample a student on benchmarks over seeds, grade, and write samples + metrics to a folder.
 
+One sampling job (drp.sampling.job); the protocol named by --protocol (drp.evals.protocols) makes the requests
+and adds its scores.
+
 DIR/config.json        settings (resuming with different decoding settings is refused)
 DIR/samples.jsonl      every sample, appended and flushed one by one (the resume point)
 DIR/metrics/<b>.json   per benchmark; DIR/metrics.json all of them

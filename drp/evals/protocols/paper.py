@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from drp.errors import UserError
-from drp.evals.problems import Benchmark
-from drp.evals.protocols.lm_eval_filters import lm_eval_scores
 from drp.evals.protocols.registry import Plan, Protocol, ProtocolError, Request, register
+
+if TYPE_CHECKING:  # `drp eval --help` lists the protocols: nothing more is imported for that
+    from drp.evals.problems import Benchmark
 
 # ---------------------------------------------------------------- the paper's requests and caps
 
@@ -172,6 +174,8 @@ class PaperProtocol(Protocol):
     def scores(self, text, problem, verdict, config):
         # every score side by side; `correct` is the headline (--score). lm-eval's two filters are GSM8K's own
         # and are not applied to the other benchmarks.
+        from drp.evals.protocols.lm_eval_filters import lm_eval_scores
+
         scores = {"math_verify_correct": verdict.correct}
         if is_gsm8k(problem.benchmark):
             lm_eval = lm_eval_scores(text, problem.gold)
