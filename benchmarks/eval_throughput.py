@@ -33,9 +33,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from drp.evals.evaluation import EvalSettings, run_eval
-    from drp.evals.sampling import Decoding
     from drp.models import resolve
     from drp.paths import shared_dir
+    from drp.sampling.client import Decoding
     from drp.serving import ManagedServer, build_command, free_port
 
     server = None

@@ -59,11 +59,12 @@ else:
 PY
 [[ -f "$TOKENIZER/tokenizer.json" ]] || { echo "no tokenizer at $TOKENIZER (see the header)"; exit 2; }
 
-echo "== tiny Qwen2 from a config + an SFT dataset in drp export's format"
+echo "== tiny Qwen2 from a config + an SFT dataset written by drp export"
 python - "$TOKENIZER" "$OUT" "$((STEPS * BATCH))" <<'PY'
 import json, sys
 from pathlib import Path
 from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+from drp.layout import split_response
 
 tokenizer_dir, out, rows = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
 tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
@@ -77,23 +78,28 @@ print(f"parameters: {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M")
 model.save_pretrained(out / "tiny-qwen2")
 tokenizer.save_pretrained(out / "tiny-qwen2")
 
-# The project's example traces, unpruned, in the prompt–completion format `drp export` writes.
-instruction = "Please reason step by step, and put your final answer within \\boxed{}."
+# The project's example traces, unpruned, repeated to `rows` accepted traces of a pruned.jsonl for drp export.
 traces = [json.loads(line) for line in Path("examples/traces.jsonl").read_text().splitlines() if line.strip()]
 traces = [t for t in traces if "</think>" in t["response"]]
-with open(out / "train.jsonl", "w") as handle:
+with open(out / "unpruned.jsonl", "w") as handle:
     for i in range(rows):
         trace = traces[i % len(traces)]
-        thinking, _, answer = trace["response"].partition("</think>")
+        split = split_response(trace["response"])
         handle.write(json.dumps({
-            "id": f"{trace['id']}-{i}",
-            "prompt": [{"role": "user", "content": f"{trace['question']}\n{instruction}"}],
-            "completion": [{"role": "assistant",
-                            "content": f"<think>\n{thinking.strip()}\n</think>\n\n{answer.strip()}"}],
-            "thinking": thinking.strip(),
+            "id": f"{trace['id']}-{i}", "question": trace["question"], "gold_answer": trace.get("gold_answer"),
+            "thinking": split.thinking, "answer_section": split.answer_section,
         }) + "\n")
-print(f"examples: {rows}")
+print(f"traces: {rows}")
 PY
+
+# drp export itself when its CLI dependencies are here, else the function it calls.
+rm -rf "$OUT/sft"
+if python -c "import typer, rich" 2>/dev/null; then
+    python -m drp.cli export "$OUT/unpruned.jsonl" --out "$OUT/sft"
+else
+    python -c "import sys; from pathlib import Path; from drp.export import export_dataset
+print(export_dataset([sys.argv[1]], Path(sys.argv[2])).examples, 'examples')" "$OUT/unpruned.jsonl" "$OUT/sft"
+fi
 
 # drp distill itself when its CLI dependencies are here, else the same training script it calls.
 if python -c "import typer, rich" 2>/dev/null; then DISTILL=(python -m drp.cli distill); else DISTILL=(python -m drp.distill.sft); fi
@@ -121,7 +127,7 @@ clock = Clock()
 if cuda:
     torch.cuda.reset_peak_memory_stats()
 student = main(["--recipe", "smollm2-135m-cpu", "--model_name_or_path", f"{out}/tiny-qwen2",
-                "--dataset_name", f"{out}/train.jsonl", "--output_dir", f"{out}/student-full",
+                "--dataset_name", f"{out}/sft", "--output_dir", f"{out}/student-full",
                 "--max_steps", steps, "--per_device_train_batch_size", batch, "--max_length", max_length,
                 "--save_strategy", "no", "--logging_steps", "10", "--drop_long_examples"], callbacks=[clock])
 summary = json.loads((student / "drp_distill.json").read_text())
@@ -148,7 +154,7 @@ PY
 if [[ "$LORA_STEPS" -gt 0 ]]; then
     echo "== LoRA, $LORA_STEPS steps, then --merge (through ${DISTILL[*]})"
     "${DISTILL[@]}" --recipe smollm2-135m-cpu --model_name_or_path "$OUT/tiny-qwen2" \
-        --dataset_name "$OUT/train.jsonl" --output_dir "$OUT/student-lora" --max_steps "$LORA_STEPS" \
+        --dataset_name "$OUT/sft" --output_dir "$OUT/student-lora" --max_steps "$LORA_STEPS" \
         --per_device_train_batch_size "$BATCH" --max_length "$MAX_LENGTH" --drop_long_examples \
         --use_peft --lora_target_modules all-linear --learning_rate 1e-3 --save_steps 10 --logging_steps 5 \
         --merge 2>&1 | tee "$OUT/lora.log" | grep -E "precision|loss|merged|saved" || true

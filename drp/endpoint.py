@@ -1,5 +1,5 @@
 """An OpenAI-compatible endpoint, as both of drp's clients see it: the teacher (drp.teacher: langchain-openai,
-async) and the student (drp.evals.sampling: the openai SDK, threads). Both build their client from one
+async) and the student (drp.sampling: the openai SDK, threads). Both build their client from one
 EndpointSettings, both leave retries to the openai client (RETRY_POLICY), and both describe a transport
 fault with describe_error. Nothing heavy is imported here, so commands can use it for their options.
 """

@@ -41,9 +41,13 @@ def split_response(response: str) -> SplitResponse:
     )
 
 
+# Between the thinking and the answer section of a response (the report joins the two with it too).
+SECTION_BREAK = f"\n{THINK_CLOSE}\n\n"
+
+
 def join_response(thinking: str, answer_section: str) -> str:
     """The response layout the student is trained on (the opening <think> belongs to the prompt)."""
-    return f"{thinking.strip()}\n{THINK_CLOSE}\n\n{answer_section.strip()}"
+    return f"{thinking.strip()}{SECTION_BREAK}{answer_section.strip()}"
 
 
 def answer_section_after(thinking: str | None, response: str | None) -> str | None:

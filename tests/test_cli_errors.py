@@ -6,7 +6,7 @@ import pytest
 from helpers import EXAMPLES, drp
 
 from drp.errors import EXIT_BAD_INPUT, UserError
-from drp.evals.sampling import EndpointDown
+from drp.sampling.client import EndpointDown
 
 
 @pytest.mark.parametrize(
@@ -42,6 +42,7 @@ def test_the_error_classes_share_one_base():
     from drp.evals.templates import TemplateError
     from drp.export.sources import SourceError
     from drp.export.writer import ExportError
+    from drp.generation import GenerateError
     from drp.policy import PolicyError
     from drp.runner import RunError
     from drp.serving import ServeError
@@ -52,6 +53,7 @@ def test_the_error_classes_share_one_base():
         BenchmarkError,
         CompareError,
         EvalError,
+        GenerateError,
         TemplateError,
         SourceError,
         ExportError,

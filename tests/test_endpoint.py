@@ -9,8 +9,8 @@ import pytest
 from pydantic import BaseModel
 
 from drp.endpoint import EndpointSettings
-from drp.evals.sampling import Decoding, Endpoint
 from drp.policy import AgentSettings
+from drp.sampling.client import Decoding, Endpoint
 from drp.teacher import Teacher, TeacherError, TeacherSettings
 from drp.testing.scripted_teacher import Error, Hang, ScriptedTeacher, Text, refused_url
 

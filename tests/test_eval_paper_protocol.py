@@ -145,7 +145,7 @@ def test_the_headline_score_is_a_choice_and_rescoring_draws_nothing(tmp_path, da
 def test_transformers_serve_gets_no_field_it_would_refuse():
     """`transformers serve` answers 422 to fields it does not know: add_special_tokens goes to the others only."""
     from drp.endpoint import EndpointSettings
-    from drp.evals.sampling import Decoding, Endpoint
+    from drp.sampling.client import Decoding, Endpoint
 
     with ScriptedTeacher(lambda request: Text(" 5"), models=("student",)) as teacher:
         endpoint = Endpoint(EndpointSettings(url=teacher.url, model="student", max_retries=0))

@@ -2,18 +2,9 @@
 
 import pytest
 
-from drp.evals.protocols import (
-    PAPER_GSM8K_CAP,
-    PAPER_OTHER_CAP,
-    cut_at_stop,
-    exact_match,
-    flexible_answer,
-    is_gsm8k,
-    lm_eval_scores,
-    paper_cap,
-    paper_request,
-    strict_answer,
-)
+from drp.evals.protocols.lm_eval_filters import exact_match, flexible_answer, lm_eval_scores, strict_answer
+from drp.evals.protocols.paper import PAPER_GSM8K_CAP, PAPER_OTHER_CAP, is_gsm8k, paper_cap, paper_request
+from drp.sampling.client import cut_at_stop
 
 
 def test_gsm8k_gets_the_zero_shot_cot_prompt_as_a_raw_completion():
@@ -100,3 +91,20 @@ def test_scores_side_by_side():
     assert (scores.flexible, scores.flexible_correct) == ("18.", True)
     boxed_only = lm_eval_scores("So we get \\boxed{18}", "18")
     assert boxed_only.strict is None and not boxed_only.strict_correct and boxed_only.flexible_correct
+
+
+def test_protocols_are_objects_in_one_registry_by_name():
+    from drp.evals.protocols import PROTOCOLS, Protocol, ProtocolError, protocol_named, recorded_protocol, register
+
+    assert list(PROTOCOLS) == ["default", "paper"] and protocol_named("paper").name == "paper"
+    with pytest.raises(ProtocolError, match=r"^unknown protocol 'lm-eval'; choose one of default, paper$"):
+        protocol_named("lm-eval")
+    # a folder from before protocols (or from elsewhere) reads as the default's
+    assert recorded_protocol({}).name == recorded_protocol({"protocol": "future"}).name == "default"
+
+    class Again(Protocol):
+        name = "paper"
+
+    with pytest.raises(ProtocolError, match="registered twice"):
+        register(Again)
+    assert type(PROTOCOLS["paper"]).__name__ == "PaperProtocol"

@@ -231,7 +231,7 @@ def test_answer_line_and_the_papers_chatml_layout(runs, tmp_path, shared_tokeniz
 
     from drp.distill.data import render_dataset
     from drp.distill.sft import apply_template
-    from drp.evals.protocols import lm_eval_scores
+    from drp.evals.protocols.lm_eval_filters import lm_eval_scores
 
     summary = export_dataset([str(runs / "rules-a")], tmp_path / "paper", answer="answer-line", instruction=None)
     rows = read_jsonl(summary.out / "train.jsonl")

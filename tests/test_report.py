@@ -100,6 +100,7 @@ def test_report_embeds_the_whole_run_and_nothing_external(rules_run):
     assert summary["actions"] == dict(db_rows(rules_run, "SELECT action, COUNT(*) FROM steps GROUP BY action"))
 
     # Each detail block carries that trace's steps, calls and verifier verdicts.
+    assert index["layout"]["section_break"] == "\n</think>\n\n"  # the page joins pruned sections with drp.layout's
     for pos, row in enumerate(index["rows"]):
         detail = blocks[pos]
         steps = db_rows(

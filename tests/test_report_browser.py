@@ -221,6 +221,13 @@ def test_filter_by_status_then_read_a_trace(runs, view, tmp_path):
     assert "Rendered messages" in body and "Raw reply" in body and "Parsed" in body
     assert json.loads(calls[-1][1])["passed"] is True and '"passed": true' in body
 
+    # The full pruned response, which the page joins from its two sections with drp.layout's break, is the stored one.
+    full = page.locator("#detail details.fold", has_text="Full texts")
+    full.locator("summary").first.click()
+    full.locator("h4", has_text="Pruned response").wait_for()
+    stored = db_rows(run, "SELECT pruned_response FROM traces WHERE id = ?", (first,))[0][0]
+    assert full.locator("pre").nth(1).text_content() == stored
+
     view.screenshot("report-trace")
     assert view.errors == []
 

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -14,11 +13,10 @@ import typer
 
 from drp.commands.sampling import EXIT_STATUS_HELP, echo_progress, exit_for, sampling_command
 from drp.errors import UserError
+from drp.evals.protocols import DEFAULT_PROTOCOL, PROTOCOLS, protocol_named
 
-
-class Protocol(str, Enum):
-    default = "default"
-    paper = "paper"
+# The registered protocols, as typer's choices (an unknown name is refused with the list of known ones).
+Protocol = Enum("Protocol", {name: name for name in PROTOCOLS}, type=str)
 
 
 class Score(str, Enum):
@@ -45,13 +43,8 @@ def eval_command(
     ] = 3,
     protocol: Annotated[
         Protocol,
-        typer.Option(
-            help="default: chat requests with the student family's instruction. paper: as the DRP paper measured "
-            "(lm-eval's zero-shot prompts as raw /v1/completions, greedy, GSM8K cut at 'Q:', caps 40,000 "
-            "(GSM8K) / 130,000 tokens, or --max-tokens; clipped to the model's context), scored strictly, "
-            "flexibly and by math-verify."
-        ),
-    ] = Protocol.default,
+        typer.Option(help=" ".join(f"{name}: {protocol.summary}" for name, protocol in PROTOCOLS.items())),
+    ] = Protocol[DEFAULT_PROTOCOL],
     score: Annotated[
         Score,
         typer.Option(
@@ -78,13 +71,9 @@ def eval_command(
     names = [name.strip() for name in benchmarks.split(",") if name.strip()]
     if not names:
         raise UserError("--benchmarks is empty")
-    paper_max_tokens = None
-    if protocol is Protocol.paper:
-        common, seeds, paper_max_tokens = _paper_settings(common, seeds, lambda name: _given(ctx, name))
-    elif _given(ctx, "score"):
-        raise UserError(
-            "--score chooses the headline under --protocol paper; the default protocol scores by math-verify"
-        )
+    common, seeds, paper_max_tokens = protocol_named(protocol.value).options(
+        common, seeds, lambda name: _given(ctx, name)
+    )
     settings = EvalSettings(
         benchmarks=names,
         out=out,
@@ -105,27 +94,6 @@ def _given(ctx: typer.Context, name: str) -> bool:
     """Whether the user set the option (on the command line or in the environment), not its default."""
     source = ctx.get_parameter_source(name)
     return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
-
-
-def _paper_settings(common: dict, seeds: int, given: Callable[[str], bool]) -> tuple[dict, int, int | None]:
-    """The paper's decoding: greedy, one sample per problem, its own caps unless --max-tokens is given."""
-    from dataclasses import replace
-
-    from drp.evals.protocols import PAPER_TEMPERATURE, PAPER_TOP_P
-
-    decoding = common["decoding"]
-    if (given("temperature") and decoding.temperature != PAPER_TEMPERATURE) or (
-        given("top_p") and decoding.top_p != PAPER_TOP_P
-    ):
-        raise UserError(
-            "--protocol paper decodes greedily (temperature 0, top-p 1); leave out --temperature "
-            "and --top-p, or use --protocol default"
-        )
-    if given("prompt_template"):
-        raise UserError("--prompt-template does not apply under --protocol paper, which sends lm-eval's own prompts")
-    cap = decoding.max_tokens if given("max_tokens") else None
-    common = {**common, "decoding": replace(decoding, temperature=PAPER_TEMPERATURE, top_p=PAPER_TOP_P)}
-    return common, seeds if given("seeds") else 1, cap
 
 
 def print_metrics(metrics: dict) -> None:

@@ -27,8 +27,8 @@ def generate(
     common: dict,
 ) -> None:
     """Sample K responses per problem, grade them against gold with math-verify, write the kept ones as traces."""
-    from drp.evals.generation import GenerateSettings, run_generate
     from drp.evals.problem_sets import Fields
+    from drp.generation import GenerateSettings, run_generate
 
     defaults = Fields()
     fields = Fields(

@@ -126,8 +126,8 @@ def _settings_fields(
     quiet: bool,
 ) -> dict:
     from drp.endpoint import EndpointSettings
-    from drp.evals.sampling import Decoding
     from drp.paths import shared_dir
+    from drp.sampling.client import Decoding
 
     if data_dir is None and shared_dir() is not None:
         data_dir = shared_dir() / "data"

@@ -4,7 +4,7 @@
 default system prompt when the example has none, every turn closed by `<|im_end|>`. The R1-Distill tokenizers do
 not know `<|im_start|>` / `<|im_end|>` as special tokens, so these markers are plain text to them (as they were in
 the paper's run unless LLaMA-Factory added them); the paper's evaluation stops generation at the text `<|im_end|>`,
-and so does drp's (drp/evals/protocols.py)."""
+and so does drp's (drp/evals/protocols/paper.py)."""
 
 from __future__ import annotations
 

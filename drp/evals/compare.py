@@ -68,7 +68,7 @@ def _config(path: Path) -> dict:
 def _checked_samples(path: Path, config: dict) -> dict[str, list[dict]]:
     """Benchmark → its latest records, each checked to be a sample `drp eval` wrote (one-line error if not) and
     scored by the folder's headline score."""
-    from drp.evals.sampling import latest_by_key, read_records
+    from drp.sampling.samples_file import latest_by_key, read_records
 
     records = []
     try:

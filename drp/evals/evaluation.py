@@ -1,5 +1,8 @@
 """`drp eval`: sample a student on benchmarks over seeds, grade, and write samples + metrics to a folder.
 
+One sampling job (drp.sampling.job); the protocol named by --protocol (drp.evals.protocols) makes the requests
+and adds its scores.
+
 DIR/config.json        settings (resuming with different decoding settings is refused)
 DIR/samples.jsonl      every sample, appended and flushed one by one (the resume point)
 DIR/metrics/<b>.json   per benchmark; DIR/metrics.json all of them
@@ -9,30 +12,22 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from drp.contamination import TrainQuestionsError, find_train_questions, fingerprint, load_train_questions
 from drp.errors import UserError
 from drp.evals.metrics import benchmark_metrics
-from drp.evals.paper_protocol import paper_requests
 from drp.evals.problem_sets import Fields, load_benchmark
 from drp.evals.problems import Benchmark
-from drp.evals.protocols import (
-    ASSUMED_PROMPT_NOTE,
-    DEFAULT_PROTOCOL,
-    DEFAULT_SCORE,
-    check_score,
-    headline_correct,
-    is_gsm8k,
-    lm_eval_scores,
-)
-from drp.evals.protocols import check as check_protocol
-from drp.evals.sampling import SampleWriter, SamplingSettings, Task, latest_by_key, read_records, run_tasks
+from drp.evals.protocols import DEFAULT_PROTOCOL, Plan, Protocol, protocol_named, recorded_protocol
+from drp.evals.protocols.paper import DEFAULT_SCORE
 from drp.evals.scoring import grade
-from drp.evals.templates import fill_template, resolve_template
 from drp.evals.token_split import split_tokens
+from drp.sampling.job import SamplingJob, SamplingSettings, tokenizer_for
+from drp.sampling.pool import Task
+from drp.sampling.samples_file import latest_by_key, read_records
 
 SAMPLES = "samples.jsonl"
 CONFIG = "config.json"
@@ -46,7 +41,7 @@ class EvalError(UserError):
 class EvalSettings(SamplingSettings):
     benchmarks: list[str]
     seeds: int = 3
-    protocol: str = "default"  # drp.evals.protocols.PROTOCOLS
+    protocol: str = DEFAULT_PROTOCOL  # a name in drp.evals.protocols.PROTOCOLS
     # `paper` only: one cap for every benchmark instead of the paper's per-benchmark caps
     paper_max_tokens: int | None = None
     score: str = DEFAULT_SCORE  # `paper` only: the headline score (strict, flexible or math-verify), see protocols
@@ -65,19 +60,6 @@ class EvalOutcome:
     wall_s: float
 
 
-def tokenizer_for(model: str, explicit: str | None) -> str:
-    """The student's own tokenizer: --tokenizer, else the model folder when it has one, else the default."""
-    from drp.models import resolve
-    from drp.paths import default_tokenizer
-
-    if explicit:
-        return resolve(explicit)
-    folder = Path(resolve(model))
-    if folder.is_dir() and any((folder / f).exists() for f in ("tokenizer.json", "tokenizer_config.json")):
-        return str(folder)
-    return default_tokenizer()
-
-
 def run_eval(settings: EvalSettings, echo: Callable[[str], None] = print) -> EvalOutcome:
     from drp.outputs import check_output
     from drp.redaction import redact_url
@@ -87,10 +69,8 @@ def run_eval(settings: EvalSettings, echo: Callable[[str], None] = print) -> Eva
     if settings.out.exists() and not settings.out.is_dir():
         raise EvalError(f"--out {settings.out} is a file: eval writes a folder (samples, metrics); name a folder")
     check_output(settings.out, "eval")
-    protocol = check_protocol(settings.protocol)
-    label, template = resolve_template(settings.prompt_template)
-    if protocol == "paper":  # the paper's prompts replace the student family's template
-        label, template = "paper", None
+    protocol = protocol_named(settings.protocol)
+    label, template = protocol.template(settings.prompt_template)
     benchmarks = [
         load_benchmark(name, settings.data_dir, settings.source, settings.limit, Fields())
         for name in settings.benchmarks
@@ -101,12 +81,12 @@ def run_eval(settings: EvalSettings, echo: Callable[[str], None] = print) -> Eva
     config = {
         "model": settings.endpoint.model,
         "model_url": redact_url(settings.endpoint.url),  # credentials in the URL are never written
-        "protocol": protocol,
-        **({"score": check_score(settings.score)} if protocol == "paper" else {}),
+        "protocol": protocol.name,
+        **protocol.settings_record(settings),
         "train_questions": trained_source,
         "prompt_template": {"label": label, "template": template},
         "tokenizer": tokenizer_name,
-        "decoding": _decoding_record(settings, protocol),
+        "decoding": protocol.decoding_record(settings),
         "seeds": list(range(settings.seeds)),
         "limit": settings.limit,
         "benchmarks": {b.name: {"source": b.source, "n_problems": len(b.problems)} for b in benchmarks},
@@ -118,13 +98,8 @@ def run_eval(settings: EvalSettings, echo: Callable[[str], None] = print) -> Eva
     endpoint = settings.open_endpoint(echo)
     config["server_kind"] = endpoint.kind
     counter = TokenCounter(tokenizer_name)
-    requests = {}
-    if protocol == "paper":
-        endpoint.probe_completions()
-        requests = paper_requests(
-            benchmarks, settings.paper_max_tokens, endpoint.context_length(), counter.count, echo, eos=counter.eos_token
-        )
-        config["paper_caps"] = {name: max(cap for _, cap in per.values()) for name, per in requests.items()}
+    plan = protocol.plan(benchmarks, template, settings, endpoint, counter, echo)
+    config.update(plan.record or {})
     _warn_contamination(benchmarks, trained, trained_source, echo)
     if settings.seeds > 1 and settings.decoding.temperature == 0:
         echo(
@@ -136,101 +111,82 @@ def run_eval(settings: EvalSettings, echo: Callable[[str], None] = print) -> Eva
     out.mkdir(parents=True, exist_ok=True)
     _write_config(out, config)
 
-    samples_path = out / SAMPLES
-    latest = latest_by_key(read_records(samples_path), sample_key)
-    finished = {k for k, r in latest.items() if not r.get("error")}
-
-    def task(benchmark: Benchmark, seed: int, problem) -> Task:
-        key = (benchmark.name, seed, problem.id)
-        if protocol == "paper":
-            request, cap = requests[benchmark.name][problem.id]
-            return Task(key, [], seed, problem, prompt=request.prompt, stop=request.stop, max_tokens=cap)
-        return Task(key, [{"role": "user", "content": fill_template(template, problem.question)}], seed, problem)
-
-    tasks = [
-        task(b, seed, p)
-        for seed in range(settings.seeds)
-        for b in benchmarks
-        for p in b.problems
-        if (b.name, seed, p.id) not in finished
-    ]
-    echo(
-        f"{len(tasks)} samples to draw ({len(finished)} already done) from {settings.endpoint.model} at "
-        f"{redact_url(settings.endpoint.url)}; protocol {protocol}; tokens counted with {tokenizer_name}"
+    job = SamplingJob("eval", out / SAMPLES, sample_key, _recorder(settings, protocol, config, trained, counter), True)
+    about = (
+        f"from {settings.endpoint.model} at {redact_url(settings.endpoint.url)}; protocol {protocol.name}; "
+        f"tokens counted with {tokenizer_name}"
     )
-    progress = _progress(len(tasks), settings.progress)
-    tally = {"correct": 0, "errors": 0}
-
-    with SampleWriter(samples_path) as writer:
-
-        def on_result(task: Task, completion) -> None:
-            problem = task.payload
-            record = {
-                "benchmark": problem.benchmark,
-                "problem_id": problem.id,
-                "seed": task.seed,
-                "question_sha": problem.question_sha,
-                "prompt": task.prompt if task.prompt is not None else task.messages[-1]["content"],
-                "gold_answer": problem.gold,
-                "model": settings.endpoint.model,
-                "protocol": protocol,
-                "trained_on": None if trained is None else fingerprint(problem.question) in trained,
-            }
-            if completion.error:
-                tally["errors"] += 1
-                record.update(error=completion.error, latency_s=round(completion.latency_s, 3))
-            else:
-                verdict = grade(completion.text, problem.gold)
-                tally["correct"] += verdict.correct
-                split = split_tokens(completion.text, counter.count)
-                record.update(
-                    response=completion.text,
-                    finish_reason=completion.finish_reason,
-                    extracted_answer=verdict.extracted,
-                    answer_source=verdict.source,
-                    correct=verdict.correct,
-                    tokens=split.tokens,
-                    thinking_tokens=split.thinking,
-                    answer_tokens=split.answer,
-                    think_closed=split.think_closed,
-                    server_completion_tokens=completion.completion_tokens,
-                    prompt_tokens=completion.prompt_tokens,
-                    latency_s=round(completion.latency_s, 3),
-                    error=None,
-                )
-                if protocol == "paper":
-                    # every score side by side; `correct` is the headline (--score). lm-eval's two filters are
-                    # GSM8K's own and are not applied to the other benchmarks.
-                    record["math_verify_correct"] = verdict.correct
-                    if is_gsm8k(problem.benchmark):
-                        scores = lm_eval_scores(completion.text, problem.gold)
-                        record.update(
-                            strict_answer=scores.strict,
-                            strict_correct=scores.strict_correct,
-                            flexible_answer=scores.flexible,
-                            flexible_correct=scores.flexible_correct,
-                        )
-                    record["correct"] = headline_correct(record, config["score"])
-                    tally["correct"] += record["correct"] - verdict.correct
-            writer.write(record)
-            progress.update(1)
-            progress.set_postfix(correct=tally["correct"], errors=tally["errors"], refresh=False)
-
-        outcome = run_tasks(
-            tasks, endpoint, settings.decoding, settings.concurrency, on_result, settings.max_consecutive_errors
-        )
-    progress.close()
-    metrics = write_metrics(out, config.get("paper_caps") or settings.decoding.max_tokens)
+    outcome = job.run(_planned(benchmarks, settings.seeds, plan), job.finished(), endpoint, settings, echo, about)
+    metrics = write_metrics(out, plan.caps or settings.decoding.max_tokens)
     return EvalOutcome(
         out,
         metrics,
-        len(tasks),
+        outcome.todo,
         outcome.done,
         outcome.failed,
         outcome.aborted,
         outcome.interrupted,
         time.perf_counter() - started,
     )
+
+
+def _planned(benchmarks: list[Benchmark], seeds: int, plan: Plan) -> Iterator[Task]:
+    """Every sample of the eval, seed by seed (a run cut short has whole seeds first), as the plan asks it."""
+    for seed in range(seeds):
+        for benchmark in benchmarks:
+            for problem in benchmark.problems:
+                request = plan.requests[benchmark.name][problem.id]
+                yield Task(
+                    (benchmark.name, seed, problem.id),
+                    list(request.messages),
+                    seed,
+                    problem,
+                    prompt=request.prompt,
+                    stop=request.stop,
+                    max_tokens=request.max_tokens,
+                )
+
+
+def _recorder(settings: EvalSettings, protocol: Protocol, config: dict, trained: set[str] | None, counter) -> Callable:
+    """A completion → its sample record: graded by math-verify, then by the protocol's own scores."""
+
+    def record(task: Task, completion) -> dict:
+        problem = task.payload
+        record = {
+            "benchmark": problem.benchmark,
+            "problem_id": problem.id,
+            "seed": task.seed,
+            "question_sha": problem.question_sha,
+            "prompt": task.prompt if task.prompt is not None else task.messages[-1]["content"],
+            "gold_answer": problem.gold,
+            "model": settings.endpoint.model,
+            "protocol": protocol.name,
+            "trained_on": None if trained is None else fingerprint(problem.question) in trained,
+        }
+        if completion.error:
+            record.update(error=completion.error, latency_s=round(completion.latency_s, 3))
+            return record
+        verdict = grade(completion.text, problem.gold)
+        split = split_tokens(completion.text, counter.count)
+        record.update(
+            response=completion.text,
+            finish_reason=completion.finish_reason,
+            extracted_answer=verdict.extracted,
+            answer_source=verdict.source,
+            correct=verdict.correct,
+            tokens=split.tokens,
+            thinking_tokens=split.thinking,
+            answer_tokens=split.answer,
+            think_closed=split.think_closed,
+            server_completion_tokens=completion.completion_tokens,
+            prompt_tokens=completion.prompt_tokens,
+            latency_s=round(completion.latency_s, 3),
+            error=None,
+        )
+        record.update(protocol.scores(completion.text, problem, verdict, config))
+        return record
+
+    return record
 
 
 def sample_key(record: dict) -> tuple:
@@ -251,10 +207,7 @@ def load_samples(out: Path) -> dict[str, list[dict]]:
 
 def with_headline(record: dict, config: dict) -> dict:
     """The sample with `correct` set to the folder's headline score (paper protocol; else as sampled)."""
-    score = config.get("score") if config.get("protocol") == "paper" else None
-    if score and not record.get("error") and "math_verify_correct" in record:
-        record["correct"] = headline_correct(record, score)
-    return record
+    return recorded_protocol(config).with_headline(record, config)
 
 
 def write_metrics(out: Path, max_tokens: int | dict[str, int] | None) -> dict:
@@ -267,7 +220,7 @@ def write_metrics(out: Path, max_tokens: int | dict[str, int] | None) -> dict:
         every[name] = {
             "benchmark": name,
             "protocol": protocol,
-            **_paper_notes(name, config),
+            **recorded_protocol(config).metrics_notes(name, config),
             **benchmark_metrics(records, cap),
         }
     (out / "metrics").mkdir(exist_ok=True)
@@ -277,22 +230,6 @@ def write_metrics(out: Path, max_tokens: int | dict[str, int] | None) -> dict:
         )
     (out / "metrics.json").write_text(json.dumps(every, indent=2) + "\n")
     return every
-
-
-def _paper_notes(benchmark: str, config: dict) -> dict:
-    """Under the paper protocol: which score `accuracy` is, and, off GSM8K, that the prompt is an assumption."""
-    if config.get("protocol") != "paper":
-        return {}
-    if is_gsm8k(benchmark):
-        return {"score": config.get("score", DEFAULT_SCORE)}
-    return {"score": "math-verify", "prompt_note": ASSUMED_PROMPT_NOTE}
-
-
-def _decoding_record(settings: EvalSettings, protocol: str) -> dict:
-    decoding = settings.decoding.public()
-    if protocol == "paper" and settings.paper_max_tokens is None:
-        decoding["max_tokens"] = None  # the paper's cap per benchmark, in config.json's paper_caps
-    return decoding
 
 
 def _train_questions(settings: EvalSettings) -> tuple[set[str] | None, str | None]:
@@ -376,9 +313,3 @@ def _no_duplicates(benchmarks: list[Benchmark]) -> None:
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise EvalError(f"benchmark given twice: {', '.join(repeated)}")
-
-
-def _progress(total: int, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc="eval", unit="sample", disable=not enabled or total == 0, dynamic_ncols=True)

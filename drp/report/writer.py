@@ -25,6 +25,7 @@ from markupsafe import Markup
 from drp.costs import run_price
 from drp.errors import UserError
 from drp.jsonl import atomic_write
+from drp.layout import SECTION_BREAK
 from drp.outcomes import reason_kind
 from drp.report import data
 from drp.report.summary import summarise
@@ -203,6 +204,8 @@ def build_index(src: RunStore, rows: list[dict], statuses, limit, other: RunStor
         "selection": {"statuses": statuses or [], "limit": limit, "shown": len(rows), "total": summary["traces"]},
         "skills": skills,
         "columns": {"steps": data.STEP_COLUMNS, "calls": data.EMBEDDED_CALL_COLUMNS},
+        # drp.layout's response layout: the page joins a pruned thinking and answer section with it
+        "layout": {"section_break": SECTION_BREAK},
         "rows": listed,
     }
 

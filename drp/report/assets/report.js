@@ -497,7 +497,7 @@
   function joinSteps(steps) { return steps.map(function (s) { return txt(s.text); }).join('\n\n'); }
   function prunedResponse(d) {
     if (d.pruned_answer_section !== null && d.pruned_answer_section !== undefined && d.pruned_thinking !== null && d.pruned_thinking !== undefined)
-      return d.pruned_thinking + '\n</think>\n\n' + d.pruned_answer_section;
+      return d.pruned_thinking + INDEX.layout.section_break + d.pruned_answer_section;
     return d.pruned_response;
   }
 

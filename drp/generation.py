@@ -15,15 +15,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from drp.evals.evaluation import EvalError, tokenizer_for
+from drp.errors import UserError
 from drp.evals.problem_sets import Fields, load_benchmark
-from drp.evals.sampling import SampleWriter, SamplingSettings, Task, latest_by_key, read_records, run_tasks
 from drp.evals.scoring import grade
 from drp.evals.templates import FAMILIES, fill_template, resolve_template
 from drp.jsonl import read_lines, write_jsonl
 from drp.layout import THINK_CLOSE
+from drp.sampling.job import SamplingJob, SamplingSettings, tokenizer_for
+from drp.sampling.pool import Task
+from drp.sampling.samples_file import read_records
 
 KEEP = ("correct", "all")
+
+
+class GenerateError(UserError):
+    """Bad settings or input: reported to the user as is."""
 
 
 @dataclass(kw_only=True)
@@ -65,14 +71,14 @@ def run_generate(settings: GenerateSettings, echo: Callable[[str], None] = print
 
     started = time.perf_counter()
     if settings.keep not in KEEP:
-        raise EvalError(f"--keep must be one of {', '.join(KEEP)}, not {settings.keep!r}")
+        raise GenerateError(f"--keep must be one of {', '.join(KEEP)}, not {settings.keep!r}")
     _check_outputs(settings)
     label, template = resolve_template(settings.prompt_template)
     benchmark = load_benchmark(settings.problems, settings.data_dir, settings.source, settings.limit, settings.fields)
     if settings.keep == "correct":
         no_gold = [p.id for p in benchmark.problems if p.gold is None]
         if no_gold:
-            raise EvalError(
+            raise GenerateError(
                 f"{len(no_gold)} problems have no gold answer (e.g. {no_gold[0]}) to grade against: "
                 "map the answer field (--answer-field) or use --keep all"
             )
@@ -93,73 +99,21 @@ def run_generate(settings: GenerateSettings, echo: Callable[[str], None] = print
     if settings.overwrite:
         samples_path.unlink(missing_ok=True)
         settings.out.unlink(missing_ok=True)
-    latest = latest_by_key(existing, _key)
-    finished = {k for k, r in latest.items() if not r.get("error")}
-    tasks = [
+    counter = TokenCounter(tokenizer_name)
+    job = SamplingJob("generate", samples_path, _key, _recorder(settings, benchmark.name, settings_record, counter))
+    planned = (
         Task((p.id, k), [{"role": "user", "content": fill_template(template, p.question)}], settings.seed + k, p)
         for p in benchmark.problems
         for k in range(settings.n)
-        if (p.id, k) not in finished
-    ]
-    echo(
-        f"{len(tasks)} samples to draw ({len(finished)} already done) for {len(benchmark.problems)} problems "
-        f"from {benchmark.source}"
     )
-    counter = TokenCounter(tokenizer_name)
-    from tqdm import tqdm
-
-    progress = tqdm(
-        total=len(tasks), desc="generate", unit="sample", disable=not settings.progress or not tasks, dynamic_ncols=True
-    )
-
-    with SampleWriter(samples_path) as writer:
-
-        def on_result(task: Task, completion) -> None:
-            problem, k = task.payload, task.key[1]
-            record = {
-                "id": problem.id if settings.n == 1 else f"{problem.id}_s{k}",
-                "question": problem.question,
-                "gold_answer": problem.gold,
-                "problem_id": problem.id,
-                "sample": k,
-                "seed": task.seed,
-                "source": benchmark.name,
-                **settings_record,
-                "prompt": task.messages[-1]["content"],
-            }
-            if completion.error:
-                record.update(error=completion.error)
-            else:
-                verdict = grade(completion.text, problem.gold)
-                record.update(
-                    response=completion.text,
-                    finish_reason=completion.finish_reason,
-                    extracted_answer=verdict.extracted,
-                    correct=verdict.correct,
-                    tokens=counter.count(completion.text),
-                    server_completion_tokens=completion.completion_tokens,
-                    error=None,
-                )
-            for name, value in problem.extra.items():  # the problem file's own fields travel along
-                record.setdefault(name, value)
-            writer.write(record)
-            progress.update(1)
-
-        outcome = run_tasks(
-            tasks, endpoint, settings.decoding, settings.concurrency, on_result, settings.max_consecutive_errors
-        )
-    progress.close()
+    about = f"for {len(benchmark.problems)} problems from {benchmark.source}"
+    outcome = job.run(planned, job.finished(existing), endpoint, settings, echo, about)
 
     order = {(p.id, k): i for i, (p, k) in enumerate((p, k) for p in benchmark.problems for k in range(settings.n))}
-    done = [
-        r for r in latest_by_key(read_records(samples_path), _key).values() if not r.get("error") and _key(r) in order
-    ]
-    done.sort(key=lambda r: order[_key(r)])
+    latest = [r for r in job.latest().values() if _key(r) in order]
+    done = sorted((r for r in latest if not r.get("error")), key=lambda r: order[_key(r)])
     kept = [r for r in done if _keep(r, settings)]
     _write_atomic(settings.out, kept)
-    failed = sum(
-        1 for r in latest_by_key(read_records(samples_path), _key).values() if r.get("error") and _key(r) in order
-    )
     return GenerateOutcome(
         settings.out,
         samples_path,
@@ -168,12 +122,48 @@ def run_generate(settings: GenerateSettings, echo: Callable[[str], None] = print
         len(kept),
         sum(r.get("finish_reason") == "length" for r in done),
         sum(r.get("extracted_answer") is None for r in done),
-        failed,
-        len(tasks),
+        sum(1 for r in latest if r.get("error")),
+        outcome.todo,
         outcome.aborted,
         outcome.interrupted,
         time.perf_counter() - started,
     )
+
+
+def _recorder(settings: GenerateSettings, source: str, settings_record: dict, counter) -> Callable:
+    """A completion → its sample record: the trace `drp run` reads, with how it was drawn and graded."""
+
+    def record(task: Task, completion) -> dict:
+        problem, k = task.payload, task.key[1]
+        record = {
+            "id": problem.id if settings.n == 1 else f"{problem.id}_s{k}",
+            "question": problem.question,
+            "gold_answer": problem.gold,
+            "problem_id": problem.id,
+            "sample": k,
+            "seed": task.seed,
+            "source": source,
+            **settings_record,
+            "prompt": task.messages[-1]["content"],
+        }
+        if completion.error:
+            record.update(error=completion.error)
+        else:
+            verdict = grade(completion.text, problem.gold)
+            record.update(
+                response=completion.text,
+                finish_reason=completion.finish_reason,
+                extracted_answer=verdict.extracted,
+                correct=verdict.correct,
+                tokens=counter.count(completion.text),
+                server_completion_tokens=completion.completion_tokens,
+                error=None,
+            )
+        for name, value in problem.extra.items():  # the problem file's own fields travel along
+            record.setdefault(name, value)
+        return record
+
+    return record
 
 
 def _keep(record: dict, settings: GenerateSettings) -> bool:
@@ -194,20 +184,22 @@ def _check_outputs(settings: GenerateSettings) -> None:
         check_output(path, "generate")
     for path in (settings.out, samples):
         if problems.is_file() and path.exists() and path.resolve() == problems.resolve():
-            raise EvalError(f"--out {settings.out} would write over the problems file {problems}: choose another --out")
+            raise GenerateError(
+                f"--out {settings.out} would write over the problems file {problems}: choose another --out"
+            )
         if path.is_dir():
             example = path / "traces.jsonl" if path == settings.out else "another --out"
-            raise EvalError(f"{path} is a folder: --out names the trace file to write, e.g. --out {example}")
+            raise GenerateError(f"{path} is a folder: --out names the trace file to write, e.g. --out {example}")
     if settings.overwrite:
         return
     for path, what in ((samples, "samples"), (settings.out, "traces")):
         if path.exists() and not _written_by_generate(path):
-            raise EvalError(
+            raise GenerateError(
                 f"{path} exists and is not a file of drp generate's {what}: pass --overwrite to replace "
                 "it, or choose another --out"
             )
     if settings.out.exists() and settings.out.stat().st_size and not samples.exists():
-        raise EvalError(
+        raise GenerateError(
             f"{settings.out} exists without its samples file {samples.name}, so there is nothing to "
             "resume: pass --overwrite to replace it, or choose another --out"
         )
@@ -235,7 +227,7 @@ def _check_same_settings(path: Path, existing: list[dict], current: dict) -> Non
     for record in existing[:1]:
         for name, value in current.items():
             if record.get(name) != value:
-                raise EvalError(
+                raise GenerateError(
                     f"{path} holds samples made with {name}={record.get(name)!r}, not {value!r}: "
                     "use another --out, or the same settings to resume"
                 )
