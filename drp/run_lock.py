@@ -1,7 +1,7 @@
 """One process owns a run at a time.
 
-`drp run` takes an exclusive `flock` on `<runs>/.drp/<id>.lock` (drp.run_place) before it looks at the run, and holds it
-until it ends: creating, resuming, overwriting and processing all happen under it. The kernel drops the lock
+`drp run` takes an exclusive `flock` on `<runs>/.drp/<id>.lock` (drp.run_place) before it looks at the run, and
+holds it until it ends: creating, resuming, overwriting and processing all happen under it. The kernel drops the lock
 when the owner dies, however it dies, so a lock left behind by a killed owner is never in the way; worker
 processes forked by `--workers` share the owner's lock. The file says who holds it (pid, host, command with
 any URL credentials masked, start), for the refusal a second process gets, and only its owner may read it
