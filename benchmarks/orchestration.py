@@ -18,7 +18,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 from drp.jsonl import read_jsonl  # noqa: E402
-from drp.runner import RunOptions, run  # noqa: E402
+from drp.paths import runs_dir  # noqa: E402
+from drp.run_config import RunConfig  # noqa: E402
+from drp.run_place import RunPlace  # noqa: E402
+from drp.runner import run  # noqa: E402
 from drp.testing.scripted_teacher import ScriptedTeacher  # noqa: E402
 from drp.testing.skill_aware_responder import sensible  # noqa: E402
 
@@ -51,15 +54,17 @@ def main() -> None:
     TokenCounter()
     cpu_started = _cpu_seconds()
     summary = run(
-        RunOptions(
-            source=str(source),
-            run_id="orch",
-            policy="skill-aware",
-            teacher_urls=[url],
-            teacher_model="scripted",
-            concurrency=args.concurrency,
-            workers=args.workers,
+        RunConfig.from_options(
+            {
+                "source": str(source),
+                "policy": "skill-aware",
+                "teacher_urls": [url],
+                "teacher_model": "scripted",
+                "concurrency": args.concurrency,
+                "workers": args.workers,
+            }
         ),
+        RunPlace.under(runs_dir(), "orch"),
         progress=False,
     )
     cpu_seconds = _cpu_seconds() - cpu_started  # worker processes are joined by now: their CPU counts

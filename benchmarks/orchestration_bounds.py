@@ -68,9 +68,9 @@ def _stub(layers: set[str]) -> None:
     if "client" in layers:
         _bare_client()
     if "graph" in layers:
-        import drp.runner
+        import drp.run_traces
 
-        drp.runner._graph = lambda: _PlainGraph()
+        drp.run_traces._graph = lambda: _PlainGraph()
 
 
 def _bare_client() -> None:

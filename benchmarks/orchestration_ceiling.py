@@ -71,7 +71,10 @@ def main() -> None:
 
 def _recorded_requests() -> list[list[bytes]]:
     """Each benchmark example's teacher requests (bodies, in order), from one drp run at concurrency 1."""
-    from drp.runner import RunOptions, run
+    from drp.paths import runs_dir
+    from drp.run_config import RunConfig
+    from drp.run_place import RunPlace
+    from drp.runner import run
     from drp.store import DB_NAME
 
     workdir = Path(tempfile.mkdtemp(prefix="drp-ceiling-"))
@@ -80,14 +83,16 @@ def _recorded_requests() -> list[list[bytes]]:
     source.write_text("".join(json.dumps(r) + "\n" for r in usable_examples()))
     with ScriptedTeacher(sensible) as teacher:
         summary = run(
-            RunOptions(
-                source=str(source),
-                run_id="ceiling",
-                policy="skill-aware",
-                teacher_urls=[teacher.url],
-                teacher_model="scripted",
-                concurrency=1,
+            RunConfig.from_options(
+                {
+                    "source": str(source),
+                    "policy": "skill-aware",
+                    "teacher_urls": [teacher.url],
+                    "teacher_model": "scripted",
+                    "concurrency": 1,
+                }
             ),
+            RunPlace.under(runs_dir(), "ceiling"),
             progress=False,
         )
         bodies = [json.dumps(request).encode() for request in teacher.requests]

@@ -70,8 +70,10 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="drp-reuse-"))
     os.environ["DRP_RUNS_DIR"] = str(work / "runs")
-    from drp.paths import builtin_prompts_dir, run_dir
-    from drp.runner import RunOptions, run
+    from drp.paths import builtin_prompts_dir, run_dir, runs_dir
+    from drp.run_config import RunConfig
+    from drp.run_place import RunPlace
+    from drp.runner import run
     from drp.store import open_run
 
     policies = work / "policies"
@@ -98,16 +100,18 @@ def main() -> None:
     def prune(run_id: str, policy: str, reuse: list[str]) -> float:
         started, cpu_started = time.perf_counter(), time.process_time()
         run(
-            RunOptions(
-                source=str(source),
-                run_id=run_id,
-                policy=policy,
-                prompts_dirs=[str(policies)],
-                teacher_urls=[url],
-                teacher_model="scripted",
-                concurrency=args.concurrency,
-                reuse=[str(run_dir(name).resolve()) for name in reuse],
+            RunConfig.from_options(
+                {
+                    "source": str(source),
+                    "policy": policy,
+                    "prompts_dirs": [str(policies)],
+                    "teacher_urls": [url],
+                    "teacher_model": "scripted",
+                    "concurrency": args.concurrency,
+                    "reuse": [str(run_dir(name).resolve()) for name in reuse],
+                }
             ),
+            RunPlace.under(runs_dir(), run_id),
             progress=False,
         )
         cpu[run_id] = time.process_time() - cpu_started

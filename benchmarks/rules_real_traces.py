@@ -14,9 +14,11 @@ import tempfile
 import time
 
 from drp.outcomes import ACCEPTED, original_usable
-from drp.paths import shared_dir
+from drp.paths import runs_dir, shared_dir
+from drp.run_config import RunConfig
+from drp.run_place import RunPlace
 from drp.run_stats import compute
-from drp.runner import RunOptions, run
+from drp.runner import run
 from drp.store import open_run
 
 
@@ -31,16 +33,11 @@ def main() -> None:
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, as the target says
     os.environ.setdefault("DRP_RUNS_DIR", tempfile.mkdtemp(prefix="drp-bench-"))
     source = shared / "data" / "traces" / "r1-distill-qwen-1.5b.e2h-gsm8k.jsonl"
-    options = RunOptions(
-        source=str(source),
-        run_id=f"bench-{args.policy}",
-        policy=args.policy,
-        overwrite=True,
-        limit=args.limit,
-        concurrency=1,
+    config = RunConfig.from_options(
+        {"source": str(source), "policy": args.policy, "overwrite": True, "limit": args.limit, "concurrency": 1}
     )
     started = time.perf_counter()
-    summary = run(options, progress=False)
+    summary = run(config, RunPlace.under(runs_dir(), f"bench-{args.policy}"), progress=False)
     total = time.perf_counter() - started
     store = open_run(summary.path)
     stats = compute(store)

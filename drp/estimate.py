@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from drp.endpoint import short
@@ -84,26 +82,27 @@ def project(values: list[float], records: int, scale: float = 1.0) -> Projection
     return Projection(mean, low, high, mean * records * scale, low * records * scale, high * records * scale, known)
 
 
-def estimate(options, sample_size: int = DEFAULT_SAMPLE, seed: int = 0, progress: bool = False) -> Estimate:
+def estimate(config, sample_size: int = DEFAULT_SAMPLE, seed: int = 0, progress: bool = False) -> Estimate:
+    """Project pruning the whole input of `config` (a drp.run_config.RunConfig) from a sample of it."""
     from drp import input_traces
     from drp.costs import resolve_price
+    from drp.run_place import RunPlace
     from drp.runner import TeacherUnreachable, run
     from drp.scratch import scratch_folder
     from drp.store import open_run
 
-    loaded = list(input_traces.load(options.source, options.field_map, options.split))
+    source_config, teacher = config.source, config.teacher
+    loaded = list(input_traces.load(source_config.path, source_config.field_map, source_config.split))
     usable = [item for item in loaded if item.record is not None]
     sample = random.Random(seed).sample(usable, min(sample_size, len(usable)))
-    price = resolve_price(options.teacher_price, options.teacher_model, options.prices_file)
-    batch = options.teacher_mode == "batch"
+    price = resolve_price(teacher.price, teacher.model, teacher.prices_file)
+    batch = teacher.mode == "batch"
     # The sample's run lives in a scratch folder: removed at the end, or by the next estimate after a kill.
-    with scratch_folder(SCRATCH_PREFIX) as scratch, _runs_dir(Path(scratch) / "runs"):
+    with scratch_folder(SCRATCH_PREFIX) as scratch:
         source = Path(scratch) / "sample.jsonl"
         source.write_text("".join(json.dumps(_as_record(item.record), ensure_ascii=False) + "\n" for item in sample))
-        sampled = replace(
-            options,
+        sampled = config.with_options(
             source=str(source),
-            run_id="estimate",
             teacher_mode="online",
             limit=None,
             resume=False,
@@ -112,7 +111,7 @@ def estimate(options, sample_size: int = DEFAULT_SAMPLE, seed: int = 0, progress
             workers=1,
         )
         try:
-            summary = run(sampled, progress=progress)
+            summary = run(sampled, RunPlace.under(Path(scratch) / "runs", "estimate"), progress=progress)
         except TeacherUnreachable as exc:
             raise TeacherUnreachable(f"the --estimate sample stopped: {exc.reason}; nothing to project from") from None
         store = open_run(summary.path)
@@ -149,10 +148,10 @@ def estimate(options, sample_size: int = DEFAULT_SAMPLE, seed: int = 0, progress
     costs = (
         [price.cost(row["teacher_input_tokens"], row["teacher_output_tokens"], batch) for row in known] if price else []
     )
-    concurrency = max(1, options.concurrency)
+    concurrency = max(1, config.execution.concurrency)
     reused = [row for row in rows if row["reused_input_tokens"] is not None and row["reused_output_tokens"] is not None]
     savings = {}
-    if options.reuse:
+    if teacher.reuse:
         savings = {
             "reused_input_tokens": project([row["reused_input_tokens"] for row in reused], count),
             "reused_output_tokens": project([row["reused_output_tokens"] for row in reused], count),
@@ -202,19 +201,6 @@ def _rounds(store, trace_ids: list[str]) -> int:
         stages = {(call["node"], call["attempt"]) for call in store.calls(trace_id) if call["llm"]}
         deepest = max(deepest, len(stages))
     return deepest
-
-
-@contextmanager
-def _runs_dir(folder: Path):
-    before = os.environ.get("DRP_RUNS_DIR")
-    os.environ["DRP_RUNS_DIR"] = str(folder)
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("DRP_RUNS_DIR", None)
-        else:
-            os.environ["DRP_RUNS_DIR"] = before
 
 
 def describe(result: Estimate) -> str:

@@ -38,11 +38,6 @@ def check_run_id(run_id: str) -> str:
     return run_id
 
 
-def new_run_dir(run_id: str) -> Path:
-    """Where `drp run` keeps the run `run_id` (checked to be a plain name)."""
-    return runs_dir() / check_run_id(run_id)
-
-
 def run_dir(run: str) -> Path:
     """The folder of a run to read: a run id under the runs folder, or a path to a run folder."""
     as_path = Path(run)

@@ -16,7 +16,8 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from drp.paths import DB_NAME, work_dir
+from drp.paths import DB_NAME
+from drp.run_place import RunPlace
 
 _DB_FILES = {DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", f"{DB_NAME}-journal"}
 
@@ -55,13 +56,13 @@ def staging_prefix(run_id: str, purpose: str = "new") -> str:
     return f"{run_id}{SEPARATOR}{purpose}-"
 
 
-def clear_leftovers(run_id: str) -> None:
+def clear_leftovers(place: RunPlace) -> None:
     """Remove what killed creations or swaps of this run left in the work folder (call it holding the lock)."""
-    root = work_dir()
+    root = place.work
     if not root.is_dir():
         return
     for entry in root.iterdir():
-        if entry.is_dir() and not entry.is_symlink() and _leftover_of(entry.name, run_id):
+        if entry.is_dir() and not entry.is_symlink() and _leftover_of(entry.name, place.run_id):
             shutil.rmtree(entry, ignore_errors=True)
 
 
@@ -78,11 +79,11 @@ def _leftover_of(name: str, run_id: str) -> bool:
 
 
 @contextmanager
-def staging(run_id: str):
-    """A private folder to build the run `run_id` in; removed unless it was published."""
-    root = work_dir()
+def staging(place: RunPlace):
+    """A private folder to build the run at `place` in; removed unless it was published."""
+    root = place.work
     root.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix=staging_prefix(run_id), dir=root))
+    folder = Path(tempfile.mkdtemp(prefix=staging_prefix(place.run_id), dir=root))
     folder.chmod(0o777 & ~_umask())  # mkdtemp's folder is private; a run folder gets the usual permissions
     try:
         yield folder
@@ -97,12 +98,13 @@ def _umask() -> int:
     return mask
 
 
-def publish(staged: Path, folder: Path) -> None:
+def publish(staged: Path, place: RunPlace) -> None:
     """Move a complete run into place, replacing the run (or empty folder) there."""
+    folder = place.folder
     folder.parent.mkdir(parents=True, exist_ok=True)
     old = None
     if folder.exists() and not is_empty_folder(folder):
-        old = Path(tempfile.mkdtemp(prefix=staging_prefix(folder.name, "old"), dir=work_dir()))
+        old = Path(tempfile.mkdtemp(prefix=staging_prefix(place.run_id, "old"), dir=place.work))
         os.replace(folder, old)  # the old run steps aside, onto the fresh empty name
     os.replace(staged, folder)
     if old is not None:

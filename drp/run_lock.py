@@ -1,7 +1,7 @@
 """One process owns a run at a time.
 
-`drp run` takes an exclusive `flock` on `<runs>/.drp/<id>.lock` before it looks at the run, and holds it
-until it ends: creating, resuming, overwriting and processing all happen under it. The kernel drops the lock
+`drp run` takes an exclusive `flock` on `<runs>/.drp/<id>.lock` (drp.run_place) before it looks at the run, and
+holds it until it ends: creating, resuming, overwriting and processing all happen under it. The kernel drops the lock
 when the owner dies, however it dies, so a lock left behind by a killed owner is never in the way; worker
 processes forked by `--workers` share the owner's lock. The file says who holds it (pid, host, command with
 any URL credentials masked, start), for the refusal a second process gets, and only its owner may read it
@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from drp.errors import UserError
-from drp.paths import check_run_id, work_dir
 from drp.redaction import redact_command
+from drp.run_place import RunPlace
 
 
 class RunInUse(UserError):
@@ -51,9 +51,9 @@ class RunLock:
         self.release()
 
 
-def lock_run(run_id: str) -> RunLock:
-    """Own the run `run_id`, or RunInUse naming the process that does."""
-    path = work_dir() / f"{check_run_id(run_id)}.lock"
+def lock_run(place: RunPlace) -> RunLock:
+    """Own the run at `place`, or RunInUse naming the process that does."""
+    run_id, path = place.run_id, place.lock_path
     while True:
         fd = _locked(run_id, path)
         if _is_current(fd, path):
@@ -117,10 +117,7 @@ def _owner(fd: int) -> str:
 def holder(folder) -> str | None:
     """Who is running the run in `folder` right now (its lock is held), or None. Only looks: creates nothing,
     and takes the lock for no longer than the look (a shared lock, which a live owner's exclusive one refuses)."""
-    from pathlib import Path
-
-    folder = Path(folder)
-    path = folder.parent / work_dir().name / f"{folder.name}.lock"
+    path = RunPlace.of_folder(folder).lock_path
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:

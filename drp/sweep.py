@@ -50,27 +50,26 @@ def children(run_id: str, swept: dict[str, list[str]]) -> list[tuple[str, dict[s
     return found
 
 
-def run_sweep(options, swept: dict[str, list[str]], progress: bool = True):
-    """Run every child; returns (their summaries, the side-by-side table)."""
-    from drp.paths import new_run_dir
+def run_sweep(config, place, swept: dict[str, list[str]], progress: bool = True):
+    """Run every child (a drp.run_config.RunConfig each, beside `place`); returns (their summaries, the
+    side-by-side table)."""
     from drp.run_compare import compare, table
     from drp.runner import run
     from drp.store import open_run
 
-    if options.resume:
+    if config.execution.resume:
         raise UserError("a sweep (--set KEY=V1,V2) starts new runs: resume each child run by its own id instead")
-    planned = children(options.run_id, swept)
+    planned = children(place.run_id, swept)
     summaries, done = [], []
     for child, overrides in planned:
-        folder = new_run_dir(child)
-        child_options = replace(
-            options,
-            run_id=child,
-            policy_overrides={**options.policy_overrides, **overrides},
-            reuse=[*options.reuse, *(str(f.resolve()) for f in done)],
+        child_place = place.sibling(child)
+        child_config = replace(
+            config,
+            policy=replace(config.policy, overrides={**config.policy.overrides, **overrides}),
+            teacher=replace(config.teacher, reuse=(*config.teacher.reuse, *(str(f.resolve()) for f in done))),
         )
-        summaries.append(run(child_options, progress=progress))
-        done.append(folder)
+        summaries.append(run(child_config, child_place, progress=progress))
+        done.append(child_place.folder)
     stores = [open_run(folder) for folder in done]
     try:
         return summaries, table(compare(stores))

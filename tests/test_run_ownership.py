@@ -225,8 +225,9 @@ def test_the_lock_is_free_after_a_refusal_a_failure_and_a_kill(hermetic_runs):
         [
             *DRP[:1],
             "-c",
-            "import sys, time; from drp.run_lock import lock_run; "
-            "lock = lock_run('free'); print('locked', flush=True); time.sleep(600)",
+            "import sys, time; from drp.paths import runs_dir; from drp.run_lock import lock_run; "
+            "from drp.run_place import RunPlace; "
+            "lock = lock_run(RunPlace.under(runs_dir(), 'free')); print('locked', flush=True); time.sleep(600)",
         ],
         env=os.environ.copy(),
         stdout=subprocess.PIPE,

@@ -227,62 +227,69 @@ def run(
     from drp.input_traces import parse_field_map
     from drp.paths import run_dir, runs_dir
     from drp.policy import parse_overrides
-    from drp.runner import RunOptions
+    from drp.run_config import BatchConfig, ExecutionConfig, PolicyConfig, RunConfig, SourceConfig, TeacherConfig
+    from drp.run_place import RunPlace
     from drp.runner import run as run_graph
     from drp.sweep import run_sweep, split_sweeps
 
     plain_sets, swept = split_sweeps(set_ or [])
-    overrides = parse_overrides(plain_sets)
-    options = RunOptions(
-        source=traces,
-        run_id=datetime.now().strftime("%Y%m%d-%H%M%S") if run_id is None else run_id,
-        policy=policy,
-        teacher_urls=[*(teacher_url or []), *read_urls_file(teacher_urls_file)],
-        teacher_model=teacher_model,
-        teacher_api_key_env=teacher_api_key_env,
-        structured_output=structured_output,
-        teacher_timeout=teacher_timeout,
-        teacher_max_retries=teacher_max_retries,
-        teacher_mode=teacher_mode,
-        batch_poll_seconds=batch_poll_seconds,
-        batch_call_timeout=batch_call_timeout,
-        batch_poll_failures=batch_poll_failures,
-        batch_job_timeout=batch_job_timeout,
-        teacher_price=teacher_price,
-        prices_file=str(prices_file) if prices_file else None,
-        limit=limit,
-        concurrency=concurrency,
-        workers=workers,
-        resume=resume,
-        overwrite=overwrite,
+    config = RunConfig(
+        source=SourceConfig(
+            path=traces,
+            field_map=parse_field_map(field or []),
+            split=split,
+            limit=limit,
+            max_record_chars=max_record_chars,
+        ),
+        policy=PolicyConfig(
+            name=policy,
+            prompts_dirs=tuple(str(p) for p in prompts_dir or []),
+            overrides=parse_overrides(plain_sets),
+            allow_change=allow_policy_change,
+        ),
+        teacher=TeacherConfig(
+            urls=(*(teacher_url or []), *read_urls_file(teacher_urls_file)),
+            model=teacher_model,
+            api_key_env=teacher_api_key_env,
+            structured_output=structured_output,
+            timeout=teacher_timeout,
+            max_retries=teacher_max_retries,
+            mode=teacher_mode,
+            batch=BatchConfig(
+                poll_seconds=batch_poll_seconds,
+                call_timeout=batch_call_timeout,
+                poll_failures=batch_poll_failures,
+                job_timeout=batch_job_timeout,
+            ),
+            price=teacher_price,
+            prices_file=str(prices_file) if prices_file else None,
+            tokenizer=teacher_tokenizer,
+            reuse=tuple(str(run_dir(name).resolve()) for name in reuse or []),
+        ),
         tokenizer=tokenizer,
-        field_map=parse_field_map(field or []),
-        split=split,
-        prompts_dirs=[str(p) for p in prompts_dir or []],
-        policy_overrides=overrides,
-        allow_policy_change=allow_policy_change,
-        retry_failed=retry_failed,
-        max_record_chars=max_record_chars,
-        teacher_tokenizer=teacher_tokenizer,
-        reuse=[str(run_dir(name).resolve()) for name in reuse or []],
+        execution=ExecutionConfig(
+            concurrency=concurrency, workers=workers, resume=resume, overwrite=overwrite, retry_failed=retry_failed
+        ),
     )
     if estimate:
         from drp.estimate import describe
         from drp.estimate import estimate as estimate_run
 
-        typer.echo(describe(estimate_run(options, estimate_sample, seed, progress=not quiet)))
+        typer.echo(describe(estimate_run(config, estimate_sample, seed, progress=not quiet)))
         return
+    # The run's place is read from the environment here, once; everything below is handed it.
+    place = RunPlace.under(runs_dir(), datetime.now().strftime("%Y%m%d-%H%M%S") if run_id is None else run_id)
     if swept:
         if estimate:
             from drp.errors import UserError
 
             raise UserError("--estimate projects one run: leave the sweep (--set KEY=V1,V2) out of it")
         try:
-            summaries, table = run_sweep(options, swept, progress=not quiet)
+            summaries, table = run_sweep(config, place, swept, progress=not quiet)
         except KeyboardInterrupt:
             typer.echo(
                 "\ninterrupted: each child run finished so far is kept; finish one with "
-                f"`drp run {traces} --run-id {options.run_id}.KEY-VALUE --resume`",
+                f"`drp run {traces} --run-id {place.run_id}.KEY-VALUE --resume`",
                 err=True,
             )
             raise typer.Exit(EXIT_INTERRUPTED) from None
@@ -294,14 +301,14 @@ def run(
             raise typer.Exit(EXIT_FAILURES)
         return
     try:
-        summary = run_graph(options, progress=not quiet)
+        summary = run_graph(config, place, progress=not quiet)
     except KeyboardInterrupt:
         # Finished traces are already stored; the ones in flight were not, and will be redone. A run interrupted
         # while it was being set up does not exist at all.
-        if (runs_dir() / options.run_id).is_dir():
-            typer.echo(f"\ninterrupted: finish with `drp run {traces} --run-id {options.run_id} --resume`", err=True)
+        if place.folder.is_dir():
+            typer.echo(f"\ninterrupted: finish with `drp run {traces} --run-id {place.run_id} --resume`", err=True)
         else:
-            typer.echo(f"\ninterrupted before run {options.run_id!r} was set up: nothing was kept", err=True)
+            typer.echo(f"\ninterrupted before run {place.run_id!r} was set up: nothing was kept", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.items()))
     rate = summary.processed / summary.seconds if summary.seconds else 0.0
