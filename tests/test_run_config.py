@@ -9,11 +9,11 @@ import os
 
 import pytest
 from helpers import EXAMPLES, drp, traces_of
-from scripted_teacher import ScriptedTeacher
-from skill_aware_responder import sensible
 
 from drp.run_config import RESUMABLE, BatchConfig, RunConfig, SourceConfig, TeacherConfig, resumed
 from drp.run_place import RunPlace
+from drp.testing.scripted_teacher import ScriptedTeacher
+from drp.testing.skill_aware_responder import sensible
 
 
 def full_config() -> RunConfig:
