@@ -228,7 +228,7 @@ class EndpointPool(httpx2.AsyncBaseTransport):
                     body = await read_capped(chunks, encoding, ERROR_BODY_BYTES, truncate=True)
                 else:
                     body = await read_capped(chunks, encoding, limit)
-                return response.status, response.raw_headers, body
+                return response.status, list(response.headers.items()), body
         except aiohttp.ClientError as exc:
             named = _in_httpx_terms(exc)
             if named is exc:
