@@ -177,3 +177,18 @@ def test_paper_gsm8k_dry_run(tmp_path, shared, smollm2):
     card = json.loads((work / "exports" / "paper" / "drp_export.json").read_text())
     assert card["options"]["exclude_benchmarks"] and card["splits"].get("validation")
     assert (work / "students" / "paper" / "train_questions.txt").is_file()
+
+
+def test_orchestration_is_one_script_whose_variants_are_checked_before_any_run():
+    import subprocess
+
+    script = REPO / "benchmarks" / "orchestration.py"
+    shown = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, cwd=REPO)
+    assert shown.returncode == 0
+    for variant in ("drp", "-tokens-client-graph", "ceiling"):
+        assert variant in shown.stdout
+    refused = subprocess.run(
+        [sys.executable, str(script), "--compare", "drp,nosuch"], capture_output=True, text=True, cwd=REPO
+    )
+    assert refused.returncode != 0 and "unknown variant(s) nosuch" in refused.stderr
+    assert not list((REPO / "benchmarks").glob("orchestration_*.py"))  # the old bounds and ceiling scripts

@@ -186,6 +186,23 @@ def test_a_reply_past_what_the_request_can_need_is_cut_off_and_fails_the_call(ki
     assert json.loads(call["endpoint_errors"])[0]["error"].startswith("reply too large")
 
 
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_a_compressed_reply_within_its_cap_is_read_whole(encoding):
+    # The body is decoded once, bounded, by the endpoint pool: what it hands on must not claim to be compressed.
+    box: dict = {}
+
+    def compressed(request):
+        body = json.dumps(box["teacher"]._completion(request, sensible(request))).encode()
+        packer = zlib.compressobj(6, zlib.DEFLATED, {"gzip": 31, "deflate": 15}[encoding])
+        return Raw(packer.compress(body) + packer.flush(), headers={"Content-Encoding": encoding})
+
+    with ScriptedTeacher(lambda request: None) as teacher:
+        box["teacher"], teacher.responder = teacher, compressed
+        result = run(teacher.url, f"packed-{encoding}", "--limit", "1")
+    assert result.exit_code == 0, result.output
+    assert traces_of(f"packed-{encoding}")["demo-001"]["status"] == "accepted"
+
+
 # ---------------------------------------------------------------- usage
 
 

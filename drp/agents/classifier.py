@@ -6,17 +6,14 @@ schema-enforcing teacher cannot miscount or invent a skill."""
 
 from __future__ import annotations
 
-import asyncio
-
 from drp.agent_kinds import agent_for, implements
 from drp.agents import rules
-from drp.agents.asking import ask
 from drp.agents.calls import deterministic
 from drp.agents.context import RunContext
 from drp.agents.state import TraceState
-from drp.agents.windows import Budget, neighbours, plan
+from drp.agents.windowed import ask_windows, plan_windows
+from drp.agents.windows import neighbours
 from drp.outcomes import CLASSIFIER_UNUSABLE, FAILED, reason
-from drp.prompting import render_messages
 from drp.schemas import labels_schema
 
 
@@ -56,30 +53,16 @@ async def _by_teacher(state: TraceState, ctx: RunContext) -> dict:
             context_after=after,
         )
 
-    windows = plan(
-        count,
-        render=lambda first, last: render_messages(ctx.policy, "classifier", **variables(first, last)),
-        reply_tokens=_reply_tokens,
-        cap=ctx.policy.agents["classifier"].max_tokens,
-        budget=Budget.of(ctx),
-        item_text=lambda n: steps[n - 1]["text"],
-    )
+    windows = plan_windows(ctx, "classifier", count, variables, _reply_tokens, item_text=lambda n: steps[n - 1]["text"])
     # Each window's schema holds exactly as many skills as the window has steps.
-    answers = await asyncio.gather(
-        *(
-            ask(
-                ctx,
-                "classifier",
-                1,
-                labels_schema(w.last - w.first + 1, taxonomy),
-                lambda r: None,
-                max_tokens=_reply_tokens(w.first, w.last),
-                reply_tokens=w.reply_tokens,
-                messages=w.messages,
-                **variables(w.first, w.last),
-            )
-            for w in windows
-        )
+    answers = await ask_windows(
+        ctx,
+        "classifier",
+        1,
+        windows,
+        lambda w: labels_schema(w.last - w.first + 1, taxonomy),
+        lambda r: None,
+        lambda w: variables(w.first, w.last),
     )
     calls = [call for _, window_calls, _ in answers for call in window_calls]
     for window, (result, _, error) in zip(windows, answers):

@@ -8,19 +8,17 @@ Kinds (drp/agent_kinds.py): `llm-actions`, `paper`, `rules`, `identity`."""
 
 from __future__ import annotations
 
-import asyncio
-
 from drp.agent_kinds import agent_for, implements
 from drp.agents import rules
 from drp.agents.asking import ask
 from drp.agents.calls import deterministic
 from drp.agents.context import RunContext
 from drp.agents.state import TraceState
-from drp.agents.windows import Budget, neighbours, plan
+from drp.agents.windowed import ask_windows, plan_windows
+from drp.agents.windows import Window, neighbours
 from drp.derivation import needed_passages, states_value
 from drp.outcomes import FAILED, PRUNER_UNUSABLE, reason
 from drp.paper_text import CompressText, split_closing_answer
-from drp.prompting import render_messages
 from drp.schemas import Rewrite, paper_prune_schema, plan_schema
 from drp.text import PARAGRAPH, join_units
 
@@ -219,14 +217,12 @@ FEEDBACK_TOKENS = 256  # room kept in each window's prompt for a retry's feedbac
 
 def _plan_windows(state: TraceState, ctx: RunContext, attempt: int, protected: dict[int, str]) -> list:
     steps = state["steps"]
-    return plan(
+    return plan_windows(
+        ctx,
+        "pruner",
         len(steps),
-        render=lambda first, last: render_messages(
-            ctx.policy, "pruner", **_window_variables(state, first, last, None, attempt, protected)
-        ),
-        reply_tokens=_reply_tokens,
-        cap=ctx.policy.agents["pruner"].max_tokens,
-        budget=Budget.of(ctx),
+        lambda first, last: _window_variables(state, first, last, None, attempt, protected),
+        _reply_tokens,
         item_text=lambda n: steps[n - 1]["text"],
         reserve=FEEDBACK_TOKENS,
     )
@@ -333,23 +329,17 @@ async def _by_teacher_actions(state: TraceState, ctx: RunContext, attempt: int) 
     }
     # A rule the schema cannot express is either asked again or, by default, repaired at once below.
     rule_check = (lambda plan: check_plan(plan, needed)) if ctx.policy.retry_plan_rules else (lambda plan: None)
-    answers = await asyncio.gather(
-        *(
-            ask(
-                ctx,
-                "pruner",
-                attempt,
-                schemas[index],
-                rule_check,
-                max_tokens=windows[index]["reply_tokens"],
-                temperature=_temperature(ctx, attempt),
-                messages=rendered.get(index),
-                **_window_variables(
-                    state, windows[index]["first"], windows[index]["last"], feedback, attempt, protected
-                ),
-            )
-            for index, feedback in todo
-        )
+    feedback_of = dict(todo)
+    index_of = {windows[index]["first"]: index for index, _ in todo}
+    answers = await ask_windows(
+        ctx,
+        "pruner",
+        attempt,
+        [Window(windows[i]["first"], windows[i]["last"], windows[i]["reply_tokens"], rendered.get(i)) for i, _ in todo],
+        lambda w: schemas[index_of[w.first]],
+        rule_check,
+        lambda w: _window_variables(state, w.first, w.last, feedback_of[index_of[w.first]], attempt, protected),
+        temperature=_temperature(ctx, attempt),
     )
     calls = [call for _, window_calls, _ in answers for call in window_calls]
     annotated = [dict(step) for step in steps]

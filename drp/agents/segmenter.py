@@ -8,19 +8,16 @@ unit."""
 
 from __future__ import annotations
 
-import asyncio
-
 from drp.agent_kinds import agent_for, implements
 from drp.agents import rules
 from drp.agents.asking import ask
 from drp.agents.calls import deterministic
 from drp.agents.context import RunContext
 from drp.agents.state import TraceState
-from drp.agents.windows import Budget, plan
+from drp.agents.windowed import ask_windows, plan_windows
 from drp.echo import EchoCheck, check_echo
 from drp.outcomes import FAILED, REJECTED, SEGMENTER_UNUSABLE, UNFAITHFUL_ECHO, reason
 from drp.paper_text import EchoText
-from drp.prompting import render_messages
 from drp.schemas import echo_schema, segmentation_schema, steps_from_starts
 from drp.text import PARAGRAPH, join_units, paragraphs, sentences
 
@@ -67,30 +64,23 @@ async def _by_teacher_ranges(state: TraceState, ctx: RunContext) -> dict:
             last=last,
         )
 
-    windows = plan(
+    windows = plan_windows(
+        ctx,
+        "segmenter",
         len(units),
-        render=lambda first, last: render_messages(ctx.policy, "segmenter", **variables(first, last)),
-        reply_tokens=_reply_tokens,
-        cap=ctx.policy.agents["segmenter"].max_tokens,
-        budget=Budget.of(ctx),
+        variables,
+        _reply_tokens,
         item_text=lambda n: units[n - 1],
         max_items=ctx.policy.units.per_call,
     )
-    answers = await asyncio.gather(
-        *(
-            ask(
-                ctx,
-                "segmenter",
-                1,
-                segmentation_schema(w.first, w.last),
-                lambda r: None,
-                max_tokens=_reply_tokens(w.first, w.last),
-                reply_tokens=w.reply_tokens,
-                messages=w.messages,
-                **variables(w.first, w.last),
-            )
-            for w in windows
-        )
+    answers = await ask_windows(
+        ctx,
+        "segmenter",
+        1,
+        windows,
+        lambda w: segmentation_schema(w.first, w.last),
+        lambda r: None,
+        lambda w: variables(w.first, w.last),
     )
     steps, calls = [], []
     for w, (result, window_calls, error) in zip(windows, answers):

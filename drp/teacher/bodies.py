@@ -37,30 +37,26 @@ def body_limit(max_tokens: int | None) -> int:
     return BODY_BASE_BYTES + BODY_BYTES_PER_TOKEN * (max_tokens or DEFAULT_MAX_TOKENS)
 
 
-async def read_capped(response, limit: int, *, truncate: bool = False) -> bytes:
-    """The response's body, decompressed, never more than `limit` bytes held: past it, BadReply (or, with
-    `truncate`, the first `limit` bytes). The response is closed either way."""
-    chunks: list[bytes] = []
+async def read_capped(chunks, encoding: str, limit: int, *, truncate: bool = False) -> bytes:
+    """A body from its raw `chunks` (an async iterator of bytes) sent in Content-Encoding `encoding`, decompressed,
+    never more than `limit` bytes held: past it, BadReply (or, with `truncate`, the first `limit` bytes). The
+    caller closes the connection (its unread rest is never read)."""
+    held: list[bytes] = []
     size = 0
-    try:
-        decoder = _decoder(response.headers.get("content-encoding", ""))
-        async for raw in response.aiter_raw():
-            room = limit - size
-            chunk = decoder(raw, room + 1)
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > limit:
-                if truncate:
-                    return b"".join(chunks)[:limit]
-                head = b"".join(chunks)[:RAW_KEPT_CHARS].decode("utf-8", "replace")
-                raise BadReply(
-                    f"reply too large: over {limit:,} bytes, more than a reply within its max_tokens "
-                    "can take (cut off)",
-                    head,
-                )
-    finally:
-        await response.aclose()
-    return b"".join(chunks)
+    decoder = _decoder(encoding)
+    async for raw in chunks:
+        chunk = decoder(raw, limit - size + 1)
+        held.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            if truncate:
+                return b"".join(held)[:limit]
+            head = b"".join(held)[:RAW_KEPT_CHARS].decode("utf-8", "replace")
+            raise BadReply(
+                f"reply too large: over {limit:,} bytes, more than a reply within its max_tokens can take (cut off)",
+                head,
+            )
+    return b"".join(held)
 
 
 def _decoder(encoding: str):
@@ -88,8 +84,9 @@ def _decoder(encoding: str):
     return decode
 
 
-def chat_completion(body: bytes, max_tokens: int | None) -> dict:
-    """The body as a chat completion (usage out of range dropped), or BadReply saying what is wrong with it."""
+def chat_completion(body: bytes, max_tokens: int | None) -> bytes:
+    """The body of a chat completion as it is handed on (usage out of range taken out of it), or BadReply saying
+    what is wrong with it."""
     try:
         data = json.loads(body)
     except (ValueError, RecursionError):  # RecursionError: nested past what the parser follows
@@ -99,7 +96,8 @@ def chat_completion(body: bytes, max_tokens: int | None) -> dict:
         raise BadReply(f"reply is not a chat completion: {problem}", _head(body))
     if "usage" in data and not usable_usage(data["usage"], max_tokens):
         del data["usage"]  # the call's tokens are then counted or missing, never these
-    return data
+        return json.dumps(data).encode()
+    return body
 
 
 def shape_problem(data) -> str | None:

@@ -111,17 +111,17 @@ class Teacher:
 
     def _openai_client(self):
         if self._client is None:
+            import httpx2
             import openai
 
             from drp.teacher.endpoints import ROUTED_BASE
-            from drp.teacher.http import TransportClient
 
             options = self.settings.client_options()
             retries = self.transport.client_max_retries
             # No client timeout: the deadline in `_ask` always governs, and a request that timed out must not be
             # re-sent by the client's retries.
             # trust_env off: proxy settings must not divert requests around the transport (which routes them).
-            http = TransportClient(transport=self.transport, timeout=None, trust_env=False)
+            http = httpx2.AsyncClient(transport=self.transport, timeout=None, trust_env=False)
             self._client = openai.AsyncOpenAI(
                 base_url=ROUTED_BASE,
                 api_key=options["api_key"] or NO_KEY,

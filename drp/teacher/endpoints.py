@@ -15,8 +15,9 @@ every endpoint was). Requests that reach no endpoint at all, enough of them in a
 the pool `down`: nothing more is sent, and the runner stops the run (drp/runner.py).
 
 The openai client only ever sees ROUTED_BASE: every request is re-addressed here to the chosen endpoint's URL
-(its path prefix, query parameters and user info included). Bytes move through aiohttp (httpx-aiohttp), which
-costs less CPU per request than httpx's own connection pool at drp's concurrency.
+(its path prefix, query parameters and user info included). Bytes move through aiohttp, called directly: it costs
+less CPU per request than httpx's own connection pool at drp's concurrency, and its faults are named here in
+httpx's terms (what the openai client above understands).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import time
 from dataclasses import dataclass, field
 
 import httpx2
+import yarl
 
 from drp.redaction import redact_url, scrub, url_login
 from drp.teacher.bodies import ERROR_BODY_BYTES, BadReply, body_limit, chat_completion, read_capped
@@ -58,7 +60,7 @@ class Endpoint:
     in_flight: int = 0
     failures: int = 0  # consecutive
     set_aside_until: float = 0.0
-    addressed: dict = field(default_factory=dict, repr=False)  # routed path → this endpoint's URL for it
+    addressed: dict = field(default_factory=dict, repr=False)  # routed path → this endpoint's URL for it (httpx, yarl)
 
     @classmethod
     def from_url(cls, url: str) -> Endpoint:
@@ -69,15 +71,18 @@ class Endpoint:
         return cls(url=url, name=redact_url(url), base=base, authorization=authorization, host=base.netloc.decode())
 
     def address(self, url: httpx2.URL) -> httpx2.URL:
-        """`url` (under ROUTED_BASE) re-addressed to this endpoint, its own query parameters added. Requests go
-        to a handful of paths, and parsing a URL is a good share of a request's CPU: each is worked out once."""
+        """`url` (under ROUTED_BASE) re-addressed to this endpoint, its own query parameters added."""
+        return self._addressed(url)[0]
+
+    def _addressed(self, url: httpx2.URL) -> tuple[httpx2.URL, yarl.URL]:
+        """The address in httpx's terms (for the request) and aiohttp's (to send it). Requests go to a handful of
+        paths, and parsing a URL is a good share of a request's CPU: each is worked out once."""
         found = self.addressed.get(url.raw_path)
         if found is None:
             suffix = url.path[len(_ROUTED_PATH) :]
             params = self.base.params.merge(url.params)
-            found = self.addressed[url.raw_path] = self.base.copy_with(
-                path=self.base.path.rstrip("/") + suffix, params=params
-            )
+            routed = self.base.copy_with(path=self.base.path.rstrip("/") + suffix, params=params)
+            found = self.addressed[url.raw_path] = (routed, yarl.URL(str(routed), encoded=True))
         return found
 
 
@@ -114,7 +119,7 @@ class EndpointPool(httpx2.AsyncBaseTransport):
         self.down_after = max(down_after, len(self.endpoints))
         self.unreachable = 0  # requests in a row that reached no endpoint (no usable reply since)
         self.down: str | None = None  # why every endpoint is taken for down; then nothing more is sent
-        self._sender = None  # built on first use, inside the event loop that will use it
+        self._session = None  # aiohttp's, built on first use inside the event loop that will use it
 
     def choose(self, exclude: list[Endpoint] = ()) -> Endpoint | None:
         """The ready endpoint with the fewest requests in flight; when all are set aside, the one due back first."""
@@ -143,15 +148,12 @@ class EndpointPool(httpx2.AsyncBaseTransport):
         tried: list[Endpoint] = []
         while True:
             endpoint = self.choose(exclude=tried)
-            self._address(request, routed_url, endpoint)
+            target = self._address(request, routed_url, endpoint)
             endpoint.in_flight += 1
             try:
-                response = await self._send(request)
-                if response.status_code >= 400:
-                    body = await read_capped(response, ERROR_BODY_BYTES, truncate=True)
-                else:
-                    body = await read_capped(response, body_limit(max_tokens))
-                    parsed = chat_completion(body, max_tokens) if chat else None
+                status, headers, body = await self._exchange(request, target, body_limit(max_tokens))
+                if chat and status < 400:
+                    body = chat_completion(body, max_tokens)
             except httpx2.TransportError as exc:
                 self._failed(endpoint, scope, self.scrub(f"{type(exc).__name__}: {exc}"))
                 tried.append(endpoint)
@@ -171,23 +173,17 @@ class EndpointPool(httpx2.AsyncBaseTransport):
                 raise
             finally:
                 endpoint.in_flight -= 1
-            if response.status_code >= 400:
-                self._failed(
-                    endpoint, scope, f"HTTP {response.status_code}", counts=response.status_code in UNHEALTHY_STATUS
-                )
+            if status >= 400:
+                self._failed(endpoint, scope, f"HTTP {status}", counts=status in UNHEALTHY_STATUS)
             else:
                 endpoint.failures = 0
                 self.unreachable = 0
             if scope is not None:
                 scope.endpoint = endpoint.name
-            # The body is read (and decoded) already: handed on whole, with the parsed reply beside it.
-            headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _BODY_HEADERS]
-            read = httpx2.Response(
-                response.status_code, headers=headers, content=body, request=request, extensions=response.extensions
-            )
-            if response.status_code < 400 and parsed is not None:
-                read.extensions["drp_parsed"] = parsed
-            return read
+            # The body is read (and decoded) already: handed on whole. Checked above, it is parsed once more by
+            # the openai client (a small price beside a layer that would hand the parsed dict over).
+            headers = [(k, v) for k, v in headers if k.lower() not in _BODY_HEADERS]
+            return httpx2.Response(status, headers=headers, content=body, request=request)
 
     def _unreachable(self, exc: Exception) -> None:
         """One more request that reached no endpoint at all; enough of them in a row, and no reply since, and
@@ -201,25 +197,43 @@ class EndpointPool(httpx2.AsyncBaseTransport):
             )
 
     @staticmethod
-    def _address(request: httpx2.Request, routed_url: httpx2.URL, endpoint: Endpoint) -> None:
-        """Point the request (built by the openai client for this one try) at the endpoint."""
-        request.url = endpoint.address(routed_url)
+    def _address(request: httpx2.Request, routed_url: httpx2.URL, endpoint: Endpoint) -> yarl.URL:
+        """Point the request (built by the openai client for this one try) at the endpoint; its URL for aiohttp."""
+        request.url, target = endpoint._addressed(routed_url)
         request.headers["Host"] = endpoint.host
         request.headers["Accept-Encoding"] = ACCEPTED_ENCODINGS  # what bodies.read_capped decodes, and no more
         if endpoint.authorization:  # user info in the URL wins over the bearer key, as httpx itself does
             request.headers["Authorization"] = endpoint.authorization
+        return target
 
-    async def _send(self, request: httpx2.Request) -> httpx2.Response:
-        if self._sender is None:
-            from httpx_aiohttp.httpx2 import AiohttpTransport
+    async def _exchange(self, request: httpx2.Request, target: yarl.URL, limit: int) -> tuple[int, list, bytes]:
+        """(status, headers, body) of one try: the body read capped (an error's cut at ERROR_BODY_BYTES)."""
+        import aiohttp
 
+        if self._session is None:
             secure = any(endpoint.base.scheme == "https" for endpoint in self.endpoints)
-            # No TLS context (and no CA bundle to load) when every endpoint is plain HTTP.
-            self._sender = AiohttpTransport(verify=secure, limits=httpx2.Limits(max_connections=self.max_connections))
+            # No TLS context (and no CA bundle to load) when every endpoint is plain HTTP. No aiohttp timeout:
+            # the request's deadline (drp.teacher.client) governs. Bodies are decoded by read_capped, bounded.
+            connector = aiohttp.TCPConnector(limit=self.max_connections, ssl=None if secure else False)
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=aiohttp.ClientTimeout(), auto_decompress=False, trust_env=False
+            )
         try:
-            return await self._sender.handle_async_request(request)
-        except httpx2.TransportError as exc:
-            raise _classified(exc) from exc.__cause__
+            async with self._session.request(
+                request.method, target, headers=request.headers, data=request.content or None, allow_redirects=False
+            ) as response:
+                encoding = response.headers.get("Content-Encoding", "")
+                chunks = response.content.iter_any()
+                if response.status >= 400:
+                    body = await read_capped(chunks, encoding, ERROR_BODY_BYTES, truncate=True)
+                else:
+                    body = await read_capped(chunks, encoding, limit)
+                return response.status, list(response.headers.items()), body
+        except aiohttp.ClientError as exc:
+            named = _in_httpx_terms(exc)
+            if named is exc:
+                raise
+            raise named from exc
 
     def _failed(self, endpoint: Endpoint, scope, error: str, counts: bool = True) -> None:
         if scope is not None:
@@ -232,23 +246,23 @@ class EndpointPool(httpx2.AsyncBaseTransport):
             endpoint.set_aside_until = self._clock() + self.cooldown
 
     async def aclose(self) -> None:
-        if self._sender is not None:
-            await self._sender.aclose()
-            self._sender = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
 
-def _classified(exc: httpx2.TransportError) -> httpx2.TransportError:
-    """httpx-aiohttp reports every aiohttp connection fault as a ConnectTimeout; say which fault it was, so a
-    refused connection reads "connection failed", not "timeout", and is sent elsewhere at once."""
+def _in_httpx_terms(exc: Exception) -> Exception:
+    """An aiohttp fault as the httpx error the openai client and the pool act on: a refused connection is a
+    ConnectError (sent elsewhere at once, "connection failed"), a dropped one a RemoteProtocolError."""
     import aiohttp
 
-    cause = exc.__cause__
-    if cause is None or isinstance(cause, asyncio.TimeoutError):
-        return exc
-    if isinstance(cause, aiohttp.ClientConnectorError):
-        return httpx2.ConnectError(str(cause))
-    if isinstance(cause, aiohttp.ServerDisconnectedError):
-        return httpx2.RemoteProtocolError(str(cause) or "the server closed the connection")
-    if isinstance(exc, httpx2.ConnectTimeout) and isinstance(cause, aiohttp.ClientConnectionError):
-        return httpx2.ReadError(str(cause) or type(cause).__name__)
-    return exc
+    message = str(exc) or type(exc).__name__
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return httpx2.ConnectError(message)
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return httpx2.RemoteProtocolError(str(exc) or "the server closed the connection")
+    if isinstance(exc, (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)):
+        return httpx2.ReadError(message)
+    if isinstance(exc, (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError)):
+        return httpx2.UnsupportedProtocol(message)
+    return exc  # anything else (an unreadable HTTP answer) reaches the openai client as it is
