@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -180,7 +182,6 @@ def test_paper_gsm8k_dry_run(tmp_path, shared, smollm2):
 
 
 def test_orchestration_is_one_script_whose_variants_are_checked_before_any_run():
-    import subprocess
 
     script = REPO / "benchmarks" / "orchestration.py"
     shown = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, cwd=REPO)
