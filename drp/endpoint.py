@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from typing import Literal
 
-from drp.redaction import redact_url, scrub
+from drp.redaction import NO_KEY, redact_url, scrub
 
 RETRY_POLICY = (
     "the openai client retries connection errors, timeouts, 408, 409, 429 (honouring Retry-After) "
@@ -18,7 +18,6 @@ RETRY_POLICY = (
 )
 # How a teacher server takes structured output (drp/teacher/): a per-teacher setting, checked when parsed.
 StructuredMethod = Literal["json_schema", "function_calling", "json_mode", "prompt"]
-NO_KEY = "not-needed"  # local servers (vLLM, transformers serve) want no key, but the client insists on one
 
 
 @dataclass(frozen=True)

@@ -78,10 +78,12 @@ def _secrets(url: str) -> set[str]:
     return {s for s in found if s}
 
 
+# The key sent to local servers that want none (vLLM, transformers serve; the client insists on one): no secret.
+NO_KEY = "not-needed"
+
+
 def remember_secrets(api_key: str | None, *urls: str) -> None:
     """The secrets this process uses: an API key's value and the credentials inside endpoint URLs."""
-    from drp.endpoint import NO_KEY
-
     found = {api_key} if api_key and api_key != NO_KEY else set()
     for url in urls:
         found |= _secrets(url)

@@ -22,12 +22,12 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup
 
+import drp.report.data as data
 from drp.costs import run_price
 from drp.errors import UserError
 from drp.jsonl import atomic_write
 from drp.layout import SECTION_BREAK
 from drp.outcomes import reason_kind
-from drp.report import data
 from drp.report.summary import summarise
 from drp.store import RunStore
 
