@@ -1,4 +1,5 @@
-"""Token counting with a real tokenizer (the student's), loaded once per name."""
+"""Token counting with a real tokenizer (the student's), loaded once per name (per process), and its Rust tokenizer
+kept between processes (drp.tokenizer_cache): most commands then never import transformers."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import re
 import warnings
 from functools import lru_cache
 
+from drp import tokenizer_cache
 from drp.errors import UserError
 from drp.paths import default_tokenizer
 
@@ -23,9 +25,11 @@ class TokenCounter:
     def __init__(self, name: str | None = None):
         self.name = name or default_tokenizer()
         self._fast = None  # the Rust tokenizer, when there is one: counted without offsets, a fifth cheaper
+        self._full = None  # transformers' tokenizer: loaded only when needed (a chat template, no Rust tokenizer)
+        self.eos_token: str | None = None  # the end-of-sequence text (a stop string for raw completions), if known
+        self._has_chat_template = False
         try:
-            self._tokenizer = _load(self.name)
-            self._fast = getattr(self._tokenizer, "backend_tokenizer", None)
+            loaded = _load(self.name)
         except Exception as exc:  # noqa: BLE001 - offline hub, missing folder: say so, and say what we do
             if name is not None:
                 raise TokenizerError(
@@ -38,35 +42,55 @@ class TokenCounter:
                 "token counts are approximate (words and punctuation): pass --tokenizer",
                 stacklevel=2,
             )
-            self.name, self._tokenizer = APPROXIMATE, None
-
-    @property
-    def eos_token(self) -> str | None:
-        """The tokenizer's end-of-sequence text (a stop string for raw completions); None when unknown."""
-        token = getattr(self._tokenizer, "eos_token", None) if self._tokenizer is not None else None
-        return token if isinstance(token, str) and token else None
+            self.name = APPROXIMATE
+            return
+        if isinstance(loaded, tokenizer_cache.KeptTokenizer):
+            self._fast, self.eos_token, self._has_chat_template = (
+                loaded.backend,
+                loaded.eos_token,
+                loaded.has_chat_template,
+            )
+        else:
+            self._full, self._fast = loaded, getattr(loaded, "backend_tokenizer", None)
+            eos = getattr(loaded, "eos_token", None)
+            self.eos_token = eos if isinstance(eos, str) and eos else None
+            self._has_chat_template = bool(getattr(loaded, "chat_template", None))
 
     def count(self, text: str | None) -> int:
         if not text:
             return 0
-        if self._tokenizer is None:
-            return approximate_count(text)
         if self._fast is not None:
             return len(self._fast.encode_batch_fast([text], add_special_tokens=False)[0].ids)
-        return len(self._tokenizer.encode(text, add_special_tokens=False))
+        if self._full is not None:
+            return len(self._full.encode(text, add_special_tokens=False))
+        return approximate_count(text)
 
     def count_chat(self, messages: list[dict]) -> int:
         """A chat prompt's tokens as the model reads them: through its chat template when it has one."""
-        if self._tokenizer is not None and getattr(self._tokenizer, "chat_template", None):
-            ids = self._tokenizer.apply_chat_template(
-                messages, tokenize=True, add_generation_prompt=True, return_dict=False
-            )
+        if self._has_chat_template:
+            if self._full is None:
+                self._full = _load_with_transformers(self.name)
+            ids = self._full.apply_chat_template(messages, tokenize=True, add_generation_prompt=True, return_dict=False)
             return len(ids)
         return sum(self.count(message.get("content")) for message in messages)
 
 
 @lru_cache(maxsize=8)
 def _load(name: str):
+    """A tokenizer folder's kept Rust tokenizer (drp.tokenizer_cache), else transformers' tokenizer (kept for
+    the next process when it is a folder)."""
+    entry = tokenizer_cache.entry_for(name)
+    kept = tokenizer_cache.load(entry) if entry is not None else None
+    if kept is not None:
+        return kept
+    tokenizer = _load_with_transformers(name)
+    if entry is not None:
+        tokenizer_cache.keep(entry, tokenizer)
+    return tokenizer
+
+
+@lru_cache(maxsize=8)
+def _load_with_transformers(name: str):
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
