@@ -33,8 +33,9 @@ lint: install
 
 # Tests run on every core (pytest-xdist); --dist loadgroup spreads them one by one, except the files marked
 # xdist_group, whose expensive module fixtures (a server, a training run) one worker builds once. No test reaches
-# the Hugging Face hub (tests/conftest.py sets the same for the process and its children).
-PYTEST := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -q -rs -n auto --dist loadgroup
+# the Hugging Face hub (tests/conftest.py sets the same for the process and its children). The 25 slowest are listed
+# at the end: where the time goes.
+PYTEST := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -q -rs -n auto --dist loadgroup --durations=25
 
 test: install
 	@chromium="$$($(BIN)/python scripts/ensure_browser.py)" && \
