@@ -143,3 +143,9 @@ def test_a_yaml_list_is_one_value_not_a_sweep():
 
     plain, swept = split_sweeps(["taxonomy=[a, b]", "max_retries=0,1", "fallback='rules,reject'", "x=1"])
     assert plain == ["taxonomy=[a, b]", "fallback='rules,reject'", "x=1"] and swept == {"max_retries": ["0", "1"]}
+
+
+def test_an_estimate_of_a_sweep_is_refused_in_one_line(tmp_path):
+    result = drp("run", EXAMPLES, "--estimate", "--set", "max_retries=0,1", "--run-id", "sw")
+    assert result.exit_code == 2 and one_line_error(result.output), result.output
+    assert "--estimate projects one run" in result.output and not (tmp_path / "runs").exists()

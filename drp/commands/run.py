@@ -229,8 +229,7 @@ def run(
     from drp.policy import parse_overrides
     from drp.run_config import BatchConfig, ExecutionConfig, PolicyConfig, RunConfig, SourceConfig, TeacherConfig
     from drp.run_place import RunPlace
-    from drp.runner import run as run_graph
-    from drp.sweep import run_sweep, split_sweeps
+    from drp.sweep import split_sweeps
 
     plain_sets, swept = split_sweeps(set_ or [])
     config = RunConfig(
@@ -271,6 +270,10 @@ def run(
             concurrency=concurrency, workers=workers, resume=resume, overwrite=overwrite, retry_failed=retry_failed
         ),
     )
+    if estimate and swept:
+        from drp.errors import UserError
+
+        raise UserError("--estimate projects one run: leave the sweep (--set KEY=V1,V2) out of it")
     if estimate:
         from drp.estimate import describe
         from drp.estimate import estimate as estimate_run
@@ -280,26 +283,35 @@ def run(
     # The run's place is read from the environment here, once; everything below is handed it.
     place = RunPlace.under(runs_dir(), datetime.now().strftime("%Y%m%d-%H%M%S") if run_id is None else run_id)
     if swept:
-        if estimate:
-            from drp.errors import UserError
+        _sweep(config, place, swept, traces, quiet)
+    else:
+        _one_run(config, place, traces, quiet)
 
-            raise UserError("--estimate projects one run: leave the sweep (--set KEY=V1,V2) out of it")
-        try:
-            summaries, table = run_sweep(config, place, swept, progress=not quiet)
-        except KeyboardInterrupt:
-            typer.echo(
-                "\ninterrupted: each child run finished so far is kept; finish one with "
-                f"`drp run {traces} --run-id {place.run_id}.KEY-VALUE --resume`",
-                err=True,
-            )
-            raise typer.Exit(EXIT_INTERRUPTED) from None
-        for summary in summaries:
-            counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.items()))
-            typer.echo(f"run {summary.run_id}: {counts} ({summary.processed} processed in {summary.seconds:.1f}s)")
-        typer.echo(table)
-        if any(summary.failed for summary in summaries):
-            raise typer.Exit(EXIT_FAILURES)
-        return
+
+def _sweep(config, place, swept: dict, traces: str, quiet: bool) -> None:
+    """One child run per value swept (drp.sweep), then their table."""
+    from drp.sweep import run_sweep
+
+    try:
+        summaries, table = run_sweep(config, place, swept, progress=not quiet)
+    except KeyboardInterrupt:
+        typer.echo(
+            "\ninterrupted: each child run finished so far is kept; finish one with "
+            f"`drp run {traces} --run-id {place.run_id}.KEY-VALUE --resume`",
+            err=True,
+        )
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    for summary in summaries:
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.items()))
+        typer.echo(f"run {summary.run_id}: {counts} ({summary.processed} processed in {summary.seconds:.1f}s)")
+    typer.echo(table)
+    if any(summary.failed for summary in summaries):
+        raise typer.Exit(EXIT_FAILURES)
+
+
+def _one_run(config, place, traces: str, quiet: bool) -> None:
+    from drp.runner import run as run_graph
+
     try:
         summary = run_graph(config, place, progress=not quiet)
     except KeyboardInterrupt:
