@@ -95,6 +95,7 @@ async def ask(
             else None
         )
         stored = ctx.reuse.lookup(key) if key is not None and ctx.reuse is not None else None
+        asked = {"llm": True, "messages": messages, "temperature": temperature, "max_tokens": room}  # either way
         try:
             if stored is not None:
                 reply = stored_reply(stored, method, schema)
@@ -111,15 +112,12 @@ async def ask(
                     policy.name,
                     prompt_name,
                     policy.prompt_hashes[agent],
-                    llm=True,
-                    messages=messages,
+                    **asked,
                     raw_output=exc.raw,
                     error=reason(TEACHER_ERROR, exc),
                     model=model,
                     input_tokens=None,
                     output_tokens=None,
-                    temperature=temperature,
-                    max_tokens=room,
                     endpoint=getattr(exc, "endpoint", None),
                     endpoint_errors=getattr(exc, "endpoint_errors", None),
                 )
@@ -134,8 +132,7 @@ async def ask(
                 policy.name,
                 prompt_name,
                 policy.prompt_hashes[agent],
-                llm=True,
-                messages=messages,
+                **asked,
                 raw_output=reply.raw,
                 parsed=reply.parsed,
                 error=error,
@@ -144,8 +141,6 @@ async def ask(
                 output_tokens=reply.output_tokens,
                 latency_ms=reply.latency_ms,
                 usage=reply.usage,
-                temperature=temperature,
-                max_tokens=room,
                 endpoint=reply.endpoint,
                 endpoint_errors=reply.endpoint_errors,
                 reuse_key=key,
