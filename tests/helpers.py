@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import signal
@@ -106,3 +107,14 @@ def gsm8k_data_dir(root: Path, questions: dict[str, str]) -> Path:
         for question, gold in questions.items():
             handle.write(json.dumps({"question": question, "answer": f"Work.\n#### {gold}"}) + "\n")
     return root
+
+
+def drp_within(limit: float, *args: str):
+    """`drp(*args)` in-process, under a deadline: a run still going after `limit` seconds ends this pytest process
+    with every thread's traceback, so a hang fails its test as a real process under a timeout would, without the
+    seconds a fresh interpreter spends importing (torch, the tokenizer, the openai client) on every run."""
+    faulthandler.dump_traceback_later(limit, exit=True, file=sys.__stderr__)
+    try:
+        return drp(*args)
+    finally:
+        faulthandler.cancel_dump_traceback_later()

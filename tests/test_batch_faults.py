@@ -1,7 +1,8 @@
 """Batch mode against hostile Batch API endpoints (drp/testing/scripted_batches.py, Hostile): bad result lines, result
 downloads that fail, polls that 404, drip or report no known state, jobs that never end, result files far too large,
 and a watcher or submitter that dies. Each run ends in bounded time with a status and a reason per trace, and a
-`--resume` afterwards finishes too. Every run is a real process under a timeout: a hang fails the test."""
+`--resume` afterwards finishes too. Every run is under a deadline (helpers.drp_within): a hang fails the test. Runs
+are in-process, except the one a test kills."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 
-from helpers import DRP, EXAMPLES, db_of, traces_of
+import pytest
+from helpers import DRP, EXAMPLES, db_of, drp_within, traces_of
 
 from drp.paths import run_dir
+from drp.store import RunStore
 from drp.testing.scripted_batches import DRIP, RESET, Gzip, Hostile, Junk, Outcome, ScriptedBatchAPI
 from drp.testing.skill_aware_responder import sensible
 
@@ -24,43 +26,38 @@ LIMIT = 120  # seconds any one run may take here (each takes a few)
 TERMINAL = {"accepted", "rejected", "failed"}
 
 
-def run_batch(url: str, run_id: str, *extra: str, command=DRP, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [
-            *command,
-            "run",
-            str(EXAMPLES),
-            "--policy",
-            "skill-aware",
-            "--teacher-url",
-            url,
-            "--teacher-model",
-            "m",
-            "--run-id",
-            run_id,
-            "--quiet",
-            "--teacher-mode",
-            "batch",
-            "--batch-poll-seconds",
-            "0.05",
-            "--teacher-max-retries",
-            "0",
-            "--batch-call-timeout",
-            "1",
-            "--batch-poll-failures",
-            "3",
-            *extra,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=LIMIT,
-        env={**os.environ, **(env or {})},
+def run_batch(url: str, run_id: str, *extra: str):
+    """`drp run` in batch mode, in-process under a deadline; typer's Result (exit_code, stdout, stderr)."""
+    return drp_within(
+        LIMIT,
+        "run",
+        EXAMPLES,
+        "--policy",
+        "skill-aware",
+        "--teacher-url",
+        url,
+        "--teacher-model",
+        "m",
+        "--run-id",
+        run_id,
+        "--quiet",
+        "--teacher-mode",
+        "batch",
+        "--batch-poll-seconds",
+        "0.05",
+        "--teacher-max-retries",
+        "0",
+        "--batch-call-timeout",
+        "1",
+        "--batch-poll-failures",
+        "3",
+        *extra,
     )
 
 
-def resume_finishes(url: str, run_id: str, **kwargs) -> None:
-    resumed = run_batch(url, run_id, "--resume", **kwargs)
-    assert resumed.returncode in (0, 1) and "Traceback" not in resumed.stderr, resumed.stderr
+def resume_finishes(url: str, run_id: str) -> None:
+    resumed = run_batch(url, run_id, "--resume")
+    assert resumed.exit_code in (0, 1) and "Traceback" not in resumed.stderr, resumed.stderr
     assert {t["status"] for t in traces_of(run_id).values()} <= TERMINAL
 
 
@@ -116,7 +113,7 @@ def test_bad_result_lines_fail_their_own_requests_and_junk_is_ignored():
 
     with ScriptedBatchAPI(sensible, hostile=Hostile(lines=lines)) as api:
         result = run_batch(api.url, "lines")
-        assert result.returncode == 1, result.stderr
+        assert result.exit_code == 1, result.stderr
         assert "warning: batch job" in result.stderr and "result line(s) ignored" in result.stderr
         traces, owner = traces_of("lines"), trace_of("lines")
         reasons = {name: traces[owner[custom_id]]["reason"] or "" for name, custom_id in treated.items()}
@@ -155,7 +152,7 @@ def test_result_downloads_that_fail_are_failed_polls_retried_up_to_a_bound():
 
     with ScriptedBatchAPI(sensible, hostile=Hostile(download=download)) as api:
         result = run_batch(api.url, "downloads")
-        assert result.returncode == 0, result.stderr
+        assert result.exit_code == 0, result.stderr
         assert sum(t["status"] == "accepted" for t in traces_of("downloads").values()) == TEACHER
         jobs = list(api.jobs.values())
         assert api.downloads[jobs[0].output_file_id] == 3 and api.downloads[jobs[1].output_file_id] == 3
@@ -173,7 +170,7 @@ def test_polls_that_404_drip_or_name_no_state_end_their_jobs():
         started = time.monotonic()
         result = run_batch(api.url, "polls")
         took = time.monotonic() - started
-        assert result.returncode == 1, result.stderr
+        assert result.exit_code == 1, result.stderr
         assert took < 60  # three rounds given up: at once, after 3 deadlines of 1 s, after 3 polls
         stored = jobs_of("polls")
         assert [j["status"] for j in stored] == ["lost"] * 3
@@ -191,7 +188,7 @@ def test_poll_replies_too_large_or_gzip_bombs_are_failed_polls():
     hostile = Hostile(poll=lambda job: {0: Gzip(20_000_000), 1: Junk(300_000_000)}.get(job.index))
     with ScriptedBatchAPI(sensible, hostile=hostile) as api:
         result = run_batch(api.url, "bombs")
-        assert result.returncode == 0, result.stderr
+        assert result.exit_code == 0, result.stderr
         stored = jobs_of("bombs")
         assert [j["status"] for j in stored[:2]] == ["lost", "lost"]
         assert "encoded 'gzip', which was not asked for" in stored[0]["detail"]
@@ -205,7 +202,7 @@ def test_a_job_that_never_ends_is_cancelled_at_its_deadline_and_a_cancelled_job_
     outcome = lambda job: Outcome("cancelled", expire=lambda custom_id: True) if job.index == 1 else Outcome()  # noqa: E731
     with ScriptedBatchAPI(sensible, outcome, hostile=hostile) as api:
         result = run_batch(api.url, "endless", "--batch-job-timeout", "1")
-        assert result.returncode == 0, result.stderr
+        assert result.exit_code == 0, result.stderr
         first = next(iter(api.jobs.values()))
         assert api.cancels == [first.id]
         stored = jobs_of("endless")
@@ -229,7 +226,7 @@ def test_result_files_larger_than_their_requests_can_need_are_refused():
 
     with ScriptedBatchAPI(sensible, hostile=Hostile(lines=lines, download=download)) as api:
         result = run_batch(api.url, "sizes")
-        assert result.returncode == 1, result.stderr
+        assert result.exit_code == 1, result.stderr
         stored = jobs_of("sizes")
         assert [j["status"] for j in stored[:3]] == ["failed", "failed", "completed"]
         assert all("more than its 6 requests can need" in j["detail"] for j in stored[:2])
@@ -244,42 +241,35 @@ def test_result_files_larger_than_their_requests_can_need_are_refused():
         resume_finishes(api.url, "sizes")
 
 
-# Breaks one piece of the batch transport inside a real run: DRP_TEST_BREAK names which, the first time it is used.
-_BREAK = """
-import os, sys
-from drp.store import RunStore
-broken = os.environ.get("DRP_TEST_BREAK")
-def breaking(name):
+def breaking(monkeypatch, name: str) -> None:
+    """The run's store fails with a disk error the first time `name` is used (add_batch_job: the second time)."""
     original = getattr(RunStore, name)
     calls = []
+
     def method(self, *args, **kwargs):
         calls.append(1)
-        if broken == name and len(calls) == (2 if name == "add_batch_job" else 1):
+        if len(calls) == (2 if name == "add_batch_job" else 1):
             raise OSError("scripted: disk gone")
         return original(self, *args, **kwargs)
-    setattr(RunStore, name, method)
-breaking("save_batch_results")
-breaking("add_batch_job")
-from drp.cli import app
-sys.exit(app(sys.argv[1:]))
-"""
+
+    monkeypatch.setattr(RunStore, name, method)
 
 
-def test_requests_never_wait_on_a_watcher_or_submitter_that_died(tmp_path):
-    script = tmp_path / "break.py"
-    script.write_text(_BREAK)
+def test_requests_never_wait_on_a_watcher_or_submitter_that_died():
     with ScriptedBatchAPI(sensible) as api:
         for run_id, piece, said in (
             ("watcher", "save_batch_results", "batch: following job"),
             ("submitter", "add_batch_job", "batch: submitting jobs failed"),
         ):
-            result = run_batch(api.url, run_id, command=[sys.executable, str(script)], env={"DRP_TEST_BREAK": piece})
-            assert result.returncode == 1, result.stderr
+            with pytest.MonkeyPatch.context() as broken:
+                breaking(broken, piece)
+                result = run_batch(api.url, run_id)
+            assert result.exit_code == 1, result.stderr
             for trace in traces_of(run_id).values():
                 if trace["teacher_calls"]:
                     assert trace["status"] == "failed" and said in trace["reason"], trace["reason"]
                     assert "scripted: disk gone" in trace["reason"]
-            resume_finishes(api.url, run_id, command=[sys.executable, str(script)])
+            resume_finishes(api.url, run_id)
         assert jobs_of("watcher")[0]["status"] == "failed"
 
 
@@ -313,10 +303,8 @@ def test_a_resumed_run_whose_job_the_endpoint_forgot_sends_its_requests_again():
         process.wait()
         forgot.set()
         api.hold.set()
-        resumed = subprocess.run(
-            [*command, "--resume"], capture_output=True, text=True, timeout=LIMIT, env=os.environ.copy()
-        )
-    assert resumed.returncode == 0, resumed.stderr
+        resumed = drp_within(LIMIT, *command[len(DRP) :], "--resume")
+    assert resumed.exit_code == 0, resumed.stderr
     stored = jobs_of("forgot")
     assert stored[0]["status"] == "lost" and "does not know job" in stored[0]["detail"]
     assert sum(t["status"] == "accepted" for t in traces_of("forgot").values()) == TEACHER

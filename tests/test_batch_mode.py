@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 
-from helpers import EXAMPLES, db_of, drp, pruned_of, traces_of
+from helpers import EXAMPLES, db_of, drp, drp_within, pruned_of, traces_of
 
 from drp.paths import run_dir
 from drp.testing.scripted_batches import Outcome, ScriptedBatchAPI
@@ -191,10 +191,8 @@ def test_a_killed_run_resumes_the_job_it_submitted(tmp_path):
         assert len(api.jobs) == 1 and not api.answered
         assert all(t["status"] in ("pending", "rejected") for t in traces_of("killed").values())
         hold.set()  # the job finishes while nobody watches
-        resumed = subprocess.run(
-            [*command, "--resume"], env=os.environ.copy(), capture_output=True, text=True, timeout=300
-        )
-    assert resumed.returncode == 0, resumed.stderr
+        resumed = drp_within(300, *command[3:], "--resume")  # in-process: the kill is what needs a process
+    assert resumed.exit_code == 0, resumed.stderr
     first = next(iter(api.jobs.values()))
     sent = api.requests_sent()
     assert len(sent) == len(set(sent)) == TEACHER * 3  # the first job's requests were never sent again
@@ -221,7 +219,7 @@ import os, sys
 from drp.store import RunStore
 stored = RunStore.update_batch_job
 def update(self, job_id, **fields):
-    if fields.get("status") == "submitted" and not os.environ.get("DRP_TEST_RESUMED"):
+    if fields.get("status") == "submitted":
         os._exit(9)
     return stored(self, job_id, **fields)
 RunStore.update_batch_job = update
@@ -257,14 +255,8 @@ def test_a_job_created_just_before_a_kill_is_found_and_reused(tmp_path):
         assert died.returncode == 9 and len(api.jobs) == 1
         row = next(db_of("cut").query("select * from batch_jobs"))
         assert row["status"] == "submitting" and row["batch_id"] is None
-        resumed = subprocess.run(
-            [*command, "--resume"],
-            env={**os.environ, "DRP_TEST_RESUMED": "1"},
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-    assert resumed.returncode == 0, resumed.stderr
+        resumed = drp_within(300, *command[2:], "--resume")  # in-process, so without the scripted death
+    assert resumed.exit_code == 0, resumed.stderr
     sent = api.requests_sent()
     assert len(sent) == len(set(sent)) == TEACHER * 3  # adopted through its metadata, not submitted again
     first = next(db_of("cut").query("select * from batch_jobs order by created_at"))

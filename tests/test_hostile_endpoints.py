@@ -20,7 +20,6 @@ from helpers import (
     copies_of_examples,
     db_of,
     drp,
-    drp_process,
     example_records,
     one_line_error,
     traces_of,
@@ -104,12 +103,12 @@ def test_url_credentials_stay_out_of_the_lock_file_the_refusal_and_the_run(tmp_p
             assert stat.S_IMODE(lock.stat().st_mode) == 0o600
             held_by = lock.read_text()
             assert "pw-0123456789" not in held_by and "drpuser" not in held_by and "***@127.0.0.1" in held_by
-            refused = drp_process(*map(str, command[3:]))
+            refused = drp(*command[3:])  # in-process: the owner is the real process that holds the lock
         finally:
             gate.set()
             out, err = owner.communicate(timeout=120)
     assert owner.returncode == 0, err
-    assert refused.returncode == 2 and one_line_error(refused.stderr), refused.stderr
+    assert refused.exit_code == 2 and one_line_error(refused.stderr), refused.stderr
     assert "in use by process" in refused.stderr and "pw-0123456789" not in refused.stderr
     assert not lock.exists()  # removed when the run ended
     stored = everything_stored("secret")

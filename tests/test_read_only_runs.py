@@ -56,12 +56,29 @@ def _finished_run(root: Path, leftover: str, monkeypatch, example_run) -> None:
         (folder / "drp.db-shm").unlink()
 
 
+# Runs every command of COMMANDS in one interpreter (inside the read-only namespace or as the other user): each
+# through the CLI in-process, its output, errors (a traceback included) and exit status written under `out`.
+_READER = """
+import json, sys, traceback
+from pathlib import Path
+from typer.testing import CliRunner
+from drp.cli import app
+out = Path(sys.argv[1])
+for number, args in enumerate(json.loads(sys.argv[2])):
+    result = CliRunner().invoke(app, args)
+    errors = result.stderr
+    if result.exc_info and not isinstance(result.exception, SystemExit):
+        errors += "".join(traceback.format_exception(*result.exc_info))
+    (out / f"{number}.out").write_text(result.stdout)
+    (out / f"{number}.err").write_text(errors)
+    (out / f"{number}.rc").write_text(str(result.exit_code))
+"""
+
+
 def _script(runs: Path, out: Path) -> str:
-    lines = []
-    for number, args in enumerate(COMMANDS.values()):
-        argv = [sys.executable, "-m", "drp.cli", *(a.format(out=out) for a in args)]
-        lines.append(f"{shlex.join(argv)} > {out}/{number}.out 2> {out}/{number}.err; echo $? > {out}/{number}.rc")
-    return f"cd {shlex.quote(str(out))}\nexport DRP_RUNS_DIR={shlex.quote(str(runs))}\n" + "\n".join(lines) + "\n"
+    commands = [[a.format(out=out) for a in args] for args in COMMANDS.values()]
+    argv = [sys.executable, "-c", _READER, str(out), json.dumps(commands)]
+    return f"cd {shlex.quote(str(out))}\nexport DRP_RUNS_DIR={shlex.quote(str(runs))}\n{shlex.join(argv)}\n"
 
 
 def _results(out: Path) -> dict[str, tuple[int, str, str]]:

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import DRP, EXAMPLES, copies_of_examples, db_of, drp, drp_process, one_line_error, pruned_of, traces_of
+from helpers import DRP, EXAMPLES, copies_of_examples, db_of, drp, drp_within, one_line_error, pruned_of, traces_of
 
 from drp.paths import run_dir, work_dir
 from drp.testing.scripted_teacher import ScriptedTeacher
@@ -131,16 +131,17 @@ def test_a_second_process_is_refused_naming_the_owner_and_touches_nothing(tmp_pa
         try:
             # As soon as the owner holds the lock (it may still be creating the run), then while it prunes.
             _wait_for(lambda: f'"pid": {owner.pid}' in _lock_holder("owned"), what="the owner's lock")
-            refusals = [drp_process(*command[3:], "--overwrite")]
+            # The challengers run in-process: the test's own process is the second one.
+            refusals = [drp(*command[3:], "--overwrite")]
             _wait_for(lambda: _done("owned") >= 3 or owner.poll() is not None, what="the owner to prune")
             assert owner.poll() is None, owner.communicate()
             for extra in ((), ("--resume",), ("--overwrite",), ("--resume", "--workers", "2")):
-                refusals.append(drp_process(*command[3:], *extra))
+                refusals.append(drp(*command[3:], *extra))
             assert owner.poll() is None, "the owner finished before the test could challenge it"
         finally:
             out, err = owner.communicate(timeout=300)
     for refused in refusals:
-        assert refused.returncode == 2, refused.stderr
+        assert refused.exit_code == 2, refused.stderr
         assert one_line_error(refused.stderr), refused.stderr
         assert f"in use by process {owner.pid}" in refused.stderr and "started" in refused.stderr, refused.stderr
     assert owner.returncode == 0, err
@@ -207,8 +208,9 @@ def test_workers_die_with_their_parent_and_a_resume_finishes_every_trace_once(tm
         time.sleep(2.0)
         assert (len(teacher.requests), _done("orphans")) == (requests, done)
         assert 0 < done < 32
-        resumed = drp_process(*command[3:], "--resume")
-        assert resumed.returncode == 0, resumed.stderr
+        teacher.latency = 0  # it kept the killed run mid-way; the resume, in-process, need not wait
+        resumed = drp_within(300, *command[3:], "--resume")
+        assert resumed.exit_code == 0, resumed.output
     db = db_of("orphans")
     rows = list(db.query("select id, line, status from traces"))
     assert len(rows) == 32 and len({r["line"] for r in rows}) == 32

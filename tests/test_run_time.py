@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from helpers import db_of, drp, example_records, write_jsonl
+from helpers import db_of, drp, drp_within, example_records, write_jsonl
 
 from drp.paths import run_dir
 from drp.testing.scripted_teacher import ScriptedTeacher
@@ -62,8 +62,8 @@ def test_stats_counts_the_time_a_killed_session_spent(tmp_path):
         assert killed["sessions"] == 1 and killed["wall_seconds"] >= spent > 0
         assert killed["traces_per_second"] <= done / spent
 
-        resumed = subprocess.run([*command, "--resume"], env=os.environ.copy(), capture_output=True, text=True)
-        assert resumed.returncode == 0, resumed.stderr
+        resumed = drp_within(300, *command[3:], "--resume")  # in-process: the kill is what needs a process
+        assert resumed.exit_code == 0, resumed.output
     final = json.loads(drp("stats", "timed", "--json").output)
     spent = db_of("timed").execute("select sum(seconds) from traces").fetchone()[0]
     assert final["sessions"] == 2 and final["traces"] == len(records)
