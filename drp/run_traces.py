@@ -118,11 +118,20 @@ async def _process_ids(
                     teacher.trace_finished()
 
     writing = asyncio.create_task(finished.keep_writing())
+    traces = asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
     try:
-        await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
+        # A refused write (a full disk) ends the run at once: the traces still running would only be lost too.
+        await asyncio.wait({writing, traces}, return_when=asyncio.FIRST_COMPLETED)
+        if writing.done():
+            traces.cancel()
+            await asyncio.gather(traces, return_exceptions=True)  # until they have stopped
+            writing.result()  # the write's error
+        await traces
     finally:
+        traces.cancel()
         writing.cancel()
-        finished.write()
+        if not (writing.done() and not writing.cancelled() and writing.exception()):
+            finished.write()  # the rest, unless writing is what failed
         if teacher is not None:
             await teacher.aclose()
     if teacher_down():

@@ -60,3 +60,29 @@ def test_a_full_disk_is_named_for_files_and_for_sqlite(tmp_path):
         conn.commit()
     assert "disk is full" in str(disk_error(caught.value))
     assert disk_error(OSError(errno.ENOENT, "gone")) is None and disk_error(ValueError()) is None
+
+
+def test_a_write_refused_while_traces_run_stops_the_run_and_loses_nothing(tmp_path, monkeypatch):
+    """The finished traces are written every WRITE_EVERY seconds while others run: when one such write is refused,
+    the run stops there in one line, instead of running on and reporting traces it never stored."""
+    from drp import run_traces
+    from drp.store import RunStore
+
+    source = copies_of_examples(tmp_path / "in.jsonl", 8)
+    monkeypatch.setattr(run_traces, "WRITE_EVERY", 0.0)
+    save_results, refused = RunStore.save_results, []
+
+    def refuse_the_first_write(store, batch, policy_hash):
+        if batch and not refused:
+            refused.append(len(batch))
+            raise OSError(errno.EFBIG, "File too large", str(run_dir("big") / "drp.db"))
+        return save_results(store, batch, policy_hash)
+
+    monkeypatch.setattr(RunStore, "save_results", refuse_the_first_write)
+    result = drp("run", source, "--policy", "rules", "--run-id", "big", "--quiet")
+    assert refused and result.exit_code == 2, result.output
+    assert one_line_error(result.output) and "ulimit -f" in result.output, result.output
+    monkeypatch.setattr(RunStore, "save_results", save_results)
+    assert drp("run", source, "--run-id", "big", "--resume", "--quiet").exit_code == 0
+    rows = traces_of("big")
+    assert len(rows) == 64 and {row["status"] for row in rows.values()} == {"accepted", "rejected"}
