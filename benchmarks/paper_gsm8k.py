@@ -32,9 +32,9 @@ qwen`), the question alone as the user turn, every example closed by "The answer
 '' --answer answer-line`). The paper protocol's raw prompts use no chat template either way.
 
 `--dry-run` runs the same steps here with SmolLM2-135M-Instruct as base and student (`transformers serve` on the
-CPU), two problems per benchmark, two training steps and scripted teachers (the ones the tests use) for both
-`skill-aware` and `paper`. A 135M base writes no `<think>` block to prune, so the dry run prunes the repository's
-example traces after generating.
+CPU), one problem per benchmark, 8 new tokens per answer, two training steps of one example (validated after the
+second) and scripted teachers (the ones the tests use) for both `skill-aware` and `paper`. A 135M base writes no
+`<think>` block to prune, so the dry run prunes the repository's example traces after generating.
 """
 
 from __future__ import annotations
@@ -271,10 +271,10 @@ def dry_settings(args, teacher_urls: dict[str, str]) -> Settings:
         base="smollm2-135m-instruct",
         serve=["--backend", "transformers"],
         train_problems=[
-            ["gsm8k:train", "--limit", "2"],
-            *([*source, "--limit", "2"] for source in extra_sources(args)),
+            ["gsm8k:train", "--limit", "1"],
+            *([*source, "--limit", "1"] for source in extra_sources(args)),
         ],
-        test_limit=["--limit", "2"],
+        test_limit=["--limit", "1"],
         generate=[
             "--n",
             "1",
@@ -283,7 +283,7 @@ def dry_settings(args, teacher_urls: dict[str, str]) -> Settings:
             "--top-p",
             "1",
             "--max-tokens",
-            "24",
+            "8",
             "--keep",
             "all",
             "--concurrency",
@@ -301,8 +301,10 @@ def dry_settings(args, teacher_urls: dict[str, str]) -> Settings:
             args.recipe or "smollm2-135m-cpu",
             "--max_steps",
             "2",
-            "--eval_steps",
+            "--per_device_train_batch_size",
             "1",
+            "--eval_steps",
+            "2",  # validated once, after the last step
             "--max_length",
             "1024",
             "--drop_long_examples",
@@ -320,11 +322,11 @@ def dry_settings(args, teacher_urls: dict[str, str]) -> Settings:
                 "--top-p",
                 "1",
                 "--max-tokens",
-                "24",
+                "8",
                 "--concurrency",
                 "2",
             ],
-            "paper": ["--max-tokens", "24", "--concurrency", "2"],
+            "paper": ["--max-tokens", "8", "--concurrency", "2"],
         },
     )
 

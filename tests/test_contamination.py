@@ -183,6 +183,8 @@ def test_distill_keeps_the_training_questions_and_evaluates_on_the_validation_sp
         "smollm2-135m-cpu",
         "--max_steps",
         "1",
+        "--per_device_train_batch_size",
+        "1",
         "--eval_steps",
         "1",
         "--max_length",

@@ -63,7 +63,7 @@ def test_skill_aware_with_a_real_tiny_teacher(served_smollm2):
         "--run-id",
         "smol",
         "--limit",
-        "2",
+        "1",
         "--concurrency",
         "1",
         "--quiet",
@@ -82,7 +82,7 @@ def test_skill_aware_with_a_real_tiny_teacher(served_smollm2):
     )
     assert result.exit_code in (0, 1), result.output  # 1 when the tiny model's replies never parse
     traces = traces_of("smol")
-    limited = [t for t in traces.values() if t["line"] <= 2]
+    limited = [t for t in traces.values() if t["line"] <= 1]
     assert limited and all(t["status"] in ("accepted", "rejected", "failed") for t in limited)
     calls = list(db_of("smol").query("select * from calls where model = ?", [model]))
     assert calls, "the real model was called"

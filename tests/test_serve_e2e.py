@@ -94,25 +94,25 @@ def test_serve_prints_a_usable_base_url(served, smollm2):
 
 
 def test_eval_resume_and_compare(served, shared, tmp_path):
-    long_run, short_run = tmp_path / "cap24", tmp_path / "cap8"
-    first = _eval(served, long_run, 24)
+    long_run, short_run = tmp_path / "cap16", tmp_path / "cap8"
+    first = _eval(served, long_run, 16)
     assert first.exit_code == 0, first.output
     samples = [json.loads(line) for line in open(long_run / "samples.jsonl")]
     assert len(samples) == 6 and not any(s["error"] for s in samples)
-    assert all(0 < s["tokens"] <= 25 and s["finish_reason"] in ("stop", "length") for s in samples)
+    assert all(0 < s["tokens"] <= 17 and s["finish_reason"] in ("stop", "length") for s in samples)
     # transformers serve samples only when told to (do_sample): two seeds must not all be the same text.
     by_problem = {}
     for s in samples:
         by_problem.setdefault(s["problem_id"], set()).add(s["response"])
     assert any(len(texts) > 1 for texts in by_problem.values())
     metrics = json.loads((long_run / "metrics" / "gsm8k.json").read_text())
-    assert metrics["n_problems"] == 3 and metrics["seeds"] == [0, 1] and metrics["max_tokens"] == 24
+    assert metrics["n_problems"] == 3 and metrics["seeds"] == [0, 1] and metrics["max_tokens"] == 16
     check = metrics["token_check"]
     # Same tokenizer on both sides: the server's usage agrees with our count (±1 for the end token).
     assert check["compared"] == 6 and check["mismatch_rate"] <= 1 / 6, samples
     assert json.loads((long_run / "config.json").read_text())["server_kind"] == "transformers"
 
-    again = _eval(served, long_run, 24)
+    again = _eval(served, long_run, 16)
     assert again.exit_code == 0 and "0 samples to draw (6 already done)" in again.output
     assert len((long_run / "samples.jsonl").read_text().splitlines()) == 6
 
@@ -145,7 +145,7 @@ def test_generate_on_training_problems(served, shared, tmp_path):
             "--model",
             served["model"],
             "--max-tokens",
-            "16",
+            "8",
             "--out",
             str(out),
             "--quiet",
