@@ -142,8 +142,8 @@ async def _process_ids(
 
 
 def _context(config: RunConfig, parts: RunParts):
-    """What every graph node of every trace is given (drp.agents.context)."""
-    from drp.agents.context import RunContext
+    """What every graph node of every trace is given (drp.run_context)."""
+    from drp.run_context import RunContext
 
     return RunContext(
         policy=parts.policy,

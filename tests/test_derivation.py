@@ -256,9 +256,9 @@ def test_a_restatement_needs_a_computation_above_it():
 def test_the_verifier_tells_the_pruner_which_link_is_missing():
     import asyncio
 
-    from drp.agents.context import RunContext
     from drp.agents.verifier import verify
     from drp.policy import load_policy
+    from drp.run_context import RunContext
     from drp.tokens import TokenCounter
 
     pruned = "Sam starts with 30 marbles and lost 2.\n\nHe gives half of them to his sister: 28 / 2 = 14."

@@ -21,11 +21,11 @@ from collections.abc import Callable
 from pydantic import BaseModel
 
 from drp.agents.calls import record
-from drp.agents.context import RunContext
 from drp.agents.windows import Budget
 from drp.outcomes import TEACHER_ERROR, reason
 from drp.prompting import render_messages
 from drp.reuse import request_key, stored_reply
+from drp.run_context import RunContext
 from drp.teacher import TeacherError
 
 DEFAULT_REPLY_TOKENS = 256  # room a call must leave for its reply when the agent gives no estimate

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from drp.agents.context import RunContext
+from drp.run_context import RunContext
 from drp.store import now
 
 

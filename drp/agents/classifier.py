@@ -9,11 +9,11 @@ from __future__ import annotations
 from drp.agent_kinds import agent_for, implements
 from drp.agents import rules
 from drp.agents.calls import deterministic
-from drp.agents.context import RunContext
 from drp.agents.state import TraceState
 from drp.agents.windowed import ask_windows, plan_windows
 from drp.agents.windows import neighbours
 from drp.outcomes import CLASSIFIER_UNUSABLE, FAILED, reason
+from drp.run_context import RunContext
 from drp.schemas import labels_schema
 
 

@@ -4,10 +4,10 @@ verified like any other attempt."""
 from __future__ import annotations
 
 from drp.agents import rules, verifier
-from drp.agents.context import RunContext
 from drp.agents.pruner import apply_plan
 from drp.agents.state import TraceState
 from drp.outcomes import ACCEPTED, FALLBACK_RULES, REJECTED, VERIFICATION_FAILED, reason
+from drp.run_context import RunContext
 from drp.teacher import TeacherError
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from drp.agents import rules
 from drp.agents.calls import deterministic
-from drp.agents.context import RunContext
 from drp.agents.state import TraceState
 from drp.agents.verifier import reaches_answer
 from drp.answers import equivalent, extract_answer
 from drp.layout import answer_line, short_answer, split_response
 from drp.outcomes import EMPTY_THINKING, INCOMPLETE_TRACE, NO_FINAL_ANSWER, REJECTED, TOO_LONG, WRONG_ORIGINAL, reason
+from drp.run_context import RunContext
 from drp.text import paragraphs, unit_layout
 
 

@@ -12,13 +12,13 @@ from drp.agent_kinds import agent_for, implements
 from drp.agents import rules
 from drp.agents.asking import ask
 from drp.agents.calls import deterministic
-from drp.agents.context import RunContext
 from drp.agents.state import TraceState
 from drp.agents.windowed import ask_windows, plan_windows
 from drp.agents.windows import Window, neighbours
 from drp.derivation import needed_passages, states_value
 from drp.outcomes import FAILED, PRUNER_UNUSABLE, reason
 from drp.paper_text import CompressText, split_closing_answer
+from drp.run_context import RunContext
 from drp.schemas import Rewrite, paper_prune_schema, plan_schema
 from drp.text import PARAGRAPH, join_units
 

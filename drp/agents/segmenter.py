@@ -12,12 +12,12 @@ from drp.agent_kinds import agent_for, implements
 from drp.agents import rules
 from drp.agents.asking import ask
 from drp.agents.calls import deterministic
-from drp.agents.context import RunContext
 from drp.agents.state import TraceState
 from drp.agents.windowed import ask_windows, plan_windows
 from drp.echo import EchoCheck, check_echo
 from drp.outcomes import FAILED, REJECTED, SEGMENTER_UNUSABLE, UNFAITHFUL_ECHO, reason
 from drp.paper_text import EchoText
+from drp.run_context import RunContext
 from drp.schemas import echo_schema, segmentation_schema, steps_from_starts
 from drp.text import PARAGRAPH, join_units, paragraphs, sentences
 

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from drp.agent_kinds import agent_for, implements, writes_own_path
 from drp.agents.asking import ask
 from drp.agents.calls import deterministic
-from drp.agents.context import RunContext
 from drp.agents.state import TraceState
 from drp.answers import equivalent, extract_answer, last_boxed, numbers_in
 from drp.derivation import Derivation, check, own_derivation
@@ -36,6 +35,7 @@ from drp.echo import action_agreement
 from drp.layout import join_response
 from drp.outcomes import ACCEPTED, NOTHING_TO_PRUNE, RECORDED, REJECTED, VERIFIED, reason
 from drp.registry import Registry
+from drp.run_context import RunContext
 from drp.schemas import JudgeVerdict
 from drp.text import paragraphs
 

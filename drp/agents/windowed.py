@@ -12,9 +12,9 @@ import asyncio
 from collections.abc import Callable
 
 from drp.agents.asking import ask
-from drp.agents.context import RunContext
 from drp.agents.windows import Budget, Window, plan
 from drp.prompting import render_messages
+from drp.run_context import RunContext
 
 
 def plan_windows(

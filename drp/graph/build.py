@@ -10,11 +10,11 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
 from drp.agents import classifier, pruner, segmenter, verifier
-from drp.agents.context import RunContext
 from drp.agents.fallback import fallback
 from drp.agents.prepare import prepare
 from drp.agents.state import TraceState
 from drp.outcomes import FAILED, TEACHER_ERROR, reason
+from drp.run_context import RunContext
 from drp.teacher import TeacherError
 
 

@@ -1,4 +1,5 @@
-"""Run-wide settings handed to every node (LangGraph runtime context), never stored in the state."""
+"""Run-wide settings handed to every graph node (LangGraph runtime context), never stored in the state: built by the
+runner (drp.run_traces), read by the agents."""
 
 from __future__ import annotations
 
