@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from transformers import TrainerCallback
 from typer.testing import CliRunner
 
 from drp.cli import app
@@ -72,29 +71,35 @@ def exported(tmp_path_factory) -> Path:
     return folder / "sft"
 
 
-class Recorder(TrainerCallback):
-    """Keeps every log line the trainer emits."""
-
-    def __init__(self):
-        self.logs = []
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        self.logs.append(dict(logs or {}))
-
-
 class Interrupt(Exception):
     pass
 
 
-class InterruptAt(TrainerCallback):
-    """Dies at the end of a step, like a killed job, after the checkpoints before it were written."""
+def log_recorder():
+    """A trainer callback that keeps every log line the trainer emits (in `.logs`). transformers is imported here,
+    not at collection: every pytest worker collects this module, and most never train."""
+    from transformers import TrainerCallback
 
-    def __init__(self, step: int):
-        self.step = step
+    class Recorder(TrainerCallback):
+        def __init__(self):
+            self.logs = []
 
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            raise Interrupt(f"killed at step {self.step}")
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            self.logs.append(dict(logs or {}))
+
+    return Recorder()
+
+
+def interrupt_at(step: int):
+    """A trainer callback that dies at the end of `step`, like a killed job, after the checkpoints before it."""
+    from transformers import TrainerCallback
+
+    class InterruptAt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == step:
+                raise Interrupt(f"killed at step {step}")
+
+    return InterruptAt()
 
 
 def training_loss(model_dir: Path | str, dataset: Path) -> float:
@@ -133,7 +138,7 @@ def test_full_fine_tuning_lowers_the_loss_and_the_model_reloads(exported, smollm
     from drp.distill.sft import main
 
     out = tmp_path / "full"
-    recorder = Recorder()
+    recorder = log_recorder()
     main(
         [
             *COMMON,
@@ -197,7 +202,7 @@ def test_lora_interrupted_resumed_and_merged(exported, smollm2, tmp_path, capsys
         "1",
     ]
     with pytest.raises(Interrupt):
-        main(argv, callbacks=[InterruptAt(2)])
+        main(argv, callbacks=[interrupt_at(2)])
     assert (out / "checkpoint-1").is_dir() and not (out / "checkpoint-2").exists()
     with pytest.raises(DistillError, match="already holds checkpoints"):
         main(argv)

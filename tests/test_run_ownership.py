@@ -138,6 +138,7 @@ def test_a_second_process_is_refused_naming_the_owner_and_touches_nothing(tmp_pa
             for extra in ((), ("--resume",), ("--overwrite",), ("--resume", "--workers", "2")):
                 refusals.append(drp(*command[3:], *extra))
             assert owner.poll() is None, "the owner finished before the test could challenge it"
+            teacher.latency = 0  # it only kept the owner busy while it was challenged
         finally:
             out, err = owner.communicate(timeout=300)
     for refused in refusals:

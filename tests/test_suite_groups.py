@@ -30,7 +30,19 @@ def test_an_xdist_group_runs_on_one_worker_and_builds_its_module_fixture_once(tm
     (tmp_path / "test_grouped.py").write_text(GROUPED, encoding="utf-8")
     (tmp_path / "test_other.py").write_text("def test_other():\n    pass\n", encoding="utf-8")
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2", "--dist", "loadgroup"],
+        # The plugins as the suite loads them (pyproject.toml's addopts): xdist only.
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--disable-plugin-autoload",
+            "-p",
+            "xdist.plugin",
+        ]
+        + ["-n", "2", "--dist", "loadgroup"],
         capture_output=True,
         text=True,
         cwd=tmp_path,
