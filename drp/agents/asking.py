@@ -17,6 +17,7 @@ teacher's context, and a call without room for the reply it needs is not sent.""
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from pydantic import BaseModel
 
@@ -95,7 +96,19 @@ async def ask(
             else None
         )
         stored = ctx.reuse.lookup(key) if key is not None and ctx.reuse is not None else None
-        asked = {"llm": True, "messages": messages, "temperature": temperature, "max_tokens": room}  # either way
+        # What was asked, recorded the same whether the teacher answered or failed.
+        asked = partial(
+            record,
+            agent,
+            attempt,
+            policy.name,
+            prompt_name,
+            policy.prompt_hashes[agent],
+            llm=True,
+            messages=messages,
+            temperature=temperature,
+            max_tokens=room,
+        )
         try:
             if stored is not None:
                 reply = stored_reply(stored, method, schema)
@@ -106,13 +119,7 @@ async def ask(
         except TeacherError as exc:
             calls.append(
                 # tokens unknown (None), never 0: a call that timed out may well have been paid for
-                record(
-                    agent,
-                    attempt,
-                    policy.name,
-                    prompt_name,
-                    policy.prompt_hashes[agent],
-                    **asked,
+                asked(
                     raw_output=exc.raw,
                     error=reason(TEACHER_ERROR, exc),
                     model=model,
@@ -126,13 +133,7 @@ async def ask(
             raise
         error = reply.error or (validate(reply.parsed) if reply.parsed is not None else "no result")
         calls.append(
-            record(
-                agent,
-                attempt,
-                policy.name,
-                prompt_name,
-                policy.prompt_hashes[agent],
-                **asked,
+            asked(
                 raw_output=reply.raw,
                 parsed=reply.parsed,
                 error=error,
