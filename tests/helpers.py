@@ -48,6 +48,13 @@ def write_jsonl(path: Path, records: list[dict]) -> Path:
 
 
 DRP = [sys.executable, "-m", "drp.cli"]
+BATCH_MODE = ("--teacher-mode", "batch", "--batch-poll-seconds", "0.05")
+
+
+def skill_aware_run(url: str, run_id: str, *extra: str, model: str = "m") -> tuple:
+    """The arguments of `drp run` over the example traces with `skill-aware` against the teacher at `url`."""
+    teacher = ("--teacher-url", url, "--teacher-model", model)
+    return ("run", EXAMPLES, "--policy", "skill-aware", *teacher, "--run-id", run_id, "--quiet", *extra)
 
 
 def drp_process(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -14,7 +14,7 @@ import threading
 import time
 
 import pytest
-from helpers import DRP, EXAMPLES, db_of, drp_within, traces_of
+from helpers import BATCH_MODE, DRP, EXAMPLES, db_of, drp_within, skill_aware_run, traces_of
 
 from drp.paths import run_dir
 from drp.store import RunStore
@@ -28,31 +28,8 @@ TERMINAL = {"accepted", "rejected", "failed"}
 
 def run_batch(url: str, run_id: str, *extra: str):
     """`drp run` in batch mode, in-process under a deadline; typer's Result (exit_code, stdout, stderr)."""
-    return drp_within(
-        LIMIT,
-        "run",
-        EXAMPLES,
-        "--policy",
-        "skill-aware",
-        "--teacher-url",
-        url,
-        "--teacher-model",
-        "m",
-        "--run-id",
-        run_id,
-        "--quiet",
-        "--teacher-mode",
-        "batch",
-        "--batch-poll-seconds",
-        "0.05",
-        "--teacher-max-retries",
-        "0",
-        "--batch-call-timeout",
-        "1",
-        "--batch-poll-failures",
-        "3",
-        *extra,
-    )
+    faults = ("--teacher-max-retries", "0", "--batch-call-timeout", "1", "--batch-poll-failures", "3")
+    return drp_within(LIMIT, *skill_aware_run(url, run_id, *BATCH_MODE, *faults, *extra))
 
 
 def resume_finishes(url: str, run_id: str) -> None:

@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 
-from helpers import EXAMPLES, db_of, drp, drp_within, pruned_of, traces_of
+from helpers import BATCH_MODE, EXAMPLES, db_of, drp, drp_within, pruned_of, skill_aware_run, traces_of
 
 from drp.paths import run_dir
 from drp.testing.scripted_batches import Outcome, ScriptedBatchAPI
@@ -23,24 +23,7 @@ TEACHER = 6  # the example traces that reach the teacher (two end in prepare)
 
 
 def run_batch(url: str, run_id: str, *extra: str):
-    return drp(
-        "run",
-        EXAMPLES,
-        "--policy",
-        "skill-aware",
-        "--teacher-url",
-        url,
-        "--teacher-model",
-        "m",
-        "--run-id",
-        run_id,
-        "--quiet",
-        "--teacher-mode",
-        "batch",
-        "--batch-poll-seconds",
-        "0.05",
-        *extra,
-    )
+    return drp(*skill_aware_run(url, run_id, *BATCH_MODE, *extra))
 
 
 def _transcript(run_id: str) -> dict:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 
-from helpers import EXAMPLES, db_of, drp, traces_of, write_jsonl
+from helpers import EXAMPLES, db_of, drp, skill_aware_run, traces_of, write_jsonl
 
 from drp.policy import load_policy
 from drp.testing.scripted_teacher import Drip, ScriptedTeacher, Text
@@ -15,24 +15,7 @@ from drp.testing.skill_aware_responder import agent_of, needed_in, sensible, ste
 
 
 def run_llm(url: str, run_id: str, *extra: str):
-    return drp(
-        "run",
-        EXAMPLES,
-        "--policy",
-        "skill-aware",
-        "--teacher-url",
-        url,
-        "--teacher-model",
-        "scripted",
-        "--run-id",
-        run_id,
-        "--quiet",
-        "--teacher-max-retries",
-        "0",
-        "--limit",
-        "1",
-        *extra,
-    )
+    return drp(*skill_aware_run(url, run_id, "--teacher-max-retries", "0", "--limit", "1", *extra, model="scripted"))
 
 
 def calls_of(run_id: str, node: str | None = None) -> list[dict]:
