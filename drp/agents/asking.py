@@ -70,24 +70,15 @@ async def ask(
             messages = with_note(first, f"Your previous reply could not be used: {error}. Reply again {layout}.")
             temperature = max(first_temperature, policy.retry_temperature)
         room = budget.reply_room(messages, cap)
+        this_call = partial(
+            record, agent, attempt, policy.name, prompt_name, policy.prompt_hashes[agent], messages=messages
+        )
         if room < needed:
             error = (
                 f"context: the prompt leaves room for {room} reply tokens within context.max_tokens "
                 f"{budget.limit} (margin {budget.margin}); this call needs {needed}"
             )
-            calls.append(
-                record(
-                    agent,
-                    attempt,
-                    policy.name,
-                    prompt_name,
-                    policy.prompt_hashes[agent],
-                    llm=False,
-                    messages=messages,
-                    error=error,
-                    model=model,
-                )
-            )
+            calls.append(this_call(llm=False, error=error, model=model))
             return None, calls, error
         # Only a first try at the agent's own temperature is keyed (and so reusable): a retry is a new question.
         key = (
@@ -97,18 +88,7 @@ async def ask(
         )
         stored = ctx.reuse.lookup(key) if key is not None and ctx.reuse is not None else None
         # What was asked, recorded the same whether the teacher answered or failed.
-        asked = partial(
-            record,
-            agent,
-            attempt,
-            policy.name,
-            prompt_name,
-            policy.prompt_hashes[agent],
-            llm=True,
-            messages=messages,
-            temperature=temperature,
-            max_tokens=room,
-        )
+        asked = partial(this_call, llm=True, temperature=temperature, max_tokens=room)
         try:
             if stored is not None:
                 reply = stored_reply(stored, method, schema)
