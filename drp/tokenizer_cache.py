@@ -37,7 +37,8 @@ def entry_for(name: str) -> Path | None:
     if not folder.is_dir():
         return None
     try:
-        files = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir() if p.is_file())
+        stats = {path.name: path.stat() for path in folder.iterdir() if path.is_file()}
+        files = sorted((name, stat.st_size, stat.st_mtime_ns) for name, stat in stats.items())
         versions = [metadata.version(package) for package in ("transformers", "tokenizers")]
     except (OSError, metadata.PackageNotFoundError):
         return None
