@@ -119,10 +119,12 @@ async def _process_ids(
 
     writing = asyncio.create_task(finished.keep_writing())
     traces = asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
+    write_failed = False
     try:
         # A refused write (a full disk) ends the run at once: the traces still running would only be lost too.
         await asyncio.wait({writing, traces}, return_when=asyncio.FIRST_COMPLETED)
-        if writing.done():
+        if writing.done():  # it never returns: it failed
+            write_failed = True
             traces.cancel()
             await asyncio.gather(traces, return_exceptions=True)  # until they have stopped
             writing.result()  # the write's error
@@ -130,8 +132,8 @@ async def _process_ids(
     finally:
         traces.cancel()
         writing.cancel()
-        if not (writing.done() and not writing.cancelled() and writing.exception()):
-            finished.write()  # the rest, unless writing is what failed
+        if not write_failed:
+            finished.write()  # the rest
         if teacher is not None:
             await teacher.aclose()
     if teacher_down():
