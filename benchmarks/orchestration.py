@@ -6,6 +6,8 @@ with a fixed latency per call. Efficiency = achieved traces/s ÷ ideal (C / (cal
 
 Variants (never how drp runs, except `drp`; the others bound what a layer costs):
   drp                    drp as it is (the default)
+  sdk-create             drp with the openai SDK's own chat.completions.create in place of drp.teacher.resource
+                         (what that resource saves: the SDK's typed re-walk of every request, its typed reply)
   -tokens                token counts replaced by len(text) // 4
   -tokens-client         also the teacher call as one bare aiohttp POST (no langchain-openai, no openai SDK)
   -tokens-client-graph   also the same nodes and routing run by a plain loop (no LangGraph)
@@ -40,6 +42,7 @@ from drp.testing.skill_aware_responder import sensible  # noqa: E402
 # Variant → the layers it replaces by bare stand-ins (see _stub); `ceiling` replaces all of drp (see _ceiling).
 VARIANTS = {
     "drp": (),
+    "sdk-create": ("resource",),
     "-tokens": ("tokens",),
     "-tokens-client": ("tokens", "client"),
     "-tokens-client-graph": ("tokens", "client", "graph"),
@@ -202,6 +205,10 @@ def _compare(args) -> None:
 
 
 def _stub(layers: set[str]) -> None:
+    if "resource" in layers:
+        import drp.teacher.resource
+
+        drp.teacher.resource.ChatCompletions = lambda client: client.chat.completions
     if "tokens" in layers:
         from drp.tokens import TokenCounter
 

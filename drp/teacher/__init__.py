@@ -10,7 +10,7 @@ A request's path, one layer each, online:
   ChatOpenAI (langchain-openai: the messages and structured output; the openai client under it keeps the retry
     policy and the errors)
   → resource.ChatCompletions (posts as langchain built it, skipping the SDK's typed re-walk of the parameters,
-    which costs a third more orchestrator CPU per trace)
+    which costs 14-17% more orchestrator CPU per trace: orchestration.py's `sdk-create` variant)
   → endpoints.EndpointPool (an httpx transport: picks the endpoint, fails over, reads the reply capped)
   → aiohttp (the bytes: less CPU per request than httpx's own pool).
 - scope.py: what travels beside a request down to the transport (its trace, node, attempt; the endpoint used);

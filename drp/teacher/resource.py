@@ -3,8 +3,9 @@ out through the openai client's generic `post`, exactly as langchain-openai buil
 
 langchain-openai hands the openai SDK plain JSON (its messages are dicts of strings), which the SDK's
 `chat.completions.create` walks once more against its typed parameter annotations before sending; that walk
-changes nothing here and costs CPU: without this resource, orchestrator CPU per trace grew by 18-33%
-(benchmarks/orchestration.py --latency 1.0 and 0.1, --concurrency 64 --workers 2; 2026-12-07). Posting
+changes nothing here and costs CPU (with the typed reply the SDK builds, about 1.2 ms per call). Without this
+resource, orchestrator CPU per trace grows by 14% at 1 s per call and 17% at 0.1 s (means of 4 alternated
+rounds; `benchmarks/orchestration.py --compare drp,sdk-create --concurrency 64 --workers 2`, 2026-12-07). Posting
 through `AsyncOpenAI.post` keeps everything else of the SDK: the base URL, auth headers, the retry policy
 (drp.endpoint.RETRY_POLICY) and its errors. The reply is handed back as a dict, which langchain-openai reads
 as it reads the SDK's own objects.
