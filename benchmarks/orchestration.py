@@ -27,7 +27,6 @@ import multiprocessing
 import os
 import re
 import resource
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -333,7 +332,7 @@ def _recorded_requests() -> list[list[bytes]]:
     from drp.run_config import RunConfig
     from drp.run_place import RunPlace
     from drp.runner import run
-    from drp.store import DB_NAME
+    from drp.store import open_run
 
     workdir = Path(tempfile.mkdtemp(prefix="drp-ceiling-"))
     source = workdir / "traces.jsonl"
@@ -353,12 +352,12 @@ def _recorded_requests() -> list[list[bytes]]:
             progress=False,
         )
         bodies = [json.dumps(request).encode() for request in teacher.requests]
-    with sqlite3.connect(summary.path / DB_NAME) as db:
-        per_trace = [
-            n for (n,) in db.execute("SELECT count(*) FROM calls WHERE llm = 1 GROUP BY trace_id ORDER BY min(id)")
-        ]
+    store = open_run(summary.path)
+    # at concurrency 1 the traces run one after another in input order, and a trace's requests are consecutive
+    per_trace = [sum(1 for call in store.calls(row["id"]) if call["llm"]) for row in store.traces(("id",))]
+    store.close()
     traces, start = [], 0
-    for count in per_trace:  # at concurrency 1 a trace's requests are consecutive
+    for count in per_trace:
         traces.append(bodies[start : start + count])
         start += count
     return traces

@@ -3,8 +3,8 @@ first renders, filters and opens a trace in headless Chromium.
 
     python benchmarks/report_size.py [--sizes 1000,10000] [--workdir DIR] [--no-browser]
 
-The 1,000 real R1-Distill-Qwen-1.5B traces in ../shared/data/traces/ go through the `rules` policy once;
-bigger runs are that run's rows (traces, steps, calls) copied under new ids.
+Each size is a run of the `rules` policy over the 1,000 real R1-Distill-Qwen-1.5B traces in ../shared/data/traces/,
+repeated under new ids to reach it (10,000 take a few minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -20,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from drp.jsonl import read_jsonl, write_jsonl
 from drp.paths import shared_dir
 from drp.report import write_report
 
@@ -36,76 +36,30 @@ CHROMIUM_ARGS = [
 TRACES = "data/traces/r1-distill-qwen-1.5b.e2h-gsm8k.jsonl"
 
 
-def base_run(runs: Path) -> Path:
-    """The real rules run over the shared traces (made once per workdir)."""
-    folder = runs / "real-1000"
-    if not (folder / "drp.db").exists():
-        shared = shared_dir()
-        if shared is None:
-            sys.exit("../shared is absent: this benchmark needs the real traces")
-        started = time.perf_counter()
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "drp.cli",
-                "run",
-                str(shared / TRACES),
-                "--policy",
-                "rules",
-                "--run-id",
-                folder.name,
-                "--overwrite",
-            ],
-            check=True,
-            env={**os.environ, "DRP_RUNS_DIR": str(runs)},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        print(f"rules run over the 1000 shared traces: {time.perf_counter() - started:.1f} s")
-    return folder
-
-
-def scaled_run(base: Path, runs: Path, size: int) -> Path:
-    """A copy of `base` holding `size` traces: its rows repeated under ids suffixed -c1, -c2, …"""
-    folder = runs / f"scaled-{size}"
+def rules_run(runs: Path, size: int) -> Path:
+    """The `rules` policy over `size` traces: the 1,000 shared ones, repeated past that under ids suffixed -c1,
+    -c2, … (made once per workdir)."""
+    folder = runs / f"rules-{size}"
     if (folder / "drp.db").exists():
         return folder
-    folder.mkdir(parents=True, exist_ok=True)
-    with sqlite3.connect(base / "drp.db") as source, sqlite3.connect(folder / "drp.db") as target:
-        source.backup(target)
-    with sqlite3.connect(folder / "drp.db") as db:
-        n = db.execute("SELECT COUNT(*) FROM traces").fetchone()[0]
-        trace_cols = [r[1] for r in db.execute("PRAGMA table_info(traces)")]
-        step_cols = [r[1] for r in db.execute("PRAGMA table_info(steps)")]
-        call_cols = [r[1] for r in db.execute("PRAGMA table_info(calls)") if r[1] != "id"]
-        copies = -(-size // n)
-        for copy in range(1, copies):
-            suffix = f"-c{copy}"
-
-            def renamed(cols, key):
-                return ", ".join(f"{c} || ?" if c == key else ("line + ?" if c == "line" else c) for c in cols)
-
-            db.execute(
-                f"INSERT INTO traces ({', '.join(trace_cols)}) SELECT {renamed(trace_cols, 'id')} FROM traces "
-                "WHERE id NOT LIKE '%-c%'",
-                [suffix if c == "id" else copy * n for c in trace_cols if c in ("id", "line")],
-            )
-            db.execute(
-                f"INSERT INTO steps ({', '.join(step_cols)}) SELECT {renamed(step_cols, 'trace_id')} FROM steps "
-                "WHERE trace_id NOT LIKE '%-c%'",
-                [suffix],
-            )
-            db.execute(
-                f"INSERT INTO calls ({', '.join(call_cols)}) SELECT {renamed(call_cols, 'trace_id')} FROM calls "
-                "WHERE trace_id NOT LIKE '%-c%'",
-                [suffix],
-            )
-        extra = copies * n - size
-        if extra:
-            doomed = [r[0] for r in db.execute("SELECT id FROM traces ORDER BY line DESC LIMIT ?", [extra])]
-            for table, key in (("steps", "trace_id"), ("calls", "trace_id"), ("traces", "id")):
-                db.executemany(f"DELETE FROM {table} WHERE {key} = ?", [(i,) for i in doomed])
+    shared = shared_dir()
+    if shared is None:
+        sys.exit("../shared is absent: this benchmark needs the real traces")
+    real = read_jsonl(shared / TRACES)
+    records = []
+    for index in range(size):
+        copy, position = divmod(index, len(real))
+        records.append({**real[position], "id": real[position]["id"] + (f"-c{copy}" if copy else "")})
+    source = write_jsonl(runs / f"traces-{size}.jsonl", records)
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "drp.cli", "run", str(source), "--policy", "rules", "--run-id", folder.name],
+        check=True,
+        env={**os.environ, "DRP_RUNS_DIR": str(runs)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    print(f"rules run over {size} traces: {time.perf_counter() - started:.1f} s")
     return folder
 
 
@@ -151,12 +105,11 @@ def main() -> None:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="drp-report-bench-"))
     runs = workdir / "runs"
     runs.mkdir(parents=True, exist_ok=True)
-    base = base_run(runs)
     sizes = [int(s) for s in args.sizes.split(",")]
 
     results = []
     for size in sizes:
-        run = base if size == 1000 else scaled_run(base, runs, size)
+        run = rules_run(runs, size)
         out = workdir / f"report-{size}.html"
         seconds = []
         for _ in range(2):

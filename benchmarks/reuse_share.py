@@ -126,11 +126,9 @@ def main() -> None:
     server.join(timeout=10)
 
     first, changed = open_run(run_dir("first")), open_run(run_dir("changed"))
-    results = "select id, status, pruned_response from traces"
-    before = {row["id"]: (row["status"], row["pruned_response"]) for row in first._rows(results)}
-    after = {row["id"]: (row["status"], row["pruned_response"]) for row in changed._rows(results)}
+    before, after = results_of(first), results_of(changed)
     differs = {trace for trace, result in after.items() if before.get(trace) != result}
-    calls = changed._rows("select trace_id, seq, node, attempt, input_tokens, reused_run from calls where llm")
+    calls = teacher_calls(changed)
     new = [call for call in calls if call["reused_run"] is None]
     pruner_seq = {}  # the first pruner call of each trace: what follows it is downstream of the pruner
     for call in calls:
@@ -150,9 +148,8 @@ def main() -> None:
         entry[0] += 1
         entry[1] += call["reused_run"] is None
 
-    same = open_run(run_dir("same"))
-    same_new = same._rows("select count(*) as n from calls where llm and reused_run is null")[0]["n"]
-    retries = first._rows("select count(*) as n from calls where llm and reuse_key is null")[0]["n"]
+    same_new = sum(call["reused_run"] is None for call in teacher_calls(open_run(run_dir("same"))))
+    retries = sum(call["reuse_key"] is None for call in teacher_calls(first))
     identical = (run_dir("same") / "pruned.jsonl").read_bytes() == (run_dir("first") / "pruned.jsonl").read_bytes()
     origin = "shared real traces" if len(after) and "demo" not in next(iter(after)) else "examples"
     print(
@@ -186,6 +183,18 @@ def _serve(latency: float, ready, stop) -> None:
     with ScriptedTeacher(policy_aware, latency=latency) as teacher:
         ready.put(teacher.url)
         stop.wait()
+
+
+def results_of(store) -> dict[str, tuple]:
+    """Each trace's status and pruned response, read through the store's API."""
+    return {
+        row["id"]: (row["status"], row["pruned_response"]) for row in store.traces(("id", "status", "pruned_response"))
+    }
+
+
+def teacher_calls(store) -> list[dict]:
+    """The run's teacher (LLM) calls, trace by trace in input order, each trace's in its order."""
+    return [call for row in store.traces(("id",)) for call in store.calls(row["id"]) if call["llm"]]
 
 
 if __name__ == "__main__":

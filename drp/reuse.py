@@ -62,15 +62,8 @@ class ReplySource:
         if found is None:
             return None
         source, call_id = found
-        store = self._store(source)
-        rows = store._rows(
-            "select id, trace_id, seq, raw_output, parsed, model, input_tokens, output_tokens, usage "
-            "from calls where id = ?",
-            [call_id],
-        )
-        if not rows:
-            return None
-        return {**rows[0], "run": self.names[source]}
+        row = self._store(source).reply(call_id)
+        return None if row is None else {**row, "run": self.names[source]}
 
     def _store(self, source: int):
         from drp.store import open_run
@@ -112,11 +105,7 @@ def open_sources(folders: list[str | Path]) -> ReplySource | None:
                     f"--reuse {path.name}: that run was made before teacher replies were keyed "
                     "(an older drp): none of its replies can be reused"
                 )
-            rows = store.db.execute(
-                "select reuse_key, id from calls where reuse_key is not null and llm "
-                "and (error is null or error = '') order by id"
-            )
-            for key, call_id in rows:
+            for key, call_id in store.reusable_replies():
                 source.index.setdefault(key, (number, call_id))
         finally:
             store.close()

@@ -11,13 +11,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import sqlite3
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 from drp.paths import DB_NAME
 from drp.run_place import RunPlace
+from drp.store import holds_run_tables
 
 _DB_FILES = {DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", f"{DB_NAME}-journal"}
 
@@ -30,15 +30,7 @@ def is_run_folder(folder: Path) -> bool:
         return False
     if database.stat().st_size == 0:
         return {entry.name for entry in folder.iterdir()} <= _DB_FILES
-    try:
-        conn = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            tables = {row[0] for row in conn.execute("select name from sqlite_master where type = 'table'")}
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return False
-    return "runs" in tables or "_migrations" in tables
+    return holds_run_tables(database)
 
 
 def is_empty_folder(folder: Path) -> bool:

@@ -14,7 +14,7 @@ from drp.run_errors import RunError
 from drp.run_folders import is_empty_folder, is_run_folder, publish, staging
 from drp.run_parts import RunParts, same_file
 from drp.run_place import RunPlace
-from drp.store import DB_NAME, RunStore, check_intact, dumps, now, open_run
+from drp.store import DB_NAME, RunStore, check_intact, check_readable, dumps, now, open_run
 
 
 def settle(place: RunPlace, config: RunConfig) -> tuple[RunConfig, dict | None]:
@@ -27,7 +27,7 @@ def settle(place: RunPlace, config: RunConfig) -> tuple[RunConfig, dict | None]:
     if exists and not is_run_folder(folder):
         if not execution.overwrite and (folder / DB_NAME).is_file():
             check_intact(folder / DB_NAME)  # a damaged database is named as such, not as a stranger's folder
-            _check_readable(folder / DB_NAME)  # so is one damaged inside, where its list of tables spans pages
+            check_readable(folder / DB_NAME)  # so is one damaged inside, where its list of tables spans pages
         raise RunError(
             f"{folder} exists and is not a drp run: drp never writes into or deletes it. "
             "Choose another --run-id, or move that folder"
@@ -111,24 +111,6 @@ def policy_changes(config: RunConfig, run_id: str, saved: dict, policy) -> list[
 
 def _input(config: RunConfig):
     return input_traces.load(config.source.path, config.source.field_map, config.source.split)
-
-
-def _check_readable(file: Path) -> None:
-    """Refuse a database SQLite finds damaged when it reads its schema (DamagedRun, naming it)."""
-    import sqlite3
-
-    from drp.store import damaged_database
-
-    try:
-        connection = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            connection.execute("select name from sqlite_master").fetchall()
-        finally:
-            connection.close()
-    except sqlite3.DatabaseError as error:
-        damaged = damaged_database(error)
-        if damaged is not None:
-            raise damaged from None
 
 
 def _saved_config(folder: Path, run_id: str) -> dict:

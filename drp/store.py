@@ -117,6 +117,34 @@ def check_intact(file: Path) -> None:
         )
 
 
+def check_readable(file: Path) -> None:
+    """Refuse a database SQLite finds damaged when it reads its schema (DamagedRun, naming it)."""
+    try:
+        connection = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            connection.execute("select name from sqlite_master").fetchall()
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError as error:
+        damaged = damaged_database(error)
+        if damaged is not None:
+            raise damaged from None
+
+
+def holds_run_tables(file: Path) -> bool:
+    """Whether an SQLite file holds a drp run's tables (read-only: another's run or a read-only mount is only
+    looked at); False for a file SQLite cannot read."""
+    try:
+        conn = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            tables = {row[0] for row in conn.execute("select name from sqlite_master where type = 'table'")}
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return False
+    return "runs" in tables or "_migrations" in tables
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -849,6 +877,25 @@ class RunStore:
         for call in calls:
             call["messages"], call["parsed"] = json_or_text(call.get("messages")), json_or_text(call.get("parsed"))
         return calls
+
+    # ------------------------------------------------------------ replies another run reuses (drp.reuse)
+
+    def reusable_replies(self) -> list[tuple[str, int]]:
+        """(reuse key, call id) of each keyed teacher reply that came without an error, in call order."""
+        rows = self.db.execute(
+            "select reuse_key, id from calls where reuse_key is not null and llm "
+            "and (error is null or error = '') order by id"
+        )
+        return [(key, call_id) for key, call_id in rows]
+
+    def reply(self, call_id: int) -> dict | None:
+        """What a reuse needs of one stored call: its reply, model and usage, and where it was made."""
+        rows = self._rows(
+            "select id, trace_id, seq, raw_output, parsed, model, input_tokens, output_tokens, usage "
+            "from calls where id = ?",
+            [call_id],
+        )
+        return rows[0] if rows else None
 
     # ------------------------------------------------------------ run-level tallies (report header)
 

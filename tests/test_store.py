@@ -3,12 +3,15 @@ open migrates them (back-filling what the migrations add) to the same values a n
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
+import re
 import sqlite3
+from pathlib import Path
 
 import pytest
-from helpers import EXAMPLES, drp, pruned_of
+from helpers import EXAMPLES, REPO, drp, pruned_of
 
 from drp.store import open_run
 
@@ -149,3 +152,30 @@ def test_an_old_run_resumes_without_adding_a_row(hermetic_runs):
     assert all(r["status"] != "pending" for r in rows)
     assert store.run_row()["input_lines"] == 8
     assert [r["policy_hash"] is None for r in rows] == [True] * 3 + [False] * 5  # kept as made
+
+
+_SQL = re.compile(r"\b(select\b.*\bfrom|insert\s+into|delete\s+from|update\s+\[?\w+\]?\s+set|pragma)\b", re.I | re.S)
+
+
+def _sql_outside_the_store(path: Path) -> list[str]:
+    """SQL text, and sqlite3 connections, in one module: `file:line` of each."""
+    tree = ast.parse(path.read_text())
+    prose = {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Expr)}  # docstrings: never run
+    hits = []
+    for node in ast.walk(tree):
+        text = isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in prose
+        sql = text and _SQL.search(node.value)
+        connects = (
+            isinstance(node, ast.Attribute) and node.attr == "connect" and getattr(node.value, "id", "") == "sqlite3"
+        )
+        if sql or connects:
+            hits.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    return hits
+
+
+def test_only_the_store_reads_or_writes_a_run_database():
+    """drp's modules and the benchmarks read runs through drp.store's API (or `drp stats --json`): the schema has
+    one owner, and its migrations and legacy columns are read the same way everywhere."""
+    files = [path for folder in ("drp", "benchmarks") for path in (REPO / folder).rglob("*.py")]
+    found = [hit for path in files if path != REPO / "drp" / "store.py" for hit in _sql_outside_the_store(path)]
+    assert found == []
