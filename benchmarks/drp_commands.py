@@ -1,7 +1,8 @@
 """Running real `drp` commands from a pipeline script: each one logged to a file, timed, and failing loudly;
 `drp serve` kept up in the background for as long as a `with` block needs it.
 
-Used by drp_effect_small.py and paper_gsm8k.py, which drive drp exactly as a user would from a shell.
+Used by drp_effect.py, drp_effect_small.py and paper_gsm8k.py, which drive drp exactly as a user would from a
+shell; the argument lists they share are here too.
 """
 
 from __future__ import annotations
@@ -17,6 +18,38 @@ from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+# One greedy answer per problem: how the pipelines score every student (`drp eval`).
+ONE_GREEDY_SAMPLE = ["--seeds", "1", "--temperature", "0", "--top-p", "1"]
+
+
+def flags(values: dict) -> list[str]:
+    """{"--flag": value, …} as a command's arguments."""
+    return [part for flag, value in values.items() for part in (flag, str(value))]
+
+
+def training_args(args) -> list[str]:
+    """The `drp distill` settings a pipeline's arms share (its --steps, --seed, --learning-rate, --max-length)."""
+    return flags(
+        {
+            "--max_steps": args.steps,
+            "--seed": args.seed,
+            "--learning_rate": args.learning_rate,
+            "--max_length": args.max_length,
+        }
+    )
+
+
+def greedy_eval_args(args, url: str, model: str, out: Path) -> list[str]:
+    """`drp eval` of a served student on --eval-benchmark's first --eval-problems, one greedy answer each."""
+    return [
+        "eval",
+        *flags({"--model-url": url, "--model": model, "--benchmarks": args.eval_benchmark}),
+        *flags({"--limit": args.eval_problems, "--max-tokens": args.max_tokens, "--concurrency": args.concurrency}),
+        *ONE_GREEDY_SAMPLE,
+        *flags({"--out": out}),
+    ]
 
 
 class StepFailed(SystemExit):

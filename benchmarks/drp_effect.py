@@ -38,8 +38,8 @@ import time
 from functools import partial
 from pathlib import Path
 
-from drp_commands import REPO, DrpRunner, StepFailed  # noqa: E402
-from drp_effect_small import assert_held_out, rendered_lengths  # noqa: E402  (the same checks, one place)
+from drp_commands import REPO, DrpRunner, StepFailed, greedy_eval_args, training_args  # noqa: E402
+from drp_effect_small import assert_held_out, export_selected, rendered_lengths  # noqa: E402  (the same checks, one place)
 
 TRACES = "data/traces/r1-distill-qwen-1.5b.e2h-gsm8k.jsonl"
 ARMS = ("identity", "pruned")
@@ -332,26 +332,8 @@ def export(pipeline: Pipeline, student: str) -> dict:
             f"{len(mismatched)} ids have different answer sections in the two arms "
             f"(e.g. {mismatched[0]}): the arms must differ only in their thinking"
         )
-    (out / "selected").mkdir(exist_ok=True)
-    keep = set(chosen)
     for arm in ARMS:
-        source = out / "runs" / arm / "pruned.jsonl"
-        kept = [
-            line
-            for line in source.read_text(encoding="utf-8").splitlines()
-            if line.strip() and json.loads(line)["id"] in keep
-        ]
-        (out / "selected" / f"{arm}.jsonl").write_text("\n".join(kept) + "\n", encoding="utf-8")
-        pipeline.drp(
-            "export",
-            str(out / "selected" / f"{arm}.jsonl"),
-            "--answer",
-            "short",
-            "--out",
-            str(out / "exports" / arm),
-            "--overwrite",
-            log=f"export-{arm}",
-        )
+        export_selected(pipeline, arm, set(chosen), "--answer", "short")
     thinking = {arm: mean([thinking_tokens(completion_text(rows[arm][i]), tokenizer) for i in chosen]) for arm in ARMS}
     return {
         "accepted_by_both": len(both),
@@ -406,14 +388,7 @@ def distill(pipeline: Pipeline, arm: str) -> None:
         "--output_dir",
         str(out / "students" / arm),
         "--overwrite_output_dir",
-        "--max_steps",
-        str(args.steps),
-        "--seed",
-        str(args.seed),
-        "--learning_rate",
-        str(args.learning_rate),
-        "--max_length",
-        str(args.max_length),
+        *training_args(args),
         log=f"distill-{arm}",
     )
 
@@ -433,30 +408,8 @@ def evaluate(pipeline: Pipeline, name: str, model: str) -> None:
         log=f"server-{name}",
     ) as (url, served):
         pipeline.drp(
-            "eval",
-            "--model-url",
-            url,
-            "--model",
-            served,
-            "--tokenizer",
-            args.student,
-            "--benchmarks",
-            args.eval_benchmark,
-            "--limit",
-            str(args.eval_problems),
-            "--seeds",
-            "1",
-            "--temperature",
-            "0",
-            "--top-p",
-            "1",
-            "--max-tokens",
-            str(args.max_tokens),
-            "--concurrency",
-            str(args.concurrency),
-            "--out",
-            str(pipeline.out / "evals" / name),
-            "--quiet",
+            *greedy_eval_args(args, url, served, pipeline.out / "evals" / name),
+            *("--tokenizer", args.student, "--quiet"),
             log=f"eval-{name}",
         )
 

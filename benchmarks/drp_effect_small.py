@@ -33,7 +33,7 @@ import random
 import time
 from pathlib import Path
 
-from drp_commands import DrpRunner  # noqa: E402
+from drp_commands import DrpRunner, greedy_eval_args, training_args  # noqa: E402
 
 TRACES = "data/traces/r1-distill-qwen-1.5b.e2h-gsm8k.jsonl"
 VARIANTS = ("identity", "pruned")
@@ -191,23 +191,8 @@ def select_and_export(pipeline: Pipeline, student: str) -> dict:
     chosen = set(fitting[: args.train_examples] if args.train_examples else fitting)
     if not chosen:
         raise SystemExit(f"no trace accepted by both runs fits {args.max_length} tokens: raise --max-length")
-    (out / "selected").mkdir(exist_ok=True)
     for variant in VARIANTS:
-        source = out / "runs" / variant / "pruned.jsonl"
-        kept = [
-            line
-            for line in source.read_text(encoding="utf-8").splitlines()
-            if line.strip() and json.loads(line)["id"] in chosen
-        ]
-        (out / "selected" / f"{variant}.jsonl").write_text("\n".join(kept) + "\n", encoding="utf-8")
-        pipeline.drp(
-            "export",
-            str(out / "selected" / f"{variant}.jsonl"),
-            "--out",
-            str(out / "exports" / variant),
-            "--overwrite",
-            log=f"export-{variant}",
-        )
+        export_selected(pipeline, variant, chosen)
     mean = lambda variant: sum(lengths[variant][i] for i in chosen) / len(chosen)  # noqa: E731
     return {
         "accepted_by_both": len(both),
@@ -215,6 +200,19 @@ def select_and_export(pipeline: Pipeline, student: str) -> dict:
         "train_examples": len(chosen),
         "train_tokens_mean": {v: round(mean(v), 1) for v in VARIANTS},
     }
+
+
+def export_selected(pipeline: DrpRunner, run_id: str, keep: set[str], *options: str) -> None:
+    """`drp export` of only the `keep` ids of a run's pruned.jsonl (its lines copied to selected/<run>.jsonl)."""
+    out = pipeline.workdir
+    lines = (out / "runs" / run_id / "pruned.jsonl").read_text(encoding="utf-8").splitlines()
+    kept = [line for line in lines if line.strip() and json.loads(line)["id"] in keep]
+    selected = out / "selected" / f"{run_id}.jsonl"
+    selected.parent.mkdir(exist_ok=True)
+    selected.write_text("\n".join(kept) + "\n", encoding="utf-8")
+    pipeline.drp(
+        "export", str(selected), *options, "--out", str(out / "exports" / run_id), "--overwrite", log=f"export-{run_id}"
+    )
 
 
 def distill(pipeline: Pipeline) -> None:
@@ -229,14 +227,7 @@ def distill(pipeline: Pipeline) -> None:
             "--output_dir",
             str(out / "students" / variant),
             "--overwrite_output_dir",
-            "--max_steps",
-            str(args.steps),
-            "--seed",
-            str(args.seed),
-            "--learning_rate",
-            str(args.learning_rate),
-            "--max_length",
-            str(args.max_length),
+            *training_args(args),
             "--save_strategy",
             "no",
             "--logging_steps",
@@ -289,29 +280,8 @@ def serve_and_eval(pipeline: Pipeline, variant: str) -> None:
         str(out / "students" / variant), "--backend", backend, "--", *server_args, log=f"server-{variant}"
     ) as (url, model):
         pipeline.drp(
-            "eval",
-            "--model-url",
-            url,
-            "--model",
-            model,
-            "--benchmarks",
-            args.eval_benchmark,
-            "--limit",
-            str(args.eval_problems),
-            "--seeds",
-            "1",
-            "--temperature",
-            "0",
-            "--top-p",
-            "1",
-            "--max-tokens",
-            str(args.max_tokens),
-            "--concurrency",
-            str(args.concurrency),
-            "--out",
-            str(out / "evals" / variant),
-            "--overwrite",
-            "--quiet",
+            *greedy_eval_args(args, url, model, out / "evals" / variant),
+            *("--overwrite", "--quiet"),
             log=f"eval-{variant}",
         )
 

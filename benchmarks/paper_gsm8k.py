@@ -46,7 +46,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from drp_commands import REPO, DrpRunner  # noqa: E402
+from drp_commands import ONE_GREEDY_SAMPLE, REPO, DrpRunner  # noqa: E402
 
 BASE = "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"
 EVAL_BENCHMARKS = "gsm8k,math500,aime24,amc23"  # evaluated, and excluded from training
@@ -249,12 +249,7 @@ def real_settings(args) -> Settings:
         distill=["--recipe", args.recipe, "--model_name_or_path", args.base, *distill_layout, "--merge"],
         eval_cap={
             "default": [
-                "--seeds",
-                "1",
-                "--temperature",
-                "0",
-                "--top-p",
-                "1",
+                *ONE_GREEDY_SAMPLE,
                 "--max-tokens",
                 "40000",
                 "--concurrency",
@@ -315,12 +310,7 @@ def dry_settings(args, teacher_urls: dict[str, str]) -> Settings:
         ],
         eval_cap={
             "default": [
-                "--seeds",
-                "1",
-                "--temperature",
-                "0",
-                "--top-p",
-                "1",
+                *ONE_GREEDY_SAMPLE,
                 "--max-tokens",
                 "8",
                 "--concurrency",
