@@ -57,6 +57,14 @@ def skill_aware_run(url: str, run_id: str, *extra: str, model: str = "m") -> tup
     return ("run", EXAMPLES, "--policy", "skill-aware", *teacher, "--run-id", run_id, "--quiet", *extra)
 
 
+def eval_args(
+    url: str, out, data_dir, tokenizer, *extra: str, model: str = "student", benchmarks: str = "gsm8k"
+) -> list:
+    """The arguments of a quiet `drp eval` of `model` at `url` on `benchmarks` from the problems in `data_dir`."""
+    where = ("--benchmarks", benchmarks, "--data-dir", str(data_dir), "--out", str(out), "--tokenizer", str(tokenizer))
+    return ["eval", "--model-url", url, "--model", model, *where, "--quiet", *extra]
+
+
 def drp_process(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run the CLI as a real process (its own interpreter, signals, exit status and stderr)."""
     return subprocess.run(

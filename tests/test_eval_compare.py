@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import eval_args
 from scipy.stats import binomtest, wilcoxon
 from typer.testing import CliRunner
 
@@ -39,26 +40,7 @@ def student(solves: set[int], words: int):
 
 
 def make_eval(out, data_dir, tokenizer, responder, benchmarks="gsm8k", limit=None, seeds=2):
-    args = [
-        "eval",
-        "--model-url",
-        "",
-        "--model",
-        "student",
-        "--benchmarks",
-        benchmarks,
-        "--data-dir",
-        str(data_dir),
-        "--out",
-        str(out),
-        "--tokenizer",
-        str(tokenizer),
-        "--seeds",
-        str(seeds),
-        "--quiet",
-        "--retries",
-        "0",
-    ]
+    args = eval_args("", out, data_dir, tokenizer, "--seeds", str(seeds), "--retries", "0", benchmarks=benchmarks)
     if limit:
         args += ["--limit", str(limit)]
     with ScriptedTeacher(responder, models=("student",)) as teacher:

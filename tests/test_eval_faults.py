@@ -4,12 +4,11 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from helpers import gsm8k_data_dir
+from helpers import DRP, eval_args, gsm8k_data_dir
 from typer.testing import CliRunner
 
 from drp.cli import app
@@ -34,27 +33,7 @@ def solver(request: dict) -> Text:
 
 
 def run_eval(url, out, data_dir, tokenizer, *extra):
-    args = [
-        "eval",
-        "--model-url",
-        url,
-        "--model",
-        "student",
-        "--benchmarks",
-        "gsm8k",
-        "--data-dir",
-        str(data_dir),
-        "--out",
-        str(out),
-        "--tokenizer",
-        str(tokenizer),
-        "--quiet",
-        "--retries",
-        "0",
-        "--max-tokens",
-        "50",
-        *extra,
-    ]
+    args = eval_args(url, out, data_dir, tokenizer, "--retries", "0", "--max-tokens", "50", *extra)
     return CliRunner().invoke(app, args)
 
 
@@ -190,31 +169,8 @@ def test_too_many_errors_in_a_row_stop_the_run(tmp_path, data_dir, smollm2):
 def test_killed_run_resumes_without_redoing_finished_samples(tmp_path, data_dir, smollm2):
     out = tmp_path / "eval"
     with ScriptedTeacher(solver, latency=0.3, models=("student",)) as teacher:
-        command = [
-            sys.executable,
-            "-m",
-            "drp.cli",
-            "eval",
-            "--model-url",
-            teacher.url,
-            "--model",
-            "student",
-            "--benchmarks",
-            "gsm8k",
-            "--data-dir",
-            str(data_dir),
-            "--out",
-            str(out),
-            "--tokenizer",
-            str(smollm2),
-            "--seeds",
-            "5",
-            "--concurrency",
-            "2",
-            "--quiet",
-            "--max-tokens",
-            "50",
-        ]
+        settings = ("--seeds", "5", "--concurrency", "2", "--max-tokens", "50")
+        command = [*DRP, *eval_args(teacher.url, out, data_dir, smollm2, *settings)]
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         samples = out / "samples.jsonl"
         deadline = time.monotonic() + 120

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import gsm8k_data_dir
+from helpers import eval_args, gsm8k_data_dir
 from typer.testing import CliRunner
 
 from drp.cli import app
@@ -35,25 +35,7 @@ def by_seed(request: dict) -> Text:
 
 
 def run_eval(url, out, data_dir, tokenizer, *extra):
-    args = [
-        "eval",
-        "--model-url",
-        url,
-        "--model",
-        "student",
-        "--benchmarks",
-        "gsm8k",
-        "--data-dir",
-        str(data_dir),
-        "--out",
-        str(out),
-        "--tokenizer",
-        str(tokenizer),
-        "--quiet",
-        "--retries",
-        "0",
-        *extra,
-    ]
+    args = eval_args(url, out, data_dir, tokenizer, "--retries", "0", *extra)
     return CliRunner().invoke(app, args, env={"COLUMNS": "250"})
 
 

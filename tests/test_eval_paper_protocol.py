@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers import eval_args
 from typer.testing import CliRunner
 
 from drp.cli import app
@@ -47,30 +48,8 @@ def paper_student(request: dict) -> Text:
 
 
 def paper_eval(url, model, out, data_dir, tokenizer, *extra, benchmarks="gsm8k"):
-    return CliRunner().invoke(
-        app,
-        [
-            "eval",
-            "--model-url",
-            url,
-            "--model",
-            model,
-            "--benchmarks",
-            benchmarks,
-            "--data-dir",
-            str(data_dir),
-            "--out",
-            str(out),
-            "--tokenizer",
-            str(tokenizer),
-            "--quiet",
-            "--retries",
-            "0",
-            "--protocol",
-            "paper",
-            *extra,
-        ],
-    )
+    paper = ("--retries", "0", "--protocol", "paper", *extra)
+    return CliRunner().invoke(app, eval_args(url, out, data_dir, tokenizer, *paper, model=model, benchmarks=benchmarks))
 
 
 def sampled(teacher) -> list[dict]:
@@ -216,25 +195,7 @@ def test_compare_refuses_runs_of_different_protocols(tmp_path, data_dir, smollm2
         assert paper_eval(teacher.url, "student", tmp_path / "paper", data_dir, smollm2).exit_code == 0
     with ScriptedTeacher(chat_student, models=("student",)) as teacher:
         default = CliRunner().invoke(
-            app,
-            [
-                "eval",
-                "--model-url",
-                teacher.url,
-                "--model",
-                "student",
-                "--benchmarks",
-                "gsm8k",
-                "--data-dir",
-                str(data_dir),
-                "--out",
-                str(tmp_path / "default"),
-                "--tokenizer",
-                str(smollm2),
-                "--seeds",
-                "1",
-                "--quiet",
-            ],
+            app, eval_args(teacher.url, tmp_path / "default", data_dir, smollm2, "--seeds", "1")
         )
     assert default.exit_code == 0, default.output
     assert json.loads((tmp_path / "default" / "metrics.json").read_text())["gsm8k"]["protocol"] == "default"
@@ -258,24 +219,7 @@ def test_a_folder_from_before_protocols_resumes_as_the_default_protocol(tmp_path
         return Text(f"\\boxed{{{GOLDS[index]}}}")
 
     out = tmp_path / "old"
-    args = [
-        "eval",
-        "--model-url",
-        "",
-        "--model",
-        "student",
-        "--benchmarks",
-        "gsm8k",
-        "--data-dir",
-        str(data_dir),
-        "--out",
-        str(out),
-        "--tokenizer",
-        str(smollm2),
-        "--seeds",
-        "1",
-        "--quiet",
-    ]
+    args = eval_args("", out, data_dir, smollm2, "--seeds", "1")
     with ScriptedTeacher(chat_student, models=("student",)) as teacher:
         args[2] = teacher.url
         assert CliRunner().invoke(app, [*args, "--limit", "2"]).exit_code == 0
