@@ -15,6 +15,10 @@ _APPROX = re.compile(r"\w+|[^\w\s]")
 APPROXIMATE = "approximate:words+punctuation"
 
 
+_RECENT = 256  # how many texts' counts are kept
+_COUNTED_ONCE = 200  # characters: shorter texts cost less to count again than to keep
+
+
 class TokenizerError(UserError, ValueError):
     """A tokenizer the user named that cannot be loaded."""
 
@@ -28,6 +32,9 @@ class TokenCounter:
         self._full = None  # transformers' tokenizer: loaded only when needed (a chat template, no Rust tokenizer)
         self.eos_token: str | None = None  # the end-of-sequence text (a stop string for raw completions), if known
         self._has_chat_template = False
+        # The texts counted lately and their counts: a long trace's windows count the same instructions and
+        # question for every window they try, and a prompt again once it is rendered.
+        self._recent = lru_cache(maxsize=_RECENT)(self._uncounted)
         try:
             loaded = _load(self.name)
         except Exception as exc:  # noqa: BLE001 - offline hub, missing folder: say so, and say what we do
@@ -59,6 +66,9 @@ class TokenCounter:
     def count(self, text: str | None) -> int:
         if not text:
             return 0
+        return self._uncounted(text) if len(text) < _COUNTED_ONCE else self._recent(text)
+
+    def _uncounted(self, text: str) -> int:
         if self._fast is not None:
             return len(self._fast.encode_batch_fast([text], add_special_tokens=False)[0].ids)
         if self._full is not None:
