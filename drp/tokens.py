@@ -6,12 +6,14 @@ from __future__ import annotations
 import re
 import warnings
 from functools import lru_cache
+from pathlib import Path
 
 from drp import tokenizer_cache
 from drp.errors import UserError
 from drp.paths import default_tokenizer
 
 _APPROX = re.compile(r"\w+|[^\w\s]")
+_HUB_ID = re.compile(r"[\w.-]+(?:/[\w.-]+)?")  # what a hub repository id may look like (name or namespace/name)
 APPROXIMATE = "approximate:words+punctuation"
 
 
@@ -93,6 +95,9 @@ def _load(name: str):
     kept = tokenizer_cache.load(entry) if entry is not None else None
     if kept is not None:
         return kept
+    if not Path(name).exists() and not _HUB_ID.fullmatch(name):
+        # neither a folder nor a name the hub could have: said at once, not after seconds importing transformers
+        raise OSError("no such tokenizer folder, and not a Hugging Face hub id (namespace/name)")
     tokenizer = _load_with_transformers(name)
     if entry is not None:
         tokenizer_cache.keep(entry, tokenizer)
