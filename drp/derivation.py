@@ -92,10 +92,21 @@ _WORDS = {
 # ("two-thirds" is not 1/3). Either way the denominator is written.
 _FRACTION_WORDS = ("half", "quarter", "third", "fifth", "sixth", "eighth", "tenth")
 _DENOMINATOR_WORDS = ("halves", "quarters", "thirds", "fifths")
+
+
+def _led(firsts: str, pattern: str) -> str:
+    """`pattern`, tried only where one of the characters it can begin with stands: a one-character test that spares
+    the whole pattern at every other position (twice as fast on sentences; the same matches)."""
+    return f"(?=[{firsts}])(?:{pattern})"
+
+
 _MENTION = re.compile(
-    r"(?P<fraction>(?<![\w./])\d+/\d+(?![\w/]))"
-    r"|(?P<digits>(?<![\w.])\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d,]*\d)|(?<![\w.])\d+(?:\.\d+)?)"
-    r"|\b(?P<word>" + "|".join(sorted(_WORDS, key=len, reverse=True)) + r")\b",
+    _led(
+        r"\d" + "".join(sorted({word[0] for word in _WORDS})),
+        r"(?P<fraction>(?<![\w./])\d+/\d+(?![\w/]))"
+        r"|(?P<digits>(?<![\w.])\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d,]*\d)|(?<![\w.])\d+(?:\.\d+)?)"
+        r"|\b(?P<word>" + "|".join(sorted(_WORDS, key=len, reverse=True)) + r")\b",
+    ),
     re.I,
 )
 _SENTENCE = re.compile(r"(?<=[.!?:;])\s+|\n+")
@@ -508,7 +519,11 @@ _READING = [
     # number words as digits ("twenty-five" is 25)
     (
         re.compile(
-            rf"\b(?:(?:{_TENS})[\s-](?:{_UNITS})|" + "|".join(sorted(_CARDINALS, key=len, reverse=True)) + r")\b", re.I
+            _led(
+                "".join(sorted({word[0] for word in _CARDINALS})),
+                rf"\b(?:(?:{_TENS})[\s-](?:{_UNITS})|" + "|".join(sorted(_CARDINALS, key=len, reverse=True)) + r")\b",
+            ),
+            re.I,
         ),
         _word_number,
     ),
@@ -615,9 +630,12 @@ _READING = [
     (re.compile(r"\bminus\b", re.I), " - ", ("minus",)),
     (
         re.compile(
-            r"\b(?:equals?|is equal to|gives(?: us)?|makes|results in|comes to|totals|is|are|was|were|"
-            r"(?:to|we|I|you) get|leaving|leaves|means|costs?|so(?=\s+\$?\d)|left(?: with)?|totall?ing|"
-            r"(?:would|will|should) be|resulting in|equaling|adds? up to|leading to|for a total of)\b|≈",
+            _led(
+                "acefgilmrstwy≈",
+                r"\b(?:equals?|is equal to|gives(?: us)?|makes|results in|comes to|totals|is|are|was|were|"
+                r"(?:to|we|I|you) get|leaving|leaves|means|costs?|so(?=\s+\$?\d)|left(?: with)?|totall?ing|"
+                r"(?:would|will|should) be|resulting in|equaling|adds? up to|leading to|for a total of)\b|≈",
+            ),
             re.I,
         ),
         " = ",
