@@ -249,7 +249,7 @@ def test_identical_runs_started_together_make_one_run(tmp_path):
     """Three identical `drp run` commands at the same instant: one owns the run, the others are refused, and
     every trace is pruned once (no 'database is locked', no doubled teacher cost)."""
     source = copies_of_examples(tmp_path / "many.jsonl", 2)
-    with ScriptedTeacher(sensible, latency=0.1) as teacher:
+    with ScriptedTeacher(sensible, latency=0.05) as teacher:
         command = list(
             map(
                 str,
