@@ -74,7 +74,14 @@ def equivalent(reference: str | None, candidate: str | None) -> bool:
     """Mathematical equivalence of two final answers (math-verify), falling back to normalised strings."""
     if reference is None or candidate is None:
         return False
-    reference, candidate = _strip_currency(str(reference)), _strip_currency(str(candidate))
+    return _equivalent(str(reference), str(candidate))
+
+
+# A trace's answer is compared with the same few numbers again and again (the prepare node, the pruner, the verifier
+# on every attempt), and a comparison math-verify decides costs a millisecond or more: each pair is decided once.
+@lru_cache(maxsize=16384)
+def _equivalent(reference: str, candidate: str) -> bool:
+    reference, candidate = _strip_currency(reference), _strip_currency(candidate)
     if not reference or not candidate:
         return False
     plain_ref, plain_cand = _normalise(reference), _normalise(candidate)

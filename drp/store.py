@@ -22,13 +22,12 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
-import sqlite_utils
-
 from drp.errors import UserError
 from drp.input_traces import LoadedRecord, unused_key
 from drp.layout import answer_section_after
 from drp.outcomes import ACCEPTED, FAILED, PENDING, TEACHER_ERROR, TERMINAL, is_kind
 from drp.paths import DB_NAME
+from drp.plain_sqlite_utils import sqlite_utils
 from drp.redaction import scrub_secrets
 from drp.surrogates import without_surrogates
 

@@ -6,13 +6,19 @@ from __future__ import annotations
 import re
 import warnings
 from functools import lru_cache
+from pathlib import Path
 
 from drp import tokenizer_cache
 from drp.errors import UserError
 from drp.paths import default_tokenizer
 
 _APPROX = re.compile(r"\w+|[^\w\s]")
+_HUB_ID = re.compile(r"[\w.-]+(?:/[\w.-]+)?")  # what a hub repository id may look like (name or namespace/name)
 APPROXIMATE = "approximate:words+punctuation"
+
+
+_RECENT = 256  # how many texts' counts are kept
+_COUNTED_ONCE = 200  # characters: shorter texts cost less to count again than to keep
 
 
 class TokenizerError(UserError, ValueError):
@@ -28,6 +34,9 @@ class TokenCounter:
         self._full = None  # transformers' tokenizer: loaded only when needed (a chat template, no Rust tokenizer)
         self.eos_token: str | None = None  # the end-of-sequence text (a stop string for raw completions), if known
         self._has_chat_template = False
+        # The texts counted lately and their counts: a long trace's windows count the same instructions and
+        # question for every window they try, and a prompt again once it is rendered.
+        self._recent = lru_cache(maxsize=_RECENT)(self._uncounted)
         try:
             loaded = _load(self.name)
         except Exception as exc:  # noqa: BLE001 - offline hub, missing folder: say so, and say what we do
@@ -59,6 +68,9 @@ class TokenCounter:
     def count(self, text: str | None) -> int:
         if not text:
             return 0
+        return self._uncounted(text) if len(text) < _COUNTED_ONCE else self._recent(text)
+
+    def _uncounted(self, text: str) -> int:
         if self._fast is not None:
             return len(self._fast.encode_batch_fast([text], add_special_tokens=False)[0].ids)
         if self._full is not None:
@@ -83,6 +95,9 @@ def _load(name: str):
     kept = tokenizer_cache.load(entry) if entry is not None else None
     if kept is not None:
         return kept
+    if not Path(name).exists() and not _HUB_ID.fullmatch(name):
+        # neither a folder nor a name the hub could have: said at once, not after seconds importing transformers
+        raise OSError("no such tokenizer folder, and not a Hugging Face hub id (namespace/name)")
     tokenizer = _load_with_transformers(name)
     if entry is not None:
         tokenizer_cache.keep(entry, tokenizer)

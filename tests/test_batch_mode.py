@@ -245,3 +245,15 @@ def test_a_job_created_just_before_a_kill_is_found_and_reused(tmp_path):
     first = next(db_of("cut").query("select * from batch_jobs order by created_at"))
     assert first["batch_id"] == next(iter(api.jobs)) and first["status"] == "completed"
     assert sum(t["status"] == "accepted" for t in traces_of("cut").values()) == TEACHER
+
+
+def test_the_queue_settles_for_at_most_one_poll_interval(tmp_path):
+    """Late sibling requests are waited for 0.2 s before a job goes out, but never longer than a poll: a batch server
+    polled every 0.05 s ends its jobs sooner than that wait."""
+    from drp.teacher.batch import SETTLE_SECONDS, BatchTransport
+
+    def settle(**options) -> float:
+        return BatchTransport(None, tmp_path, "r", **options).settle_seconds
+
+    assert settle() == SETTLE_SECONDS == 0.2 and settle(poll_seconds=30.0) == SETTLE_SECONDS
+    assert settle(poll_seconds=0.05) == 0.05 and settle(poll_seconds=0.05, settle_seconds=0.3) == 0.3

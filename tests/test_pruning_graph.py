@@ -330,7 +330,7 @@ def test_sigkill_then_resume_finishes_every_trace_exactly_once(tmp_path):
             "--quiet",
         ]
         process = subprocess.Popen(command, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        kill_once_finished(process, "killed", 10)
+        kill_once_finished(process, "killed", 5)
         before = {r["id"]: r["status"] for r in db_of("killed").query("select id, status from traces")}
         assert 0 < sum(s == "pending" for s in before.values()) < len(many)
         teacher.latency = 0  # it kept the killed run mid-way; the resume, in-process, need not wait

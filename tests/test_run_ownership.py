@@ -133,7 +133,7 @@ def test_a_second_process_is_refused_naming_the_owner_and_touches_nothing(tmp_pa
             _wait_for(lambda: f'"pid": {owner.pid}' in _lock_holder("owned"), what="the owner's lock")
             # The challengers run in-process: the test's own process is the second one.
             refusals = [drp(*command[3:], "--overwrite")]
-            _wait_for(lambda: _done("owned") >= 3 or owner.poll() is not None, what="the owner to prune")
+            _wait_for(lambda: _done("owned") >= 1 or owner.poll() is not None, what="the owner to prune")
             assert owner.poll() is None, owner.communicate()
             for extra in ((), ("--resume",), ("--overwrite",), ("--resume", "--workers", "2")):
                 refusals.append(drp(*command[3:], *extra))
@@ -196,7 +196,7 @@ def test_workers_die_with_their_parent_and_a_resume_finishes_every_trace_once(tm
         parent = subprocess.Popen(
             list(map(str, command)), env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        _wait_for(lambda: _done("orphans") >= 6, what="the workers to prune")
+        _wait_for(lambda: _done("orphans") >= 3, what="the workers to prune")
         workers = _children(parent.pid)
         assert len(workers) >= 2, workers
         parent.send_signal(signal.SIGKILL)
@@ -249,7 +249,7 @@ def test_identical_runs_started_together_make_one_run(tmp_path):
     """Three identical `drp run` commands at the same instant: one owns the run, the others are refused, and
     every trace is pruned once (no 'database is locked', no doubled teacher cost)."""
     source = copies_of_examples(tmp_path / "many.jsonl", 2)
-    with ScriptedTeacher(sensible, latency=0.1) as teacher:
+    with ScriptedTeacher(sensible, latency=0.05) as teacher:
         command = list(
             map(
                 str,

@@ -27,7 +27,7 @@ def finished(run_id: str) -> int:
 def test_stats_counts_the_time_a_killed_session_spent(tmp_path):
     records = [{**r, "id": f"{r['id']}-{copy}"} for copy in range(3) for r in example_records()]
     source = write_jsonl(tmp_path / "many.jsonl", records)
-    with ScriptedTeacher(sensible, latency=0.1) as teacher:
+    with ScriptedTeacher(sensible, latency=0.05) as teacher:
         # one trace at a time: the run's wall time can be no less than the sum of its traces' times
         command = [
             sys.executable,
@@ -50,7 +50,7 @@ def test_stats_counts_the_time_a_killed_session_spent(tmp_path):
         log = open(tmp_path / "run.log", "wb")
         process = subprocess.Popen(command, env=os.environ.copy(), stdout=log, stderr=log)
         deadline = time.time() + 120
-        while finished("timed") < 8 and time.time() < deadline and process.poll() is None:
+        while finished("timed") < 4 and time.time() < deadline and process.poll() is None:
             time.sleep(0.05)
         process.send_signal(signal.SIGKILL)
         process.wait()

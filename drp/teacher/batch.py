@@ -47,6 +47,7 @@ RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 CALL_TIMEOUT = 60.0  # seconds, total, per Files/Batches API call (upload, create, poll, download)
 TRANSFER_BYTES_PER_SECOND = 1_000_000  # the slowest link planned for: a file's upload or download gets this on top
 POLL_FAILURES = 10  # failed polls in a row that end a job
+SETTLE_SECONDS = 0.2  # how long the queue waits for a trace's sibling requests (its windows) before a job goes out
 JOB_TIMEOUT = 26 * 3600.0  # seconds from a job's creation: its 24-hour window, and time to finalize
 LIST_LIMIT = 1000  # jobs looked through for one whose submission was cut short
 REPLY_CAP = 1_000_000  # bytes of one Files/Batches API reply other than a result file (those are capped as read)
@@ -97,7 +98,7 @@ class BatchTransport(httpx2.AsyncBaseTransport):
         run_id: str,
         *,
         poll_seconds: float = 30.0,
-        settle_seconds: float = 0.2,
+        settle_seconds: float | None = None,
         max_rounds: int = 3,
         call_timeout: float | None = None,
         poll_failures: int = POLL_FAILURES,
@@ -105,7 +106,10 @@ class BatchTransport(httpx2.AsyncBaseTransport):
     ):
         self.settings = settings
         self.folder, self.run_id = Path(folder), run_id
-        self.poll_seconds, self.settle_seconds, self.max_rounds = poll_seconds, settle_seconds, max_rounds
+        # The queue is left to settle for at most one poll interval: where the endpoint is polled every 0.05 s (a
+        # batch server on this machine), its jobs end sooner than a 0.2 s wait for late requests pays for.
+        settle = min(SETTLE_SECONDS, poll_seconds) if settle_seconds is None else settle_seconds
+        self.poll_seconds, self.settle_seconds, self.max_rounds = poll_seconds, settle, max_rounds
         self.call_timeout, self.poll_failures, self.job_timeout = (
             call_timeout or CALL_TIMEOUT,
             poll_failures,
