@@ -32,10 +32,12 @@ lint: install
 	$(BIN)/ruff format --check . && $(BIN)/ruff check .
 
 # Tests run on every core (pytest-xdist); --dist loadgroup spreads them one by one, except the files marked
-# xdist_group, whose expensive module fixtures (a server, a training run) one worker builds once. No test reaches
-# the Hugging Face hub (tests/conftest.py sets the same for the process and its children). The 25 slowest are listed
-# at the end: where the time goes.
-PYTEST := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -q -rs -n auto --dist loadgroup --durations=25
+# xdist_group, whose expensive module fixtures (a server, a training run) or imports (torch) one worker takes on.
+# No test reaches the Hugging Face hub (tests/conftest.py sets the same for the process and its children).
+# Python's bytecode cache is on for them even where the environment turns it off (PYTHONDONTWRITEBYTECODE): each
+# worker otherwise rewrites every test module's asserts again, ~3 s per run. The 25 slowest are listed at the end.
+PYTEST := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 PYTHONDONTWRITEBYTECODE= \
+	$(BIN)/python -m pytest -q -rs -n auto --dist loadgroup --durations=25
 
 test: install
 	@chromium="$$($(BIN)/python scripts/ensure_browser.py)" && \

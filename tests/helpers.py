@@ -11,14 +11,19 @@ import sys
 import time
 from pathlib import Path
 
-import sqlite_utils
+import pytest
 from typer.testing import CliRunner
 
 from drp.cli import app
 from drp.paths import run_dir
+from drp.plain_sqlite_utils import sqlite_utils
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples" / "traces.jsonl"
+
+# The tests that import torch, transformers, TRL or datasets into their pytest-xdist worker (training recipes,
+# chat-template rendering, Hugging Face datasets), kept on one worker: importing them costs each worker ~8 s.
+TORCH_WORKER = pytest.mark.xdist_group("torch")
 
 
 def drp(*args: str):

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import TORCH_WORKER
 from typer.testing import CliRunner
 
 from drp.cli import app
@@ -37,8 +38,8 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-# the module fixture is built once, on one pytest-xdist worker
-pytestmark = pytest.mark.xdist_group("test_contamination")
+# the module fixture is built once, on one pytest-xdist worker (the one that imports torch: datasets, distill)
+pytestmark = TORCH_WORKER
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,14 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers import TORCH_WORKER
 from typer.testing import CliRunner
 
 from drp.cli import app
 from drp.distill.config import DistillError, list_recipes, parse
 from drp.distill.data import check_thinking_trained, enforce_max_length, render_dataset
+
+pytestmark = TORCH_WORKER  # recipes are parsed with TRL's own classes
 
 QUESTION = "Tom has 3 apples and buys 4 more. How many apples does he have?"
 THINKING = "Tom starts with 3 apples. He buys 4 more, so 3 + 4 = 7."

@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from helpers import TORCH_WORKER
 from typer.testing import CliRunner
 
 from drp.cli import app
@@ -27,8 +28,8 @@ def make_run(runs: Path, run_id: str, traces: Path = EXAMPLES) -> Path:
     return runs / run_id
 
 
-# the module fixture is built once, on one pytest-xdist worker
-pytestmark = pytest.mark.xdist_group("test_export")
+# the module fixture is built once, on one pytest-xdist worker (the one that imports torch: datasets, chat templates)
+pytestmark = TORCH_WORKER
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import json
 import shutil
 
 import pytest
-from helpers import EXAMPLES, drp, example_records, traces_of, write_jsonl
+from helpers import EXAMPLES, TORCH_WORKER, drp, example_records, traces_of, write_jsonl
 
 from drp.errors import EXIT_BAD_INPUT
 from drp.evals.problem_sets import BenchmarkError, load_benchmark
@@ -240,6 +240,7 @@ def test_eval_out_a_file_and_generate_out_a_folder_fail_before_sampling(tmp_path
         ("output_dir: 5", "output_dir: 5 is an integer; the field takes a string or null (quote it)"),
     ],
 )
+@TORCH_WORKER
 def test_distill_recipe_values_of_the_wrong_type_or_sign(tmp_path, line, message):
     from drp.paths import builtin_recipes_dir
 
@@ -250,6 +251,7 @@ def test_distill_recipe_values_of_the_wrong_type_or_sign(tmp_path, line, message
     one_line_error(drp("distill", "--recipe", recipe, "--dataset_name", tmp_path / "none"), message)
 
 
+@TORCH_WORKER
 def test_distill_command_line_values_of_the_wrong_type_or_sign(tmp_path):
     one_line_error(drp("distill", "--recipe", "smollm2-135m-cpu", "--max_steps", "xyz"), "invalid int value: 'xyz'")
     one_line_error(

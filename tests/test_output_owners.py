@@ -8,7 +8,7 @@ import hashlib
 import json
 
 import pytest
-from helpers import EXAMPLES, drp, one_line_error, write_jsonl
+from helpers import EXAMPLES, TORCH_WORKER, drp, one_line_error, write_jsonl
 
 from drp.testing.scripted_teacher import refused_url
 
@@ -144,6 +144,7 @@ def test_no_command_writes_over_another_commands_output(runs, problems, tmp_path
     assert (_tree(tmp_path / "ds"), _tree(evals)) == before
 
 
+@TORCH_WORKER
 def test_distill_refuses_an_output_dir_inside_a_run(runs):
     pytest.importorskip("trl")
     before = _tree(runs)
