@@ -10,7 +10,7 @@ import sqlite3
 import subprocess
 
 import pytest
-from helpers import DRP, copies_of_examples, drp, one_line_error, traces_of
+from helpers import DRP, TORCH_WORKER, copies_of_examples, drp, one_line_error, traces_of
 
 from drp.disk_errors import disk_error
 from drp.paths import run_dir
@@ -39,6 +39,7 @@ def test_run_over_the_file_size_limit_is_one_line_and_resumes(tmp_path, limit, w
     assert len(rows) == 160 and {row["status"] for row in rows.values()} == {"accepted", "rejected"}
 
 
+@TORCH_WORKER  # the export writes a Hugging Face dataset
 def test_export_and_report_over_the_file_size_limit_leave_nothing_half_written(tmp_path):
     source = copies_of_examples(tmp_path / "in.jsonl", 20)
     assert drp("run", source, "--policy", "rules", "--run-id", "done", "--quiet").exit_code == 0

@@ -13,7 +13,7 @@ import sys
 import time
 
 import pytest
-from helpers import EXAMPLES, db_of, drp, example_records, traces_of, write_jsonl
+from helpers import EXAMPLES, TORCH_WORKER, db_of, drp, example_records, traces_of, write_jsonl
 from test_report import embedded
 
 from drp.testing.scripted_teacher import Raw, ScriptedTeacher
@@ -105,6 +105,7 @@ def test_missing_usage_is_counted_with_the_teachers_tokenizer(shared_tokenizer):
     )
 
 
+@TORCH_WORKER  # the folder's tokenizer is loaded through transformers
 def test_a_teacher_served_from_a_folder_counts_with_its_own_tokenizer(shared_tokenizer, tmp_path):
     model = tmp_path / "teacher-model"  # what `drp serve FOLDER` names its model: the folder
     shutil.copytree(shared_tokenizer, model)
