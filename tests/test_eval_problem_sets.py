@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from helpers import TORCH_WORKER
 
 from drp.evals.problem_sets import KNOWN, BenchmarkError, Fields, load_benchmark
 from drp.evals.templates import TemplateError, fill_template, resolve_template
@@ -32,6 +33,7 @@ def test_real_local_benchmarks(shared):
     assert train.problems[0].question_sha != first.question_sha
 
 
+@TORCH_WORKER  # read with Hugging Face datasets
 def test_hub_source_gives_the_same_problems_as_the_local_file(shared, tmp_path):
     """A local copy laid out like the hub repo (README configs + parquet), read through `datasets`."""
     import datasets

@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from helpers import TORCH_WORKER
 from typer.testing import CliRunner
 
 from drp.cli import app
@@ -115,6 +116,7 @@ def test_cli_mismatch_is_one_line_and_leaves_no_model(index, tmp_path, monkeypat
     assert list(root.iterdir()) == []  # neither the model's folder nor a hidden partial one
 
 
+@TORCH_WORKER  # transformers tries the GGUF
 def test_a_gguf_transformers_cannot_read_leaves_no_model(index, tmp_path, monkeypatch):
     """The chunks pass their checks but are not a GGUF: the conversion fails in one line, nothing is left."""
     _, joined = index
