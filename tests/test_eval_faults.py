@@ -12,6 +12,8 @@ from helpers import DRP, eval_args, gsm8k_data_dir
 from typer.testing import CliRunner
 
 from drp.cli import app
+from drp.sampling.client import Completion, Decoding
+from drp.sampling.pool import Task, run_tasks
 from drp.testing.scripted_teacher import Error, Raw, ScriptedTeacher, Sequence, Text, refused_url
 
 QUESTIONS = {"What is 2+3?": "5", "What is 10-4?": "6", "What is 3*3?": "9", "What is 8/2?": "4"}
@@ -164,6 +166,29 @@ def test_too_many_errors_in_a_row_stop_the_run(tmp_path, data_dir, smollm2):
     # Of 12 samples, the 3 failures plus at most the one already in flight were sent, and all were recorded.
     assert 3 <= len(teacher.requests) <= 4
     assert len((tmp_path / "eval" / "samples.jsonl").read_text().splitlines()) == len(teacher.requests)
+
+
+def test_a_busy_writer_does_not_let_requests_run_past_the_error_limit():
+    """The errors in a row are counted as requests end, not as the calling thread gets to them: a slow samples
+    file must not let the workers send on meanwhile."""
+    sent = []
+
+    class Failing:
+        def complete(self, messages, decoding, seed):
+            sent.append(seed)
+            return Completion(error="HTTP 503")
+
+    def slow_writer(task, completion):
+        time.sleep(0.05)
+
+    tasks = [Task(key=(n,), messages=[], seed=n) for n in range(12)]
+    for concurrency in (1, 3):
+        sent.clear()
+        outcome = run_tasks(tasks, Failing(), Decoding(0.0, 1.0, 8), concurrency, slow_writer, 3)
+        assert outcome.aborted and outcome.aborted.startswith("3 requests in a row failed")
+        # the third error stops every worker: only requests already on their way when it ended go out after it
+        assert 3 <= len(sent) <= 3 + concurrency - 1, (concurrency, sent)
+        assert outcome.failed == len(sent)  # and each one sent was handed to the writer
 
 
 def test_killed_run_resumes_without_redoing_finished_samples(tmp_path, data_dir, smollm2):

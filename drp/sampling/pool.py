@@ -55,6 +55,7 @@ def run_tasks(
         todo.put(task)
     results: queue.Queue = queue.Queue()
     stop = threading.Event()
+    errors = _ErrorRun(max_consecutive_errors, stop)
 
     def worker() -> None:
         while not stop.is_set():
@@ -62,7 +63,13 @@ def run_tasks(
                 task = todo.get_nowait()
             except queue.Empty:
                 return
-            results.put((task, task.run(endpoint, decoding)))
+            completion = task.run(endpoint, decoding)
+            # Counted here, before this thread takes its next task: counted by the calling thread, a busy one
+            # (a slow disk under the samples file), the workers would send on past the limit meanwhile.
+            reason = errors.add(completion)
+            if reason:  # once: the first to reach the limit
+                outcome.aborted = reason
+            results.put((task, completion))
 
     # Daemon threads: on Ctrl-C the process exits at once instead of waiting for in-flight requests.
     threads = [
@@ -71,7 +78,6 @@ def run_tasks(
     ]
     for thread in threads:
         thread.start()
-    in_a_row, last_error = 0, None
     try:
         while True:
             try:
@@ -83,14 +89,26 @@ def run_tasks(
             on_result(task, completion)
             if completion.error:
                 outcome.failed += 1
-                in_a_row, last_error = in_a_row + 1, completion.error
-                if max_consecutive_errors and in_a_row >= max_consecutive_errors and not stop.is_set():
-                    stop.set()
-                    outcome.aborted = f"{in_a_row} requests in a row failed (last: {last_error})"
             else:
                 outcome.done += 1
-                in_a_row = 0
     except KeyboardInterrupt:
         stop.set()
         outcome.interrupted = True
     return outcome
+
+
+class _ErrorRun:
+    """Failed requests in a row, in the order they end across the worker threads; at the limit, `stop` is set."""
+
+    def __init__(self, limit: int, stop: threading.Event):
+        self.limit, self.stop, self.count = limit, stop, 0
+        self._lock = threading.Lock()
+
+    def add(self, completion: Completion) -> str | None:
+        """Count one ended request: why the pool stops, when this error brings the run of errors to the limit."""
+        with self._lock:  # stop is set before any other worker can count an end and go for its next task
+            self.count = self.count + 1 if completion.error else 0
+            if not (self.limit and self.count == self.limit) or self.stop.is_set():
+                return None
+            self.stop.set()
+            return f"{self.count} requests in a row failed (last: {completion.error})"
