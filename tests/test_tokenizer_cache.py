@@ -10,9 +10,12 @@ import sys
 import unicodedata
 
 import pytest
+from helpers import TORCH_WORKER
 
 from drp import tokenizer_cache, tokens
 from drp.tokens import TokenCounter
+
+pytestmark = TORCH_WORKER  # each test loads a tokenizer through transformers
 
 TEXTS = [
     "Okay, so I need 3 + 4 = 7.\n\n</think>\nThe answer is \\boxed{7}.",
