@@ -74,14 +74,19 @@ def _fails_quick_check(file: Path) -> bool:
     if not file.is_file():
         return False
     try:
-        connection = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            return connection.execute("PRAGMA quick_check(1)").fetchone()[0] != "ok"
-        finally:
-            connection.close()
+        return _peek(file, "PRAGMA quick_check(1)")[0][0] != "ok"
     except sqlite3.DatabaseError as error:
         code = getattr(error, "sqlite_errorcode", None)
         return code is not None and code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
+
+
+def _peek(file: Path, sql: str) -> list[tuple]:
+    """One query's rows from a database opened read-only for it alone, and closed."""
+    connection = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        return connection.execute(sql).fetchall()
+    finally:
+        connection.close()
 
 
 def check_intact(file: Path) -> None:
@@ -119,11 +124,7 @@ def check_intact(file: Path) -> None:
 def check_readable(file: Path) -> None:
     """Refuse a database SQLite finds damaged when it reads its schema (DamagedRun, naming it)."""
     try:
-        connection = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            connection.execute("select name from sqlite_master").fetchall()
-        finally:
-            connection.close()
+        _peek(file, "select name from sqlite_master")
     except sqlite3.DatabaseError as error:
         damaged = damaged_database(error)
         if damaged is not None:
@@ -134,11 +135,7 @@ def holds_run_tables(file: Path) -> bool:
     """Whether an SQLite file holds a drp run's tables (read-only: another's run or a read-only mount is only
     looked at); False for a file SQLite cannot read."""
     try:
-        conn = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            tables = {row[0] for row in conn.execute("select name from sqlite_master where type = 'table'")}
-        finally:
-            conn.close()
+        tables = {name for (name,) in _peek(file, "select name from sqlite_master where type = 'table'")}
     except sqlite3.Error:
         return False
     return "runs" in tables or "_migrations" in tables
