@@ -6,8 +6,6 @@ with a fixed latency per call. Efficiency = achieved traces/s ÷ ideal (C / (cal
 
 Variants (never how drp runs, except `drp`; the others bound what a layer costs):
   drp                    drp as it is (the default)
-  sdk-create             drp with the openai SDK's own chat.completions.create in place of drp.teacher.resource
-                         (what that resource saves: the SDK's typed re-walk of every request, its typed reply)
   -tokens                token counts replaced by len(text) // 4
   -tokens-client         also the teacher call as one bare aiohttp POST (no langchain-openai, no openai SDK)
   -tokens-client-graph   also the same nodes and routing run by a plain loop (no LangGraph)
@@ -41,7 +39,6 @@ from drp.testing.skill_aware_responder import sensible  # noqa: E402
 # Variant → the layers it replaces by bare stand-ins (see _stub); `ceiling` replaces all of drp (see _ceiling).
 VARIANTS = {
     "drp": (),
-    "sdk-create": ("resource",),
     "-tokens": ("tokens",),
     "-tokens-client": ("tokens", "client"),
     "-tokens-client-graph": ("tokens", "client", "graph"),
@@ -74,11 +71,8 @@ def _drp(args, stubbed: tuple[str, ...]) -> None:
 
     _stub(set(stubbed))
     workdir = Path(tempfile.mkdtemp(prefix="drp-orch-"))
-    usable = usable_examples()  # repeated under new ids
     source = workdir / "traces.jsonl"
-    source.write_text(
-        "".join(json.dumps({**usable[i % len(usable)], "id": f"t{i:05d}"}) + "\n" for i in range(args.traces))
-    )
+    source.write_text("".join(json.dumps(trace) + "\n" for trace in distinct_copies(usable_examples(), args.traces)))
     url, finished = _start_teacher(args.latency)
     # Imports and the tokenizer load happen once per run, not per trace: do them before the clock starts.
     import langchain_openai  # noqa: F401
@@ -138,6 +132,33 @@ def usable_examples() -> list[dict]:
     """The handwritten examples that reach the pruner (correct and complete)."""
     examples = [json.loads(line) for line in (REPO / "examples" / "traces.jsonl").read_text().splitlines()]
     return [r for r in examples if r["id"] not in ("demo-007", "demo-008")]
+
+
+def distinct_copies(examples: list[dict], count: int) -> list[dict]:
+    """`count` traces made from the examples, each copy's text its own: a word naming the copy closes every
+    sentence of its question and reasoning. drp keeps what it read of a text (token counts, derivations, answers)
+    by the text, which pays within a trace (its windows and retries read the same text again) but would pay across
+    repeated copies too, where a real run's traces are distinct. The word has no digits, so the numbers, the
+    answer and the steps are the example's own."""
+    copies = []
+    for index in range(count):
+        example, word = examples[index % len(examples)], _copy_word(index)
+        tagged = {key: _SENTENCE_END.sub(rf" {word}\1", example[key]) for key in ("question", "response")}
+        copies.append({**example, **tagged, "id": f"t{index:05d}"})
+    return copies
+
+
+_SENTENCE_END = re.compile(r"(?<=[a-z0-9])([.?!])(?=\s|$)")
+
+
+def _copy_word(index: int) -> str:
+    """A distinct lowercase word per index: "qa", "qb", …, "qz", "qba", …"""
+    letters = ""
+    while True:
+        index, digit = divmod(index, 26)
+        letters = "abcdefghijklmnopqrstuvwxyz"[digit] + letters
+        if not index:
+            return "q" + letters
 
 
 def _cpu_seconds() -> float:
@@ -204,10 +225,6 @@ def _compare(args) -> None:
 
 
 def _stub(layers: set[str]) -> None:
-    if "resource" in layers:
-        import drp.teacher.resource
-
-        drp.teacher.resource.ChatCompletions = lambda client: client.chat.completions
     if "tokens" in layers:
         from drp.tokens import TokenCounter
 

@@ -193,3 +193,22 @@ def test_orchestration_is_one_script_whose_variants_are_checked_before_any_run()
     )
     assert refused.returncode != 0 and "unknown variant(s) nosuch" in refused.stderr
     assert not list((REPO / "benchmarks").glob("orchestration_*.py"))  # the old bounds and ceiling scripts
+
+
+def test_orchestration_traces_are_distinct_copies_with_the_examples_numbers_and_answers():
+    """drp keeps token counts and derivations by text: repeated copies would be read once and flatter the CPU
+    figures, so every copy's question and reasoning are its own, with the example's numbers and answer."""
+    import re
+
+    import orchestration
+
+    examples = orchestration.usable_examples()
+    copies = orchestration.distinct_copies(examples, 3 * len(examples) + 1)
+    assert len({c["id"] for c in copies}) == len(copies)
+    assert len({c["response"] for c in copies}) == len({c["question"] for c in copies}) == len(copies)
+    for index, copy in enumerate(copies):
+        example = examples[index % len(examples)]
+        assert copy["gold_answer"] == example["gold_answer"]
+        for key in ("question", "response"):
+            assert re.findall(r"\d+(?:\.\d+)?", copy[key]) == re.findall(r"\d+(?:\.\d+)?", example[key])
+            assert copy[key].count("</think>") == example[key].count("</think>")

@@ -134,8 +134,6 @@ class Teacher:
     def _chat_model(self, agent: AgentSettings, max_tokens: int, temperature: float | None = None):
         from langchain_openai import ChatOpenAI
 
-        from drp.teacher.resource import ChatCompletions
-
         model = agent.model or self.settings.model
         temperature = agent.temperature if temperature is None else temperature
         key = (model, temperature, max_tokens)
@@ -146,7 +144,7 @@ class Teacher:
                 temperature=temperature,
                 max_tokens=max_tokens,
                 api_key=client.api_key,
-                async_client=ChatCompletions(client),
+                async_client=client.chat.completions,
                 root_async_client=client,
                 client=_SYNC_UNUSED,
                 max_retries=self.settings.max_retries,
