@@ -6,6 +6,11 @@
 - batch.py: the HTTP transport in batch mode: requests queued into OpenAI Batch API jobs;
 - scope.py: what travels beside a request down to the transport (its trace, node, attempt; the endpoint used);
 - replies.py: reading a reply (the JSON inside free text, validated against the agent's schema).
+
+A request's path online, one layer each:
+  ChatOpenAI (langchain-openai: messages, structured output; the openai client under it: retry policy, errors)
+  → endpoints.EndpointPool (an httpx transport: picks the endpoint, fails over, reads the reply capped)
+  → aiohttp (the bytes: less CPU per request than httpx's own pool).
 """
 
 from drp.teacher.client import Reply, Teacher, TeacherError, TeacherSettings
