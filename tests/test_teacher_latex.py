@@ -242,7 +242,10 @@ def test_function_calling_replies_are_repaired_too():
 
     async def three_calls(url: str):
         teacher = Teacher(TeacherSettings(url=url, model="m", max_retries=0))
-        return [await teacher.ask(agent, [{"role": "user", "content": "prune"}], PrunePlan) for _ in range(3)]
+        try:
+            return [await teacher.ask(agent, [{"role": "user", "content": "prune"}], PrunePlan) for _ in range(3)]
+        finally:
+            await teacher.aclose()
 
     with ScriptedTeacher(replies) as server:
         first, second, third = asyncio.run(three_calls(server.url))
