@@ -34,7 +34,7 @@ lint: install
 
 # Tests run in one worker per core and one more (pytest-xdist): a fifth of a worker's time is spent waiting (on a
 # scripted teacher's latency, a subprocess, a deadline), which the extra worker fills. On 2 cores `make test-fast`
-# took 169-179 s with 3 workers, 187-197 s with 2 and 198 s with 4. --dist loadgroup spreads tests one by one,
+# took 154-179 s with 3 workers, 187-197 s with 2 and 198 s with 4. --dist loadgroup spreads tests one by one,
 # except the files marked xdist_group, whose expensive module fixtures (a server, a training run) or imports (torch)
 # one worker takes on.
 # No test reaches the Hugging Face hub (tests/conftest.py sets the same for the process and its children).
